@@ -1,0 +1,146 @@
+# Makefile - builds the libraries, services and tests, and runs the tests.
+#
+# On the host (needs only Docker with Compose v2):
+#   make test        build the trixie dev image, run unit + component tests in
+#                    it, then bring the compose deployment up and run the
+#                    system tests against it; ends with "N passed, M failed"
+# Inside the dev image (what `make test` calls):
+#   make all         libraries and the six service binaries into build/bin
+#   make check       unit and component tests (starts nats-server, PostgreSQL)
+#   make lint        cppcheck and the banned-function grep
+# Switches: V=1 shows full commands, SANITIZE=address,undefined, WERROR=1.
+
+BUILD ?= build
+GEN := $(BUILD)/gen
+PKGS := libnats libmicrohttpd libcjson sqlite3 libpq
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-unused-parameter -Wvla
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+ifneq ($(SANITIZE),)
+CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+CPPFLAGS += -D_GNU_SOURCE -Ilibs -I$(GEN) $(PKG_CFLAGS)
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS)
+LDLIBS += $(PKG_LIBS) -lpthread -lm
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# Libraries, lowest layer last so one link line serves every program.
+LIB_ORDER := svc web bus evt db core
+LIB_NAMES := $(foreach l,$(LIB_ORDER),$(if $(wildcard libs/$(l)/*.c),$(l)))
+lib_srcs = $(wildcard libs/$(1)/*.c)
+lib_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call lib_srcs,$(1)))
+LIBS := $(foreach l,$(LIB_NAMES),$(BUILD)/lib/lib$(l).a)
+
+# Generated from contracts/: C types and codecs for every message.
+CONTRACT_FILES := $(shell find contracts -type f -name '*.json' 2>/dev/null)
+GEN_CONTRACTS := $(if $(wildcard tools/contractgen.py),$(GEN)/contracts_gen.c $(GEN)/contracts_gen.h)
+EVT_GEN_OBJ := $(if $(GEN_CONTRACTS),$(BUILD)/obj/gen/contracts_gen.o)
+
+SERVICES := $(notdir $(wildcard services/*))
+SERVICE_LIBS := $(foreach s,$(SERVICES),$(BUILD)/lib/libservice_$(s).a)
+BINS := $(addprefix $(BUILD)/bin/shop-,$(SERVICES)) $(if $(wildcard tools/shopctl),$(BUILD)/bin/shopctl)
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+COMPONENT_TESTS := $(patsubst tests/component/%.c,$(BUILD)/tests/%,$(wildcard tests/component/test_*.c))
+
+.PHONY: all check unit component lint test clean
+.SECONDARY:
+
+all: $(BINS)
+
+$(GEN_CONTRACTS): tools/contractgen.py $(CONTRACT_FILES)
+	@mkdir -p $(GEN)
+	@echo "  GEN     contracts"
+	$(Q)python3 tools/contractgen.py contracts $(GEN)
+
+$(BUILD)/obj/%.o: %.c $(GEN_CONTRACTS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(EVT_GEN_OBJ): $(GEN)/contracts_gen.c $(GEN_CONTRACTS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-unused-function -c -o $@ $<
+
+$(BUILD)/lib/libevt.a: $(call lib_objs,evt) $(EVT_GEN_OBJ)
+$(BUILD)/lib/lib%.a:
+	@mkdir -p $(dir $@)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+define lib_rule
+$(BUILD)/lib/lib$(1).a: $(call lib_objs,$(1))
+endef
+$(foreach l,$(filter-out evt,$(LIB_NAMES)),$(eval $(call lib_rule,$(l))))
+
+# Each service: its C files plus its migrations embedded as C strings.
+define service_rule
+$(GEN)/migrations_$(1).c: tools/embed_sql.py $(wildcard services/$(1)/migrations/*.sql)
+	@mkdir -p $(GEN)
+	@echo "  GEN     migrations $(1)"
+	$(Q)python3 tools/embed_sql.py $(1) services/$(1)/migrations $$@
+$(BUILD)/lib/libservice_$(1).a: $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out services/$(1)/main.c,$(wildcard services/$(1)/*.c))) $(BUILD)/obj/gen/migrations_$(1).o
+$(BUILD)/bin/shop-$(1): $(BUILD)/obj/services/$(1)/main.o $(BUILD)/lib/libservice_$(1).a $(LIBS)
+	@mkdir -p $$(dir $$@)
+	@echo "  LD      $$@"
+	$(Q)$(CC) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
+
+$(BUILD)/obj/gen/%.o: $(GEN)/%.c $(GEN_CONTRACTS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/bin/shopctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/shopctl/*.c)) $(LIBS)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Tests: one binary per file, linked with every service's non-main objects
+# (archived, so a test pulls in only the modules it calls) and the libraries.
+$(BUILD)/tests/%: tests/unit/%.c $(SERVICE_LIBS) $(LIBS) $(GEN_CONTRACTS)
+	@mkdir -p $(dir $@)
+	@echo "  TEST-CC $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SERVICE_LIBS) $(LIBS) $(LDLIBS) -lcmocka
+$(BUILD)/tests/%: tests/component/%.c $(SERVICE_LIBS) $(LIBS) $(GEN_CONTRACTS)
+	@mkdir -p $(dir $@)
+	@echo "  TEST-CC $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SERVICE_LIBS) $(LIBS) $(LDLIBS) -lcmocka
+
+unit: $(UNIT_TESTS)
+	$(Q)tests/run-binaries.sh $(UNIT_TESTS)
+
+component: $(COMPONENT_TESTS) all
+	$(Q)tests/component/run.sh $(COMPONENT_TESTS)
+
+check: all $(UNIT_TESTS) $(COMPONENT_TESTS)
+	$(Q)tests/run-binaries.sh $(UNIT_TESTS)
+	$(Q)if [ -f tests/contracts/check_examples.py ]; then python3 tests/contracts/check_examples.py contracts; fi
+	$(Q)if [ -n "$(COMPONENT_TESTS)" ]; then tests/component/run.sh $(COMPONENT_TESTS); fi
+
+lint:
+	$(Q)tools/lint.sh
+
+# Host side: everything runs in containers.
+test:
+	$(Q)tests/run-all.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,106 @@
+/*
+ * bus.h - the JetStream layer: connect, declare, publish, fetch, settle.
+ *
+ * Everything about streams and consumers comes from the generated contracts
+ * index (evt/contracts_gen.h): bus_ensure_topology() creates or updates one
+ * stream per owning domain, the dead-letter stream, and one durable pull
+ * consumer per (consuming service, stream) with the subjects that service
+ * consumes as filters. Every replica of a service binds to the same durable,
+ * which is how `--scale payments=3` spreads the work.
+ *
+ * Connections retry forever (a service may start before the server and
+ * outlives any restart of it). Publishing sets Nats-Msg-Id to the event id,
+ * so a republished event inside the stream's duplicate window is dropped by
+ * the server; a publish that times out may have been stored, and the caller
+ * retries it with the same id.
+ */
+#ifndef SHOP_BUS_BUS_H
+#define SHOP_BUS_BUS_H
+
+#include "core/status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Settings every stream and consumer gets (see docs/messaging.md). */
+#define BUS_ACK_WAIT_MS 30000          /* unacked message is redelivered after this */
+#define BUS_MAX_DELIVER 20             /* deliveries before the consumer gives up */
+#define BUS_MAX_ACK_PENDING 1000       /* in-flight messages per durable */
+#define BUS_DUPLICATE_WINDOW_MS 120000 /* Nats-Msg-Id dedup window */
+#define BUS_STREAM_MAX_AGE_MS (7LL * 24 * 3600 * 1000)
+#define BUS_PUBLISH_TIMEOUT_MS 5000
+#define BUS_FETCH_MAX 256              /* largest batch one fetch asks for */
+#define BUS_DEADLETTER_STREAM "DEADLETTER"
+#define BUS_DEADLETTER_PREFIX "deadletter" /* subject: deadletter.<stream>.<durable> */
+
+/* Header names on dead-lettered copies. */
+#define BUS_HDR_DLQ_REASON "Shop-Dead-Letter-Reason"
+#define BUS_HDR_DLQ_STREAM "Shop-Dead-Letter-Stream"
+#define BUS_HDR_DLQ_CONSUMER "Shop-Dead-Letter-Consumer"
+#define BUS_HDR_DLQ_SEQ "Shop-Dead-Letter-Stream-Seq"
+#define BUS_HDR_DLQ_SUBJECT "Shop-Dead-Letter-Subject"
+#define BUS_HDR_DLQ_DELIVERIES "Shop-Dead-Letter-Deliveries"
+
+struct bus;
+struct bus_consumer;
+struct bus_msg;
+
+/* One message to publish. */
+struct bus_out {
+	const char *subject;
+	const char *msg_id; /* becomes Nats-Msg-Id */
+	const char *data;
+	size_t len;
+};
+
+/* url may list several servers separated by commas. name shows in the server's monitoring. */
+shop_status bus_connect(const char *url, const char *name, struct bus **ret_bus);
+void bus_close(struct bus *bus); /* accepts NULL */
+bool bus_is_connected(struct bus *bus);
+
+/* Streams from ct_streams[] plus DEADLETTER; replicas is the stream replication factor. */
+shop_status bus_ensure_streams(struct bus *bus, int replicas);
+/* Durable pull consumers for one service (ct_consumers[] entries naming it). */
+shop_status bus_ensure_consumers(struct bus *bus, const char *service);
+
+/* Publishes n messages, pipelined (async with a bounded window), and waits for
+ * every ack. ret_status[i] is SHOP_OK when stored (or already stored: a
+ * duplicate is success), SHOP_E_TIMEOUT or SHOP_E_UNAVAILABLE otherwise. The
+ * return value is SHOP_OK only if every message was stored. */
+shop_status bus_publish_batch(struct bus *bus, const struct bus_out *msgs, size_t n,
+			      shop_status *ret_status);
+/* One message, synchronously; *ret_duplicate (may be NULL) tells a dedup hit. */
+shop_status bus_publish(struct bus *bus, const struct bus_out *msg, bool *ret_duplicate);
+
+/* Binds to an existing durable; several processes may bind the same one. */
+shop_status bus_consumer_open(struct bus *bus, const char *stream, const char *durable,
+			      struct bus_consumer **ret_consumer);
+void bus_consumer_close(struct bus_consumer *c); /* keeps the durable; accepts NULL */
+const char *bus_consumer_stream(const struct bus_consumer *c);
+const char *bus_consumer_durable(const struct bus_consumer *c);
+
+/* Up to max (<= BUS_FETCH_MAX) messages, waiting at most timeout_ms for the
+ * first. No message before the timeout is SHOP_OK with *ret_n == 0.
+ * The array and messages are freed by bus_msgs_free. */
+shop_status bus_fetch(struct bus_consumer *c, size_t max, int64_t timeout_ms,
+		      struct bus_msg ***ret_msgs, size_t *ret_n);
+void bus_msgs_free(struct bus_msg **msgs, size_t n);
+
+const char *bus_msg_subject(const struct bus_msg *m);
+const char *bus_msg_data(const struct bus_msg *m, size_t *ret_len);
+uint64_t bus_msg_deliveries(const struct bus_msg *m); /* 1 on first delivery */
+uint64_t bus_msg_stream_seq(const struct bus_msg *m);
+/* A header of the message, or NULL. */
+const char *bus_msg_header(const struct bus_msg *m, const char *name);
+
+shop_status bus_msg_ack(struct bus_msg *m);
+shop_status bus_msg_nak(struct bus_msg *m, int64_t delay_ms);
+shop_status bus_msg_term(struct bus_msg *m);
+/* Copies m to deadletter.<stream>.<durable> with the reason and origin in
+ * headers (Nats-Msg-Id "<stream>:<durable>:<seq>", so repeating it is safe),
+ * waits for the store ack, then terms m. */
+shop_status bus_msg_dead_letter(struct bus *bus, struct bus_consumer *c, struct bus_msg *m,
+				const char *reason);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * db.h - one interface over SQLite and PostgreSQL.
+ *
+ * A service runs the same SQL on either backend: parameters are written $1,
+ * $2, ... in both and passed as text (NULL for SQL NULL); the server or
+ * SQLite's type affinity converts them. Times are stored as integer epoch
+ * milliseconds computed in C, so no SQL date function is needed.
+ *
+ * A struct db is one connection and is not thread-safe: every thread that
+ * touches the database opens its own. Failures are mapped to shop_status in
+ * one function per backend: unique violations become SHOP_E_DUPLICATE, lost
+ * connections and busy locks SHOP_E_UNAVAILABLE (the next call reconnects).
+ *
+ * URLs: "sqlite:/path/to/file.db" (":memory:" allowed) or
+ * "postgresql://user:password@host:port/dbname".
+ */
+#ifndef SHOP_DB_DB_H
+#define SHOP_DB_DB_H
+
+#include "core/status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* How long SQLite waits for another writer before SHOP_E_UNAVAILABLE. */
+#define DB_SQLITE_BUSY_TIMEOUT_MS 5000
+/* Most parameters one statement may take. */
+#define DB_PARAMS_MAX 32
+/* Longest error text kept for db_last_error(). */
+#define DB_ERROR_MAX 512
+
+enum db_backend { DB_SQLITE, DB_POSTGRES };
+
+struct db;
+struct db_result;
+
+/* One migration: applied once, in array order, each in its own transaction,
+ * recorded in the schema_migrations table. In its SQL, the token @AUTO_ID@
+ * becomes an ever-increasing, never-reused integer primary key
+ * (AUTOINCREMENT / GENERATED ALWAYS AS IDENTITY). */
+struct db_migration {
+	const char *name;
+	const char *sql;
+};
+
+shop_status db_open(const char *url, struct db **ret_db);
+void db_close(struct db *db); /* accepts NULL */
+enum db_backend db_backend_of(const struct db *db);
+const char *db_last_error(const struct db *db);
+/* Cheap liveness check for /readyz; reconnects a lost connection. */
+shop_status db_ping(struct db *db);
+
+/* Statements. ret_changes (may be NULL) receives the number of rows changed. */
+shop_status db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
+		    int64_t *ret_changes);
+shop_status db_query(struct db *db, const char *sql, int nparams, const char *const *params,
+		     struct db_result **ret_result);
+
+int db_result_rows(const struct db_result *r);
+/* The text of a cell, or NULL for SQL NULL. Valid until db_result_free. */
+const char *db_result_text(const struct db_result *r, int row, int col);
+/* A cell as an integer; 0 for NULL. */
+int64_t db_result_int(const struct db_result *r, int row, int col);
+void db_result_free(struct db_result *r); /* accepts NULL */
+
+/* Transactions. db_begin takes the write lock up front on SQLite
+ * (BEGIN IMMEDIATE) so that two writers never deadlock on an upgrade. */
+shop_status db_begin(struct db *db);
+shop_status db_commit(struct db *db);
+void db_rollback(struct db *db);
+
+shop_status db_migrate(struct db *db, const struct db_migration *migrations, size_t n);
+
+/* Argument-list helpers: db_exec(db, sql, DB_ARGS(a, b), NULL). */
+#define DB_ARGS(...) \
+	(int)(sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(const char *)), \
+		(const char *const[]){ __VA_ARGS__ }
+#define DB_NOARGS 0, NULL
+/* An integer as a parameter: DB_I64(n) is a string valid for the statement. */
+#define DB_I64_SIZE 24
+#define DB_I64(v) db_i64_format((char[DB_I64_SIZE]){ 0 }, (int64_t)(v))
+const char *db_i64_format(char buf[DB_I64_SIZE], int64_t v);
+
+#endif

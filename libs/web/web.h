@@ -1,0 +1,61 @@
+/*
+ * web.h - a small HTTP server on libmicrohttpd for JSON APIs and probes.
+ *
+ * The server owns the transport rules so that handlers only decide: bodies
+ * are capped while they stream in (413 before the handler runs), every
+ * response is JSON with an X-Request-Id, and errors share one shape:
+ *   {"error":{"code":"...","message":"...","details":[{"field","problem"}]}}
+ * It runs one thread per connection, so a handler may block (the gateway's
+ * long-poll GET does) without stalling other clients; WEB_CONNECTIONS_MAX
+ * bounds the threads.
+ */
+#ifndef SHOP_WEB_WEB_H
+#define SHOP_WEB_WEB_H
+
+#include "core/status.h"
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WEB_BODY_MAX (64 * 1024)      /* larger request bodies get 413 */
+#define WEB_CONNECTIONS_MAX 512       /* concurrent connections (threads) */
+#define WEB_CONNECTION_TIMEOUT_S 60   /* idle connection is closed after this */
+#define WEB_HEADERS_MAX 8             /* extra response headers per response */
+
+struct web_server;
+struct web_request;
+
+struct web_response {
+	int status;
+	cJSON *body; /* owned by the response; serialised by the server */
+	struct {
+		const char *name;
+		char *value; /* owned */
+	} headers[WEB_HEADERS_MAX];
+	size_t n_headers;
+};
+
+/* Called once per request with the complete body. The handler fills res;
+ * a handler that leaves res->status at 0 produces a 500. */
+typedef void (*web_handler_fn)(void *ctx, const struct web_request *req, struct web_response *res);
+
+shop_status web_server_start(const char *bind_addr, uint16_t port, web_handler_fn handler,
+			     void *ctx, struct web_server **ret_server);
+void web_server_stop(struct web_server *s); /* accepts NULL */
+
+const char *web_request_method(const struct web_request *req);
+const char *web_request_path(const struct web_request *req); /* without the query */
+const char *web_request_header(const struct web_request *req, const char *name);
+const char *web_request_query(const struct web_request *req, const char *name);
+const char *web_request_body(const struct web_request *req, size_t *ret_len);
+const char *web_request_id(const struct web_request *req);
+
+/* Sets status and takes ownership of body (may be NULL for no body). */
+void web_respond_json(struct web_response *res, int status, cJSON *body);
+/* Error body in the shared shape; details may be NULL (taken otherwise). */
+void web_respond_error(struct web_response *res, int status, const char *code,
+		       const char *message, cJSON *details);
+void web_response_header(struct web_response *res, const char *name, const char *value);
+
+#endif

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The project's test command (`make test`), run on the host. Needs Docker with
+# Compose v2 and nothing else:
+#   1. builds the trixie dev image,
+#   2. runs unit, contract and component tests inside it (the component tests
+#      start their own nats-server and PostgreSQL there),
+#   3. brings the compose deployment up and runs the system tests against it.
+# Every stage prints TAP lines; the last line counts them: "N passed, M failed".
+# A stage that fails without a failing case (a build error) counts as one.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+stage() {
+	local name=$1
+	shift
+	echo "== $name"
+	local before
+	before=$(grep -c '^not ok' "$log")
+	"$@" 2>&1 | tee -a "$log"
+	local rc=${PIPESTATUS[0]}
+	local after
+	after=$(grep -c '^not ok' "$log")
+	if [ "$rc" -ne 0 ] && [ "$after" -eq "$before" ]; then
+		echo "not ok - stage '$name' failed with status $rc" | tee -a "$log"
+	fi
+}
+
+stage "dev image" docker build -q -t shop-dev --target dev -f infra/docker/Dockerfile .
+# The checkout is mounted read-only and copied, so nothing is written into it.
+stage "unit, contract and component tests" docker run --rm -v "$PWD":/src:ro shop-dev bash -c \
+	'mkdir -p /tmp/w && tar -C /src --exclude=./build --exclude=./.git -cf - . | tar -C /tmp/w -xf - \
+	 && cd /tmp/w && make -j2 WERROR=1 SANITIZE=address,undefined check'
+if [ -x tests/system/run.sh ]; then
+	stage "system tests" tests/system/run.sh
+fi
+
+passed=$(grep -c '^ok ' "$log")
+failed=$(grep -c '^not ok' "$log")
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

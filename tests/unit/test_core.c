@@ -1,0 +1,110 @@
+/* test_core.c - unit tests of libs/core: ids, clock stamps, configuration. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/ids.h"
+#include "core/status.h"
+
+static void uuid7_is_well_formed_versioned_and_unique(void **state)
+{
+	char a[IDS_UUID_SIZE], b[IDS_UUID_SIZE];
+	ids_uuid7(a);
+	ids_uuid7(b);
+	assert_true(ids_uuid_valid(a));
+	assert_int_equal(a[14], '7');
+	assert_true(strchr("89ab", a[19]) != NULL);
+	assert_string_not_equal(a, b);
+}
+
+static void uuid7_sorts_by_creation_time(void **state)
+{
+	char a[IDS_UUID_SIZE], b[IDS_UUID_SIZE];
+	ids_uuid7(a);
+	clock_sleep_ms(2);
+	ids_uuid7(b);
+	assert_true(strcmp(a, b) < 0);
+}
+
+static void uuid_validation_rejects_malformed_ids(void **state)
+{
+	assert_false(ids_uuid_valid(""));
+	assert_false(ids_uuid_valid("not-a-uuid"));
+	assert_false(ids_uuid_valid("0192f0c1-7d2a-7abc-8def-0123456789ag"));
+	assert_false(ids_uuid_valid("0192f0c1x7d2a-7abc-8def-0123456789ab"));
+	assert_true(ids_uuid_valid("0192f0c1-7d2a-7abc-8def-0123456789ab"));
+}
+
+static void traceparent_child_keeps_trace_and_changes_span(void **state)
+{
+	char parent[IDS_TRACEPARENT_SIZE], child[IDS_TRACEPARENT_SIZE];
+	ids_traceparent_new(parent);
+	assert_int_equal(strlen(parent), IDS_TRACEPARENT_SIZE - 1);
+	ids_traceparent_child(parent, child);
+	assert_memory_equal(parent, child, 3 + 32);
+	assert_string_not_equal(parent + 36, child + 36);
+}
+
+static void traceparent_child_of_garbage_starts_a_new_trace(void **state)
+{
+	char child[IDS_TRACEPARENT_SIZE];
+	ids_traceparent_child("garbage", child);
+	assert_int_equal(strlen(child), IDS_TRACEPARENT_SIZE - 1);
+	assert_memory_equal(child, "00-", 3);
+}
+
+static void rfc3339_stamps_are_utc_with_milliseconds(void **state)
+{
+	char ts[CLOCK_RFC3339_SIZE];
+	clock_rfc3339(1700000000123LL, ts);
+	assert_string_equal(ts, "2023-11-14T22:13:20.123Z");
+	clock_rfc3339(0, ts);
+	assert_string_equal(ts, "1970-01-01T00:00:00.000Z");
+}
+
+static void config_int_takes_default_value_and_range(void **state)
+{
+	int64_t v = 0;
+	unsetenv("SHOP_TEST_N");
+	assert_int_equal(config_int("SHOP_TEST_N", 7, 1, 10, &v), SHOP_OK);
+	assert_int_equal(v, 7);
+	setenv("SHOP_TEST_N", "9", 1);
+	assert_int_equal(config_int("SHOP_TEST_N", 7, 1, 10, &v), SHOP_OK);
+	assert_int_equal(v, 9);
+	setenv("SHOP_TEST_N", "11", 1);
+	assert_int_equal(config_int("SHOP_TEST_N", 7, 1, 10, &v), SHOP_E_INVALID);
+	setenv("SHOP_TEST_N", "3x", 1);
+	assert_int_equal(config_int("SHOP_TEST_N", 7, 1, 10, &v), SHOP_E_INVALID);
+	assert_int_equal(v, 9); /* unchanged on error */
+	unsetenv("SHOP_TEST_N");
+}
+
+static void config_str_treats_empty_as_unset(void **state)
+{
+	setenv("SHOP_TEST_S", "", 1);
+	assert_string_equal(config_str("SHOP_TEST_S", "dflt"), "dflt");
+	setenv("SHOP_TEST_S", "x", 1);
+	assert_string_equal(config_str("SHOP_TEST_S", "dflt"), "x");
+	unsetenv("SHOP_TEST_S");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(uuid7_is_well_formed_versioned_and_unique),
+		cmocka_unit_test(uuid7_sorts_by_creation_time),
+		cmocka_unit_test(uuid_validation_rejects_malformed_ids),
+		cmocka_unit_test(traceparent_child_keeps_trace_and_changes_span),
+		cmocka_unit_test(traceparent_child_of_garbage_starts_a_new_trace),
+		cmocka_unit_test(rfc3339_stamps_are_utc_with_milliseconds),
+		cmocka_unit_test(config_int_takes_default_value_and_range),
+		cmocka_unit_test(config_str_treats_empty_as_unset),
+	};
+	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}
