@@ -1,11 +1,10 @@
 /*
  * bus.h - the JetStream layer: connect, declare, publish, fetch, settle.
  *
- * Everything about streams and consumers comes from the generated contracts
- * index (evt/contracts_gen.h): bus_ensure_topology() creates or updates one
- * stream per owning domain, the dead-letter stream, and one durable pull
+ * The caller (libs/svc) declares what the generated contracts index says:
+ * one stream per owning domain, the dead-letter stream, and one durable pull
  * consumer per (consuming service, stream) with the subjects that service
- * consumes as filters. Every replica of a service binds to the same durable,
+ * consumes as filters; this layer knows nothing about particular messages. Every replica of a service binds to the same durable,
  * which is how `--scale payments=3` spreads the work.
  *
  * Connections retry forever (a service may start before the server and
@@ -59,10 +58,14 @@ shop_status bus_connect(const char *url, const char *name, struct bus **ret_bus)
 void bus_close(struct bus *bus); /* accepts NULL */
 bool bus_is_connected(struct bus *bus);
 
-/* Streams from ct_streams[] plus DEADLETTER; replicas is the stream replication factor. */
-shop_status bus_ensure_streams(struct bus *bus, int replicas);
-/* Durable pull consumers for one service (ct_consumers[] entries naming it). */
-shop_status bus_ensure_consumers(struct bus *bus, const char *service);
+/* Creates the stream, or updates it to this configuration: file storage,
+ * limits retention, BUS_STREAM_MAX_AGE_MS, BUS_DUPLICATE_WINDOW_MS. */
+shop_status bus_ensure_stream(struct bus *bus, const char *name, const char *const *subjects,
+			      size_t n_subjects, int replicas);
+/* Creates or updates a durable pull consumer: explicit ack, deliver all,
+ * BUS_ACK_WAIT_MS, BUS_MAX_DELIVER, BUS_MAX_ACK_PENDING, and the filters. */
+shop_status bus_ensure_consumer(struct bus *bus, const char *stream, const char *durable,
+				const char *const *filter_subjects, size_t n_filters);
 
 /* Publishes n messages, pipelined (async with a bounded window), and waits for
  * every ack. ret_status[i] is SHOP_OK when stored (or already stored: a
