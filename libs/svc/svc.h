@@ -1,0 +1,127 @@
+/*
+ * svc.h - the service runtime: everything the six services share.
+ *
+ * A service describes itself in a struct svc_spec (its name in the contracts,
+ * migrations, message handlers, periodic tasks, optional HTTP routes) and
+ * calls svc_main(). The runtime then:
+ *   - opens the database (retrying until it is reachable), applies the
+ *     runtime's own migrations (outbox, inbox) and then the service's;
+ *   - connects to NATS (forever retrying) and declares every stream in the
+ *     contracts index and this service's durable consumers;
+ *   - runs one consumer thread per durable: each message is decoded, checked
+ *     against its contract, claimed in the inbox and handled in ONE database
+ *     transaction, then settled by the decision table in svc.c;
+ *   - runs the outbox relay: woken when a transaction that emitted commits,
+ *     polling as a fallback, publishing with Nats-Msg-Id = event id, marking
+ *     rows only after the JetStream ack, purging them after a retention time;
+ *   - serves /healthz and /readyz (and the service's own routes) over HTTP;
+ *   - stops cleanly on SIGTERM or SIGINT.
+ * A handler or task never publishes: it writes state and calls svc_emit() in
+ * the same transaction, which is what makes "state changed" and "event will
+ * be published" one atomic fact.
+ */
+#ifndef SHOP_SVC_SVC_H
+#define SHOP_SVC_SVC_H
+
+#include "contracts_gen.h"
+#include "core/status.h"
+#include "db/db.h"
+#include "evt/envelope.h"
+#include "web/web.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SVC_FETCH_BATCH 64               /* messages asked for per fetch */
+#define SVC_FETCH_WAIT_MS 1000           /* longest wait of one fetch (bounds shutdown time) */
+#define SVC_RETRY_BASE_MS 100            /* first redelivery delay; doubles per delivery */
+#define SVC_RETRY_MAX_MS 30000           /* longest redelivery delay */
+#define SVC_RELAY_BATCH 256              /* outbox rows published per round */
+#define SVC_RELAY_POLL_MS 1000           /* relay poll when no commit woke it */
+#define SVC_OUTBOX_RETENTION_MS (24LL * 3600 * 1000) /* published rows kept (SHOP_OUTBOX_RETENTION_MS) */
+#define SVC_INBOX_RETENTION_MS (8LL * 24 * 3600 * 1000) /* > stream max age: a redelivery is always caught */
+#define SVC_PURGE_INTERVAL_MS 60000
+#define SVC_DB_POOL_MAX 16               /* pooled connections for HTTP threads */
+
+struct svc;
+
+/* One unit of work: a database transaction and what it emits. */
+struct svc_tx {
+	struct svc *svc;
+	struct db *db;                     /* inside BEGIN ... COMMIT */
+	const struct evt_envelope *cause;  /* the message being handled, or NULL */
+	const char *correlation_id;        /* when cause is NULL (HTTP, timers); may be NULL */
+	const char *traceparent;           /* when cause is NULL; may be NULL */
+	int64_t now_ms;                    /* wall clock at the start of the transaction */
+	int emitted;                       /* events written to the outbox so far */
+};
+
+/* Handles one decoded message (data points to the generated struct of its
+ * type). Returns SHOP_OK when done (including "nothing to do": an illegal or
+ * stale transition is a no-op, not an error), SHOP_E_NOT_READY when a fact
+ * it needs has not arrived yet (redelivered later), SHOP_E_INVALID when the
+ * message is well-formed but makes no sense (dead-lettered), and passes
+ * database statuses through (SHOP_E_UNAVAILABLE is retried with backoff). */
+typedef shop_status (*svc_handler_fn)(struct svc_tx *tx, const void *data);
+
+struct svc_route {
+	enum ct_message_id message;
+	svc_handler_fn handle;
+};
+
+/* A periodic job (sweeper, dispatcher). It runs in its own thread with its
+ * own connection every interval_ms, and uses svc_tx_run for its writes. */
+typedef shop_status (*svc_task_fn)(struct svc *svc, struct db *db);
+
+struct svc_task {
+	const char *name;
+	int64_t interval_ms;
+	svc_task_fn run;
+};
+
+struct svc_spec {
+	const char *name;            /* producer / consumer name in contracts/index.json */
+	const char *default_db_url;  /* overridden by SHOP_DB_URL */
+	const struct db_migration *migrations;
+	size_t n_migrations;
+	const struct svc_route *routes;
+	size_t n_routes;
+	svc_handler_fn any_route;    /* handles consumed messages without a route, or NULL */
+	const struct svc_task *tasks;
+	size_t n_tasks;
+	/* Runs once after migrations (seeding), in a transaction; may emit. NULL: none. */
+	shop_status (*init)(struct svc_tx *tx);
+	/* Extra HTTP routes; NULL: only /healthz and /readyz. ctx is the struct svc. */
+	web_handler_fn http;
+	void *ctx;                   /* service state, svc_ctx() returns it */
+};
+
+int svc_main(const struct svc_spec *spec);
+
+void *svc_ctx(const struct svc *svc);
+const char *svc_name(const struct svc *svc);
+
+/* Writes one event to the outbox inside tx. data is the generated struct of
+ * the message's type; it is encoded and validated against the contract (a
+ * producer never publishes what its consumers would reject: SHOP_E_INVALID
+ * and a log line name the violation). subject is the CloudEvents subject:
+ * the order id for order events. */
+shop_status svc_emit(struct svc_tx *tx, enum ct_message_id message, const char *subject,
+		     const void *data);
+
+/* Runs fn inside a fresh transaction on db: begin, fn, commit (rollback when
+ * fn fails), then wakes the relay if anything was emitted. */
+typedef shop_status (*svc_tx_fn)(struct svc_tx *tx, void *arg);
+shop_status svc_tx_run(struct svc *svc, struct db *db, const char *correlation_id,
+		       const char *traceparent, svc_tx_fn fn, void *arg);
+
+/* Connections for HTTP handler threads: take one, give it back. */
+shop_status svc_db_acquire(struct svc *svc, struct db **ret_db);
+void svc_db_release(struct svc *svc, struct db *db);
+
+/* The settle decision for a handler outcome, exposed for unit tests. */
+enum svc_settle { SVC_ACK, SVC_RETRY, SVC_DEAD_LETTER };
+enum svc_settle svc_settle_decide(shop_status st, uint64_t deliveries);
+int64_t svc_retry_delay_ms(uint64_t deliveries);
+
+#endif
