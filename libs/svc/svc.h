@@ -119,6 +119,20 @@ shop_status svc_tx_run(struct svc *svc, struct db *db, const char *correlation_i
 shop_status svc_db_acquire(struct svc *svc, struct db **ret_db);
 void svc_db_release(struct svc *svc, struct db *db);
 
+/* For tests and tools: a runtime with no bus, threads or HTTP. svc_emit and
+ * svc_tx_run work (events land in the outbox of the db they are given);
+ * nothing is published. */
+struct svc *svc_create_detached(const struct svc_spec *spec);
+void svc_destroy(struct svc *svc); /* accepts NULL */
+/* Applies the runtime's migrations (outbox, inbox), then the service's. */
+shop_status svc_migrate(const struct svc_spec *spec, struct db *db);
+/* Handles one envelope as the consumer loop would, minus the bus: contract
+ * check, inbox claim and handler in one transaction. consumer is the durable
+ * name recorded in the inbox. Returns the handler's status (SHOP_E_DUPLICATE
+ * for an inbox hit). */
+shop_status svc_handle_envelope(struct svc *svc, struct db *db, const char *consumer,
+				const char *json, size_t len, char *ret_reason, size_t reason_size);
+
 /* The settle decision for a handler outcome, exposed for unit tests. */
 enum svc_settle { SVC_ACK, SVC_RETRY, SVC_DEAD_LETTER };
 enum svc_settle svc_settle_decide(shop_status st, uint64_t deliveries);
