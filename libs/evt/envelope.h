@@ -23,13 +23,14 @@
 #define EVT_DATACONTENTTYPE "application/json"
 #define EVT_ATTR_MAX 128     /* source, type and subject, in bytes */
 #define EVT_REF_MAX 64       /* correlationid and causationid, in bytes */
+#define EVT_TIME_MAX 40      /* RFC 3339 with offset and nanoseconds fits */
 #define EVT_MESSAGE_MAX (256 * 1024) /* largest envelope accepted from the bus */
 
 struct evt_envelope {
 	char id[IDS_UUID_SIZE];
 	char source[EVT_ATTR_MAX + 1];
 	char type[EVT_ATTR_MAX + 1];
-	char time[CLOCK_RFC3339_SIZE];
+	char time[EVT_TIME_MAX + 1];
 	char subject[EVT_ATTR_MAX + 1];
 	char correlationid[EVT_REF_MAX + 1];
 	char causationid[EVT_REF_MAX + 1];

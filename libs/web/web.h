@@ -43,6 +43,9 @@ typedef void (*web_handler_fn)(void *ctx, const struct web_request *req, struct 
 shop_status web_server_start(const char *bind_addr, uint16_t port, web_handler_fn handler,
 			     void *ctx, struct web_server **ret_server);
 void web_server_stop(struct web_server *s); /* accepts NULL */
+/* The port the server listens on: the one asked for, or the one the kernel
+ * chose when web_server_start was given port 0. */
+uint16_t web_server_port(const struct web_server *s);
 
 const char *web_request_method(const struct web_request *req);
 const char *web_request_path(const struct web_request *req); /* without the query */
@@ -56,6 +59,10 @@ void web_respond_json(struct web_response *res, int status, cJSON *body);
 /* Error body in the shared shape; details may be NULL (taken otherwise). */
 void web_respond_error(struct web_response *res, int status, const char *code,
 		       const char *message, cJSON *details);
+/* Adds a response header. VALUE is copied; NAME is not (pass a literal). A
+ * header named like a default one (Content-Type, Cache-Control) replaces it;
+ * X-Request-Id belongs to the server and a handler's one is ignored.
+ * More than WEB_HEADERS_MAX is a programming error: asserted, then dropped. */
 void web_response_header(struct web_response *res, const char *name, const char *value);
 
 #endif

@@ -1,0 +1,887 @@
+/*
+ * svc.c - the service runtime (see svc.h for what it does and why).
+ *
+ * Threads of a running service:
+ *   main        starts everything, then waits for the stop flag
+ *   signals     sigwait()s for SIGTERM/SIGINT and raises the stop flag
+ *   consumer x  one per durable this service consumes (fetch, handle, settle)
+ *   relay       publishes the outbox
+ *   task x      one per periodic task
+ *   HTTP        libmicrohttpd's, one per connection
+ * Every thread that touches the database owns its connection (struct db is
+ * not thread-safe); HTTP threads borrow one from a small pool.
+ *
+ * Invariants kept here:
+ *   - a message is acked only after the transaction holding its effects and
+ *     its inbox record committed, so a crash between the two redelivers it
+ *     and the inbox turns the redelivery into a no-op;
+ *   - an outbox row is marked published only after JetStream acked it, so a
+ *     crash or a broker outage republishes it (deduplicated by Nats-Msg-Id).
+ */
+#include "svc.h"
+
+#include "bus/bus.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Pause between attempts while a dependency is still coming up. */
+#define SVC_STARTUP_RETRY_MS 1000
+/* Pause after a fetch failed (broker gone): the client reconnects meanwhile. */
+#define SVC_FETCH_ERROR_PAUSE_MS 500
+/* Longest reason text carried into a dead-letter header. */
+#define SVC_REASON_MAX 512
+
+struct svc_consumer_thread {
+	struct svc *svc;
+	const struct ct_consumer *consumer;
+	pthread_t thread;
+};
+
+struct svc_task_thread {
+	struct svc *svc;
+	const struct svc_task *task;
+	pthread_t thread;
+};
+
+struct svc {
+	const struct svc_spec *spec;
+	char *db_url;
+	struct bus *bus;
+	int replicas;
+
+	atomic_bool stopping;
+	atomic_bool ready;
+	pthread_mutex_t lock; /* guards the fields below */
+	pthread_cond_t wake;  /* relay wake-up and stop notification */
+	bool relay_pending;
+
+	struct db *pool[SVC_DB_POOL_MAX];
+	size_t pool_len;
+
+	struct web_server *web;
+	pthread_t relay_thread;
+	bool relay_started;
+	struct svc_consumer_thread *consumers;
+	size_t n_consumers;
+	struct svc_task_thread *tasks;
+	size_t n_tasks;
+};
+
+/* The runtime's own tables, applied before the service's migrations. */
+static const struct db_migration svc_runtime_migrations[] = {
+	{ "000_svc_outbox_inbox",
+	  "CREATE TABLE outbox (\n"
+	  "  id @AUTO_ID@,\n"
+	  "  event_id TEXT NOT NULL UNIQUE,\n"
+	  "  subject TEXT NOT NULL,\n"
+	  "  payload TEXT NOT NULL,\n"
+	  "  created_at_ms BIGINT NOT NULL,\n"
+	  "  published_at_ms BIGINT\n"
+	  ");\n"
+	  "CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at_ms IS NULL;\n"
+	  "CREATE INDEX outbox_published ON outbox (published_at_ms) WHERE published_at_ms IS NOT NULL;\n"
+	  "CREATE TABLE inbox (\n"
+	  "  consumer TEXT NOT NULL,\n"
+	  "  event_id TEXT NOT NULL,\n"
+	  "  received_at_ms BIGINT NOT NULL,\n"
+	  "  PRIMARY KEY (consumer, event_id)\n"
+	  ");\n"
+	  "CREATE INDEX inbox_received ON inbox (received_at_ms);\n" },
+};
+
+void *svc_ctx(const struct svc *svc)
+{
+	return svc->spec->ctx;
+}
+
+const char *svc_name(const struct svc *svc)
+{
+	return svc->spec->name;
+}
+
+/* ---- settling ---------------------------------------------------------- */
+
+enum svc_settle svc_settle_decide(shop_status st, uint64_t deliveries)
+{
+	switch (st) {
+	case SHOP_OK:
+	case SHOP_E_DUPLICATE:
+	case SHOP_E_CONFLICT:
+		return SVC_ACK;
+	case SHOP_E_INVALID:
+	case SHOP_E_LIMIT:
+	case SHOP_E_NOT_FOUND:
+		return SVC_DEAD_LETTER;
+	case SHOP_E_NOT_READY:
+	case SHOP_E_UNAVAILABLE:
+	case SHOP_E_TIMEOUT:
+	case SHOP_E_INTERNAL:
+		/* The last delivery the consumer allows: give up visibly rather
+		 * than let the server drop the message silently. */
+		return deliveries >= BUS_MAX_DELIVER ? SVC_DEAD_LETTER : SVC_RETRY;
+	}
+	return SVC_DEAD_LETTER;
+}
+
+int64_t svc_retry_delay_ms(uint64_t deliveries)
+{
+	int64_t delay = SVC_RETRY_BASE_MS;
+	for (uint64_t i = 1; i < deliveries && delay < SVC_RETRY_MAX_MS; i++)
+		delay *= 2;
+	return delay < SVC_RETRY_MAX_MS ? delay : SVC_RETRY_MAX_MS;
+}
+
+/* ---- emitting ---------------------------------------------------------- */
+
+static void svc_relay_wake(struct svc *svc)
+{
+	pthread_mutex_lock(&svc->lock);
+	svc->relay_pending = true;
+	pthread_cond_broadcast(&svc->wake);
+	pthread_mutex_unlock(&svc->lock);
+}
+
+shop_status svc_emit(struct svc_tx *tx, enum ct_message_id message, const char *subject,
+		     const void *data)
+{
+	shop_status st = SHOP_E_INVALID;
+	const struct ct_message *m = &ct_messages[message];
+	cJSON *json = m->encode(data);
+	void *check = xcalloc(1, m->data_size);
+	char *payload = NULL;
+	struct ct_errors errs = { 0 };
+	struct evt_envelope env = { 0 };
+	const struct evt_envelope *cause = tx->cause;
+
+	/* A producer never writes what its consumers would reject. */
+	if (m->parse(json, check, &errs) != SHOP_OK) {
+		log_error(NULL, "refusing to emit %s: data%s %s", m->name, errs.item[0].path,
+			  errs.item[0].problem);
+		goto out;
+	}
+	if (strlen(subject) == 0 || strlen(subject) > EVT_ATTR_MAX) {
+		log_error(NULL, "refusing to emit %s: subject length %zu", m->name, strlen(subject));
+		goto out;
+	}
+
+	ids_uuid7(env.id);
+	snprintf(env.source, sizeof(env.source), "/shop/%s", tx->svc->spec->name);
+	snprintf(env.type, sizeof(env.type), "%s", m->type);
+	clock_rfc3339(clock_now_ms(), env.time);
+	snprintf(env.subject, sizeof(env.subject), "%s", subject);
+	const char *correlation = cause ? cause->correlationid : tx->correlation_id;
+	snprintf(env.correlationid, sizeof(env.correlationid), "%s",
+		 correlation && *correlation ? correlation : env.id);
+	const char *causation = cause ? cause->id : tx->correlation_id;
+	snprintf(env.causationid, sizeof(env.causationid), "%s",
+		 causation && *causation ? causation : env.id);
+	ids_traceparent_child(cause ? cause->traceparent : tx->traceparent, env.traceparent);
+
+	payload = evt_envelope_encode(&env, json);
+	st = db_exec(tx->db,
+		     "INSERT INTO outbox (event_id, subject, payload, created_at_ms) "
+		     "VALUES ($1, $2, $3, $4)",
+		     DB_ARGS(env.id, m->subject, payload, DB_I64(clock_now_ms())), NULL);
+	if (st == SHOP_OK)
+		tx->emitted++;
+out:
+	free(payload);
+	free(check);
+	cJSON_Delete(json);
+	return st;
+}
+
+shop_status svc_tx_run(struct svc *svc, struct db *db, const char *correlation_id,
+		       const char *traceparent, svc_tx_fn fn, void *arg)
+{
+	struct svc_tx tx = {
+		.svc = svc,
+		.db = db,
+		.correlation_id = correlation_id,
+		.traceparent = traceparent,
+		.now_ms = clock_now_ms(),
+	};
+	shop_status st = db_begin(db);
+	if (st != SHOP_OK)
+		return st;
+	st = fn(&tx, arg);
+	if (st != SHOP_OK) {
+		db_rollback(db);
+		return st;
+	}
+	st = db_commit(db);
+	if (st == SHOP_OK && tx.emitted > 0)
+		svc_relay_wake(svc);
+	return st;
+}
+
+/* ---- handling one message --------------------------------------------- */
+
+static const struct svc_route *svc_route_find(const struct svc_spec *spec,
+					      enum ct_message_id id)
+{
+	for (size_t i = 0; i < spec->n_routes; i++)
+		if (spec->routes[i].message == id)
+			return &spec->routes[i];
+	return NULL;
+}
+
+static bool svc_consumes(const struct svc_spec *spec, const struct ct_message *m)
+{
+	for (size_t i = 0; i < m->n_consumers; i++)
+		if (strcmp(m->consumers[i], spec->name) == 0)
+			return true;
+	return false;
+}
+
+static void svc_reason_from_errors(const struct ct_errors *errs, const char *what, char *out,
+				   size_t size)
+{
+	if (errs->len == 0) {
+		snprintf(out, size, "%s", what);
+		return;
+	}
+	snprintf(out, size, "%s: %s %s%s", what, errs->item[0].path[0] ? errs->item[0].path : "/",
+		 errs->item[0].problem, errs->len + errs->dropped > 1 ? " (and more)" : "");
+}
+
+/* Decodes, checks and handles one message; bus_subject may be NULL (tests). */
+static shop_status svc_handle(struct svc *svc, struct db *db, const char *consumer,
+			      const char *bus_subject, const char *json, size_t len, char *reason,
+			      size_t reason_size)
+{
+	shop_status st;
+	cJSON *root = NULL;
+	void *data = NULL;
+	struct evt_envelope env;
+	struct ct_errors errs = { 0 };
+	const struct ct_message *m;
+	svc_handler_fn handle;
+	struct log_ids ids = { 0 };
+
+	reason[0] = '\0';
+	st = evt_envelope_parse(json, len, &root, &env, &errs);
+	if (st != SHOP_OK) {
+		svc_reason_from_errors(&errs, "malformed envelope", reason, reason_size);
+		goto out;
+	}
+	ids.event_id = env.id;
+	ids.correlation_id = env.correlationid;
+	ids.order_id = env.subject;
+
+	st = SHOP_E_INVALID;
+	m = ct_message_by_type(env.type);
+	if (!m) {
+		snprintf(reason, reason_size, "unknown type %s", env.type);
+		goto out;
+	}
+	if (bus_subject && strcmp(bus_subject, m->subject) != 0) {
+		snprintf(reason, reason_size, "type %s does not belong on subject %s", env.type,
+			 bus_subject);
+		goto out;
+	}
+	if (!svc_consumes(svc->spec, m)) {
+		snprintf(reason, reason_size, "%s does not consume %s", svc->spec->name, m->name);
+		goto out;
+	}
+	const struct svc_route *route = svc_route_find(svc->spec, m->id);
+	handle = route ? route->handle : svc->spec->any_route;
+	if (!handle) {
+		snprintf(reason, reason_size, "no handler for %s in %s", m->name, svc->spec->name);
+		goto out;
+	}
+	data = xcalloc(1, m->data_size);
+	if (m->parse(env.data, data, &errs) != SHOP_OK) {
+		svc_reason_from_errors(&errs, "data violates the contract", reason, reason_size);
+		goto out;
+	}
+
+	struct svc_tx tx = { .svc = svc, .db = db, .cause = &env, .now_ms = clock_now_ms() };
+	st = db_begin(db);
+	if (st != SHOP_OK) {
+		snprintf(reason, reason_size, "begin: %s", db_last_error(db));
+		goto out;
+	}
+	int64_t claimed = 0;
+	st = db_exec(db,
+		     "INSERT INTO inbox (consumer, event_id, received_at_ms) VALUES ($1, $2, $3) "
+		     "ON CONFLICT DO NOTHING",
+		     DB_ARGS(consumer, env.id, DB_I64(tx.now_ms)), &claimed);
+	if (st == SHOP_OK && claimed == 0)
+		st = SHOP_E_DUPLICATE;
+	if (st == SHOP_OK)
+		st = handle(&tx, data);
+	if (st != SHOP_OK) {
+		db_rollback(db);
+		if (!reason[0])
+			snprintf(reason, reason_size, "%s: %s", m->name, shop_status_name(st));
+		goto out;
+	}
+	st = db_commit(db);
+	if (st != SHOP_OK) {
+		snprintf(reason, reason_size, "commit: %s", db_last_error(db));
+		goto out;
+	}
+	if (tx.emitted > 0 && svc->bus)
+		svc_relay_wake(svc);
+	log_debug(&ids, "handled %s", m->name);
+out:
+	if (st != SHOP_OK && st != SHOP_E_DUPLICATE)
+		log_warn(&ids, "%s (%s)", reason, shop_status_name(st));
+	free(data);
+	cJSON_Delete(root);
+	return st;
+}
+
+shop_status svc_handle_envelope(struct svc *svc, struct db *db, const char *consumer,
+				const char *json, size_t len, char *ret_reason, size_t reason_size)
+{
+	return svc_handle(svc, db, consumer, NULL, json, len, ret_reason, reason_size);
+}
+
+static void svc_settle(struct svc *svc, struct bus_consumer *bc, struct bus_msg *msg,
+		       shop_status st, const char *reason)
+{
+	uint64_t deliveries = bus_msg_deliveries(msg);
+	switch (svc_settle_decide(st, deliveries)) {
+	case SVC_ACK:
+		bus_msg_ack(msg);
+		return;
+	case SVC_RETRY:
+		bus_msg_nak(msg, svc_retry_delay_ms(deliveries));
+		return;
+	case SVC_DEAD_LETTER: {
+		char full[SVC_REASON_MAX];
+		snprintf(full, sizeof(full), "%s%s", reason,
+			 st == SHOP_E_INVALID || st == SHOP_E_LIMIT || st == SHOP_E_NOT_FOUND
+				 ? ""
+				 : " (gave up after the last allowed delivery)");
+		log_error(NULL, "dead-lettering %s seq %llu: %s", bus_msg_subject(msg),
+			  (unsigned long long)bus_msg_stream_seq(msg), full);
+		/* If even the dead-letter copy cannot be stored, keep the
+		 * message: it comes back after the delay and we try again. */
+		if (bus_msg_dead_letter(svc->bus, bc, msg, full) != SHOP_OK)
+			bus_msg_nak(msg, SVC_RETRY_MAX_MS);
+		return;
+	}
+	}
+}
+
+/* ---- threads ----------------------------------------------------------- */
+
+static bool svc_stopping(struct svc *svc)
+{
+	return atomic_load(&svc->stopping);
+}
+
+/* Sleeps up to ms, waking early when the service stops. */
+static void svc_pause(struct svc *svc, int64_t ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&svc->lock);
+	while (!svc_stopping(svc) &&
+	       pthread_cond_timedwait(&svc->wake, &svc->lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&svc->lock);
+}
+
+/* Opens a connection, retrying until it works or the service stops. */
+static struct db *svc_db_open_retrying(struct svc *svc)
+{
+	while (!svc_stopping(svc)) {
+		struct db *db = NULL;
+		if (db_open(svc->db_url, &db) == SHOP_OK)
+			return db;
+		log_warn(NULL, "database not reachable yet: %s", db ? db_last_error(db) : "");
+		db_close(db);
+		svc_pause(svc, SVC_STARTUP_RETRY_MS);
+	}
+	return NULL;
+}
+
+static void *svc_consumer_main(void *arg)
+{
+	struct svc_consumer_thread *ct = arg;
+	struct svc *svc = ct->svc;
+	const struct ct_consumer *cons = ct->consumer;
+	struct db *db = svc_db_open_retrying(svc);
+	struct bus_consumer *bc = NULL;
+	char reason[SVC_REASON_MAX];
+
+	while (db && !svc_stopping(svc)) {
+		if (!bc) {
+			/* Re-declare before binding: a broker that lost its state
+			 * (a new node, a wiped volume) gets the durable back. */
+			if (bus_ensure_consumer(svc->bus, cons->stream, cons->durable,
+						cons->filter_subjects, cons->n_filter_subjects) != SHOP_OK ||
+			    bus_consumer_open(svc->bus, cons->stream, cons->durable, &bc) != SHOP_OK) {
+				svc_pause(svc, SVC_STARTUP_RETRY_MS);
+				continue;
+			}
+		}
+		struct bus_msg **msgs = NULL;
+		size_t n = 0;
+		shop_status st = bus_fetch(bc, SVC_FETCH_BATCH, SVC_FETCH_WAIT_MS, &msgs, &n);
+		if (st != SHOP_OK) {
+			if (st == SHOP_E_NOT_FOUND || st == SHOP_E_INTERNAL) {
+				bus_consumer_close(bc);
+				bc = NULL;
+			}
+			svc_pause(svc, SVC_FETCH_ERROR_PAUSE_MS);
+			continue;
+		}
+		for (size_t i = 0; i < n; i++) {
+			size_t len = 0;
+			const char *json = bus_msg_data(msgs[i], &len);
+			st = svc_handle(svc, db, cons->durable, bus_msg_subject(msgs[i]), json, len,
+					reason, sizeof(reason));
+			svc_settle(svc, bc, msgs[i], st, reason);
+		}
+		bus_msgs_free(msgs, n);
+	}
+	bus_consumer_close(bc);
+	db_close(db);
+	return NULL;
+}
+
+/* One relay round: publishes up to SVC_RELAY_BATCH unpublished rows in id
+ * order and marks the ones JetStream stored. Returns how many rows it read. */
+static shop_status svc_relay_round(struct svc *svc, struct db *db, size_t *ret_rows,
+				   size_t *ret_failed)
+{
+	shop_status st;
+	struct db_result *rows = NULL;
+	struct bus_out *out = NULL;
+	shop_status *results = NULL;
+	/* On PostgreSQL, replicas share the table: lock the batch so two
+	 * relays never publish the same rows at once. SQLite services run one
+	 * instance per file, and holding SQLite's single write lock while
+	 * publishing would stall every writer, so there the read is unlocked. */
+	bool pg = db_backend_of(db) == DB_POSTGRES;
+	const char *select_sql =
+		pg ? "SELECT id, event_id, subject, payload FROM outbox WHERE published_at_ms IS NULL "
+		     "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+		   : "SELECT id, event_id, subject, payload FROM outbox WHERE published_at_ms IS NULL "
+		     "ORDER BY id LIMIT $1";
+
+	*ret_rows = 0;
+	*ret_failed = 0;
+	if (pg && (st = db_begin(db)) != SHOP_OK)
+		return st;
+	st = db_query(db, select_sql, DB_ARGS(DB_I64(SVC_RELAY_BATCH)), &rows);
+	if (st != SHOP_OK)
+		goto out;
+	int n = db_result_rows(rows);
+	if (n == 0)
+		goto out;
+	out = xcalloc((size_t)n, sizeof(*out));
+	results = xcalloc((size_t)n, sizeof(*results));
+	for (int i = 0; i < n; i++) {
+		out[i].msg_id = db_result_text(rows, i, 1);
+		out[i].subject = db_result_text(rows, i, 2);
+		out[i].data = db_result_text(rows, i, 3);
+		out[i].len = strlen(out[i].data);
+	}
+	bus_publish_batch(svc->bus, out, (size_t)n, results);
+
+	if (!pg && (st = db_begin(db)) != SHOP_OK)
+		goto out;
+	char now[DB_I64_SIZE];
+	db_i64_format(now, clock_now_ms());
+	for (int i = 0; i < n && st == SHOP_OK; i++) {
+		if (results[i] != SHOP_OK) {
+			(*ret_failed)++;
+			continue;
+		}
+		st = db_exec(db, "UPDATE outbox SET published_at_ms = $1 WHERE id = $2",
+			     DB_ARGS(now, db_result_text(rows, i, 0)), NULL);
+	}
+	if (st == SHOP_OK)
+		st = db_commit(db);
+	else
+		db_rollback(db);
+	*ret_rows = (size_t)n;
+	pg = false; /* committed or rolled back above */
+out:
+	if (pg)
+		db_rollback(db);
+	free(out);
+	free(results);
+	db_result_free(rows);
+	return st;
+}
+
+static void svc_relay_purge(struct svc *svc, struct db *db, int64_t retention_ms)
+{
+	int64_t now = clock_now_ms();
+	int64_t outbox_purged = 0, inbox_purged = 0;
+	db_exec(db, "DELETE FROM outbox WHERE published_at_ms IS NOT NULL AND published_at_ms < $1",
+		DB_ARGS(DB_I64(now - retention_ms)), &outbox_purged);
+	db_exec(db, "DELETE FROM inbox WHERE received_at_ms < $1",
+		DB_ARGS(DB_I64(now - SVC_INBOX_RETENTION_MS)), &inbox_purged);
+	if (outbox_purged || inbox_purged)
+		log_info(NULL, "purged %lld published outbox rows and %lld inbox records",
+			 (long long)outbox_purged, (long long)inbox_purged);
+}
+
+static void *svc_relay_main(void *arg)
+{
+	struct svc *svc = arg;
+	struct db *db = svc_db_open_retrying(svc);
+	int64_t retention_ms = SVC_OUTBOX_RETENTION_MS;
+	int64_t last_purge = clock_mono_ms();
+
+	config_int("SHOP_OUTBOX_RETENTION_MS", SVC_OUTBOX_RETENTION_MS, 0, INT64_MAX / 2,
+		   &retention_ms);
+	while (db && !svc_stopping(svc)) {
+		size_t rows = 0, failed = 0;
+		shop_status st = svc_relay_round(svc, db, &rows, &failed);
+		if (st != SHOP_OK || failed > 0) {
+			if (st != SHOP_OK)
+				log_warn(NULL, "outbox relay: %s", db_last_error(db));
+			else
+				log_warn(NULL, "outbox relay: %zu of %zu events not yet stored, retrying",
+					 failed, rows);
+			svc_pause(svc, SVC_FETCH_ERROR_PAUSE_MS);
+			continue;
+		}
+		if (clock_mono_ms() - last_purge >= SVC_PURGE_INTERVAL_MS) {
+			svc_relay_purge(svc, db, retention_ms);
+			last_purge = clock_mono_ms();
+		}
+		if (rows == SVC_RELAY_BATCH)
+			continue; /* more waiting: no sleep */
+		/* Sleep until a commit wakes us, or poll as a fallback (rows
+		 * written by another replica, or by a crashed predecessor). */
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (SVC_RELAY_POLL_MS % 1000) * 1000000;
+		until.tv_sec += SVC_RELAY_POLL_MS / 1000 + until.tv_nsec / 1000000000;
+		until.tv_nsec %= 1000000000;
+		pthread_mutex_lock(&svc->lock);
+		while (!svc->relay_pending && !svc_stopping(svc) &&
+		       pthread_cond_timedwait(&svc->wake, &svc->lock, &until) != ETIMEDOUT)
+			;
+		svc->relay_pending = false;
+		pthread_mutex_unlock(&svc->lock);
+	}
+	db_close(db);
+	return NULL;
+}
+
+static void *svc_task_main(void *arg)
+{
+	struct svc_task_thread *tt = arg;
+	struct svc *svc = tt->svc;
+	struct db *db = svc_db_open_retrying(svc);
+
+	while (db && !svc_stopping(svc)) {
+		shop_status st = tt->task->run(svc, db);
+		if (st != SHOP_OK)
+			log_warn(NULL, "task %s: %s (%s)", tt->task->name, shop_status_name(st),
+				 db_last_error(db));
+		svc_pause(svc, tt->task->interval_ms);
+	}
+	db_close(db);
+	return NULL;
+}
+
+/* ---- connection pool --------------------------------------------------- */
+
+shop_status svc_db_acquire(struct svc *svc, struct db **ret_db)
+{
+	struct db *db = NULL;
+	pthread_mutex_lock(&svc->lock);
+	if (svc->pool_len > 0)
+		db = svc->pool[--svc->pool_len];
+	pthread_mutex_unlock(&svc->lock);
+	if (!db) {
+		shop_status st = db_open(svc->db_url, &db);
+		if (st != SHOP_OK) {
+			db_close(db);
+			return st;
+		}
+	}
+	*ret_db = db;
+	return SHOP_OK;
+}
+
+void svc_db_release(struct svc *svc, struct db *db)
+{
+	if (!db)
+		return;
+	pthread_mutex_lock(&svc->lock);
+	if (svc->pool_len < SVC_DB_POOL_MAX) {
+		svc->pool[svc->pool_len++] = db;
+		db = NULL;
+	}
+	pthread_mutex_unlock(&svc->lock);
+	db_close(db);
+}
+
+/* ---- HTTP: probes, then the service's routes --------------------------- */
+
+static void svc_http(void *ctx, const struct web_request *req, struct web_response *res)
+{
+	struct svc *svc = ctx;
+	const char *path = web_request_path(req);
+
+	if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
+		if (strcmp(web_request_method(req), "GET") != 0) {
+			web_response_header(res, "Allow", "GET");
+			web_respond_error(res, 405, "method_not_allowed", "use GET", NULL);
+			return;
+		}
+		cJSON *body = cJSON_CreateObject();
+		cJSON_AddStringToObject(body, "service", svc->spec->name);
+		if (strcmp(path, "/healthz") == 0) {
+			cJSON_AddStringToObject(body, "status", "ok");
+			web_respond_json(res, 200, body);
+			return;
+		}
+		/* Ready: schema migrated and streams declared, database and
+		 * broker reachable now. */
+		struct db *db = NULL;
+		bool db_ok = svc_db_acquire(svc, &db) == SHOP_OK && db_ping(db) == SHOP_OK;
+		svc_db_release(svc, db);
+		bool bus_ok = svc->bus && bus_is_connected(svc->bus);
+		bool started = atomic_load(&svc->ready);
+		cJSON_AddBoolToObject(body, "database", db_ok);
+		cJSON_AddBoolToObject(body, "broker", bus_ok);
+		cJSON_AddBoolToObject(body, "started", started);
+		bool ok = db_ok && bus_ok && started;
+		cJSON_AddStringToObject(body, "status", ok ? "ready" : "not_ready");
+		web_respond_json(res, ok ? 200 : 503, body);
+		return;
+	}
+	if (svc->spec->http) {
+		svc->spec->http(svc, req, res);
+		return;
+	}
+	web_respond_error(res, 404, "not_found", "no such resource", NULL);
+}
+
+/* ---- startup and shutdown ---------------------------------------------- */
+
+static struct svc *svc_new(const struct svc_spec *spec)
+{
+	struct svc *svc = xcalloc(1, sizeof(*svc));
+	svc->spec = spec;
+	pthread_mutex_init(&svc->lock, NULL);
+	pthread_cond_init(&svc->wake, NULL);
+	return svc;
+}
+
+struct svc *svc_create_detached(const struct svc_spec *spec)
+{
+	return svc_new(spec);
+}
+
+void svc_destroy(struct svc *svc)
+{
+	if (!svc)
+		return;
+	for (size_t i = 0; i < svc->pool_len; i++)
+		db_close(svc->pool[i]);
+	pthread_mutex_destroy(&svc->lock);
+	pthread_cond_destroy(&svc->wake);
+	free(svc->consumers);
+	free(svc->tasks);
+	free(svc->db_url);
+	free(svc);
+}
+
+shop_status svc_migrate(const struct svc_spec *spec, struct db *db)
+{
+	shop_status st = db_migrate(db, svc_runtime_migrations,
+				    sizeof(svc_runtime_migrations) / sizeof(svc_runtime_migrations[0]));
+	if (st == SHOP_OK)
+		st = db_migrate(db, spec->migrations, spec->n_migrations);
+	return st;
+}
+
+static shop_status svc_init_tx(struct svc_tx *tx, void *arg)
+{
+	const struct svc_spec *spec = arg;
+	return spec->init(tx);
+}
+
+/* Migrations and the init hook, retried while the database is unreachable. */
+static shop_status svc_prepare_database(struct svc *svc)
+{
+	shop_status st = SHOP_E_UNAVAILABLE;
+	struct db *db = svc_db_open_retrying(svc);
+	while (db && !svc_stopping(svc)) {
+		st = svc_migrate(svc->spec, db);
+		if (st == SHOP_OK && svc->spec->init)
+			st = svc_tx_run(svc, db, NULL, NULL, svc_init_tx, (void *)svc->spec);
+		if (st != SHOP_E_UNAVAILABLE)
+			break;
+		log_warn(NULL, "database not ready for migrations: %s", db_last_error(db));
+		svc_pause(svc, SVC_STARTUP_RETRY_MS);
+	}
+	if (st != SHOP_OK && db)
+		log_error(NULL, "migrations failed: %s", db_last_error(db));
+	db_close(db);
+	return st;
+}
+
+/* Every stream of the contracts index plus the dead-letter stream, then
+ * this service's durables. Each service declares all streams so that any
+ * start order works; the calls are idempotent. */
+static shop_status svc_declare_topology(struct svc *svc)
+{
+	static const char *const dlq_subjects[] = { BUS_DEADLETTER_PREFIX ".>" };
+	shop_status st = bus_ensure_stream(svc->bus, BUS_DEADLETTER_STREAM, dlq_subjects, 1,
+					   svc->replicas);
+	for (size_t i = 0; i < ct_n_streams && st == SHOP_OK; i++)
+		st = bus_ensure_stream(svc->bus, ct_streams[i].name, ct_streams[i].subjects,
+				       ct_streams[i].n_subjects, svc->replicas);
+	for (size_t i = 0; i < ct_n_consumers && st == SHOP_OK; i++) {
+		const struct ct_consumer *c = &ct_consumers[i];
+		if (strcmp(c->service, svc->spec->name) == 0)
+			st = bus_ensure_consumer(svc->bus, c->stream, c->durable, c->filter_subjects,
+						 c->n_filter_subjects);
+	}
+	return st;
+}
+
+static void *svc_signal_main(void *arg)
+{
+	struct svc *svc = arg;
+	sigset_t set;
+	int sig = 0;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigwait(&set, &sig);
+	log_info(NULL, "signal %d: stopping", sig);
+	atomic_store(&svc->stopping, true);
+	pthread_mutex_lock(&svc->lock);
+	pthread_cond_broadcast(&svc->wake);
+	pthread_mutex_unlock(&svc->lock);
+	return NULL;
+}
+
+static void svc_start_workers(struct svc *svc)
+{
+	const struct svc_spec *spec = svc->spec;
+	for (size_t i = 0; i < ct_n_consumers; i++)
+		if (strcmp(ct_consumers[i].service, spec->name) == 0)
+			svc->n_consumers++;
+	svc->consumers = xcalloc(svc->n_consumers, sizeof(*svc->consumers));
+	for (size_t i = 0, k = 0; i < ct_n_consumers; i++) {
+		if (strcmp(ct_consumers[i].service, spec->name) != 0)
+			continue;
+		svc->consumers[k] = (struct svc_consumer_thread){ .svc = svc, .consumer = &ct_consumers[i] };
+		pthread_create(&svc->consumers[k].thread, NULL, svc_consumer_main, &svc->consumers[k]);
+		k++;
+	}
+	pthread_create(&svc->relay_thread, NULL, svc_relay_main, svc);
+	svc->relay_started = true;
+	svc->n_tasks = spec->n_tasks;
+	svc->tasks = xcalloc(spec->n_tasks, sizeof(*svc->tasks));
+	for (size_t i = 0; i < spec->n_tasks; i++) {
+		svc->tasks[i] = (struct svc_task_thread){ .svc = svc, .task = &spec->tasks[i] };
+		pthread_create(&svc->tasks[i].thread, NULL, svc_task_main, &svc->tasks[i]);
+	}
+}
+
+static void svc_join_workers(struct svc *svc)
+{
+	for (size_t i = 0; i < svc->n_consumers; i++)
+		pthread_join(svc->consumers[i].thread, NULL);
+	if (svc->relay_started)
+		pthread_join(svc->relay_thread, NULL);
+	for (size_t i = 0; i < svc->n_tasks; i++)
+		pthread_join(svc->tasks[i].thread, NULL);
+}
+
+int svc_main(const struct svc_spec *spec)
+{
+	int rc = 1;
+	int64_t port = 8080, replicas = 1;
+	struct svc *svc = svc_new(spec);
+	pthread_t signal_thread;
+
+	int level = log_level_parse(config_str("SHOP_LOG_LEVEL", "info"));
+	log_init(spec->name, level < 0 ? LOG_LVL_INFO : (enum log_level)level);
+	xalloc_init_cjson();
+
+	/* Signals go to the signal thread only: every thread created after
+	 * this inherits the blocked mask. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	pthread_create(&signal_thread, NULL, svc_signal_main, svc);
+
+	if (config_int("SHOP_HTTP_PORT", 8080, 1, 65535, &port) != SHOP_OK ||
+	    config_int("SHOP_STREAM_REPLICAS", 1, 1, 5, &replicas) != SHOP_OK)
+		goto out;
+	svc->replicas = (int)replicas;
+	svc->db_url = xstrdup(config_str("SHOP_DB_URL", spec->default_db_url));
+	const char *nats_url = config_str("SHOP_NATS_URL", "nats://127.0.0.1:4222");
+
+	if (web_server_start(config_str("SHOP_HTTP_BIND", "0.0.0.0"), (uint16_t)port, svc_http, svc,
+			     &svc->web) != SHOP_OK) {
+		log_error(NULL, "cannot listen on port %lld", (long long)port);
+		goto out;
+	}
+	log_info(NULL, "starting: http port %lld, nats %s", (long long)port, nats_url);
+
+	if (svc_prepare_database(svc) != SHOP_OK)
+		goto out;
+	if (bus_connect(nats_url, spec->name, &svc->bus) != SHOP_OK) {
+		log_error(NULL, "cannot create a NATS connection to %s", nats_url);
+		goto out;
+	}
+	while (!svc_stopping(svc) && svc_declare_topology(svc) != SHOP_OK) {
+		log_warn(NULL, "streams not declared yet (is NATS up?); retrying");
+		svc_pause(svc, SVC_STARTUP_RETRY_MS);
+	}
+	if (!svc_stopping(svc)) {
+		svc_start_workers(svc);
+		atomic_store(&svc->ready, true);
+		log_info(NULL, "ready");
+	}
+
+	pthread_mutex_lock(&svc->lock);
+	while (!svc_stopping(svc))
+		pthread_cond_wait(&svc->wake, &svc->lock);
+	pthread_mutex_unlock(&svc->lock);
+	rc = 0;
+out:
+	atomic_store(&svc->stopping, true);
+	pthread_mutex_lock(&svc->lock);
+	pthread_cond_broadcast(&svc->wake);
+	pthread_mutex_unlock(&svc->lock);
+	svc_join_workers(svc);
+	web_server_stop(svc->web);
+	bus_close(svc->bus);
+	/* The signal thread may still wait in sigwait(): wake it. */
+	pthread_kill(signal_thread, SIGTERM);
+	pthread_join(signal_thread, NULL);
+	log_info(NULL, "stopped");
+	svc_destroy(svc);
+	return rc;
+}

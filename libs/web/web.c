@@ -1,0 +1,419 @@
+/*
+ * web.c - the HTTP server of web.h on libmicrohttpd (MHD) 1.0.
+ *
+ * MHD calls the access handler several times per request: once when the
+ * headers are in (our request state does not exist yet), once per piece of
+ * body, and once more when the request is complete. The state lives in MHD's
+ * per-request pointer and is freed only by the completion callback, which MHD
+ * calls for every request it called us for, also when the client vanishes or
+ * the daemon stops. Invariants:
+ *   - a request body is never held beyond WEB_BODY_MAX bytes: an announced
+ *     Content-Length over it is answered 413 before any body is read, and a
+ *     streamed body that grows over it is dropped, discarded to its end and
+ *     answered 413; the handler is not called for either;
+ *   - the handler is called exactly once per accepted request, with the whole
+ *     body, NUL-terminated for convenience (the length is authoritative);
+ *   - every response carries X-Request-Id and Cache-Control: no-store, and
+ *     Content-Type: application/json when it has a body.
+ * The only shared state is the immutable struct web_server, so with one
+ * thread per connection nothing here needs a lock.
+ */
+#include "web.h"
+
+#include "core/ids.h"
+#include "core/xalloc.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+/* An incoming X-Request-Id longer than this is replaced by a fresh one. */
+#define WEB_REQUEST_ID_MAX 64
+/* First allocation for a body whose length was not announced. */
+#define WEB_BODY_INITIAL 4096
+
+/* Sent when the handler's body cannot be serialised (allocation failure
+ * with non-aborting cJSON hooks): a fixed body that needs no allocation. */
+static const char web_internal_body[] =
+	"{\"error\":{\"code\":\"internal\",\"message\":\"response could not be serialised\","
+	"\"details\":[]}}";
+
+struct web_server {
+	struct MHD_Daemon *daemon;
+	web_handler_fn handler;
+	void *ctx;
+	uint16_t port;
+};
+
+struct web_request {
+	struct MHD_Connection *conn;
+	const char *method; /* MHD's, valid for the whole request */
+	const char *path;
+	char *body;         /* body_len bytes and a NUL; NULL until data arrives */
+	size_t body_len;
+	size_t body_cap;
+	bool too_large;     /* body is over WEB_BODY_MAX: discard the rest, 413 */
+	char id[WEB_REQUEST_ID_MAX + 1];
+};
+
+static bool web_request_id_valid(const char *s)
+{
+	size_t n = strnlen(s, WEB_REQUEST_ID_MAX + 1);
+	if (n == 0 || n > WEB_REQUEST_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static struct web_request *web_request_new(struct MHD_Connection *conn, const char *url,
+					   const char *method)
+{
+	struct web_request *req = xcalloc(1, sizeof(*req));
+	req->conn = conn;
+	req->method = method;
+	req->path = url;
+	const char *incoming = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+	if (incoming && web_request_id_valid(incoming)) {
+		memcpy(req->id, incoming, strlen(incoming) + 1);
+	} else {
+		_Static_assert(IDS_UUID_SIZE <= sizeof(((struct web_request *)0)->id),
+			       "a UUID must fit the request id buffer");
+		ids_uuid7(req->id);
+	}
+	return req;
+}
+
+static void web_request_free(struct web_request *req)
+{
+	if (!req)
+		return;
+	free(req->body);
+	free(req);
+}
+
+/* Appends a piece of body, or marks the request too large and lets go of
+ * what was buffered so an oversized upload costs no memory while it drains. */
+static void web_request_append(struct web_request *req, const char *data, size_t len)
+{
+	if (req->too_large)
+		return;
+	if (len > WEB_BODY_MAX - req->body_len) {
+		req->too_large = true;
+		free(req->body);
+		req->body = NULL;
+		req->body_len = 0;
+		req->body_cap = 0;
+		return;
+	}
+	size_t need = req->body_len + len + 1;
+	if (need > req->body_cap) {
+		size_t cap = req->body_cap ? req->body_cap : WEB_BODY_INITIAL;
+		while (cap < need)
+			cap *= 2;
+		if (cap > WEB_BODY_MAX + 1)
+			cap = WEB_BODY_MAX + 1;
+		req->body = xrealloc(req->body, cap);
+		req->body_cap = cap;
+	}
+	memcpy(req->body + req->body_len, data, len);
+	req->body_len += len;
+	req->body[req->body_len] = '\0';
+}
+
+/* True when the request announces a Content-Length over WEB_BODY_MAX. MHD
+ * has already rejected malformed values with 400 before calling us. */
+static bool web_announced_too_large(struct MHD_Connection *conn)
+{
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (!cl)
+		return false;
+	errno = 0;
+	char *end = NULL;
+	unsigned long long n = strtoull(cl, &end, 10);
+	if (end == cl)
+		return false;
+	return errno == ERANGE || n > WEB_BODY_MAX;
+}
+
+static void web_response_clear(struct web_response *res)
+{
+	cJSON_Delete(res->body);
+	for (size_t i = 0; i < res->n_headers && i < WEB_HEADERS_MAX; i++)
+		free(res->headers[i].value);
+	memset(res, 0, sizeof(*res));
+}
+
+static bool web_response_has_header(const struct web_response *res, const char *name)
+{
+	for (size_t i = 0; i < res->n_headers && i < WEB_HEADERS_MAX; i++)
+		if (strcasecmp(res->headers[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Builds the MHD response for res (which keeps ownership of its parts) and
+ * queues it. Returns MHD's verdict: MHD_NO makes MHD close the connection. */
+static enum MHD_Result web_queue(struct web_request *req, const struct web_response *res)
+{
+	int status = res->status;
+	struct MHD_Response *mr;
+	bool has_body = true;
+	if (res->body) {
+		char *text = cJSON_PrintUnformatted(res->body);
+		if (text) {
+			mr = MHD_create_response_from_buffer_with_free_callback(strlen(text), text,
+										 cJSON_free);
+			if (!mr)
+				cJSON_free(text);
+		} else {
+			status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+			mr = MHD_create_response_from_buffer_static(sizeof(web_internal_body) - 1,
+								    web_internal_body);
+		}
+	} else {
+		has_body = false;
+		mr = MHD_create_response_empty(MHD_RF_NONE);
+	}
+	if (!mr)
+		return MHD_NO;
+
+	/* A header MHD refuses (say, a value with a line break) is dropped:
+	 * the response is still better sent than not. */
+	(void)MHD_add_response_header(mr, "X-Request-Id", req->id);
+	if (!web_response_has_header(res, MHD_HTTP_HEADER_CACHE_CONTROL))
+		(void)MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (has_body && !web_response_has_header(res, MHD_HTTP_HEADER_CONTENT_TYPE))
+		(void)MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	for (size_t i = 0; i < res->n_headers && i < WEB_HEADERS_MAX; i++) {
+		if (strcasecmp(res->headers[i].name, "X-Request-Id") == 0)
+			continue;
+		(void)MHD_add_response_header(mr, res->headers[i].name, res->headers[i].value);
+	}
+	enum MHD_Result r = MHD_queue_response(req->conn, (unsigned int)status, mr);
+	MHD_destroy_response(mr); /* MHD keeps its own reference until sent */
+	return r;
+}
+
+static enum MHD_Result web_queue_too_large(struct web_request *req)
+{
+	struct web_response res = { 0 };
+	char *message = xasprintf("request body is larger than %d bytes", WEB_BODY_MAX);
+	web_respond_error(&res, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", message, NULL);
+	free(message);
+	enum MHD_Result r = web_queue(req, &res);
+	web_response_clear(&res);
+	return r;
+}
+
+/* Runs the handler and queues what it produced; a handler that set no
+ * status, or one HTTP cannot carry, becomes a clean 500. */
+static enum MHD_Result web_dispatch(const struct web_server *s, struct web_request *req)
+{
+	struct web_response res = { 0 };
+	if (!req->body) {
+		/* Handlers always get a string, even for a request without body. */
+		req->body = xstrdup("");
+		req->body_cap = 1;
+	}
+	s->handler(s->ctx, req, &res);
+	if (res.status < 100 || res.status > 599) {
+		web_response_clear(&res);
+		web_respond_error(&res, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+				  "the handler produced no response", NULL);
+	}
+	enum MHD_Result r = web_queue(req, &res);
+	web_response_clear(&res);
+	return r;
+}
+
+static enum MHD_Result web_access(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size,
+				  void **req_cls)
+{
+	const struct web_server *s = cls;
+	struct web_request *req = *req_cls;
+
+	if (!req) {
+		/* Headers are in, no body has been read. Refusing here keeps an
+		 * announced oversized body off the wire (no 100 Continue either);
+		 * MHD then closes the connection after the 413. */
+		req = web_request_new(conn, url, method);
+		*req_cls = req;
+		if (web_announced_too_large(conn)) {
+			req->too_large = true;
+			return web_queue_too_large(req);
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		/* MHD cannot take a response while body is streaming in, so an
+		 * oversized body is consumed without being kept and the 413 goes
+		 * out once the request is complete. */
+		web_request_append(req, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (req->too_large)
+		return web_queue_too_large(req);
+	return web_dispatch(s, req);
+}
+
+static void web_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+			  enum MHD_RequestTerminationCode toe)
+{
+	web_request_free(*req_cls);
+	*req_cls = NULL;
+}
+
+shop_status web_server_start(const char *bind_addr, uint16_t port, web_handler_fn handler,
+			     void *ctx, struct web_server **ret_server)
+{
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} addr;
+	socklen_t addr_len;
+	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+			     MHD_USE_ERROR_LOG;
+
+	if (!handler || !ret_server)
+		return SHOP_E_INVALID;
+	if (!bind_addr)
+		bind_addr = "0.0.0.0";
+	memset(&addr, 0, sizeof(addr));
+	if (inet_pton(AF_INET, bind_addr, &addr.v4.sin_addr) == 1) {
+		addr.v4.sin_family = AF_INET;
+		addr.v4.sin_port = htons(port);
+		addr_len = sizeof(addr.v4);
+	} else if (inet_pton(AF_INET6, bind_addr, &addr.v6.sin6_addr) == 1) {
+		addr.v6.sin6_family = AF_INET6;
+		addr.v6.sin6_port = htons(port);
+		addr_len = sizeof(addr.v6);
+		flags |= MHD_USE_IPv6;
+	} else {
+		return SHOP_E_INVALID;
+	}
+
+	struct web_server *s = xcalloc(1, sizeof(*s));
+	s->handler = handler;
+	s->ctx = ctx;
+	s->daemon = MHD_start_daemon(
+		flags, port, NULL, NULL, web_access, s,
+		MHD_OPTION_SOCK_ADDR_LEN, addr_len, &addr.sa,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)WEB_CONNECTIONS_MAX,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)WEB_CONNECTION_TIMEOUT_S,
+		MHD_OPTION_NOTIFY_COMPLETED, web_completed, s,
+		MHD_OPTION_END);
+	if (!s->daemon) {
+		/* Address in use or not ours, or out of threads/sockets: all things
+		 * a restart with backoff may cure. MHD has logged the reason. */
+		free(s);
+		return SHOP_E_UNAVAILABLE;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = info ? info->port : port;
+	*ret_server = s;
+	return SHOP_OK;
+}
+
+void web_server_stop(struct web_server *s)
+{
+	if (!s)
+		return;
+	/* Closes every connection and joins its thread; the completion
+	 * callback frees each request still in flight. */
+	MHD_stop_daemon(s->daemon);
+	free(s);
+}
+
+uint16_t web_server_port(const struct web_server *s)
+{
+	return s->port;
+}
+
+const char *web_request_method(const struct web_request *req)
+{
+	return req->method;
+}
+
+const char *web_request_path(const struct web_request *req)
+{
+	return req->path;
+}
+
+const char *web_request_header(const struct web_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *web_request_query(const struct web_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *web_request_body(const struct web_request *req, size_t *ret_len)
+{
+	if (ret_len)
+		*ret_len = req->body_len;
+	return req->body ? req->body : "";
+}
+
+const char *web_request_id(const struct web_request *req)
+{
+	return req->id;
+}
+
+void web_respond_json(struct web_response *res, int status, cJSON *body)
+{
+	if (res->body != body)
+		cJSON_Delete(res->body);
+	res->status = status;
+	res->body = body;
+}
+
+void web_respond_error(struct web_response *res, int status, const char *code,
+		       const char *message, cJSON *details)
+{
+	cJSON *list = details;
+	if (!list) {
+		list = cJSON_CreateArray();
+	} else if (!cJSON_IsArray(list)) {
+		/* The shape promises an array; a lone detail is wrapped. */
+		list = cJSON_CreateArray();
+		cJSON_AddItemToArray(list, details);
+	}
+	cJSON *error = cJSON_CreateObject();
+	cJSON_AddStringToObject(error, "code", code ? code : "internal");
+	cJSON_AddStringToObject(error, "message", message ? message : "");
+	cJSON_AddItemToObject(error, "details", list);
+	cJSON *body = cJSON_CreateObject();
+	cJSON_AddItemToObject(body, "error", error);
+	web_respond_json(res, status, body);
+}
+
+void web_response_header(struct web_response *res, const char *name, const char *value)
+{
+	if (res->n_headers >= WEB_HEADERS_MAX) {
+		assert(!"more than WEB_HEADERS_MAX response headers");
+		return;
+	}
+	res->headers[res->n_headers].name = name;
+	res->headers[res->n_headers].value = xstrdup(value ? value : "");
+	res->n_headers++;
+}

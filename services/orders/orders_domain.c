@@ -1,0 +1,167 @@
+/*
+ * orders_domain.c - the order state machine (see orders_domain.h).
+ *
+ * orders_decide() is written as one switch per input so that each row of the
+ * table in the header is one case here, and the unit test walks the full
+ * status x input grid against it. No I/O and no globals: the same question
+ * always gets the same answer, which is what lets two replicas that read the
+ * same status make the same decision.
+ */
+#include "orders_domain.h"
+
+#include <stddef.h>
+#include <string.h>
+
+static const char *const status_names[ORDERS_STATUS_COUNT] = {
+	[ORDERS_STATUS_PENDING] = "PENDING",
+	[ORDERS_STATUS_RESERVED] = "RESERVED",
+	[ORDERS_STATUS_PAID] = "PAID",
+	[ORDERS_STATUS_SHIPPED] = "SHIPPED",
+	[ORDERS_STATUS_CANCELLED] = "CANCELLED",
+};
+
+static const char *const reason_names[ORDERS_REASON_COUNT] = {
+	[ORDERS_REASON_NONE] = NULL,
+	[ORDERS_REASON_OUT_OF_STOCK] = "out_of_stock",
+	[ORDERS_REASON_UNKNOWN_SKU] = "unknown_sku",
+	[ORDERS_REASON_PAYMENT_DECLINED] = "payment_declined",
+	[ORDERS_REASON_CUSTOMER_CANCELLED] = "customer_cancelled",
+	[ORDERS_REASON_TIMEOUT] = "timeout",
+};
+
+static const char *const input_names[ORDERS_INPUT_COUNT] = {
+	[ORDERS_INPUT_PLACED] = "placed",
+	[ORDERS_INPUT_STOCK_RESERVED] = "stock_reserved",
+	[ORDERS_INPUT_STOCK_REJECTED] = "stock_rejected",
+	[ORDERS_INPUT_PAYMENT_AUTHORIZED] = "payment_authorized",
+	[ORDERS_INPUT_PAYMENT_DECLINED] = "payment_declined",
+	[ORDERS_INPUT_SHIPMENT_DISPATCHED] = "shipment_dispatched",
+	[ORDERS_INPUT_CANCEL_REQUESTED] = "cancel_requested",
+	[ORDERS_INPUT_DEADLINE_PASSED] = "deadline_passed",
+};
+
+static struct orders_decision decision_apply(enum orders_status to, enum orders_reason reason)
+{
+	return (struct orders_decision){ .verdict = ORDERS_APPLY, .status = to, .reason = reason };
+}
+
+static struct orders_decision decision_keep(enum orders_verdict verdict, enum orders_status current)
+{
+	return (struct orders_decision){ .verdict = verdict, .status = current,
+					 .reason = ORDERS_REASON_NONE };
+}
+
+/* Moves forward from exactly one status: before it is too early, after it
+ * is stale. CANCELLED is never "before": a cancelled order will not reach
+ * any state, so waiting for it would only end in the dead-letter stream. */
+static struct orders_decision forward_from(enum orders_status current, enum orders_status from,
+					   enum orders_status to, enum orders_reason reason)
+{
+	if (current == from)
+		return decision_apply(to, reason);
+	if (current != ORDERS_STATUS_CANCELLED && current < from)
+		return decision_keep(ORDERS_DEFER, current);
+	return decision_keep(ORDERS_IGNORE, current);
+}
+
+struct orders_decision orders_decide(enum orders_status current, const struct orders_input *in)
+{
+	switch (in->kind) {
+	case ORDERS_INPUT_PLACED:
+		/* The order exists, so this is the command again: creation is an
+		 * insert-if-absent in the store, never a transition. */
+		return decision_keep(ORDERS_IGNORE, current);
+	case ORDERS_INPUT_STOCK_RESERVED:
+		return forward_from(current, ORDERS_STATUS_PENDING, ORDERS_STATUS_RESERVED,
+				    ORDERS_REASON_NONE);
+	case ORDERS_INPUT_STOCK_REJECTED:
+		/* Only a stock reason may cancel from here; anything else would
+		 * break "reason says why", and the handler refuses such a message
+		 * as invalid before it asks. */
+		if (in->reason != ORDERS_REASON_OUT_OF_STOCK && in->reason != ORDERS_REASON_UNKNOWN_SKU)
+			return decision_keep(ORDERS_IGNORE, current);
+		return forward_from(current, ORDERS_STATUS_PENDING, ORDERS_STATUS_CANCELLED,
+				    in->reason);
+	case ORDERS_INPUT_PAYMENT_AUTHORIZED:
+		return forward_from(current, ORDERS_STATUS_RESERVED, ORDERS_STATUS_PAID,
+				    ORDERS_REASON_NONE);
+	case ORDERS_INPUT_PAYMENT_DECLINED:
+		return forward_from(current, ORDERS_STATUS_RESERVED, ORDERS_STATUS_CANCELLED,
+				    ORDERS_REASON_PAYMENT_DECLINED);
+	case ORDERS_INPUT_SHIPMENT_DISPATCHED:
+		return forward_from(current, ORDERS_STATUS_PAID, ORDERS_STATUS_SHIPPED,
+				    ORDERS_REASON_NONE);
+	case ORDERS_INPUT_CANCEL_REQUESTED:
+		/* After payment the saga still honours a cancel (payments refunds);
+		 * once the parcel has left there is nothing left to cancel. */
+		if (current == ORDERS_STATUS_PENDING || current == ORDERS_STATUS_RESERVED ||
+		    current == ORDERS_STATUS_PAID)
+			return decision_apply(ORDERS_STATUS_CANCELLED,
+					      ORDERS_REASON_CUSTOMER_CANCELLED);
+		return decision_keep(ORDERS_IGNORE, current);
+	case ORDERS_INPUT_DEADLINE_PASSED:
+		/* The deadline bounds the wait for stock and payment only: a paid
+		 * order is the shop's to ship, not the customer's to lose. */
+		if (current == ORDERS_STATUS_PENDING || current == ORDERS_STATUS_RESERVED)
+			return decision_apply(ORDERS_STATUS_CANCELLED, ORDERS_REASON_TIMEOUT);
+		return decision_keep(ORDERS_IGNORE, current);
+	}
+	return decision_keep(ORDERS_IGNORE, current);
+}
+
+const char *orders_status_name(enum orders_status st)
+{
+	if ((unsigned)st >= ORDERS_STATUS_COUNT)
+		return "UNKNOWN";
+	return status_names[st];
+}
+
+shop_status orders_status_parse(const char *name, enum orders_status *ret_status)
+{
+	if (!name)
+		return SHOP_E_INVALID;
+	for (int i = 0; i < ORDERS_STATUS_COUNT; i++) {
+		if (strcmp(name, status_names[i]) == 0) {
+			*ret_status = (enum orders_status)i;
+			return SHOP_OK;
+		}
+	}
+	return SHOP_E_INVALID;
+}
+
+const char *orders_reason_name(enum orders_reason reason)
+{
+	if ((unsigned)reason >= ORDERS_REASON_COUNT)
+		return NULL;
+	return reason_names[reason];
+}
+
+shop_status orders_reason_parse(const char *name, enum orders_reason *ret_reason)
+{
+	if (!name)
+		return SHOP_E_INVALID;
+	for (int i = 0; i < ORDERS_REASON_COUNT; i++) {
+		if (reason_names[i] && strcmp(name, reason_names[i]) == 0) {
+			*ret_reason = (enum orders_reason)i;
+			return SHOP_OK;
+		}
+	}
+	return SHOP_E_INVALID;
+}
+
+const char *orders_input_name(enum orders_input_kind kind)
+{
+	if ((unsigned)kind >= ORDERS_INPUT_COUNT)
+		return "unknown";
+	return input_names[kind];
+}
+
+const char *orders_verdict_name(enum orders_verdict verdict)
+{
+	switch (verdict) {
+	case ORDERS_APPLY: return "apply";
+	case ORDERS_IGNORE: return "ignore";
+	case ORDERS_DEFER: return "defer";
+	}
+	return "unknown";
+}

@@ -1,0 +1,99 @@
+/*
+ * orders_domain.h - the order state machine: which fact moves an order where.
+ *
+ * Pure: no I/O, no clock, no allocation. The handlers, the sweeper and the
+ * unit tests all ask orders_decide() the same question, so the rules live in
+ * exactly one table:
+ *
+ *   PENDING  --stock_reserved-->      RESERVED
+ *   RESERVED --payment_authorized-->  PAID
+ *   PAID     --shipment_dispatched--> SHIPPED
+ *   PENDING  --stock_rejected-->      CANCELLED (out_of_stock | unknown_sku)
+ *   RESERVED --payment_declined-->    CANCELLED (payment_declined)
+ *   PENDING, RESERVED, PAID --cancel_requested--> CANCELLED (customer_cancelled)
+ *   PENDING, RESERVED --deadline_passed--> CANCELLED (timeout)
+ *
+ * Invariants: a status only ever moves forward along these arrows, so no
+ * status is entered twice and a guard on the current status is as strong as
+ * a guard on the version; SHIPPED and CANCELLED are terminal; the reason is
+ * set exactly when the status is CANCELLED.
+ *
+ * Everything else is one of two no-ops. IGNORE: the fact is stale (the
+ * order has passed the state it follows), a duplicate, or illegal (anything
+ * on a terminal order). DEFER: the fact follows a state the order has not
+ * reached yet; it arrived early because it travels on another stream than
+ * the fact before it, and will be legal once that one is handled.
+ */
+#ifndef SHOP_ORDERS_DOMAIN_H
+#define SHOP_ORDERS_DOMAIN_H
+
+#include "core/status.h"
+
+/* Declared in saga order: the domain compares them to tell "not yet" from
+ * "already passed". CANCELLED is last but is not "after" anything. */
+enum orders_status {
+	ORDERS_STATUS_PENDING,
+	ORDERS_STATUS_RESERVED,
+	ORDERS_STATUS_PAID,
+	ORDERS_STATUS_SHIPPED,
+	ORDERS_STATUS_CANCELLED,
+};
+#define ORDERS_STATUS_COUNT 5
+
+/* Why an order was cancelled; NONE for every other status. */
+enum orders_reason {
+	ORDERS_REASON_NONE,
+	ORDERS_REASON_OUT_OF_STOCK,
+	ORDERS_REASON_UNKNOWN_SKU,
+	ORDERS_REASON_PAYMENT_DECLINED,
+	ORDERS_REASON_CUSTOMER_CANCELLED,
+	ORDERS_REASON_TIMEOUT,
+};
+#define ORDERS_REASON_COUNT 6
+
+/* The facts that can reach an order. */
+enum orders_input_kind {
+	ORDERS_INPUT_PLACED,              /* PlaceOrder for an order that exists */
+	ORDERS_INPUT_STOCK_RESERVED,
+	ORDERS_INPUT_STOCK_REJECTED,      /* carries out_of_stock or unknown_sku */
+	ORDERS_INPUT_PAYMENT_AUTHORIZED,
+	ORDERS_INPUT_PAYMENT_DECLINED,
+	ORDERS_INPUT_SHIPMENT_DISPATCHED,
+	ORDERS_INPUT_CANCEL_REQUESTED,
+	ORDERS_INPUT_DEADLINE_PASSED,
+};
+#define ORDERS_INPUT_COUNT 8
+
+struct orders_input {
+	enum orders_input_kind kind;
+	enum orders_reason reason; /* only for STOCK_REJECTED; NONE otherwise */
+};
+
+enum orders_verdict {
+	ORDERS_APPLY,  /* move to decision.status (with decision.reason) */
+	ORDERS_IGNORE, /* stale, duplicate or illegal: done, nothing changes */
+	ORDERS_DEFER,  /* too early: retry once the preceding fact is handled */
+};
+
+struct orders_decision {
+	enum orders_verdict verdict;
+	enum orders_status status; /* the new status when APPLY, else the current one */
+	enum orders_reason reason; /* set when the new status is CANCELLED */
+};
+
+struct orders_decision orders_decide(enum orders_status current, const struct orders_input *in);
+
+/* Names as stored in the database and carried in events: "PENDING" ...
+ * "CANCELLED"; "out_of_stock" ... "timeout". The name of ORDERS_REASON_NONE
+ * is NULL (SQL NULL, no reason). Parsing an unknown name is SHOP_E_INVALID;
+ * ret_* is written only on success. */
+const char *orders_status_name(enum orders_status st);
+shop_status orders_status_parse(const char *name, enum orders_status *ret_status);
+const char *orders_reason_name(enum orders_reason reason);
+shop_status orders_reason_parse(const char *name, enum orders_reason *ret_reason);
+/* "placed", "stock_reserved", ... for logs. */
+const char *orders_input_name(enum orders_input_kind kind);
+/* "apply", "ignore", "defer" for logs. */
+const char *orders_verdict_name(enum orders_verdict verdict);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * payments_provider.h - the simulated card provider.
+ *
+ * It behaves like an external payment gateway with its own ledger
+ * (provider_charges): every call runs in its own transaction on its own
+ * connection, so what the provider did stays done even when the caller's
+ * transaction rolls back, exactly as a real provider would keep a charge made
+ * for a caller that then crashed. That is what makes the attempt counter
+ * meaningful: a transient failure is committed as an attempt, and the caller
+ * retries with the same idempotency key.
+ *
+ * Test cards (deterministic):
+ *   tok_visa      approved
+ *   tok_declined  declined (card_declined)
+ *   tok_flaky     transient failure on attempts 1 and 2, approved on attempt 3
+ *   anything else declined (card_declined)
+ *
+ * Idempotency: a key that already has an outcome returns the same outcome and
+ * charge id without counting an attempt, so one key is charged at most once.
+ * The same key with a different card, amount or currency is refused
+ * (SHOP_E_CONFLICT), as real providers refuse a reused key with a different
+ * request. A refund marks an approved charge refunded once and returns its
+ * refund id; later refunds of the same key return the same id.
+ *
+ * Thread safety: one struct payments_provider holds one connection guarded by
+ * a mutex, so the service's consumer threads can share it (calls are a few
+ * short statements; serialising them costs little and keeps the number of
+ * database connections fixed). The connection is opened lazily on first use,
+ * so a database that is down at startup is just a retryable failure.
+ */
+#ifndef SHOP_PAYMENTS_PROVIDER_H
+#define SHOP_PAYMENTS_PROVIDER_H
+
+#include "core/ids.h"
+#include "core/status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest idempotency key, card token and currency code the provider takes. */
+#define PAYMENTS_PROVIDER_KEY_MAX 128
+#define PAYMENTS_PROVIDER_TOKEN_MAX 128
+#define PAYMENTS_PROVIDER_CURRENCY_MAX 8
+/* Charge and refund ids: "ch_" or "re_" and a UUIDv7. */
+#define PAYMENTS_PROVIDER_ID_PREFIX_LEN 3
+#define PAYMENTS_PROVIDER_ID_SIZE (PAYMENTS_PROVIDER_ID_PREFIX_LEN + IDS_UUID_SIZE)
+/* Attempts of tok_flaky that fail before one succeeds. */
+#define PAYMENTS_PROVIDER_FLAKY_FAILURES 2
+/* The reason every decline carries. */
+#define PAYMENTS_PROVIDER_DECLINE_REASON "card_declined"
+/* Longest database URL accepted, and the suffix of a derived SQLite file. */
+#define PAYMENTS_PROVIDER_URL_MAX 1024
+#define PAYMENTS_PROVIDER_SQLITE_SUFFIX "-provider"
+
+/* The test cards. */
+#define PAYMENTS_CARD_VISA "tok_visa"
+#define PAYMENTS_CARD_DECLINED "tok_declined"
+#define PAYMENTS_CARD_FLAKY "tok_flaky"
+
+enum payments_provider_outcome {
+	PAYMENTS_PROVIDER_APPROVED,
+	PAYMENTS_PROVIDER_DECLINED,
+	PAYMENTS_PROVIDER_TRANSIENT, /* only from payments_provider_decide */
+};
+
+struct payments_provider_charge_result {
+	enum payments_provider_outcome outcome; /* APPROVED or DECLINED */
+	char charge_id[PAYMENTS_PROVIDER_ID_SIZE]; /* "" when declined */
+	int64_t attempts;                          /* attempts it took, >= 1 */
+	const char *decline_reason;                /* static; NULL when approved */
+};
+
+struct payments_provider;
+
+/* No I/O: the connection to url is opened on first use. */
+struct payments_provider *payments_provider_create(const char *url);
+void payments_provider_destroy(struct payments_provider *p); /* accepts NULL */
+
+/* Charges amount_cents to token once per key. SHOP_OK with the outcome
+ * (approved or declined); SHOP_E_UNAVAILABLE for a transient failure (the
+ * attempt is recorded; retry with the same key) or an unreachable ledger;
+ * SHOP_E_CONFLICT when key was used for a different request; SHOP_E_INVALID
+ * or SHOP_E_LIMIT for bad arguments. */
+shop_status payments_provider_charge(struct payments_provider *p, const char *key,
+				     const char *token, int64_t amount_cents, const char *currency,
+				     struct payments_provider_charge_result *ret_result);
+
+/* Refunds the approved charge of key in full, once. SHOP_OK with the refund
+ * id (the same on every call); SHOP_E_NOT_FOUND when key was never charged;
+ * SHOP_E_CONFLICT when its charge was not approved. */
+shop_status payments_provider_refund(struct payments_provider *p, const char *key,
+				     char ret_refund_id[PAYMENTS_PROVIDER_ID_SIZE]);
+
+/* The card rule, pure: what attempt number `attempt` (1-based) of token does. */
+enum payments_provider_outcome payments_provider_decide(const char *token, int64_t attempt);
+
+/* Where the ledger lives, given the service's database URL. PostgreSQL: the
+ * same database (a separate connection is enough, row locks keep the two
+ * transactions apart). SQLite: a sibling file ("payments.db" ->
+ * "payments-provider.db"), because SQLite has one writer per file and the
+ * handler's transaction holds it while it calls the provider; ":memory:"
+ * stays ":memory:" (a private database of the provider's connection). */
+shop_status payments_provider_url_derive(const char *service_url, char *out, size_t out_size);
+
+#endif
