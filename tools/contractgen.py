@@ -1,0 +1,1575 @@
+#!/usr/bin/env python3
+"""contractgen.py - C types and codecs for every contract in contracts/.
+
+Usage: contractgen.py CONTRACTS_DIR OUT_DIR
+
+Reads CONTRACTS_DIR/index.json and the JSON Schemas it names, resolves their
+$refs, and writes OUT_DIR/contracts_gen.h and OUT_DIR/contracts_gen.c: one C
+struct with a strict parser and an encoder per object type, named limits, the
+message table, and the stream and durable-consumer tables the bus layer
+declares.
+
+The generator understands a deliberately small subset of JSON Schema (draft
+2020-12) and refuses everything else with a message naming the file and the
+keyword: a keyword it skipped would be a rule the C side silently does not
+enforce. The subset is:
+
+  object   properties, required, additionalProperties (must be false)
+  string   minLength, maxLength (mandatory: it sizes the C buffer), pattern
+           (the part of ECMA-262 that means the same in POSIX ERE), enum,
+           const, format date-time | uuid
+  integer  minimum, maximum (within +-(2^53 - 1), where doubles are exact)
+  array    items, minItems, maxItems (mandatory: it sizes the C array)
+  $ref     to "<file>#/$defs/<name>", with only annotations beside it
+  annotations: title, description, $comment, examples
+
+Output depends only on the input (no dates, no dict-order surprises), so a
+rebuild from the same contracts produces identical files. Standard library
+only.
+"""
+
+import json
+import os
+import posixpath
+import re
+import sys
+import tempfile
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SAFE_INT = 2**53 - 1  # largest integer a double represents exactly, neighbours included
+ANNOTATIONS = {"title", "description", "$comment", "examples"}
+ROOT_ONLY = {"$schema", "$id", "$defs"}
+KEYWORDS = {
+    "object": {"type", "properties", "required", "additionalProperties"},
+    "string": {"type", "minLength", "maxLength", "pattern", "enum", "const", "format"},
+    "integer": {"type", "minimum", "maximum"},
+    "array": {"type", "items", "minItems", "maxItems"},
+}
+FORMATS = {"date-time": "CT_FORMAT_DATE_TIME", "uuid": "CT_FORMAT_UUID"}
+C_KEYWORDS = set("""auto break case char const continue default do double else enum
+    extern float for goto if inline int long register restrict return short signed
+    sizeof static struct switch typedef union unsigned void volatile while _Bool
+    _Complex _Imaginary bool true false errno""".split())
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ContractError(Exception):
+    """A contract the generator cannot turn into a correct codec."""
+
+
+def fail(where, message):
+    raise ContractError(f"{where}: {message}")
+
+
+def is_int(v):
+    # bool is an int in Python; true is not a JSON integer.
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# ---------------------------------------------------------------------------
+# The schema model: what the C side needs to know about each value.
+
+
+class Str:
+    def __init__(self, where, min_len, max_len, pattern, enum, const, fmt):
+        self.where = where
+        self.min_len = min_len
+        self.max_len = max_len
+        self.pattern = pattern
+        self.enum = enum
+        self.const = const
+        self.fmt = fmt
+
+
+class Int:
+    def __init__(self, where, minimum, maximum):
+        self.where = where
+        self.minimum = minimum
+        self.maximum = maximum
+
+
+class Arr:
+    def __init__(self, where, items, items_ref, min_items, max_items):
+        self.where = where
+        self.items = items
+        self.items_ref = items_ref  # $def name the items came from, for messages
+        self.min_items = min_items
+        self.max_items = max_items
+
+
+class Field:
+    def __init__(self, name, node, required):
+        self.name = name
+        self.node = node
+        self.required = required
+
+
+class Obj:
+    def __init__(self, name, where):
+        self.name = name  # C type is struct ct_<name>
+        self.where = where
+        self.fields = []
+
+
+# ---------------------------------------------------------------------------
+# Patterns. JSON Schema patterns are ECMA-262; the C side uses POSIX extended
+# regular expressions. Both search (neither anchors implicitly), and they agree
+# on literals, bracket expressions without escapes, groups, alternation, the
+# anchors and the quantifiers * + ? {n} {n,} {n,m}. Everything else is refused:
+# \d \w \s mean nothing in ERE, a backslash inside brackets is an escape in one
+# and a literal in the other, "." differs on newlines, and (?...) or lazy
+# quantifiers do not exist in ERE.
+
+PATTERN_ESCAPES = set(".\\-^$*+?()[]{}|/")
+
+
+def check_pattern(pattern, where):
+    if not isinstance(pattern, str) or not pattern:
+        fail(where, "pattern must be a non-empty string")
+    if not pattern.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in pattern):
+        fail(where, "pattern must be printable ASCII")
+    i, depth, can_repeat = 0, 0, False
+    n = len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= n or pattern[i + 1] not in PATTERN_ESCAPES:
+                esc = pattern[i : i + 2]
+                fail(where, f"pattern escape '{esc}' is not in the ECMA-262/POSIX ERE common subset")
+            i += 2
+            can_repeat = True
+        elif c == "[":
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                if pattern[j] in "\\[":
+                    fail(where, f"'{pattern[j]}' inside a bracket expression means different things in ECMA-262 and POSIX ERE")
+                j += 1
+            if j >= n:
+                fail(where, "pattern has an unterminated bracket expression")
+            i = j + 1
+            can_repeat = True
+        elif c in "*+?":
+            if not can_repeat:
+                fail(where, f"pattern quantifier '{c}' at offset {i} has nothing to repeat (lazy and possessive quantifiers are not ERE)")
+            i += 1
+            can_repeat = False
+        elif c == "{":
+            m = re.match(r"\{(\d+)(?:(,)(\d*))?\}", pattern[i:])
+            if not m or not can_repeat:
+                fail(where, f"pattern brace at offset {i} is not a quantifier {{n}}, {{n,}} or {{n,m}} after an atom")
+            if m.group(3) and int(m.group(3)) < int(m.group(1)):
+                fail(where, f"pattern quantifier {m.group(0)} has max below min")
+            i += len(m.group(0))
+            can_repeat = False
+        elif c == "(":
+            if pattern[i + 1 : i + 2] == "?":
+                fail(where, "pattern groups '(?...)' are not in POSIX ERE")
+            depth += 1
+            i += 1
+            can_repeat = False
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                fail(where, "pattern has an unbalanced ')'")
+            i += 1
+            can_repeat = True
+        elif c == ".":
+            fail(where, "unescaped '.' differs between ECMA-262 and POSIX ERE on newlines; use a bracket expression")
+        elif c in "]}":
+            fail(where, f"escape the literal '{c}' in the pattern")
+        else:  # literal, ^, $ or |
+            i += 1
+            can_repeat = c not in "^$|"
+    if depth:
+        fail(where, "pattern has an unbalanced '('")
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        fail(where, f"pattern does not compile: {e}")
+
+
+# ---------------------------------------------------------------------------
+# Loading: schema documents, $ref resolution, keyword checks.
+
+
+class Loader:
+    def __init__(self, root, base_uri):
+        self.root = root
+        self.base_uri = base_uri
+        self.docs = {}  # relative path -> parsed document
+        self.def_nodes = {}  # (path, def name) -> node
+        self.def_busy = set()  # defs being resolved, to catch cycles
+        self.objects = []  # every Obj, dependencies before their users
+        self.object_names = {}  # struct name -> where it came from
+        self.scalar_defs = []  # (def name, node) of every scalar $def used
+
+    def doc(self, rel):
+        if rel in self.docs:
+            return self.docs[rel]
+        path = os.path.join(self.root, rel)
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+        except OSError as e:
+            fail(rel, f"cannot read: {e.strerror}")
+        except ValueError as e:
+            fail(rel, f"is not valid JSON: {e}")
+        if not isinstance(doc, dict):
+            fail(rel, "a schema document must be a JSON object")
+        if doc.get("$schema") != SCHEMA_DIALECT:
+            fail(rel, f'"$schema" must be "{SCHEMA_DIALECT}"')
+        # $id mirrors the file's place, so resolving a relative $ref against
+        # the $id (what a JSON Schema validator does) and against the file
+        # path (what this generator does) reach the same document.
+        if doc.get("$id") != self.base_uri + rel:
+            fail(rel, f'"$id" must be "{self.base_uri + rel}"')
+        for key in ("title", "description"):
+            if not isinstance(doc.get(key), str) or not doc[key]:
+                fail(rel, f'needs a "{key}"')
+        defs = doc.get("$defs", {})
+        if not isinstance(defs, dict):
+            fail(rel, '"$defs" must be an object')
+        self.docs[rel] = doc
+        return doc
+
+    def resolve(self, ref, rel, where):
+        """Node for a "$ref"; object defs become shared struct types."""
+        if not isinstance(ref, str):
+            fail(where, "$ref must be a string")
+        target, _, fragment = ref.partition("#")
+        m = re.match(r"^/\$defs/([a-z][a-z0-9_]*)$", fragment)
+        if not m:
+            fail(where, f'$ref "{ref}" must point at "<file>#/$defs/<name>"')
+        name = m.group(1)
+        target_rel = rel
+        if target:
+            if "://" in target or target.startswith("/"):
+                fail(where, f'$ref "{ref}" must be relative to this file')
+            target_rel = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+            if target_rel.startswith("../"):
+                fail(where, f'$ref "{ref}" leaves the contracts directory')
+        key = (target_rel, name)
+        if key in self.def_nodes:
+            return self.def_nodes[key]
+        if key in self.def_busy:
+            fail(where, f'$ref "{ref}" is recursive; recursive types are not supported')
+        defs = self.doc(target_rel).get("$defs", {})
+        if name not in defs:
+            fail(where, f'$ref "{ref}": {target_rel} has no $defs/{name}')
+        self.def_busy.add(key)
+        node = self.node(defs[name], target_rel, f"{target_rel}#/$defs/{name}", name)
+        self.def_busy.discard(key)
+        self.def_nodes[key] = node
+        if not isinstance(node, (Obj, Arr)):
+            self.scalar_defs.append((name, node))
+        return node
+
+    def node(self, schema, rel, where, name, root=False):
+        """Model of one schema; name is the struct name an object would get."""
+        if not isinstance(schema, dict):
+            fail(where, "a schema must be a JSON object (boolean schemas are not supported)")
+        allowed_extra = ANNOTATIONS | (ROOT_ONLY if root else set())
+        if "$ref" in schema:
+            extra = sorted(set(schema) - {"$ref"} - allowed_extra)
+            if extra:
+                fail(where, f"keywords beside $ref are not supported: {', '.join(extra)}")
+            return self.resolve(schema["$ref"], rel, where)
+        kind = schema.get("type")
+        if not isinstance(kind, str) or kind not in KEYWORDS:
+            fail(where, f'"type" must be one of {", ".join(sorted(KEYWORDS))} '
+                        f"(type lists, null, number and boolean are not supported), not {json.dumps(kind)}")
+        unknown = sorted(set(schema) - KEYWORDS[kind] - allowed_extra)
+        if unknown:
+            fail(where, f"unsupported keyword(s) for a {kind}: {', '.join(unknown)}")
+        return getattr(self, "node_" + kind)(schema, rel, where, name)
+
+    def node_object(self, schema, rel, where, name):
+        if schema.get("additionalProperties") is not False:
+            fail(where, 'objects must say "additionalProperties": false')
+        props = schema.get("properties")
+        if not isinstance(props, dict) or not props:
+            fail(where, '"properties" must be a non-empty object')
+        required = schema.get("required", [])
+        if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+            fail(where, '"required" must be a list of property names')
+        if len(set(required)) != len(required):
+            fail(where, '"required" lists a property twice')
+        for r in required:
+            if r not in props:
+                fail(where, f'"required" names "{r}", which is not in "properties"')
+        if name in self.object_names:
+            fail(where, f"struct ct_{name} is already generated from {self.object_names[name]}")
+        self.object_names[name] = where
+        obj = Obj(name, where)
+        members = set()
+        for prop, sub in props.items():
+            pwhere = f"{where}/properties/{prop}"
+            if not NAME_RE.match(prop) or prop in C_KEYWORDS or len(prop) > 48:
+                fail(pwhere, "property names must be lower_snake_case C identifiers")
+            node = self.node(sub, rel, pwhere, f"{name}_{prop}")
+            field = Field(prop, node, prop in required)
+            for member in member_names(field):
+                if member in members:
+                    fail(pwhere, f"C member name {member} is used twice in struct ct_{name}")
+                members.add(member)
+            obj.fields.append(field)
+        self.objects.append(obj)  # after its fields: dependencies come first
+        return obj
+
+    def node_string(self, schema, rel, where, name):
+        max_len = schema.get("maxLength")
+        if not is_int(max_len) or max_len < 1:
+            fail(where, 'every string needs "maxLength" (a positive integer): the C buffer is sized from it')
+        if max_len > 65536:
+            fail(where, "maxLength above 65536 would make unreasonably large C structs")
+        min_len = schema.get("minLength", 0)
+        if not is_int(min_len) or not 0 <= min_len <= max_len:
+            fail(where, '"minLength" must be an integer between 0 and maxLength')
+        pattern = schema.get("pattern")
+        if pattern is not None:
+            check_pattern(pattern, where)
+        fmt = schema.get("format")
+        if fmt is not None and fmt not in FORMATS:
+            fail(where, f'format "{fmt}" is not supported (only {", ".join(sorted(FORMATS))})')
+        enum = schema.get("enum")
+        if enum is not None:
+            if (not isinstance(enum, list) or not enum or not all(isinstance(v, str) for v in enum)
+                    or len(set(enum)) != len(enum)):
+                fail(where, '"enum" must be a non-empty list of distinct strings')
+        const = schema.get("const")
+        if const is not None and not isinstance(const, str):
+            fail(where, '"const" must be a string')
+        # A value the schema lists must pass the schema's own checks, or the
+        # C side (which checks everything) and a reader of the schema disagree.
+        for v in (enum or []) + ([const] if const is not None else []):
+            if not min_len <= len(v) <= max_len or (pattern and not re.search(pattern, v)):
+                fail(where, f'listed value "{v}" breaks the string\'s own length or pattern')
+            if "\0" in v:
+                fail(where, "listed values cannot contain NUL")
+        return Str(where, min_len, max_len, pattern, enum, const, fmt)
+
+    def node_integer(self, schema, rel, where, name):
+        lo = schema.get("minimum", -SAFE_INT)
+        hi = schema.get("maximum", SAFE_INT)
+        for key, v in (("minimum", lo), ("maximum", hi)):
+            if not is_int(v) or not -SAFE_INT <= v <= SAFE_INT:
+                fail(where, f'"{key}" must be an integer within +-(2^53 - 1)')
+        if lo > hi:
+            fail(where, '"minimum" is above "maximum"')
+        return Int(where, lo, hi)
+
+    def node_array(self, schema, rel, where, name):
+        max_items = schema.get("maxItems")
+        if not is_int(max_items) or max_items < 1:
+            fail(where, 'every array needs "maxItems" (a positive integer): the C array is sized from it')
+        if max_items > 10000:
+            fail(where, "maxItems above 10000 would make unreasonably large C structs")
+        min_items = schema.get("minItems", 0)
+        if not is_int(min_items) or not 0 <= min_items <= max_items:
+            fail(where, '"minItems" must be an integer between 0 and maxItems')
+        if "items" not in schema:
+            fail(where, 'arrays need "items"')
+        items = self.node(schema["items"], rel, where + "/items", name + "_item")
+        if isinstance(items, Arr):
+            fail(where, "arrays of arrays are not supported")
+        return Arr(where, items, ref_name(schema["items"]), min_items, max_items)
+
+
+def ref_name(schema):
+    """The $def name a schema refers to, or None."""
+    ref = schema.get("$ref") if isinstance(schema, dict) else None
+    return ref.rpartition("/")[2] if isinstance(ref, str) else None
+
+
+def member_names(field):
+    names = [field.name]
+    if isinstance(field.node, Arr):
+        names.append(field.name + "_len")
+    if not field.required:
+        names.append("has_" + field.name)
+    return names
+
+
+# ---------------------------------------------------------------------------
+# The index.
+
+
+def pascal(name):
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def check_keys(obj, where, required, optional=()):
+    if not isinstance(obj, dict):
+        fail(where, "must be a JSON object")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        fail(where, f"missing {', '.join(missing)}")
+    unknown = sorted(set(obj) - set(required) - set(optional))
+    if unknown:
+        fail(where, f"unknown key(s) {', '.join(unknown)}")
+
+
+def load_index(root):
+    rel = "index.json"
+    try:
+        with open(os.path.join(root, rel), encoding="utf-8") as f:
+            index = json.load(f)
+    except OSError as e:
+        fail(rel, f"cannot read: {e.strerror}")
+    except ValueError as e:
+        fail(rel, f"is not valid JSON: {e}")
+    check_keys(index, rel, ("base_uri", "streams", "messages"), ("description", "envelope", "types"))
+    if not isinstance(index["base_uri"], str) or not index["base_uri"].endswith("/"):
+        fail(rel, '"base_uri" must be a string ending in "/"')
+
+    streams = index["streams"]
+    if not isinstance(streams, list) or not streams:
+        fail(rel, '"streams" must be a non-empty list')
+    by_stream, domains = {}, {}
+    for i, s in enumerate(streams):
+        where = f"{rel}#/streams/{i}"
+        check_keys(s, where, ("name", "subjects", "owner"), ("description",))
+        if not isinstance(s["name"], str) or not re.match(r"^[A-Z][A-Z0-9_]*$", s["name"]):
+            fail(where, "stream names are UPPER_CASE")
+        if s["name"] in by_stream:
+            fail(where, f"stream {s['name']} is declared twice")
+        if not isinstance(s["owner"], str) or not NAME_RE.match(s["owner"]):
+            fail(where, "owner must be a service name")
+        subjects = s["subjects"]
+        if not isinstance(subjects, list) or not subjects:
+            fail(where, '"subjects" must be a non-empty list')
+        for subj in subjects:
+            m = re.match(r"^([a-z][a-z0-9_]*)\.>$", subj) if isinstance(subj, str) else None
+            if not m:
+                fail(where, f'stream subjects are "<domain>.>", not {json.dumps(subj)}')
+            if m.group(1) in domains:
+                fail(where, f"domain {m.group(1)} is already captured by stream {domains[m.group(1)]}")
+            domains[m.group(1)] = s["name"]
+        by_stream[s["name"]] = s
+    services = [s["owner"] for s in streams]
+
+    messages = index["messages"]
+    if not isinstance(messages, list) or not messages:
+        fail(rel, '"messages" must be a non-empty list')
+    seen = {"name": set(), "subject": set(), "type": set()}
+    for i, m in enumerate(messages):
+        where = f"{rel}#/messages/{i}"
+        check_keys(m, where, ("name", "title", "kind", "version", "type", "subject", "stream",
+                              "producer", "consumers", "schema"), ("description",))
+        name = m["name"]
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            fail(where, "message names are lower_snake_case")
+        where = f"{rel} message {name}"
+        if m["title"] != pascal(name):
+            fail(where, f'title must be "{pascal(name)}"')
+        if m["kind"] not in ("event", "command"):
+            fail(where, 'kind must be "event" or "command"')
+        if not is_int(m["version"]) or m["version"] < 1:
+            fail(where, "version must be a positive integer")
+        stream = by_stream.get(m["stream"])
+        if stream is None:
+            fail(where, f"stream {m['stream']} is not declared")
+        domain = m["subject"].split(".")[0] if isinstance(m["subject"], str) else None
+        if domains.get(domain) != m["stream"]:
+            fail(where, f"subject {m['subject']} is not captured by stream {m['stream']}")
+        v = m["version"]
+        expect = {
+            "subject": f"{domain}.{m['kind']}.{name}.v{v}",
+            "type": f"shop.{domain}.{name}.v{v}",
+            "schema": f"schemas/{name}.v{v}.json",
+        }
+        for key, value in expect.items():
+            if m[key] != value:
+                fail(where, f'{key} must be "{value}" by the naming rules, not {json.dumps(m[key])}')
+        if m["producer"] != stream["owner"]:
+            fail(where, f"producer must be {stream['owner']}, the owner of stream {stream['name']}")
+        consumers = m["consumers"]
+        if not isinstance(consumers, list) or not consumers or len(set(consumers)) != len(consumers):
+            fail(where, "consumers must be a non-empty list of distinct services")
+        for c in consumers:
+            if c not in services:
+                fail(where, f"consumer {json.dumps(c)} is not a service (services are the stream owners)")
+        for key in seen:
+            if m[key] in seen[key]:
+                fail(where, f"{key} {m[key]} is used twice")
+            seen[key].add(m[key])
+
+    types = index.get("types", [])
+    if not isinstance(types, list):
+        fail(rel, '"types" must be a list')
+    for i, t in enumerate(types):
+        where = f"{rel}#/types/{i}"
+        check_keys(t, where, ("name", "schema"), ("description", "title"))
+        if not isinstance(t["name"], str) or not NAME_RE.match(t["name"]):
+            fail(where, "type names are lower_snake_case")
+        if not isinstance(t["schema"], str) or not t["schema"].endswith(".json"):
+            fail(where, "schema must be a path to a .json file")
+    return index
+
+
+# ---------------------------------------------------------------------------
+# C emission.
+
+
+def c_string(s):
+    """A C string literal for s (UTF-8), safe from trigraphs and hex runs."""
+    out = ['"']
+    for b in s.encode("utf-8"):
+        ch = chr(b)
+        if ch in '"\\?':
+            out.append("\\" + ch)
+        elif 0x20 <= b < 0x7F:
+            out.append(ch)
+        else:
+            out.append(f"\\{b:03o}")
+    out.append('"')
+    return "".join(out)
+
+
+def macro_name(*parts):
+    return "CT_" + "_".join(re.sub(r"[^A-Za-z0-9]+", "_", p).upper() for p in parts)
+
+
+def int_literal(v):
+    return str(v) if -2**31 < v < 2**31 else f"INT64_C({v})"
+
+
+def plural(n, word):
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class Emitter:
+    def __init__(self, index, loader, message_objs, type_objs):
+        self.index = index
+        self.loader = loader
+        self.message_objs = message_objs  # (message entry, Obj) in index order
+        self.type_objs = type_objs  # (types entry, Obj) in index order
+        self.macros = []  # (name, value, comment)
+        self.macro_seen = {}
+        self.patterns = []  # unique patterns, in order of first use
+        self.rules = []  # C definitions of string/int rules
+        self.rule_names = set()
+
+    # -- limits -------------------------------------------------------------
+
+    def macro(self, name, value, comment, where):
+        if name in self.macro_seen:
+            fail(where, f"generated constant {name} clashes with one from {self.macro_seen[name]}")
+        self.macro_seen[name] = where
+        self.macros.append((name, value, comment))
+
+    def scalar_limits(self, prefix, node, what):
+        """Named bounds of a scalar; returns the C expression of its max."""
+        if isinstance(node, Str):
+            if node.min_len:
+                self.macro(macro_name(*prefix, "MIN"), str(node.min_len),
+                           f"{what}: fewest characters", node.where)
+            self.macro(macro_name(*prefix, "MAX"), str(node.max_len),
+                       f"{what}: most characters (code points)", node.where)
+            for v in node.enum or []:
+                if re.match(r"^[a-z0-9_]+$", v):
+                    self.macro(macro_name(*prefix, v), c_string(v), f"{what}: allowed value", node.where)
+        elif isinstance(node, Int):
+            self.macro(macro_name(*prefix, "MIN"), int_literal(node.minimum), f"{what}: smallest value", node.where)
+            self.macro(macro_name(*prefix, "MAX"), int_literal(node.maximum), f"{what}: largest value", node.where)
+        return macro_name(*prefix, "MAX")
+
+    def collect_limits(self):
+        for name, node in self.loader.scalar_defs:
+            self.scalar_limits((name,), node, f"$defs/{name}")
+        for obj in self.loader.objects:
+            for f in obj.fields:
+                what = f"{obj.name}.{f.name}"
+                if isinstance(f.node, Arr):
+                    if f.node.min_items:
+                        self.macro(macro_name(obj.name, f.name, "MIN"), str(f.node.min_items),
+                                   f"{what}: fewest items", f.node.where)
+                    self.macro(macro_name(obj.name, f.name, "MAX"), str(f.node.max_items),
+                               f"{what}: most items", f.node.where)
+                    self.scalar_limits((obj.name, f.name, "ITEM"), f.node.items, what + " item")
+                else:
+                    self.scalar_limits((obj.name, f.name), f.node, what)
+
+    # -- header ---------------------------------------------------------------
+
+    def member_decl(self, obj, f):
+        node, lines = f.node, []
+        if not f.required:
+            lines.append(f"\tbool has_{f.name};")
+        if isinstance(node, Arr):
+            count = macro_name(obj.name, f.name, "MAX")
+            item = node.items
+            if isinstance(item, Str):
+                size = f"4 * {macro_name(obj.name, f.name, 'ITEM', 'MAX')} + 1"
+                lines.append(f"\tchar {f.name}[{count}][{size}];")
+            elif isinstance(item, Int):
+                lines.append(f"\tint64_t {f.name}[{count}];")
+            else:
+                lines.append(f"\tstruct ct_{item.name} {f.name}[{count}];")
+            lines.append(f"\tsize_t {f.name}_len;")
+        elif isinstance(node, Str):
+            lines.append(f"\tchar {f.name}[4 * {macro_name(obj.name, f.name, 'MAX')} + 1];")
+        elif isinstance(node, Int):
+            lines.append(f"\tint64_t {f.name};")
+        else:
+            lines.append(f"\tstruct ct_{node.name} {f.name};")
+        return lines
+
+    def header(self):
+        out = [HEADER_TOP.strip("\n"), ""]
+        out.append("/* Limits: the bounds of every field, as the schemas state them. Strings")
+        out.append(" * count characters (Unicode code points); their buffers hold 4 bytes per")
+        out.append(" * character and the NUL. */")
+        width = max(len(n) for n, _, _ in self.macros)
+        for name, value, comment in self.macros:
+            out.append(f"#define {name.ljust(width)} {value} /* {comment} */")
+        out.append("")
+        out.append("/* Types. Parsing writes *out only when it returns SHOP_OK; encoding emits")
+        out.append(" * exactly the schema's fields (optional ones only when has_<field>). */")
+        for obj in self.loader.objects:
+            out.append("")
+            out.append(f"/* {obj.where} */")
+            out.append(f"struct ct_{obj.name} {{")
+            for f in obj.fields:
+                out.extend(self.member_decl(obj, f))
+            out.append("};")
+            out.append(f"shop_status ct_{obj.name}_parse(const cJSON *json, struct ct_{obj.name} *out, struct ct_errors *errs);")
+            out.append(f"cJSON *ct_{obj.name}_encode(const struct ct_{obj.name} *in);")
+        out.append("")
+        out.append("/* Messages, in index order. */")
+        out.append("enum ct_message_id {")
+        for m, _ in self.message_objs:
+            out.append(f"\t{macro_name('MSG', m['name'])},")
+        out.append("\tCT_MSG__COUNT")
+        out.append("};")
+        out.append(HEADER_BOTTOM.rstrip("\n"))
+        return "\n".join(out) + "\n"
+
+    # -- source: rules and readers -------------------------------------------
+
+    def pattern_index(self, pattern):
+        if pattern not in self.patterns:
+            self.patterns.append(pattern)
+        return self.patterns.index(pattern)
+
+    def string_rule(self, rule, node, max_macro, label):
+        if rule in self.rule_names:
+            fail(node.where, f"generated rule {rule} clashes")
+        self.rule_names.add(rule)
+        lines = []
+        if node.enum:
+            lines.append(f"static const char *const {rule}_values[] = {{ "
+                         + ", ".join(c_string(v) for v in node.enum) + " };")
+        lines.append(f"static const struct ct_string_rule {rule} = {{")
+        lines.append(f"\t.min_len = {node.min_len},")
+        lines.append(f"\t.max_len = {max_macro},")
+        lines.append(f"\t.pattern = {self.pattern_index(node.pattern) if node.pattern else -1},")
+        lines.append(f"\t.label = {c_string(label)},")
+        if node.enum:
+            lines.append(f"\t.values = {rule}_values,")
+            lines.append(f"\t.n_values = {len(node.enum)},")
+            lines.append(f"\t.values_text = {c_string(', '.join(node.enum))},")
+        if node.const is not None:
+            lines.append(f"\t.const_value = {c_string(node.const)},")
+        lines.append(f"\t.format = {FORMATS.get(node.fmt, 'CT_FORMAT_NONE')},")
+        lines.append("};")
+        self.rules.append("\n".join(lines))
+
+    def int_rule(self, rule, prefix):
+        if rule in self.rule_names:
+            fail(rule, "generated rule clashes")
+        self.rule_names.add(rule)
+        self.rules.append(f"static const struct ct_int_rule {rule} = {{ {macro_name(*prefix, 'MIN')}, "
+                          f"{macro_name(*prefix, 'MAX')} }};")
+
+    def read_scalar(self, node, dst, rule_prefix, macro_prefix, label, indent):
+        """C statement reading one scalar or object from `el`/`it` into dst."""
+        rule = "ct_rule_" + "_".join(rule_prefix)
+        if isinstance(node, Str):
+            self.string_rule(rule, node, macro_name(*macro_prefix, "MAX"), label)
+            return f"{indent}ct_read_string(SRC, {dst}, sizeof {dst}, &{rule}, cx);"
+        if isinstance(node, Int):
+            self.int_rule(rule, macro_prefix)
+            return f"{indent}ct_read_int(SRC, &{dst}, &{rule}, cx);"
+        return f"{indent}ct_{node.name}_read(SRC, &{dst}, cx);"
+
+    def reader(self, obj):
+        n = len(obj.fields)
+        out = [f"static void ct_{obj.name}_read(const cJSON *json, struct ct_{obj.name} *out, struct ct_ctx *cx)", "{"]
+        out.append(f"\tbool seen[{n}] = {{ false }};")
+        out.append("")
+        out.append("\tif (!ct_object_begin(json, cx))")
+        out.append("\t\treturn;")
+        out.append("\tfor (const cJSON *it = json->child; it; it = it->next) {")
+        out.append("\t\tsize_t mark = ct_push_key(cx, it->string);")
+        for i, f in enumerate(obj.fields):
+            kw = "if" if i == 0 else "} else if"
+            out.append(f"\t\t{kw} (ct_key_is(it, {c_string(f.name)})) {{")
+            node = f.node
+            if isinstance(node, Arr):
+                count = macro_name(obj.name, f.name, "MAX")
+                lo = macro_name(obj.name, f.name, "MIN") if node.min_items else "0"
+                out.append("\t\t\tsize_t n = 0;")
+                out.append(f"\t\t\tif (ct_key_once(&seen[{i}], cx) && ct_array_begin(it, {lo}, {count}, &n, cx)) {{")
+                out.append("\t\t\t\tsize_t i = 0;")
+                out.append("\t\t\t\tfor (const cJSON *el = it->child; el; el = el->next, i++) {")
+                out.append("\t\t\t\t\tsize_t mark_i = ct_push_index(cx, i);")
+                item = node.items
+                if isinstance(item, Obj) or not node.items_ref:
+                    label = f.name.replace("_", " ") + " item"
+                else:
+                    label = node.items_ref.replace("_", " ")
+                stmt = self.read_scalar(item, f"out->{f.name}[i]", (obj.name, f.name, "item"),
+                                        (obj.name, f.name, "ITEM"), label, "\t\t\t\t\t")
+                out.append(stmt.replace("SRC", "el"))
+                out.append("\t\t\t\t\tct_pop(cx, mark_i);")
+                out.append("\t\t\t\t}")
+                out.append(f"\t\t\t\tout->{f.name}_len = n;")
+                out.append("\t\t\t}")
+            else:
+                out.append(f"\t\t\tif (ct_key_once(&seen[{i}], cx))")
+                stmt = self.read_scalar(node, f"out->{f.name}", (obj.name, f.name), (obj.name, f.name),
+                                        f.name.replace("_", " "), "\t\t\t\t")
+                out.append(stmt.replace("SRC", "it"))
+        out.append("\t\t} else {")
+        out.append('\t\t\tct_fail(cx, "is not allowed");')
+        out.append("\t\t}")
+        out.append("\t\tct_pop(cx, mark);")
+        out.append("\t}")
+        for i, f in enumerate(obj.fields):
+            if f.required:
+                out.append(f"\tct_require(seen[{i}], {c_string(f.name)}, cx);")
+            else:
+                out.append(f"\tout->has_{f.name} = seen[{i}];")
+        out.append("}")
+        return "\n".join(out)
+
+    def encoder(self, obj):
+        out = [f"cJSON *ct_{obj.name}_encode(const struct ct_{obj.name} *in)", "{"]
+        out.append("\tcJSON *obj = cJSON_CreateObject();")
+        out.append("")
+        out.append("\tif (!in || !obj)")
+        out.append("\t\tgoto fail;")
+        for f in obj.fields:
+            ind = "\t"
+            if not f.required:
+                out.append(f"\tif (in->has_{f.name}) {{")
+                ind = "\t\t"
+            node = f.node
+            if isinstance(node, Arr):
+                count = macro_name(obj.name, f.name, "MAX")
+                out.append(f"{ind}cJSON *arr_{f.name} = cJSON_CreateArray();")
+                out.append(f"{ind}if (!ct_put(obj, {c_string(f.name)}, arr_{f.name}))")
+                out.append(f"{ind}\tgoto fail;")
+                out.append(f"{ind}for (size_t i = 0; i < in->{f.name}_len && i < {count}; i++) {{")
+                item_expr = self.new_value(node.items, f"in->{f.name}[i]")
+                out.append(f"{ind}\tif (!ct_append(arr_{f.name}, {item_expr}))")
+                out.append(f"{ind}\t\tgoto fail;")
+                out.append(f"{ind}}}")
+            else:
+                out.append(f"{ind}if (!ct_put(obj, {c_string(f.name)}, {self.new_value(node, 'in->' + f.name)}))")
+                out.append(f"{ind}\tgoto fail;")
+            if not f.required:
+                out.append("\t}")
+        out.append("\treturn obj;")
+        out.append("fail:")
+        out.append("\tcJSON_Delete(obj);")
+        out.append("\treturn NULL;")
+        out.append("}")
+        return "\n".join(out)
+
+    @staticmethod
+    def new_value(node, expr):
+        if isinstance(node, Str):
+            return f"ct_new_string({expr}, sizeof {expr})"
+        if isinstance(node, Int):
+            return f"ct_new_int({expr})"
+        return f"ct_{node.name}_encode(&{expr})"
+
+    @staticmethod
+    def parser(obj):
+        t = obj.name
+        return "\n".join([
+            f"shop_status ct_{t}_parse(const cJSON *json, struct ct_{t} *out, struct ct_errors *errs)",
+            "{",
+            "\tstruct ct_ctx cx;",
+            f"\tstruct ct_{t} *tmp = xcalloc(1, sizeof *tmp);",
+            "",
+            "\tct_ctx_init(&cx, errs);",
+            f"\tct_{t}_read(json, tmp, &cx);",
+            "\tif (!cx.failed && out)",
+            "\t\t*out = *tmp;",
+            "\tfree(tmp);",
+            "\treturn cx.failed ? SHOP_E_INVALID : SHOP_OK;",
+            "}",
+        ])
+
+    # -- source: tables -------------------------------------------------------
+
+    def tables(self):
+        out = []
+        for m, obj in self.message_objs:
+            t = obj.name
+            out.append(f"static shop_status ct_{t}_parse_any(const cJSON *json, void *out, struct ct_errors *errs)")
+            out.append("{")
+            out.append(f"\treturn ct_{t}_parse(json, out, errs);")
+            out.append("}")
+            out.append("")
+            out.append(f"static cJSON *ct_{t}_encode_any(const void *in)")
+            out.append("{")
+            out.append(f"\treturn ct_{t}_encode(in);")
+            out.append("}")
+            out.append("")
+            out.append(f"static const char *const ct_{t}_consumers[] = {{ "
+                       + ", ".join(c_string(c) for c in m["consumers"]) + " };")
+            out.append("")
+        out.append("const struct ct_message ct_messages[CT_MSG__COUNT] = {")
+        for m, obj in self.message_objs:
+            out.append("\t{")
+            out.append(f"\t\t.id = {macro_name('MSG', m['name'])},")
+            for key in ("name", "title"):
+                out.append(f"\t\t.{key} = {c_string(m[key])},")
+            out.append(f"\t\t.kind = {'CT_KIND_EVENT' if m['kind'] == 'event' else 'CT_KIND_COMMAND'},")
+            out.append(f"\t\t.version = {m['version']},")
+            for key in ("type", "subject", "stream", "producer"):
+                out.append(f"\t\t.{key} = {c_string(m[key])},")
+            out.append(f"\t\t.consumers = ct_{obj.name}_consumers,")
+            out.append(f"\t\t.n_consumers = {len(m['consumers'])},")
+            out.append(f"\t\t.data_size = sizeof(struct ct_{obj.name}),")
+            out.append(f"\t\t.parse = ct_{obj.name}_parse_any,")
+            out.append(f"\t\t.encode = ct_{obj.name}_encode_any,")
+            out.append("\t},")
+        out.append("};")
+        out.append("")
+
+        streams = self.index["streams"]
+        for s in streams:
+            out.append(f"static const char *const ct_stream_{s['name'].lower()}_subjects[] = {{ "
+                       + ", ".join(c_string(x) for x in s["subjects"]) + " };")
+        out.append("")
+        out.append("const struct ct_stream ct_streams[] = {")
+        for s in streams:
+            out.append(f"\t{{ {c_string(s['name'])}, ct_stream_{s['name'].lower()}_subjects, "
+                       f"{len(s['subjects'])}, {c_string(s['owner'])} }},")
+        out.append("};")
+        out.append("const size_t ct_n_streams = sizeof ct_streams / sizeof ct_streams[0];")
+        out.append("")
+
+        # One durable per (consuming service, stream), named after the service
+        # and filtered to exactly the subjects that service consumes there.
+        # Services in stream-owner order, streams in index order.
+        consumers = []
+        for service in [s["owner"] for s in streams]:
+            for s in streams:
+                subjects = [m["subject"] for m, _ in self.message_objs
+                            if m["stream"] == s["name"] and service in m["consumers"]]
+                if subjects:
+                    consumers.append((service, s["name"], subjects))
+        for service, stream, subjects in consumers:
+            out.append(f"static const char *const ct_consumer_{service}_{stream.lower()}_filters[] = {{")
+            for subj in subjects:
+                out.append(f"\t{c_string(subj)},")
+            out.append("};")
+        out.append("")
+        out.append("const struct ct_consumer ct_consumers[] = {")
+        for service, stream, subjects in consumers:
+            out.append(f"\t{{ {c_string(service)}, {c_string(stream)}, {c_string(service)}, "
+                       f"ct_consumer_{service}_{stream.lower()}_filters, {len(subjects)} }},")
+        out.append("};")
+        out.append("const size_t ct_n_consumers = sizeof ct_consumers / sizeof ct_consumers[0];")
+        return "\n".join(out)
+
+    def source(self):
+        readers, codecs = [], []
+        for obj in self.loader.objects:
+            readers.append(self.reader(obj))
+            codecs.append(self.parser(obj))
+            codecs.append(self.encoder(obj))
+        out = [SOURCE_TOP.strip("\n"), ""]
+        out.append(f"#define CT_N_PATTERNS {len(self.patterns)}")
+        out.append("static const char *const ct_patterns[CT_N_PATTERNS + 1] = {")
+        for p in self.patterns:
+            out.append(f"\t{c_string(p)},")
+        out.append("\tNULL,")
+        out.append("};")
+        out.append(SOURCE_RUNTIME.rstrip("\n"))
+        out.append("")
+        out.append("/* ---- Rules: the checks of every scalar field. ---- */")
+        out.append("")
+        out.append("\n\n".join(self.rules))
+        out.append("")
+        out.append("/* ---- Readers: one per object type, dependencies first. ---- */")
+        out.append("")
+        out.append("\n\n".join(readers))
+        out.append("")
+        out.append("/* ---- Public parse and encode functions. ---- */")
+        out.append("")
+        out.append("\n\n".join(codecs))
+        out.append("")
+        out.append("/* ---- Tables. ---- */")
+        out.append("")
+        out.append(self.tables())
+        out.append(SOURCE_BOTTOM.rstrip("\n"))
+        return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Fixed parts of the output.
+
+HEADER_TOP = r"""
+/*
+ * contracts_gen.h - C types and codecs of every message in contracts/.
+ *
+ * GENERATED by tools/contractgen.py from contracts/index.json and the
+ * schemas it names. Do not edit; change the contracts (docs/contracts.md).
+ *
+ * Each object type T of the schemas becomes struct ct_T with
+ * ct_T_parse() (strict: every schema rule is checked, every error is collected
+ * with its JSON pointer, up to CT_ERRORS_MAX) and ct_T_encode() (exactly the
+ * schema's fields). Strings are NUL-terminated UTF-8 whose buffers hold the
+ * schema's maxLength in code points; integers are int64_t within +-(2^53 - 1);
+ * arrays are fixed arrays of maxItems with a _len. The message, stream and
+ * consumer tables are what the bus layer declares and routes by.
+ *
+ * Known limit: cJSON ends strings at an embedded NUL ("\u0000"), so such a
+ * string is checked as its prefix.
+ */
+#ifndef SHOP_CONTRACTS_GEN_H
+#define SHOP_CONTRACTS_GEN_H
+
+#include "core/status.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CT_ERRORS_MAX 16   /* errors one parse keeps; further ones are counted in dropped */
+#define CT_PATH_MAX 128    /* bytes of a kept JSON pointer, with the NUL; longer ones are cut */
+#define CT_PROBLEM_MAX 160 /* bytes of a kept problem text, with the NUL */
+
+struct ct_error {
+	char path[CT_PATH_MAX];       /* JSON pointer: "/items/0/quantity"; "" for the root */
+	char problem[CT_PROBLEM_MAX]; /* human text: "is required", "must be at most 254 characters" */
+};
+
+struct ct_errors {
+	size_t len;     /* entries of item[] in use */
+	size_t dropped; /* errors that did not fit */
+	struct ct_error item[CT_ERRORS_MAX];
+};
+
+/* Appends one error, or counts it in dropped when item[] is full. errs may be
+ * NULL (nothing happens). For callers' own checks too, so every rejection of a
+ * request or message reads the same. */
+void ct_errors_add(struct ct_errors *errs, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+"""
+
+HEADER_BOTTOM = r"""
+enum ct_kind { CT_KIND_EVENT, CT_KIND_COMMAND };
+
+/* out and in point to the message's struct (data_size bytes). */
+typedef shop_status (*ct_parse_fn)(const cJSON *json, void *out, struct ct_errors *errs);
+typedef cJSON *(*ct_encode_fn)(const void *in);
+
+struct ct_message {
+	enum ct_message_id id;
+	const char *name;     /* "order_placed" */
+	const char *title;    /* "OrderPlaced" */
+	enum ct_kind kind;
+	int version;          /* major version, part of subject and type */
+	const char *type;     /* CloudEvents type: "shop.orders.order_placed.v1" */
+	const char *subject;  /* NATS subject: "orders.event.order_placed.v1" */
+	const char *stream;   /* JetStream stream that stores it */
+	const char *producer; /* the one service that publishes it */
+	const char *const *consumers;
+	size_t n_consumers;
+	size_t data_size;     /* sizeof the struct parse fills and encode reads */
+	ct_parse_fn parse;
+	ct_encode_fn encode;
+};
+
+extern const struct ct_message ct_messages[CT_MSG__COUNT]; /* indexed by enum ct_message_id */
+
+/* The message with this subject or CloudEvents type; NULL if none (or NULL given). */
+const struct ct_message *ct_message_by_subject(const char *subject);
+const struct ct_message *ct_message_by_type(const char *type);
+
+struct ct_stream {
+	const char *name;
+	const char *const *subjects;
+	size_t n_subjects;
+	const char *owner; /* the service that publishes into it */
+};
+
+extern const struct ct_stream ct_streams[];
+extern const size_t ct_n_streams;
+
+/* One durable pull consumer per (consuming service, stream): the durable is
+ * named after the service and filtered to the subjects of the messages that
+ * service consumes from that stream. */
+struct ct_consumer {
+	const char *service;
+	const char *stream;
+	const char *durable;
+	const char *const *filter_subjects;
+	size_t n_filter_subjects;
+};
+
+extern const struct ct_consumer ct_consumers[];
+extern const size_t ct_n_consumers;
+
+#endif
+"""
+
+SOURCE_TOP = r"""
+/*
+ * contracts_gen.c - codecs and tables of contracts_gen.h.
+ *
+ * GENERATED by tools/contractgen.py; do not edit.
+ *
+ * Parsing walks the cJSON tree once, keeping the JSON pointer of the value in
+ * hand, and records an error for every rule broken instead of stopping at the
+ * first, so a client sees all that is wrong with a request at once. A parse
+ * fills a zeroed scratch struct and copies it out only on success. Patterns
+ * are POSIX extended regular expressions compiled once per process
+ * (pthread_once), which the generator only allows in the subset where they
+ * mean the same as the ECMA-262 patterns of the schemas.
+ */
+#include "contracts_gen.h"
+
+#include "core/xalloc.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+"""
+
+SOURCE_RUNTIME = r"""
+static regex_t ct_regex[CT_N_PATTERNS + 1];
+static pthread_once_t ct_regex_once = PTHREAD_ONCE_INIT;
+
+/* 2^53 - 1: beyond it doubles skip integers, so a JSON number there is not
+ * the integer it spells. */
+#define CT_SAFE_INT INT64_C(9007199254740991)
+
+enum ct_format { CT_FORMAT_NONE, CT_FORMAT_DATE_TIME, CT_FORMAT_UUID };
+
+struct ct_string_rule {
+	size_t min_len, max_len; /* code points */
+	int pattern;             /* index into ct_patterns, -1 for none */
+	const char *label;       /* names the value in "is not a valid <label>" */
+	const char *const *values; /* enum */
+	size_t n_values;
+	const char *values_text;
+	const char *const_value;
+	enum ct_format format;
+};
+
+struct ct_int_rule {
+	int64_t min, max;
+};
+
+/* Where a parse is: the JSON pointer of the current value, and the sink. */
+struct ct_ctx {
+	struct ct_errors *errs; /* NULL: only failed is kept */
+	bool failed;
+	size_t len;
+	char path[CT_PATH_MAX];
+};
+
+static void ct_errors_vadd(struct ct_errors *errs, const char *path, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void ct_errors_vadd(struct ct_errors *errs, const char *path, const char *fmt, va_list ap)
+{
+	if (!errs)
+		return;
+	if (errs->len >= CT_ERRORS_MAX) {
+		errs->dropped++;
+		return;
+	}
+	struct ct_error *e = &errs->item[errs->len++];
+	snprintf(e->path, sizeof e->path, "%s", path ? path : "");
+	vsnprintf(e->problem, sizeof e->problem, fmt, ap);
+}
+
+void ct_errors_add(struct ct_errors *errs, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	ct_errors_vadd(errs, path, fmt, ap);
+	va_end(ap);
+}
+
+static void ct_ctx_init(struct ct_ctx *cx, struct ct_errors *errs)
+{
+	cx->errs = errs;
+	cx->failed = false;
+	cx->len = 0;
+	cx->path[0] = '\0';
+}
+
+static void ct_fail(struct ct_ctx *cx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void ct_fail(struct ct_ctx *cx, const char *fmt, ...)
+{
+	va_list ap;
+	cx->failed = true;
+	va_start(ap, fmt);
+	ct_errors_vadd(cx->errs, cx->path, fmt, ap);
+	va_end(ap);
+}
+
+static const char *ct_s(size_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
+/* Length of the well-formed UTF-8 sequence at s, 0 if there is none: no
+ * overlong forms, no surrogates, nothing above U+10FFFF. Never reads past a
+ * NUL, which is not a continuation byte. */
+static size_t ct_utf8_seq(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		return (s[1] & 0xC0) == 0x80 ? 2 : 0;
+	if (c >= 0xE0 && c <= 0xEF) {
+		unsigned char lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+		return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
+	}
+	if (c >= 0xF0 && c <= 0xF4) {
+		unsigned char lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+		return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80 ? 4
+														   : 0;
+	}
+	return 0;
+}
+
+static bool ct_utf8_count(const char *s, size_t *ret_points, size_t *ret_bytes)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t points = 0;
+	while (*p) {
+		size_t n = ct_utf8_seq(p);
+		if (!n)
+			return false;
+		p += n;
+		points++;
+	}
+	*ret_points = points;
+	*ret_bytes = (size_t)(p - (const unsigned char *)s);
+	return true;
+}
+
+static void ct_path_put(struct ct_ctx *cx, const char *bytes, size_t n)
+{
+	if (cx->len + n >= sizeof cx->path)
+		return;
+	memcpy(cx->path + cx->len, bytes, n);
+	cx->len += n;
+	cx->path[cx->len] = '\0';
+}
+
+/* Appends "/key" with JSON-pointer escapes. Keys come from the input, so
+ * bytes that are not UTF-8 become '?' (paths end up in responses and logs)
+ * and a cut falls between characters. */
+static size_t ct_push_key(struct ct_ctx *cx, const char *key)
+{
+	size_t mark = cx->len;
+	const unsigned char *p = (const unsigned char *)(key ? key : "");
+	ct_path_put(cx, "/", 1);
+	while (*p) {
+		size_t n = ct_utf8_seq(p);
+		if (*p == '~')
+			ct_path_put(cx, "~0", 2);
+		else if (*p == '/')
+			ct_path_put(cx, "~1", 2);
+		else if (n)
+			ct_path_put(cx, (const char *)p, n);
+		else
+			ct_path_put(cx, "?", 1);
+		p += n ? n : 1;
+	}
+	return mark;
+}
+
+static size_t ct_push_index(struct ct_ctx *cx, size_t i)
+{
+	size_t mark = cx->len;
+	char buf[24];
+	int n = snprintf(buf, sizeof buf, "/%zu", i);
+	if (n > 0 && (size_t)n < sizeof buf)
+		ct_path_put(cx, buf, (size_t)n);
+	return mark;
+}
+
+static void ct_pop(struct ct_ctx *cx, size_t mark)
+{
+	cx->len = mark;
+	cx->path[mark] = '\0';
+}
+
+static void ct_regex_compile(void)
+{
+	for (size_t i = 0; i < CT_N_PATTERNS; i++) {
+		if (regcomp(&ct_regex[i], ct_patterns[i], REG_EXTENDED | REG_NOSUB) != 0) {
+			/* The generator checked every pattern: this is a broken build. */
+			fprintf(stderr, "fatal: contract pattern %s does not compile\n", ct_patterns[i]);
+			abort();
+		}
+	}
+}
+
+static bool ct_pattern_match(int i, const char *s)
+{
+	pthread_once(&ct_regex_once, ct_regex_compile);
+	return regexec(&ct_regex[i], s, 0, NULL, 0) == 0;
+}
+
+static bool ct_digits(const char *s, int n, int *ret)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*ret = v;
+	return true;
+}
+
+static int ct_days_in_month(int y, int m)
+{
+	static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), T and
+ * Z in either case, real calendar dates, second 60 allowed for leap seconds. */
+static bool ct_is_date_time(const char *s)
+{
+	int y, mo, d, h, mi, sec, oh, om;
+	if (!ct_digits(s, 4, &y) || s[4] != '-' || !ct_digits(s + 5, 2, &mo) || s[7] != '-' ||
+	    !ct_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || !ct_digits(s + 11, 2, &h) ||
+	    s[13] != ':' || !ct_digits(s + 14, 2, &mi) || s[16] != ':' || !ct_digits(s + 17, 2, &sec))
+		return false;
+	const char *p = s + 19;
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		if (!ct_digits(p + 1, 2, &oh) || p[3] != ':' || !ct_digits(p + 4, 2, &om) || oh > 23 || om > 59)
+			return false;
+		p += 6;
+	} else {
+		return false;
+	}
+	return *p == '\0' && mo >= 1 && mo <= 12 && d >= 1 && d <= ct_days_in_month(y, mo) && h <= 23 &&
+	       mi <= 59 && sec <= 60;
+}
+
+static bool ct_is_uuid(const char *s)
+{
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		char c = s[i];
+		bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+		if (dash ? c != '-' : !hex)
+			return false;
+	}
+	return s[36] == '\0';
+}
+
+/* Checks one string against its rule and copies it into dst (size bytes,
+ * 4 * max_len + 1). One error per value: the first rule it breaks. */
+static void ct_read_string(const cJSON *v, char *dst, size_t size, const struct ct_string_rule *r,
+			   struct ct_ctx *cx)
+{
+	size_t points, bytes;
+	if (!cJSON_IsString(v) || !v->valuestring) {
+		ct_fail(cx, "must be a string");
+		return;
+	}
+	const char *s = v->valuestring;
+	if (!ct_utf8_count(s, &points, &bytes)) {
+		ct_fail(cx, "is not valid UTF-8");
+		return;
+	}
+	if (points > r->max_len) {
+		ct_fail(cx, "must be at most %zu character%s", r->max_len, ct_s(r->max_len));
+		return;
+	}
+	if (points < r->min_len) {
+		if (r->min_len == 1)
+			ct_fail(cx, "must not be empty");
+		else
+			ct_fail(cx, "must be at least %zu character%s", r->min_len, ct_s(r->min_len));
+		return;
+	}
+	if (r->const_value && strcmp(s, r->const_value) != 0) {
+		ct_fail(cx, "must be \"%s\"", r->const_value);
+		return;
+	}
+	if (r->n_values) {
+		size_t i = 0;
+		while (i < r->n_values && strcmp(s, r->values[i]) != 0)
+			i++;
+		if (i == r->n_values) {
+			ct_fail(cx, "must be one of: %s", r->values_text);
+			return;
+		}
+	}
+	if (r->pattern >= 0 && !ct_pattern_match(r->pattern, s)) {
+		ct_fail(cx, "is not a valid %s", r->label);
+		return;
+	}
+	if (r->format == CT_FORMAT_DATE_TIME && !ct_is_date_time(s)) {
+		ct_fail(cx, "is not a valid RFC 3339 date-time");
+		return;
+	}
+	if (r->format == CT_FORMAT_UUID && !ct_is_uuid(s)) {
+		ct_fail(cx, "is not a valid UUID");
+		return;
+	}
+	if (bytes >= size) { /* cannot happen: 4 bytes per code point fit */
+		ct_fail(cx, "is too long");
+		return;
+	}
+	memcpy(dst, s, bytes + 1);
+}
+
+/* cJSON keeps every number as a double: an integer is a number without a
+ * fraction, inside the range where doubles are exact. */
+static void ct_read_int(const cJSON *v, int64_t *dst, const struct ct_int_rule *r, struct ct_ctx *cx)
+{
+	if (!cJSON_IsNumber(v))
+		goto bad;
+	double d = v->valuedouble;
+	if (!(d >= -(double)CT_SAFE_INT && d <= (double)CT_SAFE_INT))
+		goto bad;
+	int64_t n = (int64_t)d;
+	if ((double)n != d || n < r->min || n > r->max)
+		goto bad;
+	*dst = n;
+	return;
+bad:
+	ct_fail(cx, "must be an integer between %" PRId64 " and %" PRId64, r->min, r->max);
+}
+
+static bool ct_object_begin(const cJSON *v, struct ct_ctx *cx)
+{
+	if (cJSON_IsObject(v))
+		return true;
+	ct_fail(cx, "must be an object");
+	return false;
+}
+
+static bool ct_key_is(const cJSON *it, const char *key)
+{
+	return it->string && strcmp(it->string, key) == 0;
+}
+
+/* cJSON keeps duplicate keys; readers of JSON disagree on which one wins, so
+ * a duplicate is an error rather than a guess. */
+static bool ct_key_once(bool *seen, struct ct_ctx *cx)
+{
+	if (*seen) {
+		ct_fail(cx, "must appear only once");
+		return false;
+	}
+	*seen = true;
+	return true;
+}
+
+static void ct_require(bool seen, const char *key, struct ct_ctx *cx)
+{
+	if (seen)
+		return;
+	size_t mark = ct_push_key(cx, key);
+	ct_fail(cx, "is required");
+	ct_pop(cx, mark);
+}
+
+/* Checks the type and the bounds; elements are read only when they fit. */
+static bool ct_array_begin(const cJSON *v, size_t min, size_t max, size_t *ret_n, struct ct_ctx *cx)
+{
+	if (!cJSON_IsArray(v)) {
+		ct_fail(cx, "must be an array");
+		return false;
+	}
+	size_t n = 0;
+	for (const cJSON *el = v->child; el; el = el->next)
+		n++;
+	if (n > max) {
+		ct_fail(cx, "must have at most %zu item%s", max, ct_s(max));
+		return false;
+	}
+	if (n < min)
+		ct_fail(cx, "must have at least %zu item%s", min, ct_s(min));
+	*ret_n = n;
+	return true;
+}
+
+/* Encoding helpers: each takes ownership of item, also when it fails. */
+static bool ct_put(cJSON *obj, const char *key, cJSON *item)
+{
+	if (!item)
+		return false;
+	if (!cJSON_AddItemToObject(obj, key, item)) {
+		cJSON_Delete(item);
+		return false;
+	}
+	return true;
+}
+
+static bool ct_append(cJSON *arr, cJSON *item)
+{
+	if (!item)
+		return false;
+	if (!cJSON_AddItemToArray(arr, item)) {
+		cJSON_Delete(item);
+		return false;
+	}
+	return true;
+}
+
+static cJSON *ct_new_string(const char *buf, size_t size)
+{
+	if (memchr(buf, '\0', size))
+		return cJSON_CreateString(buf);
+	/* Not terminated (a caller's bug): encode what fits, never read past it. */
+	char *copy = xstrndup(buf, size - 1);
+	cJSON *item = cJSON_CreateString(copy);
+	free(copy);
+	return item;
+}
+
+static cJSON *ct_new_int(int64_t v)
+{
+	return cJSON_CreateNumber((double)v);
+}
+"""
+
+SOURCE_BOTTOM = r"""
+
+const struct ct_message *ct_message_by_subject(const char *subject)
+{
+	for (size_t i = 0; subject && i < CT_MSG__COUNT; i++)
+		if (strcmp(ct_messages[i].subject, subject) == 0)
+			return &ct_messages[i];
+	return NULL;
+}
+
+const struct ct_message *ct_message_by_type(const char *type)
+{
+	for (size_t i = 0; type && i < CT_MSG__COUNT; i++)
+		if (strcmp(ct_messages[i].type, type) == 0)
+			return &ct_messages[i];
+	return NULL;
+}
+"""
+
+
+# ---------------------------------------------------------------------------
+
+
+def generate(root):
+    """(header text, source text) for the contracts under root."""
+    index = load_index(root)
+    loader = Loader(root, index["base_uri"])
+    message_objs, type_objs = [], []
+    for entry, out in [(m, message_objs) for m in index["messages"]] + \
+                      [(t, type_objs) for t in index.get("types", [])]:
+        rel = entry["schema"]
+        doc = loader.doc(rel)
+        if "title" in entry and doc["title"] != entry["title"]:
+            fail(rel, f'title "{doc["title"]}" differs from the index ("{entry["title"]}")')
+        node = loader.node(doc, rel, rel, entry["name"], root=True)
+        if not isinstance(node, Obj) or node.name != entry["name"]:
+            fail(rel, "a message or type schema must be an object written in place, not a $ref")
+        out.append((entry, node))
+    # Check every $def of every document read, used or not: an unsupported
+    # one is a trap for the next schema that refers to it.
+    checked = set()
+    while set(loader.docs) - checked:
+        rel = sorted(set(loader.docs) - checked)[0]
+        checked.add(rel)
+        for name in loader.docs[rel].get("$defs", {}):
+            loader.resolve(f"#/$defs/{name}", rel, f"{rel}#/$defs/{name}")
+    # Only defs some message or type uses become C types and limits.
+    used = set()
+
+    def mark(node):
+        if isinstance(node, Obj):
+            if node.name not in used:
+                used.add(node.name)
+                for f in node.fields:
+                    mark(f.node)
+        elif isinstance(node, Arr):
+            mark(node.items)
+
+    for _, obj in message_objs + type_objs:
+        mark(obj)
+    loader.objects = [o for o in loader.objects if o.name in used]
+    used_scalars = set()
+
+    def mark_scalar(schema_node):
+        used_scalars.add(id(schema_node))
+
+    for obj in loader.objects:
+        for f in obj.fields:
+            mark_scalar(f.node.items if isinstance(f.node, Arr) else f.node)
+    loader.scalar_defs = [(n, s) for n, s in loader.scalar_defs if id(s) in used_scalars]
+
+    em = Emitter(index, loader, message_objs, type_objs)
+    em.collect_limits()
+    source = em.source()  # before the header: collects patterns and rules
+    return em.header(), source
+
+
+def write_atomically(path, text):
+    # Make may run this rule for the .h and the .c at once: a rename never
+    # leaves a half-written file behind.
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".contractgen-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv):
+    if len(argv) != 3:
+        print("usage: contractgen.py CONTRACTS_DIR OUT_DIR", file=sys.stderr)
+        return 2
+    root, out_dir = argv[1], argv[2]
+    try:
+        header, source = generate(root)
+    except ContractError as e:
+        print(f"contractgen: error: {e}", file=sys.stderr)
+        return 1
+    os.makedirs(out_dir, exist_ok=True)
+    write_atomically(os.path.join(out_dir, "contracts_gen.h"), header)
+    write_atomically(os.path.join(out_dir, "contracts_gen.c"), source)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
