@@ -13,6 +13,20 @@
  *
  * URLs: "sqlite:/path/to/file.db" (":memory:" allowed) or
  * "postgresql://user:password@host:port/dbname".
+ *
+ * Transactions behave the same on both backends: once a statement inside one
+ * fails (including SHOP_E_DUPLICATE), further statements and db_commit are
+ * refused until db_rollback, as PostgreSQL does. Inside a transaction use
+ * INSERT ... ON CONFLICT DO NOTHING when a duplicate is expected. A connection
+ * lost inside a transaction loses it: every call returns SHOP_E_UNAVAILABLE
+ * until db_rollback, then the caller redoes the work.
+ *
+ * Environment, read by db_open:
+ *   SHOP_SQLITE_SYNCHRONOUS  FULL (default) or NORMAL. In WAL mode NORMAL
+ *     skips the fsync at each commit: a power loss or OS crash (not a process
+ *     crash) can lose the last transactions, never corrupt the file. Keep FULL
+ *     when a commit is acknowledged to a client or a broker.
+ *   SHOP_SERVICE  becomes the PostgreSQL application_name (pg_stat_activity).
  */
 #ifndef SHOP_DB_DB_H
 #define SHOP_DB_DB_H
@@ -29,6 +43,11 @@
 #define DB_PARAMS_MAX 32
 /* Longest error text kept for db_last_error(). */
 #define DB_ERROR_MAX 512
+/* How long db_open or a reconnect waits for PostgreSQL, unless the URL sets
+ * connect_timeout. */
+#define DB_PG_CONNECT_TIMEOUT_S 5
+/* Prepared statements kept per connection (least recently used go first). */
+#define DB_STMT_CACHE_SIZE 64
 
 enum db_backend { DB_SQLITE, DB_POSTGRES };
 
@@ -38,15 +57,22 @@ struct db_result;
 /* One migration: applied once, in array order, each in its own transaction,
  * recorded in the schema_migrations table. In its SQL, the token @AUTO_ID@
  * becomes an ever-increasing, never-reused integer primary key
- * (AUTOINCREMENT / GENERATED ALWAYS AS IDENTITY). */
+ * (AUTOINCREMENT / GENERATED ALWAYS AS IDENTITY). The SQL may hold several
+ * statements, but no BEGIN/COMMIT and nothing that cannot run inside a
+ * transaction (CREATE INDEX CONCURRENTLY, VACUUM). db_migrate is safe when
+ * several replicas run it at once on the same database. */
 struct db_migration {
 	const char *name;
 	const char *sql;
 };
 
+/* An unreachable server is SHOP_E_UNAVAILABLE (retry), a malformed URL
+ * SHOP_E_INVALID. */
 shop_status db_open(const char *url, struct db **ret_db);
 void db_close(struct db *db); /* accepts NULL */
 enum db_backend db_backend_of(const struct db *db);
+/* Why the last call failed, safe to log (no password). db_last_error(NULL)
+ * is why this thread's last db_open failed. */
 const char *db_last_error(const struct db *db);
 /* Cheap liveness check for /readyz; reconnects a lost connection. */
 shop_status db_ping(struct db *db);

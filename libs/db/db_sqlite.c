@@ -1,0 +1,341 @@
+/*
+ * db_sqlite.c - the SQLite backend of db.h.
+ *
+ * Every connection runs in WAL mode (readers and the one writer do not block
+ * each other), with foreign keys enforced and a busy timeout of
+ * DB_SQLITE_BUSY_TIMEOUT_MS, after which a waiting writer gets
+ * SHOP_E_UNAVAILABLE. synchronous is FULL unless SHOP_SQLITE_SYNCHRONOUS says
+ * NORMAL. The trade-off: with FULL every commit fsyncs the WAL, so a
+ * committed transaction survives a power loss; with NORMAL commits skip that
+ * fsync (the WAL is synced at checkpoints), which is several times faster
+ * but a power loss or kernel crash can undo the last commits (the file is
+ * never corrupted, and a mere process crash loses nothing). A service that
+ * acknowledges a message or answers a client after commit needs FULL to keep
+ * that promise.
+ *
+ * Parameters $1..$n are SQLite named parameters: each is looked up by name,
+ * so they may appear in any order and more than once, and a statement must
+ * use exactly $1..$n, as PostgreSQL requires. Values are bound as text (or
+ * NULL); column affinity turns them into integers where the schema says so.
+ * Prepared statements are cached per connection by SQL text and are always
+ * reset after use, so no statement keeps a read transaction open.
+ */
+#include "db_internal.h"
+
+#include "core/config.h"
+#include "core/xalloc.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* How much of a statement an error message quotes. */
+#define DB_SQLITE_SQL_QUOTE 120
+
+struct db_sqlite {
+	struct db base; /* first, so a struct db * is a struct db_sqlite * */
+	sqlite3 *handle;
+	struct db_stmt_cache cache;
+};
+
+static struct db_sqlite *db_sqlite_of(struct db *db)
+{
+	return (struct db_sqlite *)db;
+}
+
+/* The one translation of SQLite result codes (extended codes are on). */
+static shop_status db_sqlite_status_of(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return SHOP_OK;
+	case SQLITE_CONSTRAINT:
+		if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY ||
+		    rc == SQLITE_CONSTRAINT_ROWID)
+			return SHOP_E_DUPLICATE;
+		return SHOP_E_CONFLICT;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return SHOP_E_UNAVAILABLE;
+	default:
+		return SHOP_E_INTERNAL;
+	}
+}
+
+static shop_status db_sqlite_fail(struct db_sqlite *db, int rc, const char *sql)
+{
+	db_set_error(&db->base, "sqlite: %s (code %d) in: %.*s", sqlite3_errmsg(db->handle), rc,
+		     DB_SQLITE_SQL_QUOTE, sql);
+	return db_sqlite_status_of(rc);
+}
+
+static shop_status db_sqlite_prepare(struct db_sqlite *db, const char *sql,
+				     sqlite3_stmt **ret_stmt)
+{
+	sqlite3_stmt *stmt = db_stmt_cache_get(&db->cache, sql);
+	if (stmt) {
+		*ret_stmt = stmt;
+		return SHOP_OK;
+	}
+	const char *tail = NULL;
+	int rc = sqlite3_prepare_v3(db->handle, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, &tail);
+	if (rc != SQLITE_OK)
+		return db_sqlite_fail(db, rc, sql);
+	if (!stmt) {
+		db_set_error(&db->base, "sqlite: empty statement");
+		return SHOP_E_INTERNAL;
+	}
+	if (tail && *tail) {
+		/* Only whitespace and comments may follow; PostgreSQL refuses a
+		 * second statement in a prepared one, so SQLite must too. */
+		sqlite3_stmt *extra = NULL;
+		rc = sqlite3_prepare_v2(db->handle, tail, -1, &extra, NULL);
+		sqlite3_finalize(extra);
+		if (rc != SQLITE_OK || extra) {
+			sqlite3_finalize(stmt);
+			db_set_error(&db->base, "sqlite: several statements in one call in: %.*s",
+				     DB_SQLITE_SQL_QUOTE, sql);
+			return SHOP_E_INTERNAL;
+		}
+	}
+	sqlite3_finalize(db_stmt_cache_put(&db->cache, sql, stmt));
+	*ret_stmt = stmt;
+	return SHOP_OK;
+}
+
+static shop_status db_sqlite_bind(struct db_sqlite *db, sqlite3_stmt *stmt, const char *sql,
+				  int nparams, const char *const *params)
+{
+	int count = sqlite3_bind_parameter_count(stmt);
+	if (count != nparams) {
+		db_set_error(&db->base, "sqlite: statement takes %d parameters, %d given in: %.*s",
+			     count, nparams, DB_SQLITE_SQL_QUOTE, sql);
+		return SHOP_E_INTERNAL;
+	}
+	for (int k = 1; k <= nparams; k++) {
+		char name[16];
+		snprintf(name, sizeof(name), "$%d", k);
+		int idx = sqlite3_bind_parameter_index(stmt, name);
+		if (idx == 0) {
+			db_set_error(&db->base, "sqlite: statement does not use %s in: %.*s", name,
+				     DB_SQLITE_SQL_QUOTE, sql);
+			return SHOP_E_INTERNAL;
+		}
+		const char *v = params[k - 1];
+		int rc = v ? sqlite3_bind_text(stmt, idx, v, -1, SQLITE_TRANSIENT)
+			   : sqlite3_bind_null(stmt, idx);
+		if (rc != SQLITE_OK)
+			return db_sqlite_fail(db, rc, sql);
+	}
+	return SHOP_OK;
+}
+
+static shop_status db_sqlite_run(struct db *base, const char *sql, int nparams,
+				 const char *const *params, int64_t *ret_changes,
+				 struct db_result **ret_result)
+{
+	struct db_sqlite *db = db_sqlite_of(base);
+	struct db_result *r = NULL;
+	sqlite3_stmt *stmt = NULL;
+	shop_status st = db_sqlite_prepare(db, sql, &stmt);
+	if (st != SHOP_OK)
+		return st;
+	st = db_sqlite_bind(db, stmt, sql, nparams, params);
+	if (st != SHOP_OK)
+		goto out;
+	int cols = sqlite3_column_count(stmt);
+	if (ret_result)
+		r = db_result_new(cols);
+	sqlite3_int64 before = sqlite3_total_changes64(db->handle);
+	int rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (!r)
+			continue;
+		db_result_add_row(r);
+		for (int c = 0; c < cols; c++) {
+			if (sqlite3_column_type(stmt, c) == SQLITE_NULL)
+				continue; /* cells start as NULL */
+			/* Integers and reals come back as their decimal text. */
+			const char *text = (const char *)sqlite3_column_text(stmt, c);
+			int len = sqlite3_column_bytes(stmt, c);
+			if (!text) {
+				rc = sqlite3_errcode(db->handle);
+				if (rc == SQLITE_NOMEM)
+					goto step_failed;
+				text = "";
+				len = 0;
+			}
+			db_result_set(r, c, text, (size_t)len);
+		}
+	}
+	if (rc != SQLITE_DONE)
+		goto step_failed;
+	/* sqlite3_changes() keeps the count of the last INSERT, UPDATE or DELETE,
+	 * so it is stale after any other statement: trust it only if this one
+	 * changed the running total. */
+	*ret_changes = sqlite3_total_changes64(db->handle) != before
+			       ? (int64_t)sqlite3_changes64(db->handle)
+			       : 0;
+	if (ret_result) {
+		*ret_result = r;
+		r = NULL;
+	}
+	goto out;
+step_failed:
+	st = db_sqlite_fail(db, rc, sql);
+out:
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	db_result_free(r);
+	return st;
+}
+
+static shop_status db_sqlite_simple(struct db *base, const char *sql)
+{
+	int64_t changes;
+	return db_sqlite_run(base, sql, 0, NULL, &changes, NULL);
+}
+
+static shop_status db_sqlite_script(struct db *base, const char *sql)
+{
+	struct db_sqlite *db = db_sqlite_of(base);
+	char *msg = NULL;
+	int rc = sqlite3_exec(db->handle, sql, NULL, NULL, &msg);
+	if (rc == SQLITE_OK)
+		return SHOP_OK;
+	rc = sqlite3_extended_errcode(db->handle);
+	db_set_error(base, "sqlite: %s (code %d)", msg ? msg : sqlite3_errstr(rc), rc);
+	sqlite3_free(msg);
+	return db_sqlite_status_of(rc);
+}
+
+/* IMMEDIATE takes the write lock now: two deferred transactions that both
+ * read and then write would otherwise fail one of them on the upgrade. */
+static shop_status db_sqlite_begin(struct db *base)
+{
+	return db_sqlite_simple(base, "BEGIN IMMEDIATE");
+}
+
+static shop_status db_sqlite_commit(struct db *base)
+{
+	return db_sqlite_simple(base, "COMMIT");
+}
+
+static void db_sqlite_rollback(struct db *base)
+{
+	/* Some errors (disk full, I/O) already rolled the transaction back. */
+	if (!sqlite3_get_autocommit(db_sqlite_of(base)->handle))
+		(void)db_sqlite_simple(base, "ROLLBACK");
+}
+
+/* BEGIN IMMEDIATE already serialises writers, migrations included. */
+static shop_status db_sqlite_migration_lock(struct db *base)
+{
+	return SHOP_OK;
+}
+
+static void db_sqlite_release(void *ctx, void *handle)
+{
+	sqlite3_finalize(handle);
+}
+
+static void db_sqlite_close(struct db *base)
+{
+	struct db_sqlite *db = db_sqlite_of(base);
+	db_stmt_cache_clear(&db->cache, db_sqlite_release, NULL);
+	sqlite3_close_v2(db->handle); /* rolls back an open transaction */
+	free(db);
+}
+
+static const struct db_ops db_sqlite_ops = {
+	.auto_id = "INTEGER PRIMARY KEY AUTOINCREMENT",
+	.run = db_sqlite_run,
+	.script = db_sqlite_script,
+	.begin = db_sqlite_begin,
+	.commit = db_sqlite_commit,
+	.rollback = db_sqlite_rollback,
+	.migration_lock = db_sqlite_migration_lock,
+	.close = db_sqlite_close,
+};
+
+/* Runs a PRAGMA outside the statement cache; OUT (if not NULL) receives the
+ * first column of its first row. */
+static int db_sqlite_pragma(sqlite3 *h, const char *sql, char *out, size_t out_size)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc = sqlite3_prepare_v2(h, sql, -1, &stmt, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	if (out)
+		out[0] = '\0';
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *text = (const char *)sqlite3_column_text(stmt, 0);
+		if (out && text && !out[0])
+			snprintf(out, out_size, "%s", text);
+	}
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+shop_status db_sqlite_open(const char *path, struct db **ret_db, char err[DB_ERROR_MAX])
+{
+	shop_status st;
+	const char *sync = config_str("SHOP_SQLITE_SYNCHRONOUS", "FULL");
+	if (strcasecmp(sync, "FULL") != 0 && strcasecmp(sync, "NORMAL") != 0) {
+		db_format_error(err, "SHOP_SQLITE_SYNCHRONOUS=%.32s is not FULL or NORMAL", sync);
+		return SHOP_E_INVALID;
+	}
+	struct db_sqlite *db = xcalloc(1, sizeof(*db));
+	db_init(&db->base, &db_sqlite_ops, DB_SQLITE);
+	/* NOMUTEX: a connection is used by one thread only (see db.h). */
+	int rc = sqlite3_open_v2(path, &db->handle,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+				 NULL);
+	if (rc != SQLITE_OK) {
+		db_format_error(err, "sqlite: cannot open %s: %s", path,
+				db->handle ? sqlite3_errmsg(db->handle) : sqlite3_errstr(rc));
+		st = db_sqlite_status_of(rc);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(db->handle, 1);
+	/* Before the first PRAGMA: switching to WAL needs a lock that another
+	 * process opening the same file may hold for a moment. */
+	sqlite3_busy_timeout(db->handle, DB_SQLITE_BUSY_TIMEOUT_MS);
+
+	char mode[16];
+	rc = db_sqlite_pragma(db->handle, "PRAGMA journal_mode=WAL", mode, sizeof(mode));
+	if (rc == SQLITE_OK && strcasecmp(mode, "wal") != 0 && strcasecmp(mode, "memory") != 0) {
+		db_format_error(err, "sqlite: %s: journal_mode is %s, WAL is required", path, mode);
+		st = SHOP_E_INTERNAL;
+		goto fail;
+	}
+	if (rc == SQLITE_OK)
+		rc = db_sqlite_pragma(db->handle,
+				      strcasecmp(sync, "NORMAL") == 0 ? "PRAGMA synchronous=NORMAL"
+								     : "PRAGMA synchronous=FULL",
+				      NULL, 0);
+	if (rc == SQLITE_OK)
+		rc = db_sqlite_pragma(db->handle, "PRAGMA foreign_keys=ON", NULL, 0);
+	if (rc != SQLITE_OK) {
+		db_format_error(err, "sqlite: cannot set up %s: %s", path,
+				sqlite3_errmsg(db->handle));
+		st = db_sqlite_status_of(rc);
+		goto fail;
+	}
+	*ret_db = &db->base;
+	return SHOP_OK;
+fail:
+	sqlite3_close_v2(db->handle);
+	free(db);
+	return st;
+}
+
+void db_sqlite_busy_timeout_set(struct db *db, int ms)
+{
+	if (db && db->backend == DB_SQLITE)
+		sqlite3_busy_timeout(db_sqlite_of(db)->handle, ms);
+}
