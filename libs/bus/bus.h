@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Settings every stream and consumer gets (see docs/messaging.md). */
+/* Settings applied to every stream and consumer (see docs/architecture.md). */
 #define BUS_ACK_WAIT_MS 30000          /* unacked message is redelivered after this */
 #define BUS_MAX_DELIVER 20             /* deliveries before the consumer gives up */
 #define BUS_MAX_ACK_PENDING 1000       /* in-flight messages per durable */
@@ -32,6 +32,29 @@
 #define BUS_FETCH_MAX 256              /* largest batch one fetch asks for */
 #define BUS_DEADLETTER_STREAM "DEADLETTER"
 #define BUS_DEADLETTER_PREFIX "deadletter" /* subject: deadletter.<stream>.<durable> */
+#define BUS_DLQ_REASON_MAX 1024        /* a longer dead-letter reason is cut */
+
+/* Connection behaviour. A server that stops answering is noticed after
+ * BUS_PING_INTERVAL_MS * BUS_MAX_PINGS_OUT (a killed one at once, by the
+ * closed socket); the client then retries every BUS_RECONNECT_WAIT_MS plus
+ * up to BUS_RECONNECT_JITTER_MS, forever. */
+#define BUS_RECONNECT_WAIT_MS 500
+#define BUS_RECONNECT_JITTER_MS 250    /* so that replicas do not reconnect in step */
+#define BUS_PING_INTERVAL_MS 2000
+#define BUS_MAX_PINGS_OUT 2
+#define BUS_CONNECT_TIMEOUT_MS 2000    /* one connection attempt to one server */
+#define BUS_API_TIMEOUT_MS 5000        /* stream and consumer management requests */
+#define BUS_PUBLISH_WINDOW 1024        /* unacknowledged publishes in flight in one batch */
+/* A fetch waiting at least this long asks the server for idle heartbeats
+ * (every quarter of the wait, at most BUS_FETCH_HEARTBEAT_MAX_MS), so a lost
+ * pull request ends the fetch early with SHOP_E_UNAVAILABLE. */
+#define BUS_FETCH_HEARTBEAT_MIN_WAIT_MS 2000
+#define BUS_FETCH_HEARTBEAT_MAX_MS 5000
+
+/* Headers on every published message. */
+#define BUS_HDR_MSG_ID "Nats-Msg-Id"
+#define BUS_HDR_CONTENT_TYPE "Content-Type"
+#define BUS_CONTENT_TYPE "application/cloudevents+json"
 
 /* Header names on dead-lettered copies. */
 #define BUS_HDR_DLQ_REASON "Shop-Dead-Letter-Reason"
@@ -55,11 +78,14 @@ struct bus_out {
 
 /* url may list several servers separated by commas. name shows in the server's monitoring. */
 shop_status bus_connect(const char *url, const char *name, struct bus **ret_bus);
-void bus_close(struct bus *bus); /* accepts NULL */
+void bus_close(struct bus *bus); /* accepts NULL; close its consumers first */
 bool bus_is_connected(struct bus *bus);
 
 /* Creates the stream, or updates it to this configuration: file storage,
- * limits retention, BUS_STREAM_MAX_AGE_MS, BUS_DUPLICATE_WINDOW_MS. */
+ * limits retention, BUS_STREAM_MAX_AGE_MS, BUS_DUPLICATE_WINDOW_MS.
+ * Declaring is idempotent and safe from several processes at once; like
+ * every call that needs the server, it fails fast with SHOP_E_UNAVAILABLE
+ * while disconnected. */
 shop_status bus_ensure_stream(struct bus *bus, const char *name, const char *const *subjects,
 			      size_t n_subjects, int replicas);
 /* Creates or updates a durable pull consumer: explicit ack, deliver all,
@@ -69,14 +95,20 @@ shop_status bus_ensure_consumer(struct bus *bus, const char *stream, const char 
 
 /* Publishes n messages, pipelined (async with a bounded window), and waits for
  * every ack. ret_status[i] is SHOP_OK when stored (or already stored: a
- * duplicate is success), SHOP_E_TIMEOUT or SHOP_E_UNAVAILABLE otherwise. The
- * return value is SHOP_OK only if every message was stored. */
+ * duplicate is success), SHOP_E_TIMEOUT or SHOP_E_UNAVAILABLE otherwise
+ * (retry with the same id); a message the server refuses for good says so
+ * (SHOP_E_LIMIT when too large, SHOP_E_INVALID, SHOP_E_INTERNAL). The return
+ * value is SHOP_OK only if every message was stored, else the first failure.
+ * Publishing fails fast with SHOP_E_UNAVAILABLE while disconnected. Batches on
+ * one bus run one at a time. */
 shop_status bus_publish_batch(struct bus *bus, const struct bus_out *msgs, size_t n,
 			      shop_status *ret_status);
 /* One message, synchronously; *ret_duplicate (may be NULL) tells a dedup hit. */
 shop_status bus_publish(struct bus *bus, const struct bus_out *msg, bool *ret_duplicate);
 
-/* Binds to an existing durable; several processes may bind the same one. */
+/* Binds to an existing durable (SHOP_E_NOT_FOUND if there is none); several
+ * processes may bind the same one. A consumer is used by one thread at a
+ * time, and its messages are settled before it is closed. */
 shop_status bus_consumer_open(struct bus *bus, const char *stream, const char *durable,
 			      struct bus_consumer **ret_consumer);
 void bus_consumer_close(struct bus_consumer *c); /* keeps the durable; accepts NULL */
@@ -85,6 +117,7 @@ const char *bus_consumer_durable(const struct bus_consumer *c);
 
 /* Up to max (<= BUS_FETCH_MAX) messages, waiting at most timeout_ms for the
  * first. No message before the timeout is SHOP_OK with *ret_n == 0.
+ * While disconnected it returns SHOP_E_UNAVAILABLE at once: back off.
  * The array and messages are freed by bus_msgs_free. */
 shop_status bus_fetch(struct bus_consumer *c, size_t max, int64_t timeout_ms,
 		      struct bus_msg ***ret_msgs, size_t *ret_n);
