@@ -1,0 +1,779 @@
+/*
+ * test_web.c - libs/web against a real server on a real socket.
+ *
+ * Each case starts the server in-process on 127.0.0.1 with an ephemeral
+ * port and a test handler, and talks to it through a tiny HTTP/1.1 client
+ * written here: it sends raw bytes (so a test controls chunking, pauses and
+ * lying headers) and reads until the server closes (every request says
+ * Connection: close). Client threads never call cmocka asserts (they are not
+ * thread-safe); they record what they saw and the main thread checks it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/xalloc.h"
+#include "web/web.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#define CLIENTS 50
+
+/* ---- the server side: a handler whose behaviour is picked by path ---- */
+
+struct reply {
+	int status;       /* 0 when nothing parseable came back */
+	char *raw;        /* everything read, NUL-terminated */
+	size_t raw_len;
+	const char *body; /* inside raw */
+	size_t body_len;
+	cJSON *json;      /* the body parsed, or NULL */
+};
+
+/* Replies and scratch buffers belong to the fixture, so a case that fails
+ * half-way (cmocka jumps out of it) leaks nothing and the leak check of
+ * another case stays about the server alone. */
+struct fixture {
+	struct web_server *server;
+	uint16_t port;
+	atomic_int calls; /* how many times the handler ran */
+	struct reply reply;
+	char *scratch;
+};
+
+static cJSON *json_string_or_null(const char *s)
+{
+	return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+static void echo(const struct web_request *req, struct web_response *res)
+{
+	size_t len = 0;
+	const char *body = web_request_body(req, &len);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "method", web_request_method(req));
+	cJSON_AddStringToObject(o, "path", web_request_path(req));
+	cJSON_AddStringToObject(o, "body", body);
+	cJSON_AddNumberToObject(o, "body_len", (double)len);
+	cJSON_AddItemToObject(o, "q", json_string_or_null(web_request_query(req, "q")));
+	cJSON_AddItemToObject(o, "flag", json_string_or_null(web_request_query(req, "flag")));
+	cJSON_AddItemToObject(o, "x_test", json_string_or_null(web_request_header(req, "x-test")));
+	cJSON_AddStringToObject(o, "request_id", web_request_id(req));
+	web_respond_json(res, 200, o);
+}
+
+static void test_handler(void *ctx, const struct web_request *req, struct web_response *res)
+{
+	struct fixture *f = ctx;
+	const char *path = web_request_path(req);
+	atomic_fetch_add(&f->calls, 1);
+
+	if (strcmp(path, "/nostatus") == 0) {
+		/* Leaves status 0 but hands over a body and a header, which the
+		 * server must discard without leaking. */
+		web_respond_json(res, 0, cJSON_CreateString("ignored"));
+		web_response_header(res, "X-Ignored", "1");
+	} else if (strcmp(path, "/error") == 0) {
+		web_respond_error(res, 422, "invalid_input", "bad input", NULL);
+	} else if (strcmp(path, "/error-details") == 0) {
+		cJSON *details = cJSON_CreateArray();
+		cJSON *d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "field", "sku");
+		cJSON_AddStringToObject(d, "problem", "missing");
+		cJSON_AddItemToArray(details, d);
+		web_respond_error(res, 422, "invalid_input", "bad input", details);
+	} else if (strcmp(path, "/empty") == 0) {
+		web_respond_json(res, 204, NULL);
+	} else if (strcmp(path, "/header") == 0) {
+		char value[16] = "copied";
+		web_response_header(res, "X-Custom", value);
+		memset(value, 'x', sizeof(value) - 1); /* the server must hold a copy */
+		web_respond_json(res, 200, cJSON_CreateObject());
+	} else if (strcmp(path, "/sleep") == 0) {
+		clock_sleep_ms(1000);
+		echo(req, res);
+	} else {
+		echo(req, res);
+	}
+}
+
+static int server_up(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	atomic_init(&f->calls, 0);
+	if (web_server_start("127.0.0.1", 0, test_handler, f, &f->server) != SHOP_OK) {
+		free(f);
+		return -1;
+	}
+	f->port = web_server_port(f->server);
+	*state = f;
+	return f->port ? 0 : -1;
+}
+
+static void reply_free(struct reply *r)
+{
+	cJSON_Delete(r->json);
+	free(r->raw);
+	memset(r, 0, sizeof(*r));
+}
+
+static int server_down(void **state)
+{
+	struct fixture *f = *state;
+	web_server_stop(f->server);
+	reply_free(&f->reply);
+	free(f->scratch);
+	free(f);
+	return 0;
+}
+
+/* ---- the client side: raw HTTP/1.1 over a socket ---- */
+
+static int client_connect(uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	/* A hung server fails the test instead of hanging it. */
+	struct timeval tv = { .tv_sec = 10 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* False when the peer stopped taking data (it may have answered early). */
+static bool client_send(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static bool client_send_str(int fd, const char *s)
+{
+	return client_send(fd, s, strlen(s));
+}
+
+/* Reads until the server closes (or resets after answering) and parses the
+ * status line and body into R, freeing what R held. */
+static void client_read(int fd, struct reply *r)
+{
+	size_t cap = 4096;
+	reply_free(r);
+	r->raw = xmalloc(cap);
+	for (;;) {
+		if (cap - r->raw_len < 2048) {
+			cap *= 2;
+			r->raw = xrealloc(r->raw, cap);
+		}
+		ssize_t n = recv(fd, r->raw + r->raw_len, cap - r->raw_len - 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		r->raw_len += (size_t)n;
+	}
+	r->raw[r->raw_len] = '\0';
+	if (sscanf(r->raw, "HTTP/1.%*d %d", &r->status) != 1)
+		r->status = 0;
+	char *end = strstr(r->raw, "\r\n\r\n");
+	if (end) {
+		r->body = end + 4;
+		r->body_len = r->raw_len - (size_t)(r->body - r->raw);
+		if (r->body_len > 0)
+			r->json = cJSON_ParseWithLength(r->body, r->body_len);
+	}
+}
+
+/* Copies the value of response header NAME into buf; NULL when absent. */
+static const char *reply_header(const struct reply *r, const char *name, char *buf, size_t size)
+{
+	size_t name_len = strlen(name);
+	const char *end = strstr(r->raw, "\r\n\r\n");
+	const char *line = strstr(r->raw, "\r\n");
+	while (line && end && line < end) {
+		line += 2;
+		if (strncasecmp(line, name, name_len) == 0 && line[name_len] == ':') {
+			const char *v = line + name_len + 1;
+			while (*v == ' ')
+				v++;
+			size_t n = strcspn(v, "\r");
+			if (n >= size)
+				n = size - 1;
+			memcpy(buf, v, n);
+			buf[n] = '\0';
+			return buf;
+		}
+		line = strstr(line, "\r\n");
+	}
+	return NULL;
+}
+
+static const char *json_str(const cJSON *o, const char *name)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
+}
+
+/* One whole exchange: connect, send the request formatted from FMT, read
+ * the reply into R (freeing what R held), close. */
+static void http(uint16_t port, struct reply *r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void http(uint16_t port, struct reply *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *request = NULL;
+	int n = vasprintf(&request, fmt, ap);
+	va_end(ap);
+	assert_true(n >= 0);
+	reply_free(r);
+	int fd = client_connect(port);
+	if (fd >= 0) {
+		client_send_str(fd, request);
+		client_read(fd, r);
+		close(fd);
+	}
+	free(request);
+	assert_true(fd >= 0);
+}
+
+static void http_get(uint16_t port, const char *target, struct reply *r)
+{
+	http(port, r, "GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", target);
+}
+
+static void assert_error_shape(const struct reply *r, const char *code)
+{
+	assert_non_null(r->json);
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(r->json, "error");
+	assert_true(cJSON_IsObject(error));
+	assert_string_equal(json_str(error, "code"), code);
+	assert_non_null(json_str(error, "message"));
+	assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(error, "details")));
+}
+
+/* ---- cases ---- */
+
+static void get_returns_the_handlers_json_with_a_request_id(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	char buf[128];
+	http_get(f->port, "/echo", r);
+	assert_int_equal(r->status, 200);
+	assert_non_null(r->json);
+	assert_string_equal(json_str(r->json, "method"), "GET");
+	assert_string_equal(json_str(r->json, "path"), "/echo");
+	assert_string_equal(json_str(r->json, "body"), "");
+	assert_non_null(reply_header(r, "X-Request-Id", buf, sizeof(buf)));
+	assert_true(ids_uuid_valid(buf));
+	assert_int_equal(buf[14], '7');
+	assert_string_equal(json_str(r->json, "request_id"), buf);
+	assert_string_equal(reply_header(r, "Content-Type", buf, sizeof(buf)), "application/json");
+	assert_string_equal(reply_header(r, "Cache-Control", buf, sizeof(buf)), "no-store");
+	assert_int_equal(atomic_load(&f->calls), 1);
+}
+
+static void valid_incoming_request_id_is_echoed(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const ids[] = {
+		"abc-123_X.y",
+		"a",
+		"0123456789012345678901234567890123456789012345678901234567890123", /* 64 */
+	};
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		struct reply *r = &f->reply;
+		char buf[128];
+		http(f->port, r,
+		     "GET /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+		     "X-Request-Id: %s\r\n\r\n",
+		     ids[i]);
+		assert_int_equal(r->status, 200);
+		assert_string_equal(reply_header(r, "X-Request-Id", buf, sizeof(buf)), ids[i]);
+		assert_string_equal(json_str(r->json, "request_id"), ids[i]);
+	}
+}
+
+static void invalid_incoming_request_id_is_replaced_by_a_fresh_uuid7(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const ids[] = {
+		"01234567890123456789012345678901234567890123456789012345678901234", /* 65 */
+		"bad/id",
+		"bad id",
+		"<script>",
+		"",
+	};
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		struct reply *r = &f->reply;
+		char buf[128];
+		http(f->port, r,
+		     "GET /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+		     "X-Request-Id: %s\r\n\r\n",
+		     ids[i]);
+		assert_int_equal(r->status, 200);
+		assert_non_null(reply_header(r, "X-Request-Id", buf, sizeof(buf)));
+		assert_true(ids_uuid_valid(buf));
+		assert_string_equal(json_str(r->json, "request_id"), buf);
+	}
+}
+
+static void post_body_reaches_the_handler_intact(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	const char *body = "{\"sku\":\"A-1\",\"qty\":2,\"note\":\"caf\xc3\xa9\"}";
+	http(f->port, r,
+	     "POST /orders HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+	     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	     strlen(body), body);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(json_str(r->json, "method"), "POST");
+	assert_string_equal(json_str(r->json, "body"), body);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(r->json, "body_len")->valueint,
+			 (int)strlen(body));
+}
+
+static void body_sent_in_pieces_with_pauses_reaches_the_handler_whole(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	int fd = client_connect(f->port);
+	assert_true(fd >= 0);
+	assert_true(client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+					"Content-Length: 26\r\n\r\n"));
+	clock_sleep_ms(100);
+	assert_true(client_send_str(fd, "abcdefghij"));
+	clock_sleep_ms(100);
+	assert_true(client_send_str(fd, "klmnopqrst"));
+	clock_sleep_ms(100);
+	assert_true(client_send_str(fd, "uvwxyz"));
+	client_read(fd, r);
+	close(fd);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(json_str(r->json, "body"), "abcdefghijklmnopqrstuvwxyz");
+	assert_int_equal(atomic_load(&f->calls), 1);
+}
+
+static void chunked_body_sent_with_pauses_reaches_the_handler_whole(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	int fd = client_connect(f->port);
+	assert_true(fd >= 0);
+	assert_true(client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+					"Transfer-Encoding: chunked\r\n\r\n"));
+	clock_sleep_ms(100);
+	assert_true(client_send_str(fd, "5\r\nhello\r\n"));
+	clock_sleep_ms(100);
+	assert_true(client_send_str(fd, "6\r\n world\r\n"));
+	clock_sleep_ms(100);
+	assert_true(client_send_str(fd, "0\r\n\r\n"));
+	client_read(fd, r);
+	close(fd);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(json_str(r->json, "body"), "hello world");
+	assert_int_equal(atomic_load(&f->calls), 1);
+}
+
+/* LEN printable bytes, owned by the fixture. */
+static const char *body_of(struct fixture *f, size_t len)
+{
+	free(f->scratch);
+	char *b = f->scratch = xmalloc(len + 1);
+	for (size_t i = 0; i < len; i++)
+		b[i] = (char)('a' + i % 26);
+	b[len] = '\0';
+	return b;
+}
+
+static void body_of_exactly_the_limit_is_accepted(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	const char *body = body_of(f, WEB_BODY_MAX);
+	http(f->port, r,
+	     "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+	     "Content-Length: %d\r\n\r\n%s",
+	     WEB_BODY_MAX, body);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(r->json, "body_len")->valueint, WEB_BODY_MAX);
+	assert_string_equal(json_str(r->json, "body"), body);
+}
+
+static void chunked_body_of_exactly_the_limit_is_accepted(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	const char *body = body_of(f, WEB_BODY_MAX);
+	int fd = client_connect(f->port);
+	assert_true(fd >= 0);
+	assert_true(client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+					"Transfer-Encoding: chunked\r\n\r\n"));
+	for (size_t off = 0; off < WEB_BODY_MAX; off += 4096) {
+		char head[16];
+		snprintf(head, sizeof(head), "%x\r\n", 4096);
+		assert_true(client_send_str(fd, head));
+		assert_true(client_send(fd, body + off, 4096));
+		assert_true(client_send_str(fd, "\r\n"));
+	}
+	assert_true(client_send_str(fd, "0\r\n\r\n"));
+	client_read(fd, r);
+	close(fd);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(json_str(r->json, "body"), body);
+}
+
+static void announced_body_over_the_limit_gets_413_and_the_handler_is_not_called(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	char buf[128];
+	/* Only the headers are sent: the answer must come without the body
+	 * being read at all. */
+	http(f->port, r,
+	     "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+	     "Content-Length: %d\r\n\r\n",
+	     WEB_BODY_MAX + 1);
+	assert_int_equal(r->status, 413);
+	assert_error_shape(r, "payload_too_large");
+	assert_non_null(reply_header(r, "X-Request-Id", buf, sizeof(buf)));
+	assert_string_equal(reply_header(r, "Content-Type", buf, sizeof(buf)), "application/json");
+	assert_int_equal(atomic_load(&f->calls), 0);
+}
+
+static void chunked_body_over_the_limit_gets_413_and_the_handler_is_not_called(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	const char *body = body_of(f, 16384);
+	int fd = client_connect(f->port);
+	assert_true(fd >= 0);
+	assert_true(client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+					"Transfer-Encoding: chunked\r\n\r\n"));
+	/* 4 x 16 KiB + 1 byte = WEB_BODY_MAX + 1. Send failures are tolerated:
+	 * the server may answer and stop reading before the end. */
+	bool sending = true;
+	for (int i = 0; i < 4 && sending; i++)
+		sending = client_send_str(fd, "4000\r\n") && client_send(fd, body, 16384) &&
+			  client_send_str(fd, "\r\n");
+	if (sending)
+		client_send_str(fd, "1\r\nz\r\n0\r\n\r\n");
+	client_read(fd, r);
+	close(fd);
+	assert_int_equal(r->status, 413);
+	assert_error_shape(r, "payload_too_large");
+	assert_int_equal(atomic_load(&f->calls), 0);
+}
+
+static void query_args_are_readable_and_decoded(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	http_get(f->port, "/echo?q=hello%20world&flag=1", r);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(json_str(r->json, "q"), "hello world");
+	assert_string_equal(json_str(r->json, "flag"), "1");
+
+	http_get(f->port, "/echo", r);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r->json, "q")));
+}
+
+static void path_excludes_the_query(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	http_get(f->port, "/orders/42?q=x", r);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(json_str(r->json, "path"), "/orders/42");
+}
+
+static void request_headers_are_looked_up_case_insensitively(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	http(f->port, r, "GET /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\nX-TEST: yes\r\n\r\n");
+	assert_int_equal(r->status, 200);
+	assert_string_equal(json_str(r->json, "x_test"), "yes");
+}
+
+static void handler_leaving_status_zero_gives_500_internal(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	char buf[128];
+	http_get(f->port, "/nostatus", r);
+	assert_int_equal(r->status, 500);
+	assert_error_shape(r, "internal");
+	assert_null(reply_header(r, "X-Ignored", buf, sizeof(buf)));
+	assert_non_null(reply_header(r, "X-Request-Id", buf, sizeof(buf)));
+}
+
+static void error_details_are_an_empty_array_by_default(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	http_get(f->port, "/error", r);
+	assert_int_equal(r->status, 422);
+	assert_error_shape(r, "invalid_input");
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(r->json, "error");
+	assert_string_equal(json_str(error, "message"), "bad input");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(error, "details")), 0);
+}
+
+static void error_details_given_by_the_handler_are_kept(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	http_get(f->port, "/error-details", r);
+	assert_int_equal(r->status, 422);
+	assert_error_shape(r, "invalid_input");
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(r->json, "error");
+	const cJSON *details = cJSON_GetObjectItemCaseSensitive(error, "details");
+	assert_int_equal(cJSON_GetArraySize(details), 1);
+	assert_string_equal(json_str(cJSON_GetArrayItem(details, 0), "field"), "sku");
+	assert_string_equal(json_str(cJSON_GetArrayItem(details, 0), "problem"), "missing");
+}
+
+static void response_without_body_has_no_content_type(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	char buf[128];
+	http_get(f->port, "/empty", r);
+	assert_int_equal(r->status, 204);
+	assert_int_equal(r->body_len, 0);
+	assert_null(reply_header(r, "Content-Type", buf, sizeof(buf)));
+	assert_non_null(reply_header(r, "X-Request-Id", buf, sizeof(buf)));
+	assert_string_equal(reply_header(r, "Cache-Control", buf, sizeof(buf)), "no-store");
+}
+
+static void handler_header_is_sent_with_its_value_copied(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	char buf[128];
+	http_get(f->port, "/header", r);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(reply_header(r, "X-Custom", buf, sizeof(buf)), "copied");
+	assert_string_equal(reply_header(r, "Cache-Control", buf, sizeof(buf)), "no-store");
+}
+
+struct client_job {
+	uint16_t port;
+	int n;
+	pthread_barrier_t *start;
+	bool ok;
+	char why[128];
+};
+
+static void *concurrent_client(void *arg)
+{
+	struct client_job *job = arg;
+	struct reply r = { 0 };
+	char id[32], body[32], q[32], buf[128];
+	snprintf(id, sizeof(id), "client-%d", job->n);
+	snprintf(body, sizeof(body), "body-of-%d", job->n);
+	snprintf(q, sizeof(q), "q-%d", job->n);
+	char *request = xasprintf("POST /echo?q=%s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+				  "X-Request-Id: %s\r\nContent-Length: %zu\r\n\r\n%s",
+				  q, id, strlen(body), body);
+	pthread_barrier_wait(job->start);
+	int fd = client_connect(job->port);
+	if (fd < 0) {
+		snprintf(job->why, sizeof(job->why), "connect failed: %s", strerror(errno));
+		free(request);
+		return NULL;
+	}
+	client_send_str(fd, request);
+	client_read(fd, &r);
+	close(fd);
+	free(request);
+	const char *got_id = reply_header(&r, "X-Request-Id", buf, sizeof(buf));
+	if (r.status != 200 || !r.json)
+		snprintf(job->why, sizeof(job->why), "status %d", r.status);
+	else if (!got_id || strcmp(got_id, id) != 0)
+		snprintf(job->why, sizeof(job->why), "request id %s", got_id ? got_id : "(none)");
+	else if (!json_str(r.json, "body") || strcmp(json_str(r.json, "body"), body) != 0)
+		snprintf(job->why, sizeof(job->why), "body mismatch");
+	else if (!json_str(r.json, "q") || strcmp(json_str(r.json, "q"), q) != 0)
+		snprintf(job->why, sizeof(job->why), "query mismatch");
+	else
+		job->ok = true;
+	reply_free(&r);
+	return NULL;
+}
+
+static void fifty_concurrent_clients_all_get_their_own_responses(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t threads[CLIENTS];
+	struct client_job jobs[CLIENTS];
+	pthread_barrier_t start;
+	assert_int_equal(pthread_barrier_init(&start, NULL, CLIENTS), 0);
+	for (int i = 0; i < CLIENTS; i++) {
+		jobs[i] = (struct client_job){ .port = f->port, .n = i, .start = &start };
+		assert_int_equal(pthread_create(&threads[i], NULL, concurrent_client, &jobs[i]), 0);
+	}
+	for (int i = 0; i < CLIENTS; i++)
+		pthread_join(threads[i], NULL);
+	pthread_barrier_destroy(&start);
+	int ok = 0;
+	for (int i = 0; i < CLIENTS; i++) {
+		if (jobs[i].ok)
+			ok++;
+		else
+			print_error("client %d: %s\n", i, jobs[i].why);
+	}
+	assert_int_equal(ok, CLIENTS);
+	assert_int_equal(atomic_load(&f->calls), CLIENTS);
+}
+
+struct slow_job {
+	uint16_t port;
+	int status;
+	int64_t elapsed_ms;
+};
+
+static void *slow_client(void *arg)
+{
+	struct slow_job *job = arg;
+	struct reply r = { 0 };
+	int64_t t0 = clock_mono_ms();
+	int fd = client_connect(job->port);
+	if (fd >= 0) {
+		client_send_str(fd, "GET /sleep HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+		client_read(fd, &r);
+		close(fd);
+		job->status = r.status;
+		reply_free(&r);
+	}
+	job->elapsed_ms = clock_mono_ms() - t0;
+	return NULL;
+}
+
+static void blocking_handler_does_not_delay_a_concurrent_request(void **state)
+{
+	struct fixture *f = *state;
+	struct slow_job slow = { .port = f->port };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, slow_client, &slow), 0);
+	/* Wait until the slow handler is running. */
+	int64_t deadline = clock_mono_ms() + 5000;
+	while (atomic_load(&f->calls) < 1 && clock_mono_ms() < deadline)
+		clock_sleep_ms(5);
+	assert_int_equal(atomic_load(&f->calls), 1);
+
+	struct reply *r = &f->reply;
+	int64_t t0 = clock_mono_ms();
+	http_get(f->port, "/echo", r);
+	int64_t fast_ms = clock_mono_ms() - t0;
+	assert_int_equal(r->status, 200);
+	assert_true(fast_ms < 500);
+
+	pthread_join(t, NULL);
+	assert_int_equal(slow.status, 200);
+	assert_true(slow.elapsed_ms >= 1000);
+}
+
+static void stop_frees_requests_still_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	/* One request mid-body (its buffer is allocated) and one idle
+	 * connection when the server stops. */
+	int busy = client_connect(f->port);
+	int idle = client_connect(f->port);
+	assert_true(busy >= 0 && idle >= 0);
+	assert_true(client_send_str(busy, "POST /echo HTTP/1.1\r\nHost: test\r\n"
+					  "Content-Length: 100\r\n\r\n0123456789"));
+	clock_sleep_ms(200);
+	web_server_stop(f->server);
+	f->server = NULL;
+
+	char c;
+	assert_true(recv(busy, &c, 1, 0) <= 0); /* closed without an answer */
+	close(busy);
+	close(idle);
+	assert_int_equal(atomic_load(&f->calls), 0);
+#ifdef __SANITIZE_ADDRESS__
+	assert_int_equal(__lsan_do_recoverable_leak_check(), 0);
+#endif
+}
+
+static void server_start_rejects_a_malformed_address(void **state)
+{
+	struct web_server *s = NULL;
+	assert_int_equal(web_server_start("not-an-address", 0, test_handler, NULL, &s),
+			 SHOP_E_INVALID);
+	assert_null(s);
+	assert_int_equal(web_server_start("127.0.0.1", 0, NULL, NULL, &s), SHOP_E_INVALID);
+	assert_null(s);
+	web_server_stop(NULL);
+}
+
+#define WEB_TEST(name) cmocka_unit_test_setup_teardown(name, server_up, server_down)
+
+int main(void)
+{
+	xalloc_init_cjson();
+	const struct CMUnitTest tests[] = {
+		WEB_TEST(get_returns_the_handlers_json_with_a_request_id),
+		WEB_TEST(valid_incoming_request_id_is_echoed),
+		WEB_TEST(invalid_incoming_request_id_is_replaced_by_a_fresh_uuid7),
+		WEB_TEST(post_body_reaches_the_handler_intact),
+		WEB_TEST(body_sent_in_pieces_with_pauses_reaches_the_handler_whole),
+		WEB_TEST(chunked_body_sent_with_pauses_reaches_the_handler_whole),
+		WEB_TEST(body_of_exactly_the_limit_is_accepted),
+		WEB_TEST(chunked_body_of_exactly_the_limit_is_accepted),
+		WEB_TEST(announced_body_over_the_limit_gets_413_and_the_handler_is_not_called),
+		WEB_TEST(chunked_body_over_the_limit_gets_413_and_the_handler_is_not_called),
+		WEB_TEST(query_args_are_readable_and_decoded),
+		WEB_TEST(path_excludes_the_query),
+		WEB_TEST(request_headers_are_looked_up_case_insensitively),
+		WEB_TEST(handler_leaving_status_zero_gives_500_internal),
+		WEB_TEST(error_details_are_an_empty_array_by_default),
+		WEB_TEST(error_details_given_by_the_handler_are_kept),
+		WEB_TEST(response_without_body_has_no_content_type),
+		WEB_TEST(handler_header_is_sent_with_its_value_copied),
+		WEB_TEST(fifty_concurrent_clients_all_get_their_own_responses),
+		WEB_TEST(blocking_handler_does_not_delay_a_concurrent_request),
+		WEB_TEST(stop_frees_requests_still_in_flight),
+		cmocka_unit_test(server_start_rejects_a_malformed_address),
+	};
+	return cmocka_run_group_tests_name("web", tests, NULL, NULL);
+}
