@@ -12,6 +12,7 @@
 #include "core/xalloc.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 static bool evt_time_valid(const char *s)

@@ -163,6 +163,11 @@ shop_status svc_emit(struct svc_tx *tx, enum ct_message_id message, const char *
 	struct evt_envelope env = { 0 };
 	const struct evt_envelope *cause = tx->cause;
 
+	if (strcmp(m->producer, tx->svc->spec->name) != 0) {
+		log_error(NULL, "refusing to emit %s: the contracts name %s as its producer", m->name,
+			  m->producer);
+		goto out;
+	}
 	/* A producer never writes what its consumers would reject. */
 	if (m->parse(json, check, &errs) != SHOP_OK) {
 		log_error(NULL, "refusing to emit %s: data%s %s", m->name, errs.item[0].path,
@@ -361,11 +366,12 @@ static void svc_settle(struct svc *svc, struct bus_consumer *bc, struct bus_msg 
 		bus_msg_nak(msg, svc_retry_delay_ms(deliveries));
 		return;
 	case SVC_DEAD_LETTER: {
-		char full[SVC_REASON_MAX];
+		static const char gave_up[] = " (gave up after the last allowed delivery)";
+		char full[SVC_REASON_MAX + sizeof(gave_up)];
 		snprintf(full, sizeof(full), "%s%s", reason,
 			 st == SHOP_E_INVALID || st == SHOP_E_LIMIT || st == SHOP_E_NOT_FOUND
 				 ? ""
-				 : " (gave up after the last allowed delivery)");
+				 : gave_up);
 		log_error(NULL, "dead-lettering %s seq %llu: %s", bus_msg_subject(msg),
 			  (unsigned long long)bus_msg_stream_seq(msg), full);
 		/* If even the dead-letter copy cannot be stored, keep the
@@ -409,7 +415,7 @@ static struct db *svc_db_open_retrying(struct svc *svc)
 		struct db *db = NULL;
 		if (db_open(svc->db_url, &db) == SHOP_OK)
 			return db;
-		log_warn(NULL, "database not reachable yet: %s", db ? db_last_error(db) : "");
+		log_warn(NULL, "database not reachable yet: %s", db_last_error(db));
 		db_close(db);
 		svc_pause(svc, SVC_STARTUP_RETRY_MS);
 	}

@@ -1,0 +1,344 @@
+/*
+ * test_svc.c - unit tests of the service runtime without a broker: the
+ * settle decision table, the retry schedule, the envelope codec, and the
+ * outbox + inbox behaviour of svc_emit / svc_handle_envelope on a real
+ * in-process SQLite database.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "bus/bus.h"
+#include "core/xalloc.h"
+#include "svc/svc.h"
+
+/* ---- a tiny service under test: consumes order_placed, emits stock_released */
+
+static int handled;
+static shop_status test_result = SHOP_OK;
+
+static shop_status test_on_order_placed(struct svc_tx *tx, const void *data)
+{
+	const struct ct_order_placed *e = data;
+	handled++;
+	if (test_result != SHOP_OK)
+		return test_result;
+	struct ct_stock_released r = { 0 };
+	snprintf(r.order_id, sizeof(r.order_id), "%s", e->order_id);
+	memcpy(r.lines, e->items, sizeof(r.lines[0]) * e->items_len);
+	r.lines_len = e->items_len;
+	return svc_emit(tx, CT_MSG_STOCK_RELEASED, e->order_id, &r);
+}
+
+static const struct svc_route test_routes[] = {
+	{ CT_MSG_ORDER_PLACED, test_on_order_placed },
+};
+
+/* "inventory" consumes order_placed in the contracts index. */
+static const struct svc_spec test_spec = {
+	.name = "inventory",
+	.routes = test_routes,
+	.n_routes = 1,
+};
+
+struct fixture {
+	struct svc *svc;
+	struct db *db;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	xalloc_init_cjson();
+	assert_int_equal(db_open("sqlite::memory:", &f->db), SHOP_OK);
+	assert_int_equal(svc_migrate(&test_spec, f->db), SHOP_OK);
+	f->svc = svc_create_detached(&test_spec);
+	handled = 0;
+	test_result = SHOP_OK;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	svc_destroy(f->svc);
+	db_close(f->db);
+	free(f);
+	return 0;
+}
+
+static const char order_placed_data[] =
+	"{\"order_id\":\"0192f0c1-7d2a-7abc-8def-0123456789ab\",\"customer_id\":\"c-1\","
+	"\"email\":\"ada@example.com\",\"items\":[{\"sku\":\"SKU-CABLE\",\"quantity\":2}],"
+	"\"payment\":{\"card_token\":\"tok_visa\"},\"shipping_address\":{\"name\":\"Ada\","
+	"\"line1\":\"1 St\",\"city\":\"London\",\"postal_code\":\"N1\",\"country\":\"GB\"}}";
+
+/* An envelope for order_placed with the given id and data. */
+static char *test_envelope(const char *id, const char *type, const char *data)
+{
+	return xasprintf("{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"/shop/orders\","
+			 "\"type\":\"%s\",\"time\":\"2026-11-22T10:00:00.000Z\","
+			 "\"subject\":\"0192f0c1-7d2a-7abc-8def-0123456789ab\","
+			 "\"datacontenttype\":\"application/json\",\"correlationid\":\"corr-1\","
+			 "\"causationid\":\"cause-1\",\"traceparent\":"
+			 "\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\",\"data\":%s}",
+			 id, type, data);
+}
+
+static int64_t test_count(struct db *db, const char *sql)
+{
+	struct db_result *r = NULL;
+	assert_int_equal(db_query(db, sql, DB_NOARGS, &r), SHOP_OK);
+	int64_t n = db_result_int(r, 0, 0);
+	db_result_free(r);
+	return n;
+}
+
+static shop_status test_handle(struct fixture *f, const char *json, char *reason, size_t size)
+{
+	return svc_handle_envelope(f->svc, f->db, "inventory", json, strlen(json), reason, size);
+}
+
+static void handled_event_is_claimed_in_the_inbox_and_its_effects_reach_the_outbox(void **state)
+{
+	struct fixture *f = *state;
+	char reason[256];
+	char *json = test_envelope("0192f0c1-0000-7000-8000-000000000001",
+				   "shop.orders.order_placed.v1", order_placed_data);
+	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_OK);
+	assert_int_equal(handled, 1);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 1);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE published_at_ms IS NULL"), 1);
+	free(json);
+}
+
+static void duplicate_event_is_acked_without_side_effects(void **state)
+{
+	struct fixture *f = *state;
+	char reason[256];
+	char *json = test_envelope("0192f0c1-0000-7000-8000-000000000002",
+				   "shop.orders.order_placed.v1", order_placed_data);
+	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_OK);
+	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_E_DUPLICATE);
+	assert_int_equal(handled, 1);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 1);
+	assert_int_equal(svc_settle_decide(SHOP_E_DUPLICATE, 2), SVC_ACK);
+	free(json);
+}
+
+static void failed_handler_rolls_back_inbox_and_outbox(void **state)
+{
+	struct fixture *f = *state;
+	char reason[256];
+	char *json = test_envelope("0192f0c1-0000-7000-8000-000000000003",
+				   "shop.orders.order_placed.v1", order_placed_data);
+	test_result = SHOP_E_NOT_READY;
+	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_E_NOT_READY);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 0);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 0);
+	/* The redelivery then succeeds: nothing was remembered from the failure. */
+	test_result = SHOP_OK;
+	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_OK);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 1);
+	free(json);
+}
+
+static void malformed_envelope_is_invalid_with_a_reason(void **state)
+{
+	struct fixture *f = *state;
+	char reason[256];
+	assert_int_equal(test_handle(f, "{not json", reason, sizeof(reason)), SHOP_E_INVALID);
+	assert_non_null(strstr(reason, "malformed envelope"));
+	char *json = test_envelope("not-a-uuid", "shop.orders.order_placed.v1", order_placed_data);
+	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_E_INVALID);
+	assert_non_null(strstr(reason, "/id"));
+	assert_int_equal(handled, 0);
+	free(json);
+}
+
+static void data_violating_the_contract_is_invalid_and_names_the_path(void **state)
+{
+	struct fixture *f = *state;
+	char reason[256];
+	char *json = test_envelope("0192f0c1-0000-7000-8000-000000000004",
+				   "shop.orders.order_placed.v1",
+				   "{\"order_id\":\"0192f0c1-7d2a-7abc-8def-0123456789ab\"}");
+	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_E_INVALID);
+	assert_non_null(strstr(reason, "data violates the contract"));
+	assert_int_equal(handled, 0);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 0);
+	free(json);
+}
+
+static void unknown_type_and_unconsumed_messages_are_invalid(void **state)
+{
+	struct fixture *f = *state;
+	char reason[256];
+	char *json = test_envelope("0192f0c1-0000-7000-8000-000000000005", "shop.nothing.v1", "{}");
+	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_E_INVALID);
+	free(json);
+	/* order_paid exists, but inventory does not consume it. */
+	json = test_envelope("0192f0c1-0000-7000-8000-000000000006", "shop.orders.order_paid.v1",
+			     "{\"order_id\":\"0192f0c1-7d2a-7abc-8def-0123456789ab\","
+			     "\"payment_id\":\"0192f0c1-7d2a-7abc-8def-0123456789ac\"}");
+	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_E_INVALID);
+	assert_non_null(strstr(reason, "does not consume"));
+	free(json);
+}
+
+static void emitted_event_carries_causation_correlation_and_trace(void **state)
+{
+	struct fixture *f = *state;
+	char reason[256];
+	char *json = test_envelope("0192f0c1-0000-7000-8000-000000000007",
+				   "shop.orders.order_placed.v1", order_placed_data);
+	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_OK);
+	struct db_result *r = NULL;
+	assert_int_equal(db_query(f->db, "SELECT subject, payload, event_id FROM outbox", DB_NOARGS, &r),
+			 SHOP_OK);
+	assert_string_equal(db_result_text(r, 0, 0), "inventory.event.stock_released.v1");
+	cJSON *root = NULL;
+	struct evt_envelope env;
+	struct ct_errors errs = { 0 };
+	const char *payload = db_result_text(r, 0, 1);
+	assert_int_equal(evt_envelope_parse(payload, strlen(payload), &root, &env, &errs), SHOP_OK);
+	assert_string_equal(env.id, db_result_text(r, 0, 2));
+	assert_string_equal(env.causationid, "0192f0c1-0000-7000-8000-000000000007");
+	assert_string_equal(env.correlationid, "corr-1");
+	assert_string_equal(env.source, "/shop/inventory");
+	assert_string_equal(env.type, "shop.inventory.stock_released.v1");
+	assert_memory_equal(env.traceparent, "00-0af7651916cd43dd8448eb211c80319c-", 36);
+	assert_string_not_equal(env.traceparent,
+				"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+	cJSON_Delete(root);
+	db_result_free(r);
+	free(json);
+}
+
+static shop_status test_emit_invalid(struct svc_tx *tx, void *arg)
+{
+	struct ct_stock_released r = { 0 }; /* empty order_id and no lines break the contract */
+	return svc_emit(tx, CT_MSG_STOCK_RELEASED, "x", &r);
+}
+
+static shop_status test_emit_foreign(struct svc_tx *tx, void *arg)
+{
+	struct ct_order_reserved r = { .total_cents = 100 };
+	snprintf(r.order_id, sizeof(r.order_id), "0192f0c1-7d2a-7abc-8def-0123456789ab");
+	snprintf(r.currency, sizeof(r.currency), "EUR");
+	return svc_emit(tx, CT_MSG_ORDER_RESERVED, r.order_id, &r); /* orders' event */
+}
+
+static void emitting_another_services_event_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(svc_tx_run(f->svc, f->db, NULL, NULL, test_emit_foreign, NULL), SHOP_E_INVALID);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 0);
+}
+
+static void emitting_data_that_breaks_the_contract_is_refused_and_rolled_back(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(svc_tx_run(f->svc, f->db, NULL, NULL, test_emit_invalid, NULL), SHOP_E_INVALID);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 0);
+}
+
+static void settle_table_acks_retries_and_dead_letters(void **state)
+{
+	assert_int_equal(svc_settle_decide(SHOP_OK, 1), SVC_ACK);
+	assert_int_equal(svc_settle_decide(SHOP_E_CONFLICT, 1), SVC_ACK);
+	assert_int_equal(svc_settle_decide(SHOP_E_INVALID, 1), SVC_DEAD_LETTER);
+	assert_int_equal(svc_settle_decide(SHOP_E_NOT_FOUND, 1), SVC_DEAD_LETTER);
+	assert_int_equal(svc_settle_decide(SHOP_E_UNAVAILABLE, 1), SVC_RETRY);
+	assert_int_equal(svc_settle_decide(SHOP_E_NOT_READY, BUS_MAX_DELIVER - 1), SVC_RETRY);
+	assert_int_equal(svc_settle_decide(SHOP_E_NOT_READY, BUS_MAX_DELIVER), SVC_DEAD_LETTER);
+	assert_int_equal(svc_settle_decide(SHOP_E_INTERNAL, BUS_MAX_DELIVER), SVC_DEAD_LETTER);
+}
+
+static void retry_delay_doubles_from_the_base_up_to_the_cap(void **state)
+{
+	assert_int_equal(svc_retry_delay_ms(1), SVC_RETRY_BASE_MS);
+	assert_int_equal(svc_retry_delay_ms(2), 2 * SVC_RETRY_BASE_MS);
+	assert_int_equal(svc_retry_delay_ms(4), 8 * SVC_RETRY_BASE_MS);
+	assert_int_equal(svc_retry_delay_ms(BUS_MAX_DELIVER), SVC_RETRY_MAX_MS);
+	assert_int_equal(svc_retry_delay_ms(1000), SVC_RETRY_MAX_MS);
+}
+
+static void envelope_round_trips_through_encode_and_parse(void **state)
+{
+	struct evt_envelope env = { 0 }, back;
+	ids_uuid7(env.id);
+	snprintf(env.source, sizeof(env.source), "/shop/orders");
+	snprintf(env.type, sizeof(env.type), "shop.orders.order_paid.v1");
+	clock_rfc3339(clock_now_ms(), env.time);
+	snprintf(env.subject, sizeof(env.subject), "subject-1");
+	snprintf(env.correlationid, sizeof(env.correlationid), "corr");
+	snprintf(env.causationid, sizeof(env.causationid), "cause");
+	ids_traceparent_new(env.traceparent);
+	cJSON *data = cJSON_Parse("{\"a\":1}");
+	char *text = evt_envelope_encode(&env, data);
+	cJSON *root = NULL;
+	struct ct_errors errs = { 0 };
+	assert_int_equal(evt_envelope_parse(text, strlen(text), &root, &back, &errs), SHOP_OK);
+	assert_string_equal(back.id, env.id);
+	assert_string_equal(back.time, env.time);
+	assert_string_equal(back.traceparent, env.traceparent);
+	assert_true(cJSON_Compare(back.data, data, true));
+	cJSON_Delete(root);
+	cJSON_Delete(data);
+	free(text);
+}
+
+static void envelope_rejects_unknown_attributes_and_reports_every_problem(void **state)
+{
+	const char *json = "{\"specversion\":\"0.3\",\"id\":\"x\",\"extra\":1,\"data\":[]}";
+	cJSON *root = NULL;
+	struct evt_envelope env;
+	struct ct_errors errs = { 0 };
+	assert_int_equal(evt_envelope_parse(json, strlen(json), &root, &env, &errs), SHOP_E_INVALID);
+	assert_null(root);
+	bool saw_extra = false, saw_spec = false, saw_data = false;
+	for (size_t i = 0; i < errs.len; i++) {
+		saw_extra |= strcmp(errs.item[i].path, "/extra") == 0;
+		saw_spec |= strcmp(errs.item[i].path, "/specversion") == 0;
+		saw_data |= strcmp(errs.item[i].path, "/data") == 0;
+	}
+	assert_true(saw_extra && saw_spec && saw_data);
+	assert_true(errs.len + errs.dropped >= 8);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+			handled_event_is_claimed_in_the_inbox_and_its_effects_reach_the_outbox, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(duplicate_event_is_acked_without_side_effects, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(failed_handler_rolls_back_inbox_and_outbox, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(malformed_envelope_is_invalid_with_a_reason, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(data_violating_the_contract_is_invalid_and_names_the_path,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(unknown_type_and_unconsumed_messages_are_invalid, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(emitted_event_carries_causation_correlation_and_trace,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			emitting_data_that_breaks_the_contract_is_refused_and_rolled_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(emitting_another_services_event_is_refused, setup,
+						teardown),
+		cmocka_unit_test(settle_table_acks_retries_and_dead_letters),
+		cmocka_unit_test(retry_delay_doubles_from_the_base_up_to_the_cap),
+		cmocka_unit_test(envelope_round_trips_through_encode_and_parse),
+		cmocka_unit_test(envelope_rejects_unknown_attributes_and_reports_every_problem),
+	};
+	return cmocka_run_group_tests_name("svc", tests, NULL, NULL);
+}
