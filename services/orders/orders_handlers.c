@@ -1,0 +1,355 @@
+/*
+ * orders_handlers.c - messages in, order transitions and events out (see
+ * orders_handlers.h for the outcomes each handler returns).
+ *
+ * The shape of every event handler is the same: translate the message into
+ * an orders_input plus the facts it brings, and call orders_advance(). That
+ * one function holds the read-decide-update-emit loop, so the rules about
+ * races, unknown orders and early facts are written once:
+ *   - the order is unknown: the PlaceOrder that created it has not been
+ *     handled here yet (an event about an order exists only after the order
+ *     does), so NOT_READY, never "ignore";
+ *   - the guarded update changed nothing: another replica moved the order
+ *     between our read and our write; read again and decide again, since
+ *     the fact may still apply (a cancel after a reservation) or now be
+ *     stale;
+ *   - the event for a transition is emitted in the same transaction as the
+ *     update and only when the update happened, so each transition is
+ *     announced exactly once however many replicas raced for it.
+ */
+#include "orders_handlers.h"
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The row holds whatever a valid PlaceOrder carries. */
+#define ORDERS_FIELD_SIZE(type, field) sizeof(((type *)0)->field)
+_Static_assert(ORDERS_FIELD_SIZE(struct orders_row, customer_id) >=
+		       ORDERS_FIELD_SIZE(struct ct_place_order, customer_id),
+	       "orders_row.customer_id is smaller than the contract allows");
+_Static_assert(ORDERS_FIELD_SIZE(struct orders_row, email) >=
+		       ORDERS_FIELD_SIZE(struct ct_place_order, email),
+	       "orders_row.email is smaller than the contract allows");
+_Static_assert(ORDERS_FIELD_SIZE(struct orders_row, correlation_id) >=
+		       ORDERS_FIELD_SIZE(struct evt_envelope, correlationid),
+	       "orders_row.correlation_id is smaller than the envelope allows");
+
+/* Copies into a generated fixed-size field; false when it does not fit. */
+#define COPY_FIELD(dst, src) orders_copy_field((dst), sizeof(dst), (src))
+
+static bool orders_copy_field(char *dst, size_t size, const char *src)
+{
+	return (size_t)snprintf(dst, size, "%s", src) < size;
+}
+
+static struct log_ids orders_log_ids(const struct svc_tx *tx, const char *order_id)
+{
+	return (struct log_ids){
+		.order_id = order_id,
+		.event_id = tx->cause ? tx->cause->id : NULL,
+		.correlation_id = tx->cause ? tx->cause->correlationid : tx->correlation_id,
+	};
+}
+
+static int64_t orders_deadline_ms(const struct svc_tx *tx)
+{
+	const struct orders_ctx *ctx = svc_ctx(tx->svc);
+	return ctx ? ctx->deadline_ms : ORDERS_DEADLINE_DEFAULT_MS;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+/* The event that announces ROW's new status (after a transition). */
+static shop_status orders_emit_transition(struct svc_tx *tx, const struct orders_row *row)
+{
+	struct log_ids ids = orders_log_ids(tx, row->order_id);
+	bool fits = true;
+
+	switch (row->status) {
+	case ORDERS_STATUS_RESERVED: {
+		struct ct_order_reserved ev = { 0 };
+		fits = COPY_FIELD(ev.order_id, row->order_id) && COPY_FIELD(ev.currency, row->currency);
+		ev.total_cents = row->total_cents;
+		if (fits)
+			return svc_emit(tx, CT_MSG_ORDER_RESERVED, row->order_id, &ev);
+		break;
+	}
+	case ORDERS_STATUS_PAID: {
+		struct ct_order_paid ev = { 0 };
+		fits = COPY_FIELD(ev.order_id, row->order_id) &&
+		       COPY_FIELD(ev.payment_id, row->payment_id);
+		if (fits)
+			return svc_emit(tx, CT_MSG_ORDER_PAID, row->order_id, &ev);
+		break;
+	}
+	case ORDERS_STATUS_SHIPPED: {
+		struct ct_order_shipped ev = { 0 };
+		fits = COPY_FIELD(ev.order_id, row->order_id) &&
+		       COPY_FIELD(ev.shipment_id, row->shipment_id);
+		if (fits)
+			return svc_emit(tx, CT_MSG_ORDER_SHIPPED, row->order_id, &ev);
+		break;
+	}
+	case ORDERS_STATUS_CANCELLED: {
+		struct ct_order_cancelled ev = { 0 };
+		const char *reason = orders_reason_name(row->reason);
+		fits = reason && COPY_FIELD(ev.order_id, row->order_id) &&
+		       COPY_FIELD(ev.reason, reason);
+		if (fits)
+			return svc_emit(tx, CT_MSG_ORDER_CANCELLED, row->order_id, &ev);
+		break;
+	}
+	case ORDERS_STATUS_PENDING:
+		/* Not reached by a transition; OrderPlaced is emitted on insert. */
+		break;
+	}
+	log_error(&ids, "no event for an order now %s (fits %d)", orders_status_name(row->status),
+		  fits);
+	return SHOP_E_INTERNAL;
+}
+
+/* ---- the transition loop ----------------------------------------------- */
+
+shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct orders_input *in,
+			   const struct orders_change *facts)
+{
+	struct log_ids ids = orders_log_ids(tx, order_id);
+	const char *input = orders_input_name(in->kind);
+
+	for (int attempt = 0; attempt < ORDERS_TRANSITION_ATTEMPTS; attempt++) {
+		struct orders_row row;
+		shop_status st = orders_store_get(tx->db, order_id, &row);
+		if (st == SHOP_E_NOT_FOUND) {
+			log_warn(&ids, "%s for an order not placed yet: retrying later", input);
+			return SHOP_E_NOT_READY;
+		}
+		if (st != SHOP_OK)
+			return st;
+
+		struct orders_decision d = orders_decide(row.status, in);
+		if (d.verdict == ORDERS_IGNORE) {
+			log_info(&ids, "%s ignored: order is %s", input, orders_status_name(row.status));
+			return SHOP_OK;
+		}
+		if (d.verdict == ORDERS_DEFER) {
+			log_info(&ids, "%s deferred: order is still %s", input,
+				 orders_status_name(row.status));
+			return SHOP_E_NOT_READY;
+		}
+
+		struct orders_change change = *facts;
+		change.status = d.status;
+		change.reason = d.reason;
+		bool moved = false;
+		st = orders_store_transition(tx->db, order_id, row.status, &change, tx->now_ms, &moved);
+		if (st != SHOP_OK)
+			return st;
+		if (!moved) {
+			log_info(&ids, "%s: order left %s meanwhile; deciding again", input,
+				 orders_status_name(row.status));
+			continue;
+		}
+		log_info(&ids, "%s: %s -> %s%s%s", input, orders_status_name(row.status),
+			 orders_status_name(change.status), change.reason ? " " : "",
+			 change.reason ? orders_reason_name(change.reason) : "");
+		orders_row_apply(&row, &change, tx->now_ms);
+		return orders_emit_transition(tx, &row);
+	}
+	log_error(&ids, "%s: order still moving after %d attempts", input,
+		  ORDERS_TRANSITION_ATTEMPTS);
+	return SHOP_E_UNAVAILABLE;
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+/* The lines as received, as a JSON array; cJSON_free it. */
+static char *orders_items_json(const struct ct_order_line *items, size_t n)
+{
+	cJSON *arr = cJSON_CreateArray();
+	for (size_t i = 0; i < n; i++) {
+		cJSON *line = cJSON_CreateObject();
+		cJSON_AddStringToObject(line, "sku", items[i].sku);
+		cJSON_AddNumberToObject(line, "quantity", (double)items[i].quantity);
+		cJSON_AddItemToArray(arr, line);
+	}
+	char *text = cJSON_PrintUnformatted(arr);
+	cJSON_Delete(arr);
+	return text;
+}
+
+shop_status orders_handle_place_order(struct svc_tx *tx, const void *data)
+{
+	const struct ct_place_order *cmd = data;
+	struct log_ids ids = orders_log_ids(tx, cmd->order_id);
+	struct ct_order_placed *ev = NULL;
+	bool inserted = false;
+	char *items = orders_items_json(cmd->items, cmd->items_len);
+	struct orders_new o = {
+		.order_id = cmd->order_id,
+		.customer_id = cmd->customer_id,
+		.email = cmd->email,
+		.items_json = items,
+		.correlation_id = ids.correlation_id,
+		.created_at_ms = tx->now_ms,
+		.deadline_at_ms = tx->now_ms + orders_deadline_ms(tx),
+	};
+	shop_status st = orders_store_insert(tx->db, &o, &inserted);
+	if (st != SHOP_OK)
+		goto out;
+	if (!inserted) {
+		/* The same command again (a gateway retry with a new event id):
+		 * the order and its OrderPlaced exist already. */
+		log_info(&ids, "place_order for an existing order: nothing to do");
+		goto out;
+	}
+
+	/* OrderPlaced carries the command's fields unchanged. */
+	ev = xcalloc(1, sizeof(*ev)); /* 50 lines and an address: not for the stack */
+	if (!COPY_FIELD(ev->order_id, cmd->order_id) ||
+	    !COPY_FIELD(ev->customer_id, cmd->customer_id) || !COPY_FIELD(ev->email, cmd->email) ||
+	    cmd->items_len > sizeof(ev->items) / sizeof(ev->items[0])) {
+		log_error(&ids, "place_order does not fit order_placed");
+		st = SHOP_E_INTERNAL;
+		goto out;
+	}
+	for (size_t i = 0; i < cmd->items_len; i++)
+		ev->items[i] = cmd->items[i];
+	ev->items_len = cmd->items_len;
+	ev->payment = cmd->payment;
+	ev->shipping_address = cmd->shipping_address;
+	st = svc_emit(tx, CT_MSG_ORDER_PLACED, cmd->order_id, ev);
+	if (st == SHOP_OK)
+		log_info(&ids, "order placed: PENDING until %lld", (long long)o.deadline_at_ms);
+out:
+	free(ev);
+	cJSON_free(items);
+	return st;
+}
+
+shop_status orders_handle_cancel_order(struct svc_tx *tx, const void *data)
+{
+	const struct ct_cancel_order *cmd = data;
+	struct orders_input in = { .kind = ORDERS_INPUT_CANCEL_REQUESTED };
+	struct orders_change facts = { 0 };
+	return orders_advance(tx, cmd->order_id, &in, &facts);
+}
+
+/* ---- events of other services ------------------------------------------ */
+
+shop_status orders_handle_stock_reserved(struct svc_tx *tx, const void *data)
+{
+	const struct ct_stock_reserved *ev = data;
+	struct orders_input in = { .kind = ORDERS_INPUT_STOCK_RESERVED };
+	struct orders_change facts = {
+		.has_total = true,
+		.total_cents = ev->total_cents,
+		.currency = ev->currency,
+	};
+	return orders_advance(tx, ev->order_id, &in, &facts);
+}
+
+shop_status orders_handle_stock_rejected(struct svc_tx *tx, const void *data)
+{
+	const struct ct_stock_rejected *ev = data;
+	struct orders_input in = { .kind = ORDERS_INPUT_STOCK_REJECTED };
+	struct orders_change facts = { 0 };
+
+	/* The schema allows only stock reasons; refuse anything else rather
+	 * than cancel an order for a reason nobody defined. */
+	if (orders_reason_parse(ev->reason, &in.reason) != SHOP_OK ||
+	    (in.reason != ORDERS_REASON_OUT_OF_STOCK && in.reason != ORDERS_REASON_UNKNOWN_SKU)) {
+		struct log_ids ids = orders_log_ids(tx, ev->order_id);
+		log_warn(&ids, "stock_rejected with reason '%s'", ev->reason);
+		return SHOP_E_INVALID;
+	}
+	return orders_advance(tx, ev->order_id, &in, &facts);
+}
+
+shop_status orders_handle_payment_authorized(struct svc_tx *tx, const void *data)
+{
+	const struct ct_payment_authorized *ev = data;
+	struct orders_input in = { .kind = ORDERS_INPUT_PAYMENT_AUTHORIZED };
+	struct orders_change facts = { .payment_id = ev->payment_id };
+	return orders_advance(tx, ev->order_id, &in, &facts);
+}
+
+shop_status orders_handle_payment_declined(struct svc_tx *tx, const void *data)
+{
+	const struct ct_payment_declined *ev = data;
+	struct orders_input in = { .kind = ORDERS_INPUT_PAYMENT_DECLINED };
+	struct orders_change facts = { 0 };
+	return orders_advance(tx, ev->order_id, &in, &facts);
+}
+
+shop_status orders_handle_shipment_dispatched(struct svc_tx *tx, const void *data)
+{
+	const struct ct_shipment_dispatched *ev = data;
+	struct orders_input in = { .kind = ORDERS_INPUT_SHIPMENT_DISPATCHED };
+	struct orders_change facts = { .shipment_id = ev->shipment_id };
+	return orders_advance(tx, ev->order_id, &in, &facts);
+}
+
+/* ---- the deadline sweeper ---------------------------------------------- */
+
+static shop_status orders_sweep_one(struct svc_tx *tx, void *arg)
+{
+	const struct orders_due *due = arg;
+	struct orders_input in = { .kind = ORDERS_INPUT_DEADLINE_PASSED };
+	struct orders_change facts = { 0 };
+	/* The deadline never changes, so it is still past; the status may not
+	 * be (paid or cancelled since the query), which the domain sorts out. */
+	return orders_advance(tx, due->order_id, &in, &facts);
+}
+
+shop_status orders_sweep(struct svc *svc, struct db *db)
+{
+	struct orders_due due[ORDERS_SWEEP_BATCH];
+	size_t n = 0;
+	shop_status first = SHOP_OK;
+	shop_status st = orders_store_find_expired(db, clock_now_ms(), ORDERS_SWEEP_BATCH, due, &n);
+	if (st != SHOP_OK)
+		return st;
+
+	for (size_t i = 0; i < n; i++) {
+		/* One transaction per order: one failure does not undo the others,
+		 * and the relay can publish each cancellation as it commits. */
+		st = svc_tx_run(svc, db, due[i].correlation_id[0] ? due[i].correlation_id : NULL, NULL,
+				orders_sweep_one, &due[i]);
+		if (st == SHOP_OK)
+			continue;
+		struct log_ids ids = { .order_id = due[i].order_id,
+				       .correlation_id = due[i].correlation_id };
+		log_warn(&ids, "timeout not applied: %s", shop_status_name(st));
+		if (first == SHOP_OK)
+			first = st;
+		/* The database is gone: the rest would fail the same way. */
+		if (st == SHOP_E_UNAVAILABLE)
+			break;
+	}
+	return first;
+}
+
+/* ---- wiring ------------------------------------------------------------ */
+
+const struct svc_route orders_routes[] = {
+	{ CT_MSG_PLACE_ORDER, orders_handle_place_order },
+	{ CT_MSG_CANCEL_ORDER, orders_handle_cancel_order },
+	{ CT_MSG_STOCK_RESERVED, orders_handle_stock_reserved },
+	{ CT_MSG_STOCK_REJECTED, orders_handle_stock_rejected },
+	{ CT_MSG_PAYMENT_AUTHORIZED, orders_handle_payment_authorized },
+	{ CT_MSG_PAYMENT_DECLINED, orders_handle_payment_declined },
+	{ CT_MSG_SHIPMENT_DISPATCHED, orders_handle_shipment_dispatched },
+};
+const size_t orders_n_routes = sizeof(orders_routes) / sizeof(orders_routes[0]);
+
+const struct svc_task orders_tasks[] = {
+	{ "deadline-sweeper", ORDERS_SWEEP_INTERVAL_MS, orders_sweep },
+};
+const size_t orders_n_tasks = sizeof(orders_tasks) / sizeof(orders_tasks[0]);

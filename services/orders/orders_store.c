@@ -1,0 +1,171 @@
+/*
+ * orders_store.c - the SQL of the orders service (see orders_store.h).
+ *
+ * Every statement runs unchanged on SQLite and PostgreSQL: $n parameters
+ * passed as text, integers formatted in C, no date functions, upsert by
+ * ON CONFLICT DO NOTHING. The one invariant this file is responsible for is
+ * that no UPDATE of the orders table lacks the status guard: the guard is
+ * what turns a race between replicas into "one wins, the other is told".
+ */
+#include "orders_store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* The columns orders_store_get reads, in the order row_read expects them. */
+#define ORDERS_ROW_COLUMNS                                                             \
+	"order_id, status, reason, customer_id, email, total_cents, currency, payment_id, " \
+	"shipment_id, correlation_id, created_at_ms, updated_at_ms, deadline_at_ms, version"
+
+/* Copies a cell into a fixed buffer: NULL becomes "", and a value longer than
+ * the buffer is a bug (only this service writes these columns). */
+static shop_status copy_text(char *dst, size_t size, const char *src)
+{
+	size_t len = src ? strlen(src) : 0;
+	if (len >= size)
+		return SHOP_E_INTERNAL;
+	memcpy(dst, src ? src : "", len);
+	dst[len] = '\0';
+	return SHOP_OK;
+}
+
+static shop_status row_read(const struct db_result *r, int i, struct orders_row *row)
+{
+	const char *reason = db_result_text(r, i, 2);
+
+	memset(row, 0, sizeof(*row));
+	/* Any failure here is a value the CHECKs or the writers should have
+	 * made impossible. */
+	if (copy_text(row->order_id, sizeof(row->order_id), db_result_text(r, i, 0)) != SHOP_OK ||
+	    orders_status_parse(db_result_text(r, i, 1), &row->status) != SHOP_OK ||
+	    copy_text(row->customer_id, sizeof(row->customer_id), db_result_text(r, i, 3)) != SHOP_OK ||
+	    copy_text(row->email, sizeof(row->email), db_result_text(r, i, 4)) != SHOP_OK ||
+	    copy_text(row->currency, sizeof(row->currency), db_result_text(r, i, 6)) != SHOP_OK ||
+	    copy_text(row->payment_id, sizeof(row->payment_id), db_result_text(r, i, 7)) != SHOP_OK ||
+	    copy_text(row->shipment_id, sizeof(row->shipment_id), db_result_text(r, i, 8)) != SHOP_OK ||
+	    copy_text(row->correlation_id, sizeof(row->correlation_id), db_result_text(r, i, 9)) !=
+		    SHOP_OK)
+		return SHOP_E_INTERNAL;
+	row->reason = ORDERS_REASON_NONE;
+	if (reason && orders_reason_parse(reason, &row->reason) != SHOP_OK)
+		return SHOP_E_INTERNAL;
+	row->has_total = db_result_text(r, i, 5) != NULL;
+	row->total_cents = db_result_int(r, i, 5);
+	row->created_at_ms = db_result_int(r, i, 10);
+	row->updated_at_ms = db_result_int(r, i, 11);
+	row->deadline_at_ms = db_result_int(r, i, 12);
+	row->version = db_result_int(r, i, 13);
+	return SHOP_OK;
+}
+
+shop_status orders_store_insert(struct db *db, const struct orders_new *o, bool *ret_inserted)
+{
+	/* version 1 and updated = created: the row is born PENDING, which is
+	 * not a transition. */
+	static const char sql[] =
+		"INSERT INTO orders (order_id, status, reason, customer_id, email, items, "
+		"correlation_id, created_at_ms, updated_at_ms, deadline_at_ms, version) "
+		"VALUES ($1, 'PENDING', NULL, $2, $3, $4, $5, $6, $6, $7, 1) "
+		"ON CONFLICT (order_id) DO NOTHING";
+	int64_t changes = 0;
+	shop_status st = db_exec(db, sql,
+				 DB_ARGS(o->order_id, o->customer_id, o->email, o->items_json,
+					 o->correlation_id, DB_I64(o->created_at_ms),
+					 DB_I64(o->deadline_at_ms)),
+				 &changes);
+	if (st != SHOP_OK)
+		return st;
+	*ret_inserted = changes > 0;
+	return SHOP_OK;
+}
+
+shop_status orders_store_get(struct db *db, const char *order_id, struct orders_row *ret_row)
+{
+	static const char sql[] = "SELECT " ORDERS_ROW_COLUMNS " FROM orders WHERE order_id = $1";
+	struct db_result *r = NULL;
+	struct orders_row row;
+	shop_status st = db_query(db, sql, DB_ARGS(order_id), &r);
+	if (st != SHOP_OK)
+		goto out;
+	if (db_result_rows(r) == 0) {
+		st = SHOP_E_NOT_FOUND;
+		goto out;
+	}
+	st = row_read(r, 0, &row);
+	if (st == SHOP_OK)
+		*ret_row = row;
+out:
+	db_result_free(r);
+	return st;
+}
+
+shop_status orders_store_transition(struct db *db, const char *order_id, enum orders_status from,
+				    const struct orders_change *c, int64_t now_ms, bool *ret_moved)
+{
+	/* COALESCE keeps what an earlier transition stored when this one brings
+	 * nothing for that column (NULL parameter). */
+	static const char sql[] =
+		"UPDATE orders SET status = $1, reason = $2, "
+		"total_cents = COALESCE($3, total_cents), currency = COALESCE($4, currency), "
+		"payment_id = COALESCE($5, payment_id), shipment_id = COALESCE($6, shipment_id), "
+		"updated_at_ms = $7, version = version + 1 "
+		"WHERE order_id = $8 AND status = $9";
+	int64_t changes = 0;
+	shop_status st = db_exec(db, sql,
+				 DB_ARGS(orders_status_name(c->status), orders_reason_name(c->reason),
+					 c->has_total ? DB_I64(c->total_cents) : NULL, c->currency,
+					 c->payment_id, c->shipment_id, DB_I64(now_ms), order_id,
+					 orders_status_name(from)),
+				 &changes);
+	if (st != SHOP_OK)
+		return st;
+	*ret_moved = changes > 0;
+	return SHOP_OK;
+}
+
+/* Mirrors the UPDATE above; kept beside it so the two change together. */
+void orders_row_apply(struct orders_row *row, const struct orders_change *c, int64_t now_ms)
+{
+	row->status = c->status;
+	row->reason = c->reason;
+	if (c->has_total) {
+		row->has_total = true;
+		row->total_cents = c->total_cents;
+	}
+	if (c->currency)
+		snprintf(row->currency, sizeof(row->currency), "%s", c->currency);
+	if (c->payment_id)
+		snprintf(row->payment_id, sizeof(row->payment_id), "%s", c->payment_id);
+	if (c->shipment_id)
+		snprintf(row->shipment_id, sizeof(row->shipment_id), "%s", c->shipment_id);
+	row->updated_at_ms = now_ms;
+	row->version++;
+}
+
+shop_status orders_store_find_expired(struct db *db, int64_t now_ms, size_t max,
+				      struct orders_due *ret_due, size_t *ret_n)
+{
+	/* Both statuses by name, so each is a range scan of the
+	 * (status, deadline_at_ms) index. */
+	static const char sql[] =
+		"SELECT order_id, correlation_id FROM orders "
+		"WHERE status IN ('PENDING', 'RESERVED') AND deadline_at_ms < $1 "
+		"ORDER BY deadline_at_ms, order_id LIMIT $2";
+	struct db_result *r = NULL;
+	size_t n = 0;
+	shop_status st = db_query(db, sql, DB_ARGS(DB_I64(now_ms), DB_I64(max)), &r);
+	if (st != SHOP_OK)
+		goto out;
+	for (int i = 0; i < db_result_rows(r) && n < max; i++) {
+		if ((st = copy_text(ret_due[n].order_id, sizeof(ret_due[n].order_id),
+				    db_result_text(r, i, 0))) != SHOP_OK ||
+		    (st = copy_text(ret_due[n].correlation_id, sizeof(ret_due[n].correlation_id),
+				    db_result_text(r, i, 1))) != SHOP_OK)
+			goto out;
+		n++;
+	}
+	*ret_n = n;
+out:
+	db_result_free(r);
+	return st;
+}

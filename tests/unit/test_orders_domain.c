@@ -1,0 +1,349 @@
+/*
+ * test_orders_domain.c - the order state machine, cell by cell.
+ *
+ * The table below is the specification: every status against every input,
+ * with the decision orders_decide() must return. One test walks all of it;
+ * the others restate its rows as sentences, so a failure names the rule that
+ * broke, not just a cell.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "../../services/orders/orders_domain.h"
+
+#define PENDING ORDERS_STATUS_PENDING
+#define RESERVED ORDERS_STATUS_RESERVED
+#define PAID ORDERS_STATUS_PAID
+#define SHIPPED ORDERS_STATUS_SHIPPED
+#define CANCELLED ORDERS_STATUS_CANCELLED
+
+struct cell {
+	enum orders_verdict verdict;
+	enum orders_status status; /* the status after the decision */
+	enum orders_reason reason;
+};
+
+#define APPLY(to, why) { ORDERS_APPLY, (to), (why) }
+#define IGNORE(st) { ORDERS_IGNORE, (st), ORDERS_REASON_NONE }
+#define DEFER(st) { ORDERS_DEFER, (st), ORDERS_REASON_NONE }
+#define NO_REASON ORDERS_REASON_NONE
+
+/* stock_rejected is listed with out_of_stock; a second test covers unknown_sku. */
+static const struct cell table[ORDERS_STATUS_COUNT][ORDERS_INPUT_COUNT] = {
+	[PENDING] = {
+		[ORDERS_INPUT_PLACED] = IGNORE(PENDING),
+		[ORDERS_INPUT_STOCK_RESERVED] = APPLY(RESERVED, NO_REASON),
+		[ORDERS_INPUT_STOCK_REJECTED] = APPLY(CANCELLED, ORDERS_REASON_OUT_OF_STOCK),
+		[ORDERS_INPUT_PAYMENT_AUTHORIZED] = DEFER(PENDING),
+		[ORDERS_INPUT_PAYMENT_DECLINED] = DEFER(PENDING),
+		[ORDERS_INPUT_SHIPMENT_DISPATCHED] = DEFER(PENDING),
+		[ORDERS_INPUT_CANCEL_REQUESTED] = APPLY(CANCELLED, ORDERS_REASON_CUSTOMER_CANCELLED),
+		[ORDERS_INPUT_DEADLINE_PASSED] = APPLY(CANCELLED, ORDERS_REASON_TIMEOUT),
+	},
+	[RESERVED] = {
+		[ORDERS_INPUT_PLACED] = IGNORE(RESERVED),
+		[ORDERS_INPUT_STOCK_RESERVED] = IGNORE(RESERVED),
+		[ORDERS_INPUT_STOCK_REJECTED] = IGNORE(RESERVED),
+		[ORDERS_INPUT_PAYMENT_AUTHORIZED] = APPLY(PAID, NO_REASON),
+		[ORDERS_INPUT_PAYMENT_DECLINED] = APPLY(CANCELLED, ORDERS_REASON_PAYMENT_DECLINED),
+		[ORDERS_INPUT_SHIPMENT_DISPATCHED] = DEFER(RESERVED),
+		[ORDERS_INPUT_CANCEL_REQUESTED] = APPLY(CANCELLED, ORDERS_REASON_CUSTOMER_CANCELLED),
+		[ORDERS_INPUT_DEADLINE_PASSED] = APPLY(CANCELLED, ORDERS_REASON_TIMEOUT),
+	},
+	[PAID] = {
+		[ORDERS_INPUT_PLACED] = IGNORE(PAID),
+		[ORDERS_INPUT_STOCK_RESERVED] = IGNORE(PAID),
+		[ORDERS_INPUT_STOCK_REJECTED] = IGNORE(PAID),
+		[ORDERS_INPUT_PAYMENT_AUTHORIZED] = IGNORE(PAID),
+		[ORDERS_INPUT_PAYMENT_DECLINED] = IGNORE(PAID),
+		[ORDERS_INPUT_SHIPMENT_DISPATCHED] = APPLY(SHIPPED, NO_REASON),
+		[ORDERS_INPUT_CANCEL_REQUESTED] = APPLY(CANCELLED, ORDERS_REASON_CUSTOMER_CANCELLED),
+		[ORDERS_INPUT_DEADLINE_PASSED] = IGNORE(PAID),
+	},
+	[SHIPPED] = {
+		[ORDERS_INPUT_PLACED] = IGNORE(SHIPPED),
+		[ORDERS_INPUT_STOCK_RESERVED] = IGNORE(SHIPPED),
+		[ORDERS_INPUT_STOCK_REJECTED] = IGNORE(SHIPPED),
+		[ORDERS_INPUT_PAYMENT_AUTHORIZED] = IGNORE(SHIPPED),
+		[ORDERS_INPUT_PAYMENT_DECLINED] = IGNORE(SHIPPED),
+		[ORDERS_INPUT_SHIPMENT_DISPATCHED] = IGNORE(SHIPPED),
+		[ORDERS_INPUT_CANCEL_REQUESTED] = IGNORE(SHIPPED),
+		[ORDERS_INPUT_DEADLINE_PASSED] = IGNORE(SHIPPED),
+	},
+	[CANCELLED] = {
+		[ORDERS_INPUT_PLACED] = IGNORE(CANCELLED),
+		[ORDERS_INPUT_STOCK_RESERVED] = IGNORE(CANCELLED),
+		[ORDERS_INPUT_STOCK_REJECTED] = IGNORE(CANCELLED),
+		[ORDERS_INPUT_PAYMENT_AUTHORIZED] = IGNORE(CANCELLED),
+		[ORDERS_INPUT_PAYMENT_DECLINED] = IGNORE(CANCELLED),
+		[ORDERS_INPUT_SHIPMENT_DISPATCHED] = IGNORE(CANCELLED),
+		[ORDERS_INPUT_CANCEL_REQUESTED] = IGNORE(CANCELLED),
+		[ORDERS_INPUT_DEADLINE_PASSED] = IGNORE(CANCELLED),
+	},
+};
+
+static struct orders_input input_of(enum orders_input_kind kind)
+{
+	struct orders_input in = { .kind = kind, .reason = ORDERS_REASON_NONE };
+	if (kind == ORDERS_INPUT_STOCK_REJECTED)
+		in.reason = ORDERS_REASON_OUT_OF_STOCK;
+	return in;
+}
+
+static const char *reason_or_dash(enum orders_reason r)
+{
+	return orders_reason_name(r) ? orders_reason_name(r) : "-";
+}
+
+/* Checks one cell against the table, naming it when it differs. */
+static void expect_cell(enum orders_status st, enum orders_input_kind kind)
+{
+	struct orders_input in = input_of(kind);
+	struct orders_decision d = orders_decide(st, &in);
+	const struct cell *want = &table[st][kind];
+	if (d.verdict != want->verdict || d.status != want->status || d.reason != want->reason)
+		fail_msg("%s on %s: got %s -> %s (%s), want %s -> %s (%s)", orders_input_name(kind),
+			 orders_status_name(st), orders_verdict_name(d.verdict),
+			 orders_status_name(d.status), reason_or_dash(d.reason),
+			 orders_verdict_name(want->verdict), orders_status_name(want->status),
+			 reason_or_dash(want->reason));
+}
+
+static void expect_row(enum orders_input_kind kind, const enum orders_status *sts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		expect_cell(sts[i], kind);
+}
+
+#define EXPECT(kind, ...)                                                                  \
+	expect_row((kind), (const enum orders_status[]){ __VA_ARGS__ },                    \
+		   sizeof((const enum orders_status[]){ __VA_ARGS__ }) / sizeof(enum orders_status))
+
+static void every_cell_of_the_transition_table_is_decided_as_specified(void **state)
+{
+	for (int st = 0; st < ORDERS_STATUS_COUNT; st++)
+		for (int kind = 0; kind < ORDERS_INPUT_COUNT; kind++)
+			expect_cell((enum orders_status)st, (enum orders_input_kind)kind);
+}
+
+static void placing_an_existing_order_again_is_ignored_in_every_status(void **state)
+{
+	EXPECT(ORDERS_INPUT_PLACED, PENDING, RESERVED, PAID, SHIPPED, CANCELLED);
+	assert_int_equal(table[PENDING][ORDERS_INPUT_PLACED].verdict, ORDERS_IGNORE);
+}
+
+static void stock_reserved_moves_pending_to_reserved(void **state)
+{
+	EXPECT(ORDERS_INPUT_STOCK_RESERVED, PENDING);
+	assert_int_equal(table[PENDING][ORDERS_INPUT_STOCK_RESERVED].status, RESERVED);
+}
+
+static void stock_reserved_after_pending_is_ignored(void **state)
+{
+	EXPECT(ORDERS_INPUT_STOCK_RESERVED, RESERVED, PAID, SHIPPED, CANCELLED);
+}
+
+static void stock_rejected_cancels_pending_with_its_own_reason(void **state)
+{
+	struct orders_input in = { ORDERS_INPUT_STOCK_REJECTED, ORDERS_REASON_OUT_OF_STOCK };
+	struct orders_decision d = orders_decide(PENDING, &in);
+	assert_int_equal(d.verdict, ORDERS_APPLY);
+	assert_int_equal(d.status, CANCELLED);
+	assert_int_equal(d.reason, ORDERS_REASON_OUT_OF_STOCK);
+
+	in.reason = ORDERS_REASON_UNKNOWN_SKU;
+	d = orders_decide(PENDING, &in);
+	assert_int_equal(d.verdict, ORDERS_APPLY);
+	assert_int_equal(d.status, CANCELLED);
+	assert_int_equal(d.reason, ORDERS_REASON_UNKNOWN_SKU);
+}
+
+static void stock_rejected_after_pending_is_ignored(void **state)
+{
+	EXPECT(ORDERS_INPUT_STOCK_REJECTED, RESERVED, PAID, SHIPPED, CANCELLED);
+}
+
+static void stock_rejected_without_a_stock_reason_changes_nothing(void **state)
+{
+	static const enum orders_reason not_stock[] = {
+		ORDERS_REASON_NONE, ORDERS_REASON_PAYMENT_DECLINED,
+		ORDERS_REASON_CUSTOMER_CANCELLED, ORDERS_REASON_TIMEOUT,
+	};
+	for (size_t i = 0; i < sizeof(not_stock) / sizeof(not_stock[0]); i++) {
+		struct orders_input in = { ORDERS_INPUT_STOCK_REJECTED, not_stock[i] };
+		struct orders_decision d = orders_decide(PENDING, &in);
+		assert_int_equal(d.verdict, ORDERS_IGNORE);
+		assert_int_equal(d.status, PENDING);
+	}
+}
+
+static void payment_authorized_while_pending_is_deferred(void **state)
+{
+	EXPECT(ORDERS_INPUT_PAYMENT_AUTHORIZED, PENDING);
+	assert_int_equal(table[PENDING][ORDERS_INPUT_PAYMENT_AUTHORIZED].verdict, ORDERS_DEFER);
+}
+
+static void payment_authorized_moves_reserved_to_paid(void **state)
+{
+	EXPECT(ORDERS_INPUT_PAYMENT_AUTHORIZED, RESERVED);
+}
+
+static void payment_authorized_after_reserved_is_ignored(void **state)
+{
+	EXPECT(ORDERS_INPUT_PAYMENT_AUTHORIZED, PAID, SHIPPED, CANCELLED);
+}
+
+static void payment_declined_while_pending_is_deferred(void **state)
+{
+	EXPECT(ORDERS_INPUT_PAYMENT_DECLINED, PENDING);
+}
+
+static void payment_declined_cancels_reserved_as_payment_declined(void **state)
+{
+	EXPECT(ORDERS_INPUT_PAYMENT_DECLINED, RESERVED);
+}
+
+static void payment_declined_after_reserved_is_ignored(void **state)
+{
+	EXPECT(ORDERS_INPUT_PAYMENT_DECLINED, PAID, SHIPPED, CANCELLED);
+}
+
+static void shipment_dispatched_before_payment_is_deferred(void **state)
+{
+	EXPECT(ORDERS_INPUT_SHIPMENT_DISPATCHED, PENDING, RESERVED);
+}
+
+static void shipment_dispatched_moves_paid_to_shipped(void **state)
+{
+	EXPECT(ORDERS_INPUT_SHIPMENT_DISPATCHED, PAID);
+}
+
+static void shipment_dispatched_again_is_ignored(void **state)
+{
+	EXPECT(ORDERS_INPUT_SHIPMENT_DISPATCHED, SHIPPED, CANCELLED);
+}
+
+static void cancel_of_pending_reserved_or_paid_order_is_customer_cancelled(void **state)
+{
+	EXPECT(ORDERS_INPUT_CANCEL_REQUESTED, PENDING, RESERVED, PAID);
+}
+
+static void cancel_of_shipped_order_is_ignored(void **state)
+{
+	EXPECT(ORDERS_INPUT_CANCEL_REQUESTED, SHIPPED);
+}
+
+static void deadline_cancels_pending_and_reserved_orders_as_timeout(void **state)
+{
+	EXPECT(ORDERS_INPUT_DEADLINE_PASSED, PENDING, RESERVED);
+}
+
+static void deadline_after_payment_is_ignored(void **state)
+{
+	EXPECT(ORDERS_INPUT_DEADLINE_PASSED, PAID, SHIPPED);
+}
+
+static void anything_on_cancelled_is_ignored(void **state)
+{
+	for (int kind = 0; kind < ORDERS_INPUT_COUNT; kind++) {
+		struct orders_input in = input_of((enum orders_input_kind)kind);
+		struct orders_decision d = orders_decide(CANCELLED, &in);
+		assert_int_equal(d.verdict, ORDERS_IGNORE);
+		assert_int_equal(d.status, CANCELLED);
+	}
+}
+
+static void anything_on_shipped_is_ignored(void **state)
+{
+	for (int kind = 0; kind < ORDERS_INPUT_COUNT; kind++) {
+		struct orders_input in = input_of((enum orders_input_kind)kind);
+		assert_int_equal(orders_decide(SHIPPED, &in).verdict, ORDERS_IGNORE);
+	}
+}
+
+static void an_applied_decision_moves_forward_and_has_a_reason_exactly_when_cancelled(void **state)
+{
+	for (int st = 0; st < ORDERS_STATUS_COUNT; st++) {
+		for (int kind = 0; kind < ORDERS_INPUT_COUNT; kind++) {
+			struct orders_input in = input_of((enum orders_input_kind)kind);
+			struct orders_decision d = orders_decide((enum orders_status)st, &in);
+			if (d.verdict != ORDERS_APPLY) {
+				assert_int_equal(d.status, st);
+				continue;
+			}
+			assert_int_not_equal(st, CANCELLED);
+			assert_int_not_equal(st, SHIPPED);
+			assert_true(d.status == CANCELLED || (int)d.status == st + 1);
+			assert_int_equal(d.status == CANCELLED, d.reason != ORDERS_REASON_NONE);
+		}
+	}
+}
+
+static void status_and_reason_names_round_trip(void **state)
+{
+	for (int i = 0; i < ORDERS_STATUS_COUNT; i++) {
+		enum orders_status st = PENDING;
+		assert_int_equal(orders_status_parse(orders_status_name((enum orders_status)i), &st),
+				 SHOP_OK);
+		assert_int_equal(st, i);
+	}
+	for (int i = 1; i < ORDERS_REASON_COUNT; i++) {
+		enum orders_reason r = ORDERS_REASON_NONE;
+		assert_int_equal(orders_reason_parse(orders_reason_name((enum orders_reason)i), &r),
+				 SHOP_OK);
+		assert_int_equal(r, i);
+	}
+	assert_string_equal(orders_status_name(RESERVED), "RESERVED");
+	assert_string_equal(orders_reason_name(ORDERS_REASON_CUSTOMER_CANCELLED),
+			    "customer_cancelled");
+	assert_null(orders_reason_name(ORDERS_REASON_NONE));
+}
+
+static void unknown_names_are_invalid_and_leave_the_output_alone(void **state)
+{
+	enum orders_status st = PAID;
+	enum orders_reason r = ORDERS_REASON_TIMEOUT;
+	assert_int_equal(orders_status_parse("pending", &st), SHOP_E_INVALID);
+	assert_int_equal(orders_status_parse("", &st), SHOP_E_INVALID);
+	assert_int_equal(orders_status_parse(NULL, &st), SHOP_E_INVALID);
+	assert_int_equal(st, PAID);
+	assert_int_equal(orders_reason_parse("card_declined", &r), SHOP_E_INVALID);
+	assert_int_equal(orders_reason_parse(NULL, &r), SHOP_E_INVALID);
+	assert_int_equal(r, ORDERS_REASON_TIMEOUT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_cell_of_the_transition_table_is_decided_as_specified),
+		cmocka_unit_test(placing_an_existing_order_again_is_ignored_in_every_status),
+		cmocka_unit_test(stock_reserved_moves_pending_to_reserved),
+		cmocka_unit_test(stock_reserved_after_pending_is_ignored),
+		cmocka_unit_test(stock_rejected_cancels_pending_with_its_own_reason),
+		cmocka_unit_test(stock_rejected_after_pending_is_ignored),
+		cmocka_unit_test(stock_rejected_without_a_stock_reason_changes_nothing),
+		cmocka_unit_test(payment_authorized_while_pending_is_deferred),
+		cmocka_unit_test(payment_authorized_moves_reserved_to_paid),
+		cmocka_unit_test(payment_authorized_after_reserved_is_ignored),
+		cmocka_unit_test(payment_declined_while_pending_is_deferred),
+		cmocka_unit_test(payment_declined_cancels_reserved_as_payment_declined),
+		cmocka_unit_test(payment_declined_after_reserved_is_ignored),
+		cmocka_unit_test(shipment_dispatched_before_payment_is_deferred),
+		cmocka_unit_test(shipment_dispatched_moves_paid_to_shipped),
+		cmocka_unit_test(shipment_dispatched_again_is_ignored),
+		cmocka_unit_test(cancel_of_pending_reserved_or_paid_order_is_customer_cancelled),
+		cmocka_unit_test(cancel_of_shipped_order_is_ignored),
+		cmocka_unit_test(deadline_cancels_pending_and_reserved_orders_as_timeout),
+		cmocka_unit_test(deadline_after_payment_is_ignored),
+		cmocka_unit_test(anything_on_cancelled_is_ignored),
+		cmocka_unit_test(anything_on_shipped_is_ignored),
+		cmocka_unit_test(an_applied_decision_moves_forward_and_has_a_reason_exactly_when_cancelled),
+		cmocka_unit_test(status_and_reason_names_round_trip),
+		cmocka_unit_test(unknown_names_are_invalid_and_leave_the_output_alone),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,776 @@
+/*
+ * test_orders_handlers.c - the orders service end to end inside one process:
+ * handlers, sweeper and routes against a real in-process SQLite database,
+ * with a detached runtime (no bus), checking the order rows and the events
+ * left in the outbox.
+ *
+ * What these prove beyond the domain table: each transition is stored and
+ * announced exactly once; an early or unknown fact is NOT_READY and changes
+ * nothing (the runtime rolls back and redelivers); the sweeper cancels only
+ * what the deadline rule says and in bounded batches; the route table hands
+ * every consumed message to its handler and the inbox turns a redelivery
+ * into a no-op.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "../../services/orders/orders_handlers.h"
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "evt/envelope.h"
+
+#define SUBJ_PLACED "orders.event.order_placed.v1"
+#define SUBJ_RESERVED "orders.event.order_reserved.v1"
+#define SUBJ_PAID "orders.event.order_paid.v1"
+#define SUBJ_SHIPPED "orders.event.order_shipped.v1"
+#define SUBJ_CANCELLED "orders.event.order_cancelled.v1"
+
+#define DEADLINE_MS 60000
+
+struct fixture {
+	struct orders_ctx ctx;
+	struct svc_spec spec;
+	struct svc *svc;
+	struct db *db;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	f->ctx.deadline_ms = DEADLINE_MS;
+	f->spec = (struct svc_spec){
+		.name = "orders",
+		.default_db_url = "sqlite::memory:",
+		.migrations = orders_migrations,
+		.n_migrations = orders_n_migrations,
+		.routes = orders_routes,
+		.n_routes = orders_n_routes,
+		.tasks = orders_tasks,
+		.n_tasks = orders_n_tasks,
+		.ctx = &f->ctx,
+	};
+	f->svc = svc_create_detached(&f->spec);
+	if (db_open("sqlite::memory:", &f->db) != SHOP_OK || svc_migrate(&f->spec, f->db) != SHOP_OK) {
+		fprintf(stderr, "setup: %s\n", f->db ? db_last_error(f->db) : "db_open");
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	db_close(f->db);
+	svc_destroy(f->svc);
+	free(f);
+	return 0;
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+/* Calls a handler the way the runtime does: in one transaction, committed
+ * only when it succeeds. */
+static shop_status run_at(struct fixture *f, svc_handler_fn handle, const void *data, int64_t now,
+			  const char *correlation_id)
+{
+	struct svc_tx tx = { .svc = f->svc, .db = f->db, .now_ms = now,
+			     .correlation_id = correlation_id };
+	assert_int_equal(db_begin(f->db), SHOP_OK);
+	shop_status st = handle(&tx, data);
+	if (st == SHOP_OK)
+		assert_int_equal(db_commit(f->db), SHOP_OK);
+	else
+		db_rollback(f->db);
+	return st;
+}
+
+static shop_status run(struct fixture *f, svc_handler_fn handle, const void *data)
+{
+	return run_at(f, handle, data, clock_now_ms(), NULL);
+}
+
+static struct ct_place_order *place_cmd(char order_id[IDS_UUID_SIZE])
+{
+	struct ct_place_order *c = xcalloc(1, sizeof(*c));
+	ids_uuid7(order_id);
+	snprintf(c->order_id, sizeof(c->order_id), "%s", order_id);
+	snprintf(c->customer_id, sizeof(c->customer_id), "cust-42");
+	snprintf(c->email, sizeof(c->email), "ada@example.com");
+	snprintf(c->items[0].sku, sizeof(c->items[0].sku), "SKU-1");
+	c->items[0].quantity = 2;
+	snprintf(c->items[1].sku, sizeof(c->items[1].sku), "SKU-2");
+	c->items[1].quantity = 1;
+	c->items_len = 2;
+	snprintf(c->payment.card_token, sizeof(c->payment.card_token), "tok_visa");
+	snprintf(c->shipping_address.name, sizeof(c->shipping_address.name), "Ada Lovelace");
+	snprintf(c->shipping_address.line1, sizeof(c->shipping_address.line1), "1 Main Street");
+	snprintf(c->shipping_address.city, sizeof(c->shipping_address.city), "London");
+	snprintf(c->shipping_address.postal_code, sizeof(c->shipping_address.postal_code), "N1 9GU");
+	snprintf(c->shipping_address.country, sizeof(c->shipping_address.country), "GB");
+	return c;
+}
+
+/* Places a new order at NOW; returns its id in order_id. */
+static void place_at(struct fixture *f, char order_id[IDS_UUID_SIZE], int64_t now,
+		     const char *correlation_id)
+{
+	struct ct_place_order *c = place_cmd(order_id);
+	assert_int_equal(run_at(f, orders_handle_place_order, c, now, correlation_id), SHOP_OK);
+	free(c);
+}
+
+static void place(struct fixture *f, char order_id[IDS_UUID_SIZE])
+{
+	place_at(f, order_id, clock_now_ms(), NULL);
+}
+
+static struct ct_stock_reserved stock_reserved(const char *order_id)
+{
+	struct ct_stock_reserved ev = { 0 };
+	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
+	snprintf(ev.lines[0].sku, sizeof(ev.lines[0].sku), "SKU-1");
+	ev.lines[0].quantity = 2;
+	ev.lines[0].unit_price_cents = 1000;
+	snprintf(ev.lines[1].sku, sizeof(ev.lines[1].sku), "SKU-2");
+	ev.lines[1].quantity = 1;
+	ev.lines[1].unit_price_cents = 599;
+	ev.lines_len = 2;
+	ev.total_cents = 2599;
+	snprintf(ev.currency, sizeof(ev.currency), "EUR");
+	return ev;
+}
+
+static struct ct_stock_rejected stock_rejected(const char *order_id, const char *reason)
+{
+	struct ct_stock_rejected ev = { 0 };
+	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
+	snprintf(ev.reason, sizeof(ev.reason), "%s", reason);
+	snprintf(ev.skus[0], sizeof(ev.skus[0]), "SKU-2");
+	ev.skus_len = 1;
+	return ev;
+}
+
+static struct ct_payment_authorized payment_authorized(const char *order_id, char *payment_id)
+{
+	struct ct_payment_authorized ev = { 0 };
+	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
+	ids_uuid7(payment_id);
+	snprintf(ev.payment_id, sizeof(ev.payment_id), "%s", payment_id);
+	ev.amount_cents = 2599;
+	snprintf(ev.currency, sizeof(ev.currency), "EUR");
+	ev.attempts = 1;
+	return ev;
+}
+
+static struct ct_payment_declined payment_declined(const char *order_id)
+{
+	struct ct_payment_declined ev = { 0 };
+	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
+	snprintf(ev.reason, sizeof(ev.reason), "card_declined");
+	ev.amount_cents = 2599;
+	snprintf(ev.currency, sizeof(ev.currency), "EUR");
+	return ev;
+}
+
+static struct ct_shipment_dispatched shipment_dispatched(const char *order_id, char *shipment_id)
+{
+	struct ct_shipment_dispatched ev = { 0 };
+	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
+	ids_uuid7(shipment_id);
+	snprintf(ev.shipment_id, sizeof(ev.shipment_id), "%s", shipment_id);
+	return ev;
+}
+
+static struct ct_cancel_order cancel_order(const char *order_id)
+{
+	struct ct_cancel_order cmd = { 0 };
+	snprintf(cmd.order_id, sizeof(cmd.order_id), "%s", order_id);
+	return cmd;
+}
+
+static struct orders_row order(struct fixture *f, const char *order_id)
+{
+	struct orders_row row;
+	assert_int_equal(orders_store_get(f->db, order_id, &row), SHOP_OK);
+	return row;
+}
+
+static int64_t count_rows(struct fixture *f, const char *sql, const char *arg)
+{
+	struct db_result *r = NULL;
+	assert_int_equal(db_query(f->db, sql, DB_ARGS(arg), &r), SHOP_OK);
+	int64_t n = db_result_int(r, 0, 0);
+	db_result_free(r);
+	return n;
+}
+
+static int64_t outbox_count(struct fixture *f, const char *subject)
+{
+	return count_rows(f, "SELECT count(*) FROM outbox WHERE subject = $1", subject);
+}
+
+static int64_t outbox_total(struct fixture *f)
+{
+	return count_rows(f, "SELECT count(*) FROM outbox WHERE subject <> $1", "");
+}
+
+/* The last envelope written for SUBJECT, parsed; cJSON_Delete it. */
+static cJSON *outbox_last(struct fixture *f, const char *subject)
+{
+	struct db_result *r = NULL;
+	assert_int_equal(db_query(f->db,
+				  "SELECT payload FROM outbox WHERE subject = $1 ORDER BY id DESC LIMIT 1",
+				  DB_ARGS(subject), &r),
+			 SHOP_OK);
+	assert_int_equal(db_result_rows(r), 1);
+	cJSON *root = cJSON_Parse(db_result_text(r, 0, 0));
+	db_result_free(r);
+	assert_non_null(root);
+	return root;
+}
+
+static const char *data_str(const cJSON *envelope, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(envelope, "data"), name);
+	assert_true(cJSON_IsString(v));
+	return v->valuestring;
+}
+
+static double data_num(const cJSON *envelope, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(envelope, "data"), name);
+	assert_true(cJSON_IsNumber(v));
+	return v->valuedouble;
+}
+
+static const char *attr(const cJSON *envelope, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(envelope, name);
+	assert_true(cJSON_IsString(v));
+	return v->valuestring;
+}
+
+/* An envelope as another service would publish it; free() it. */
+static char *envelope(enum ct_message_id id, const char *subject, const void *data)
+{
+	const struct ct_message *m = &ct_messages[id];
+	struct evt_envelope env = { 0 };
+	ids_uuid7(env.id);
+	snprintf(env.source, sizeof(env.source), "/shop/%s", m->producer);
+	snprintf(env.type, sizeof(env.type), "%s", m->type);
+	clock_rfc3339(clock_now_ms(), env.time);
+	snprintf(env.subject, sizeof(env.subject), "%s", subject);
+	snprintf(env.correlationid, sizeof(env.correlationid), "corr-routes");
+	snprintf(env.causationid, sizeof(env.causationid), "%s", env.id);
+	ids_traceparent_new(env.traceparent);
+	cJSON *json = m->encode(data);
+	char *text = evt_envelope_encode(&env, json);
+	cJSON_Delete(json);
+	return text;
+}
+
+static shop_status deliver_text(struct fixture *f, const char *text)
+{
+	char reason[512];
+	return svc_handle_envelope(f->svc, f->db, "orders", text, strlen(text), reason,
+				   sizeof(reason));
+}
+
+static shop_status deliver(struct fixture *f, enum ct_message_id id, const char *subject,
+			   const void *data)
+{
+	char *text = envelope(id, subject, data);
+	shop_status st = deliver_text(f, text);
+	free(text);
+	return st;
+}
+
+/* ---- placing ----------------------------------------------------------- */
+
+static void place_order_creates_a_pending_order_and_emits_order_placed_with_its_fields(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	int64_t now = clock_now_ms();
+	place_at(f, id, now, "corr-place");
+
+	struct orders_row row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_PENDING);
+	assert_int_equal(row.created_at_ms, now);
+	assert_int_equal(row.deadline_at_ms, now + DEADLINE_MS);
+	assert_string_equal(row.customer_id, "cust-42");
+	assert_string_equal(row.email, "ada@example.com");
+	assert_int_equal(row.version, 1);
+	assert_int_equal(count_rows(f,
+				    "SELECT count(*) FROM orders WHERE items = "
+				    "'[{\"sku\":\"SKU-1\",\"quantity\":2},{\"sku\":\"SKU-2\",\"quantity\":1}]' "
+				    "AND order_id = $1",
+				    id),
+			 1);
+
+	assert_int_equal(outbox_total(f), 1);
+	cJSON *ev = outbox_last(f, SUBJ_PLACED);
+	assert_string_equal(attr(ev, "subject"), id);
+	assert_string_equal(attr(ev, "correlationid"), "corr-place");
+	struct ct_order_placed placed;
+	struct ct_errors errs = { 0 };
+	assert_int_equal(ct_order_placed_parse(cJSON_GetObjectItemCaseSensitive(ev, "data"), &placed,
+					       &errs),
+			 SHOP_OK);
+	struct ct_place_order *want = place_cmd((char[IDS_UUID_SIZE]){ 0 });
+	assert_string_equal(placed.order_id, id);
+	assert_string_equal(placed.customer_id, want->customer_id);
+	assert_string_equal(placed.email, want->email);
+	assert_int_equal(placed.items_len, 2);
+	assert_string_equal(placed.items[1].sku, "SKU-2");
+	assert_int_equal(placed.items[1].quantity, 1);
+	assert_string_equal(placed.payment.card_token, "tok_visa");
+	assert_string_equal(placed.shipping_address.postal_code, "N1 9GU");
+	assert_string_equal(placed.shipping_address.country, "GB");
+	free(want);
+	cJSON_Delete(ev);
+}
+
+static void place_order_again_changes_nothing_and_emits_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	struct ct_place_order *c = place_cmd(id);
+	int64_t now = clock_now_ms();
+	assert_int_equal(run_at(f, orders_handle_place_order, c, now, NULL), SHOP_OK);
+	snprintf(c->email, sizeof(c->email), "someone.else@example.com");
+	assert_int_equal(run_at(f, orders_handle_place_order, c, now + 1000, NULL), SHOP_OK);
+
+	struct orders_row row = order(f, id);
+	assert_string_equal(row.email, "ada@example.com");
+	assert_int_equal(row.deadline_at_ms, now + DEADLINE_MS);
+	assert_int_equal(outbox_count(f, SUBJ_PLACED), 1);
+	free(c);
+}
+
+static void the_deadline_defaults_to_sixty_seconds_without_a_context(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	int64_t now = clock_now_ms();
+	f->spec.ctx = NULL;
+	place_at(f, id, now, NULL);
+	assert_int_equal(order(f, id).deadline_at_ms, now + ORDERS_DEADLINE_DEFAULT_MS);
+}
+
+/* ---- the saga ---------------------------------------------------------- */
+
+static void the_happy_path_reaches_shipped_with_one_event_per_step(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
+	place(f, id);
+
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	struct orders_row row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_RESERVED);
+	assert_int_equal(row.total_cents, 2599);
+	assert_string_equal(row.currency, "EUR");
+	cJSON *ev = outbox_last(f, SUBJ_RESERVED);
+	assert_string_equal(data_str(ev, "order_id"), id);
+	assert_int_equal((int64_t)data_num(ev, "total_cents"), 2599);
+	assert_string_equal(data_str(ev, "currency"), "EUR");
+	cJSON_Delete(ev);
+
+	struct ct_payment_authorized paid = payment_authorized(id, pay);
+	assert_int_equal(run(f, orders_handle_payment_authorized, &paid), SHOP_OK);
+	row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_PAID);
+	assert_string_equal(row.payment_id, pay);
+	ev = outbox_last(f, SUBJ_PAID);
+	assert_string_equal(data_str(ev, "payment_id"), pay);
+	cJSON_Delete(ev);
+
+	struct ct_shipment_dispatched shipped = shipment_dispatched(id, ship);
+	assert_int_equal(run(f, orders_handle_shipment_dispatched, &shipped), SHOP_OK);
+	row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_SHIPPED);
+	assert_string_equal(row.shipment_id, ship);
+	assert_int_equal(row.total_cents, 2599);
+	assert_string_equal(row.payment_id, pay);
+	assert_int_equal(row.version, 4);
+	ev = outbox_last(f, SUBJ_SHIPPED);
+	assert_string_equal(data_str(ev, "shipment_id"), ship);
+	assert_string_equal(attr(ev, "subject"), id);
+	cJSON_Delete(ev);
+
+	assert_int_equal(outbox_total(f), 4);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 0);
+}
+
+static void a_repeated_event_is_acknowledged_and_emits_nothing_more(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	place(f, id);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	assert_int_equal(order(f, id).version, 2);
+	assert_int_equal(outbox_count(f, SUBJ_RESERVED), 1);
+}
+
+static void payment_authorized_before_the_reservation_is_not_ready_and_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
+	place(f, id);
+	struct ct_payment_authorized paid = payment_authorized(id, pay);
+	assert_int_equal(run(f, orders_handle_payment_authorized, &paid), SHOP_E_NOT_READY);
+	struct orders_row row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_PENDING);
+	assert_string_equal(row.payment_id, "");
+	assert_int_equal(outbox_total(f), 1);
+
+	/* Redelivered after the reservation, it applies. */
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	assert_int_equal(run(f, orders_handle_payment_authorized, &paid), SHOP_OK);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_PAID);
+}
+
+static void payment_declined_before_the_reservation_is_not_ready(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	place(f, id);
+	struct ct_payment_declined declined = payment_declined(id);
+	assert_int_equal(run(f, orders_handle_payment_declined, &declined), SHOP_E_NOT_READY);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_PENDING);
+}
+
+static void shipment_dispatched_before_payment_is_not_ready(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
+	place(f, id);
+	struct ct_shipment_dispatched shipped = shipment_dispatched(id, ship);
+	assert_int_equal(run(f, orders_handle_shipment_dispatched, &shipped), SHOP_E_NOT_READY);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	assert_int_equal(run(f, orders_handle_shipment_dispatched, &shipped), SHOP_E_NOT_READY);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_RESERVED);
+	assert_int_equal(outbox_count(f, SUBJ_SHIPPED), 0);
+}
+
+static void any_fact_about_an_unknown_order_is_not_ready(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
+	ids_uuid7(id);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	struct ct_stock_rejected rejected = stock_rejected(id, "out_of_stock");
+	struct ct_payment_authorized paid = payment_authorized(id, pay);
+	struct ct_payment_declined declined = payment_declined(id);
+	struct ct_shipment_dispatched shipped = shipment_dispatched(id, ship);
+	struct ct_cancel_order cancel = cancel_order(id);
+
+	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_E_NOT_READY);
+	assert_int_equal(run(f, orders_handle_stock_rejected, &rejected), SHOP_E_NOT_READY);
+	assert_int_equal(run(f, orders_handle_payment_authorized, &paid), SHOP_E_NOT_READY);
+	assert_int_equal(run(f, orders_handle_payment_declined, &declined), SHOP_E_NOT_READY);
+	assert_int_equal(run(f, orders_handle_shipment_dispatched, &shipped), SHOP_E_NOT_READY);
+	assert_int_equal(run(f, orders_handle_cancel_order, &cancel), SHOP_E_NOT_READY);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM orders WHERE order_id = $1", id), 0);
+	assert_int_equal(outbox_total(f), 0);
+}
+
+/* ---- cancellations ----------------------------------------------------- */
+
+static void stock_rejected_cancels_the_order_with_its_reason(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	place(f, id);
+	struct ct_stock_rejected rejected = stock_rejected(id, "unknown_sku");
+	assert_int_equal(run(f, orders_handle_stock_rejected, &rejected), SHOP_OK);
+	struct orders_row row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
+	assert_int_equal(row.reason, ORDERS_REASON_UNKNOWN_SKU);
+	cJSON *ev = outbox_last(f, SUBJ_CANCELLED);
+	assert_string_equal(data_str(ev, "reason"), "unknown_sku");
+	assert_string_equal(data_str(ev, "order_id"), id);
+	cJSON_Delete(ev);
+}
+
+static void stock_rejected_with_a_reason_inventory_cannot_give_is_invalid(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	place(f, id);
+	struct ct_stock_rejected rejected = stock_rejected(id, "timeout");
+	assert_int_equal(run(f, orders_handle_stock_rejected, &rejected), SHOP_E_INVALID);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_PENDING);
+}
+
+static void payment_declined_cancels_a_reserved_order_as_payment_declined(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	place(f, id);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	struct ct_payment_declined declined = payment_declined(id);
+	assert_int_equal(run(f, orders_handle_payment_declined, &declined), SHOP_OK);
+	struct orders_row row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
+	assert_int_equal(row.reason, ORDERS_REASON_PAYMENT_DECLINED);
+	assert_int_equal(row.total_cents, 2599);
+	cJSON *ev = outbox_last(f, SUBJ_CANCELLED);
+	assert_string_equal(data_str(ev, "reason"), "payment_declined");
+	cJSON_Delete(ev);
+}
+
+static void cancel_after_payment_is_customer_cancelled_and_a_late_dispatch_is_ignored(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
+	place(f, id);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	struct ct_payment_authorized paid = payment_authorized(id, pay);
+	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	assert_int_equal(run(f, orders_handle_payment_authorized, &paid), SHOP_OK);
+
+	struct ct_cancel_order cancel = cancel_order(id);
+	assert_int_equal(run(f, orders_handle_cancel_order, &cancel), SHOP_OK);
+	struct orders_row row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
+	assert_int_equal(row.reason, ORDERS_REASON_CUSTOMER_CANCELLED);
+	cJSON *ev = outbox_last(f, SUBJ_CANCELLED);
+	assert_string_equal(data_str(ev, "reason"), "customer_cancelled");
+	cJSON_Delete(ev);
+
+	struct ct_shipment_dispatched shipped = shipment_dispatched(id, ship);
+	assert_int_equal(run(f, orders_handle_shipment_dispatched, &shipped), SHOP_OK);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_CANCELLED);
+	assert_int_equal(outbox_count(f, SUBJ_SHIPPED), 0);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 1);
+}
+
+static void cancel_of_a_shipped_order_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
+	place(f, id);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	struct ct_payment_authorized paid = payment_authorized(id, pay);
+	struct ct_shipment_dispatched shipped = shipment_dispatched(id, ship);
+	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	assert_int_equal(run(f, orders_handle_payment_authorized, &paid), SHOP_OK);
+	assert_int_equal(run(f, orders_handle_shipment_dispatched, &shipped), SHOP_OK);
+
+	struct ct_cancel_order cancel = cancel_order(id);
+	assert_int_equal(run(f, orders_handle_cancel_order, &cancel), SHOP_OK);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_SHIPPED);
+	assert_int_equal(order(f, id).version, 4);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 0);
+}
+
+static void facts_after_a_cancellation_are_acknowledged_without_effect(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	place(f, id);
+	struct ct_cancel_order cancel = cancel_order(id);
+	assert_int_equal(run(f, orders_handle_cancel_order, &cancel), SHOP_OK);
+	assert_int_equal(run(f, orders_handle_cancel_order, &cancel), SHOP_OK);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+
+	struct orders_row row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
+	assert_false(row.has_total);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 1);
+	assert_int_equal(outbox_count(f, SUBJ_RESERVED), 0);
+}
+
+/* ---- the sweeper ------------------------------------------------------- */
+
+static void the_sweeper_cancels_only_expired_pending_and_reserved_orders_as_timeout(void **state)
+{
+	struct fixture *f = *state;
+	char pending[IDS_UUID_SIZE], reserved_id[IDS_UUID_SIZE], paid_id[IDS_UUID_SIZE];
+	char fresh[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
+	int64_t long_ago = clock_now_ms() - 2 * DEADLINE_MS;
+
+	place_at(f, pending, long_ago, "corr-pending");
+	place_at(f, reserved_id, long_ago, "corr-reserved");
+	place_at(f, paid_id, long_ago, "corr-paid");
+	place(f, fresh);
+	struct ct_stock_reserved r1 = stock_reserved(reserved_id);
+	struct ct_stock_reserved r2 = stock_reserved(paid_id);
+	struct ct_payment_authorized p2 = payment_authorized(paid_id, pay);
+	assert_int_equal(run(f, orders_handle_stock_reserved, &r1), SHOP_OK);
+	assert_int_equal(run(f, orders_handle_stock_reserved, &r2), SHOP_OK);
+	assert_int_equal(run(f, orders_handle_payment_authorized, &p2), SHOP_OK);
+
+	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+
+	struct orders_row row = order(f, pending);
+	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
+	assert_int_equal(row.reason, ORDERS_REASON_TIMEOUT);
+	row = order(f, reserved_id);
+	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
+	assert_int_equal(row.reason, ORDERS_REASON_TIMEOUT);
+	assert_int_equal(order(f, paid_id).status, ORDERS_STATUS_PAID);
+	assert_int_equal(order(f, fresh).status, ORDERS_STATUS_PENDING);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 2);
+
+	/* The timeout belongs to the story of the request that placed it. */
+	cJSON *ev = outbox_last(f, SUBJ_CANCELLED);
+	assert_string_equal(data_str(ev, "reason"), "timeout");
+	assert_string_equal(data_str(ev, "order_id"), reserved_id);
+	assert_string_equal(attr(ev, "correlationid"), "corr-reserved");
+	cJSON_Delete(ev);
+
+	/* A second sweep finds nothing left to do. */
+	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 2);
+}
+
+static void the_sweeper_works_through_a_backlog_one_bounded_batch_per_run(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	int64_t long_ago = clock_now_ms() - 2 * DEADLINE_MS;
+	for (int i = 0; i < ORDERS_SWEEP_BATCH + 5; i++)
+		place_at(f, id, long_ago + i, NULL);
+
+	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), ORDERS_SWEEP_BATCH);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_PENDING); /* the newest waits */
+	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), ORDERS_SWEEP_BATCH + 5);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_CANCELLED);
+}
+
+static void the_sweeper_task_is_wired_every_second(void **state)
+{
+	assert_int_equal(orders_n_tasks, 1);
+	assert_string_equal(orders_tasks[0].name, "deadline-sweeper");
+	assert_int_equal(orders_tasks[0].interval_ms, 1000);
+	assert_ptr_equal(orders_tasks[0].run, orders_sweep);
+}
+
+/* ---- through the runtime ----------------------------------------------- */
+
+static void every_consumed_message_reaches_its_handler_through_the_routes(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], other[IDS_UUID_SIZE], third[IDS_UUID_SIZE];
+	char pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
+	struct ct_place_order *c = place_cmd(id);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, id, c), SHOP_OK);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	assert_int_equal(deliver(f, CT_MSG_STOCK_RESERVED, id, &reserved), SHOP_OK);
+	struct ct_payment_authorized paid = payment_authorized(id, pay);
+	assert_int_equal(deliver(f, CT_MSG_PAYMENT_AUTHORIZED, id, &paid), SHOP_OK);
+	struct ct_shipment_dispatched shipped = shipment_dispatched(id, ship);
+	assert_int_equal(deliver(f, CT_MSG_SHIPMENT_DISPATCHED, id, &shipped), SHOP_OK);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_SHIPPED);
+	cJSON *ev = outbox_last(f, SUBJ_SHIPPED);
+	assert_string_equal(attr(ev, "correlationid"), "corr-routes");
+	cJSON_Delete(ev);
+	free(c);
+
+	c = place_cmd(other);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, other, c), SHOP_OK);
+	struct ct_stock_rejected rejected = stock_rejected(other, "out_of_stock");
+	assert_int_equal(deliver(f, CT_MSG_STOCK_REJECTED, other, &rejected), SHOP_OK);
+	assert_int_equal(order(f, other).reason, ORDERS_REASON_OUT_OF_STOCK);
+	free(c);
+
+	c = place_cmd(third);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, third, c), SHOP_OK);
+	reserved = stock_reserved(third);
+	assert_int_equal(deliver(f, CT_MSG_STOCK_RESERVED, third, &reserved), SHOP_OK);
+	struct ct_payment_declined declined = payment_declined(third);
+	assert_int_equal(deliver(f, CT_MSG_PAYMENT_DECLINED, third, &declined), SHOP_OK);
+	assert_int_equal(order(f, third).reason, ORDERS_REASON_PAYMENT_DECLINED);
+	free(c);
+
+	c = place_cmd(third);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, third, c), SHOP_OK);
+	struct ct_cancel_order cancel = cancel_order(third);
+	assert_int_equal(deliver(f, CT_MSG_CANCEL_ORDER, third, &cancel), SHOP_OK);
+	assert_int_equal(order(f, third).reason, ORDERS_REASON_CUSTOMER_CANCELLED);
+	free(c);
+	assert_int_equal(orders_n_routes, 7);
+}
+
+static void a_redelivered_message_is_a_duplicate_with_no_second_effect(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	struct ct_place_order *c = place_cmd(id);
+	char *text = envelope(CT_MSG_PLACE_ORDER, id, c);
+	assert_int_equal(deliver_text(f, text), SHOP_OK);
+	assert_int_equal(deliver_text(f, text), SHOP_E_DUPLICATE);
+	assert_int_equal(outbox_count(f, SUBJ_PLACED), 1);
+	free(text);
+	free(c);
+}
+
+static void a_not_ready_message_leaves_no_inbox_record_so_its_redelivery_applies(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	struct ct_place_order *c = place_cmd(id);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	char *early = envelope(CT_MSG_STOCK_RESERVED, id, &reserved);
+	assert_int_equal(deliver_text(f, early), SHOP_E_NOT_READY);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, id, c), SHOP_OK);
+	assert_int_equal(deliver_text(f, early), SHOP_OK);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_RESERVED);
+	free(early);
+	free(c);
+}
+
+int main(void)
+{
+	log_init("orders-test", LOG_LVL_ERROR);
+	xalloc_init_cjson();
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(place_order_creates_a_pending_order_and_emits_order_placed_with_its_fields),
+		T(place_order_again_changes_nothing_and_emits_nothing),
+		T(the_deadline_defaults_to_sixty_seconds_without_a_context),
+		T(the_happy_path_reaches_shipped_with_one_event_per_step),
+		T(a_repeated_event_is_acknowledged_and_emits_nothing_more),
+		T(payment_authorized_before_the_reservation_is_not_ready_and_changes_nothing),
+		T(payment_declined_before_the_reservation_is_not_ready),
+		T(shipment_dispatched_before_payment_is_not_ready),
+		T(any_fact_about_an_unknown_order_is_not_ready),
+		T(stock_rejected_cancels_the_order_with_its_reason),
+		T(stock_rejected_with_a_reason_inventory_cannot_give_is_invalid),
+		T(payment_declined_cancels_a_reserved_order_as_payment_declined),
+		T(cancel_after_payment_is_customer_cancelled_and_a_late_dispatch_is_ignored),
+		T(cancel_of_a_shipped_order_changes_nothing),
+		T(facts_after_a_cancellation_are_acknowledged_without_effect),
+		T(the_sweeper_cancels_only_expired_pending_and_reserved_orders_as_timeout),
+		T(the_sweeper_works_through_a_backlog_one_bounded_batch_per_run),
+		T(the_sweeper_task_is_wired_every_second),
+		T(every_consumed_message_reaches_its_handler_through_the_routes),
+		T(a_redelivered_message_is_a_duplicate_with_no_second_effect),
+		T(a_not_ready_message_leaves_no_inbox_record_so_its_redelivery_applies),
+	};
+#undef T
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
