@@ -88,7 +88,7 @@ shop_status inventory_lines_normalize(const struct inventory_line *in, size_t n,
 			return SHOP_E_INVALID;
 		if (in[i].quantity < 1)
 			return SHOP_E_INVALID;
-		if (in[i].quantity > INVENTORY_QUANTITY_MAX)
+		if (in[i].quantity > INVENTORY_LINE_QUANTITY_MAX)
 			return SHOP_E_LIMIT;
 	}
 
@@ -99,11 +99,9 @@ shop_status inventory_lines_normalize(const struct inventory_line *in, size_t n,
 	size_t m = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (m > 0 && strcmp(sorted[m - 1].sku, sorted[i].sku) == 0) {
-			/* Both are at most INVENTORY_QUANTITY_MAX, so the sum cannot
-			 * overflow; only the limit can be exceeded. */
+			/* At most INVENTORY_LINES_MAX * INVENTORY_LINE_QUANTITY_MAX:
+			 * far from overflowing. */
 			sorted[m - 1].quantity += sorted[i].quantity;
-			if (sorted[m - 1].quantity > INVENTORY_QUANTITY_MAX)
-				return SHOP_E_LIMIT;
 		} else {
 			sorted[m++] = sorted[i];
 		}
@@ -122,9 +120,34 @@ shop_status inventory_total_cents(const struct inventory_priced_line *lines, siz
 		if (lines[i].quantity < 0 || lines[i].unit_price_cents < 0)
 			return SHOP_E_INVALID;
 		if (__builtin_mul_overflow(lines[i].quantity, lines[i].unit_price_cents, &line_total) ||
-		    __builtin_add_overflow(total, line_total, &total))
+		    __builtin_add_overflow(total, line_total, &total) ||
+		    total > INVENTORY_TOTAL_MAX_CENTS)
 			return SHOP_E_LIMIT;
 	}
 	*ret_total = total;
+	return SHOP_OK;
+}
+
+shop_status inventory_lines_split(const struct inventory_priced_line *in, size_t n,
+				  struct inventory_priced_line *out, size_t out_max,
+				  size_t *ret_n)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t left = in[i].quantity;
+		if (left < 1)
+			return SHOP_E_INVALID;
+		while (left > 0) {
+			int64_t q = left < INVENTORY_LINE_QUANTITY_MAX ? left
+								       : INVENTORY_LINE_QUANTITY_MAX;
+			if (m == out_max)
+				return SHOP_E_LIMIT;
+			out[m] = in[i];
+			out[m].quantity = q;
+			m++;
+			left -= q;
+		}
+	}
+	*ret_n = m;
 	return SHOP_OK;
 }

@@ -2,10 +2,15 @@
  * inventory_domain.h - the inventory's decisions, with no I/O.
  *
  * An order's lines are normalised before anything touches stock: every SKU
- * is non-empty and short enough, every quantity is in [1, INVENTORY_QUANTITY_MAX],
- * duplicate SKUs are merged (quantities summed) and the result is sorted by
- * SKU. Taking stock in SKU order is what keeps two replicas reserving
- * overlapping orders from deadlocking on each other's row locks.
+ * is non-empty and short enough, every quantity is in
+ * [1, INVENTORY_LINE_QUANTITY_MAX], duplicate SKUs are merged (quantities
+ * summed) and the result is sorted by SKU. Taking stock in SKU order is what
+ * keeps two replicas reserving overlapping orders from deadlocking on each
+ * other's row locks.
+ *
+ * A merged line may hold more than one contract line can carry (two lines
+ * of 1000 make 2000); events list such a line as several lines of the same
+ * SKU (inventory_lines_split), never more lines than the order had.
  *
  * A reservation moves only along these edges, everything else is a no-op:
  *
@@ -28,13 +33,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define INVENTORY_SKU_MAX 64             /* bytes in a SKU */
-#define INVENTORY_ORDER_ID_MAX 64        /* bytes in an order id */
-#define INVENTORY_NAME_MAX 128           /* bytes in a product name */
-#define INVENTORY_CURRENCY_MAX 3         /* ISO 4217 code */
-#define INVENTORY_REASON_MAX 32          /* bytes in a rejection reason */
-#define INVENTORY_LINES_MAX 50           /* lines in one order (the contract's limit) */
-#define INVENTORY_QUANTITY_MAX 1000000   /* units of one SKU in one order, after merging */
+/* Limits, as contracts/schemas/common.v1.json states them. */
+#define INVENTORY_SKU_MAX 32                   /* bytes in a SKU */
+#define INVENTORY_NAME_MAX 100                 /* bytes in a product name */
+#define INVENTORY_CURRENCY_MAX 3               /* ISO 4217 code */
+#define INVENTORY_REASON_MAX 32                /* bytes in a reason */
+#define INVENTORY_LINES_MAX 50                 /* lines in one order or event */
+#define INVENTORY_LINE_QUANTITY_MAX 1000       /* units in one line */
+#define INVENTORY_TOTAL_MAX_CENTS 100000000LL  /* largest amount an event can carry */
 
 /* Rejection reasons, as the contracts spell them. Unknown SKUs are reported
  * in preference to shortages: a SKU that does not exist is the customer's
@@ -81,17 +87,26 @@ struct inventory_priced_line {
 };
 
 /* Validates, merges and sorts an order's lines. SHOP_E_INVALID for no lines,
- * an empty or over-long SKU, or a quantity below 1; SHOP_E_LIMIT for more
- * than INVENTORY_LINES_MAX lines or a merged quantity above
- * INVENTORY_QUANTITY_MAX. out has room for INVENTORY_LINES_MAX lines and may
- * not alias in. */
+ * an empty or unterminated SKU, or a quantity below 1; SHOP_E_LIMIT for
+ * more than INVENTORY_LINES_MAX lines or a line above
+ * INVENTORY_LINE_QUANTITY_MAX. out has room for INVENTORY_LINES_MAX lines. */
 shop_status inventory_lines_normalize(const struct inventory_line *in, size_t n,
 				      struct inventory_line *out, size_t *ret_n);
 
-/* The order's total, sum of quantity * unit price. SHOP_E_LIMIT when it does
- * not fit in int64_t, SHOP_E_INVALID for a negative quantity or price. */
+/* The order's total, sum of quantity * unit price. SHOP_E_LIMIT when it is
+ * above INVENTORY_TOTAL_MAX_CENTS (no event could carry it; checked on
+ * every step, so nothing overflows), SHOP_E_INVALID for a negative quantity
+ * or price. */
 shop_status inventory_total_cents(const struct inventory_priced_line *lines, size_t n,
 				  int64_t *ret_total);
+
+/* Splits lines whose quantity is above INVENTORY_LINE_QUANTITY_MAX into
+ * several lines of the same SKU and price, each within it, so that an event
+ * can carry them. SHOP_E_LIMIT when more than out_max lines would result
+ * (never for lines merged from a valid order: see the file comment). */
+shop_status inventory_lines_split(const struct inventory_priced_line *in, size_t n,
+				  struct inventory_priced_line *out, size_t out_max,
+				  size_t *ret_n);
 
 /* Copies a NUL-terminated string into dst of size dst_size; SHOP_E_LIMIT
  * (dst untouched) when it would not fit. */

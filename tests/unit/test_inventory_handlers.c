@@ -1,0 +1,503 @@
+/* test_inventory_handlers.c - the inventory's handlers as the runtime calls
+ * them: real envelopes through svc_handle_envelope (contract check, inbox
+ * claim and handler in one transaction) on a detached runtime over an
+ * in-process SQLite database, checking the events that land in the outbox.
+ *
+ * tests/component/test_inventory_handlers_pg.c runs every case on PostgreSQL. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "../../services/inventory/inventory.h"
+
+#include "core/ids.h"
+#include "core/log.h"
+
+#define CONSUMER "inventory"
+#define SUBJECT_RESERVED "inventory.event.stock_reserved.v1"
+#define SUBJECT_REJECTED "inventory.event.stock_rejected.v1"
+#define SUBJECT_RELEASED "inventory.event.stock_released.v1"
+#define SUBJECT_LEVEL "inventory.event.stock_level_changed.v1"
+
+#define TEST_URL_MAX 1024
+
+/* tests/component/test_inventory_handlers_pg.c includes this file after defining
+ * these for PostgreSQL, so every case below runs on both backends. */
+#ifndef TEST_BACKEND_DEFINED
+/* In-process SQLite, a fresh :memory: database per test. */
+static int backend_group_setup(void **state)
+{
+	return 0;
+}
+
+static int backend_group_teardown(void **state)
+{
+	return 0;
+}
+
+static void backend_url(char *out, size_t size, bool persistent)
+{
+	(void)persistent;
+	snprintf(out, size, "sqlite::memory:");
+}
+
+static void backend_release(const char *url)
+{
+	(void)url;
+}
+#endif
+
+#ifndef TEST_EXTRA_CASES
+#define TEST_EXTRA_CASES
+#endif
+
+/* The spec main.c wires, filled in at run time (the counts are extern). */
+static struct svc_spec spec;
+
+static void spec_fill(void)
+{
+	spec.name = "inventory";
+	spec.default_db_url = "sqlite::memory:";
+	spec.migrations = inventory_migrations;
+	spec.n_migrations = inventory_n_migrations;
+	spec.routes = inventory_routes;
+	spec.n_routes = inventory_n_routes;
+	spec.init = inventory_init;
+}
+
+struct fixture {
+	char url[TEST_URL_MAX];
+	struct svc *svc;
+	struct db *db;
+	char order_id[IDS_UUID_SIZE];
+};
+
+static shop_status run_init(struct svc_tx *tx, void *arg)
+{
+	return inventory_init(tx);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	spec_fill();
+	f->svc = svc_create_detached(&spec);
+	assert_non_null(f->svc);
+	backend_url(f->url, sizeof(f->url), false);
+	if (db_open(f->url, &f->db) != SHOP_OK)
+		fail_msg("db_open %s: %s", f->url, db_last_error(NULL));
+	if (svc_migrate(&spec, f->db) != SHOP_OK)
+		fail_msg("migrate: %s", db_last_error(f->db));
+	assert_int_equal(svc_tx_run(f->svc, f->db, NULL, NULL, run_init, NULL), SHOP_OK);
+	ids_uuid7(f->order_id);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	db_close(f->db);
+	svc_destroy(f->svc);
+	backend_release(f->url);
+	free(f);
+	return 0;
+}
+
+/* An envelope of TYPE around DATA (taken), with a fresh event id unless
+ * EVENT_ID is given; returns a malloc'd JSON string. */
+static char *envelope(const char *type, const char *subject, const char *event_id, cJSON *data)
+{
+	struct evt_envelope env;
+	memset(&env, 0, sizeof(env));
+	if (event_id)
+		snprintf(env.id, sizeof(env.id), "%s", event_id);
+	else
+		ids_uuid7(env.id);
+	snprintf(env.source, sizeof(env.source), "/shop/test");
+	snprintf(env.type, sizeof(env.type), "%s", type);
+	clock_rfc3339(clock_now_ms(), env.time);
+	snprintf(env.subject, sizeof(env.subject), "%s", subject);
+	snprintf(env.correlationid, sizeof(env.correlationid), "corr-%s", subject);
+	snprintf(env.causationid, sizeof(env.causationid), "%s", env.id);
+	ids_traceparent_new(env.traceparent);
+	char *json = evt_envelope_encode(&env, data);
+	cJSON_Delete(data);
+	return json;
+}
+
+/* OrderPlaced data for ORDER_ID with N lines given as sku, quantity pairs. */
+static cJSON *order_placed(const char *order_id, size_t n, const char *const *skus,
+			   const int *quantities)
+{
+	cJSON *d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "order_id", order_id);
+	cJSON_AddStringToObject(d, "customer_id", "cust-1");
+	cJSON_AddStringToObject(d, "email", "ada@example.com");
+	cJSON *items = cJSON_AddArrayToObject(d, "items");
+	for (size_t i = 0; i < n; i++) {
+		cJSON *it = cJSON_CreateObject();
+		cJSON_AddStringToObject(it, "sku", skus[i]);
+		cJSON_AddNumberToObject(it, "quantity", quantities[i]);
+		cJSON_AddItemToArray(items, it);
+	}
+	cJSON *pay = cJSON_AddObjectToObject(d, "payment");
+	cJSON_AddStringToObject(pay, "card_token", "tok_visa");
+	cJSON *a = cJSON_AddObjectToObject(d, "shipping_address");
+	cJSON_AddStringToObject(a, "name", "Ada Lovelace");
+	cJSON_AddStringToObject(a, "line1", "1 Main St");
+	cJSON_AddStringToObject(a, "city", "London");
+	cJSON_AddStringToObject(a, "postal_code", "N1 1AA");
+	cJSON_AddStringToObject(a, "country", "GB");
+	return d;
+}
+
+static cJSON *order_cancelled(const char *order_id, const char *reason)
+{
+	cJSON *d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "order_id", order_id);
+	cJSON_AddStringToObject(d, "reason", reason);
+	return d;
+}
+
+static cJSON *payment_declined(const char *order_id)
+{
+	cJSON *d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "order_id", order_id);
+	cJSON_AddStringToObject(d, "reason", "card_declined");
+	cJSON_AddNumberToObject(d, "amount_cents", 990);
+	cJSON_AddStringToObject(d, "currency", "EUR");
+	return d;
+}
+
+static shop_status handle(struct fixture *f, const char *json)
+{
+	char reason[256];
+	return svc_handle_envelope(f->svc, f->db, CONSUMER, json, strlen(json), reason,
+				   sizeof(reason));
+}
+
+/* Handles a fresh envelope of TYPE about the fixture's order. */
+static shop_status deliver(struct fixture *f, const char *type, cJSON *data)
+{
+	char *json = envelope(type, f->order_id, NULL, data);
+	shop_status st = handle(f, json);
+	free(json);
+	return st;
+}
+
+static shop_status place(struct fixture *f, size_t n, const char *const *skus,
+			 const int *quantities)
+{
+	return deliver(f, "shop.orders.order_placed.v1",
+		       order_placed(f->order_id, n, skus, quantities));
+}
+
+static int64_t outbox_count(struct fixture *f, const char *subject)
+{
+	struct db_result *r = NULL;
+	assert_int_equal(db_query(f->db, "SELECT COUNT(*) FROM outbox WHERE subject = $1",
+				  DB_ARGS(subject), &r),
+			 SHOP_OK);
+	int64_t n = db_result_int(r, 0, 0);
+	db_result_free(r);
+	return n;
+}
+
+static int64_t outbox_total(struct fixture *f)
+{
+	struct db_result *r = NULL;
+	assert_int_equal(db_query(f->db, "SELECT COUNT(*) FROM outbox", DB_NOARGS, &r), SHOP_OK);
+	int64_t n = db_result_int(r, 0, 0);
+	db_result_free(r);
+	return n;
+}
+
+/* The newest outbox envelope on SUBJECT, parsed; the caller deletes it. */
+static cJSON *outbox_last(struct fixture *f, const char *subject)
+{
+	struct db_result *r = NULL;
+	assert_int_equal(db_query(f->db,
+				  "SELECT payload FROM outbox WHERE subject = $1 ORDER BY id DESC",
+				  DB_ARGS(subject), &r),
+			 SHOP_OK);
+	assert_true(db_result_rows(r) > 0);
+	cJSON *doc = cJSON_Parse(db_result_text(r, 0, 0));
+	db_result_free(r);
+	assert_non_null(doc);
+	return doc;
+}
+
+static const cJSON *data_of(const cJSON *doc, const char *field)
+{
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(doc, "data");
+	assert_non_null(data);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(data, field);
+	assert_non_null(v);
+	return v;
+}
+
+static void init_announces_each_product_once(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(outbox_count(f, SUBJECT_LEVEL), (int64_t)inventory_catalogue_len);
+	cJSON *doc = outbox_last(f, SUBJECT_LEVEL);
+	const char *sku = cJSON_GetObjectItemCaseSensitive(doc, "subject")->valuestring;
+	assert_string_equal(sku, data_of(doc, "sku")->valuestring);
+	assert_int_equal(data_of(doc, "revision")->valueint, 1);
+	cJSON_Delete(doc);
+
+	/* A restart (the init hook again) announces nothing. */
+	assert_int_equal(svc_tx_run(f->svc, f->db, NULL, NULL, run_init, NULL), SHOP_OK);
+	assert_int_equal(outbox_total(f), (int64_t)inventory_catalogue_len);
+}
+
+static void order_placed_emits_stock_reserved_with_prices_and_new_levels(void **state)
+{
+	struct fixture *f = *state;
+	const char *skus[] = { "SKU-MOUSE", "SKU-CABLE", "SKU-MOUSE" };
+	const int q[] = { 1, 2, 1 };
+	int64_t before = outbox_total(f);
+
+	assert_int_equal(place(f, 3, skus, q), SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJECT_RESERVED), 1);
+	assert_int_equal(outbox_count(f, SUBJECT_REJECTED), 0);
+	assert_int_equal(outbox_total(f), before + 1 + 2);
+
+	cJSON *doc = outbox_last(f, SUBJECT_RESERVED);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(doc, "subject")->valuestring,
+			    f->order_id);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(doc, "type")->valuestring,
+			    "shop.inventory.stock_reserved.v1");
+	char corr[80];
+	snprintf(corr, sizeof(corr), "corr-%s", f->order_id);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(doc, "correlationid")->valuestring,
+			    corr);
+	assert_string_equal(data_of(doc, "order_id")->valuestring, f->order_id);
+	assert_int_equal(data_of(doc, "total_cents")->valueint, 2 * 990 + 2 * 2900);
+	assert_string_equal(data_of(doc, "currency")->valuestring, "EUR");
+	const cJSON *lines = data_of(doc, "lines");
+	assert_int_equal(cJSON_GetArraySize(lines), 2);
+	const cJSON *first = cJSON_GetArrayItem(lines, 0);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(first, "sku")->valuestring,
+			    "SKU-CABLE");
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(first, "quantity")->valueint, 2);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(first, "unit_price_cents")->valueint,
+			 990);
+	cJSON_Delete(doc);
+
+	doc = outbox_last(f, SUBJECT_LEVEL);
+	assert_string_equal(data_of(doc, "sku")->valuestring, "SKU-MOUSE");
+	assert_int_equal(data_of(doc, "available")->valueint, 1000000 - 2);
+	assert_int_equal(data_of(doc, "revision")->valueint, 2);
+	cJSON_Delete(doc);
+}
+
+static void a_redelivered_order_placed_is_a_duplicate_and_emits_nothing(void **state)
+{
+	struct fixture *f = *state;
+	const char *skus[] = { "SKU-LIMITED" };
+	const int q[] = { 1 };
+	char *json = envelope("shop.orders.order_placed.v1", f->order_id, NULL,
+			      order_placed(f->order_id, 1, skus, q));
+	assert_int_equal(handle(f, json), SHOP_OK);
+	int64_t after_first = outbox_total(f);
+	assert_int_equal(handle(f, json), SHOP_E_DUPLICATE);
+	assert_int_equal(svc_settle_decide(SHOP_E_DUPLICATE, 2), SVC_ACK);
+	assert_int_equal(outbox_total(f), after_first);
+	free(json);
+
+	/* The same order again under a new event id reserves nothing more. */
+	assert_int_equal(place(f, 1, skus, q), SHOP_OK);
+	assert_int_equal(outbox_total(f), after_first);
+	struct inventory_product p;
+	assert_int_equal(inventory_store_product_get(f->db, "SKU-LIMITED", &p), SHOP_OK);
+	assert_int_equal(p.available, 2);
+}
+
+static void an_order_that_cannot_be_served_emits_stock_rejected_only(void **state)
+{
+	struct fixture *f = *state;
+	const char *skus[] = { "SKU-CABLE", "SKU-VINTAGE" };
+	const int q[] = { 1, 1 };
+	int64_t before = outbox_total(f);
+	assert_int_equal(place(f, 2, skus, q), SHOP_OK);
+	assert_int_equal(outbox_total(f), before + 1);
+	cJSON *doc = outbox_last(f, SUBJECT_REJECTED);
+	assert_string_equal(data_of(doc, "reason")->valuestring, "out_of_stock");
+	const cJSON *bad = data_of(doc, "skus");
+	assert_int_equal(cJSON_GetArraySize(bad), 1);
+	assert_string_equal(cJSON_GetArrayItem(bad, 0)->valuestring, "SKU-VINTAGE");
+	cJSON_Delete(doc);
+}
+
+static void an_unknown_sku_emits_stock_rejected_with_unknown_sku(void **state)
+{
+	struct fixture *f = *state;
+	const char *skus[] = { "SKU-VINTAGE", "SKU-DOES-NOT-EXIST" };
+	const int q[] = { 1, 1 };
+	assert_int_equal(place(f, 2, skus, q), SHOP_OK);
+	cJSON *doc = outbox_last(f, SUBJECT_REJECTED);
+	assert_string_equal(data_of(doc, "reason")->valuestring, "unknown_sku");
+	assert_string_equal(cJSON_GetArrayItem(data_of(doc, "skus"), 0)->valuestring,
+			    "SKU-DOES-NOT-EXIST");
+	cJSON_Delete(doc);
+}
+
+static void order_cancelled_releases_once_with_stock_released_and_levels(void **state)
+{
+	struct fixture *f = *state;
+	const char *skus[] = { "SKU-MONITOR", "SKU-HEADSET" };
+	const int q[] = { 2, 1 };
+	assert_int_equal(place(f, 2, skus, q), SHOP_OK);
+	int64_t before = outbox_total(f);
+
+	assert_int_equal(deliver(f, "shop.orders.order_cancelled.v1",
+				 order_cancelled(f->order_id, "customer_cancelled")),
+			 SHOP_OK);
+	assert_int_equal(outbox_total(f), before + 1 + 2);
+	cJSON *doc = outbox_last(f, SUBJECT_RELEASED);
+	const cJSON *lines = data_of(doc, "lines");
+	assert_int_equal(cJSON_GetArraySize(lines), 2);
+	const cJSON *monitor = cJSON_GetArrayItem(lines, 1);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(monitor, "sku")->valuestring,
+			    "SKU-MONITOR");
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(monitor, "quantity")->valueint, 2);
+	cJSON_Delete(doc);
+	doc = outbox_last(f, SUBJECT_LEVEL);
+	assert_string_equal(data_of(doc, "sku")->valuestring, "SKU-MONITOR");
+	assert_int_equal(data_of(doc, "available")->valueint, 40);
+	assert_int_equal(data_of(doc, "revision")->valueint, 3);
+	cJSON_Delete(doc);
+
+	/* Another cancellation, and a decline, release nothing more. */
+	assert_int_equal(deliver(f, "shop.orders.order_cancelled.v1",
+				 order_cancelled(f->order_id, "customer_cancelled")),
+			 SHOP_OK);
+	assert_int_equal(deliver(f, "shop.payments.payment_declined.v1",
+				 payment_declined(f->order_id)),
+			 SHOP_OK);
+	assert_int_equal(outbox_total(f), before + 3);
+	assert_int_equal(outbox_count(f, SUBJECT_RELEASED), 1);
+}
+
+static void payment_declined_releases_the_reservation(void **state)
+{
+	struct fixture *f = *state;
+	const char *skus[] = { "SKU-LIMITED" };
+	const int q[] = { 3 };
+	assert_int_equal(place(f, 1, skus, q), SHOP_OK);
+	assert_int_equal(deliver(f, "shop.payments.payment_declined.v1",
+				 payment_declined(f->order_id)),
+			 SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJECT_RELEASED), 1);
+	struct inventory_product p;
+	assert_int_equal(inventory_store_product_get(f->db, "SKU-LIMITED", &p), SHOP_OK);
+	assert_int_equal(p.available, 3);
+	enum inventory_status s;
+	assert_int_equal(inventory_store_reservation_status(f->db, f->order_id, &s), SHOP_OK);
+	assert_int_equal(s, INVENTORY_STATUS_RELEASED);
+}
+
+static void a_cancellation_that_overtakes_its_order_leaves_the_late_order_unreserved(void **state)
+{
+	struct fixture *f = *state;
+	const char *skus[] = { "SKU-LIMITED" };
+	const int q[] = { 1 };
+	int64_t before = outbox_total(f);
+	assert_int_equal(deliver(f, "shop.orders.order_cancelled.v1",
+				 order_cancelled(f->order_id, "timeout")),
+			 SHOP_OK);
+	assert_int_equal(place(f, 1, skus, q), SHOP_OK);
+	assert_int_equal(outbox_total(f), before);
+	struct inventory_product p;
+	assert_int_equal(inventory_store_product_get(f->db, "SKU-LIMITED", &p), SHOP_OK);
+	assert_int_equal(p.available, 3);
+}
+
+static void merged_lines_above_one_lines_limit_travel_as_several_lines(void **state)
+{
+	struct fixture *f = *state;
+	const char *skus[] = { "SKU-CABLE", "SKU-CABLE", "SKU-CABLE" };
+	const int q[] = { 1000, 1000, 5 };
+	assert_int_equal(place(f, 3, skus, q), SHOP_OK);
+	cJSON *doc = outbox_last(f, SUBJECT_RESERVED);
+	const cJSON *lines = data_of(doc, "lines");
+	assert_int_equal(cJSON_GetArraySize(lines), 3);
+	int64_t units = 0;
+	for (int i = 0; i < 3; i++) {
+		const cJSON *l = cJSON_GetArrayItem(lines, i);
+		assert_true(cJSON_GetObjectItemCaseSensitive(l, "quantity")->valueint <= 1000);
+		units += cJSON_GetObjectItemCaseSensitive(l, "quantity")->valueint;
+	}
+	assert_int_equal(units, 2005);
+	assert_int_equal(data_of(doc, "total_cents")->valueint, 2005 * 990);
+	cJSON_Delete(doc);
+
+	assert_int_equal(deliver(f, "shop.orders.order_cancelled.v1",
+				 order_cancelled(f->order_id, "customer_cancelled")),
+			 SHOP_OK);
+	doc = outbox_last(f, SUBJECT_RELEASED);
+	assert_int_equal(cJSON_GetArraySize(data_of(doc, "lines")), 3);
+	cJSON_Delete(doc);
+}
+
+static void an_order_too_large_for_any_event_is_dead_lettered_and_holds_nothing(void **state)
+{
+	struct fixture *f = *state;
+	const char *skus[35];
+	int q[35];
+	for (int i = 0; i < 35; i++) {
+		skus[i] = "SKU-MOUSE";
+		q[i] = 1000;
+	}
+	int64_t before = outbox_total(f);
+	shop_status st = place(f, 35, skus, q);
+	assert_int_equal(st, SHOP_E_LIMIT);
+	assert_int_equal(svc_settle_decide(st, 1), SVC_DEAD_LETTER);
+	assert_int_equal(outbox_total(f), before);
+	struct inventory_product p;
+	assert_int_equal(inventory_store_product_get(f->db, "SKU-MOUSE", &p), SHOP_OK);
+	assert_int_equal(p.available, 1000000);
+}
+
+static void order_placed_breaking_its_contract_is_refused_before_the_handler(void **state)
+{
+	struct fixture *f = *state;
+	const char *skus[] = { "SKU-CABLE" };
+	const int q[] = { 0 };
+	assert_int_equal(place(f, 1, skus, q), SHOP_E_INVALID);
+	enum inventory_status s;
+	assert_int_equal(inventory_store_reservation_status(f->db, f->order_id, &s), SHOP_OK);
+	assert_int_equal(s, INVENTORY_STATUS_NONE);
+}
+
+int main(void)
+{
+	/* Keep the TAP output readable: handlers log every decision. */
+	log_init("inventory", LOG_LVL_ERROR);
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(init_announces_each_product_once),
+		T(order_placed_emits_stock_reserved_with_prices_and_new_levels),
+		T(a_redelivered_order_placed_is_a_duplicate_and_emits_nothing),
+		T(an_order_that_cannot_be_served_emits_stock_rejected_only),
+		T(an_unknown_sku_emits_stock_rejected_with_unknown_sku),
+		T(order_cancelled_releases_once_with_stock_released_and_levels),
+		T(payment_declined_releases_the_reservation),
+		T(a_cancellation_that_overtakes_its_order_leaves_the_late_order_unreserved),
+		T(merged_lines_above_one_lines_limit_travel_as_several_lines),
+		T(an_order_too_large_for_any_event_is_dead_lettered_and_holds_nothing),
+		T(order_placed_breaking_its_contract_is_refused_before_the_handler),
+		TEST_EXTRA_CASES
+	};
+#undef T
+	return cmocka_run_group_tests(tests, backend_group_setup, backend_group_teardown);
+}
