@@ -38,9 +38,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Longest idempotency key, card token and currency code the provider takes. */
+/* Longest idempotency key, card token and currency code the provider takes,
+ * in bytes (a token of 64 characters may take 256 bytes of UTF-8). */
 #define PAYMENTS_PROVIDER_KEY_MAX 128
-#define PAYMENTS_PROVIDER_TOKEN_MAX 128
+#define PAYMENTS_PROVIDER_TOKEN_MAX 256
 #define PAYMENTS_PROVIDER_CURRENCY_MAX 8
 /* Charge and refund ids: "ch_" or "re_" and a UUIDv7. */
 #define PAYMENTS_PROVIDER_ID_PREFIX_LEN 3
@@ -102,5 +103,9 @@ enum payments_provider_outcome payments_provider_decide(const char *token, int64
  * handler's transaction holds it while it calls the provider; ":memory:"
  * stays ":memory:" (a private database of the provider's connection). */
 shop_status payments_provider_url_derive(const char *service_url, char *out, size_t out_size);
+/* SHOP_E_CONFLICT when provider_url names the service's own SQLite file:
+ * every charge would wait for the write lock its own handler holds, time
+ * out, and be retried forever. SHOP_OK otherwise. */
+shop_status payments_provider_url_check(const char *service_url, const char *provider_url);
 
 #endif

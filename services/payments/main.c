@@ -1,0 +1,62 @@
+/*
+ * payments - charges the reserved total of an order through the simulated
+ * card provider, and refunds it when the order is cancelled after payment.
+ *
+ * Consumes OrderPlaced (records the payment intent with the card token),
+ * StockReserved (charges what the reservation carries) and OrderCancelled
+ * (refunds a charge, or cancels an uncharged intent); emits
+ * PaymentAuthorized, PaymentDeclined and PaymentRefunded.
+ *
+ * Configuration (environment; the runtime's own settings are read by
+ * libs/svc):
+ *   SHOP_DB_URL                    the service's database; default
+ *                                  sqlite:/var/lib/shop/payments.db
+ *   SHOP_PAYMENTS_PROVIDER_DB_URL  the simulated provider's ledger; default
+ *                                  derived from SHOP_DB_URL: the same
+ *                                  PostgreSQL database, or a sibling SQLite
+ *                                  file (payments.db -> payments-provider.db,
+ *                                  since one SQLite file has one writer and
+ *                                  the handler's transaction holds it while
+ *                                  it calls the provider).
+ * The provider connects on first use, so a database still starting is a
+ * retried message, not a failed start.
+ */
+#include "core/config.h"
+#include "payments_handlers.h"
+#include "payments_provider.h"
+#include "payments_store.h"
+#include "svc/svc.h"
+
+#include <stdio.h>
+
+int main(void)
+{
+	static struct payments_ctx ctx;
+	char derived[PAYMENTS_PROVIDER_URL_MAX + 1];
+	const char *service_url = config_str("SHOP_DB_URL", PAYMENTS_DEFAULT_DB_URL);
+
+	if (payments_provider_url_derive(service_url, derived, sizeof(derived)) != SHOP_OK) {
+		fprintf(stderr, "payments: SHOP_DB_URL is not a usable database URL\n");
+		return 2;
+	}
+	const char *provider_url = config_str("SHOP_PAYMENTS_PROVIDER_DB_URL", derived);
+	if (payments_provider_url_check(service_url, provider_url) != SHOP_OK) {
+		fprintf(stderr, "payments: SHOP_PAYMENTS_PROVIDER_DB_URL must not be the service's "
+				"own SQLite file (one writer per file: charges would never commit)\n");
+		return 2;
+	}
+	ctx.provider = payments_provider_create(provider_url);
+
+	const struct svc_spec spec = {
+		.name = PAYMENTS_SERVICE_NAME,
+		.default_db_url = PAYMENTS_DEFAULT_DB_URL,
+		.migrations = payments_migrations,
+		.n_migrations = payments_n_migrations,
+		.routes = payments_routes,
+		.n_routes = payments_n_routes,
+		.ctx = &ctx,
+	};
+	int rc = svc_main(&spec);
+	payments_provider_destroy(ctx.provider);
+	return rc;
+}

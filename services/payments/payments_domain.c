@@ -1,0 +1,84 @@
+/*
+ * payments_domain.c - the payment state machine as a table.
+ *
+ * Pure functions only: the handlers read the row, ask here what to do, and
+ * carry it out, so every (state, message) pair is tested without a database
+ * or a bus. The table is total: every pair has an answer, and anything not
+ * named a transition is a no-op.
+ */
+#include "payments_domain.h"
+
+#include <string.h>
+
+static const char *const status_names[PAYMENTS_STATUS_COUNT] = {
+	[PAYMENTS_NEW] = "NEW",
+	[PAYMENTS_CHARGED] = "CHARGED",
+	[PAYMENTS_DECLINED] = "DECLINED",
+	[PAYMENTS_CANCELLED] = "CANCELLED",
+	[PAYMENTS_REFUNDED] = "REFUNDED",
+};
+
+const char *payments_status_name(enum payments_status st)
+{
+	if ((unsigned)st >= PAYMENTS_STATUS_COUNT)
+		return "UNKNOWN";
+	return status_names[st];
+}
+
+shop_status payments_status_parse(const char *s, enum payments_status *ret_status)
+{
+	if (!s)
+		return SHOP_E_INVALID;
+	for (int i = 0; i < PAYMENTS_STATUS_COUNT; i++) {
+		if (strcmp(s, status_names[i]) == 0) {
+			*ret_status = (enum payments_status)i;
+			return SHOP_OK;
+		}
+	}
+	return SHOP_E_INVALID;
+}
+
+enum payments_action payments_decide(enum payments_event ev, bool exists,
+				     enum payments_status st)
+{
+	switch (ev) {
+	case PAYMENTS_EV_ORDER_PLACED:
+		/* An existing row (a duplicate intent, or a tombstone left by an
+		 * earlier cancellation) is kept as it is. */
+		return exists ? PAYMENTS_ACT_NONE : PAYMENTS_ACT_CREATE;
+	case PAYMENTS_EV_STOCK_RESERVED:
+		if (!exists)
+			return PAYMENTS_ACT_WAIT; /* the card token comes with OrderPlaced */
+		return st == PAYMENTS_NEW ? PAYMENTS_ACT_CHARGE : PAYMENTS_ACT_NONE;
+	case PAYMENTS_EV_ORDER_CANCELLED:
+		if (!exists)
+			return PAYMENTS_ACT_TOMBSTONE;
+		if (st == PAYMENTS_NEW)
+			return PAYMENTS_ACT_CANCEL;
+		if (st == PAYMENTS_CHARGED)
+			return PAYMENTS_ACT_REFUND;
+		return PAYMENTS_ACT_NONE; /* declined, already cancelled or refunded */
+	}
+	return PAYMENTS_ACT_NONE;
+}
+
+shop_status payments_status_after_charge(enum payments_charge_outcome outcome,
+					 enum payments_status *ret_status)
+{
+	switch (outcome) {
+	case PAYMENTS_CHARGE_APPROVED:
+		*ret_status = PAYMENTS_CHARGED;
+		return SHOP_OK;
+	case PAYMENTS_CHARGE_DECLINED:
+		*ret_status = PAYMENTS_DECLINED;
+		return SHOP_OK;
+	case PAYMENTS_CHARGE_TRANSIENT:
+		return SHOP_E_UNAVAILABLE;
+	}
+	return SHOP_E_INTERNAL;
+}
+
+bool payments_amount_valid(int64_t amount_cents)
+{
+	return amount_cents >= 0;
+}

@@ -1,0 +1,350 @@
+/*
+ * payments_handlers.c - turns OrderPlaced, StockReserved and OrderCancelled
+ * into payment decisions.
+ *
+ * StockReserved and OrderCancelled lock and read the order's payment row
+ * (payments_store.c), ask payments_domain.c what to do, and carry it out: the
+ * lock means the decision still holds when it is written, so a cancellation
+ * can never slip between "the intent is NEW" and "it is CHARGED" (it waits
+ * for the charge to commit, then refunds it). OrderPlaced is one insert whose
+ * conflict clause is the decision. Events go through svc_emit (outbox), in
+ * the transaction of the transition they report, so each is emitted once.
+ *
+ * The provider call is the one effect outside the transaction. It is keyed
+ * by the order id, so a handler that is retried after the provider answered
+ * (transient failure, rollback, crash before commit) asks again and gets the
+ * same answer and the same charge, never a second one.
+ */
+#include "payments_handlers.h"
+
+#include "core/ids.h"
+#include "core/log.h"
+#include "payments_domain.h"
+#include "payments_store.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#define CT_FIELD_SIZE(type, field) sizeof(((struct type *)0)->field)
+
+/* What arrives must fit what the table and the provider keep. Order ids and
+ * currencies are ASCII by their patterns, so their character limits are
+ * byte limits; a card token may be any UTF-8, so its whole buffer must fit. */
+_Static_assert(CT_ORDER_PLACED_ORDER_ID_MAX <= PAYMENTS_ORDER_ID_MAX &&
+		       CT_STOCK_RESERVED_ORDER_ID_MAX <= PAYMENTS_ORDER_ID_MAX &&
+		       CT_ORDER_CANCELLED_ORDER_ID_MAX <= PAYMENTS_ORDER_ID_MAX,
+	       "order ids fit the payments row");
+_Static_assert(CT_FIELD_SIZE(ct_payment, card_token) <= PAYMENTS_TOKEN_MAX + 1,
+	       "card tokens fit the payments row and the provider");
+_Static_assert(CT_STOCK_RESERVED_CURRENCY_MAX <= PAYMENTS_CURRENCY_MAX,
+	       "currencies fit the payments row and the provider");
+_Static_assert(PAYMENTS_ORDER_ID_MAX <= PAYMENTS_PROVIDER_KEY_MAX,
+	       "an order id is a valid provider idempotency key");
+
+static struct log_ids payments_log_ids(const struct svc_tx *tx, const char *order_id)
+{
+	struct log_ids ids = {
+		.order_id = order_id,
+		.event_id = tx->cause ? tx->cause->id : NULL,
+		.correlation_id = tx->cause ? tx->cause->correlationid : tx->correlation_id,
+	};
+	return ids;
+}
+
+static struct payments_provider *payments_ctx_provider(const struct svc_tx *tx)
+{
+	const struct payments_ctx *ctx = tx->svc ? svc_ctx(tx->svc) : NULL;
+	return ctx ? ctx->provider : NULL;
+}
+
+/* A provider failure as the handler reports it: the provider's arguments
+ * were checked before the call, so anything but "unavailable" is this
+ * service's fault (a bad ledger URL, a ledger out of step), retried and in
+ * the end dead-lettered, never blamed on the message. */
+static shop_status payments_after_provider_error(shop_status st)
+{
+	return st == SHOP_E_UNAVAILABLE || st == SHOP_E_TIMEOUT ? st : SHOP_E_INTERNAL;
+}
+
+static bool payments_text_copy(char *dst, size_t size, const char *src)
+{
+	size_t len = strlen(src);
+	if (len >= size)
+		return false;
+	memcpy(dst, src, len + 1);
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Event field mapping: what each emitted event carries. */
+
+static shop_status payments_emit_authorized(struct svc_tx *tx, const char *order_id,
+					    const char *payment_id, int64_t amount_cents,
+					    const char *currency, int64_t attempts)
+{
+	struct ct_payment_authorized ev;
+	memset(&ev, 0, sizeof(ev));
+	if (!payments_text_copy(ev.order_id, sizeof(ev.order_id), order_id) ||
+	    !payments_text_copy(ev.payment_id, sizeof(ev.payment_id), payment_id) ||
+	    !payments_text_copy(ev.currency, sizeof(ev.currency), currency))
+		return SHOP_E_INTERNAL;
+	ev.amount_cents = amount_cents;
+	ev.attempts = attempts;
+	return svc_emit(tx, CT_MSG_PAYMENT_AUTHORIZED, order_id, &ev);
+}
+
+static shop_status payments_emit_declined(struct svc_tx *tx, const char *order_id,
+					  const char *reason, int64_t amount_cents,
+					  const char *currency)
+{
+	struct ct_payment_declined ev;
+	memset(&ev, 0, sizeof(ev));
+	if (!payments_text_copy(ev.order_id, sizeof(ev.order_id), order_id) ||
+	    !payments_text_copy(ev.reason, sizeof(ev.reason), reason) ||
+	    !payments_text_copy(ev.currency, sizeof(ev.currency), currency))
+		return SHOP_E_INTERNAL;
+	ev.amount_cents = amount_cents;
+	return svc_emit(tx, CT_MSG_PAYMENT_DECLINED, order_id, &ev);
+}
+
+static shop_status payments_emit_refunded(struct svc_tx *tx, const struct payments_row *row)
+{
+	struct ct_payment_refunded ev;
+	memset(&ev, 0, sizeof(ev));
+	if (!payments_text_copy(ev.order_id, sizeof(ev.order_id), row->order_id) ||
+	    !payments_text_copy(ev.payment_id, sizeof(ev.payment_id), row->payment_id) ||
+	    !payments_text_copy(ev.currency, sizeof(ev.currency), row->currency))
+		return SHOP_E_INTERNAL;
+	ev.amount_cents = row->amount_cents;
+	return svc_emit(tx, CT_MSG_PAYMENT_REFUNDED, row->order_id, &ev);
+}
+
+/* ------------------------------------------------------------------ */
+
+/* The row under lock, or exists = false when the order has none. */
+static shop_status payments_load(struct svc_tx *tx, const char *order_id,
+				 struct payments_row *ret_row, bool *ret_exists)
+{
+	shop_status st = payments_store_lock_get(tx->db, order_id, ret_row);
+	if (st == SHOP_E_NOT_FOUND) {
+		memset(ret_row, 0, sizeof(*ret_row));
+		*ret_exists = false;
+		return SHOP_OK;
+	}
+	if (st == SHOP_OK)
+		*ret_exists = true;
+	return st;
+}
+
+shop_status payments_handle_order_placed(struct svc_tx *tx, const void *data)
+{
+	const struct ct_order_placed *msg = data;
+	struct log_ids ids = payments_log_ids(tx, msg->order_id);
+	bool inserted = false;
+
+	/* The insert's conflict clause is the decision (payments_decide:
+	 * CREATE when no row, NONE otherwise), taken atomically: a row that
+	 * exists, even a cancellation's tombstone, is left as it is. */
+	shop_status st = payments_store_insert_intent(tx->db, msg->order_id,
+						      msg->payment.card_token, tx->now_ms, &inserted);
+	if (st != SHOP_OK) {
+		log_warn(&ids, "recording the payment intent failed: %s", shop_status_name(st));
+		return st;
+	}
+	if (inserted)
+		log_info(&ids, "payment intent recorded");
+	else
+		log_debug(&ids, "payment already known; intent left as it is");
+	return SHOP_OK;
+}
+
+/* Charges a NEW payment (locked by the caller) the reserved total. */
+static shop_status payments_charge(struct svc_tx *tx, const struct payments_row *row,
+				   const struct ct_stock_reserved *msg, const struct log_ids *ids)
+{
+	struct payments_provider *provider = payments_ctx_provider(tx);
+	struct payments_provider_charge_result res;
+	enum payments_status next;
+	shop_status st;
+
+	if (!provider) {
+		log_error(ids, "no card provider configured");
+		return SHOP_E_INTERNAL;
+	}
+	if (!payments_amount_valid(msg->total_cents)) {
+		log_error(ids, "reserved total %lld cannot be charged", (long long)msg->total_cents);
+		return SHOP_E_INVALID;
+	}
+	st = payments_provider_charge(provider, row->order_id, row->card_token, msg->total_cents,
+				      msg->currency, &res);
+	if (st == SHOP_E_UNAVAILABLE) {
+		/* The attempt is on the provider's ledger; the redelivery asks
+		 * again with the same key. */
+		log_warn(ids, "card provider unavailable; the charge will be retried");
+		return st;
+	}
+	if (st == SHOP_E_CONFLICT) {
+		/* Same order, different card or amount: an earlier reservation
+		 * was charged differently. Never charge twice; an operator
+		 * looks at the dead letter. */
+		log_error(ids, "provider refused: order already charged with a different request");
+		return SHOP_E_INVALID;
+	}
+	if (st != SHOP_OK) {
+		log_warn(ids, "charging the card failed: %s", shop_status_name(st));
+		return payments_after_provider_error(st);
+	}
+
+	st = payments_status_after_charge(res.outcome == PAYMENTS_PROVIDER_APPROVED
+						  ? PAYMENTS_CHARGE_APPROVED
+						  : PAYMENTS_CHARGE_DECLINED,
+					  &next);
+	if (st != SHOP_OK)
+		return st;
+	if (next == PAYMENTS_CHARGED) {
+		char payment_id[IDS_UUID_SIZE];
+		ids_uuid7(payment_id);
+		st = payments_store_mark_charged(tx->db, row->order_id, payment_id, res.charge_id,
+						 msg->total_cents, msg->currency, res.attempts,
+						 tx->now_ms);
+		if (st == SHOP_OK)
+			st = payments_emit_authorized(tx, row->order_id, payment_id,
+						      msg->total_cents, msg->currency,
+						      res.attempts);
+		if (st == SHOP_OK)
+			log_info(ids, "payment %s authorized: %lld %s, charge %s after %lld attempt(s)",
+				 payment_id, (long long)msg->total_cents, msg->currency,
+				 res.charge_id, (long long)res.attempts);
+	} else {
+		st = payments_store_mark_declined(tx->db, row->order_id, res.decline_reason,
+						  msg->total_cents, msg->currency, res.attempts,
+						  tx->now_ms);
+		if (st == SHOP_OK)
+			st = payments_emit_declined(tx, row->order_id, res.decline_reason,
+						    msg->total_cents, msg->currency);
+		if (st == SHOP_OK)
+			log_info(ids, "payment declined: %s", res.decline_reason);
+	}
+	/* Under the row lock the guarded write cannot miss. */
+	return st == SHOP_E_CONFLICT ? SHOP_E_INTERNAL : st;
+}
+
+shop_status payments_handle_stock_reserved(struct svc_tx *tx, const void *data)
+{
+	const struct ct_stock_reserved *msg = data;
+	struct log_ids ids = payments_log_ids(tx, msg->order_id);
+	struct payments_row row;
+	bool exists = false;
+
+	shop_status st = payments_load(tx, msg->order_id, &row, &exists);
+	if (st != SHOP_OK)
+		goto out;
+	switch (payments_decide(PAYMENTS_EV_STOCK_RESERVED, exists, row.status)) {
+	case PAYMENTS_ACT_WAIT:
+		/* StockReserved comes from the inventory stream and
+		 * OrderPlaced (with the card token) from the orders stream:
+		 * the intent may simply not be here yet. */
+		log_info(&ids, "stock reserved before the payment intent arrived; retrying later");
+		st = SHOP_E_NOT_READY;
+		goto out;
+	case PAYMENTS_ACT_CHARGE:
+		st = payments_charge(tx, &row, msg, &ids);
+		goto out;
+	default:
+		log_debug(&ids, "payment already %s; nothing to charge",
+			  payments_status_name(row.status));
+		st = SHOP_OK;
+		goto out;
+	}
+out:
+	return st;
+}
+
+/* Refunds a CHARGED payment (locked by the caller) in full. */
+static shop_status payments_refund(struct svc_tx *tx, struct payments_row *row,
+				   const struct log_ids *ids)
+{
+	struct payments_provider *provider = payments_ctx_provider(tx);
+	char refund_id[PAYMENTS_PROVIDER_ID_SIZE];
+	shop_status st;
+
+	if (!provider) {
+		log_error(ids, "no card provider configured");
+		return SHOP_E_INTERNAL;
+	}
+	st = payments_provider_refund(provider, row->order_id, refund_id);
+	if (st == SHOP_E_NOT_FOUND || st == SHOP_E_CONFLICT) {
+		/* We recorded a charge the provider does not have. */
+		log_error(ids, "provider has no approved charge to refund: %s",
+			  shop_status_name(st));
+		return SHOP_E_INTERNAL;
+	}
+	if (st != SHOP_OK) {
+		log_warn(ids, "refunding the charge failed: %s", shop_status_name(st));
+		return payments_after_provider_error(st);
+	}
+	st = payments_store_mark_refunded(tx->db, row->order_id, refund_id, tx->now_ms);
+	if (st == SHOP_OK)
+		st = payments_emit_refunded(tx, row);
+	if (st == SHOP_OK)
+		log_info(ids, "payment %s refunded: %lld %s, refund %s", row->payment_id,
+			 (long long)row->amount_cents, row->currency, refund_id);
+	return st == SHOP_E_CONFLICT ? SHOP_E_INTERNAL : st;
+}
+
+shop_status payments_handle_order_cancelled(struct svc_tx *tx, const void *data)
+{
+	const struct ct_order_cancelled *msg = data;
+	const char *order_id = msg->order_id;
+	struct log_ids ids = payments_log_ids(tx, order_id);
+	shop_status st = SHOP_E_INTERNAL;
+
+	for (int attempt = 0; attempt < PAYMENTS_DECIDE_ATTEMPTS; attempt++) {
+		struct payments_row row;
+		bool exists = false;
+		st = payments_load(tx, order_id, &row, &exists);
+		if (st != SHOP_OK)
+			goto out;
+		switch (payments_decide(PAYMENTS_EV_ORDER_CANCELLED, exists, row.status)) {
+		case PAYMENTS_ACT_TOMBSTONE: {
+			/* No intent yet: the tombstone makes a later OrderPlaced
+			 * keep it and a later StockReserved charge nothing. */
+			bool inserted = false;
+			st = payments_store_insert_tombstone(tx->db, order_id, tx->now_ms,
+							     &inserted);
+			if (st != SHOP_OK)
+				goto out;
+			if (!inserted)
+				continue; /* a concurrent OrderPlaced won: decide again */
+			log_info(&ids, "order cancelled before its payment intent; remembered");
+			goto out;
+		}
+		case PAYMENTS_ACT_CANCEL:
+			st = payments_store_mark_cancelled(tx->db, order_id, tx->now_ms);
+			if (st == SHOP_E_CONFLICT)
+				st = SHOP_E_INTERNAL; /* impossible under the row lock */
+			if (st == SHOP_OK)
+				log_info(&ids, "payment intent cancelled; nothing was charged");
+			goto out;
+		case PAYMENTS_ACT_REFUND:
+			st = payments_refund(tx, &row, &ids);
+			goto out;
+		default:
+			log_debug(&ids, "payment already %s; nothing to cancel",
+				  payments_status_name(row.status));
+			st = SHOP_OK;
+			goto out;
+		}
+	}
+	log_error(&ids, "payment row kept changing while cancelling");
+	st = SHOP_E_INTERNAL;
+out:
+	return st;
+}
+
+const struct svc_route payments_routes[] = {
+	{ CT_MSG_ORDER_PLACED, payments_handle_order_placed },
+	{ CT_MSG_STOCK_RESERVED, payments_handle_stock_reserved },
+	{ CT_MSG_ORDER_CANCELLED, payments_handle_order_cancelled },
+};
+const size_t payments_n_routes = sizeof(payments_routes) / sizeof(payments_routes[0]);

@@ -1,0 +1,368 @@
+/*
+ * payments_provider.c - the simulated card provider and its ledger.
+ *
+ * Every call is one transaction on the provider's own connection, committed
+ * before the call returns, whatever the caller's transaction then does: the
+ * provider is "another system". Each call first touches its ledger row
+ * (insert-or-update of updated_at_ms), which on PostgreSQL takes the row lock
+ * before anything is read, so two replicas charging or refunding the same key
+ * at once are serialised and the second sees what the first committed: one
+ * key never gets two charge ids or two refund ids. On SQLite BEGIN IMMEDIATE
+ * serialises writers anyway.
+ *
+ * The ledger's schema belongs to the provider, not to the service's
+ * migrations, and is applied on first connection: on SQLite the ledger lives
+ * in its own file (see payments_provider_url_derive), which the service's
+ * migrations never see.
+ */
+#include "payments_provider.h"
+
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/xalloc.h"
+#include "db/db.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OUTCOME_APPROVED "APPROVED"
+#define OUTCOME_DECLINED "DECLINED"
+
+/* The ledger's own migrations, applied by db_migrate (which serialises
+ * replicas) under names that cannot collide with the service's. */
+static const struct db_migration provider_migrations[] = {
+	{ "payments_provider_001_charges",
+	  "CREATE TABLE provider_charges ("
+	  " idempotency_key TEXT PRIMARY KEY,"
+	  " card_token TEXT NOT NULL,"
+	  " amount_cents BIGINT NOT NULL CHECK (amount_cents >= 0),"
+	  " currency TEXT NOT NULL,"
+	  " attempts BIGINT NOT NULL DEFAULT 0,"
+	  " outcome TEXT CHECK (outcome IN ('APPROVED', 'DECLINED')),"
+	  " charge_id TEXT UNIQUE,"
+	  " refunded INTEGER NOT NULL DEFAULT 0 CHECK (refunded IN (0, 1)),"
+	  " refund_id TEXT UNIQUE,"
+	  " created_at_ms BIGINT NOT NULL,"
+	  " updated_at_ms BIGINT NOT NULL)" },
+};
+
+struct payments_provider {
+	pthread_mutex_t mu; /* guards db: one connection, shared by consumer threads */
+	char *url;
+	struct db *db;      /* NULL until first use, and after a failed connect */
+};
+
+struct payments_provider *payments_provider_create(const char *url)
+{
+	struct payments_provider *p = xcalloc(1, sizeof(*p));
+	pthread_mutex_init(&p->mu, NULL);
+	p->url = xstrdup(url);
+	return p;
+}
+
+void payments_provider_destroy(struct payments_provider *p)
+{
+	if (!p)
+		return;
+	db_close(p->db);
+	pthread_mutex_destroy(&p->mu);
+	free(p->url);
+	free(p);
+}
+
+enum payments_provider_outcome payments_provider_decide(const char *token, int64_t attempt)
+{
+	if (strcmp(token, PAYMENTS_CARD_VISA) == 0)
+		return PAYMENTS_PROVIDER_APPROVED;
+	if (strcmp(token, PAYMENTS_CARD_FLAKY) == 0)
+		return attempt <= PAYMENTS_PROVIDER_FLAKY_FAILURES ? PAYMENTS_PROVIDER_TRANSIENT
+								   : PAYMENTS_PROVIDER_APPROVED;
+	/* tok_declined, and every card the provider does not know. */
+	return PAYMENTS_PROVIDER_DECLINED;
+}
+
+shop_status payments_provider_url_derive(const char *service_url, char *out, size_t out_size)
+{
+	static const char sqlite_scheme[] = "sqlite:";
+	static const char memory[] = ":memory:";
+	static const char db_ext[] = ".db";
+	size_t len = strlen(service_url);
+	size_t scheme_len = sizeof(sqlite_scheme) - 1;
+
+	if (len > PAYMENTS_PROVIDER_URL_MAX)
+		return SHOP_E_LIMIT;
+	if (strncmp(service_url, sqlite_scheme, scheme_len) != 0 ||
+	    strcmp(service_url + scheme_len, memory) == 0) {
+		/* PostgreSQL (or a private in-memory database): the same URL. */
+		if (len + 1 > out_size)
+			return SHOP_E_LIMIT;
+		memcpy(out, service_url, len + 1);
+		return SHOP_OK;
+	}
+	if (len == scheme_len)
+		return SHOP_E_INVALID;
+
+	/* "x.db" -> "x-provider.db"; anything else gets the suffix appended. */
+	size_t ext_len = sizeof(db_ext) - 1;
+	size_t stem = len;
+	if (len - scheme_len > ext_len && strcmp(service_url + len - ext_len, db_ext) == 0)
+		stem = len - ext_len;
+	size_t suffix_len = sizeof(PAYMENTS_PROVIDER_SQLITE_SUFFIX) - 1;
+	size_t total = len + suffix_len;
+	if (total + 1 > out_size)
+		return SHOP_E_LIMIT;
+	memcpy(out, service_url, stem);
+	memcpy(out + stem, PAYMENTS_PROVIDER_SQLITE_SUFFIX, suffix_len);
+	memcpy(out + stem + suffix_len, service_url + stem, len - stem);
+	out[total] = '\0';
+	return SHOP_OK;
+}
+
+shop_status payments_provider_url_check(const char *service_url, const char *provider_url)
+{
+	static const char sqlite_scheme[] = "sqlite:";
+	static const char memory[] = "sqlite::memory:";
+	if (strncmp(provider_url, sqlite_scheme, sizeof(sqlite_scheme) - 1) == 0 &&
+	    strcmp(provider_url, memory) != 0 && strcmp(provider_url, service_url) == 0)
+		return SHOP_E_CONFLICT;
+	return SHOP_OK;
+}
+
+/* Opens the connection and the ledger on first use; the caller holds p->mu. */
+static shop_status provider_connect(struct payments_provider *p)
+{
+	struct db *db = NULL;
+	shop_status st;
+
+	if (p->db)
+		return SHOP_OK;
+	st = db_open(p->url, &db);
+	if (st != SHOP_OK)
+		goto out;
+	st = db_migrate(db, provider_migrations,
+			sizeof(provider_migrations) / sizeof(provider_migrations[0]));
+	if (st != SHOP_OK)
+		goto out;
+	p->db = db;
+	db = NULL;
+out:
+	db_close(db);
+	return st;
+}
+
+static void provider_id_new(const char *prefix, char out[PAYMENTS_PROVIDER_ID_SIZE])
+{
+	char uuid[IDS_UUID_SIZE];
+	ids_uuid7(uuid);
+	memcpy(out, prefix, PAYMENTS_PROVIDER_ID_PREFIX_LEN);
+	memcpy(out + PAYMENTS_PROVIDER_ID_PREFIX_LEN, uuid, IDS_UUID_SIZE);
+}
+
+static bool provider_text_fits(const char *s, size_t max)
+{
+	return strnlen(s, max + 1) <= max;
+}
+
+/* Copies a ledger id cell; anything that is not one of ours is a bug. */
+static shop_status provider_id_copy(const char *cell, char out[PAYMENTS_PROVIDER_ID_SIZE])
+{
+	if (!cell || strlen(cell) != PAYMENTS_PROVIDER_ID_SIZE - 1)
+		return SHOP_E_INTERNAL;
+	memcpy(out, cell, PAYMENTS_PROVIDER_ID_SIZE);
+	return SHOP_OK;
+}
+
+shop_status payments_provider_charge(struct payments_provider *p, const char *key,
+				     const char *token, int64_t amount_cents, const char *currency,
+				     struct payments_provider_charge_result *ret_result)
+{
+	struct payments_provider_charge_result res = { 0 };
+	struct db_result *row = NULL;
+	bool began = false, committed = false;
+	shop_status st = SHOP_E_INVALID;
+
+	if (!key || !*key || !token || !currency || !*currency || amount_cents < 0)
+		return SHOP_E_INVALID;
+	if (!provider_text_fits(key, PAYMENTS_PROVIDER_KEY_MAX) ||
+	    !provider_text_fits(token, PAYMENTS_PROVIDER_TOKEN_MAX) ||
+	    !provider_text_fits(currency, PAYMENTS_PROVIDER_CURRENCY_MAX))
+		return SHOP_E_LIMIT;
+
+	pthread_mutex_lock(&p->mu);
+	st = provider_connect(p);
+	if (st != SHOP_OK)
+		goto out;
+	st = db_begin(p->db);
+	if (st != SHOP_OK)
+		goto out;
+	began = true;
+
+	const char *now = DB_I64(clock_now_ms());
+	/* Insert-or-touch: either way the row is ours (locked) until commit. */
+	st = db_exec(p->db,
+		     "INSERT INTO provider_charges (idempotency_key, card_token, amount_cents,"
+		     " currency, attempts, refunded, created_at_ms, updated_at_ms)"
+		     " VALUES ($1, $2, $3, $4, 0, 0, $5, $5)"
+		     " ON CONFLICT (idempotency_key) DO UPDATE SET updated_at_ms = $5",
+		     DB_ARGS(key, token, DB_I64(amount_cents), currency, now), NULL);
+	if (st != SHOP_OK)
+		goto out;
+	st = db_query(p->db,
+		      "SELECT card_token, amount_cents, currency, attempts, outcome, charge_id"
+		      " FROM provider_charges WHERE idempotency_key = $1",
+		      DB_ARGS(key), &row);
+	if (st != SHOP_OK)
+		goto out;
+	if (db_result_rows(row) != 1) {
+		st = SHOP_E_INTERNAL;
+		goto out;
+	}
+	const char *stored_token = db_result_text(row, 0, 0);
+	const char *stored_currency = db_result_text(row, 0, 2);
+	if (!stored_token || strcmp(stored_token, token) != 0 ||
+	    db_result_int(row, 0, 1) != amount_cents || !stored_currency ||
+	    strcmp(stored_currency, currency) != 0) {
+		st = SHOP_E_CONFLICT; /* a reused key for a different request */
+		goto out;
+	}
+
+	const char *outcome = db_result_text(row, 0, 4);
+	if (outcome) {
+		/* Decided before: the same answer, no new attempt, no new charge. */
+		res.attempts = db_result_int(row, 0, 3);
+		if (strcmp(outcome, OUTCOME_APPROVED) == 0) {
+			res.outcome = PAYMENTS_PROVIDER_APPROVED;
+			st = provider_id_copy(db_result_text(row, 0, 5), res.charge_id);
+			if (st != SHOP_OK)
+				goto out;
+		} else {
+			res.outcome = PAYMENTS_PROVIDER_DECLINED;
+			res.decline_reason = PAYMENTS_PROVIDER_DECLINE_REASON;
+		}
+		st = db_commit(p->db);
+		committed = st == SHOP_OK;
+		goto out;
+	}
+
+	int64_t attempt = db_result_int(row, 0, 3) + 1;
+	res.attempts = attempt;
+	res.outcome = payments_provider_decide(token, attempt);
+	switch (res.outcome) {
+	case PAYMENTS_PROVIDER_APPROVED:
+		provider_id_new("ch_", res.charge_id);
+		st = db_exec(p->db,
+			     "UPDATE provider_charges SET attempts = $2, outcome = 'APPROVED',"
+			     " charge_id = $3, updated_at_ms = $4 WHERE idempotency_key = $1",
+			     DB_ARGS(key, DB_I64(attempt), res.charge_id, now), NULL);
+		break;
+	case PAYMENTS_PROVIDER_DECLINED:
+		res.decline_reason = PAYMENTS_PROVIDER_DECLINE_REASON;
+		st = db_exec(p->db,
+			     "UPDATE provider_charges SET attempts = $2, outcome = 'DECLINED',"
+			     " updated_at_ms = $3 WHERE idempotency_key = $1",
+			     DB_ARGS(key, DB_I64(attempt), now), NULL);
+		break;
+	case PAYMENTS_PROVIDER_TRANSIENT:
+		st = db_exec(p->db,
+			     "UPDATE provider_charges SET attempts = $2, updated_at_ms = $3"
+			     " WHERE idempotency_key = $1",
+			     DB_ARGS(key, DB_I64(attempt), now), NULL);
+		break;
+	}
+	if (st != SHOP_OK)
+		goto out;
+	st = db_commit(p->db);
+	if (st != SHOP_OK)
+		goto out;
+	committed = true;
+	/* The attempt is on the ledger; the caller retries with the same key. */
+	if (res.outcome == PAYMENTS_PROVIDER_TRANSIENT)
+		st = SHOP_E_UNAVAILABLE;
+out:
+	if (began && !committed)
+		db_rollback(p->db);
+	pthread_mutex_unlock(&p->mu);
+	db_result_free(row);
+	if (st == SHOP_OK)
+		*ret_result = res;
+	return st;
+}
+
+shop_status payments_provider_refund(struct payments_provider *p, const char *key,
+				     char ret_refund_id[PAYMENTS_PROVIDER_ID_SIZE])
+{
+	char refund_id[PAYMENTS_PROVIDER_ID_SIZE] = { 0 };
+	struct db_result *row = NULL;
+	bool began = false, committed = false;
+	int64_t changes = 0;
+	shop_status st;
+
+	if (!key || !*key)
+		return SHOP_E_INVALID;
+	if (!provider_text_fits(key, PAYMENTS_PROVIDER_KEY_MAX))
+		return SHOP_E_LIMIT;
+
+	pthread_mutex_lock(&p->mu);
+	st = provider_connect(p);
+	if (st != SHOP_OK)
+		goto out;
+	st = db_begin(p->db);
+	if (st != SHOP_OK)
+		goto out;
+	began = true;
+
+	const char *now = DB_I64(clock_now_ms());
+	/* Touch first: the row lock serialises concurrent refunds of one key. */
+	st = db_exec(p->db,
+		     "UPDATE provider_charges SET updated_at_ms = $2 WHERE idempotency_key = $1",
+		     DB_ARGS(key, now), &changes);
+	if (st != SHOP_OK)
+		goto out;
+	if (changes == 0) {
+		st = SHOP_E_NOT_FOUND;
+		goto out;
+	}
+	st = db_query(p->db,
+		      "SELECT outcome, refunded, refund_id FROM provider_charges"
+		      " WHERE idempotency_key = $1",
+		      DB_ARGS(key), &row);
+	if (st != SHOP_OK)
+		goto out;
+	if (db_result_rows(row) != 1) {
+		st = SHOP_E_INTERNAL;
+		goto out;
+	}
+	const char *outcome = db_result_text(row, 0, 0);
+	if (!outcome || strcmp(outcome, OUTCOME_APPROVED) != 0) {
+		st = SHOP_E_CONFLICT; /* nothing was captured, nothing to give back */
+		goto out;
+	}
+	if (db_result_int(row, 0, 1) != 0) {
+		st = provider_id_copy(db_result_text(row, 0, 2), refund_id);
+		if (st != SHOP_OK)
+			goto out;
+	} else {
+		provider_id_new("re_", refund_id);
+		st = db_exec(p->db,
+			     "UPDATE provider_charges SET refunded = 1, refund_id = $2,"
+			     " updated_at_ms = $3 WHERE idempotency_key = $1 AND refunded = 0",
+			     DB_ARGS(key, refund_id, now), &changes);
+		if (st != SHOP_OK)
+			goto out;
+		if (changes != 1) {
+			st = SHOP_E_INTERNAL; /* impossible under the row lock */
+			goto out;
+		}
+	}
+	st = db_commit(p->db);
+	committed = st == SHOP_OK;
+out:
+	if (began && !committed)
+		db_rollback(p->db);
+	pthread_mutex_unlock(&p->mu);
+	db_result_free(row);
+	if (st == SHOP_OK)
+		memcpy(ret_refund_id, refund_id, PAYMENTS_PROVIDER_ID_SIZE);
+	return st;
+}

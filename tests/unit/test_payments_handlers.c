@@ -1,0 +1,590 @@
+/*
+ * test_payments_handlers.c - payments' handlers against real SQLite: the
+ * service's tables in one database, the provider's ledger in its own, and a
+ * detached runtime (no bus) whose svc_emit writes to the outbox, so every
+ * case checks both the payment row and exactly which events were emitted.
+ *
+ * Handlers run through svc_tx_run, which begins, runs, and commits or rolls
+ * back exactly as the consumer loop does; one case goes through
+ * svc_handle_envelope to check the route table and the contract decoding.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../../services/payments/payments_handlers.h"
+#include "../../services/payments/payments_provider.h"
+#include "../../services/payments/payments_store.h"
+
+#include "core/ids.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "db/db.h"
+#include "evt/envelope.h"
+#include "svc/svc.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TOTAL 12345
+#define CURRENCY "EUR"
+#define OUTBOX_MAX 8
+
+struct fixture {
+	struct db *db;
+	struct payments_provider *provider;
+	struct payments_ctx ctx;
+	struct svc_spec spec;
+	struct svc *svc;
+	char order_id[IDS_UUID_SIZE];
+	char dir[64]; /* temporary directory of file-backed cases, or "" */
+};
+
+static int fixture_open(void **state, const char *db_url, const char *provider_url)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	if (db_open(db_url, &f->db) != SHOP_OK)
+		return -1;
+	f->provider = payments_provider_create(provider_url);
+	f->ctx.provider = f->provider;
+	f->spec = (struct svc_spec){
+		.name = PAYMENTS_SERVICE_NAME,
+		.default_db_url = db_url,
+		.migrations = payments_migrations,
+		.n_migrations = payments_n_migrations,
+		.routes = payments_routes,
+		.n_routes = payments_n_routes,
+		.ctx = &f->ctx,
+	};
+	if (svc_migrate(&f->spec, f->db) != SHOP_OK)
+		return -1;
+	f->svc = svc_create_detached(&f->spec);
+	ids_uuid7(f->order_id);
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	log_init("payments-test", LOG_LVL_ERROR);
+	return fixture_open(state, "sqlite::memory:", "sqlite::memory:");
+}
+
+static int setup_files(void **state)
+{
+	/* The deployed SQLite layout: service file and the derived ledger file. */
+	char dir[] = "/tmp/payments-handlers-XXXXXX";
+	char db_url[128], provider_url[PAYMENTS_PROVIDER_URL_MAX + 1];
+	log_init("payments-test", LOG_LVL_ERROR);
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(db_url, sizeof(db_url), "sqlite:%s/payments.db", dir);
+	if (payments_provider_url_derive(db_url, provider_url, sizeof(provider_url)) != SHOP_OK)
+		return -1;
+	if (fixture_open(state, db_url, provider_url) != 0)
+		return -1;
+	struct fixture *f = *state;
+	snprintf(f->dir, sizeof(f->dir), "%s", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	svc_destroy(f->svc);
+	payments_provider_destroy(f->provider);
+	db_close(f->db);
+	if (f->dir[0]) {
+		static const char *const files[] = { "payments.db", "payments.db-wal",
+						     "payments.db-shm", "payments-provider.db",
+						     "payments-provider.db-wal",
+						     "payments-provider.db-shm" };
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			char *path = xasprintf("%s/%s", f->dir, files[i]);
+			unlink(path);
+			free(path);
+		}
+		rmdir(f->dir);
+	}
+	free(f);
+	return 0;
+}
+
+/* ---- driving handlers ------------------------------------------------- */
+
+struct call {
+	svc_handler_fn fn;
+	const void *data;
+};
+
+static shop_status call_in_tx(struct svc_tx *tx, void *arg)
+{
+	const struct call *c = arg;
+	return c->fn(tx, c->data);
+}
+
+static shop_status run(struct fixture *f, svc_handler_fn fn, const void *data)
+{
+	struct call c = { fn, data };
+	return svc_tx_run(f->svc, f->db, "corr-test", NULL, call_in_tx, &c);
+}
+
+static shop_status order_placed(struct fixture *f, const char *card_token)
+{
+	struct ct_order_placed m;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.order_id, sizeof(m.order_id), "%s", f->order_id);
+	snprintf(m.customer_id, sizeof(m.customer_id), "c-1");
+	snprintf(m.email, sizeof(m.email), "ada@example.com");
+	snprintf(m.items[0].sku, sizeof(m.items[0].sku), "SKU-1");
+	m.items[0].quantity = 1;
+	m.items_len = 1;
+	snprintf(m.payment.card_token, sizeof(m.payment.card_token), "%s", card_token);
+	return run(f, payments_handle_order_placed, &m);
+}
+
+static shop_status stock_reserved(struct fixture *f, int64_t total)
+{
+	struct ct_stock_reserved m;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.order_id, sizeof(m.order_id), "%s", f->order_id);
+	snprintf(m.lines[0].sku, sizeof(m.lines[0].sku), "SKU-1");
+	m.lines[0].quantity = 1;
+	m.lines[0].unit_price_cents = total;
+	m.lines_len = 1;
+	m.total_cents = total;
+	snprintf(m.currency, sizeof(m.currency), CURRENCY);
+	return run(f, payments_handle_stock_reserved, &m);
+}
+
+static shop_status order_cancelled(struct fixture *f)
+{
+	struct ct_order_cancelled m;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.order_id, sizeof(m.order_id), "%s", f->order_id);
+	snprintf(m.reason, sizeof(m.reason), "customer_cancelled");
+	return run(f, payments_handle_order_cancelled, &m);
+}
+
+/* ---- reading what happened -------------------------------------------- */
+
+static struct payments_row row_of(struct fixture *f)
+{
+	struct payments_row row;
+	assert_int_equal(payments_store_get(f->db, f->order_id, &row), SHOP_OK);
+	return row;
+}
+
+static bool row_exists(struct fixture *f)
+{
+	struct payments_row row;
+	return payments_store_get(f->db, f->order_id, &row) == SHOP_OK;
+}
+
+struct emitted {
+	size_t n;
+	char subject[OUTBOX_MAX][128];
+	cJSON *env[OUTBOX_MAX]; /* whole envelopes, in outbox order */
+};
+
+static void emitted_read(struct fixture *f, struct emitted *out)
+{
+	struct db_result *r = NULL;
+	memset(out, 0, sizeof(*out));
+	assert_int_equal(db_query(f->db, "SELECT subject, payload FROM outbox ORDER BY id", DB_NOARGS,
+				  &r),
+			 SHOP_OK);
+	out->n = (size_t)db_result_rows(r);
+	assert_true(out->n <= OUTBOX_MAX);
+	for (size_t i = 0; i < out->n; i++) {
+		snprintf(out->subject[i], sizeof(out->subject[i]), "%s",
+			 db_result_text(r, (int)i, 0));
+		out->env[i] = cJSON_Parse(db_result_text(r, (int)i, 1));
+		assert_non_null(out->env[i]);
+	}
+	db_result_free(r);
+}
+
+static void emitted_free(struct emitted *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		cJSON_Delete(e->env[i]);
+	e->n = 0;
+}
+
+static const cJSON *data_of(const struct emitted *e, size_t i)
+{
+	return cJSON_GetObjectItemCaseSensitive(e->env[i], "data");
+}
+
+static const char *data_str(const struct emitted *e, size_t i, const char *field)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(data_of(e, i), field);
+	assert_true(cJSON_IsString(v));
+	return v->valuestring;
+}
+
+static int64_t data_int(const struct emitted *e, size_t i, const char *field)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(data_of(e, i), field);
+	assert_true(cJSON_IsNumber(v));
+	return (int64_t)v->valuedouble;
+}
+
+static size_t outbox_count(struct fixture *f)
+{
+	struct emitted e;
+	emitted_read(f, &e);
+	size_t n = e.n;
+	emitted_free(&e);
+	return n;
+}
+
+/* ---- cases ------------------------------------------------------------ */
+
+static void order_placed_records_a_new_intent_with_the_card_token(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_NEW);
+	assert_string_equal(row.card_token, PAYMENTS_CARD_VISA);
+	assert_int_equal(row.attempts, 0);
+	assert_string_equal(row.payment_id, "");
+	assert_int_equal(outbox_count(f), 0);
+}
+
+static void order_placed_twice_keeps_the_first_intent(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_DECLINED), SHOP_OK);
+	assert_string_equal(row_of(f).card_token, PAYMENTS_CARD_VISA);
+}
+
+static void stock_reserved_before_order_placed_is_not_ready(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_E_NOT_READY);
+	assert_false(row_exists(f));
+	assert_int_equal(outbox_count(f), 0);
+	/* Once the intent arrives, the redelivered reservation charges. */
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_CHARGED);
+}
+
+static void visa_charges_the_reserved_total_and_emits_payment_authorized(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_CHARGED);
+	assert_int_equal(row.amount_cents, TOTAL);
+	assert_string_equal(row.currency, CURRENCY);
+	assert_int_equal(row.attempts, 1);
+	assert_true(ids_uuid_valid(row.payment_id));
+	assert_memory_equal(row.charge_id, "ch_", 3);
+
+	struct emitted e;
+	emitted_read(f, &e);
+	assert_int_equal(e.n, 1);
+	assert_string_equal(e.subject[0], "payments.event.payment_authorized.v1");
+	assert_string_equal(data_str(&e, 0, "order_id"), f->order_id);
+	assert_string_equal(data_str(&e, 0, "payment_id"), row.payment_id);
+	assert_int_equal(data_int(&e, 0, "amount_cents"), TOTAL);
+	assert_string_equal(data_str(&e, 0, "currency"), CURRENCY);
+	assert_int_equal(data_int(&e, 0, "attempts"), 1);
+	const cJSON *subject = cJSON_GetObjectItemCaseSensitive(e.env[0], "subject");
+	assert_string_equal(subject->valuestring, f->order_id);
+	emitted_free(&e);
+}
+
+static void declined_card_declines_and_emits_payment_declined(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_DECLINED), SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_DECLINED);
+	assert_string_equal(row.decline_reason, "card_declined");
+	assert_string_equal(row.charge_id, "");
+
+	struct emitted e;
+	emitted_read(f, &e);
+	assert_int_equal(e.n, 1);
+	assert_string_equal(e.subject[0], "payments.event.payment_declined.v1");
+	assert_string_equal(data_str(&e, 0, "reason"), "card_declined");
+	assert_int_equal(data_int(&e, 0, "amount_cents"), TOTAL);
+	assert_string_equal(data_str(&e, 0, "currency"), CURRENCY);
+	emitted_free(&e);
+}
+
+static void unknown_card_is_declined(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, "tok_amex"), SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_DECLINED);
+}
+
+static void flaky_card_is_retried_until_the_third_attempt_authorizes_once(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_FLAKY), SHOP_OK);
+	for (int i = 0; i < PAYMENTS_PROVIDER_FLAKY_FAILURES; i++) {
+		/* The runtime rolls back and redelivers later; nothing changed
+		 * here, but the provider counted the attempt. */
+		assert_int_equal(stock_reserved(f, TOTAL), SHOP_E_UNAVAILABLE);
+		assert_int_equal(row_of(f).status, PAYMENTS_NEW);
+		assert_int_equal(outbox_count(f), 0);
+	}
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_CHARGED);
+	assert_int_equal(row.attempts, 3);
+
+	/* One charge at the provider: asking again returns the same one. */
+	struct payments_provider_charge_result r;
+	assert_int_equal(payments_provider_charge(f->provider, f->order_id, PAYMENTS_CARD_FLAKY, TOTAL,
+						  CURRENCY, &r),
+			 SHOP_OK);
+	assert_string_equal(r.charge_id, row.charge_id);
+	assert_int_equal(r.attempts, 3);
+
+	struct emitted e;
+	emitted_read(f, &e);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(data_int(&e, 0, "attempts"), 3);
+	emitted_free(&e);
+}
+
+static void stock_reserved_again_after_the_charge_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	struct payments_row before = row_of(f);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	struct payments_row after = row_of(f);
+	assert_string_equal(after.payment_id, before.payment_id);
+	assert_string_equal(after.charge_id, before.charge_id);
+	assert_int_equal(outbox_count(f), 1);
+}
+
+static void a_charge_made_before_a_crash_is_reused_not_repeated(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	/* An earlier delivery reached the provider, then died before commit. */
+	struct payments_provider_charge_result earlier;
+	assert_int_equal(payments_provider_charge(f->provider, f->order_id, PAYMENTS_CARD_VISA, TOTAL,
+						  CURRENCY, &earlier),
+			 SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_CHARGED);
+	assert_string_equal(row.charge_id, earlier.charge_id);
+	assert_int_equal(row.attempts, 1);
+}
+
+static void a_reservation_with_a_different_total_for_a_charged_key_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	struct payments_provider_charge_result earlier;
+	assert_int_equal(payments_provider_charge(f->provider, f->order_id, PAYMENTS_CARD_VISA, TOTAL,
+						  CURRENCY, &earlier),
+			 SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL + 1), SHOP_E_INVALID);
+	assert_int_equal(row_of(f).status, PAYMENTS_NEW);
+	assert_int_equal(outbox_count(f), 0);
+}
+
+static void order_cancelled_after_the_charge_refunds_once(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	struct payments_row charged = row_of(f);
+
+	assert_int_equal(order_cancelled(f), SHOP_OK);
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_REFUNDED);
+	assert_memory_equal(row.refund_id, "re_", 3);
+
+	/* The provider has exactly this refund: asking again returns it. */
+	char refund_id[PAYMENTS_PROVIDER_ID_SIZE];
+	assert_int_equal(payments_provider_refund(f->provider, f->order_id, refund_id), SHOP_OK);
+	assert_string_equal(refund_id, row.refund_id);
+
+	/* A second cancellation (or a late reservation) does nothing. */
+	assert_int_equal(order_cancelled(f), SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_REFUNDED);
+
+	struct emitted e;
+	emitted_read(f, &e);
+	assert_int_equal(e.n, 2);
+	assert_string_equal(e.subject[1], "payments.event.payment_refunded.v1");
+	assert_string_equal(data_str(&e, 1, "order_id"), f->order_id);
+	assert_string_equal(data_str(&e, 1, "payment_id"), charged.payment_id);
+	assert_int_equal(data_int(&e, 1, "amount_cents"), TOTAL);
+	assert_string_equal(data_str(&e, 1, "currency"), CURRENCY);
+	emitted_free(&e);
+}
+
+static void order_cancelled_before_the_charge_cancels_and_a_late_reservation_charges_nothing(
+	void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(order_cancelled(f), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_CANCELLED);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_CANCELLED);
+	assert_int_equal(outbox_count(f), 0);
+	/* The provider never saw the order. */
+	char refund_id[PAYMENTS_PROVIDER_ID_SIZE];
+	assert_int_equal(payments_provider_refund(f->provider, f->order_id, refund_id),
+			 SHOP_E_NOT_FOUND);
+}
+
+static void order_cancelled_before_order_placed_leaves_a_tombstone_order_placed_keeps(
+	void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_cancelled(f), SHOP_OK);
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_CANCELLED);
+	assert_string_equal(row.card_token, "");
+
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_CANCELLED);
+	assert_string_equal(row.card_token, "");
+	assert_int_equal(outbox_count(f), 0);
+}
+
+static void order_cancelled_after_a_decline_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_DECLINED), SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_int_equal(order_cancelled(f), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_DECLINED);
+	assert_int_equal(outbox_count(f), 1); /* only PaymentDeclined */
+}
+
+static void a_failing_provider_rolls_back_and_leaves_the_intent_new(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	struct payments_provider *good = f->ctx.provider;
+	f->ctx.provider = payments_provider_create("sqlite:/nonexistent-dir/for/sure/ledger.db");
+	assert_int_not_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	payments_provider_destroy(f->ctx.provider);
+	f->ctx.provider = good;
+	assert_int_equal(row_of(f).status, PAYMENTS_NEW);
+	assert_int_equal(outbox_count(f), 0);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_CHARGED);
+}
+
+/* Through the runtime: envelope decoding, contract check, route, inbox. */
+static char *envelope_for(struct fixture *f, enum ct_message_id id, cJSON *data)
+{
+	struct evt_envelope env;
+	memset(&env, 0, sizeof(env));
+	ids_uuid7(env.id);
+	snprintf(env.source, sizeof(env.source), "/shop/test");
+	snprintf(env.type, sizeof(env.type), "%s", ct_messages[id].type);
+	clock_rfc3339(clock_now_ms(), env.time);
+	snprintf(env.subject, sizeof(env.subject), "%s", f->order_id);
+	snprintf(env.correlationid, sizeof(env.correlationid), "%s", env.id);
+	snprintf(env.causationid, sizeof(env.causationid), "%s", env.id);
+	ids_traceparent_new(env.traceparent);
+	char *json = evt_envelope_encode(&env, data);
+	cJSON_Delete(data);
+	return json;
+}
+
+static void a_redelivered_reservation_through_the_runtime_charges_once(void **state)
+{
+	struct fixture *f = *state;
+	char reason[256] = "";
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+
+	cJSON *data = cJSON_CreateObject();
+	cJSON_AddStringToObject(data, "order_id", f->order_id);
+	cJSON *lines = cJSON_AddArrayToObject(data, "lines");
+	cJSON *line = cJSON_CreateObject();
+	cJSON_AddStringToObject(line, "sku", "SKU-1");
+	cJSON_AddNumberToObject(line, "quantity", 1);
+	cJSON_AddNumberToObject(line, "unit_price_cents", TOTAL);
+	cJSON_AddItemToArray(lines, line);
+	cJSON_AddNumberToObject(data, "total_cents", TOTAL);
+	cJSON_AddStringToObject(data, "currency", CURRENCY);
+	char *json = envelope_for(f, CT_MSG_STOCK_RESERVED, data);
+
+	shop_status st = svc_handle_envelope(f->svc, f->db, "payments", json, strlen(json), reason,
+					     sizeof(reason));
+	if (st != SHOP_OK)
+		fail_msg("first delivery: %s (%s)", shop_status_name(st), reason);
+	assert_int_equal(svc_handle_envelope(f->svc, f->db, "payments", json, strlen(json), reason,
+					     sizeof(reason)),
+			 SHOP_E_DUPLICATE);
+	free(json);
+	assert_int_equal(row_of(f).status, PAYMENTS_CHARGED);
+	assert_int_equal(outbox_count(f), 1);
+}
+
+/* The same sagas on files, as deployed on SQLite: the handler's transaction
+ * holds the service file's write lock while the provider commits to its own
+ * file (on one file the provider would wait for the handler forever). */
+static void on_sqlite_files_a_flaky_card_still_authorizes_once(void **state)
+{
+	flaky_card_is_retried_until_the_third_attempt_authorizes_once(state);
+}
+
+static void on_sqlite_files_a_cancelled_charge_is_refunded(void **state)
+{
+	order_cancelled_after_the_charge_refunds_once(state);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(order_placed_records_a_new_intent_with_the_card_token),
+		T(order_placed_twice_keeps_the_first_intent),
+		T(stock_reserved_before_order_placed_is_not_ready),
+		T(visa_charges_the_reserved_total_and_emits_payment_authorized),
+		T(declined_card_declines_and_emits_payment_declined),
+		T(unknown_card_is_declined),
+		T(flaky_card_is_retried_until_the_third_attempt_authorizes_once),
+		T(stock_reserved_again_after_the_charge_changes_nothing),
+		T(a_charge_made_before_a_crash_is_reused_not_repeated),
+		T(a_reservation_with_a_different_total_for_a_charged_key_is_refused),
+		T(order_cancelled_after_the_charge_refunds_once),
+		T(order_cancelled_before_the_charge_cancels_and_a_late_reservation_charges_nothing),
+		T(order_cancelled_before_order_placed_leaves_a_tombstone_order_placed_keeps),
+		T(order_cancelled_after_a_decline_changes_nothing),
+		T(a_failing_provider_rolls_back_and_leaves_the_intent_new),
+		T(a_redelivered_reservation_through_the_runtime_charges_once),
+		cmocka_unit_test_setup_teardown(on_sqlite_files_a_flaky_card_still_authorizes_once,
+						setup_files, teardown),
+		cmocka_unit_test_setup_teardown(on_sqlite_files_a_cancelled_charge_is_refunded,
+						setup_files, teardown),
+	};
+	return cmocka_run_group_tests_name("payments_handlers", tests, NULL, NULL);
+}
