@@ -74,7 +74,7 @@ enum shipping_cancel_decision shipping_decide_cancel(enum shipping_state state)
 	return SHIPPING_CANCEL_ALREADY;
 }
 
-bool shipping_dispatch_due(enum shipping_state state, int64_t dispatch_at_ms, int64_t now_ms)
+bool shipping_dispatch_is_due(enum shipping_state state, int64_t dispatch_at_ms, int64_t now_ms)
 {
 	return state == SHIPPING_STATE_SCHEDULED && dispatch_at_ms <= now_ms;
 }
@@ -86,4 +86,18 @@ int64_t shipping_dispatch_at(int64_t now_ms, int64_t delay_ms)
 	if (now_ms > INT64_MAX - delay_ms)
 		return INT64_MAX;
 	return now_ms + delay_ms;
+}
+
+bool shipping_text_copy(char *dst, size_t size, const char *src)
+{
+	size_t len = src ? strlen(src) : 0;
+	if (size == 0)
+		return false;
+	if (len >= size) {
+		dst[0] = '\0';
+		return false;
+	}
+	memcpy(dst, src ? src : "", len);
+	dst[len] = '\0';
+	return true;
 }

@@ -21,6 +21,7 @@
 #include "core/status.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* SHOP_DISPATCH_DELAY_MS: time from scheduling to dispatch. */
@@ -62,8 +63,12 @@ enum shipping_cancel_decision shipping_decide_cancel(enum shipping_state state);
 
 /* Whether the dispatcher should dispatch a shipment now (the SQL of the
  * dispatcher's batch query says the same; this is its readable form). */
-bool shipping_dispatch_due(enum shipping_state state, int64_t dispatch_at_ms, int64_t now_ms);
+bool shipping_dispatch_is_due(enum shipping_state state, int64_t dispatch_at_ms, int64_t now_ms);
 /* now + delay, saturating instead of overflowing. delay < 0 counts as 0. */
 int64_t shipping_dispatch_at(int64_t now_ms, int64_t delay_ms);
+
+/* Copies src (NULL counts as "") into dst[size] whole; false, with dst
+ * empty, when it does not fit: a cut identifier is a different identifier. */
+bool shipping_text_copy(char *dst, size_t size, const char *src);
 
 #endif

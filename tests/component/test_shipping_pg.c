@@ -1,0 +1,165 @@
+/*
+ * test_shipping_pg.c - shipping's handler tests on a real PostgreSQL server,
+ * plus the races SQLite cannot show.
+ *
+ * Every case of tests/unit/test_shipping_handlers.c runs here unchanged on
+ * PostgreSQL (service_pg_backend.h supplies the databases). The extra cases
+ * hold one transaction open on one connection while a second connection
+ * handles the conflicting message, as two consumer threads or two replicas
+ * would: PaymentAuthorized and OrderCancelled come from different streams,
+ * so nothing orders them, and PostgreSQL runs them at the same time
+ * (READ COMMITTED, no FOR UPDATE). Whatever the interleaving, the outcome
+ * must be one legal state and one event per transition.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+
+#include "service_pg_backend.h"
+
+static void cancellation_racing_a_payment_still_cancels_the_shipment(void **state);
+static void payment_racing_a_cancellation_schedules_nothing(void **state);
+static void two_dispatchers_racing_dispatch_once(void **state);
+
+#define TEST_EXTRA_CASES                                                                \
+	T(cancellation_racing_a_payment_still_cancels_the_shipment),                      \
+		T(payment_racing_a_cancellation_schedules_nothing),                       \
+		T(two_dispatchers_racing_dispatch_once),
+
+#include "../unit/test_shipping_handlers.c"
+
+/* How long the open transaction waits so the other connection reaches its
+ * conflicting statement and blocks on the row (the outcome does not depend
+ * on it, only which path the test exercises). */
+#define RACE_HOLD_MS 300
+
+struct racer {
+	struct fixture *f;
+	struct db *db; /* the racer's own connection */
+	svc_handler_fn handle;
+	const void *msg;
+	shop_status st;
+};
+
+static void *racer_main(void *arg)
+{
+	struct racer *r = arg;
+	struct svc_tx tx = { .svc = r->f->svc, .db = r->db, .correlation_id = "racer",
+			     .now_ms = r->f->t0 };
+	r->st = db_begin(r->db);
+	if (r->st != SHOP_OK)
+		return NULL;
+	r->st = r->handle(&tx, r->msg);
+	if (r->st == SHOP_OK)
+		r->st = db_commit(r->db);
+	else
+		db_rollback(r->db);
+	return NULL;
+}
+
+/* Handles first_msg on the fixture's connection and keeps that transaction
+ * open while second_msg is handled on another connection; then commits. */
+static void race(struct fixture *f, svc_handler_fn first, const void *first_msg,
+		 svc_handler_fn second, const void *second_msg)
+{
+	struct racer r = { .f = f, .handle = second, .msg = second_msg, .st = SHOP_E_INTERNAL };
+	assert_int_equal(db_open(f->url, &r.db), SHOP_OK);
+
+	struct svc_tx tx = { .svc = f->svc, .db = f->db, .correlation_id = "first",
+			     .now_ms = f->t0 };
+	assert_int_equal(db_begin(f->db), SHOP_OK);
+	assert_int_equal(first(&tx, first_msg), SHOP_OK);
+
+	pthread_t thread;
+	assert_int_equal(pthread_create(&thread, NULL, racer_main, &r), 0);
+	clock_sleep_ms(RACE_HOLD_MS);
+	assert_int_equal(db_commit(f->db), SHOP_OK);
+	pthread_join(thread, NULL);
+	db_close(r.db);
+	assert_int_equal(r.st, SHOP_OK);
+}
+
+static void cancellation_racing_a_payment_still_cancels_the_shipment(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	ids_uuid7(order);
+	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+	struct ct_payment_authorized paid;
+	struct ct_order_cancelled cancelled;
+	payment_authorized(&paid, order);
+	order_cancelled(&cancelled, order);
+
+	race(f, shipping_handle_payment_authorized, &paid, shipping_handle_order_cancelled,
+	     &cancelled);
+
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_CANCELLED);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_SCHEDULED), 1);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_CANCELLED), 1);
+	assert_int_equal(dispatch_at(f, f->t0 + 10 * TEST_DELAY_MS).due, 0);
+}
+
+static void payment_racing_a_cancellation_schedules_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	ids_uuid7(order);
+	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+	struct ct_payment_authorized paid;
+	struct ct_order_cancelled cancelled;
+	payment_authorized(&paid, order);
+	order_cancelled(&cancelled, order);
+
+	race(f, shipping_handle_order_cancelled, &cancelled, shipping_handle_payment_authorized,
+	     &paid);
+
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_VOIDED);
+	assert_int_equal(outbox_total(f), 0);
+}
+
+struct dispatcher {
+	struct fixture *f;
+	struct db *db;
+	struct shipping_dispatch_report report;
+	shop_status st;
+};
+
+static void *dispatcher_main(void *arg)
+{
+	struct dispatcher *d = arg;
+	d->st = shipping_dispatch_due(d->f->svc, d->db, d->f->t0 + TEST_DELAY_MS, &d->report);
+	return NULL;
+}
+
+static void two_dispatchers_racing_dispatch_once(void **state)
+{
+	struct fixture *f = *state;
+	enum { ORDERS = 20, DISPATCHERS = 2 };
+	for (int i = 0; i < ORDERS; i++) {
+		char order[IDS_UUID_SIZE];
+		ids_uuid7(order);
+		assert_int_equal(place(f, order, f->t0), SHOP_OK);
+		assert_int_equal(pay(f, order, f->t0), SHOP_OK);
+	}
+	struct dispatcher d[DISPATCHERS];
+	pthread_t threads[DISPATCHERS];
+	for (int i = 0; i < DISPATCHERS; i++) {
+		d[i] = (struct dispatcher){ .f = f, .st = SHOP_E_INTERNAL };
+		assert_int_equal(db_open(f->url, &d[i].db), SHOP_OK);
+	}
+	for (int i = 0; i < DISPATCHERS; i++)
+		assert_int_equal(pthread_create(&threads[i], NULL, dispatcher_main, &d[i]), 0);
+	size_t dispatched = 0;
+	for (int i = 0; i < DISPATCHERS; i++) {
+		pthread_join(threads[i], NULL);
+		db_close(d[i].db);
+		assert_int_equal(d[i].st, SHOP_OK);
+		dispatched += d[i].report.dispatched;
+	}
+	assert_int_equal(dispatched, ORDERS);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_DISPATCHED), ORDERS);
+}

@@ -1,0 +1,593 @@
+/*
+ * test_shipping_handlers.c - shipping's handlers and dispatcher against a
+ * real in-process SQLite database.
+ *
+ * Each test builds a detached runtime from the same route and task tables
+ * main.c uses, migrates a fresh database, calls handlers inside a
+ * transaction as the consumer loop would, and reads the outcome back from
+ * the shipments table and the outbox (what would be published).
+ *
+ * tests/component/test_shipping_pg.c includes this file with its own
+ * backend (the backend_* functions below) to run every case on PostgreSQL
+ * too, plus cases that race two connections.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+
+#include "../../services/shipping/shipping_domain.h"
+#include "../../services/shipping/shipping_handlers.h"
+#include "../../services/shipping/shipping_store.h"
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/log.h"
+#include "db/db.h"
+#include "evt/envelope.h"
+#include "svc/svc.h"
+
+#define TEST_DELAY_MS 2000
+#define TEST_URL_MAX 1024
+
+#ifndef TEST_BACKEND_DEFINED
+/* In-process SQLite: :memory: unless the test needs the database to outlive
+ * a connection (a restart), then a file. */
+static int backend_group_setup(void **state)
+{
+	return 0;
+}
+
+static int backend_group_teardown(void **state)
+{
+	return 0;
+}
+
+static void backend_url(char *out, size_t size, bool persistent)
+{
+	static int seq;
+	if (persistent)
+		snprintf(out, size, "sqlite:/tmp/test_shipping_%ld_%d.db", (long)getpid(), ++seq);
+	else
+		snprintf(out, size, "sqlite::memory:");
+}
+
+static void backend_release(const char *url)
+{
+	const char *path = url + strlen("sqlite:");
+	if (strcmp(path, ":memory:") != 0)
+		unlink(path);
+}
+#endif
+
+#ifndef TEST_EXTRA_CASES
+#define TEST_EXTRA_CASES
+#endif
+
+struct fixture {
+	struct shipping_ctx ctx;
+	struct svc_spec spec;
+	struct svc *svc;
+	struct db *db;
+	char url[TEST_URL_MAX];
+	int64_t t0; /* a fixed "now" the test's transactions run at */
+};
+
+static void fixture_spec(struct fixture *f)
+{
+	f->ctx.dispatch_delay_ms = TEST_DELAY_MS;
+	f->spec = (struct svc_spec){
+		.name = SHIPPING_SERVICE_NAME,
+		.default_db_url = "sqlite::memory:",
+		.migrations = shipping_migrations,
+		.n_migrations = shipping_n_migrations,
+		.routes = shipping_routes,
+		.n_routes = shipping_n_routes,
+		.tasks = shipping_tasks,
+		.n_tasks = shipping_n_tasks,
+		.ctx = &f->ctx,
+	};
+}
+
+static void fixture_open(struct fixture *f)
+{
+	shop_status st = db_open(f->url, &f->db);
+	if (st != SHOP_OK)
+		fail_msg("db_open %s: %s", f->url, db_last_error(NULL));
+	st = svc_migrate(&f->spec, f->db);
+	if (st != SHOP_OK)
+		fail_msg("migrate: %s", db_last_error(f->db));
+	f->svc = svc_create_detached(&f->spec);
+	assert_non_null(f->svc);
+}
+
+static void fixture_close(struct fixture *f)
+{
+	svc_destroy(f->svc);
+	db_close(f->db);
+	f->svc = NULL;
+	f->db = NULL;
+}
+
+static int fixture_setup(void **state, bool persistent)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	fixture_spec(f);
+	backend_url(f->url, sizeof(f->url), persistent);
+	fixture_open(f);
+	f->t0 = clock_now_ms();
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return fixture_setup(state, false);
+}
+
+static int setup_persistent(void **state)
+{
+	return fixture_setup(state, true);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	fixture_close(f);
+	backend_release(f->url);
+	free(f);
+	return 0;
+}
+
+/* Runs one handler in its own transaction, committing only on success. */
+static shop_status handle(struct fixture *f, svc_handler_fn fn, const void *msg, int64_t now_ms)
+{
+	struct svc_tx tx = {
+		.svc = f->svc,
+		.db = f->db,
+		.correlation_id = "test-correlation",
+		.now_ms = now_ms,
+	};
+	assert_int_equal(db_begin(f->db), SHOP_OK);
+	shop_status st = fn(&tx, msg);
+	if (st == SHOP_OK)
+		assert_int_equal(db_commit(f->db), SHOP_OK);
+	else
+		db_rollback(f->db);
+	return st;
+}
+
+static void order_placed(struct ct_order_placed *m, const char *order_id)
+{
+	memset(m, 0, sizeof(*m));
+	snprintf(m->order_id, sizeof(m->order_id), "%s", order_id);
+	snprintf(m->customer_id, sizeof(m->customer_id), "cust-1");
+	snprintf(m->email, sizeof(m->email), "ada@example.com");
+	snprintf(m->items[0].sku, sizeof(m->items[0].sku), "SKU-1");
+	m->items[0].quantity = 2;
+	m->items_len = 1;
+	snprintf(m->payment.card_token, sizeof(m->payment.card_token), "tok_visa");
+	snprintf(m->shipping_address.name, sizeof(m->shipping_address.name), "Ada Lovelace");
+	snprintf(m->shipping_address.line1, sizeof(m->shipping_address.line1), "1 Analytical Way");
+	snprintf(m->shipping_address.city, sizeof(m->shipping_address.city), "London");
+	snprintf(m->shipping_address.postal_code, sizeof(m->shipping_address.postal_code), "N1 1AA");
+	snprintf(m->shipping_address.country, sizeof(m->shipping_address.country), "GB");
+}
+
+static void payment_authorized(struct ct_payment_authorized *m, const char *order_id)
+{
+	memset(m, 0, sizeof(*m));
+	snprintf(m->order_id, sizeof(m->order_id), "%s", order_id);
+	ids_uuid7(m->payment_id);
+	m->amount_cents = 1998;
+	snprintf(m->currency, sizeof(m->currency), "EUR");
+	m->attempts = 1;
+}
+
+static void order_cancelled(struct ct_order_cancelled *m, const char *order_id)
+{
+	memset(m, 0, sizeof(*m));
+	snprintf(m->order_id, sizeof(m->order_id), "%s", order_id);
+	snprintf(m->reason, sizeof(m->reason), "customer_cancelled");
+}
+
+static shop_status place(struct fixture *f, const char *order_id, int64_t now_ms)
+{
+	struct ct_order_placed m;
+	order_placed(&m, order_id);
+	return handle(f, shipping_handle_order_placed, &m, now_ms);
+}
+
+static shop_status pay(struct fixture *f, const char *order_id, int64_t now_ms)
+{
+	struct ct_payment_authorized m;
+	payment_authorized(&m, order_id);
+	return handle(f, shipping_handle_payment_authorized, &m, now_ms);
+}
+
+static shop_status cancel(struct fixture *f, const char *order_id, int64_t now_ms)
+{
+	struct ct_order_cancelled m;
+	order_cancelled(&m, order_id);
+	return handle(f, shipping_handle_order_cancelled, &m, now_ms);
+}
+
+static int64_t outbox_count(struct fixture *f, enum ct_message_id id)
+{
+	struct db_result *r = NULL;
+	assert_int_equal(db_query(f->db, "SELECT COUNT(*) FROM outbox WHERE subject = $1",
+				  DB_ARGS(ct_messages[id].subject), &r),
+			 SHOP_OK);
+	int64_t n = db_result_int(r, 0, 0);
+	db_result_free(r);
+	return n;
+}
+
+static int64_t outbox_total(struct fixture *f)
+{
+	struct db_result *r = NULL;
+	assert_int_equal(db_query(f->db, "SELECT COUNT(*) FROM outbox", DB_NOARGS, &r), SHOP_OK);
+	int64_t n = db_result_int(r, 0, 0);
+	db_result_free(r);
+	return n;
+}
+
+/* The data member of the last event of a kind, as parsed JSON (caller frees). */
+static cJSON *outbox_last_data(struct fixture *f, enum ct_message_id id, cJSON **ret_root)
+{
+	struct db_result *r = NULL;
+	assert_int_equal(db_query(f->db,
+				  "SELECT payload FROM outbox WHERE subject = $1 ORDER BY id DESC",
+				  DB_ARGS(ct_messages[id].subject), &r),
+			 SHOP_OK);
+	assert_true(db_result_rows(r) > 0);
+	cJSON *root = cJSON_Parse(db_result_text(r, 0, 0));
+	db_result_free(r);
+	assert_non_null(root);
+	*ret_root = root;
+	return cJSON_GetObjectItemCaseSensitive(root, "data");
+}
+
+static enum shipping_state shipment_state(struct fixture *f, const char *order_id)
+{
+	struct shipping_shipment s;
+	shop_status st = shipping_store_shipment_get(f->db, order_id, &s);
+	if (st == SHOP_E_NOT_FOUND)
+		return SHIPPING_STATE_NONE;
+	assert_int_equal(st, SHOP_OK);
+	return s.state;
+}
+
+static struct shipping_dispatch_report dispatch_at(struct fixture *f, int64_t now_ms)
+{
+	struct shipping_dispatch_report rep = { 99, 99 };
+	assert_int_equal(shipping_dispatch_due(f->svc, f->db, now_ms, &rep), SHOP_OK);
+	return rep;
+}
+
+/* ---- scheduling ---------------------------------------------------------- */
+
+static void payment_before_the_address_is_not_ready_and_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	ids_uuid7(order);
+	assert_int_equal(pay(f, order, f->t0), SHOP_E_NOT_READY);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_NONE);
+	assert_int_equal(outbox_total(f), 0);
+
+	/* Once OrderPlaced is in, the redelivered payment schedules. */
+	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+	assert_int_equal(pay(f, order, f->t0 + 5), SHOP_OK);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_SCHEDULED);
+}
+
+static void payment_schedules_a_shipment_due_after_the_configured_delay(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	ids_uuid7(order);
+	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+	assert_int_equal(pay(f, order, f->t0), SHOP_OK);
+
+	struct shipping_shipment s;
+	assert_int_equal(shipping_store_shipment_get(f->db, order, &s), SHOP_OK);
+	assert_int_equal(s.state, SHIPPING_STATE_SCHEDULED);
+	assert_true(s.dispatch_at_ms == f->t0 + TEST_DELAY_MS);
+	assert_true(ids_uuid_valid(s.shipment_id));
+	assert_string_equal(s.correlation_id, "test-correlation");
+
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_SCHEDULED), 1);
+	cJSON *root = NULL;
+	cJSON *data = outbox_last_data(f, CT_MSG_SHIPMENT_SCHEDULED, &root);
+	char due[CLOCK_RFC3339_SIZE];
+	clock_rfc3339(f->t0 + TEST_DELAY_MS, due);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "dispatch_at")->valuestring, due);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "order_id")->valuestring, order);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "shipment_id")->valuestring,
+			    s.shipment_id);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "subject")->valuestring, order);
+	cJSON_Delete(root);
+}
+
+static void a_second_payment_authorization_schedules_nothing_more(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	ids_uuid7(order);
+	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+	assert_int_equal(pay(f, order, f->t0), SHOP_OK);
+	struct shipping_shipment first;
+	assert_int_equal(shipping_store_shipment_get(f->db, order, &first), SHOP_OK);
+
+	assert_int_equal(pay(f, order, f->t0 + 1000), SHOP_OK);
+	struct shipping_shipment again;
+	assert_int_equal(shipping_store_shipment_get(f->db, order, &again), SHOP_OK);
+	assert_string_equal(first.shipment_id, again.shipment_id);
+	assert_true(first.dispatch_at_ms == again.dispatch_at_ms);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_SCHEDULED), 1);
+}
+
+static void a_second_order_placed_keeps_the_first_address(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	ids_uuid7(order);
+	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+	struct ct_order_placed m;
+	order_placed(&m, order);
+	snprintf(m.shipping_address.city, sizeof(m.shipping_address.city), "Paris");
+	assert_int_equal(handle(f, shipping_handle_order_placed, &m, f->t0 + 1), SHOP_OK);
+
+	struct db_result *r = NULL;
+	assert_int_equal(db_query(f->db, "SELECT city FROM addresses WHERE order_id = $1",
+				  DB_ARGS(order), &r),
+			 SHOP_OK);
+	assert_int_equal(db_result_rows(r), 1);
+	assert_string_equal(db_result_text(r, 0, 0), "London");
+	db_result_free(r);
+}
+
+/* ---- cancelling ---------------------------------------------------------- */
+
+static void cancellation_before_payment_prevents_the_shipment(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	ids_uuid7(order);
+	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+	assert_int_equal(cancel(f, order, f->t0 + 1), SHOP_OK);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_VOIDED);
+
+	assert_int_equal(pay(f, order, f->t0 + 2), SHOP_OK);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_VOIDED);
+	assert_int_equal(outbox_total(f), 0);
+	assert_int_equal(dispatch_at(f, f->t0 + 10 * TEST_DELAY_MS).due, 0);
+}
+
+static void cancellation_before_the_address_also_prevents_the_shipment(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	ids_uuid7(order);
+	/* Nothing about the order has arrived yet; the payment need not wait
+	 * for an address it will never use. */
+	assert_int_equal(cancel(f, order, f->t0), SHOP_OK);
+	assert_int_equal(pay(f, order, f->t0 + 1), SHOP_OK);
+	assert_int_equal(place(f, order, f->t0 + 2), SHOP_OK);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_VOIDED);
+	assert_int_equal(outbox_total(f), 0);
+}
+
+static void cancellation_of_a_scheduled_shipment_cancels_it_once(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	ids_uuid7(order);
+	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+	assert_int_equal(pay(f, order, f->t0), SHOP_OK);
+	assert_int_equal(cancel(f, order, f->t0 + 1), SHOP_OK);
+	assert_int_equal(cancel(f, order, f->t0 + 2), SHOP_OK);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_CANCELLED);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_CANCELLED), 1);
+
+	/* A cancelled shipment is never dispatched. */
+	struct shipping_dispatch_report rep = dispatch_at(f, f->t0 + 10 * TEST_DELAY_MS);
+	assert_int_equal(rep.due, 0);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_DISPATCHED), 0);
+}
+
+static void cancellation_after_dispatch_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	ids_uuid7(order);
+	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+	assert_int_equal(pay(f, order, f->t0), SHOP_OK);
+	assert_int_equal(dispatch_at(f, f->t0 + TEST_DELAY_MS).dispatched, 1);
+	int64_t before = outbox_total(f);
+
+	assert_int_equal(cancel(f, order, f->t0 + TEST_DELAY_MS + 1), SHOP_OK);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_DISPATCHED);
+	assert_int_equal(outbox_total(f), before);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_CANCELLED), 0);
+}
+
+/* ---- dispatching --------------------------------------------------------- */
+
+static void dispatcher_picks_only_due_shipments(void **state)
+{
+	struct fixture *f = *state;
+	char early[IDS_UUID_SIZE], late[IDS_UUID_SIZE];
+	ids_uuid7(early);
+	ids_uuid7(late);
+	assert_int_equal(place(f, early, f->t0), SHOP_OK);
+	assert_int_equal(place(f, late, f->t0), SHOP_OK);
+	assert_int_equal(pay(f, early, f->t0), SHOP_OK);
+	assert_int_equal(pay(f, late, f->t0 + 1000), SHOP_OK);
+
+	struct shipping_dispatch_report rep = dispatch_at(f, f->t0 + TEST_DELAY_MS - 1);
+	assert_int_equal(rep.due, 0);
+	assert_int_equal(rep.dispatched, 0);
+
+	rep = dispatch_at(f, f->t0 + TEST_DELAY_MS);
+	assert_int_equal(rep.due, 1);
+	assert_int_equal(rep.dispatched, 1);
+	assert_int_equal(shipment_state(f, early), SHIPPING_STATE_DISPATCHED);
+	assert_int_equal(shipment_state(f, late), SHIPPING_STATE_SCHEDULED);
+
+	cJSON *root = NULL;
+	cJSON *data = outbox_last_data(f, CT_MSG_SHIPMENT_DISPATCHED, &root);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "order_id")->valuestring, early);
+	/* The timer-driven event stays in the order's correlation. */
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "correlationid")->valuestring,
+			    "test-correlation");
+	cJSON_Delete(root);
+
+	rep = dispatch_at(f, f->t0 + 1000 + TEST_DELAY_MS);
+	assert_int_equal(rep.dispatched, 1);
+	assert_int_equal(shipment_state(f, late), SHIPPING_STATE_DISPATCHED);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_DISPATCHED), 2);
+}
+
+static void a_second_dispatcher_run_dispatches_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	ids_uuid7(order);
+	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+	assert_int_equal(pay(f, order, f->t0), SHOP_OK);
+	assert_int_equal(dispatch_at(f, f->t0 + TEST_DELAY_MS).dispatched, 1);
+
+	struct shipping_dispatch_report rep = dispatch_at(f, f->t0 + 10 * TEST_DELAY_MS);
+	assert_int_equal(rep.due, 0);
+	assert_int_equal(rep.dispatched, 0);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_DISPATCHED), 1);
+}
+
+static void dispatcher_works_off_a_backlog_larger_than_one_batch(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = SHIPPING_DISPATCH_BATCH + 5 };
+	for (int i = 0; i < N; i++) {
+		char order[IDS_UUID_SIZE];
+		ids_uuid7(order);
+		assert_int_equal(place(f, order, f->t0), SHOP_OK);
+		/* Due in the past, so the wall-clock task finds them due. */
+		assert_int_equal(pay(f, order, f->t0 - 10 * TEST_DELAY_MS), SHOP_OK);
+	}
+	assert_int_equal(shipping_dispatcher_run(f->svc, f->db), SHOP_OK);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_DISPATCHED), N);
+	assert_int_equal(dispatch_at(f, INT64_MAX).due, 0);
+}
+
+static void scheduled_shipment_survives_a_restart_and_is_dispatched_once(void **state)
+{
+	struct fixture *f = *state; /* set up with a database that outlives a connection */
+	char order[IDS_UUID_SIZE];
+	ids_uuid7(order);
+	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+	assert_int_equal(pay(f, order, f->t0), SHOP_OK);
+	fixture_close(f); /* the process dies before the dispatch time */
+
+	fixture_open(f);
+	assert_int_equal(dispatch_at(f, f->t0 + 1).due, 0);
+	assert_int_equal(dispatch_at(f, f->t0 + TEST_DELAY_MS).dispatched, 1);
+	fixture_close(f); /* ... and again right after dispatching */
+
+	fixture_open(f);
+	assert_int_equal(dispatch_at(f, f->t0 + 10 * TEST_DELAY_MS).due, 0);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_DISPATCHED), 1);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_SCHEDULED), 1);
+}
+
+/* ---- through the runtime ------------------------------------------------- */
+
+/* A PaymentAuthorized envelope as the bus would deliver it. */
+static char *payment_envelope(const char *event_id, const char *order_id)
+{
+	struct evt_envelope env;
+	memset(&env, 0, sizeof(env));
+	snprintf(env.id, sizeof(env.id), "%s", event_id);
+	snprintf(env.source, sizeof(env.source), "/shop/payments");
+	snprintf(env.type, sizeof(env.type), "%s", ct_messages[CT_MSG_PAYMENT_AUTHORIZED].type);
+	clock_rfc3339(clock_now_ms(), env.time);
+	snprintf(env.subject, sizeof(env.subject), "%s", order_id);
+	snprintf(env.correlationid, sizeof(env.correlationid), "%s", order_id);
+	snprintf(env.causationid, sizeof(env.causationid), "%s", order_id);
+	ids_traceparent_new(env.traceparent);
+
+	char payment_id[IDS_UUID_SIZE];
+	ids_uuid7(payment_id);
+	cJSON *data = cJSON_CreateObject();
+	cJSON_AddStringToObject(data, "order_id", order_id);
+	cJSON_AddStringToObject(data, "payment_id", payment_id);
+	cJSON_AddNumberToObject(data, "amount_cents", 1998);
+	cJSON_AddStringToObject(data, "currency", "EUR");
+	cJSON_AddNumberToObject(data, "attempts", 1);
+	char *json = evt_envelope_encode(&env, data);
+	cJSON_Delete(data);
+	return json;
+}
+
+static void redelivered_payment_envelope_is_a_duplicate_and_schedules_once(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE], event[IDS_UUID_SIZE];
+	ids_uuid7(order);
+	ids_uuid7(event);
+	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+
+	char *json = payment_envelope(event, order);
+	char reason[256];
+	assert_int_equal(svc_handle_envelope(f->svc, f->db, "shipping", json, strlen(json), reason,
+					     sizeof(reason)),
+			 SHOP_OK);
+	assert_int_equal(svc_handle_envelope(f->svc, f->db, "shipping", json, strlen(json), reason,
+					     sizeof(reason)),
+			 SHOP_E_DUPLICATE);
+	free(json);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_SCHEDULED);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_SCHEDULED), 1);
+
+	/* The event the payment caused is part of the same conversation. */
+	cJSON *root = NULL;
+	outbox_last_data(f, CT_MSG_SHIPMENT_SCHEDULED, &root);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "causationid")->valuestring, event);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "correlationid")->valuestring,
+			    order);
+	cJSON_Delete(root);
+}
+
+int main(void)
+{
+	log_init(SHIPPING_SERVICE_NAME, LOG_LVL_WARN); /* keep the TAP output readable */
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(payment_before_the_address_is_not_ready_and_changes_nothing),
+		T(payment_schedules_a_shipment_due_after_the_configured_delay),
+		T(a_second_payment_authorization_schedules_nothing_more),
+		T(a_second_order_placed_keeps_the_first_address),
+		T(cancellation_before_payment_prevents_the_shipment),
+		T(cancellation_before_the_address_also_prevents_the_shipment),
+		T(cancellation_of_a_scheduled_shipment_cancels_it_once),
+		T(cancellation_after_dispatch_changes_nothing),
+		T(dispatcher_picks_only_due_shipments),
+		T(a_second_dispatcher_run_dispatches_nothing),
+		T(dispatcher_works_off_a_backlog_larger_than_one_batch),
+		cmocka_unit_test_setup_teardown(
+			scheduled_shipment_survives_a_restart_and_is_dispatched_once, setup_persistent,
+			teardown),
+		T(redelivered_payment_envelope_is_a_duplicate_and_schedules_once),
+		TEST_EXTRA_CASES
+	};
+#undef T
+	return cmocka_run_group_tests(tests, backend_group_setup, backend_group_teardown);
+}
