@@ -61,7 +61,8 @@ COMPONENT_TESTS := $(patsubst tests/component/%.c,$(BUILD)/tests/%,$(wildcard te
 
 all: $(BINS)
 
-$(GEN_CONTRACTS): tools/contractgen.py $(CONTRACT_FILES)
+# Grouped target (&:): one generator run makes both files, even under -j.
+$(GEN_CONTRACTS) &: tools/contractgen.py $(CONTRACT_FILES)
 	@mkdir -p $(GEN)
 	@echo "  GEN     contracts"
 	$(Q)python3 tools/contractgen.py contracts $(GEN)
@@ -131,6 +132,7 @@ component: $(COMPONENT_TESTS) all
 check: all $(UNIT_TESTS) $(COMPONENT_TESTS)
 	$(Q)tests/run-binaries.sh $(UNIT_TESTS)
 	$(Q)if [ -f tests/contracts/check_examples.py ]; then python3 tests/contracts/check_examples.py contracts; fi
+	$(Q)tools/lint.sh
 	$(Q)if [ -n "$(COMPONENT_TESTS)" ]; then tests/component/run.sh $(COMPONENT_TESTS); fi
 
 lint:

@@ -27,9 +27,9 @@ nats_pid=$!
 mkdir -p "$work/pg" && chown postgres "$work/pg"
 runuser -u postgres -- initdb -D "$work/pg" -A trust -U postgres >/dev/null 2>&1 || {
 	echo "not ok - component harness: initdb failed"; exit 1; }
-runuser -u postgres -- pg_ctl -D "$work/pg" -w -l "$work/pg.log" \
+runuser -u postgres -- pg_ctl -D "$work/pg" -w -l "$work/pg/pg.log" \
 	-o "-c listen_addresses=127.0.0.1 -p $SHOP_TEST_PG_PORT -k $work/pg -c fsync=off" start >/dev/null || {
-	cat "$work/pg.log"; echo "not ok - component harness: PostgreSQL did not start"; exit 1; }
+	cat "$work/pg/pg.log"; echo "not ok - component harness: PostgreSQL did not start"; exit 1; }
 pg_started=1
 psql -h 127.0.0.1 -p "$SHOP_TEST_PG_PORT" -U postgres -qc 'CREATE DATABASE shoptest' >/dev/null
 
