@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# System test cases, run by tests/system/run.sh in a container on the compose
+# network: they drive the real deployment with curl, read JSON with jq, and
+# inject raw events with shopctl. One TAP line per case.
+set -uo pipefail
+
+G=${GATEWAY:-http://gateway:8080}
+MON=${NATS_MONITOR:-http://nats:8222}
+SHOPCTL=${SHOPCTL:-/src/build/bin/shopctl}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+failed=0
+
+pass() { n=$((n + 1)); echo "ok $n - $1"; }
+fail() {
+	n=$((n + 1)); failed=$((failed + 1))
+	echo "not ok $n - $1"
+	shift
+	for line in "$@"; do echo "#   $line"; done
+}
+# check NAME COMMAND...: passes when COMMAND succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@"; then pass "$name"; else fail "$name" "failed: $*" "last body: $(head -c 600 "$tmp/body" 2>/dev/null)"; fi
+}
+
+# http METHOD PATH [BODY] [extra curl args...]: status in $code, body in $tmp/body, headers in $tmp/headers
+http() {
+	local method=$1 path=$2 body=${3-}
+	shift 3 2>/dev/null || shift $#
+	if [ -n "$body" ]; then
+		code=$(curl -s -o "$tmp/body" -D "$tmp/headers" -w '%{http_code}' -X "$method" \
+			-H 'Content-Type: application/json' --data-binary "$body" "$@" "$G$path")
+	else
+		code=$(curl -s -o "$tmp/body" -D "$tmp/headers" -w '%{http_code}' -X "$method" "$@" "$G$path")
+	fi
+}
+body() { jq -r "$1" "$tmp/body"; }
+header() { grep -i "^$1:" "$tmp/headers" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
+
+# order JSON with the given items JSON and card token
+order_json() {
+	local items=$1 card=${2:-tok_visa}
+	cat <<EOF
+{"customer_id":"cust-42","email":"ada@example.com","items":$items,
+ "payment":{"card_token":"$card"},
+ "shipping_address":{"name":"Ada Lovelace","line1":"12 Analytical St","city":"London","postal_code":"N1 7AA","country":"GB"}}
+EOF
+}
+
+place() { http POST /orders "$(order_json "$@")"; order_id=$(body .order_id); }
+wait_final() { http GET "/orders/$1?wait=30"; }
+status_of() { http GET "/orders/$1"; body .status; }
+available() { curl -s "$G/products" | jq -r --arg s "$1" '.products[] | select(.sku == $s) | .available'; }
+timeline_types() { jq -r '[.timeline[].type] | join(",")' "$tmp/body"; }
+count_type() { jq --arg t "$1" '[.timeline[] | select(.type == $t)] | length' "$tmp/body"; }
+# Wait until the order shows STATUS (up to ~20 s).
+wait_status() {
+	for _ in $(seq 1 200); do
+		[ "$(status_of "$1")" = "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+gateway_stream_msgs() {
+	curl -s "$MON/jsz?streams=true" | jq '[.account_details[].stream_detail[] | select(.name == "GATEWAY") | .state.messages] | add // 0'
+}
+
+# --- probes ------------------------------------------------------------------
+for s in gateway orders inventory payments shipping notifications; do
+	c=$(curl -s -o "$tmp/body" -w '%{http_code}' "http://$s:8080/readyz")
+	check "$s answers /readyz with 200 and names itself" test "$c" = 200 -a "$(body .service)" = "$s"
+done
+
+# --- catalogue ---------------------------------------------------------------
+http GET /products
+check "products lists the seeded catalogue" test "$code" = 200 -a "$(body '.products | length')" -ge 6
+check "the catalogue has a product with zero stock" test "$(body '[.products[] | select(.available == 0)] | length')" -ge 1
+check "products carry sku, name, price_cents, currency and available" \
+	test "$(body '[.products[] | has("sku") and has("name") and has("price_cents") and has("currency") and has("available")] | all')" = true
+
+# --- happy path ----------------------------------------------------------------
+before=$(available SKU-KEYBOARD)
+place '[{"sku":"SKU-KEYBOARD","quantity":2},{"sku":"SKU-MOUSE","quantity":1}]'
+check "POST /orders answers 202 with order_id and PENDING" test "$code" = 202 -a "$(body .status)" = PENDING -a -n "$order_id"
+check "POST /orders sets Location to the order" test "$(header Location)" = "/orders/$order_id"
+happy=$order_id
+wait_final "$happy"
+check "a paid order reaches SHIPPED" test "$(body .status)" = SHIPPED
+check "the shipped order is priced by inventory (2 x 8900 + 2900)" test "$(body .total_cents)" = 20700 -a "$(body .currency)" = EUR
+sources=$(jq -r '[.timeline[].source] | unique | join(",")' "$tmp/body")
+check "the timeline shows events from all five back-end services" \
+	test "$sources" = "inventory,notifications,orders,payments,shipping"
+check "the timeline runs from OrderPlaced to OrderShipped in order" \
+	test "$(jq -r '.timeline[0].type' "$tmp/body")" = OrderPlaced -a "$(jq -r '[.timeline[].type] | index("OrderShipped") > index("PaymentAuthorized")' "$tmp/body")" = true
+check "stock for the shipped order stays taken" test "$(available SKU-KEYBOARD)" = $((before - 2))
+
+# --- declined card ---------------------------------------------------------------
+before=$(available SKU-MOUSE)
+place '[{"sku":"SKU-MOUSE","quantity":3}]' tok_declined
+wait_final "$order_id"
+check "a declined card cancels the order with payment_declined" test "$(body .status)" = CANCELLED -a "$(body .reason)" = payment_declined
+check "a declined order's timeline shows PaymentDeclined and StockReleased" \
+	test "$(count_type PaymentDeclined)" = 1 -a "$(count_type StockReleased)" = 1
+sleep 0.5
+check "stock of a declined order is released" test "$(available SKU-MOUSE)" = "$before"
+
+# --- out of stock / unknown sku ------------------------------------------------
+place '[{"sku":"SKU-VINTAGE","quantity":1}]'
+wait_final "$order_id"
+check "an order for a product with no stock is CANCELLED out_of_stock" test "$(body .status)" = CANCELLED -a "$(body .reason)" = out_of_stock
+check "an out-of-stock order is never charged" test "$(count_type PaymentAuthorized)" = 0
+
+before=$(available SKU-CABLE)
+place '[{"sku":"SKU-CABLE","quantity":1},{"sku":"SKU-DOES-NOT-EXIST","quantity":1}]'
+wait_final "$order_id"
+check "an order with an unknown SKU is CANCELLED unknown_sku" test "$(body .status)" = CANCELLED -a "$(body .reason)" = unknown_sku
+check "an unknown-SKU order reserves and charges nothing" \
+	test "$(count_type StockReserved)" = 0 -a "$(count_type PaymentAuthorized)" = 0 -a "$(available SKU-CABLE)" = "$before"
+
+# --- flaky card ----------------------------------------------------------------
+place '[{"sku":"SKU-CABLE","quantity":1}]' tok_flaky
+wait_final "$order_id"
+check "a flaky card is retried with backoff and the order ships" test "$(body .status)" = SHIPPED
+check "a flaky card is charged exactly once" test "$(count_type PaymentAuthorized)" = 1
+
+# --- cancellation -----------------------------------------------------------------
+before=$(available SKU-HEADSET)
+place '[{"sku":"SKU-HEADSET","quantity":1}]'
+cancel_id=$order_id
+if wait_status "$cancel_id" PAID; then
+	http POST "/orders/$cancel_id/cancel" ""
+	check "cancelling a PAID order is accepted with 202" test "$code" = 202
+	wait_final "$cancel_id"
+	check "a cancelled order ends CANCELLED customer_cancelled" test "$(body .status)" = CANCELLED -a "$(body .reason)" = customer_cancelled
+	for _ in $(seq 1 50); do
+		http GET "/orders/$cancel_id"
+		[ "$(count_type PaymentRefunded)" = 1 ] && [ "$(count_type StockReleased)" = 1 ] && break
+		sleep 0.1
+	done
+	check "cancelling after payment refunds and releases stock" \
+		test "$(count_type PaymentRefunded)" = 1 -a "$(count_type StockReleased)" = 1 -a "$(available SKU-HEADSET)" = "$before"
+	check "a cancelled order is never shipped" test "$(count_type ShipmentDispatched)" = 0
+else
+	fail "cancelling a PAID order is accepted with 202" "order never reached PAID: $(cat "$tmp/body")"
+fi
+http POST "/orders/$happy/cancel" ""
+check "cancelling a SHIPPED order is refused with 409" test "$code" = 409 -a "$(body .error.code)" = conflict
+http POST "/orders/$cancel_id/cancel" ""
+check "cancelling a CANCELLED order is refused with 409" test "$code" = 409
+http POST "/orders/00000000-0000-7000-8000-000000000000/cancel" ""
+check "cancelling an unknown order is 404" test "$code" = 404
+
+# --- idempotency -----------------------------------------------------------------
+key="key-$(date +%s%N)"
+body1=$(order_json '[{"sku":"SKU-CABLE","quantity":2}]')
+http POST /orders "$body1" -H "Idempotency-Key: $key"
+first=$(body .order_id); first_code=$code
+http POST /orders "$body1" -H "Idempotency-Key: $key"
+check "the same Idempotency-Key and body replay the original response" \
+	test "$first_code" = 202 -a "$code" = 202 -a "$(body .order_id)" = "$first" -a "$(header Idempotent-Replayed)" = true
+http POST /orders "$(order_json '[{"sku":"SKU-CABLE","quantity":3}]')" -H "Idempotency-Key: $key"
+check "the same Idempotency-Key with another body is refused with 422" test "$code" = 422 -a "$(body .error.code)" = idempotency_key_reused
+key="race-$(date +%s%N)"
+for i in $(seq 1 8); do
+	curl -s -H 'Content-Type: application/json' -H "Idempotency-Key: $key" --data-binary "$body1" "$G/orders" >"$tmp/race.$i" &
+done
+wait
+check "eight concurrent requests with one Idempotency-Key create one order" \
+	test "$(cat "$tmp"/race.* | jq -r .order_id | sort -u | wc -l)" = 1
+
+# --- bad input ---------------------------------------------------------------------
+msgs_before=$(gateway_stream_msgs)
+http POST /orders '{"customer_id": "x", "items": [' ; check "malformed JSON is 400" test "$code" = 400 -a "$(body .error.code)" = malformed_json
+http POST /orders '{}'
+check "an empty order is 422 naming every missing field" \
+	test "$code" = 422 -a "$(body '[.error.details[].field] | sort | join(",")')" = "/customer_id,/email,/items,/payment,/shipping_address"
+http POST /orders "$(order_json '[{"sku":"SKU-CABLE","quantity":0}]')"
+check "quantity 0 is 422 at /items/0/quantity" test "$code" = 422 -a "$(body '.error.details[0].field')" = /items/0/quantity
+http POST /orders "$(order_json '[{"sku":"SKU-CABLE","quantity":1001}]')"
+check "quantity 1001 is 422" test "$code" = 422 -a "$(body '.error.details[0].field')" = /items/0/quantity
+many=$(jq -cn '[range(51) | {sku: "SKU-CABLE", quantity: 1}]')
+http POST /orders "$(order_json "$many")"
+check "51 items is 422 at /items" test "$code" = 422 -a "$(body '.error.details[0].field')" = /items
+http POST /orders "$(order_json '[{"sku":"SKU-CABLE","quantity":1}]' | jq -c '.email = "not-an-email"')"
+check "a bad email is 422 at /email" test "$code" = 422 -a "$(body '.error.details[0].field')" = /email
+http POST /orders "$(order_json '[{"sku":"SKU-CABLE","quantity":1}]' | jq -c --arg n "$(head -c 300 /dev/zero | tr '\0' a)" '.shipping_address.name = $n')"
+check "an oversized string is 422 at its path" test "$code" = 422 -a "$(body '.error.details[0].field')" = /shipping_address/name
+http POST /orders "$(order_json '[{"sku":"SKU-CABLE","quantity":"2"}]')"
+check "a quantity given as a string is 422" test "$code" = 422
+head -c 70000 /dev/zero | tr '\0' ' ' >"$tmp/big"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @"$tmp/big" "$G/orders")
+check "a body over 64 KiB is 413" test "$code" = 413 -a "$(body .error.code)" = payload_too_large
+http POST /orders "$(order_json '[{"sku":"SKU-CABLE","quantity":1}]')" -H 'Content-Type: text/plain'
+check "a wrong Content-Type is 415" test "$code" = 415
+http GET /orders/00000000-0000-7000-8000-000000000000
+check "an unknown order is 404" test "$code" = 404 -a "$(body .error.code)" = not_found
+http GET /orders/not-a-uuid
+check "a malformed order id is 404" test "$code" = 404
+http GET /nowhere
+check "an unknown route is 404" test "$code" = 404
+http DELETE /orders
+check "a wrong method is 405 with Allow" test "$code" = 405 -a "$(header Allow)" = POST
+http GET "/orders/$happy?wait=31"
+check "wait above 30 seconds is 400" test "$code" = 400
+check "errors share one shape with a details array" test "$(body '.error | has("code") and has("message") and (.details | type == "array")')" = true
+sleep 1.5
+check "bad input publishes no command" test "$(gateway_stream_msgs)" = "$msgs_before"
+
+# --- long poll -----------------------------------------------------------------
+place '[{"sku":"SKU-CABLE","quantity":1}]'
+start=$(date +%s%N)
+http GET "/orders/$order_id?wait=1"
+elapsed=$((($(date +%s%N) - start) / 1000000))
+check "wait=1 on an order in flight answers within about a second" test "$code" = 200 -a "$elapsed" -ge 900 -a "$elapsed" -lt 5000
+
+# --- duplicated and out-of-order events ------------------------------------------
+envelope() { # envelope TYPE SUBJECT DATA [ID]
+	local id=${4:-$(cat /proc/sys/kernel/random/uuid)}
+	jq -cn --arg id "$id" --arg type "$1" --arg subject "$2" --argjson data "$3" '{
+		specversion: "1.0", id: $id, source: "/shop/system-test", type: $type,
+		time: (now | todate), subject: $subject, datacontenttype: "application/json",
+		correlationid: $id, causationid: $id,
+		traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", data: $data}'
+}
+uuid() { cat /proc/sys/kernel/random/uuid; }
+addr='{"name":"Ada Lovelace","line1":"12 Analytical St","city":"London","postal_code":"N1 7AA","country":"GB"}'
+dup_order=$(uuid)
+before=$(available SKU-MONITOR)
+cmd=$(envelope shop.gateway.place_order.v1 "$dup_order" "{\"order_id\":\"$dup_order\",\"customer_id\":\"c\",\"email\":\"a@example.com\",\"items\":[{\"sku\":\"SKU-MONITOR\",\"quantity\":1}],\"payment\":{\"card_token\":\"tok_visa\"},\"shipping_address\":$addr}")
+# Two different Nats-Msg-Ids, so JetStream stores both: only the inbox can stop the second.
+echo "$cmd" | "$SHOPCTL" publish gateway.command.place_order.v1 "dup-a-$dup_order" >/dev/null
+echo "$cmd" | "$SHOPCTL" publish gateway.command.place_order.v1 "dup-b-$dup_order" >/dev/null
+wait_final "$dup_order"
+check "a command published twice with one CloudEvents id places one order" \
+	test "$(body .status)" = SHIPPED -a "$(count_type OrderPlaced)" = 1 -a "$(count_type StockReserved)" = 1 -a "$(count_type PaymentAuthorized)" = 1
+check "a duplicated command takes stock once" test "$(available SKU-MONITOR)" = $((before - 1))
+
+ooo=$(uuid)
+fake_pay=$(uuid)
+fake_ship=$(uuid)
+# The order's last events first, then the command that starts it.
+envelope shop.shipping.shipment_dispatched.v1 "$ooo" "{\"order_id\":\"$ooo\",\"shipment_id\":\"$fake_ship\"}" |
+	"$SHOPCTL" publish shipping.event.shipment_dispatched.v1 "ooo-1-$ooo" >/dev/null
+envelope shop.payments.payment_authorized.v1 "$ooo" "{\"order_id\":\"$ooo\",\"payment_id\":\"$fake_pay\",\"amount_cents\":2900,\"currency\":\"EUR\",\"attempts\":1}" |
+	"$SHOPCTL" publish payments.event.payment_authorized.v1 "ooo-2-$ooo" >/dev/null
+envelope shop.gateway.place_order.v1 "$ooo" "{\"order_id\":\"$ooo\",\"customer_id\":\"c\",\"email\":\"a@example.com\",\"items\":[{\"sku\":\"SKU-MOUSE\",\"quantity\":1}],\"payment\":{\"card_token\":\"tok_visa\"},\"shipping_address\":$addr}" |
+	"$SHOPCTL" publish gateway.command.place_order.v1 "ooo-3-$ooo" >/dev/null
+wait_final "$ooo"
+check "events delivered before the ones they follow still end in a legal final state" \
+	test "$(body .status)" = SHIPPED
+check "an out-of-order order passed through its states in order" \
+	test "$(jq -r '[.timeline[] | select(.source == "orders") | .type] | join(",")' "$tmp/body")" = "OrderPlaced,OrderReserved,OrderPaid,OrderShipped"
+
+echo "# system cases: $((n - failed)) passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# System tests: bring the real compose deployment up (as project "shoptest",
+# publishing no host ports), run tests/system/cases.sh in a container on its
+# network, and take everything down again, volumes included.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+export COMPOSE_PROJECT_NAME=shoptest
+# Ephemeral loopback ports: never collide with a user's running stack.
+export SHOP_HTTP_PUBLISH=127.0.0.1:0 SHOP_NATS_MONITOR_PUBLISH=127.0.0.1:0
+# Long enough to cancel a PAID order before it ships (the cancel test).
+export SHOP_DISPATCH_DELAY_MS=${SHOP_DISPATCH_DELAY_MS:-4000}
+export SHOP_ORDER_DEADLINE_MS=${SHOP_ORDER_DEADLINE_MS:-60000}
+compose=(docker compose -f docker-compose.yml)
+logs=build/system-logs
+mkdir -p "$logs"
+
+down() { "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1; }
+down
+echo "# building images and starting the deployment"
+if ! "${compose[@]}" build -q >"$logs/build.log" 2>&1; then
+	tail -40 "$logs/build.log"
+	echo "not ok - compose images build"
+	exit 1
+fi
+docker build -q -t shop-build --target build -f infra/docker/Dockerfile . >/dev/null || {
+	echo "not ok - test runner image builds"; exit 1; }
+if ! "${compose[@]}" up -d --wait --wait-timeout 180 >"$logs/up.log" 2>&1; then
+	cat "$logs/up.log"
+	"${compose[@]}" ps
+	"${compose[@]}" logs --no-color --tail 50
+	echo "not ok - compose deployment becomes healthy"
+	down
+	exit 1
+fi
+echo "ok - compose deployment becomes healthy"
+
+docker run --rm --network shoptest_default \
+	-v "$PWD/tests/system:/tests:ro" \
+	-e GATEWAY=http://gateway:8080 -e SHOP_NATS_URL=nats://nats:4222 -e NATS_MONITOR=http://nats:8222 \
+	-e SHOP_DISPATCH_DELAY_MS \
+	shop-build bash /tests/cases.sh
+rc=$?
+"${compose[@]}" logs --no-color >"$logs/services.log" 2>&1
+if [ "$rc" -ne 0 ]; then
+	echo "# service logs (last lines; all in $logs/services.log):"
+	tail -60 "$logs/services.log" | sed 's/^/# /'
+fi
+down
+exit $rc
