@@ -232,7 +232,11 @@ static void gateway_order_create(struct svc *svc, const struct web_request *req,
 		goto out;
 	}
 
-	canonical = cJSON_PrintUnformatted(json);
+	/* Re-encoded from the parsed request: the schema fixes the field order,
+	 * so a replay matches whatever the spacing or key order of its body. */
+	cJSON *encoded = ct_place_order_request_encode(request);
+	canonical = cJSON_PrintUnformatted(encoded);
+	cJSON_Delete(encoded);
 	c.request = request;
 	c.idem_key = key;
 	c.canonical = canonical;
