@@ -103,17 +103,29 @@ shop_status bus_fetch(struct bus_consumer *c, size_t max, int64_t timeout_ms,
 	if (!bus_is_connected(c->bus))
 		return SHOP_E_UNAVAILABLE;
 
+	/* First take what is already waiting, up to max, without waiting. Only
+	 * when nothing is, wait for one message: nats.c keeps a waiting pull
+	 * request open until its whole batch is filled or it expires, so asking
+	 * for max while idle would hold the first message back for up to
+	 * timeout_ms. Under load the first request always has work. */
+	natsMsgList list = { 0 };
 	jsFetchRequest req;
 	jsFetchRequest_Init(&req);
 	req.Batch = (int)max;
-	req.Expires = timeout_ms * BUS_NS_PER_MS;
-	if (timeout_ms >= BUS_FETCH_HEARTBEAT_MIN_WAIT_MS) {
-		int64_t hb = timeout_ms / 4;
-		req.Heartbeat = (hb < BUS_FETCH_HEARTBEAT_MAX_MS ? hb : BUS_FETCH_HEARTBEAT_MAX_MS) *
-				BUS_NS_PER_MS;
-	}
-	natsMsgList list = { 0 };
+	req.NoWait = true;
 	natsStatus s = natsSubscription_FetchRequest(&list, c->sub, &req);
+	if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND || (s == NATS_OK && list.Count == 0)) {
+		natsMsgList_Destroy(&list);
+		jsFetchRequest_Init(&req);
+		req.Batch = 1;
+		req.Expires = timeout_ms * BUS_NS_PER_MS;
+		if (timeout_ms >= BUS_FETCH_HEARTBEAT_MIN_WAIT_MS) {
+			int64_t hb = timeout_ms / 4;
+			req.Heartbeat = (hb < BUS_FETCH_HEARTBEAT_MAX_MS ? hb : BUS_FETCH_HEARTBEAT_MAX_MS) *
+					BUS_NS_PER_MS;
+		}
+		s = natsSubscription_FetchRequest(&list, c->sub, &req);
+	}
 	/* nats.c returns NATS_OK whenever it collected messages; an expired
 	 * pull request with none is the normal empty answer. */
 	if (s != NATS_OK) {
