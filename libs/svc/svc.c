@@ -534,15 +534,29 @@ out:
 	return st;
 }
 
-static void svc_relay_purge(struct svc *svc, struct db *db, int64_t retention_ms)
+shop_status svc_purge(struct db *db, int64_t now_ms, int64_t outbox_retention_ms,
+		      int64_t *ret_outbox_purged, int64_t *ret_inbox_purged)
 {
-	int64_t now = clock_now_ms();
 	int64_t outbox_purged = 0, inbox_purged = 0;
-	db_exec(db, "DELETE FROM outbox WHERE published_at_ms IS NOT NULL AND published_at_ms < $1",
-		DB_ARGS(DB_I64(now - retention_ms)), &outbox_purged);
-	db_exec(db, "DELETE FROM inbox WHERE received_at_ms < $1",
-		DB_ARGS(DB_I64(now - SVC_INBOX_RETENTION_MS)), &inbox_purged);
-	if (outbox_purged || inbox_purged)
+	shop_status st = db_exec(db, "DELETE FROM outbox WHERE published_at_ms IS NOT NULL "
+				     "AND published_at_ms < $1",
+				 DB_ARGS(DB_I64(now_ms - outbox_retention_ms)), &outbox_purged);
+	if (st == SHOP_OK)
+		st = db_exec(db, "DELETE FROM inbox WHERE received_at_ms < $1",
+			     DB_ARGS(DB_I64(now_ms - SVC_INBOX_RETENTION_MS)), &inbox_purged);
+	if (ret_outbox_purged)
+		*ret_outbox_purged = outbox_purged;
+	if (ret_inbox_purged)
+		*ret_inbox_purged = inbox_purged;
+	return st;
+}
+
+static void svc_relay_purge(struct db *db, int64_t retention_ms)
+{
+	int64_t outbox_purged = 0, inbox_purged = 0;
+	if (svc_purge(db, clock_now_ms(), retention_ms, &outbox_purged, &inbox_purged) != SHOP_OK)
+		log_warn(NULL, "purging the outbox and inbox: %s", db_last_error(db));
+	else if (outbox_purged || inbox_purged)
 		log_info(NULL, "purged %lld published outbox rows and %lld inbox records",
 			 (long long)outbox_purged, (long long)inbox_purged);
 }
@@ -569,7 +583,7 @@ static void *svc_relay_main(void *arg)
 			continue;
 		}
 		if (clock_mono_ms() - last_purge >= SVC_PURGE_INTERVAL_MS) {
-			svc_relay_purge(svc, db, retention_ms);
+			svc_relay_purge(db, retention_ms);
 			last_purge = clock_mono_ms();
 		}
 		if (rows == SVC_RELAY_BATCH)

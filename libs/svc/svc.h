@@ -134,6 +134,13 @@ shop_status svc_migrate(const struct svc_spec *spec, struct db *db);
 shop_status svc_handle_envelope(struct svc *svc, struct db *db, const char *consumer,
 				const char *json, size_t len, char *ret_reason, size_t reason_size);
 
+/* Deletes outbox rows published before now_ms - outbox_retention_ms (never
+ * an unpublished one, however old) and inbox records received before
+ * now_ms - SVC_INBOX_RETENTION_MS. The relay calls it every
+ * SVC_PURGE_INTERVAL_MS; the counts may be NULL. */
+shop_status svc_purge(struct db *db, int64_t now_ms, int64_t outbox_retention_ms,
+		      int64_t *ret_outbox_purged, int64_t *ret_inbox_purged);
+
 /* The settle decision for a handler outcome, exposed for unit tests. */
 enum svc_settle { SVC_ACK, SVC_RETRY, SVC_DEAD_LETTER };
 enum svc_settle svc_settle_decide(shop_status st, uint64_t deliveries);

@@ -249,6 +249,36 @@ static void emitting_data_that_breaks_the_contract_is_refused_and_rolled_back(vo
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 0);
 }
 
+static void purge_drops_old_published_rows_and_old_inbox_records_only(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t now = 1000000000000, keep = 3600000;
+	/* published long ago, published recently, never published (and older
+	 * than everything: an unpublished row is never purged) */
+	const char *rows =
+		"INSERT INTO outbox (event_id, subject, payload, created_at_ms, published_at_ms) VALUES "
+		"('e-old', 's', '{}', 1, $1), ('e-new', 's', '{}', 1, $2), ('e-unsent', 's', '{}', 0, NULL)";
+	assert_int_equal(db_exec(f->db, rows, DB_ARGS(DB_I64(now - keep - 1), DB_I64(now - keep)), NULL),
+			 SHOP_OK);
+	const char *inbox = "INSERT INTO inbox (consumer, event_id, received_at_ms) VALUES "
+			    "('c', 'i-old', $1), ('c', 'i-new', $2)";
+	assert_int_equal(db_exec(f->db, inbox,
+				 DB_ARGS(DB_I64(now - SVC_INBOX_RETENTION_MS - 1),
+					 DB_I64(now - SVC_INBOX_RETENTION_MS)),
+				 NULL),
+			 SHOP_OK);
+
+	int64_t outbox_purged = -1, inbox_purged = -1;
+	assert_int_equal(svc_purge(f->db, now, keep, &outbox_purged, &inbox_purged), SHOP_OK);
+	assert_int_equal(outbox_purged, 1);
+	assert_int_equal(inbox_purged, 1);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE event_id = 'e-old'"), 0);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE event_id IN ('e-new', 'e-unsent')"), 2);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox WHERE event_id = 'i-new'"), 1);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 1);
+
+}
+
 static void settle_table_acks_retries_and_dead_letters(void **state)
 {
 	assert_int_equal(svc_settle_decide(SHOP_OK, 1), SVC_ACK);
@@ -335,6 +365,8 @@ int main(void)
 			emitting_data_that_breaks_the_contract_is_refused_and_rolled_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(emitting_another_services_event_is_refused, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(purge_drops_old_published_rows_and_old_inbox_records_only,
+						setup, teardown),
 		cmocka_unit_test(settle_table_acks_retries_and_dead_letters),
 		cmocka_unit_test(retry_delay_doubles_from_the_base_up_to_the_cap),
 		cmocka_unit_test(envelope_round_trips_through_encode_and_parse),
