@@ -38,6 +38,8 @@
 #define SVC_STARTUP_RETRY_MS 1000
 /* Pause after a fetch failed (broker gone): the client reconnects meanwhile. */
 #define SVC_FETCH_ERROR_PAUSE_MS 500
+/* Redelivery delay of messages handed back while the database is down. */
+#define SVC_DB_DOWN_REDELIVERY_MS 1000
 /* Longest reason text carried into a dead-letter header. */
 #define SVC_REASON_MAX 512
 
@@ -422,6 +424,19 @@ static struct db *svc_db_open_retrying(struct svc *svc)
 	return NULL;
 }
 
+/* While our own database is down, fetching would only spend deliveries: a
+ * message that failed for that reason MaxDeliver times would be dead-lettered
+ * though nothing is wrong with it. So the consumer stops fetching until the
+ * database answers again, however long that takes. */
+static void svc_wait_for_db(struct svc *svc, struct db *db)
+{
+	log_warn(NULL, "database unreachable: %s; consuming paused", db_last_error(db));
+	while (!svc_stopping(svc) && db_ping(db) != SHOP_OK)
+		svc_pause(svc, SVC_STARTUP_RETRY_MS);
+	if (!svc_stopping(svc))
+		log_info(NULL, "database reachable again; consuming resumed");
+}
+
 static void *svc_consumer_main(void *arg)
 {
 	struct svc_consumer_thread *ct = arg;
@@ -453,14 +468,26 @@ static void *svc_consumer_main(void *arg)
 			svc_pause(svc, SVC_FETCH_ERROR_PAUSE_MS);
 			continue;
 		}
+		bool db_down = false;
 		for (size_t i = 0; i < n; i++) {
+			if (db_down) { /* not its fault: back when the database is */
+				bus_msg_nak(msgs[i], SVC_DB_DOWN_REDELIVERY_MS);
+				continue;
+			}
 			size_t len = 0;
 			const char *json = bus_msg_data(msgs[i], &len);
 			st = svc_handle(svc, db, cons->durable, bus_msg_subject(msgs[i]), json, len,
 					reason, sizeof(reason));
+			if (st == SHOP_E_UNAVAILABLE && db_ping(db) != SHOP_OK) {
+				db_down = true;
+				bus_msg_nak(msgs[i], SVC_DB_DOWN_REDELIVERY_MS);
+				continue;
+			}
 			svc_settle(svc, bc, msgs[i], st, reason);
 		}
 		bus_msgs_free(msgs, n);
+		if (db_down)
+			svc_wait_for_db(svc, db);
 	}
 	bus_consumer_close(bc);
 	db_close(db);

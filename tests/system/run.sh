@@ -39,8 +39,10 @@ docker run --rm --network shoptest_default \
 	-v "$PWD/tests/system:/tests:ro" \
 	-e GATEWAY=http://gateway:8080 -e SHOP_NATS_URL=nats://nats:4222 -e NATS_MONITOR=http://nats:8222 \
 	-e SHOP_DISPATCH_DELAY_MS \
-	shop-build bash /tests/cases.sh
-rc=$?
+	shop-build bash /tests/cases.sh | tee "$logs/cases.tap"
+rc=${PIPESTATUS[0]}
+# Then the cases that kill containers, numbered on from the ones above.
+tests/system/recovery.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" || rc=1
 "${compose[@]}" logs --no-color >"$logs/services.log" 2>&1
 if [ "$rc" -ne 0 ]; then
 	echo "# service logs (last lines; all in $logs/services.log):"

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A small HTTP client for tests/system/recovery.sh, run in a container on the
+# compose network (the host may have neither curl nor jq):
+#   client.sh place N SKU     places N orders with tok_visa; prints their ids
+#   client.sh final ID...     waits for each to end; prints one line per order:
+#                             id status OrderPlaced PaymentAuthorized
+#                             ShipmentScheduled ShipmentDispatched (counts)
+#   client.sh status ID...    prints each order's current status
+#   client.sh deadletters     prints how many messages the dead-letter streams hold
+set -uo pipefail
+G=${GATEWAY:-http://gateway:8080}
+MON=${NATS_MONITOR:-http://nats:8222}
+# Placing an order is refused only by bad input; retry transport errors
+# (a gateway restarting) a few times rather than fail the whole case.
+CLIENT_ATTEMPTS=20
+
+place() {
+	local n=$1 sku=$2 body out
+	body=$(jq -cn --arg sku "$sku" '{customer_id: "recovery", email: "r@example.com",
+		items: [{sku: $sku, quantity: 1}], payment: {card_token: "tok_visa"},
+		shipping_address: {name: "R", line1: "1 Way", city: "Paris", postal_code: "75001", country: "FR"}}')
+	for i in $(seq 1 "$n"); do
+		# One key per order: a retried request can never create a second one.
+		local key="recovery-$(cat /proc/sys/kernel/random/uuid)" code=000
+		for _ in $(seq 1 $CLIENT_ATTEMPTS); do
+			code=$(curl -s -o /tmp/place.out -w '%{http_code}' -H 'Content-Type: application/json' \
+				-H "Idempotency-Key: $key" --data-binary "$body" "$G/orders")
+			[ "$code" = 202 ] && break
+			sleep 0.5
+		done
+		if [ "$code" != 202 ]; then
+			echo "order $i: HTTP $code $(cat /tmp/place.out 2>/dev/null)" >&2
+			return 1
+		fi
+		jq -r .order_id /tmp/place.out
+	done
+}
+
+final() {
+	for id in "$@"; do
+		curl -s "$G/orders/$id?wait=30" >/tmp/final.out
+		# The compensations and notifications may trail the terminal status;
+		# these counts are all written before it.
+		jq -r --arg id "$id" '[$id, (.status // "MISSING"),
+			([.timeline[]? | select(.type == "OrderPlaced")] | length),
+			([.timeline[]? | select(.type == "PaymentAuthorized")] | length),
+			([.timeline[]? | select(.type == "ShipmentScheduled")] | length),
+			([.timeline[]? | select(.type == "ShipmentDispatched")] | length)] | join(" ")' /tmp/final.out
+	done
+}
+
+status() {
+	for id in "$@"; do
+		curl -s "$G/orders/$id" | jq -r '.status // "MISSING"'
+	done
+}
+
+deadletters() {
+	curl -s "$MON/jsz?streams=true" |
+		jq '[.account_details[].stream_detail[] | select(.name | startswith("DEADLETTER")) | .state.messages] | add // 0'
+}
+
+cmd=$1
+shift
+"$cmd" "$@"
