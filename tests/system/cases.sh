@@ -137,6 +137,20 @@ check "an order with an unknown SKU is CANCELLED unknown_sku" test "$(body .stat
 check "an unknown-SKU order reserves and charges nothing" \
 	test "$(count_type StockReserved)" = 0 -a "$(count_type PaymentAuthorized)" = 0 -a "$(available SKU-CABLE)" = "$before"
 
+# --- never oversell: five concurrent orders for the last three lamps -------------
+limited=$(available SKU-LIMITED)
+for i in 1 2 3 4 5; do
+	curl -s -H 'Content-Type: application/json' --data-binary "$(order_json '[{"sku":"SKU-LIMITED","quantity":1}]')" \
+		"$G/orders" >"$tmp/lamp.$i" &
+done
+wait
+for i in 1 2 3 4 5; do
+	curl -s "$G/orders/$(jq -r .order_id "$tmp/lamp.$i")?wait=30" | jq -r '"\(.status) \(.reason // "")"'
+done | sort | uniq -c | awk '{$1 = $1; print}' >"$tmp/lamps"
+check "five concurrent orders for three lamps: three ship, two are out_of_stock" \
+	test "$limited" = 3 -a "$(cat "$tmp/lamps" | tr '\n' ,)" = "2 CANCELLED out_of_stock,3 SHIPPED,"
+check "the lamps are sold out, never oversold" wait_available SKU-LIMITED 0
+
 # --- flaky card ----------------------------------------------------------------
 place '[{"sku":"SKU-CABLE","quantity":1}]' tok_flaky
 wait_final "$order_id"
