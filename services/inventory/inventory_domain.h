@@ -40,7 +40,11 @@
 #define INVENTORY_REASON_MAX 32                /* bytes in a reason */
 #define INVENTORY_LINES_MAX 50                 /* lines in one order or event */
 #define INVENTORY_LINE_QUANTITY_MAX 1000       /* units in one line */
-#define INVENTORY_TOTAL_MAX_CENTS 100000000LL  /* largest amount an event can carry */
+/* Largest total an event can carry: $defs/amount_cents, 50 lines of 1000
+ * units at the unit price ceiling ($defs/cents), so a valid order at valid
+ * prices never exceeds it (inventory_handlers.c asserts it equals
+ * CT_AMOUNT_CENTS_MAX). */
+#define INVENTORY_TOTAL_MAX_CENTS 5000000000000LL
 
 /* Rejection reasons, as the contracts spell them. Unknown SKUs are reported
  * in preference to shortages: a SKU that does not exist is the customer's
@@ -95,8 +99,9 @@ shop_status inventory_lines_normalize(const struct inventory_line *in, size_t n,
 
 /* The order's total, sum of quantity * unit price. SHOP_E_LIMIT when it is
  * above INVENTORY_TOTAL_MAX_CENTS (no event could carry it; checked on
- * every step, so nothing overflows), SHOP_E_INVALID for a negative quantity
- * or price. */
+ * every step, so nothing overflows), which only a unit price above the
+ * contract's ceiling can cause; SHOP_E_INVALID for a negative quantity or
+ * price. */
 shop_status inventory_total_cents(const struct inventory_priced_line *lines, size_t n,
 				  int64_t *ret_total);
 

@@ -31,6 +31,14 @@ _Static_assert(CT_STOCK_RESERVED_LINES_MAX >= INVENTORY_LINES_MAX, "StockReserve
 _Static_assert(CT_STOCK_RELEASED_LINES_MAX >= INVENTORY_LINES_MAX, "StockReleased has room");
 _Static_assert(CT_STOCK_REJECTED_SKUS_MAX >= INVENTORY_LINES_MAX, "StockRejected has room");
 _Static_assert(CT_STOCK_LEVEL_CHANGED_NAME_MAX >= INVENTORY_NAME_MAX, "a product name fits");
+/* Every total inventory_total_cents lets through fits StockReserved, and it
+ * lets through every order the contracts allow at prices they allow. */
+_Static_assert(INVENTORY_TOTAL_MAX_CENTS == CT_AMOUNT_CENTS_MAX, "the contract's total ceiling");
+_Static_assert(CT_STOCK_RESERVED_TOTAL_CENTS_MAX >= INVENTORY_TOTAL_MAX_CENTS,
+	       "StockReserved carries any total");
+_Static_assert(INVENTORY_TOTAL_MAX_CENTS >=
+		       (int64_t)CT_ORDER_PLACED_ITEMS_MAX * CT_ORDER_LINE_QUANTITY_MAX * CT_CENTS_MAX,
+	       "the largest valid order at the highest valid price is not too large");
 
 /* Why a PaymentDeclined releases stock, in the words of OrderCancelled. */
 #define INVENTORY_RELEASE_REASON_DECLINED "payment_declined"
@@ -175,10 +183,12 @@ shop_status inventory_handle_order_placed(struct svc_tx *tx, const void *data)
 
 	st = inventory_reserve(tx->db, tx->now_ms, msg->order_id, lines, msg->items_len, res);
 	if (st == SHOP_E_LIMIT) {
-		/* No StockReserved could carry this total and no rejection reason
-		 * says "too large": the message goes to the dead letters, and the
-		 * order to its deadline. */
-		log_warn(&ids, "order total above %lld cents: not reservable",
+		/* Not reachable from a valid order at valid prices (see the
+		 * assertions at the top): only a catalogue price above the
+		 * contract's unit price ceiling gets here. No StockReserved could
+		 * carry the total and no rejection reason says "too large", so the
+		 * message goes to the dead letters, and the order to its deadline. */
+		log_warn(&ids, "order total above %lld cents: a unit price breaks the contract",
 			 (long long)INVENTORY_TOTAL_MAX_CENTS);
 		goto out;
 	}

@@ -135,6 +135,30 @@ static void total_above_what_an_event_carries_is_refused_without_overflow(void *
 	assert_int_equal(total, -1);
 }
 
+/* $defs/cents in contracts/schemas/common.v1.json: the highest unit price. */
+#define UNIT_PRICE_MAX_CENTS 100000000LL
+
+static void the_largest_valid_order_at_the_highest_valid_price_has_a_total(void **state)
+{
+	/* 50 lines of 1000 keyboards at 89.00 EUR: 4 450 000 EUR, above the
+	 * unit price ceiling, far below the total one. */
+	struct inventory_priced_line keyboards[INVENTORY_LINES_MAX];
+	struct inventory_priced_line dearest[INVENTORY_LINES_MAX];
+	for (size_t i = 0; i < INVENTORY_LINES_MAX; i++) {
+		keyboards[i] = priced("SKU-KEYBOARD", INVENTORY_LINE_QUANTITY_MAX, 8900);
+		dearest[i] = priced("SKU-A", INVENTORY_LINE_QUANTITY_MAX, UNIT_PRICE_MAX_CENTS);
+	}
+	int64_t total = -1;
+	assert_int_equal(inventory_total_cents(keyboards, INVENTORY_LINES_MAX, &total), SHOP_OK);
+	assert_int_equal(total, 445000000LL);
+	/* Every bound of the contract at once lands exactly on the ceiling. */
+	total = -1;
+	assert_int_equal(inventory_total_cents(dearest, INVENTORY_LINES_MAX, &total), SHOP_OK);
+	assert_int_equal(total, INVENTORY_TOTAL_MAX_CENTS);
+	assert_int_equal(INVENTORY_TOTAL_MAX_CENTS,
+			 INVENTORY_LINES_MAX * INVENTORY_LINE_QUANTITY_MAX * UNIT_PRICE_MAX_CENTS);
+}
+
 static void a_negative_price_or_quantity_is_invalid_in_a_total(void **state)
 {
 	struct inventory_priced_line price[] = { priced("SKU-A", 1, -1) };
@@ -240,6 +264,7 @@ int main(void)
 		cmocka_unit_test(too_many_lines_or_too_many_units_are_over_the_limit),
 		cmocka_unit_test(total_is_the_sum_of_quantity_times_unit_price),
 		cmocka_unit_test(total_above_what_an_event_carries_is_refused_without_overflow),
+		cmocka_unit_test(the_largest_valid_order_at_the_highest_valid_price_has_a_total),
 		cmocka_unit_test(a_negative_price_or_quantity_is_invalid_in_a_total),
 		cmocka_unit_test(split_keeps_every_line_within_the_limit_and_the_total_unchanged),
 		cmocka_unit_test(split_of_merged_lines_never_needs_more_lines_than_the_order_had),

@@ -449,17 +449,69 @@ static void merged_lines_above_one_lines_limit_travel_as_several_lines(void **st
 	cJSON_Delete(doc);
 }
 
-static void an_order_too_large_for_any_event_is_dead_lettered_and_holds_nothing(void **state)
+static void the_largest_order_is_reserved_with_a_total_above_any_unit_price(void **state)
 {
 	struct fixture *f = *state;
-	const char *skus[35];
-	int q[35];
-	for (int i = 0; i < 35; i++) {
+	/* 50 lines of 1000 keyboards at 89.00 EUR: a valid order whose total,
+	 * 4 450 000 EUR, is more than a unit price may be. It must get a real
+	 * answer, not the dead letters and a timeout. */
+	const char *skus[INVENTORY_LINES_MAX];
+	int q[INVENTORY_LINES_MAX];
+	for (size_t i = 0; i < INVENTORY_LINES_MAX; i++) {
+		skus[i] = "SKU-KEYBOARD";
+		q[i] = INVENTORY_LINE_QUANTITY_MAX;
+	}
+	const int64_t units = INVENTORY_LINES_MAX * INVENTORY_LINE_QUANTITY_MAX;
+	struct inventory_product p;
+	assert_int_equal(inventory_store_product_get(f->db, "SKU-KEYBOARD", &p), SHOP_OK);
+	const int64_t before = p.available;
+
+	assert_int_equal(place(f, INVENTORY_LINES_MAX, skus, q), SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJECT_RESERVED), 1);
+	assert_int_equal(outbox_count(f, SUBJECT_REJECTED), 0);
+	cJSON *doc = outbox_last(f, SUBJECT_RESERVED);
+	assert_int_equal((int64_t)data_of(doc, "total_cents")->valuedouble, 445000000LL);
+	const cJSON *lines = data_of(doc, "lines");
+	assert_int_equal(cJSON_GetArraySize(lines), INVENTORY_LINES_MAX);
+	/* What consumers will read: the event passes its contract. */
+	struct ct_stock_reserved ev;
+	struct ct_errors errs = { 0 };
+	assert_int_equal(ct_stock_reserved_parse(cJSON_GetObjectItemCaseSensitive(doc, "data"),
+						 &ev, &errs),
+			 SHOP_OK);
+	assert_int_equal(ev.total_cents, 445000000LL);
+	assert_int_equal(ev.lines_len, INVENTORY_LINES_MAX);
+	for (size_t i = 0; i < ev.lines_len; i++) {
+		assert_string_equal(ev.lines[i].sku, "SKU-KEYBOARD");
+		assert_int_equal(ev.lines[i].quantity, INVENTORY_LINE_QUANTITY_MAX);
+		assert_int_equal(ev.lines[i].unit_price_cents, 8900);
+	}
+	cJSON_Delete(doc);
+
+	assert_int_equal(inventory_store_product_get(f->db, "SKU-KEYBOARD", &p), SHOP_OK);
+	assert_int_equal(p.available, before - units);
+	enum inventory_status s;
+	assert_int_equal(inventory_store_reservation_status(f->db, f->order_id, &s), SHOP_OK);
+	assert_int_equal(s, INVENTORY_STATUS_RESERVED);
+}
+
+static void an_order_priced_beyond_the_contract_is_dead_lettered_and_holds_nothing(void **state)
+{
+	struct fixture *f = *state;
+	/* Only a price above the contract's ceiling, written by hand, can make
+	 * a valid order's total too large for any event. */
+	assert_int_equal(db_exec(f->db,
+				 "UPDATE products SET price_cents = 200000000 WHERE sku = 'SKU-MOUSE'",
+				 DB_NOARGS, NULL),
+			 SHOP_OK);
+	const char *skus[INVENTORY_LINES_MAX];
+	int q[INVENTORY_LINES_MAX];
+	for (size_t i = 0; i < INVENTORY_LINES_MAX; i++) {
 		skus[i] = "SKU-MOUSE";
-		q[i] = 1000;
+		q[i] = INVENTORY_LINE_QUANTITY_MAX;
 	}
 	int64_t before = outbox_total(f);
-	shop_status st = place(f, 35, skus, q);
+	shop_status st = place(f, INVENTORY_LINES_MAX, skus, q);
 	assert_int_equal(st, SHOP_E_LIMIT);
 	assert_int_equal(svc_settle_decide(st, 1), SVC_DEAD_LETTER);
 	assert_int_equal(outbox_total(f), before);
@@ -494,7 +546,8 @@ int main(void)
 		T(payment_declined_releases_the_reservation),
 		T(a_cancellation_that_overtakes_its_order_leaves_the_late_order_unreserved),
 		T(merged_lines_above_one_lines_limit_travel_as_several_lines),
-		T(an_order_too_large_for_any_event_is_dead_lettered_and_holds_nothing),
+		T(the_largest_order_is_reserved_with_a_total_above_any_unit_price),
+		T(an_order_priced_beyond_the_contract_is_dead_lettered_and_holds_nothing),
 		T(order_placed_breaking_its_contract_is_refused_before_the_handler),
 		TEST_EXTRA_CASES
 	};

@@ -419,16 +419,46 @@ static void invalid_lines_are_refused_and_change_nothing(void **state)
 	assert_int_equal(status_of(f, "order-1"), INVENTORY_STATUS_NONE);
 }
 
-static void an_order_too_expensive_for_an_event_holds_nothing(void **state)
+static void the_largest_order_is_reserved_though_its_total_exceeds_any_unit_price(void **state)
 {
 	struct fixture *f = *state;
-	/* 35 full lines of mice: 35000 * 29.00 EUR, above the 1 000 000 EUR an
-	 * event may carry. */
-	struct inventory_line l[35];
-	for (size_t i = 0; i < 35; i++)
+	/* 50 full lines of keyboards: 50000 * 89.00 EUR = 4 450 000 EUR, more
+	 * than a unit price may be but a total any event can carry. */
+	struct inventory_line l[INVENTORY_LINES_MAX];
+	for (size_t i = 0; i < INVENTORY_LINES_MAX; i++)
+		l[i] = line("SKU-KEYBOARD", INVENTORY_LINE_QUANTITY_MAX);
+	int64_t keyboard = available(f, "SKU-KEYBOARD");
+	const int64_t units = INVENTORY_LINES_MAX * INVENTORY_LINE_QUANTITY_MAX;
+
+	assert_int_equal(reserve(f, "order-1", l, INVENTORY_LINES_MAX), SHOP_OK);
+	assert_int_equal(f->res.outcome, INVENTORY_OUTCOME_RESERVED);
+	assert_int_equal(f->res.n_lines, 1);
+	assert_int_equal(f->res.lines[0].quantity, units);
+	assert_int_equal(f->res.lines[0].unit_price_cents, 8900);
+	assert_int_equal(f->res.total_cents, 445000000LL);
+	assert_int_equal(available(f, "SKU-KEYBOARD"), keyboard - units);
+	assert_int_equal(status_of(f, "order-1"), INVENTORY_STATUS_RESERVED);
+	assert_int_equal(count(f, "SELECT total_cents FROM reservations"), 445000000LL);
+	assert_invariant_holds(f);
+}
+
+static void a_price_beyond_the_contract_makes_a_total_too_large_and_holds_nothing(void **state)
+{
+	struct fixture *f = *state;
+	/* No valid order at valid prices reaches INVENTORY_TOTAL_MAX_CENTS; a
+	 * price above the contract's ceiling (2 000 000 EUR, written by hand:
+	 * StockLevelChanged could not announce it) makes 50000 mice do. */
+	assert_int_equal(db_begin(f->db), SHOP_OK);
+	assert_int_equal(db_exec(f->db,
+				 "UPDATE products SET price_cents = 200000000 WHERE sku = 'SKU-MOUSE'",
+				 DB_NOARGS, NULL),
+			 SHOP_OK);
+	assert_int_equal(db_commit(f->db), SHOP_OK);
+	struct inventory_line l[INVENTORY_LINES_MAX];
+	for (size_t i = 0; i < INVENTORY_LINES_MAX; i++)
 		l[i] = line("SKU-MOUSE", INVENTORY_LINE_QUANTITY_MAX);
 	int64_t mouse = available(f, "SKU-MOUSE");
-	assert_int_equal(reserve(f, "order-1", l, 35), SHOP_E_LIMIT);
+	assert_int_equal(reserve(f, "order-1", l, INVENTORY_LINES_MAX), SHOP_E_LIMIT);
 	assert_int_equal(available(f, "SKU-MOUSE"), mouse);
 	assert_int_equal(status_of(f, "order-1"), INVENTORY_STATUS_NONE);
 }
@@ -522,7 +552,8 @@ int main(void)
 		T(cancelling_a_rejected_order_changes_nothing),
 		T(stock_taken_between_check_and_update_rejects_and_gives_back),
 		T(invalid_lines_are_refused_and_change_nothing),
-		T(an_order_too_expensive_for_an_event_holds_nothing),
+		T(the_largest_order_is_reserved_though_its_total_exceeds_any_unit_price),
+		T(a_price_beyond_the_contract_makes_a_total_too_large_and_holds_nothing),
 		T(a_store_product_lookup_of_an_unknown_sku_is_not_found),
 		T(the_database_itself_refuses_negative_stock),
 		T(the_invariant_holds_after_a_random_mix_of_operations),

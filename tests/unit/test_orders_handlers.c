@@ -715,6 +715,41 @@ static void every_consumed_message_reaches_its_handler_through_the_routes(void *
 	assert_int_equal(orders_n_routes, 7);
 }
 
+static void a_total_above_any_unit_price_is_reserved_and_paid_through_the_routes(void **state)
+{
+	struct fixture *f = *state;
+	/* The largest order of keyboards: 50 lines of 1000 at 89.00 EUR, a
+	 * total above the unit price ceiling of the contracts. */
+	const int64_t total = INT64_C(50) * 1000 * 8900;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
+	struct ct_place_order *c = place_cmd(id);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, id, c), SHOP_OK);
+	free(c);
+
+	struct ct_stock_reserved reserved = { 0 };
+	snprintf(reserved.order_id, sizeof(reserved.order_id), "%s", id);
+	for (size_t i = 0; i < 50; i++) {
+		snprintf(reserved.lines[i].sku, sizeof(reserved.lines[i].sku), "SKU-KEYBOARD");
+		reserved.lines[i].quantity = 1000;
+		reserved.lines[i].unit_price_cents = 8900;
+	}
+	reserved.lines_len = 50;
+	reserved.total_cents = total;
+	snprintf(reserved.currency, sizeof(reserved.currency), "EUR");
+	assert_int_equal(deliver(f, CT_MSG_STOCK_RESERVED, id, &reserved), SHOP_OK);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_RESERVED);
+	assert_int_equal(order(f, id).total_cents, total);
+	cJSON *ev = outbox_last(f, SUBJ_RESERVED);
+	assert_int_equal((int64_t)data_num(ev, "total_cents"), total);
+	cJSON_Delete(ev);
+
+	struct ct_payment_authorized paid = payment_authorized(id, pay);
+	paid.amount_cents = total;
+	assert_int_equal(deliver(f, CT_MSG_PAYMENT_AUTHORIZED, id, &paid), SHOP_OK);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_PAID);
+	assert_int_equal(order(f, id).total_cents, total);
+}
+
 static void a_redelivered_message_is_a_duplicate_with_no_second_effect(void **state)
 {
 	struct fixture *f = *state;
@@ -768,6 +803,7 @@ int main(void)
 		T(the_sweeper_works_through_a_backlog_one_bounded_batch_per_run),
 		T(the_sweeper_task_is_wired_every_second),
 		T(every_consumed_message_reaches_its_handler_through_the_routes),
+		T(a_total_above_any_unit_price_is_reserved_and_paid_through_the_routes),
 		T(a_redelivered_message_is_a_duplicate_with_no_second_effect),
 		T(a_not_ready_message_leaves_no_inbox_record_so_its_redelivery_applies),
 	};

@@ -548,6 +548,74 @@ static void a_redelivered_reservation_through_the_runtime_charges_once(void **st
 	assert_int_equal(outbox_count(f), 1);
 }
 
+/* A StockReserved for the largest order of keyboards: 50 lines of 1000 at
+ * 89.00 EUR, a total above the unit price ceiling of the contracts. */
+#define LARGE_LINES 50
+#define LARGE_QUANTITY 1000
+#define LARGE_PRICE 8900
+#define LARGE_TOTAL ((int64_t)LARGE_LINES * LARGE_QUANTITY * LARGE_PRICE)
+
+static shop_status deliver_large_reservation(struct fixture *f)
+{
+	char reason[256] = "";
+	cJSON *data = cJSON_CreateObject();
+	cJSON_AddStringToObject(data, "order_id", f->order_id);
+	cJSON *lines = cJSON_AddArrayToObject(data, "lines");
+	for (int i = 0; i < LARGE_LINES; i++) {
+		cJSON *line = cJSON_CreateObject();
+		cJSON_AddStringToObject(line, "sku", "SKU-KEYBOARD");
+		cJSON_AddNumberToObject(line, "quantity", LARGE_QUANTITY);
+		cJSON_AddNumberToObject(line, "unit_price_cents", LARGE_PRICE);
+		cJSON_AddItemToArray(lines, line);
+	}
+	cJSON_AddNumberToObject(data, "total_cents", (double)LARGE_TOTAL);
+	cJSON_AddStringToObject(data, "currency", CURRENCY);
+	char *json = envelope_for(f, CT_MSG_STOCK_RESERVED, data);
+	shop_status st = svc_handle_envelope(f->svc, f->db, "payments", json, strlen(json), reason,
+					     sizeof(reason));
+	if (st != SHOP_OK)
+		print_message("delivery: %s (%s)\n", shop_status_name(st), reason);
+	free(json);
+	return st;
+}
+
+static void a_total_above_any_unit_price_is_authorized_and_refunded_in_full(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(deliver_large_reservation(f), SHOP_OK);
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_CHARGED);
+	assert_int_equal(row.amount_cents, LARGE_TOTAL);
+
+	assert_int_equal(order_cancelled(f), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_REFUNDED);
+
+	struct emitted e;
+	emitted_read(f, &e);
+	assert_int_equal(e.n, 2);
+	assert_string_equal(e.subject[0], "payments.event.payment_authorized.v1");
+	assert_int_equal(data_int(&e, 0, "amount_cents"), LARGE_TOTAL);
+	assert_string_equal(e.subject[1], "payments.event.payment_refunded.v1");
+	assert_int_equal(data_int(&e, 1, "amount_cents"), LARGE_TOTAL);
+	emitted_free(&e);
+}
+
+static void a_total_above_any_unit_price_is_declined_with_its_amount(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_DECLINED), SHOP_OK);
+	assert_int_equal(deliver_large_reservation(f), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_DECLINED);
+
+	struct emitted e;
+	emitted_read(f, &e);
+	assert_int_equal(e.n, 1);
+	assert_string_equal(e.subject[0], "payments.event.payment_declined.v1");
+	assert_int_equal(data_int(&e, 0, "amount_cents"), LARGE_TOTAL);
+	emitted_free(&e);
+}
+
 /* The same sagas on files, as deployed on SQLite: the handler's transaction
  * holds the service file's write lock while the provider commits to its own
  * file (on one file the provider would wait for the handler forever). */
@@ -581,6 +649,8 @@ int main(void)
 		T(order_cancelled_after_a_decline_changes_nothing),
 		T(a_failing_provider_rolls_back_and_leaves_the_intent_new),
 		T(a_redelivered_reservation_through_the_runtime_charges_once),
+		T(a_total_above_any_unit_price_is_authorized_and_refunded_in_full),
+		T(a_total_above_any_unit_price_is_declined_with_its_amount),
 		cmocka_unit_test_setup_teardown(on_sqlite_files_a_flaky_card_still_authorizes_once,
 						setup_files, teardown),
 		cmocka_unit_test_setup_teardown(on_sqlite_files_a_cancelled_charge_is_refunded,
