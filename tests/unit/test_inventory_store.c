@@ -21,31 +21,7 @@
 
 #define TEST_URL_MAX 1024
 
-/* tests/component/test_inventory_store_pg.c includes this file after defining
- * these for PostgreSQL, so every case below runs on both backends. */
-#ifndef TEST_BACKEND_DEFINED
-/* In-process SQLite, a fresh :memory: database per test. */
-static int backend_group_setup(void **state)
-{
-	return 0;
-}
-
-static int backend_group_teardown(void **state)
-{
-	return 0;
-}
-
-static void backend_url(char *out, size_t size, bool persistent)
-{
-	(void)persistent;
-	snprintf(out, size, "sqlite::memory:");
-}
-
-static void backend_release(const char *url)
-{
-	(void)url;
-}
-#endif
+#include "service_sqlite_backend.h"
 
 #ifndef TEST_EXTRA_CASES
 #define TEST_EXTRA_CASES

@@ -37,35 +37,7 @@
 #define TEST_DELAY_MS 2000
 #define TEST_URL_MAX 1024
 
-#ifndef TEST_BACKEND_DEFINED
-/* In-process SQLite: :memory: unless the test needs the database to outlive
- * a connection (a restart), then a file. */
-static int backend_group_setup(void **state)
-{
-	return 0;
-}
-
-static int backend_group_teardown(void **state)
-{
-	return 0;
-}
-
-static void backend_url(char *out, size_t size, bool persistent)
-{
-	static int seq;
-	if (persistent)
-		snprintf(out, size, "sqlite:/tmp/test_shipping_%ld_%d.db", (long)getpid(), ++seq);
-	else
-		snprintf(out, size, "sqlite::memory:");
-}
-
-static void backend_release(const char *url)
-{
-	const char *path = url + strlen("sqlite:");
-	if (strcmp(path, ":memory:") != 0)
-		unlink(path);
-}
-#endif
+#include "service_sqlite_backend.h"
 
 #ifndef TEST_EXTRA_CASES
 #define TEST_EXTRA_CASES
