@@ -59,15 +59,6 @@ enum inventory_cancel_action inventory_on_cancel(enum inventory_status status)
 	return INVENTORY_CANCEL_IGNORE;
 }
 
-shop_status inventory_copy_str(char *dst, size_t dst_size, const char *src)
-{
-	size_t len = strlen(src);
-	if (len >= dst_size)
-		return SHOP_E_LIMIT;
-	memcpy(dst, src, len + 1);
-	return SHOP_OK;
-}
-
 static int line_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct inventory_line *)a)->sku,

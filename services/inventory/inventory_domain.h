@@ -113,8 +113,4 @@ shop_status inventory_lines_split(const struct inventory_priced_line *in, size_t
 				  struct inventory_priced_line *out, size_t out_max,
 				  size_t *ret_n);
 
-/* Copies a NUL-terminated string into dst of size dst_size; SHOP_E_LIMIT
- * (dst untouched) when it would not fit. */
-shop_status inventory_copy_str(char *dst, size_t dst_size, const char *src);
-
 #endif

@@ -16,6 +16,7 @@
 #include "inventory.h"
 
 #include "core/log.h"
+#include "core/text.h"
 #include "core/xalloc.h"
 
 #include <inttypes.h>
@@ -75,9 +76,9 @@ static shop_status emit_levels(struct svc_tx *tx, const struct inventory_result 
 		const struct inventory_product *p = &res->levels[i];
 		struct ct_stock_level_changed ev;
 		memset(&ev, 0, sizeof(ev));
-		if (inventory_copy_str(ev.sku, sizeof(ev.sku), p->sku) != SHOP_OK ||
-		    inventory_copy_str(ev.name, sizeof(ev.name), p->name) != SHOP_OK ||
-		    inventory_copy_str(ev.currency, sizeof(ev.currency), p->currency) != SHOP_OK)
+		if (!TEXT_COPY(ev.sku, p->sku) ||
+		    !TEXT_COPY(ev.name, p->name) ||
+		    !TEXT_COPY(ev.currency, p->currency))
 			return SHOP_E_INTERNAL;
 		ev.price_cents = p->price_cents;
 		ev.available = p->available;
@@ -102,12 +103,11 @@ static shop_status emit_reserved(struct svc_tx *tx, const char *order_id,
 		return SHOP_E_INTERNAL;
 
 	memset(&ev, 0, sizeof(ev));
-	if (inventory_copy_str(ev.order_id, sizeof(ev.order_id), order_id) != SHOP_OK ||
-	    inventory_copy_str(ev.currency, sizeof(ev.currency), res->currency) != SHOP_OK)
+	if (!TEXT_COPY(ev.order_id, order_id) ||
+	    !TEXT_COPY(ev.currency, res->currency))
 		return SHOP_E_INTERNAL;
 	for (size_t i = 0; i < n; i++) {
-		if (inventory_copy_str(ev.lines[i].sku, sizeof(ev.lines[i].sku), lines[i].sku) !=
-		    SHOP_OK)
+		if (!TEXT_COPY(ev.lines[i].sku, lines[i].sku))
 			return SHOP_E_INTERNAL;
 		ev.lines[i].quantity = lines[i].quantity;
 		ev.lines[i].unit_price_cents = lines[i].unit_price_cents;
@@ -125,11 +125,11 @@ static shop_status emit_rejected(struct svc_tx *tx, const char *order_id,
 {
 	struct ct_stock_rejected ev;
 	memset(&ev, 0, sizeof(ev));
-	if (inventory_copy_str(ev.order_id, sizeof(ev.order_id), order_id) != SHOP_OK ||
-	    inventory_copy_str(ev.reason, sizeof(ev.reason), res->reason) != SHOP_OK)
+	if (!TEXT_COPY(ev.order_id, order_id) ||
+	    !TEXT_COPY(ev.reason, res->reason))
 		return SHOP_E_INTERNAL;
 	for (size_t i = 0; i < res->n_skus; i++) {
-		if (inventory_copy_str(ev.skus[i], sizeof(ev.skus[i]), res->skus[i]) != SHOP_OK)
+		if (!TEXT_COPY(ev.skus[i], res->skus[i]))
 			return SHOP_E_INTERNAL;
 	}
 	ev.skus_len = res->n_skus;
@@ -148,11 +148,10 @@ static shop_status emit_released(struct svc_tx *tx, const char *order_id,
 		return SHOP_E_INTERNAL;
 
 	memset(&ev, 0, sizeof(ev));
-	if (inventory_copy_str(ev.order_id, sizeof(ev.order_id), order_id) != SHOP_OK)
+	if (!TEXT_COPY(ev.order_id, order_id))
 		return SHOP_E_INTERNAL;
 	for (size_t i = 0; i < n; i++) {
-		if (inventory_copy_str(ev.lines[i].sku, sizeof(ev.lines[i].sku), lines[i].sku) !=
-		    SHOP_OK)
+		if (!TEXT_COPY(ev.lines[i].sku, lines[i].sku))
 			return SHOP_E_INTERNAL;
 		ev.lines[i].quantity = lines[i].quantity;
 	}
@@ -175,8 +174,7 @@ shop_status inventory_handle_order_placed(struct svc_tx *tx, const void *data)
 	if (msg->items_len > INVENTORY_LINES_MAX)
 		goto out;
 	for (size_t i = 0; i < msg->items_len; i++) {
-		if (inventory_copy_str(lines[i].sku, sizeof(lines[i].sku), msg->items[i].sku) !=
-		    SHOP_OK)
+		if (!TEXT_COPY(lines[i].sku, msg->items[i].sku))
 			goto out;
 		lines[i].quantity = msg->items[i].quantity;
 	}

@@ -21,6 +21,8 @@
  */
 #include "inventory.h"
 
+#include "core/text.h"
+
 #include <string.h>
 
 static void result_reset(struct inventory_result *r, enum inventory_outcome outcome)
@@ -43,7 +45,7 @@ static shop_status reject(struct db *db, int64_t now_ms, const char *order_id, c
 		return SHOP_OK;
 	}
 	res->outcome = INVENTORY_OUTCOME_REJECTED;
-	return inventory_copy_str(res->reason, sizeof(res->reason), reason);
+	return TEXT_COPY(res->reason, reason) ? SHOP_OK : SHOP_E_LIMIT;
 }
 
 static void add_sku(struct inventory_result *res, const char *sku)
@@ -51,7 +53,7 @@ static void add_sku(struct inventory_result *res, const char *sku)
 	/* Lines are at most INVENTORY_LINES_MAX, and skus has that many slots;
 	 * both strings are at most INVENTORY_SKU_MAX. */
 	if (res->n_skus < INVENTORY_LINES_MAX &&
-	    inventory_copy_str(res->skus[res->n_skus], sizeof(res->skus[0]), sku) == SHOP_OK)
+	    text_copy(res->skus[res->n_skus], sizeof(res->skus[0]), sku))
 		res->n_skus++;
 }
 
@@ -180,8 +182,8 @@ shop_status inventory_reserve(struct db *db, int64_t now_ms, const char *order_i
 		memcpy(sku, res->lines[missed].sku, sizeof(sku));
 		result_reset(res, INVENTORY_OUTCOME_REJECTED);
 		add_sku(res, sku);
-		return inventory_copy_str(res->reason, sizeof(res->reason),
-					  INVENTORY_REASON_OUT_OF_STOCK);
+		return TEXT_COPY(res->reason, INVENTORY_REASON_OUT_OF_STOCK) ? SHOP_OK
+									      : SHOP_E_LIMIT;
 	}
 
 	for (size_t i = 0; i < n; i++) {

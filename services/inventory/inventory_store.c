@@ -15,6 +15,8 @@
  */
 #include "inventory.h"
 
+#include "core/text.h"
+
 #include <string.h>
 
 #define PRODUCT_COLUMNS "sku, name, price_cents, currency, available, initial_stock, revision"
@@ -31,9 +33,9 @@ static shop_status product_from_row(const struct db_result *r, int row,
 
 	memset(&p, 0, sizeof(p));
 	if (!sku || !name || !currency ||
-	    inventory_copy_str(p.sku, sizeof(p.sku), sku) != SHOP_OK ||
-	    inventory_copy_str(p.name, sizeof(p.name), name) != SHOP_OK ||
-	    inventory_copy_str(p.currency, sizeof(p.currency), currency) != SHOP_OK)
+	    !TEXT_COPY(p.sku, sku) ||
+	    !TEXT_COPY(p.name, name) ||
+	    !TEXT_COPY(p.currency, currency))
 		return SHOP_E_INTERNAL;
 	p.price_cents = db_result_int(r, row, 2);
 	p.available = db_result_int(r, row, 4);
@@ -231,7 +233,7 @@ shop_status inventory_store_lines_get(struct db *db, const char *order_id,
 	}
 	for (int i = 0; i < rows; i++) {
 		const char *sku = db_result_text(r, i, 0);
-		if (!sku || inventory_copy_str(out[i].sku, sizeof(out[i].sku), sku) != SHOP_OK) {
+		if (!sku || !TEXT_COPY(out[i].sku, sku)) {
 			st = SHOP_E_INTERNAL;
 			goto out;
 		}

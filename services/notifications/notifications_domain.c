@@ -54,16 +54,3 @@ const char *notifications_reason_text(const char *reason)
 	return NULL;
 }
 
-bool notifications_text_copy(char *dst, size_t size, const char *src)
-{
-	size_t len = src ? strlen(src) : 0;
-	if (size == 0)
-		return false;
-	if (len >= size) {
-		dst[0] = '\0';
-		return false;
-	}
-	memcpy(dst, src ? src : "", len);
-	dst[len] = '\0';
-	return true;
-}

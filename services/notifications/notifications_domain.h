@@ -32,8 +32,4 @@ int64_t notifications_item_count(const int64_t *quantities, size_t n);
  * stock"), or NULL for a reason this version does not know. */
 const char *notifications_reason_text(const char *reason);
 
-/* Copies src (NULL counts as "") into dst[size] whole; false, with dst
- * empty, when it does not fit. */
-bool notifications_text_copy(char *dst, size_t size, const char *src);
-
 #endif

@@ -15,6 +15,7 @@
 
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "notifications_domain.h"
 #include "notifications_render.h"
 #include "notifications_store.h"
@@ -37,11 +38,10 @@ static shop_status notifications_emit_sent(struct svc_tx *tx, const struct notif
 {
 	struct ct_notification_sent ev;
 	memset(&ev, 0, sizeof(ev));
-	if (!notifications_text_copy(ev.notification_id, sizeof(ev.notification_id),
-				     rec->notification_id) ||
-	    !notifications_text_copy(ev.order_id, sizeof(ev.order_id), rec->order_id) ||
-	    !notifications_text_copy(ev.kind, sizeof(ev.kind), notifications_kind_name(rec->kind)) ||
-	    !notifications_text_copy(ev.email, sizeof(ev.email), rec->email))
+	if (!TEXT_COPY(ev.notification_id, rec->notification_id) ||
+	    !TEXT_COPY(ev.order_id, rec->order_id) ||
+	    !TEXT_COPY(ev.kind, notifications_kind_name(rec->kind)) ||
+	    !TEXT_COPY(ev.email, rec->email))
 		return SHOP_E_INTERNAL;
 	return svc_emit(tx, CT_MSG_NOTIFICATION_SENT, rec->order_id, &ev);
 }

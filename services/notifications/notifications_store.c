@@ -5,6 +5,8 @@
  */
 #include "notifications_store.h"
 
+#include "core/text.h"
+
 #include <string.h>
 
 shop_status notifications_store_recipient_put(struct db *db, const char *order_id,
@@ -30,7 +32,7 @@ shop_status notifications_store_recipient_email(struct db *db, const char *order
 		goto out;
 	}
 	char email[NOTIFICATIONS_EMAIL_MAX + 1];
-	if (!notifications_text_copy(email, sizeof(email), db_result_text(r, 0, 0))) {
+	if (!TEXT_COPY(email, db_result_text(r, 0, 0))) {
 		st = SHOP_E_INTERNAL;
 		goto out;
 	}

@@ -21,6 +21,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "core/xalloc.h"
 
 #include <cjson/cJSON.h>
@@ -41,13 +42,6 @@ _Static_assert(ORDERS_FIELD_SIZE(struct orders_row, correlation_id) >=
 		       ORDERS_FIELD_SIZE(struct evt_envelope, correlationid),
 	       "orders_row.correlation_id is smaller than the envelope allows");
 
-/* Copies into a generated fixed-size field; false when it does not fit. */
-#define COPY_FIELD(dst, src) orders_copy_field((dst), sizeof(dst), (src))
-
-static bool orders_copy_field(char *dst, size_t size, const char *src)
-{
-	return (size_t)snprintf(dst, size, "%s", src) < size;
-}
 
 static struct log_ids orders_log_ids(const struct svc_tx *tx, const char *order_id)
 {
@@ -75,7 +69,7 @@ static shop_status orders_emit_transition(struct svc_tx *tx, const struct orders
 	switch (row->status) {
 	case ORDERS_STATUS_RESERVED: {
 		struct ct_order_reserved ev = { 0 };
-		fits = COPY_FIELD(ev.order_id, row->order_id) && COPY_FIELD(ev.currency, row->currency);
+		fits = TEXT_COPY(ev.order_id, row->order_id) && TEXT_COPY(ev.currency, row->currency);
 		ev.total_cents = row->total_cents;
 		if (fits)
 			return svc_emit(tx, CT_MSG_ORDER_RESERVED, row->order_id, &ev);
@@ -83,16 +77,16 @@ static shop_status orders_emit_transition(struct svc_tx *tx, const struct orders
 	}
 	case ORDERS_STATUS_PAID: {
 		struct ct_order_paid ev = { 0 };
-		fits = COPY_FIELD(ev.order_id, row->order_id) &&
-		       COPY_FIELD(ev.payment_id, row->payment_id);
+		fits = TEXT_COPY(ev.order_id, row->order_id) &&
+		       TEXT_COPY(ev.payment_id, row->payment_id);
 		if (fits)
 			return svc_emit(tx, CT_MSG_ORDER_PAID, row->order_id, &ev);
 		break;
 	}
 	case ORDERS_STATUS_SHIPPED: {
 		struct ct_order_shipped ev = { 0 };
-		fits = COPY_FIELD(ev.order_id, row->order_id) &&
-		       COPY_FIELD(ev.shipment_id, row->shipment_id);
+		fits = TEXT_COPY(ev.order_id, row->order_id) &&
+		       TEXT_COPY(ev.shipment_id, row->shipment_id);
 		if (fits)
 			return svc_emit(tx, CT_MSG_ORDER_SHIPPED, row->order_id, &ev);
 		break;
@@ -100,8 +94,8 @@ static shop_status orders_emit_transition(struct svc_tx *tx, const struct orders
 	case ORDERS_STATUS_CANCELLED: {
 		struct ct_order_cancelled ev = { 0 };
 		const char *reason = orders_reason_name(row->reason);
-		fits = reason && COPY_FIELD(ev.order_id, row->order_id) &&
-		       COPY_FIELD(ev.reason, reason);
+		fits = reason && TEXT_COPY(ev.order_id, row->order_id) &&
+		       TEXT_COPY(ev.reason, reason);
 		if (fits)
 			return svc_emit(tx, CT_MSG_ORDER_CANCELLED, row->order_id, &ev);
 		break;
@@ -212,8 +206,8 @@ shop_status orders_handle_place_order(struct svc_tx *tx, const void *data)
 
 	/* OrderPlaced carries the command's fields unchanged. */
 	ev = xcalloc(1, sizeof(*ev)); /* 50 lines and an address: not for the stack */
-	if (!COPY_FIELD(ev->order_id, cmd->order_id) ||
-	    !COPY_FIELD(ev->customer_id, cmd->customer_id) || !COPY_FIELD(ev->email, cmd->email) ||
+	if (!TEXT_COPY(ev->order_id, cmd->order_id) ||
+	    !TEXT_COPY(ev->customer_id, cmd->customer_id) || !TEXT_COPY(ev->email, cmd->email) ||
 	    cmd->items_len > sizeof(ev->items) / sizeof(ev->items[0])) {
 		log_error(&ids, "place_order does not fit order_placed");
 		st = SHOP_E_INTERNAL;

@@ -9,6 +9,8 @@
  */
 #include "orders_store.h"
 
+#include "core/text.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -17,18 +19,6 @@
 	"order_id, status, reason, customer_id, email, total_cents, currency, payment_id, " \
 	"shipment_id, correlation_id, created_at_ms, updated_at_ms, deadline_at_ms, version"
 
-/* Copies a cell into a fixed buffer: NULL becomes "", and a value longer than
- * the buffer is a bug (only this service writes these columns). */
-static shop_status copy_text(char *dst, size_t size, const char *src)
-{
-	size_t len = src ? strlen(src) : 0;
-	if (len >= size)
-		return SHOP_E_INTERNAL;
-	memcpy(dst, src ? src : "", len);
-	dst[len] = '\0';
-	return SHOP_OK;
-}
-
 static shop_status row_read(const struct db_result *r, int i, struct orders_row *row)
 {
 	const char *reason = db_result_text(r, i, 2);
@@ -36,15 +26,14 @@ static shop_status row_read(const struct db_result *r, int i, struct orders_row 
 	memset(row, 0, sizeof(*row));
 	/* Any failure here is a value the CHECKs or the writers should have
 	 * made impossible. */
-	if (copy_text(row->order_id, sizeof(row->order_id), db_result_text(r, i, 0)) != SHOP_OK ||
+	if (!TEXT_COPY(row->order_id, db_result_text(r, i, 0)) ||
 	    orders_status_parse(db_result_text(r, i, 1), &row->status) != SHOP_OK ||
-	    copy_text(row->customer_id, sizeof(row->customer_id), db_result_text(r, i, 3)) != SHOP_OK ||
-	    copy_text(row->email, sizeof(row->email), db_result_text(r, i, 4)) != SHOP_OK ||
-	    copy_text(row->currency, sizeof(row->currency), db_result_text(r, i, 6)) != SHOP_OK ||
-	    copy_text(row->payment_id, sizeof(row->payment_id), db_result_text(r, i, 7)) != SHOP_OK ||
-	    copy_text(row->shipment_id, sizeof(row->shipment_id), db_result_text(r, i, 8)) != SHOP_OK ||
-	    copy_text(row->correlation_id, sizeof(row->correlation_id), db_result_text(r, i, 9)) !=
-		    SHOP_OK)
+	    !TEXT_COPY(row->customer_id, db_result_text(r, i, 3)) ||
+	    !TEXT_COPY(row->email, db_result_text(r, i, 4)) ||
+	    !TEXT_COPY(row->currency, db_result_text(r, i, 6)) ||
+	    !TEXT_COPY(row->payment_id, db_result_text(r, i, 7)) ||
+	    !TEXT_COPY(row->shipment_id, db_result_text(r, i, 8)) ||
+	    !TEXT_COPY(row->correlation_id, db_result_text(r, i, 9)))
 		return SHOP_E_INTERNAL;
 	row->reason = ORDERS_REASON_NONE;
 	if (reason && orders_reason_parse(reason, &row->reason) != SHOP_OK)
@@ -157,11 +146,13 @@ shop_status orders_store_find_expired(struct db *db, int64_t now_ms, size_t max,
 	if (st != SHOP_OK)
 		goto out;
 	for (int i = 0; i < db_result_rows(r) && n < max; i++) {
-		if ((st = copy_text(ret_due[n].order_id, sizeof(ret_due[n].order_id),
-				    db_result_text(r, i, 0))) != SHOP_OK ||
-		    (st = copy_text(ret_due[n].correlation_id, sizeof(ret_due[n].correlation_id),
-				    db_result_text(r, i, 1))) != SHOP_OK)
+		/* Only this service writes these columns: a value that does not
+		 * fit is a bug. */
+		if (!TEXT_COPY(ret_due[n].order_id, db_result_text(r, i, 0)) ||
+		    !TEXT_COPY(ret_due[n].correlation_id, db_result_text(r, i, 1))) {
+			st = SHOP_E_INTERNAL;
 			goto out;
+		}
 		n++;
 	}
 	*ret_n = n;

@@ -19,6 +19,7 @@
 
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "payments_domain.h"
 #include "payments_store.h"
 
@@ -66,15 +67,6 @@ static shop_status payments_after_provider_error(shop_status st)
 	return st == SHOP_E_UNAVAILABLE || st == SHOP_E_TIMEOUT ? st : SHOP_E_INTERNAL;
 }
 
-static bool payments_text_copy(char *dst, size_t size, const char *src)
-{
-	size_t len = strlen(src);
-	if (len >= size)
-		return false;
-	memcpy(dst, src, len + 1);
-	return true;
-}
-
 /* ------------------------------------------------------------------ */
 /* Event field mapping: what each emitted event carries. */
 
@@ -84,9 +76,9 @@ static shop_status payments_emit_authorized(struct svc_tx *tx, const char *order
 {
 	struct ct_payment_authorized ev;
 	memset(&ev, 0, sizeof(ev));
-	if (!payments_text_copy(ev.order_id, sizeof(ev.order_id), order_id) ||
-	    !payments_text_copy(ev.payment_id, sizeof(ev.payment_id), payment_id) ||
-	    !payments_text_copy(ev.currency, sizeof(ev.currency), currency))
+	if (!TEXT_COPY(ev.order_id, order_id) ||
+	    !TEXT_COPY(ev.payment_id, payment_id) ||
+	    !TEXT_COPY(ev.currency, currency))
 		return SHOP_E_INTERNAL;
 	ev.amount_cents = amount_cents;
 	ev.attempts = attempts;
@@ -99,9 +91,9 @@ static shop_status payments_emit_declined(struct svc_tx *tx, const char *order_i
 {
 	struct ct_payment_declined ev;
 	memset(&ev, 0, sizeof(ev));
-	if (!payments_text_copy(ev.order_id, sizeof(ev.order_id), order_id) ||
-	    !payments_text_copy(ev.reason, sizeof(ev.reason), reason) ||
-	    !payments_text_copy(ev.currency, sizeof(ev.currency), currency))
+	if (!TEXT_COPY(ev.order_id, order_id) ||
+	    !TEXT_COPY(ev.reason, reason) ||
+	    !TEXT_COPY(ev.currency, currency))
 		return SHOP_E_INTERNAL;
 	ev.amount_cents = amount_cents;
 	return svc_emit(tx, CT_MSG_PAYMENT_DECLINED, order_id, &ev);
@@ -111,9 +103,9 @@ static shop_status payments_emit_refunded(struct svc_tx *tx, const struct paymen
 {
 	struct ct_payment_refunded ev;
 	memset(&ev, 0, sizeof(ev));
-	if (!payments_text_copy(ev.order_id, sizeof(ev.order_id), row->order_id) ||
-	    !payments_text_copy(ev.payment_id, sizeof(ev.payment_id), row->payment_id) ||
-	    !payments_text_copy(ev.currency, sizeof(ev.currency), row->currency))
+	if (!TEXT_COPY(ev.order_id, row->order_id) ||
+	    !TEXT_COPY(ev.payment_id, row->payment_id) ||
+	    !TEXT_COPY(ev.currency, row->currency))
 		return SHOP_E_INTERNAL;
 	ev.amount_cents = row->amount_cents;
 	return svc_emit(tx, CT_MSG_PAYMENT_REFUNDED, row->order_id, &ev);

@@ -8,6 +8,8 @@
  */
 #include "payments_store.h"
 
+#include "core/text.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -44,31 +46,19 @@ shop_status payments_store_insert_tombstone(struct db *db, const char *order_id,
 	return st;
 }
 
-static shop_status store_copy(char *dst, size_t size, const char *cell)
-{
-	if (!cell)
-		cell = "";
-	size_t len = strlen(cell);
-	if (len >= size)
-		return SHOP_E_INTERNAL;
-	memcpy(dst, cell, len + 1);
-	return SHOP_OK;
-}
-
 static shop_status store_row_read(const struct db_result *r, struct payments_row *row)
 {
-	shop_status st;
-
-	if ((st = store_copy(row->order_id, sizeof(row->order_id), db_result_text(r, 0, 0))) ||
-	    (st = store_copy(row->card_token, sizeof(row->card_token), db_result_text(r, 0, 1))) ||
-	    (st = payments_status_parse(db_result_text(r, 0, 2), &row->status)) ||
-	    (st = store_copy(row->currency, sizeof(row->currency), db_result_text(r, 0, 4))) ||
-	    (st = store_copy(row->payment_id, sizeof(row->payment_id), db_result_text(r, 0, 5))) ||
-	    (st = store_copy(row->charge_id, sizeof(row->charge_id), db_result_text(r, 0, 6))) ||
-	    (st = store_copy(row->refund_id, sizeof(row->refund_id), db_result_text(r, 0, 7))) ||
-	    (st = store_copy(row->decline_reason, sizeof(row->decline_reason),
-			     db_result_text(r, 0, 8))))
-		return st == SHOP_E_INVALID ? SHOP_E_INTERNAL : st;
+	/* Only this service writes these columns: a value that does not fit, or
+	 * an unknown status, is a bug. */
+	if (!TEXT_COPY(row->order_id, db_result_text(r, 0, 0)) ||
+	    !TEXT_COPY(row->card_token, db_result_text(r, 0, 1)) ||
+	    payments_status_parse(db_result_text(r, 0, 2), &row->status) != SHOP_OK ||
+	    !TEXT_COPY(row->currency, db_result_text(r, 0, 4)) ||
+	    !TEXT_COPY(row->payment_id, db_result_text(r, 0, 5)) ||
+	    !TEXT_COPY(row->charge_id, db_result_text(r, 0, 6)) ||
+	    !TEXT_COPY(row->refund_id, db_result_text(r, 0, 7)) ||
+	    !TEXT_COPY(row->decline_reason, db_result_text(r, 0, 8)))
+		return SHOP_E_INTERNAL;
 	row->amount_cents = db_result_int(r, 0, 3);
 	row->attempts = db_result_int(r, 0, 9);
 	row->created_at_ms = db_result_int(r, 0, 10);

@@ -88,16 +88,3 @@ int64_t shipping_dispatch_at(int64_t now_ms, int64_t delay_ms)
 	return now_ms + delay_ms;
 }
 
-bool shipping_text_copy(char *dst, size_t size, const char *src)
-{
-	size_t len = src ? strlen(src) : 0;
-	if (size == 0)
-		return false;
-	if (len >= size) {
-		dst[0] = '\0';
-		return false;
-	}
-	memcpy(dst, src ? src : "", len);
-	dst[len] = '\0';
-	return true;
-}

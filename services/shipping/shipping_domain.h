@@ -67,8 +67,4 @@ bool shipping_dispatch_is_due(enum shipping_state state, int64_t dispatch_at_ms,
 /* now + delay, saturating instead of overflowing. delay < 0 counts as 0. */
 int64_t shipping_dispatch_at(int64_t now_ms, int64_t delay_ms);
 
-/* Copies src (NULL counts as "") into dst[size] whole; false, with dst
- * empty, when it does not fit: a cut identifier is a different identifier. */
-bool shipping_text_copy(char *dst, size_t size, const char *src);
-
 #endif

@@ -21,6 +21,7 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "core/xalloc.h"
 #include "shipping_domain.h"
 #include "shipping_store.h"
@@ -72,15 +73,15 @@ static shop_status shipping_shipment_new(const struct svc_tx *tx, const char *or
 	s.state = state;
 	const char *correlation_id = tx->cause ? tx->cause->correlationid : tx->correlation_id;
 	const char *traceparent = tx->cause ? tx->cause->traceparent : tx->traceparent;
-	if (!shipping_text_copy(s.order_id, sizeof(s.order_id), order_id))
+	if (!TEXT_COPY(s.order_id, order_id))
 		return SHOP_E_INVALID;
-	if (!shipping_text_copy(s.correlation_id, sizeof(s.correlation_id), correlation_id) ||
-	    !shipping_text_copy(s.traceparent, sizeof(s.traceparent), traceparent))
+	if (!TEXT_COPY(s.correlation_id, correlation_id) ||
+	    !TEXT_COPY(s.traceparent, traceparent))
 		return SHOP_E_INTERNAL;
 	if (state == SHIPPING_STATE_SCHEDULED) {
 		char id[IDS_UUID_SIZE];
 		ids_uuid7(id);
-		if (!shipping_text_copy(s.shipment_id, sizeof(s.shipment_id), id))
+		if (!TEXT_COPY(s.shipment_id, id))
 			return SHOP_E_INTERNAL;
 		s.dispatch_at_ms = shipping_dispatch_at(tx->now_ms, shipping_delay_ms(tx));
 	}
@@ -97,9 +98,9 @@ static shop_status shipping_emit_scheduled(struct svc_tx *tx, const struct shipp
 	memset(&ev, 0, sizeof(ev));
 	char due[CLOCK_RFC3339_SIZE];
 	clock_rfc3339(s->dispatch_at_ms, due);
-	if (!shipping_text_copy(ev.order_id, sizeof(ev.order_id), s->order_id) ||
-	    !shipping_text_copy(ev.shipment_id, sizeof(ev.shipment_id), s->shipment_id) ||
-	    !shipping_text_copy(ev.dispatch_at, sizeof(ev.dispatch_at), due))
+	if (!TEXT_COPY(ev.order_id, s->order_id) ||
+	    !TEXT_COPY(ev.shipment_id, s->shipment_id) ||
+	    !TEXT_COPY(ev.dispatch_at, due))
 		return SHOP_E_INTERNAL;
 	return svc_emit(tx, CT_MSG_SHIPMENT_SCHEDULED, s->order_id, &ev);
 }
@@ -108,8 +109,8 @@ static shop_status shipping_emit_dispatched(struct svc_tx *tx, const struct ship
 {
 	struct ct_shipment_dispatched ev;
 	memset(&ev, 0, sizeof(ev));
-	if (!shipping_text_copy(ev.order_id, sizeof(ev.order_id), s->order_id) ||
-	    !shipping_text_copy(ev.shipment_id, sizeof(ev.shipment_id), s->shipment_id))
+	if (!TEXT_COPY(ev.order_id, s->order_id) ||
+	    !TEXT_COPY(ev.shipment_id, s->shipment_id))
 		return SHOP_E_INTERNAL;
 	return svc_emit(tx, CT_MSG_SHIPMENT_DISPATCHED, s->order_id, &ev);
 }
@@ -118,8 +119,8 @@ static shop_status shipping_emit_cancelled(struct svc_tx *tx, const struct shipp
 {
 	struct ct_shipment_cancelled ev;
 	memset(&ev, 0, sizeof(ev));
-	if (!shipping_text_copy(ev.order_id, sizeof(ev.order_id), s->order_id) ||
-	    !shipping_text_copy(ev.shipment_id, sizeof(ev.shipment_id), s->shipment_id))
+	if (!TEXT_COPY(ev.order_id, s->order_id) ||
+	    !TEXT_COPY(ev.shipment_id, s->shipment_id))
 		return SHOP_E_INTERNAL;
 	return svc_emit(tx, CT_MSG_SHIPMENT_CANCELLED, s->order_id, &ev);
 }

@@ -9,6 +9,8 @@
  */
 #include "shipping_store.h"
 
+#include "core/text.h"
+
 #include <string.h>
 
 #define SHIPPING_STR_(x) #x
@@ -50,11 +52,10 @@ static shop_status shipping_row_read(const struct db_result *r, int row,
 	memset(&s, 0, sizeof(s));
 	if (shipping_state_parse(db_result_text(r, row, 2), &s.state) != SHOP_OK)
 		return SHOP_E_INTERNAL;
-	if (!shipping_text_copy(s.order_id, sizeof(s.order_id), db_result_text(r, row, 0)) ||
-	    !shipping_text_copy(s.shipment_id, sizeof(s.shipment_id), db_result_text(r, row, 1)) ||
-	    !shipping_text_copy(s.correlation_id, sizeof(s.correlation_id),
-				db_result_text(r, row, 4)) ||
-	    !shipping_text_copy(s.traceparent, sizeof(s.traceparent), db_result_text(r, row, 5)))
+	if (!TEXT_COPY(s.order_id, db_result_text(r, row, 0)) ||
+	    !TEXT_COPY(s.shipment_id, db_result_text(r, row, 1)) ||
+	    !TEXT_COPY(s.correlation_id, db_result_text(r, row, 4)) ||
+	    !TEXT_COPY(s.traceparent, db_result_text(r, row, 5)))
 		return SHOP_E_INTERNAL;
 	s.dispatch_at_ms = db_result_int(r, row, 3);
 	*ret_shipment = s;

@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/ids.h"
+#include "core/text.h"
 #include "core/status.h"
 
 static void uuid7_is_well_formed_versioned_and_unique(void **state)
@@ -85,6 +86,18 @@ static void config_int_takes_default_value_and_range(void **state)
 	unsetenv("SHOP_TEST_N");
 }
 
+static void text_copy_fits_or_fails_without_truncating(void **state)
+{
+	char buf[4] = "xyz";
+	assert_true(TEXT_COPY(buf, "abc"));
+	assert_string_equal(buf, "abc");
+	assert_false(TEXT_COPY(buf, "abcd")); /* no room for the NUL */
+	assert_string_equal(buf, "");
+	assert_true(TEXT_COPY(buf, NULL));
+	assert_string_equal(buf, "");
+	assert_false(text_copy(buf, 0, "a"));
+}
+
 static void config_str_treats_empty_as_unset(void **state)
 {
 	setenv("SHOP_TEST_S", "", 1);
@@ -105,6 +118,7 @@ int main(void)
 		cmocka_unit_test(rfc3339_stamps_are_utc_with_milliseconds),
 		cmocka_unit_test(config_int_takes_default_value_and_range),
 		cmocka_unit_test(config_str_treats_empty_as_unset),
+		cmocka_unit_test(text_copy_fits_or_fails_without_truncating),
 	};
 	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

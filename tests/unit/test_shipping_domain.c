@@ -87,17 +87,6 @@ static void state_names_round_trip_and_unknown_text_is_rejected(void **state)
 	assert_int_equal(untouched, SHIPPING_STATE_SCHEDULED);
 }
 
-static void text_copy_refuses_to_cut(void **state)
-{
-	char buf[4];
-	assert_true(shipping_text_copy(buf, sizeof(buf), "abc"));
-	assert_string_equal(buf, "abc");
-	assert_false(shipping_text_copy(buf, sizeof(buf), "abcd"));
-	assert_string_equal(buf, "");
-	assert_true(shipping_text_copy(buf, sizeof(buf), NULL));
-	assert_string_equal(buf, "");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -109,7 +98,6 @@ int main(void)
 		cmocka_unit_test(only_scheduled_shipments_at_or_past_their_time_are_due),
 		cmocka_unit_test(dispatch_time_adds_the_delay_and_saturates),
 		cmocka_unit_test(state_names_round_trip_and_unknown_text_is_rejected),
-		cmocka_unit_test(text_copy_refuses_to_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
