@@ -25,6 +25,7 @@
 #include "bus/bus.h"
 #include "core/clock.h"
 #include "core/xalloc.h"
+#include "nats_box.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -45,8 +46,6 @@
 
 #define NS_PER_MS INT64_C(1000000)
 #define NAME_SIZE 64
-
-extern char **environ;
 
 static const char *test_url;
 static natsConnection *raw_nc;
@@ -87,13 +86,21 @@ static struct bus *bus_open_to(const char *url)
 	return bus;
 }
 
-/* A stream on "<prefix>.>" and a durable on the given filters (all when NULL). */
-static struct bus *fixture_open(struct names *n, const char *const *filters, size_t n_filters)
+/* A bus on the shared server and a stream on "<prefix>.>" (N made here). */
+static struct bus *stream_open(struct names *n)
 {
 	names_make(n);
 	struct bus *bus = bus_open_to(test_url);
 	const char *subjects[] = { n->wildcard };
 	assert_int_equal(bus_ensure_stream(bus, n->stream, subjects, 1, 1), SHOP_OK);
+	return bus;
+}
+
+/* stream_open, and a durable on the given filters (all when NULL). */
+static struct bus *fixture_open(struct names *n, const char *const *filters, size_t n_filters)
+{
+	struct bus *bus = stream_open(n);
+	const char *subjects[] = { n->wildcard };
 	if (!filters) {
 		filters = subjects;
 		n_filters = 1;
@@ -101,6 +108,16 @@ static struct bus *fixture_open(struct names *n, const char *const *filters, siz
 	assert_int_equal(bus_ensure_consumer(bus, n->stream, n->durable, filters, n_filters),
 			 SHOP_OK);
 	return bus;
+}
+
+/* A binding to DURABLE on STREAM, which must exist. */
+static struct bus_consumer *consumer_open(struct bus *bus, const char *stream,
+					  const char *durable)
+{
+	struct bus_consumer *c = NULL;
+	assert_int_equal(bus_consumer_open(bus, stream, durable, &c), SHOP_OK);
+	assert_non_null(c);
+	return c;
 }
 
 /* A durable made directly, for what bus_ensure_consumer does not offer. */
@@ -169,93 +186,136 @@ static bool msg_data_is(const struct bus_msg *m, const char *want)
 	return len == strlen(want) && memcmp(data, want, len) == 0;
 }
 
-/* ---- a private nats-server for the reconnect case ---------------------- */
+/* I of a message published with id "<stream>-<I>" (batch_make's ids). */
+static unsigned long msg_index(const struct bus_msg *m, const struct names *n)
+{
+	const char *id = bus_msg_header(m, BUS_HDR_MSG_ID);
+	assert_non_null(id);
+	return strtoul(id + strlen(n->stream) + 1, NULL, 10);
+}
 
-struct private_server {
-	pid_t pid;
-	int port;
-	char dir[512];
-	char log[600];
-	char url[64];
+/* COUNT messages on SUBJECT with ids "<stream>-<i>", each carrying DATA
+ * or, when DATA is NULL, its own id. */
+struct batch {
+	size_t n;
+	char **ids;
+	struct bus_out *out;
 };
 
-static int free_port(void)
+static void batch_make(struct batch *b, const struct names *n, const char *subject, size_t count,
+		       const char *data)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	socklen_t len = sizeof(a);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
+	b->n = count;
+	b->ids = xcalloc(count, sizeof(*b->ids));
+	b->out = xcalloc(count, sizeof(*b->out));
+	for (size_t i = 0; i < count; i++) {
+		b->ids[i] = xasprintf("%s-%zu", n->stream, i);
+		const char *d = data ? data : b->ids[i];
+		b->out[i] = (struct bus_out){ .subject = subject, .msg_id = b->ids[i], .data = d,
+					      .len = strlen(d) };
+	}
 }
 
-static bool port_accepts(int port)
+static void batch_free(struct batch *b)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return false;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	close(fd);
-	return ok;
+	for (size_t i = 0; i < b->n; i++)
+		free(b->ids[i]);
+	free(b->ids);
+	free(b->out);
+	memset(b, 0, sizeof(*b));
 }
 
-static void private_server_init(struct private_server *ps)
+/* A fresh stream holding one message on "<prefix>.<tag>" (id
+ * "<stream>-<tag>", DATA), and a consumer bound to the stream's durable
+ * or, when ACK_WAIT_MS > 0, to a second durable "<durable>_short" with
+ * that AckWait. */
+struct single {
+	struct names n;
+	struct bus *bus;
+	char durable[NAME_SIZE + 8];
+	char subject[NAME_SIZE + 8];
+	struct bus_consumer *c;
+};
+
+static void single_open(struct single *s, const char *tag, const char *data, int64_t ack_wait_ms)
 {
-	const char *work = getenv("SHOP_TEST_WORKDIR");
-	snprintf(ps->dir, sizeof(ps->dir), "%s/bus-private-XXXXXX", work ? work : "/tmp");
-	assert_non_null(mkdtemp(ps->dir));
-	snprintf(ps->log, sizeof(ps->log), "%s/nats.log", ps->dir);
-	ps->port = free_port();
-	snprintf(ps->url, sizeof(ps->url), "nats://127.0.0.1:%d", ps->port);
-	ps->pid = 0;
+	char id[NAME_SIZE + 8];
+	s->bus = fixture_open(&s->n, NULL, 0);
+	if (ack_wait_ms > 0) {
+		snprintf(s->durable, sizeof(s->durable), "%s_short", s->n.durable);
+		raw_add_consumer(raw_js, s->n.stream, s->durable, ack_wait_ms);
+	} else {
+		snprintf(s->durable, sizeof(s->durable), "%s", s->n.durable);
+	}
+	snprintf(s->subject, sizeof(s->subject), "%s.%s", s->n.prefix, tag);
+	snprintf(id, sizeof(id), "%s-%s", s->n.stream, tag);
+	publish_one(s->bus, s->subject, id, data);
+	s->c = consumer_open(s->bus, s->n.stream, s->durable);
 }
 
-static void private_server_start(struct private_server *ps)
+static void single_close(struct single *s)
 {
-	char port[16], store[600];
-	snprintf(port, sizeof(port), "%d", ps->port);
-	snprintf(store, sizeof(store), "%s/js", ps->dir);
-	char *argv[] = { "nats-server", "-js", "-sd", store, "-a", "127.0.0.1", "-p", port, NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, ps->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	int rc = posix_spawnp(&ps->pid, "nats-server", &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	assert_int_equal(rc, 0);
-	int64_t deadline = clock_mono_ms() + 10000;
-	while (!port_accepts(ps->port) && clock_mono_ms() < deadline)
+	bus_consumer_close(s->c);
+	bus_close(s->bus);
+}
+
+/* The message comes back on C within WAIT_MS as its second delivery, no
+ * sooner than AT_LEAST_MS after T0, and is acked. */
+static void assert_redelivered(struct bus_consumer *c, int64_t t0, int64_t wait_ms,
+			       int64_t at_least_ms)
+{
+	struct bus_msg **msgs = NULL;
+	size_t got = 0;
+	assert_int_equal(bus_fetch(c, 1, wait_ms, &msgs, &got), SHOP_OK);
+	assert_int_equal(got, 1);
+	assert_true(clock_mono_ms() - t0 >= at_least_ms);
+	assert_int_equal(bus_msg_deliveries(msgs[0]), 2);
+	ack_all(msgs, 1);
+	bus_msgs_free(msgs, 1);
+}
+
+/* ---- a private nats-server for the reconnect case ---------------------- */
+
+/* Starts PS and opens a bus on it with a stream for N (made here),
+ * retrying while JetStream is still starting. */
+static struct bus *private_bus_open(struct nats_box *ps, struct names *n)
+{
+	nats_box_init(ps, "bus-private");
+	nats_box_start(ps);
+	names_make(n);
+	struct bus *bus = bus_open_to(ps->url);
+	const char *subjects[] = { n->wildcard };
+	shop_status st = SHOP_E_INTERNAL;
+	for (int64_t deadline = clock_mono_ms() + 10000; clock_mono_ms() < deadline;) {
+		if ((st = bus_ensure_stream(bus, n->stream, subjects, 1, 1)) == SHOP_OK)
+			break;
+		clock_sleep_ms(200); /* JetStream may still be starting */
+	}
+	assert_int_equal(st, SHOP_OK);
+	return bus;
+}
+
+/* Starts PS again and waits until BUS has reconnected to it. */
+static void private_server_restart(struct nats_box *ps, struct bus *bus)
+{
+	nats_box_start(ps);
+	int64_t deadline = clock_mono_ms() + 15000;
+	while (!bus_is_connected(bus) && clock_mono_ms() < deadline)
 		clock_sleep_ms(50);
-	assert_true(port_accepts(ps->port));
+	assert_true(bus_is_connected(bus));
 }
 
-static void private_server_kill(struct private_server *ps)
+/* A connection of the test's own to URL, with its JetStream context. */
+static void raw_open(const char *url, natsConnection **ret_nc, jsCtx **ret_js)
 {
-	if (ps->pid <= 0)
-		return;
-	kill(ps->pid, SIGKILL);
-	waitpid(ps->pid, NULL, 0);
-	ps->pid = 0;
+	assert_int_equal(natsConnection_ConnectTo(ret_nc, url), NATS_OK);
+	assert_int_equal(natsConnection_JetStream(ret_js, *ret_nc, NULL), NATS_OK);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+static void raw_close(natsConnection *nc, jsCtx *js)
 {
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void private_server_cleanup(struct private_server *ps)
-{
-	private_server_kill(ps);
-	nftw(ps->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
 }
 
 /* ---- the cases ---------------------------------------------------------- */
@@ -273,10 +333,8 @@ static void ensure_stream_twice_is_idempotent_and_reads_back_as_declared(void **
 {
 	NEED_SERVER();
 	struct names n;
-	names_make(&n);
-	struct bus *bus = bus_open_to(test_url);
+	struct bus *bus = stream_open(&n);
 	const char *subjects[] = { n.wildcard };
-	assert_int_equal(bus_ensure_stream(bus, n.stream, subjects, 1, 1), SHOP_OK);
 
 	jsStreamInfo *si = NULL;
 	assert_int_equal(js_GetStreamInfo(&si, raw_js, n.stream, NULL, NULL), NATS_OK);
@@ -392,15 +450,12 @@ static void consumer_with_two_filters_receives_only_those_subjects(void **state)
 {
 	NEED_SERVER();
 	struct names n;
-	names_make(&n);
-	struct bus *bus = bus_open_to(test_url);
-	const char *subjects[] = { n.wildcard };
+	struct bus *bus = stream_open(&n);
 	char a[NAME_SIZE + 4], b[NAME_SIZE + 4], c[NAME_SIZE + 4];
 	snprintf(a, sizeof(a), "%s.a", n.prefix);
 	snprintf(b, sizeof(b), "%s.b", n.prefix);
 	snprintf(c, sizeof(c), "%s.c", n.prefix);
 	const char *filters[] = { a, b };
-	assert_int_equal(bus_ensure_stream(bus, n.stream, subjects, 1, 1), SHOP_OK);
 	assert_int_equal(bus_ensure_consumer(bus, n.stream, n.durable, filters, 2), SHOP_OK);
 
 	const char *targets[] = { a, b, c, a, b, c };
@@ -409,8 +464,7 @@ static void consumer_with_two_filters_receives_only_those_subjects(void **state)
 		snprintf(id, sizeof(id), "%s-%zu", n.stream, i);
 		publish_one(bus, targets[i], id, "{}");
 	}
-	struct bus_consumer *cons = NULL;
-	assert_int_equal(bus_consumer_open(bus, n.stream, n.durable, &cons), SHOP_OK);
+	struct bus_consumer *cons = consumer_open(bus, n.stream, n.durable);
 	struct bus_msg **msgs = NULL;
 	size_t got = fetch_some(cons, 6, 2000, &msgs);
 	assert_int_equal(got, 4);
@@ -442,8 +496,7 @@ static void same_msg_id_twice_is_stored_once_and_reported_duplicate(void **state
 	assert_int_equal(raw_stream_msgs(raw_js, n.stream), 1);
 
 	/* The message carries its id and content type. */
-	struct bus_consumer *c = NULL;
-	assert_int_equal(bus_consumer_open(bus, n.stream, n.durable, &c), SHOP_OK);
+	struct bus_consumer *c = consumer_open(bus, n.stream, n.durable);
 	struct bus_msg **msgs = NULL;
 	assert_int_equal(fetch_some(c, 1, 2000, &msgs), 1);
 	assert_string_equal(bus_msg_header(msgs[0], BUS_HDR_MSG_ID), o.msg_id);
@@ -466,13 +519,9 @@ static void batch_of_2000_is_stored_exactly_once_and_a_rerun_only_finds_duplicat
 	struct bus *bus = fixture_open(&n, NULL, 0);
 	char subject[NAME_SIZE + 8];
 	snprintf(subject, sizeof(subject), "%s.batch", n.prefix);
-	struct bus_out *out = xcalloc(N, sizeof(*out));
-	char **ids = xcalloc(N, sizeof(*ids));
-	for (size_t i = 0; i < N; i++) {
-		ids[i] = xasprintf("%s-%zu", n.stream, i);
-		out[i] = (struct bus_out){ .subject = subject, .msg_id = ids[i],
-					   .data = "{\"k\":\"v\"}", .len = 9 };
-	}
+	struct batch b;
+	batch_make(&b, &n, subject, N, "{\"k\":\"v\"}");
+	struct bus_out *out = b.out;
 	shop_status *st = xcalloc(N, sizeof(*st));
 	for (size_t i = 0; i < N; i++)
 		st[i] = SHOP_E_INTERNAL;
@@ -496,10 +545,7 @@ static void batch_of_2000_is_stored_exactly_once_and_a_rerun_only_finds_duplicat
 	assert_int_equal(st[1], SHOP_E_INVALID);
 	assert_int_equal(raw_stream_msgs(raw_js, n.stream), N);
 
-	for (size_t i = 0; i < N; i++)
-		free(ids[i]);
-	free(ids);
-	free(out);
+	batch_free(&b);
 	free(st);
 	bus_close(bus);
 }
@@ -509,8 +555,7 @@ static void fetch_from_an_empty_consumer_returns_nothing_after_the_timeout(void 
 	NEED_SERVER();
 	struct names n;
 	struct bus *bus = fixture_open(&n, NULL, 0);
-	struct bus_consumer *c = NULL;
-	assert_int_equal(bus_consumer_open(bus, n.stream, n.durable, &c), SHOP_OK);
+	struct bus_consumer *c = consumer_open(bus, n.stream, n.durable);
 	assert_string_equal(bus_consumer_stream(c), n.stream);
 	assert_string_equal(bus_consumer_durable(c), n.durable);
 
@@ -560,18 +605,14 @@ static void two_consumers_on_one_durable_split_the_messages(void **state)
 	struct bus *bus_b = bus_open_to(test_url);
 	char subject[NAME_SIZE + 8];
 	snprintf(subject, sizeof(subject), "%s.split", n.prefix);
-	struct bus_out out[N];
-	char ids[N][NAME_SIZE + 16];
+	struct batch b;
 	shop_status st[N];
-	for (size_t i = 0; i < N; i++) {
-		snprintf(ids[i], sizeof(ids[i]), "%s-%zu", n.stream, i);
-		out[i] = (struct bus_out){ .subject = subject, .msg_id = ids[i], .data = "{}", .len = 2 };
-	}
-	assert_int_equal(bus_publish_batch(bus_a, out, N, st), SHOP_OK);
+	batch_make(&b, &n, subject, N, "{}");
+	assert_int_equal(bus_publish_batch(bus_a, b.out, N, st), SHOP_OK);
+	batch_free(&b);
 
-	struct bus_consumer *ca = NULL, *cb = NULL;
-	assert_int_equal(bus_consumer_open(bus_a, n.stream, n.durable, &ca), SHOP_OK);
-	assert_int_equal(bus_consumer_open(bus_b, n.stream, n.durable, &cb), SHOP_OK);
+	struct bus_consumer *ca = consumer_open(bus_a, n.stream, n.durable);
+	struct bus_consumer *cb = consumer_open(bus_b, n.stream, n.durable);
 
 	/* Alternate small fetches and hold every message unacked: whatever one
 	 * binding holds, the durable cannot hand to the other. */
@@ -618,15 +659,9 @@ static void two_consumers_on_one_durable_split_the_messages(void **state)
 static void nak_with_delay_redelivers_after_the_delay(void **state)
 {
 	NEED_SERVER();
-	struct names n;
-	struct bus *bus = fixture_open(&n, NULL, 0);
-	char subject[NAME_SIZE + 8], id[NAME_SIZE + 8];
-	snprintf(subject, sizeof(subject), "%s.nak", n.prefix);
-	snprintf(id, sizeof(id), "%s-nak", n.stream);
-	publish_one(bus, subject, id, "{}");
-	struct bus_consumer *c = NULL;
-	assert_int_equal(bus_consumer_open(bus, n.stream, n.durable, &c), SHOP_OK);
-
+	struct single one;
+	single_open(&one, "nak", "{}", 0);
+	struct bus_consumer *c = one.c;
 	struct bus_msg **msgs = NULL;
 	assert_int_equal(fetch_some(c, 1, 2000, &msgs), 1);
 	assert_int_equal(bus_msg_deliveries(msgs[0]), 1);
@@ -637,88 +672,52 @@ static void nak_with_delay_redelivers_after_the_delay(void **state)
 	size_t got = 0;
 	assert_int_equal(bus_fetch(c, 1, 300, &msgs, &got), SHOP_OK);
 	assert_int_equal(got, 0); /* not before the delay */
-	assert_int_equal(bus_fetch(c, 1, 3000, &msgs, &got), SHOP_OK);
-	assert_int_equal(got, 1);
-	assert_true(clock_mono_ms() - t0 >= 900);
-	assert_int_equal(bus_msg_deliveries(msgs[0]), 2);
-	ack_all(msgs, 1);
-	bus_msgs_free(msgs, 1);
-	bus_consumer_close(c);
-	bus_close(bus);
+	assert_redelivered(c, t0, 3000, 900);
+	single_close(&one);
 }
 
 static void unacked_message_comes_back_after_ack_wait(void **state)
 {
 	NEED_SERVER();
-	struct names n;
-	struct bus *bus = fixture_open(&n, NULL, 0);
-	char durable[NAME_SIZE + 8], subject[NAME_SIZE + 8], id[NAME_SIZE + 8];
-	snprintf(durable, sizeof(durable), "%s_short", n.durable);
-	raw_add_consumer(raw_js, n.stream, durable, 1000);
-	snprintf(subject, sizeof(subject), "%s.lost", n.prefix);
-	snprintf(id, sizeof(id), "%s-lost", n.stream);
-	publish_one(bus, subject, id, "{}");
-	struct bus_consumer *c = NULL;
-	assert_int_equal(bus_consumer_open(bus, n.stream, durable, &c), SHOP_OK);
-
+	struct single one;
+	single_open(&one, "lost", "{}", 1000);
+	struct bus_consumer *c = one.c;
 	struct bus_msg **msgs = NULL;
 	assert_int_equal(fetch_some(c, 1, 2000, &msgs), 1);
 	int64_t t0 = clock_mono_ms();
 	bus_msgs_free(msgs, 1); /* dropped without settling, as a crash would */
-	size_t got = 0;
-	assert_int_equal(bus_fetch(c, 1, 4000, &msgs, &got), SHOP_OK);
-	assert_int_equal(got, 1);
-	assert_true(clock_mono_ms() - t0 >= 800);
-	assert_int_equal(bus_msg_deliveries(msgs[0]), 2);
-	ack_all(msgs, 1);
-	bus_msgs_free(msgs, 1);
-	bus_consumer_close(c);
-	bus_close(bus);
+	assert_redelivered(c, t0, 4000, 800);
+	single_close(&one);
 }
 
 static void terminated_message_is_not_redelivered(void **state)
 {
 	NEED_SERVER();
-	struct names n;
-	struct bus *bus = fixture_open(&n, NULL, 0);
-	char durable[NAME_SIZE + 8], subject[NAME_SIZE + 8], id[NAME_SIZE + 8];
-	snprintf(durable, sizeof(durable), "%s_short", n.durable);
-	raw_add_consumer(raw_js, n.stream, durable, 500);
-	snprintf(subject, sizeof(subject), "%s.term", n.prefix);
-	snprintf(id, sizeof(id), "%s-term", n.stream);
-	publish_one(bus, subject, id, "{}");
-	struct bus_consumer *c = NULL;
-	assert_int_equal(bus_consumer_open(bus, n.stream, durable, &c), SHOP_OK);
-
+	struct single one;
+	single_open(&one, "term", "{}", 500);
 	struct bus_msg **msgs = NULL;
-	assert_int_equal(fetch_some(c, 1, 2000, &msgs), 1);
+	assert_int_equal(fetch_some(one.c, 1, 2000, &msgs), 1);
 	assert_int_equal(bus_msg_term(msgs[0]), SHOP_OK);
 	bus_msgs_free(msgs, 1);
 	size_t got = 0;
-	assert_int_equal(bus_fetch(c, 1, 2000, &msgs, &got), SHOP_OK); /* 4 x AckWait */
+	assert_int_equal(bus_fetch(one.c, 1, 2000, &msgs, &got), SHOP_OK); /* 4 x AckWait */
 	assert_int_equal(got, 0);
-	bus_consumer_close(c);
-	bus_close(bus);
+	single_close(&one);
 }
 
 static void dead_letter_stores_a_copy_with_its_origin_and_stops_redelivery(void **state)
 {
 	NEED_SERVER();
-	struct names n;
-	struct bus *bus = fixture_open(&n, NULL, 0);
+	struct single one;
+	single_open(&one, "poison", "{\"poison\":true}", 500);
+	struct names n = one.n;
+	struct bus *bus = one.bus;
+	struct bus_consumer *c = one.c;
+	const char *durable = one.durable, *subject = one.subject;
 	const char *dlq_subjects[] = { BUS_DEADLETTER_PREFIX ".>" };
 	assert_int_equal(bus_ensure_stream(bus, BUS_DEADLETTER_STREAM, dlq_subjects, 1, 1), SHOP_OK);
-
-	char durable[NAME_SIZE + 8], subject[NAME_SIZE + 8], id[NAME_SIZE + 8];
-	snprintf(durable, sizeof(durable), "%s_short", n.durable);
-	raw_add_consumer(raw_js, n.stream, durable, 500);
-	snprintf(subject, sizeof(subject), "%s.poison", n.prefix);
-	snprintf(id, sizeof(id), "%s-poison", n.stream);
-	publish_one(bus, subject, id, "{\"poison\":true}");
 	publish_one(bus, subject, "filler-so-the-seq-is-not-1", "{}");
 
-	struct bus_consumer *c = NULL;
-	assert_int_equal(bus_consumer_open(bus, n.stream, durable, &c), SHOP_OK);
 	struct bus_msg **msgs = NULL;
 	assert_int_equal(fetch_some(c, 2, 2000, &msgs), 2);
 	struct bus_msg *poison = msgs[0], *filler = msgs[1];
@@ -738,8 +737,7 @@ static void dead_letter_stores_a_copy_with_its_origin_and_stops_redelivery(void 
 	const char *dlq_filters[] = { dlq_subject };
 	assert_int_equal(bus_ensure_consumer(bus, BUS_DEADLETTER_STREAM, dlq_durable, dlq_filters, 1),
 			 SHOP_OK);
-	struct bus_consumer *dc = NULL;
-	assert_int_equal(bus_consumer_open(bus, BUS_DEADLETTER_STREAM, dlq_durable, &dc), SHOP_OK);
+	struct bus_consumer *dc = consumer_open(bus, BUS_DEADLETTER_STREAM, dlq_durable);
 	struct bus_msg **dl = NULL;
 	assert_int_equal(fetch_some(dc, 2, 2000, &dl), 1);
 	char want_id[3 * NAME_SIZE], want_seq[24];
@@ -763,14 +761,13 @@ static void dead_letter_stores_a_copy_with_its_origin_and_stops_redelivery(void 
 	assert_int_equal(bus_fetch(c, 1, 2000, &msgs, &got), SHOP_OK);
 	assert_int_equal(got, 0);
 	bus_consumer_close(dc);
-	bus_consumer_close(c);
-	bus_close(bus);
+	single_close(&one);
 }
 
 static void connecting_where_no_server_runs_gives_a_handle_that_fails_fast(void **state)
 {
 	char url[64];
-	snprintf(url, sizeof(url), "nats://127.0.0.1:%d", free_port());
+	snprintf(url, sizeof(url), "nats://127.0.0.1:%d", nats_box_free_port());
 	struct bus *bus = NULL;
 	int64_t t0 = clock_mono_ms();
 	assert_int_equal(bus_connect(url, "test_bus_nowhere", &bus), SHOP_OK);
@@ -840,43 +837,25 @@ static void consumer_loop_survives_a_server_kill_and_restart(void **state)
 {
 	NEED_SERVER();
 	enum { N = 100 };
-	struct private_server ps;
-	private_server_init(&ps);
-	private_server_start(&ps);
-
+	struct nats_box ps;
 	struct names n;
-	names_make(&n);
-	struct bus *bus = bus_open_to(ps.url);
-	const char *subjects[] = { n.wildcard };
+	struct bus *bus = private_bus_open(&ps, &n);
 	shop_status st = SHOP_E_INTERNAL;
-	for (int64_t deadline = clock_mono_ms() + 10000; clock_mono_ms() < deadline;) {
-		if ((st = bus_ensure_stream(bus, n.stream, subjects, 1, 1)) == SHOP_OK)
-			break;
-		clock_sleep_ms(200); /* JetStream may still be starting */
-	}
-	assert_int_equal(st, SHOP_OK);
 	natsConnection *pnc = NULL;
 	jsCtx *pjs = NULL;
-	assert_int_equal(natsConnection_ConnectTo(&pnc, ps.url), NATS_OK);
-	assert_int_equal(natsConnection_JetStream(&pjs, pnc, NULL), NATS_OK);
+	raw_open(ps.url, &pnc, &pjs);
 	raw_add_consumer(pjs, n.stream, n.durable, 2000); /* so held messages return soon */
-	jsCtx_Destroy(pjs);
-	natsConnection_Destroy(pnc);
+	raw_close(pnc, pjs);
 
 	char subject[NAME_SIZE + 8];
 	snprintf(subject, sizeof(subject), "%s.rc", n.prefix);
-	struct bus_out out[2 * N];
-	char ids[2 * N][NAME_SIZE + 16];
-	for (size_t i = 0; i < 2 * N; i++) {
-		snprintf(ids[i], sizeof(ids[i]), "%s-%zu", n.stream, i);
-		out[i] = (struct bus_out){ .subject = subject, .msg_id = ids[i], .data = ids[i],
-					   .len = strlen(ids[i]) };
-	}
+	struct batch b;
+	batch_make(&b, &n, subject, 2 * N, NULL);
+	const struct bus_out *out = b.out;
 	assert_int_equal(publish_until_stored(bus, out, N, 10000), SHOP_OK);
 
 	/* Consume part of it, and hold one message unsettled across the kill. */
-	struct bus_consumer *c = NULL;
-	assert_int_equal(bus_consumer_open(bus, n.stream, n.durable, &c), SHOP_OK);
+	struct bus_consumer *c = consumer_open(bus, n.stream, n.durable);
 	bool seen[2 * N] = { false };
 	size_t n_seen = 0;
 	struct bus_msg **msgs = NULL;
@@ -886,8 +865,7 @@ static void consumer_loop_survives_a_server_kill_and_restart(void **state)
 	char held_id[NAME_SIZE + 16];
 	snprintf(held_id, sizeof(held_id), "%s", bus_msg_header(held, BUS_HDR_MSG_ID));
 	for (size_t i = 0; i < 40; i++) {
-		unsigned long k = strtoul(bus_msg_header(msgs[i], BUS_HDR_MSG_ID) + strlen(n.stream) + 1,
-					  NULL, 10);
+		unsigned long k = msg_index(msgs[i], &n);
 		assert_true(k < 2 * N);
 		if (!seen[k]) {
 			seen[k] = true;
@@ -903,13 +881,12 @@ static void consumer_loop_survives_a_server_kill_and_restart(void **state)
 	snprintf(idle_durable, sizeof(idle_durable), "%s_idle", n.durable);
 	const char *idle_filters[] = { idle_subject };
 	assert_int_equal(bus_ensure_consumer(bus, n.stream, idle_durable, idle_filters, 1), SHOP_OK);
-	struct bus_consumer *idle = NULL;
-	assert_int_equal(bus_consumer_open(bus, n.stream, idle_durable, &idle), SHOP_OK);
+	struct bus_consumer *idle = consumer_open(bus, n.stream, idle_durable);
 	struct long_fetch lf = { .c = idle, .timeout_ms = 4000 };
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, long_fetch_run, &lf), 0);
 	clock_sleep_ms(500);
-	private_server_kill(&ps);
+	nats_box_kill(&ps);
 	int64_t deadline = clock_mono_ms() + 5000;
 	while (bus_is_connected(bus) && clock_mono_ms() < deadline)
 		clock_sleep_ms(20);
@@ -936,11 +913,7 @@ static void consumer_loop_survives_a_server_kill_and_restart(void **state)
 		assert_true(clock_mono_ms() - t0 < 100);
 	}
 
-	private_server_start(&ps);
-	deadline = clock_mono_ms() + 15000;
-	while (!bus_is_connected(bus) && clock_mono_ms() < deadline)
-		clock_sleep_ms(50);
-	assert_true(bus_is_connected(bus));
+	private_server_restart(&ps, bus);
 	assert_int_equal(publish_until_stored(bus, out + N, N, 15000), SHOP_OK);
 
 	/* The same loop carries on: every message of both halves arrives
@@ -957,8 +930,7 @@ static void consumer_loop_survives_a_server_kill_and_restart(void **state)
 			clock_sleep_ms(100); /* what a consumer loop does: back off */
 		for (size_t i = 0; i < k; i++) {
 			const char *id = bus_msg_header(batch[i], BUS_HDR_MSG_ID);
-			assert_non_null(id);
-			unsigned long idx = strtoul(id + strlen(n.stream) + 1, NULL, 10);
+			unsigned long idx = msg_index(batch[i], &n);
 			assert_true(idx < 2 * N);
 			if (!seen[idx]) {
 				seen[idx] = true;
@@ -980,16 +952,15 @@ static void consumer_loop_survives_a_server_kill_and_restart(void **state)
 	assert_int_equal(k, 0);
 
 	/* Everything acknowledged to the publisher survived the SIGKILL. */
-	assert_int_equal(natsConnection_ConnectTo(&pnc, ps.url), NATS_OK);
-	assert_int_equal(natsConnection_JetStream(&pjs, pnc, NULL), NATS_OK);
+	raw_open(ps.url, &pnc, &pjs);
 	assert_int_equal(raw_stream_msgs(pjs, n.stream), 2 * N);
-	jsCtx_Destroy(pjs);
-	natsConnection_Destroy(pnc);
+	raw_close(pnc, pjs);
 
 	bus_consumer_close(idle);
 	bus_consumer_close(c);
 	bus_close(bus);
-	private_server_cleanup(&ps);
+	nats_box_remove(&ps);
+	batch_free(&b);
 }
 
 struct batch_run {
@@ -1014,32 +985,17 @@ static void batch_cut_by_a_server_kill_reports_ok_only_for_stored_messages(void 
 {
 	NEED_SERVER();
 	enum { N = 20000, KILL_AFTER = 1000 };
-	struct private_server ps;
-	private_server_init(&ps);
-	private_server_start(&ps);
-
+	struct nats_box ps;
 	struct names n;
-	names_make(&n);
-	struct bus *bus = bus_open_to(ps.url);
+	struct bus *bus = private_bus_open(&ps, &n);
 	const char *subjects[] = { n.wildcard };
-	shop_status st = SHOP_E_INTERNAL;
-	for (int64_t deadline = clock_mono_ms() + 10000; clock_mono_ms() < deadline;) {
-		if ((st = bus_ensure_stream(bus, n.stream, subjects, 1, 1)) == SHOP_OK)
-			break;
-		clock_sleep_ms(200);
-	}
-	assert_int_equal(st, SHOP_OK);
 	assert_int_equal(bus_ensure_consumer(bus, n.stream, n.durable, subjects, 1), SHOP_OK);
 
 	char subject[NAME_SIZE + 8];
 	snprintf(subject, sizeof(subject), "%s.cut", n.prefix);
-	struct bus_out *out = xcalloc(N, sizeof(*out));
-	char **ids = xcalloc(N, sizeof(*ids));
-	for (size_t i = 0; i < N; i++) {
-		ids[i] = xasprintf("%s-%zu", n.stream, i);
-		out[i] = (struct bus_out){ .subject = subject, .msg_id = ids[i], .data = ids[i],
-					   .len = strlen(ids[i]) };
-	}
+	struct batch b;
+	batch_make(&b, &n, subject, N, NULL);
+	const struct bus_out *out = b.out;
 	shop_status *sts = xcalloc(N, sizeof(*sts));
 
 	/* Watch the subject on plain NATS to kill the server mid-batch. */
@@ -1061,7 +1017,7 @@ static void batch_cut_by_a_server_kill_reports_ok_only_for_stored_messages(void 
 			natsMsg_Destroy(m);
 		}
 	}
-	private_server_kill(&ps);
+	nats_box_kill(&ps);
 	natsSubscription_Destroy(watch);
 	natsConnection_Destroy(watch_nc);
 	pthread_join(t, NULL);
@@ -1078,15 +1034,10 @@ static void batch_cut_by_a_server_kill_reports_ok_only_for_stored_messages(void 
 	assert_true(br.took_ms < 2 * BUS_PUBLISH_TIMEOUT_MS + 2000);
 
 	/* After the restart, every message reported stored is in the stream. */
-	private_server_start(&ps);
-	deadline = clock_mono_ms() + 15000;
-	while (!bus_is_connected(bus) && clock_mono_ms() < deadline)
-		clock_sleep_ms(50);
-	assert_true(bus_is_connected(bus));
+	private_server_restart(&ps, bus);
 	natsConnection *pnc = NULL;
 	jsCtx *pjs = NULL;
-	assert_int_equal(natsConnection_ConnectTo(&pnc, ps.url), NATS_OK);
-	assert_int_equal(natsConnection_JetStream(&pjs, pnc, NULL), NATS_OK);
+	raw_open(ps.url, &pnc, &pjs);
 	jsStreamInfo *si = NULL;
 	for (deadline = clock_mono_ms() + 10000; clock_mono_ms() < deadline;) {
 		if (js_GetStreamInfo(&si, pjs, n.stream, NULL, NULL) == NATS_OK)
@@ -1100,8 +1051,7 @@ static void batch_cut_by_a_server_kill_reports_ok_only_for_stored_messages(void 
 
 	/* Read it all, acking as it comes (at most BUS_MAX_ACK_PENDING are
 	 * handed out unacknowledged). */
-	struct bus_consumer *c = NULL;
-	assert_int_equal(bus_consumer_open(bus, n.stream, n.durable, &c), SHOP_OK);
+	struct bus_consumer *c = consumer_open(bus, n.stream, n.durable);
 	bool *present = xcalloc(N, sizeof(*present));
 	size_t got = 0;
 	for (deadline = clock_mono_ms() + 20000; got < stored && clock_mono_ms() < deadline;) {
@@ -1109,8 +1059,7 @@ static void batch_cut_by_a_server_kill_reports_ok_only_for_stored_messages(void 
 		size_t k = 0;
 		assert_int_equal(bus_fetch(c, BUS_FETCH_MAX, 500, &msgs, &k), SHOP_OK);
 		for (size_t i = 0; i < k; i++) {
-			const char *id = bus_msg_header(msgs[i], BUS_HDR_MSG_ID);
-			unsigned long idx = strtoul(id + strlen(n.stream) + 1, NULL, 10);
+			unsigned long idx = msg_index(msgs[i], &n);
 			assert_true(idx < N);
 			assert_false(present[idx]);
 			present[idx] = true;
@@ -1128,15 +1077,11 @@ static void batch_cut_by_a_server_kill_reports_ok_only_for_stored_messages(void 
 	assert_int_equal(publish_until_stored(bus, out, N, 20000), SHOP_OK);
 	assert_int_equal(raw_stream_msgs(pjs, n.stream), N);
 
-	jsCtx_Destroy(pjs);
-	natsConnection_Destroy(pnc);
+	raw_close(pnc, pjs);
 	bus_consumer_close(c);
 	bus_close(bus);
-	private_server_cleanup(&ps);
-	for (size_t i = 0; i < N; i++)
-		free(ids[i]);
-	free(ids);
-	free(out);
+	nats_box_remove(&ps);
+	batch_free(&b);
 	free(sts);
 	free(present);
 }

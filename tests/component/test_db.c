@@ -25,6 +25,7 @@
 #include "core/status.h"
 #include "db/db.h"
 #include "db/db_internal.h" /* db_sqlite_busy_timeout_set, for the lock test */
+#include "pg_scratch.h"
 
 #define URL_MAX 1024
 #define WORKERS 4
@@ -32,13 +33,11 @@
 
 struct fixture {
 	enum db_backend backend;
-	int seq;             /* tests run so far, names the file or schema */
-	long long stamp;     /* this run, so reruns never meet old state */
-	char run_url[URL_MAX]; /* PostgreSQL: this run's database */
-	char run_db[64];
-	struct db *admin;    /* PostgreSQL: connection to this run's database */
-	char url[URL_MAX];   /* this test's URL */
-	struct db *db;       /* this test's connection */
+	int seq;              /* tests run so far, names the file or schema */
+	long long stamp;      /* SQLite: this run, so reruns never meet old files */
+	struct pg_scratch pg; /* PostgreSQL: this run's database and a connection to it */
+	char url[URL_MAX];    /* this test's URL */
+	struct db *db;        /* this test's connection */
 };
 
 static struct fixture sqlite_fx = { .backend = DB_SQLITE };
@@ -85,19 +84,6 @@ static const char *workdir(void)
 	return (w && *w) ? w : "/tmp";
 }
 
-/* BASE with its database name replaced by DBNAME and, when EXTRA is not
- * NULL, EXTRA appended as a query parameter. */
-static void pg_url_build(const char *base, const char *dbname, const char *extra, char *out,
-			 size_t size)
-{
-	const char *scheme_end = strstr(base, "://");
-	const char *host = scheme_end ? scheme_end + 3 : base;
-	size_t host_len = strcspn(host, "/?");
-	const char *query = strchr(host + host_len, '?');
-	snprintf(out, size, "%.*s/%s%s%s%s", (int)(host + host_len - base), base, dbname,
-		 query ? query : "", extra ? (query ? "&" : "?") : "", extra ? extra : "");
-}
-
 static void reopen(struct fixture *f)
 {
 	db_close(f->db);
@@ -115,46 +101,12 @@ static int sqlite_group_setup(void **state)
 
 static int pg_group_setup(void **state)
 {
-	const char *server = getenv("SHOP_TEST_PG_URL");
-	if (!server || !*server) {
-		fprintf(stderr, "SHOP_TEST_PG_URL is not set (run under tests/component/run.sh)\n");
-		return -1;
-	}
-	pg_fx.stamp = (long long)clock_now_ms();
-	snprintf(pg_fx.run_db, sizeof(pg_fx.run_db), "shoptest_db_%ld_%lld", (long)getpid(),
-		 pg_fx.stamp);
-	struct db *admin = NULL;
-	char sql[256];
-	if (db_open(server, &admin) != SHOP_OK) {
-		fprintf(stderr, "cannot open %s: %s\n", server, db_last_error(NULL));
-		return -1;
-	}
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", pg_fx.run_db);
-	shop_status st = db_exec(admin, sql, DB_NOARGS, NULL);
-	if (st != SHOP_OK)
-		fprintf(stderr, "%s: %s\n", sql, db_last_error(admin));
-	db_close(admin);
-	if (st != SHOP_OK)
-		return -1;
-	pg_url_build(server, pg_fx.run_db, NULL, pg_fx.run_url, sizeof(pg_fx.run_url));
-	if (db_open(pg_fx.run_url, &pg_fx.admin) != SHOP_OK) {
-		fprintf(stderr, "cannot open %s: %s\n", pg_fx.run_url, db_last_error(NULL));
-		return -1;
-	}
-	return 0;
+	return pg_scratch_create(&pg_fx.pg, "shoptest_db");
 }
 
 static int pg_group_teardown(void **state)
 {
-	db_close(pg_fx.admin);
-	pg_fx.admin = NULL;
-	struct db *admin = NULL;
-	if (db_open(getenv("SHOP_TEST_PG_URL"), &admin) == SHOP_OK) {
-		char sql[256];
-		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", pg_fx.run_db);
-		(void)db_exec(admin, sql, DB_NOARGS, NULL);
-	}
-	db_close(admin);
+	pg_scratch_drop(&pg_fx.pg);
 	return 0;
 }
 
@@ -162,22 +114,11 @@ static int test_setup(void **state)
 {
 	struct fixture *f = *state;
 	f->seq++;
-	if (f->backend == DB_SQLITE) {
+	if (f->backend == DB_SQLITE)
 		snprintf(f->url, sizeof(f->url), "sqlite:%s/test_db_%ld_%lld_%d.db", workdir(),
 			 (long)getpid(), f->stamp, f->seq);
-	} else {
-		char sql[64], extra[64], schema[32];
-		snprintf(schema, sizeof(schema), "t%d", f->seq);
-		snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", schema);
-		if (db_exec(f->admin, sql, DB_NOARGS, NULL) != SHOP_OK) {
-			fprintf(stderr, "%s: %s\n", sql, db_last_error(f->admin));
-			return -1;
-		}
-		/* Every connection to this URL, reconnects included, sees only the
-		 * test's schema. */
-		snprintf(extra, sizeof(extra), "options=-csearch_path%%3D%s", schema);
-		pg_url_build(f->run_url, f->run_db, extra, f->url, sizeof(f->url));
-	}
+	else if (pg_scratch_schema_url(&f->pg, f->seq, f->url, sizeof(f->url)) != SHOP_OK)
+		return -1;
 	if (db_open(f->url, &f->db) != SHOP_OK) {
 		fprintf(stderr, "cannot open %s: %s\n", f->url, db_last_error(NULL));
 		return -1;
@@ -664,8 +605,8 @@ static void terminate_backend_of(struct fixture *f, struct db *victim)
 	char pid[32];
 	QUERY_TEXT(victim, "SELECT pg_backend_pid()", pid);
 	/* With a timeout the call returns once the backend is gone. */
-	MUST(f->admin, db_query(f->admin, "SELECT pg_terminate_backend($1, 5000)", DB_ARGS(pid),
-				&r));
+	MUST(f->pg.admin, db_query(f->pg.admin, "SELECT pg_terminate_backend($1, 5000)",
+				   DB_ARGS(pid), &r));
 	assert_string_equal(db_result_text(r, 0, 0), "t");
 	db_result_free(r);
 }

@@ -26,11 +26,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../services/inventory/inventory.h"
-
+#include "../unit/inventory_harness.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "pg_scratch.h"
 
 #define URL_MAX 1024
 #define WORKERS 6
@@ -40,8 +40,7 @@
 
 struct fixture {
 	enum db_backend backend;
-	int seq;
-	char dbname[96];
+	struct pg_scratch pg; /* PostgreSQL: this test's database */
 	char url[URL_MAX];
 	struct db *db;
 };
@@ -51,63 +50,22 @@ static struct fixture pg_fx = { .backend = DB_POSTGRES };
 
 static struct svc_spec spec;
 
-static void pg_url_with_db(const char *base, const char *dbname, char *out, size_t size)
-{
-	const char *scheme_end = strstr(base, "://");
-	const char *host = scheme_end ? scheme_end + 3 : base;
-	size_t host_len = strcspn(host, "/?");
-	const char *query = strchr(host + host_len, '?');
-	snprintf(out, size, "%.*s/%s%s", (int)(host + host_len - base), base, dbname,
-		 query ? query : "");
-}
-
 static int test_setup(void **state)
 {
 	struct fixture *f = *state;
-	f->seq++;
-	snprintf(f->dbname, sizeof(f->dbname), "inventory_%ld_%lld_%d", (long)getpid(),
-		 (long long)clock_now_ms(), f->seq);
 	if (f->backend == DB_SQLITE) {
+		static int seq;
 		const char *dir = getenv("SHOP_TEST_WORKDIR");
-		snprintf(f->url, sizeof(f->url), "sqlite:%s/%s.db", dir && *dir ? dir : "/tmp",
-			 f->dbname);
+		snprintf(f->url, sizeof(f->url), "sqlite:%s/inventory_%ld_%lld_%d.db",
+			 dir && *dir ? dir : "/tmp", (long)getpid(), (long long)clock_now_ms(),
+			 ++seq);
 	} else {
-		const char *server = getenv("SHOP_TEST_PG_URL");
-		struct db *admin = NULL;
-		char sql[160];
-		if (!server || !*server) {
-			fprintf(stderr, "SHOP_TEST_PG_URL is not set (run under tests/component/run.sh)\n");
+		if (pg_scratch_create(&f->pg, "inventory") != 0)
 			return -1;
-		}
-		if (db_open(server, &admin) != SHOP_OK) {
-			fprintf(stderr, "cannot open %s: %s\n", server, db_last_error(NULL));
-			return -1;
-		}
-		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->dbname);
-		shop_status st = db_exec(admin, sql, DB_NOARGS, NULL);
-		if (st != SHOP_OK)
-			fprintf(stderr, "%s: %s\n", sql, db_last_error(admin));
-		db_close(admin);
-		if (st != SHOP_OK)
-			return -1;
-		pg_url_with_db(server, f->dbname, f->url, sizeof(f->url));
+		snprintf(f->url, sizeof(f->url), "%s", f->pg.url);
 	}
-
-	spec.name = "inventory";
-	spec.migrations = inventory_migrations;
-	spec.n_migrations = inventory_n_migrations;
-	spec.routes = inventory_routes;
-	spec.n_routes = inventory_n_routes;
-	spec.init = inventory_init;
-	if (db_open(f->url, &f->db) != SHOP_OK) {
-		fprintf(stderr, "cannot open %s: %s\n", f->url, db_last_error(NULL));
-		return -1;
-	}
-	if (svc_migrate(&spec, f->db) != SHOP_OK) {
-		fprintf(stderr, "migrations: %s\n", db_last_error(f->db));
-		return -1;
-	}
-	return 0;
+	inventory_harness_spec_fill(&spec);
+	return harness_open(&spec, f->url, &f->db, NULL) == SHOP_OK ? 0 : -1;
 }
 
 static int test_teardown(void **state)
@@ -123,36 +81,14 @@ static int test_teardown(void **state)
 			(void)unlink(path);
 		}
 	} else {
-		struct db *admin = NULL;
-		if (db_open(getenv("SHOP_TEST_PG_URL"), &admin) == SHOP_OK) {
-			char sql[160];
-			snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
-				 f->dbname);
-			(void)db_exec(admin, sql, DB_NOARGS, NULL);
-		}
-		db_close(admin);
+		pg_scratch_drop(&f->pg);
 	}
 	return 0;
 }
 
 static int64_t query_int(struct db *db, const char *sql)
 {
-	struct db_result *r = NULL;
-	shop_status st = db_query(db, sql, DB_NOARGS, &r);
-	if (st != SHOP_OK)
-		fail_msg("%s: %s", sql, db_last_error(db));
-	int64_t v = db_result_int(r, 0, 0);
-	db_result_free(r);
-	return v;
-}
-
-static struct inventory_line line(const char *sku, int64_t quantity)
-{
-	struct inventory_line l;
-	memset(&l, 0, sizeof(l));
-	snprintf(l.sku, sizeof(l.sku), "%s", sku);
-	l.quantity = quantity;
-	return l;
+	return harness_query_int(db, sql, NULL);
 }
 
 /* One operation in its own transaction, retried like the runtime retries a
@@ -251,19 +187,8 @@ out:
 static void seed(struct fixture *f)
 {
 	struct inventory_result *res = calloc(1, sizeof(*res));
-	assert_int_equal(db_begin(f->db), SHOP_OK);
-	assert_int_equal(inventory_seed(f->db, inventory_catalogue, inventory_catalogue_len, res),
-			 SHOP_OK);
-	assert_int_equal(db_commit(f->db), SHOP_OK);
+	inventory_harness_seed(f->db, res);
 	free(res);
-}
-
-static void assert_invariant_holds(struct fixture *f)
-{
-	int64_t violations = -1;
-	assert_int_equal(inventory_store_audit(f->db, &violations), SHOP_OK);
-	assert_int_equal(violations, 0);
-	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM products WHERE available < 0"), 0);
 }
 
 static void replicas_reserving_at_once_never_oversell(void **state)
@@ -302,7 +227,7 @@ static void replicas_reserving_at_once_never_oversell(void **state)
 		    0);
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM reservations"),
 			 WORKERS * ORDERS_PER_WORKER);
-	assert_invariant_holds(f);
+	inventory_harness_assert_invariant(f->db);
 	/* Sorted locking: PostgreSQL never had to break a deadlock. */
 	if (f->backend == DB_POSTGRES)
 		assert_int_equal(retries, 0);
@@ -371,40 +296,20 @@ static void a_cancellation_racing_its_order_never_leaves_stock_held(void **state
 			 0);
 	assert_int_equal(query_int(f->db, "SELECT available FROM products WHERE sku = 'SKU-HEADSET'"),
 			 60);
-	assert_invariant_holds(f);
+	inventory_harness_assert_invariant(f->db);
 }
 
 /* ---- the handlers through the runtime, on this backend ---- */
 
-static shop_status run_init(struct svc_tx *tx, void *arg)
-{
-	return inventory_init(tx);
-}
-
-static char *order_envelope(const char *type, const char *order_id, cJSON *data)
-{
-	struct evt_envelope env;
-	memset(&env, 0, sizeof(env));
-	ids_uuid7(env.id);
-	snprintf(env.source, sizeof(env.source), "/shop/test");
-	snprintf(env.type, sizeof(env.type), "%s", type);
-	clock_rfc3339(clock_now_ms(), env.time);
-	snprintf(env.subject, sizeof(env.subject), "%s", order_id);
-	snprintf(env.correlationid, sizeof(env.correlationid), "%s", order_id);
-	snprintf(env.causationid, sizeof(env.causationid), "%s", env.id);
-	ids_traceparent_new(env.traceparent);
-	char *json = evt_envelope_encode(&env, data);
-	cJSON_Delete(data);
-	return json;
-}
-
+/* TYPE about ORDER_ID handled through the runtime, as a delivery would be. */
 static shop_status deliver(struct svc *svc, struct db *db, const char *type, const char *order_id,
 			   cJSON *data)
 {
-	char reason[256];
-	char *json = order_envelope(type, order_id, data);
-	shop_status st = svc_handle_envelope(svc, db, "inventory", json, strlen(json), reason,
-					     sizeof(reason));
+	char *json = harness_envelope_encode(
+		&(struct harness_envelope){ .type = type, .subject = order_id,
+					    .correlation_id = order_id },
+		data);
+	shop_status st = harness_deliver(svc, db, "inventory", json, NULL, 0);
 	free(json);
 	return st;
 }
@@ -416,30 +321,16 @@ static void handlers_emit_through_the_outbox_on_this_backend(void **state)
 	char order_id[IDS_UUID_SIZE];
 	ids_uuid7(order_id);
 
-	assert_int_equal(svc_tx_run(svc, f->db, NULL, NULL, run_init, NULL), SHOP_OK);
-	assert_int_equal(svc_tx_run(svc, f->db, NULL, NULL, run_init, NULL), SHOP_OK);
+	for (int start = 0; start < 2; start++) /* a restart announces nothing more */
+		assert_int_equal(
+			svc_tx_run(svc, f->db, NULL, NULL, inventory_harness_run_init, NULL),
+			SHOP_OK);
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM outbox"),
 			 (int64_t)inventory_catalogue_len);
 
-	cJSON *d = cJSON_CreateObject();
-	cJSON_AddStringToObject(d, "order_id", order_id);
-	cJSON_AddStringToObject(d, "customer_id", "cust-1");
-	cJSON_AddStringToObject(d, "email", "ada@example.com");
-	cJSON *items = cJSON_AddArrayToObject(d, "items");
 	const char *skus[] = { "SKU-LIMITED", "SKU-CABLE" };
-	for (int i = 0; i < 2; i++) {
-		cJSON *it = cJSON_CreateObject();
-		cJSON_AddStringToObject(it, "sku", skus[i]);
-		cJSON_AddNumberToObject(it, "quantity", 2);
-		cJSON_AddItemToArray(items, it);
-	}
-	cJSON_AddStringToObject(cJSON_AddObjectToObject(d, "payment"), "card_token", "tok_visa");
-	cJSON *a = cJSON_AddObjectToObject(d, "shipping_address");
-	cJSON_AddStringToObject(a, "name", "Ada Lovelace");
-	cJSON_AddStringToObject(a, "line1", "1 Main St");
-	cJSON_AddStringToObject(a, "city", "London");
-	cJSON_AddStringToObject(a, "postal_code", "N1 1AA");
-	cJSON_AddStringToObject(a, "country", "GB");
+	const int quantities[] = { 2, 2 };
+	cJSON *d = harness_order_placed_json(order_id, 2, skus, quantities);
 	assert_int_equal(deliver(svc, f->db, "shop.orders.order_placed.v1", order_id, d), SHOP_OK);
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM outbox WHERE subject = "
 					  "'inventory.event.stock_reserved.v1'"),
@@ -462,7 +353,7 @@ static void handlers_emit_through_the_outbox_on_this_backend(void **state)
 			 3);
 	assert_int_equal(query_int(f->db, "SELECT revision FROM products WHERE sku = 'SKU-LIMITED'"),
 			 3);
-	assert_invariant_holds(f);
+	inventory_harness_assert_invariant(f->db);
 	svc_destroy(svc);
 }
 

@@ -15,37 +15,27 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../services/orders/orders_handlers.h"
-
+#include "../unit/orders_harness.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "db/db.h"
+#include "pg_race.h"
+#include "pg_scratch.h"
 #include "svc/svc.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#define URL_MAX 1024
-#define DEADLINE_MS 60000
 #define RACE_ROUNDS 25
 #define LOCK_WAIT_POLL_MS 10
 #define LOCK_WAIT_MAX_MS 5000
 
-#define SUBJ_PLACED "orders.event.order_placed.v1"
-#define SUBJ_RESERVED "orders.event.order_reserved.v1"
-#define SUBJ_PAID "orders.event.order_paid.v1"
-#define SUBJ_SHIPPED "orders.event.order_shipped.v1"
-#define SUBJ_CANCELLED "orders.event.order_cancelled.v1"
-
 struct group {
-	char admin_url[URL_MAX];
-	char url[URL_MAX]; /* this run's database */
-	char dbname[64];
+	struct pg_scratch pg; /* this run's database */
 	struct db *db;
 	struct orders_ctx ctx;
 	struct svc_spec spec;
@@ -56,106 +46,37 @@ static struct group g;
 
 static int group_setup(void **state)
 {
-	const char *base = getenv("SHOP_TEST_PG_URL");
-	struct db *admin = NULL;
-	char sql[128];
 	log_init("orders-test", LOG_LVL_ERROR);
 	xalloc_init_cjson();
-	if (!base || !*base) {
-		fprintf(stderr, "SHOP_TEST_PG_URL is not set (run through tests/component/run.sh)\n");
+	if (pg_scratch_create(&g.pg, "orders_t") != 0)
 		return -1;
-	}
-	const char *slash = strrchr(base, '/');
-	if (!slash || (size_t)(slash - base) + sizeof(g.dbname) >= URL_MAX)
-		return -1;
-	snprintf(g.admin_url, sizeof(g.admin_url), "%s", base);
-	snprintf(g.dbname, sizeof(g.dbname), "orders_t%ld_%lld", (long)getpid(),
-		 (long long)clock_now_ms());
-	snprintf(g.url, sizeof(g.url), "%.*s/%s", (int)(slash - base), base, g.dbname);
-
-	if (db_open(g.admin_url, &admin) != SHOP_OK)
-		return -1;
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", g.dbname);
-	shop_status st = db_exec(admin, sql, DB_NOARGS, NULL);
-	if (st != SHOP_OK)
-		fprintf(stderr, "%s: %s\n", sql, db_last_error(admin));
-	db_close(admin);
-	if (st != SHOP_OK || db_open(g.url, &g.db) != SHOP_OK)
-		return -1;
-
-	g.ctx.deadline_ms = DEADLINE_MS;
-	g.spec = (struct svc_spec){
-		.name = "orders",
-		.default_db_url = g.url,
-		.migrations = orders_migrations,
-		.n_migrations = orders_n_migrations,
-		.routes = orders_routes,
-		.n_routes = orders_n_routes,
-		.tasks = orders_tasks,
-		.n_tasks = orders_n_tasks,
-		.ctx = &g.ctx,
-	};
-	if (svc_migrate(&g.spec, g.db) != SHOP_OK) {
-		fprintf(stderr, "migrate: %s\n", db_last_error(g.db));
-		return -1;
-	}
-	g.svc = svc_create_detached(&g.spec);
-	return 0;
+	orders_harness_spec_fill(&g.spec, &g.ctx, g.pg.url);
+	return harness_open(&g.spec, g.pg.url, &g.db, &g.svc) == SHOP_OK ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
-	struct db *admin = NULL;
 	svc_destroy(g.svc);
 	db_close(g.db);
-	if (db_open(g.admin_url, &admin) == SHOP_OK) {
-		char sql[128];
-		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", g.dbname);
-		(void)db_exec(admin, sql, DB_NOARGS, NULL);
-	}
-	db_close(admin);
+	pg_scratch_drop(&g.pg);
 	return 0;
 }
 
 /* ---- driving handlers on a given connection ---------------------------- */
 
-struct call {
-	svc_handler_fn fn;
-	const void *data;
-};
-
-static shop_status call_in_tx(struct svc_tx *tx, void *arg)
-{
-	const struct call *c = arg;
-	return c->fn(tx, c->data);
-}
-
 static shop_status run_on(struct db *db, svc_handler_fn fn, const void *data)
 {
-	struct call c = { fn, data };
-	return svc_tx_run(g.svc, db, "corr-test", NULL, call_in_tx, &c);
+	return harness_run(g.svc, db, fn, data);
 }
 
 /* Places an order at NOW (in the past for the sweeper's cases). */
 static void place_at(const char *order_id, int64_t now)
 {
 	struct ct_place_order *c = xcalloc(1, sizeof(*c));
-	snprintf(c->order_id, sizeof(c->order_id), "%s", order_id);
-	snprintf(c->customer_id, sizeof(c->customer_id), "cust-42");
-	snprintf(c->email, sizeof(c->email), "ada@example.com");
-	snprintf(c->items[0].sku, sizeof(c->items[0].sku), "SKU-1");
-	c->items[0].quantity = 2;
-	c->items_len = 1;
-	snprintf(c->payment.card_token, sizeof(c->payment.card_token), "tok_visa");
-	snprintf(c->shipping_address.name, sizeof(c->shipping_address.name), "Ada Lovelace");
-	snprintf(c->shipping_address.line1, sizeof(c->shipping_address.line1), "1 Main Street");
-	snprintf(c->shipping_address.city, sizeof(c->shipping_address.city), "London");
-	snprintf(c->shipping_address.postal_code, sizeof(c->shipping_address.postal_code), "N1 9GU");
-	snprintf(c->shipping_address.country, sizeof(c->shipping_address.country), "GB");
-	struct svc_tx tx = { .svc = g.svc, .db = g.db, .now_ms = now, .correlation_id = "corr-test" };
-	assert_int_equal(db_begin(g.db), SHOP_OK);
-	assert_int_equal(orders_handle_place_order(&tx, c), SHOP_OK);
-	assert_int_equal(db_commit(g.db), SHOP_OK);
+	orders_harness_place_fill(c, order_id);
+	assert_int_equal(
+		harness_handle(g.svc, g.db, orders_handle_place_order, c, now, "corr-test"),
+		SHOP_OK);
 	free(c);
 }
 
@@ -163,45 +84,6 @@ static void new_order(char order_id[IDS_UUID_SIZE])
 {
 	ids_uuid7(order_id);
 	place_at(order_id, clock_now_ms());
-}
-
-static struct ct_stock_reserved stock_reserved(const char *order_id)
-{
-	struct ct_stock_reserved ev = { 0 };
-	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
-	snprintf(ev.lines[0].sku, sizeof(ev.lines[0].sku), "SKU-1");
-	ev.lines[0].quantity = 2;
-	ev.lines[0].unit_price_cents = 1000;
-	ev.lines_len = 1;
-	ev.total_cents = 2000;
-	snprintf(ev.currency, sizeof(ev.currency), "EUR");
-	return ev;
-}
-
-static struct ct_payment_authorized payment_authorized(const char *order_id)
-{
-	struct ct_payment_authorized ev = { 0 };
-	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
-	ids_uuid7(ev.payment_id);
-	ev.amount_cents = 2000;
-	snprintf(ev.currency, sizeof(ev.currency), "EUR");
-	ev.attempts = 1;
-	return ev;
-}
-
-static struct ct_shipment_dispatched shipment_dispatched(const char *order_id)
-{
-	struct ct_shipment_dispatched ev = { 0 };
-	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
-	ids_uuid7(ev.shipment_id);
-	return ev;
-}
-
-static struct ct_cancel_order cancel_order(const char *order_id)
-{
-	struct ct_cancel_order cmd = { 0 };
-	snprintf(cmd.order_id, sizeof(cmd.order_id), "%s", order_id);
-	return cmd;
 }
 
 static struct orders_row order(const char *order_id)
@@ -214,17 +96,7 @@ static struct orders_row order(const char *order_id)
 /* Events of one order, by message subject ("" for any). */
 static int64_t events_of(const char *order_id, const char *subject)
 {
-	struct db_result *r = NULL;
-	char *pattern = xasprintf("%%\"subject\":\"%s\"%%", order_id);
-	assert_int_equal(db_query(g.db,
-				  "SELECT COUNT(*) FROM outbox WHERE payload LIKE $1"
-				  " AND ($2 = '' OR subject = $2)",
-				  DB_ARGS(pattern, subject), &r),
-			 SHOP_OK);
-	int64_t n = db_result_int(r, 0, 0);
-	db_result_free(r);
-	free(pattern);
-	return n;
+	return harness_outbox_count_for(g.db, order_id, subject);
 }
 
 /* ---- cases: the SQL on PostgreSQL -------------------------------------- */
@@ -244,12 +116,12 @@ static void migrations_apply_on_postgresql_and_again_change_nothing(void **state
 
 static void an_order_goes_from_placed_to_shipped_on_postgresql(void **state)
 {
-	char id[IDS_UUID_SIZE];
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
 	new_order(id);
 	place_at(id, clock_now_ms()); /* the command again: nothing */
 	struct ct_stock_reserved reserved = stock_reserved(id);
-	struct ct_payment_authorized paid = payment_authorized(id);
-	struct ct_shipment_dispatched shipped = shipment_dispatched(id);
+	struct ct_payment_authorized paid = payment_authorized(id, pay);
+	struct ct_shipment_dispatched shipped = shipment_dispatched(id, ship);
 	assert_int_equal(run_on(g.db, orders_handle_payment_authorized, &paid), SHOP_E_NOT_READY);
 	assert_int_equal(run_on(g.db, orders_handle_stock_reserved, &reserved), SHOP_OK);
 	assert_int_equal(run_on(g.db, orders_handle_stock_reserved, &reserved), SHOP_OK);
@@ -258,7 +130,7 @@ static void an_order_goes_from_placed_to_shipped_on_postgresql(void **state)
 
 	struct orders_row row = order(id);
 	assert_int_equal(row.status, ORDERS_STATUS_SHIPPED);
-	assert_int_equal(row.total_cents, 2000);
+	assert_int_equal(row.total_cents, ORDER_TOTAL_CENTS);
 	assert_string_equal(row.currency, "EUR");
 	assert_string_equal(row.payment_id, paid.payment_id);
 	assert_string_equal(row.shipment_id, shipped.shipment_id);
@@ -340,9 +212,9 @@ static shop_status interleave(svc_handler_fn fn_a, const void *data_a, svc_handl
 	struct db *da = NULL, *observer = NULL;
 	struct replica b = { .fn = fn_b, .data = data_b };
 	pthread_t tb;
-	assert_int_equal(db_open(g.url, &da), SHOP_OK);
-	assert_int_equal(db_open(g.url, &b.db), SHOP_OK);
-	assert_int_equal(db_open(g.url, &observer), SHOP_OK);
+	assert_int_equal(db_open(g.pg.url, &da), SHOP_OK);
+	assert_int_equal(db_open(g.pg.url, &b.db), SHOP_OK);
+	assert_int_equal(db_open(g.pg.url, &observer), SHOP_OK);
 
 	struct svc_tx tx = { .svc = g.svc, .db = da, .now_ms = clock_now_ms(),
 			     .correlation_id = "corr-test" };
@@ -372,7 +244,8 @@ static void a_cancel_blocked_behind_a_reservation_decides_again_and_cancels_it(v
 	struct orders_row row = order(id);
 	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
 	assert_int_equal(row.reason, ORDERS_REASON_CUSTOMER_CANCELLED);
-	assert_int_equal(row.total_cents, 2000); /* A's facts survived B's transition */
+	/* A's facts survived B's transition. */
+	assert_int_equal(row.total_cents, ORDER_TOTAL_CENTS);
 	assert_int_equal(row.version, 3);
 	assert_int_equal(events_of(id, SUBJ_RESERVED), 1);
 	assert_int_equal(events_of(id, SUBJ_CANCELLED), 1);
@@ -394,7 +267,7 @@ static void a_duplicate_reservation_blocked_behind_the_first_is_ignored(void **s
 
 static void a_timeout_blocked_behind_a_payment_leaves_the_order_paid(void **state)
 {
-	char id[IDS_UUID_SIZE];
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
 	ids_uuid7(id);
 	place_at(id, clock_now_ms() - 2 * DEADLINE_MS);
 	struct ct_stock_reserved reserved = stock_reserved(id);
@@ -402,7 +275,7 @@ static void a_timeout_blocked_behind_a_payment_leaves_the_order_paid(void **stat
 
 	/* The sweeper reads RESERVED past its deadline while the payment holds
 	 * the row; once the payment commits, the timeout no longer applies. */
-	struct ct_payment_authorized paid = payment_authorized(id);
+	struct ct_payment_authorized paid = payment_authorized(id, pay);
 	assert_int_equal(interleave(orders_handle_payment_authorized, &paid, NULL, NULL), SHOP_OK);
 	struct orders_row row = order(id);
 	assert_int_equal(row.status, ORDERS_STATUS_PAID);
@@ -415,12 +288,11 @@ static void cancels_and_reservations_racing_freely_end_consistent(void **state)
 {
 	struct replica a = { 0 }, b = { 0 };
 	int cancelled_first = 0, reserved_first = 0;
-	assert_int_equal(db_open(g.url, &a.db), SHOP_OK);
-	assert_int_equal(db_open(g.url, &b.db), SHOP_OK);
+	assert_int_equal(db_open(g.pg.url, &a.db), SHOP_OK);
+	assert_int_equal(db_open(g.pg.url, &b.db), SHOP_OK);
 	for (int round = 0; round < RACE_ROUNDS; round++) {
 		char id[IDS_UUID_SIZE];
 		pthread_barrier_t start;
-		pthread_t ta, tb;
 		new_order(id);
 		struct ct_stock_reserved reserved = stock_reserved(id);
 		struct ct_cancel_order cancel = cancel_order(id);
@@ -428,13 +300,8 @@ static void cancels_and_reservations_racing_freely_end_consistent(void **state)
 		a.data = &reserved;
 		b.fn = orders_handle_cancel_order;
 		b.data = &cancel;
-		pthread_barrier_init(&start, NULL, 2);
 		a.start = b.start = &start;
-		assert_int_equal(pthread_create(&ta, NULL, replica_run, &a), 0);
-		assert_int_equal(pthread_create(&tb, NULL, replica_run, &b), 0);
-		pthread_join(ta, NULL);
-		pthread_join(tb, NULL);
-		pthread_barrier_destroy(&start);
+		pg_race_together(&start, replica_run, &a, &b);
 
 		assert_int_equal(a.st, SHOP_OK);
 		assert_int_equal(b.st, SHOP_OK);

@@ -16,33 +16,28 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../services/payments/payments_handlers.h"
-#include "../../services/payments/payments_provider.h"
-#include "../../services/payments/payments_store.h"
-
+#include "../unit/payments_harness.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "db/db.h"
+#include "pg_race.h"
+#include "pg_scratch.h"
 #include "svc/svc.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#define URL_MAX 1024
 #define TOTAL 2599
-#define CURRENCY "EUR"
+#define CURRENCY PAYMENTS_HARNESS_CURRENCY
 #define RACE_ROUNDS 25
 #define REPLICAS 4
 
 struct group {
-	char admin_url[URL_MAX];
-	char url[URL_MAX]; /* this run's database */
-	char dbname[64];
+	struct pg_scratch pg; /* this run's database */
 	struct db *db;
 	struct db *other[2]; /* two more connections, for the races */
 	struct payments_provider *provider;
@@ -55,118 +50,47 @@ static struct group g;
 
 static int group_setup(void **state)
 {
-	const char *base = getenv("SHOP_TEST_PG_URL");
-	struct db *admin = NULL;
-	char sql[128];
 	log_init("payments-test", LOG_LVL_ERROR);
-	if (!base || !*base) {
-		fprintf(stderr, "SHOP_TEST_PG_URL is not set (run through tests/component/run.sh)\n");
-		return -1;
-	}
-	const char *slash = strrchr(base, '/');
-	if (!slash || (size_t)(slash - base) + 64 >= URL_MAX)
-		return -1;
-	snprintf(g.admin_url, sizeof(g.admin_url), "%s", base);
-	snprintf(g.dbname, sizeof(g.dbname), "payments_t%ld_%lld", (long)getpid(),
-		 (long long)clock_now_ms());
-	snprintf(g.url, sizeof(g.url), "%.*s/%s", (int)(slash - base), base, g.dbname);
-
-	if (db_open(g.admin_url, &admin) != SHOP_OK)
-		return -1;
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", g.dbname);
-	shop_status st = db_exec(admin, sql, DB_NOARGS, NULL);
-	if (st != SHOP_OK)
-		fprintf(stderr, "%s: %s\n", sql, db_last_error(admin));
-	db_close(admin);
-	if (st != SHOP_OK || db_open(g.url, &g.db) != SHOP_OK ||
-	    db_open(g.url, &g.other[0]) != SHOP_OK || db_open(g.url, &g.other[1]) != SHOP_OK)
+	if (pg_scratch_create(&g.pg, "payments_t") != 0 ||
+	    db_open(g.pg.url, &g.other[0]) != SHOP_OK || db_open(g.pg.url, &g.other[1]) != SHOP_OK)
 		return -1;
 
 	char provider_url[PAYMENTS_PROVIDER_URL_MAX + 1];
-	if (payments_provider_url_derive(g.url, provider_url, sizeof(provider_url)) != SHOP_OK ||
-	    strcmp(provider_url, g.url) != 0)
+	if (payments_provider_url_derive(g.pg.url, provider_url, sizeof(provider_url)) != SHOP_OK ||
+	    strcmp(provider_url, g.pg.url) != 0)
 		return -1;
 	g.provider = payments_provider_create(provider_url);
 	g.ctx.provider = g.provider;
-	g.spec = (struct svc_spec){
-		.name = PAYMENTS_SERVICE_NAME,
-		.default_db_url = g.url,
-		.migrations = payments_migrations,
-		.n_migrations = payments_n_migrations,
-		.routes = payments_routes,
-		.n_routes = payments_n_routes,
-		.ctx = &g.ctx,
-	};
-	if (svc_migrate(&g.spec, g.db) != SHOP_OK) {
-		fprintf(stderr, "migrate: %s\n", db_last_error(g.db));
-		return -1;
-	}
-	g.svc = svc_create_detached(&g.spec);
-	return 0;
+	payments_harness_spec_fill(&g.spec, &g.ctx, g.pg.url);
+	return harness_open(&g.spec, g.pg.url, &g.db, &g.svc) == SHOP_OK ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
-	struct db *admin = NULL;
 	svc_destroy(g.svc);
 	payments_provider_destroy(g.provider);
 	db_close(g.other[0]);
 	db_close(g.other[1]);
 	db_close(g.db);
-	if (db_open(g.admin_url, &admin) == SHOP_OK) {
-		char sql[128];
-		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", g.dbname);
-		(void)db_exec(admin, sql, DB_NOARGS, NULL);
-	}
-	db_close(admin);
+	pg_scratch_drop(&g.pg);
 	return 0;
 }
 
 /* ---- driving handlers on a given connection ---------------------------- */
 
-struct call {
-	svc_handler_fn fn;
-	const void *data;
-};
-
-static shop_status call_in_tx(struct svc_tx *tx, void *arg)
-{
-	const struct call *c = arg;
-	return c->fn(tx, c->data);
-}
-
-static shop_status run_on(struct db *db, svc_handler_fn fn, const void *data)
-{
-	struct call c = { fn, data };
-	return svc_tx_run(g.svc, db, "corr-test", NULL, call_in_tx, &c);
-}
-
 static shop_status order_placed_on(struct db *db, const char *order_id, const char *token)
 {
-	struct ct_order_placed m;
-	memset(&m, 0, sizeof(m));
-	snprintf(m.order_id, sizeof(m.order_id), "%s", order_id);
-	snprintf(m.payment.card_token, sizeof(m.payment.card_token), "%s", token);
-	return run_on(db, payments_handle_order_placed, &m);
+	return payments_harness_order_placed(g.svc, db, order_id, token);
 }
 
 static shop_status stock_reserved_on(struct db *db, const char *order_id)
 {
-	struct ct_stock_reserved m;
-	memset(&m, 0, sizeof(m));
-	snprintf(m.order_id, sizeof(m.order_id), "%s", order_id);
-	m.total_cents = TOTAL;
-	snprintf(m.currency, sizeof(m.currency), CURRENCY);
-	return run_on(db, payments_handle_stock_reserved, &m);
+	return payments_harness_stock_reserved(g.svc, db, order_id, TOTAL);
 }
 
 static shop_status order_cancelled_on(struct db *db, const char *order_id)
 {
-	struct ct_order_cancelled m;
-	memset(&m, 0, sizeof(m));
-	snprintf(m.order_id, sizeof(m.order_id), "%s", order_id);
-	snprintf(m.reason, sizeof(m.reason), "customer_cancelled");
-	return run_on(db, payments_handle_order_cancelled, &m);
+	return payments_harness_order_cancelled(g.svc, db, order_id);
 }
 
 static enum payments_status status_of(const char *order_id)
@@ -179,17 +103,7 @@ static enum payments_status status_of(const char *order_id)
 /* Events of one order, by message subject ("" for any). */
 static int64_t events_of(const char *order_id, const char *subject)
 {
-	struct db_result *r = NULL;
-	char *pattern = xasprintf("%%\"subject\":\"%s\"%%", order_id);
-	assert_int_equal(db_query(g.db,
-				  "SELECT COUNT(*) FROM outbox WHERE payload LIKE $1"
-				  " AND ($2 = '' OR subject = $2)",
-				  DB_ARGS(pattern, subject), &r),
-			 SHOP_OK);
-	int64_t n = db_result_int(r, 0, 0);
-	db_result_free(r);
-	free(pattern);
-	return n;
+	return harness_outbox_count_for(g.db, order_id, subject);
 }
 
 /* The provider's ledger row: -1 when the key was never charged, else
@@ -291,32 +205,28 @@ static void *racer_run(void *arg)
 	return NULL;
 }
 
-static void race(struct racer *a, struct racer *b)
+/* A new order, placed with the visa card, whose next two messages FN_A
+ * and FN_B race on two other connections; both must succeed. */
+static void race_on_a_new_order(char order_id[IDS_UUID_SIZE],
+				shop_status (*fn_a)(struct db *db, const char *order_id),
+				shop_status (*fn_b)(struct db *db, const char *order_id))
 {
 	pthread_barrier_t start;
-	pthread_t ta, tb;
-	pthread_barrier_init(&start, NULL, 2);
-	a->start = b->start = &start;
-	assert_int_equal(pthread_create(&ta, NULL, racer_run, a), 0);
-	assert_int_equal(pthread_create(&tb, NULL, racer_run, b), 0);
-	pthread_join(ta, NULL);
-	pthread_join(tb, NULL);
-	pthread_barrier_destroy(&start);
+	ids_uuid7(order_id);
+	assert_int_equal(order_placed_on(g.db, order_id, PAYMENTS_CARD_VISA), SHOP_OK);
+	struct racer a = { .start = &start, .db = g.other[0], .order_id = order_id, .fn = fn_a };
+	struct racer b = { .start = &start, .db = g.other[1], .order_id = order_id, .fn = fn_b };
+	pg_race_together(&start, racer_run, &a, &b);
+	assert_int_equal(a.st, SHOP_OK);
+	assert_int_equal(b.st, SHOP_OK);
 }
 
 static void a_cancellation_racing_the_charge_never_leaves_money_taken(void **state)
 {
-	struct db *da = g.other[0], *dbb = g.other[1];
 	int refunded = 0, cancelled = 0;
 	for (int round = 0; round < RACE_ROUNDS; round++) {
 		char order_id[IDS_UUID_SIZE];
-		ids_uuid7(order_id);
-		assert_int_equal(order_placed_on(g.db, order_id, PAYMENTS_CARD_VISA), SHOP_OK);
-		struct racer charge = { .db = da, .order_id = order_id, .fn = stock_reserved_on };
-		struct racer cancel = { .db = dbb, .order_id = order_id, .fn = order_cancelled_on };
-		race(&charge, &cancel);
-		assert_int_equal(charge.st, SHOP_OK);
-		assert_int_equal(cancel.st, SHOP_OK);
+		race_on_a_new_order(order_id, stock_reserved_on, order_cancelled_on);
 		/* Either the charge won and was refunded, or the cancellation won
 		 * and nothing was charged; never a charge on a cancelled order. */
 		enum payments_status st = status_of(order_id);
@@ -340,16 +250,9 @@ static void a_cancellation_racing_the_charge_never_leaves_money_taken(void **sta
 
 static void duplicate_reservations_on_two_replicas_charge_once(void **state)
 {
-	struct db *da = g.other[0], *dbb = g.other[1];
 	for (int round = 0; round < RACE_ROUNDS; round++) {
 		char order_id[IDS_UUID_SIZE];
-		ids_uuid7(order_id);
-		assert_int_equal(order_placed_on(g.db, order_id, PAYMENTS_CARD_VISA), SHOP_OK);
-		struct racer a = { .db = da, .order_id = order_id, .fn = stock_reserved_on };
-		struct racer b = { .db = dbb, .order_id = order_id, .fn = stock_reserved_on };
-		race(&a, &b);
-		assert_int_equal(a.st, SHOP_OK);
-		assert_int_equal(b.st, SHOP_OK);
+		race_on_a_new_order(order_id, stock_reserved_on, stock_reserved_on);
 		assert_int_equal(status_of(order_id), PAYMENTS_CHARGED);
 		assert_int_equal(events_of(order_id, ""), 1);
 	}
@@ -386,7 +289,7 @@ static void providers_of_several_replicas_charge_and_refund_a_key_once(void **st
 	for (int i = 0; i < REPLICAS; i++) {
 		/* One provider (one connection) each, as separate processes have. */
 		reps[i] = (struct replica){ .start = &start,
-					    .provider = payments_provider_create(g.url),
+					    .provider = payments_provider_create(g.pg.url),
 					    .key = key };
 		assert_int_equal(pthread_create(&threads[i], NULL, replica_run, &reps[i]), 0);
 	}

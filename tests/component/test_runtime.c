@@ -40,6 +40,8 @@
 #include "core/xalloc.h"
 #include "db/db.h"
 #include "evt/envelope.h"
+#include "nats_box.h"
+#include "pg_scratch.h"
 #include "svc/svc.h"
 
 #include <arpa/inet.h>
@@ -214,18 +216,10 @@ struct child {
 	int port;
 };
 
-/* A nats-server of the test's own, for the broker outage case. */
-struct nats_box {
-	pid_t pid;
-	int port;
-	char dir[PATH_MAX];
-	char url[64];
-};
-
 /* One case: its database, its processes and what to print if it fails. */
 static struct {
 	char url[URL_SIZE];
-	char pg_name[NAME_SIZE];
+	struct pg_scratch pg; /* PostgreSQL: the case's database */
 	char tag[NAME_SIZE]; /* customer id of this case's orders */
 	struct db *db;       /* the parent's connection to the child's database */
 	struct child child;
@@ -263,19 +257,6 @@ static int counter_next(void)
 {
 	static int counter;
 	return ++counter;
-}
-
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	socklen_t alen = sizeof(a);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-	close(fd);
-	return ntohs(a.sin_port);
 }
 
 static int connect_local(int port)
@@ -412,7 +393,7 @@ static void child_start(struct child *c, const char *db_url, const char *nats_ur
 			int64_t delay_ms, const char *emit_flag)
 {
 	char log_path[PATH_MAX], port[16], delay[24];
-	c->port = free_port();
+	c->port = nats_box_free_port();
 	snprintf(log_path, sizeof(log_path), "%s/rt-child-%d-%d.log", g.workdir, (int)getpid(),
 		 counter_next());
 	fx_log_add(log_path);
@@ -477,78 +458,17 @@ static void child_kill(struct child *c)
 	c->pid = 0;
 }
 
+/* A nats-server of the case's own, for the broker outage cases; its log is
+ * printed if the case fails. */
 static void box_init(struct nats_box *b)
 {
-	snprintf(b->dir, sizeof(b->dir), "%s/rt-nats-XXXXXX", g.workdir);
-	assert_non_null(mkdtemp(b->dir));
-	b->port = free_port();
-	snprintf(b->url, sizeof(b->url), "nats://127.0.0.1:%d", b->port);
-	b->pid = 0;
 	char log_path[PATH_MAX + 16];
-	snprintf(log_path, sizeof(log_path), "%s/nats.log", b->dir);
+	nats_box_init(b, "rt-nats");
+	nats_box_log_path(b, log_path, sizeof(log_path));
 	fx_log_add(log_path);
 }
 
-/* Starts (or restarts, on the same store) the private server. */
-static void box_start(struct nats_box *b)
-{
-	char port[16], store[PATH_MAX + 8], log_path[PATH_MAX + 16];
-	snprintf(port, sizeof(port), "%d", b->port);
-	snprintf(store, sizeof(store), "%s/js", b->dir);
-	snprintf(log_path, sizeof(log_path), "%s/nats.log", b->dir);
-	char *argv[] = { "nats-server", "-js", "-sd", store, "-a", "127.0.0.1", "-p", port, NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	int rc = posix_spawnp(&b->pid, "nats-server", &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	assert_int_equal(rc, 0);
-	int64_t deadline = clock_mono_ms() + 15000;
-	for (;;) {
-		int fd = connect_local(b->port);
-		if (fd >= 0) {
-			close(fd);
-			return;
-		}
-		assert_true(clock_mono_ms() < deadline);
-		clock_sleep_ms(50);
-	}
-}
-
-static void box_kill(struct nats_box *b)
-{
-	if (b->pid <= 0)
-		return;
-	kill(b->pid, SIGKILL);
-	waitpid(b->pid, NULL, 0);
-	b->pid = 0;
-}
-
 /* ---- databases ---------------------------------------------------------- */
-
-/* "postgresql://u@h:p/shoptest" with the database name replaced. */
-static void pg_url_with_db(const char *base, const char *dbname, char *out, size_t size)
-{
-	const char *query = strchr(base, '?');
-	size_t end = query ? (size_t)(query - base) : strlen(base);
-	size_t slash = end;
-	while (slash > 0 && base[slash - 1] != '/')
-		slash--;
-	assert_true(slash > 0);
-	snprintf(out, size, "%.*s%s%s", (int)slash, base, dbname, query ? query : "");
-}
-
-static void pg_admin_exec(const char *sql)
-{
-	struct db *admin = NULL;
-	assert_int_equal(db_open(g.pg_url, &admin), SHOP_OK);
-	shop_status st = db_exec(admin, sql, DB_NOARGS, NULL);
-	if (st != SHOP_OK)
-		print_error("%s: %s\n", sql, db_last_error(admin));
-	db_close(admin);
-	assert_int_equal(st, SHOP_OK);
-}
 
 /* A database nobody has used: a new SQLite file, or a new PostgreSQL database. */
 static void fresh_database(void)
@@ -558,11 +478,8 @@ static void fresh_database(void)
 		snprintf(fx.url, sizeof(fx.url), "sqlite:%s/rt_%d_%d.db", g.workdir, (int)getpid(), k);
 		return;
 	}
-	char sql[128];
-	snprintf(fx.pg_name, sizeof(fx.pg_name), "rt_%d_%d", (int)getpid(), k);
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", fx.pg_name);
-	pg_admin_exec(sql);
-	pg_url_with_db(g.pg_url, fx.pg_name, fx.url, sizeof(fx.url));
+	assert_int_equal(pg_scratch_create(&fx.pg, "rt"), 0);
+	snprintf(fx.url, sizeof(fx.url), "%s", fx.pg.url);
 }
 
 /* The parent's own connection to the child's database (after it migrated). */
@@ -605,6 +522,17 @@ static int64_t query_int(const char *sql, int nparams, const char *const *params
 }
 
 /* Polls a count until it reaches want (or more) or timeout_ms pass; returns the last value. */
+/* The handler's effects on ORDER_ID, and the inbox's claims of EVENT_ID. */
+static int64_t effects_of(const char *order_id)
+{
+	return query_int("SELECT count(*) FROM rt_effects WHERE order_id = $1", DB_ARGS(order_id));
+}
+
+static int64_t inbox_claims(const char *event_id)
+{
+	return query_int("SELECT count(*) FROM inbox WHERE event_id = $1", DB_ARGS(event_id));
+}
+
 static int64_t wait_count_at_least(int64_t want, int64_t timeout_ms, const char *sql, int nparams,
 				  const char *const *params)
 {
@@ -1043,20 +971,13 @@ static int test_teardown(void **state)
 {
 	child_kill(&fx.child);
 	link_close(&fx.box_link);
-	box_kill(&fx.box);
+	nats_box_kill(&fx.box);
 	if (!fx.passed && g.available)
 		for (size_t i = 0; i < fx.n_logs; i++)
 			log_dump(fx.logs[i]);
 	db_close(fx.db);
 	fx.db = NULL;
-	if (fx.pg_name[0]) {
-		char sql[128];
-		struct db *admin = NULL;
-		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", fx.pg_name);
-		if (db_open(g.pg_url, &admin) == SHOP_OK)
-			db_exec(admin, sql, DB_NOARGS, NULL);
-		db_close(admin);
-	}
+	pg_scratch_drop(&fx.pg);
 	return 0;
 }
 
@@ -1100,9 +1021,7 @@ static void an_event_is_handled_once_and_its_effect_is_published_once_with_its_c
 
 	/* In the service's database: handled once, claimed in the inbox,
 	 * the outbox row marked once the stream had it. */
-	assert_int_equal(query_int("SELECT count(*) FROM rt_effects WHERE order_id = $1",
-				   DB_ARGS(p.order_id)),
-			 1);
+	assert_int_equal(effects_of(p.order_id), 1);
 	assert_int_equal(query_int("SELECT count(*) FROM inbox WHERE consumer = $1 AND event_id = $2",
 				   DB_ARGS(inventory_durable("ORDERS"), p.event_id)),
 			 1);
@@ -1144,12 +1063,8 @@ static void the_same_event_id_under_two_msg_ids_is_stored_twice_and_handled_once
 	assert_int_equal(released_count_order(&seen, sentinel.order_id), 1);
 	released_assert_unique(&seen);
 
-	assert_int_equal(query_int("SELECT count(*) FROM rt_effects WHERE order_id = $1",
-				   DB_ARGS(p.order_id)),
-			 1);
-	assert_int_equal(query_int("SELECT count(*) FROM inbox WHERE event_id = $1",
-				   DB_ARGS(p.event_id)),
-			 1);
+	assert_int_equal(effects_of(p.order_id), 1);
+	assert_int_equal(inbox_claims(p.event_id), 1);
 	/* The second copy was acked (not left to redeliver) without effect. */
 	wait_orders_settled(EFFECT_TIMEOUT_MS);
 	assert_int_equal(query_int("SELECT count(*) FROM rt_effects WHERE customer_id = $1",
@@ -1199,12 +1114,8 @@ static void data_breaking_the_contract_is_dead_lettered_with_its_reason_and_not_
 	wait_orders_settled(0);
 	dead_collect(&d, bad.event_id, 2000);
 	assert_int_equal(d.count, 1);
-	assert_int_equal(query_int("SELECT count(*) FROM rt_effects WHERE order_id = $1",
-				   DB_ARGS(bad.order_id)),
-			 0);
-	assert_int_equal(query_int("SELECT count(*) FROM inbox WHERE event_id = $1",
-				   DB_ARGS(bad.event_id)),
-			 0);
+	assert_int_equal(effects_of(bad.order_id), 0);
+	assert_int_equal(inbox_claims(bad.event_id), 0);
 	child_stop(&fx.child);
 
 	released_log_free(&seen);
@@ -1252,12 +1163,8 @@ static void a_handler_emitting_what_the_service_may_not_is_rolled_back_and_dead_
 	for (size_t i = 0; i < 2; i++) {
 		char pattern[IDS_UUID_SIZE + 4];
 		snprintf(pattern, sizeof(pattern), "%%%s%%", refused[i]->order_id);
-		assert_int_equal(query_int("SELECT count(*) FROM rt_effects WHERE order_id = $1",
-					   DB_ARGS(refused[i]->order_id)),
-				 0);
-		assert_int_equal(query_int("SELECT count(*) FROM inbox WHERE event_id = $1",
-					   DB_ARGS(refused[i]->event_id)),
-				 0);
+		assert_int_equal(effects_of(refused[i]->order_id), 0);
+		assert_int_equal(inbox_claims(refused[i]->event_id), 0);
 		assert_int_equal(query_int("SELECT count(*) FROM outbox WHERE payload LIKE $1",
 					   DB_ARGS(pattern)),
 				 0);
@@ -1361,7 +1268,7 @@ static void a_service_killed_mid_burst_handles_every_event_exactly_once_after_re
 	NEED_SERVERS();
 	const char *count_sql = "SELECT count(*) FROM rt_effects WHERE customer_id = $1";
 	box_init(&fx.box);
-	box_start(&fx.box);
+	nats_box_start(&fx.box);
 	/* Slow handling, so each kill lands in the middle of a fetched batch. */
 	child_start(&fx.child, fx.url, fx.box.url, 15, NULL);
 	assert_int_equal(link_open(&fx.box_link, fx.box.url), SHOP_OK);
@@ -1397,7 +1304,7 @@ static void a_service_killed_mid_burst_handles_every_event_exactly_once_after_re
 		}
 	}
 	child_kill(&fx.child);
-	box_kill(&fx.box); /* the acks it never read die with it */
+	nats_box_kill(&fx.box); /* the acks it never read die with it */
 	handled = query_int(count_sql, DB_ARGS(fx.tag));
 	assert_true(handled > frozen_at);
 	if (handled >= BURST)
@@ -1408,7 +1315,7 @@ static void a_service_killed_mid_burst_handles_every_event_exactly_once_after_re
 
 	/* 3: same store, same database. What the dead processes had fetched
 	 * comes back after the ack wait. */
-	box_start(&fx.box);
+	nats_box_start(&fx.box);
 	child_start(&fx.child, fx.url, fx.box.url, 0, NULL);
 	assert_int_equal(link_open(&fx.box_link, fx.box.url), SHOP_OK);
 	struct released_log seen = { 0 };
@@ -1442,7 +1349,7 @@ static void a_service_killed_mid_burst_handles_every_event_exactly_once_after_re
 		placed_free(&ps[i]);
 	free(ps);
 	link_close(&fx.box_link);
-	box_kill(&fx.box);
+	nats_box_kill(&fx.box);
 	case_done();
 }
 
@@ -1462,7 +1369,7 @@ static void the_relay_catches_up_after_the_broker_was_down_and_publishes_each_ro
 	NEED_SERVERS();
 	char flag[PATH_MAX + 8];
 	box_init(&fx.box);
-	box_start(&fx.box);
+	nats_box_start(&fx.box);
 	snprintf(flag, sizeof(flag), "%s/emit", fx.box.dir);
 	FILE *f = fopen(flag, "w");
 	assert_non_null(f);
@@ -1475,7 +1382,7 @@ static void the_relay_catches_up_after_the_broker_was_down_and_publishes_each_ro
 					DB_NOARGS) >= 5);
 
 	/* Down: rows pile up, none written since the kill is marked published. */
-	box_kill(&fx.box);
+	nats_box_kill(&fx.box);
 	int64_t killed_at = clock_now_ms();
 	wait_http_status(fx.child.port, 503, 10000);
 	assert_true(wait_count_at_least(10, EFFECT_TIMEOUT_MS,
@@ -1488,7 +1395,7 @@ static void the_relay_catches_up_after_the_broker_was_down_and_publishes_each_ro
 			 0);
 
 	/* Up again on the same store: a few more events, then stop emitting. */
-	box_start(&fx.box);
+	nats_box_start(&fx.box);
 	int64_t restarted_at = clock_now_ms();
 	wait_http_status(fx.child.port, 200, 30000);
 	assert_true(wait_count_at_least(3, EFFECT_TIMEOUT_MS,
@@ -1515,7 +1422,7 @@ static void the_relay_catches_up_after_the_broker_was_down_and_publishes_each_ro
 
 	released_log_free(&seen);
 	link_close(&fx.box_link);
-	box_kill(&fx.box);
+	nats_box_kill(&fx.box);
 	case_done();
 }
 

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "service_pg_backend.h"
 
@@ -31,72 +32,33 @@ static void two_dispatchers_racing_dispatch_once(void **state);
 		T(two_dispatchers_racing_dispatch_once),
 
 #include "../unit/test_shipping_handlers.c"
+#include "pg_race.h"
 
-/* How long the open transaction waits so the other connection reaches its
- * conflicting statement and blocks on the row (the outcome does not depend
- * on it, only which path the test exercises). */
-#define RACE_HOLD_MS 300
-
-struct racer {
-	struct fixture *f;
-	struct db *db; /* the racer's own connection */
-	svc_handler_fn handle;
-	const void *msg;
-	shop_status st;
-};
-
-static void *racer_main(void *arg)
+/* A new order whose PaymentAuthorized and OrderCancelled race: with
+ * PAYMENT_FIRST the payment holds its transaction open on the fixture's
+ * connection while the cancellation runs on a second one, else the other
+ * way round. */
+static void race_payment_and_cancellation(struct fixture *f, char order[IDS_UUID_SIZE],
+					  bool payment_first)
 {
-	struct racer *r = arg;
-	struct svc_tx tx = { .svc = r->f->svc, .db = r->db, .correlation_id = "racer",
-			     .now_ms = r->f->t0 };
-	r->st = db_begin(r->db);
-	if (r->st != SHOP_OK)
-		return NULL;
-	r->st = r->handle(&tx, r->msg);
-	if (r->st == SHOP_OK)
-		r->st = db_commit(r->db);
+	struct ct_payment_authorized paid;
+	struct ct_order_cancelled cancelled;
+	new_placed_order(f, order);
+	payment_authorized(&paid, order);
+	order_cancelled(&cancelled, order);
+	if (payment_first)
+		pg_race(f->svc, f->db, f->url, f->t0, shipping_handle_payment_authorized, &paid,
+			shipping_handle_order_cancelled, &cancelled);
 	else
-		db_rollback(r->db);
-	return NULL;
-}
-
-/* Handles first_msg on the fixture's connection and keeps that transaction
- * open while second_msg is handled on another connection; then commits. */
-static void race(struct fixture *f, svc_handler_fn first, const void *first_msg,
-		 svc_handler_fn second, const void *second_msg)
-{
-	struct racer r = { .f = f, .handle = second, .msg = second_msg, .st = SHOP_E_INTERNAL };
-	assert_int_equal(db_open(f->url, &r.db), SHOP_OK);
-
-	struct svc_tx tx = { .svc = f->svc, .db = f->db, .correlation_id = "first",
-			     .now_ms = f->t0 };
-	assert_int_equal(db_begin(f->db), SHOP_OK);
-	assert_int_equal(first(&tx, first_msg), SHOP_OK);
-
-	pthread_t thread;
-	assert_int_equal(pthread_create(&thread, NULL, racer_main, &r), 0);
-	clock_sleep_ms(RACE_HOLD_MS);
-	assert_int_equal(db_commit(f->db), SHOP_OK);
-	pthread_join(thread, NULL);
-	db_close(r.db);
-	assert_int_equal(r.st, SHOP_OK);
+		pg_race(f->svc, f->db, f->url, f->t0, shipping_handle_order_cancelled, &cancelled,
+			shipping_handle_payment_authorized, &paid);
 }
 
 static void cancellation_racing_a_payment_still_cancels_the_shipment(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
-	ids_uuid7(order);
-	assert_int_equal(place(f, order, f->t0), SHOP_OK);
-	struct ct_payment_authorized paid;
-	struct ct_order_cancelled cancelled;
-	payment_authorized(&paid, order);
-	order_cancelled(&cancelled, order);
-
-	race(f, shipping_handle_payment_authorized, &paid, shipping_handle_order_cancelled,
-	     &cancelled);
-
+	race_payment_and_cancellation(f, order, true);
 	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_CANCELLED);
 	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_SCHEDULED), 1);
 	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_CANCELLED), 1);
@@ -107,16 +69,7 @@ static void payment_racing_a_cancellation_schedules_nothing(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
-	ids_uuid7(order);
-	assert_int_equal(place(f, order, f->t0), SHOP_OK);
-	struct ct_payment_authorized paid;
-	struct ct_order_cancelled cancelled;
-	payment_authorized(&paid, order);
-	order_cancelled(&cancelled, order);
-
-	race(f, shipping_handle_order_cancelled, &cancelled, shipping_handle_payment_authorized,
-	     &paid);
-
+	race_payment_and_cancellation(f, order, false);
 	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_VOIDED);
 	assert_int_equal(outbox_total(f), 0);
 }
@@ -141,9 +94,7 @@ static void two_dispatchers_racing_dispatch_once(void **state)
 	enum { ORDERS = 20, DISPATCHERS = 2 };
 	for (int i = 0; i < ORDERS; i++) {
 		char order[IDS_UUID_SIZE];
-		ids_uuid7(order);
-		assert_int_equal(place(f, order, f->t0), SHOP_OK);
-		assert_int_equal(pay(f, order, f->t0), SHOP_OK);
+		new_paid_order(f, order);
 	}
 	struct dispatcher d[DISPATCHERS];
 	pthread_t threads[DISPATCHERS];

@@ -11,15 +11,7 @@
 #include <cmocka.h>
 
 #include "../../services/inventory/inventory_domain.h"
-
-static struct inventory_line line(const char *sku, int64_t quantity)
-{
-	struct inventory_line l;
-	memset(&l, 0, sizeof(l));
-	snprintf(l.sku, sizeof(l.sku), "%s", sku);
-	l.quantity = quantity;
-	return l;
-}
+#include "inventory_harness.h" /* line() */
 
 static void lines_are_merged_by_sku_and_sorted(void **state)
 {

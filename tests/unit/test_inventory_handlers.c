@@ -14,8 +14,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "../../services/inventory/inventory.h"
-
 #include "core/ids.h"
 #include "core/log.h"
 
@@ -27,25 +25,14 @@
 
 #define TEST_URL_MAX 1024
 
+#include "inventory_harness.h"
 #include "service_sqlite_backend.h"
 
 #ifndef TEST_EXTRA_CASES
 #define TEST_EXTRA_CASES
 #endif
 
-/* The spec main.c wires, filled in at run time (the counts are extern). */
-static struct svc_spec spec;
-
-static void spec_fill(void)
-{
-	spec.name = "inventory";
-	spec.default_db_url = "sqlite::memory:";
-	spec.migrations = inventory_migrations;
-	spec.n_migrations = inventory_n_migrations;
-	spec.routes = inventory_routes;
-	spec.n_routes = inventory_n_routes;
-	spec.init = inventory_init;
-}
+static struct svc_spec spec; /* the runtime keeps a pointer to it */
 
 struct fixture {
 	char url[TEST_URL_MAX];
@@ -54,24 +41,15 @@ struct fixture {
 	char order_id[IDS_UUID_SIZE];
 };
 
-static shop_status run_init(struct svc_tx *tx, void *arg)
-{
-	return inventory_init(tx);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	spec_fill();
-	f->svc = svc_create_detached(&spec);
-	assert_non_null(f->svc);
+	inventory_harness_spec_fill(&spec);
 	backend_url(f->url, sizeof(f->url), false);
-	if (db_open(f->url, &f->db) != SHOP_OK)
-		fail_msg("db_open %s: %s", f->url, db_last_error(NULL));
-	if (svc_migrate(&spec, f->db) != SHOP_OK)
-		fail_msg("migrate: %s", db_last_error(f->db));
-	assert_int_equal(svc_tx_run(f->svc, f->db, NULL, NULL, run_init, NULL), SHOP_OK);
+	assert_int_equal(harness_open(&spec, f->url, &f->db, &f->svc), SHOP_OK);
+	assert_int_equal(svc_tx_run(f->svc, f->db, NULL, NULL, inventory_harness_run_init, NULL),
+			 SHOP_OK);
 	ids_uuid7(f->order_id);
 	*state = f;
 	return 0;
@@ -91,48 +69,13 @@ static int teardown(void **state)
  * EVENT_ID is given; returns a malloc'd JSON string. */
 static char *envelope(const char *type, const char *subject, const char *event_id, cJSON *data)
 {
-	struct evt_envelope env;
-	memset(&env, 0, sizeof(env));
-	if (event_id)
-		snprintf(env.id, sizeof(env.id), "%s", event_id);
-	else
-		ids_uuid7(env.id);
-	snprintf(env.source, sizeof(env.source), "/shop/test");
-	snprintf(env.type, sizeof(env.type), "%s", type);
-	clock_rfc3339(clock_now_ms(), env.time);
-	snprintf(env.subject, sizeof(env.subject), "%s", subject);
-	snprintf(env.correlationid, sizeof(env.correlationid), "corr-%s", subject);
-	snprintf(env.causationid, sizeof(env.causationid), "%s", env.id);
-	ids_traceparent_new(env.traceparent);
-	char *json = evt_envelope_encode(&env, data);
-	cJSON_Delete(data);
-	return json;
-}
-
-/* OrderPlaced data for ORDER_ID with N lines given as sku, quantity pairs. */
-static cJSON *order_placed(const char *order_id, size_t n, const char *const *skus,
-			   const int *quantities)
-{
-	cJSON *d = cJSON_CreateObject();
-	cJSON_AddStringToObject(d, "order_id", order_id);
-	cJSON_AddStringToObject(d, "customer_id", "cust-1");
-	cJSON_AddStringToObject(d, "email", "ada@example.com");
-	cJSON *items = cJSON_AddArrayToObject(d, "items");
-	for (size_t i = 0; i < n; i++) {
-		cJSON *it = cJSON_CreateObject();
-		cJSON_AddStringToObject(it, "sku", skus[i]);
-		cJSON_AddNumberToObject(it, "quantity", quantities[i]);
-		cJSON_AddItemToArray(items, it);
-	}
-	cJSON *pay = cJSON_AddObjectToObject(d, "payment");
-	cJSON_AddStringToObject(pay, "card_token", "tok_visa");
-	cJSON *a = cJSON_AddObjectToObject(d, "shipping_address");
-	cJSON_AddStringToObject(a, "name", "Ada Lovelace");
-	cJSON_AddStringToObject(a, "line1", "1 Main St");
-	cJSON_AddStringToObject(a, "city", "London");
-	cJSON_AddStringToObject(a, "postal_code", "N1 1AA");
-	cJSON_AddStringToObject(a, "country", "GB");
-	return d;
+	char corr[IDS_UUID_SIZE + 8];
+	snprintf(corr, sizeof(corr), "corr-%s", subject);
+	return harness_envelope_encode(&(struct harness_envelope){ .id = event_id,
+								    .type = type,
+								    .subject = subject,
+								    .correlation_id = corr },
+				       data);
 }
 
 static cJSON *order_cancelled(const char *order_id, const char *reason)
@@ -155,9 +98,7 @@ static cJSON *payment_declined(const char *order_id)
 
 static shop_status handle(struct fixture *f, const char *json)
 {
-	char reason[256];
-	return svc_handle_envelope(f->svc, f->db, CONSUMER, json, strlen(json), reason,
-				   sizeof(reason));
+	return harness_deliver(f->svc, f->db, CONSUMER, json, NULL, 0);
 }
 
 /* Handles a fresh envelope of TYPE about the fixture's order. */
@@ -173,42 +114,7 @@ static shop_status place(struct fixture *f, size_t n, const char *const *skus,
 			 const int *quantities)
 {
 	return deliver(f, "shop.orders.order_placed.v1",
-		       order_placed(f->order_id, n, skus, quantities));
-}
-
-static int64_t outbox_count(struct fixture *f, const char *subject)
-{
-	struct db_result *r = NULL;
-	assert_int_equal(db_query(f->db, "SELECT COUNT(*) FROM outbox WHERE subject = $1",
-				  DB_ARGS(subject), &r),
-			 SHOP_OK);
-	int64_t n = db_result_int(r, 0, 0);
-	db_result_free(r);
-	return n;
-}
-
-static int64_t outbox_total(struct fixture *f)
-{
-	struct db_result *r = NULL;
-	assert_int_equal(db_query(f->db, "SELECT COUNT(*) FROM outbox", DB_NOARGS, &r), SHOP_OK);
-	int64_t n = db_result_int(r, 0, 0);
-	db_result_free(r);
-	return n;
-}
-
-/* The newest outbox envelope on SUBJECT, parsed; the caller deletes it. */
-static cJSON *outbox_last(struct fixture *f, const char *subject)
-{
-	struct db_result *r = NULL;
-	assert_int_equal(db_query(f->db,
-				  "SELECT payload FROM outbox WHERE subject = $1 ORDER BY id DESC",
-				  DB_ARGS(subject), &r),
-			 SHOP_OK);
-	assert_true(db_result_rows(r) > 0);
-	cJSON *doc = cJSON_Parse(db_result_text(r, 0, 0));
-	db_result_free(r);
-	assert_non_null(doc);
-	return doc;
+		       harness_order_placed_json(f->order_id, n, skus, quantities));
 }
 
 static const cJSON *data_of(const cJSON *doc, const char *field)
@@ -220,19 +126,29 @@ static const cJSON *data_of(const cJSON *doc, const char *field)
 	return v;
 }
 
+/* The newest StockRejected, which must give REASON; cJSON_Delete it. */
+static cJSON *rejected_for(struct fixture *f, const char *reason)
+{
+	cJSON *doc = harness_outbox_last(f->db, SUBJECT_REJECTED);
+	assert_string_equal(data_of(doc, "reason")->valuestring, reason);
+	return doc;
+}
+
 static void init_announces_each_product_once(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(outbox_count(f, SUBJECT_LEVEL), (int64_t)inventory_catalogue_len);
-	cJSON *doc = outbox_last(f, SUBJECT_LEVEL);
+	assert_int_equal(harness_outbox_count(f->db, SUBJECT_LEVEL),
+			 (int64_t)inventory_catalogue_len);
+	cJSON *doc = harness_outbox_last(f->db, SUBJECT_LEVEL);
 	const char *sku = cJSON_GetObjectItemCaseSensitive(doc, "subject")->valuestring;
 	assert_string_equal(sku, data_of(doc, "sku")->valuestring);
 	assert_int_equal(data_of(doc, "revision")->valueint, 1);
 	cJSON_Delete(doc);
 
 	/* A restart (the init hook again) announces nothing. */
-	assert_int_equal(svc_tx_run(f->svc, f->db, NULL, NULL, run_init, NULL), SHOP_OK);
-	assert_int_equal(outbox_total(f), (int64_t)inventory_catalogue_len);
+	assert_int_equal(svc_tx_run(f->svc, f->db, NULL, NULL, inventory_harness_run_init, NULL),
+			 SHOP_OK);
+	assert_int_equal(harness_outbox_total(f->db), (int64_t)inventory_catalogue_len);
 }
 
 static void order_placed_emits_stock_reserved_with_prices_and_new_levels(void **state)
@@ -240,14 +156,14 @@ static void order_placed_emits_stock_reserved_with_prices_and_new_levels(void **
 	struct fixture *f = *state;
 	const char *skus[] = { "SKU-MOUSE", "SKU-CABLE", "SKU-MOUSE" };
 	const int q[] = { 1, 2, 1 };
-	int64_t before = outbox_total(f);
+	int64_t before = harness_outbox_total(f->db);
 
 	assert_int_equal(place(f, 3, skus, q), SHOP_OK);
-	assert_int_equal(outbox_count(f, SUBJECT_RESERVED), 1);
-	assert_int_equal(outbox_count(f, SUBJECT_REJECTED), 0);
-	assert_int_equal(outbox_total(f), before + 1 + 2);
+	assert_int_equal(harness_outbox_count(f->db, SUBJECT_RESERVED), 1);
+	assert_int_equal(harness_outbox_count(f->db, SUBJECT_REJECTED), 0);
+	assert_int_equal(harness_outbox_total(f->db), before + 1 + 2);
 
-	cJSON *doc = outbox_last(f, SUBJECT_RESERVED);
+	cJSON *doc = harness_outbox_last(f->db, SUBJECT_RESERVED);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(doc, "subject")->valuestring,
 			    f->order_id);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(doc, "type")->valuestring,
@@ -269,7 +185,7 @@ static void order_placed_emits_stock_reserved_with_prices_and_new_levels(void **
 			 990);
 	cJSON_Delete(doc);
 
-	doc = outbox_last(f, SUBJECT_LEVEL);
+	doc = harness_outbox_last(f->db, SUBJECT_LEVEL);
 	assert_string_equal(data_of(doc, "sku")->valuestring, "SKU-MOUSE");
 	assert_int_equal(data_of(doc, "available")->valueint, 1000000 - 2);
 	assert_int_equal(data_of(doc, "revision")->valueint, 2);
@@ -282,20 +198,18 @@ static void a_redelivered_order_placed_is_a_duplicate_and_emits_nothing(void **s
 	const char *skus[] = { "SKU-LIMITED" };
 	const int q[] = { 1 };
 	char *json = envelope("shop.orders.order_placed.v1", f->order_id, NULL,
-			      order_placed(f->order_id, 1, skus, q));
+			      harness_order_placed_json(f->order_id, 1, skus, q));
 	assert_int_equal(handle(f, json), SHOP_OK);
-	int64_t after_first = outbox_total(f);
+	int64_t after_first = harness_outbox_total(f->db);
 	assert_int_equal(handle(f, json), SHOP_E_DUPLICATE);
 	assert_int_equal(svc_settle_decide(SHOP_E_DUPLICATE, 2), SVC_ACK);
-	assert_int_equal(outbox_total(f), after_first);
+	assert_int_equal(harness_outbox_total(f->db), after_first);
 	free(json);
 
 	/* The same order again under a new event id reserves nothing more. */
 	assert_int_equal(place(f, 1, skus, q), SHOP_OK);
-	assert_int_equal(outbox_total(f), after_first);
-	struct inventory_product p;
-	assert_int_equal(inventory_store_product_get(f->db, "SKU-LIMITED", &p), SHOP_OK);
-	assert_int_equal(p.available, 2);
+	assert_int_equal(harness_outbox_total(f->db), after_first);
+	assert_int_equal(inventory_harness_available(f->db, "SKU-LIMITED"), 2);
 }
 
 static void an_order_that_cannot_be_served_emits_stock_rejected_only(void **state)
@@ -303,11 +217,10 @@ static void an_order_that_cannot_be_served_emits_stock_rejected_only(void **stat
 	struct fixture *f = *state;
 	const char *skus[] = { "SKU-CABLE", "SKU-VINTAGE" };
 	const int q[] = { 1, 1 };
-	int64_t before = outbox_total(f);
+	int64_t before = harness_outbox_total(f->db);
 	assert_int_equal(place(f, 2, skus, q), SHOP_OK);
-	assert_int_equal(outbox_total(f), before + 1);
-	cJSON *doc = outbox_last(f, SUBJECT_REJECTED);
-	assert_string_equal(data_of(doc, "reason")->valuestring, "out_of_stock");
+	assert_int_equal(harness_outbox_total(f->db), before + 1);
+	cJSON *doc = rejected_for(f, "out_of_stock");
 	const cJSON *bad = data_of(doc, "skus");
 	assert_int_equal(cJSON_GetArraySize(bad), 1);
 	assert_string_equal(cJSON_GetArrayItem(bad, 0)->valuestring, "SKU-VINTAGE");
@@ -320,8 +233,7 @@ static void an_unknown_sku_emits_stock_rejected_with_unknown_sku(void **state)
 	const char *skus[] = { "SKU-VINTAGE", "SKU-DOES-NOT-EXIST" };
 	const int q[] = { 1, 1 };
 	assert_int_equal(place(f, 2, skus, q), SHOP_OK);
-	cJSON *doc = outbox_last(f, SUBJECT_REJECTED);
-	assert_string_equal(data_of(doc, "reason")->valuestring, "unknown_sku");
+	cJSON *doc = rejected_for(f, "unknown_sku");
 	assert_string_equal(cJSON_GetArrayItem(data_of(doc, "skus"), 0)->valuestring,
 			    "SKU-DOES-NOT-EXIST");
 	cJSON_Delete(doc);
@@ -333,13 +245,13 @@ static void order_cancelled_releases_once_with_stock_released_and_levels(void **
 	const char *skus[] = { "SKU-MONITOR", "SKU-HEADSET" };
 	const int q[] = { 2, 1 };
 	assert_int_equal(place(f, 2, skus, q), SHOP_OK);
-	int64_t before = outbox_total(f);
+	int64_t before = harness_outbox_total(f->db);
 
 	assert_int_equal(deliver(f, "shop.orders.order_cancelled.v1",
 				 order_cancelled(f->order_id, "customer_cancelled")),
 			 SHOP_OK);
-	assert_int_equal(outbox_total(f), before + 1 + 2);
-	cJSON *doc = outbox_last(f, SUBJECT_RELEASED);
+	assert_int_equal(harness_outbox_total(f->db), before + 1 + 2);
+	cJSON *doc = harness_outbox_last(f->db, SUBJECT_RELEASED);
 	const cJSON *lines = data_of(doc, "lines");
 	assert_int_equal(cJSON_GetArraySize(lines), 2);
 	const cJSON *monitor = cJSON_GetArrayItem(lines, 1);
@@ -347,7 +259,7 @@ static void order_cancelled_releases_once_with_stock_released_and_levels(void **
 			    "SKU-MONITOR");
 	assert_int_equal(cJSON_GetObjectItemCaseSensitive(monitor, "quantity")->valueint, 2);
 	cJSON_Delete(doc);
-	doc = outbox_last(f, SUBJECT_LEVEL);
+	doc = harness_outbox_last(f->db, SUBJECT_LEVEL);
 	assert_string_equal(data_of(doc, "sku")->valuestring, "SKU-MONITOR");
 	assert_int_equal(data_of(doc, "available")->valueint, 40);
 	assert_int_equal(data_of(doc, "revision")->valueint, 3);
@@ -360,8 +272,8 @@ static void order_cancelled_releases_once_with_stock_released_and_levels(void **
 	assert_int_equal(deliver(f, "shop.payments.payment_declined.v1",
 				 payment_declined(f->order_id)),
 			 SHOP_OK);
-	assert_int_equal(outbox_total(f), before + 3);
-	assert_int_equal(outbox_count(f, SUBJECT_RELEASED), 1);
+	assert_int_equal(harness_outbox_total(f->db), before + 3);
+	assert_int_equal(harness_outbox_count(f->db, SUBJECT_RELEASED), 1);
 }
 
 static void payment_declined_releases_the_reservation(void **state)
@@ -373,13 +285,9 @@ static void payment_declined_releases_the_reservation(void **state)
 	assert_int_equal(deliver(f, "shop.payments.payment_declined.v1",
 				 payment_declined(f->order_id)),
 			 SHOP_OK);
-	assert_int_equal(outbox_count(f, SUBJECT_RELEASED), 1);
-	struct inventory_product p;
-	assert_int_equal(inventory_store_product_get(f->db, "SKU-LIMITED", &p), SHOP_OK);
-	assert_int_equal(p.available, 3);
-	enum inventory_status s;
-	assert_int_equal(inventory_store_reservation_status(f->db, f->order_id, &s), SHOP_OK);
-	assert_int_equal(s, INVENTORY_STATUS_RELEASED);
+	assert_int_equal(harness_outbox_count(f->db, SUBJECT_RELEASED), 1);
+	assert_int_equal(inventory_harness_available(f->db, "SKU-LIMITED"), 3);
+	assert_int_equal(inventory_harness_status(f->db, f->order_id), INVENTORY_STATUS_RELEASED);
 }
 
 static void a_cancellation_that_overtakes_its_order_leaves_the_late_order_unreserved(void **state)
@@ -387,15 +295,13 @@ static void a_cancellation_that_overtakes_its_order_leaves_the_late_order_unrese
 	struct fixture *f = *state;
 	const char *skus[] = { "SKU-LIMITED" };
 	const int q[] = { 1 };
-	int64_t before = outbox_total(f);
+	int64_t before = harness_outbox_total(f->db);
 	assert_int_equal(deliver(f, "shop.orders.order_cancelled.v1",
 				 order_cancelled(f->order_id, "timeout")),
 			 SHOP_OK);
 	assert_int_equal(place(f, 1, skus, q), SHOP_OK);
-	assert_int_equal(outbox_total(f), before);
-	struct inventory_product p;
-	assert_int_equal(inventory_store_product_get(f->db, "SKU-LIMITED", &p), SHOP_OK);
-	assert_int_equal(p.available, 3);
+	assert_int_equal(harness_outbox_total(f->db), before);
+	assert_int_equal(inventory_harness_available(f->db, "SKU-LIMITED"), 3);
 }
 
 static void merged_lines_above_one_lines_limit_travel_as_several_lines(void **state)
@@ -404,7 +310,7 @@ static void merged_lines_above_one_lines_limit_travel_as_several_lines(void **st
 	const char *skus[] = { "SKU-CABLE", "SKU-CABLE", "SKU-CABLE" };
 	const int q[] = { 1000, 1000, 5 };
 	assert_int_equal(place(f, 3, skus, q), SHOP_OK);
-	cJSON *doc = outbox_last(f, SUBJECT_RESERVED);
+	cJSON *doc = harness_outbox_last(f->db, SUBJECT_RESERVED);
 	const cJSON *lines = data_of(doc, "lines");
 	assert_int_equal(cJSON_GetArraySize(lines), 3);
 	int64_t units = 0;
@@ -420,7 +326,7 @@ static void merged_lines_above_one_lines_limit_travel_as_several_lines(void **st
 	assert_int_equal(deliver(f, "shop.orders.order_cancelled.v1",
 				 order_cancelled(f->order_id, "customer_cancelled")),
 			 SHOP_OK);
-	doc = outbox_last(f, SUBJECT_RELEASED);
+	doc = harness_outbox_last(f->db, SUBJECT_RELEASED);
 	assert_int_equal(cJSON_GetArraySize(data_of(doc, "lines")), 3);
 	cJSON_Delete(doc);
 }
@@ -438,14 +344,12 @@ static void the_largest_order_is_reserved_with_a_total_above_any_unit_price(void
 		q[i] = INVENTORY_LINE_QUANTITY_MAX;
 	}
 	const int64_t units = INVENTORY_LINES_MAX * INVENTORY_LINE_QUANTITY_MAX;
-	struct inventory_product p;
-	assert_int_equal(inventory_store_product_get(f->db, "SKU-KEYBOARD", &p), SHOP_OK);
-	const int64_t before = p.available;
+	const int64_t before = inventory_harness_available(f->db, "SKU-KEYBOARD");
 
 	assert_int_equal(place(f, INVENTORY_LINES_MAX, skus, q), SHOP_OK);
-	assert_int_equal(outbox_count(f, SUBJECT_RESERVED), 1);
-	assert_int_equal(outbox_count(f, SUBJECT_REJECTED), 0);
-	cJSON *doc = outbox_last(f, SUBJECT_RESERVED);
+	assert_int_equal(harness_outbox_count(f->db, SUBJECT_RESERVED), 1);
+	assert_int_equal(harness_outbox_count(f->db, SUBJECT_REJECTED), 0);
+	cJSON *doc = harness_outbox_last(f->db, SUBJECT_RESERVED);
 	assert_int_equal((int64_t)data_of(doc, "total_cents")->valuedouble, 445000000LL);
 	const cJSON *lines = data_of(doc, "lines");
 	assert_int_equal(cJSON_GetArraySize(lines), INVENTORY_LINES_MAX);
@@ -464,11 +368,8 @@ static void the_largest_order_is_reserved_with_a_total_above_any_unit_price(void
 	}
 	cJSON_Delete(doc);
 
-	assert_int_equal(inventory_store_product_get(f->db, "SKU-KEYBOARD", &p), SHOP_OK);
-	assert_int_equal(p.available, before - units);
-	enum inventory_status s;
-	assert_int_equal(inventory_store_reservation_status(f->db, f->order_id, &s), SHOP_OK);
-	assert_int_equal(s, INVENTORY_STATUS_RESERVED);
+	assert_int_equal(inventory_harness_available(f->db, "SKU-KEYBOARD"), before - units);
+	assert_int_equal(inventory_harness_status(f->db, f->order_id), INVENTORY_STATUS_RESERVED);
 }
 
 static void an_order_priced_beyond_the_contract_is_dead_lettered_and_holds_nothing(void **state)
@@ -486,14 +387,12 @@ static void an_order_priced_beyond_the_contract_is_dead_lettered_and_holds_nothi
 		skus[i] = "SKU-MOUSE";
 		q[i] = INVENTORY_LINE_QUANTITY_MAX;
 	}
-	int64_t before = outbox_total(f);
+	int64_t before = harness_outbox_total(f->db);
 	shop_status st = place(f, INVENTORY_LINES_MAX, skus, q);
 	assert_int_equal(st, SHOP_E_LIMIT);
 	assert_int_equal(svc_settle_decide(st, 1), SVC_DEAD_LETTER);
-	assert_int_equal(outbox_total(f), before);
-	struct inventory_product p;
-	assert_int_equal(inventory_store_product_get(f->db, "SKU-MOUSE", &p), SHOP_OK);
-	assert_int_equal(p.available, 1000000);
+	assert_int_equal(harness_outbox_total(f->db), before);
+	assert_int_equal(inventory_harness_available(f->db, "SKU-MOUSE"), 1000000);
 }
 
 static void order_placed_breaking_its_contract_is_refused_before_the_handler(void **state)
@@ -502,9 +401,7 @@ static void order_placed_breaking_its_contract_is_refused_before_the_handler(voi
 	const char *skus[] = { "SKU-CABLE" };
 	const int q[] = { 0 };
 	assert_int_equal(place(f, 1, skus, q), SHOP_E_INVALID);
-	enum inventory_status s;
-	assert_int_equal(inventory_store_reservation_status(f->db, f->order_id, &s), SHOP_OK);
-	assert_int_equal(s, INVENTORY_STATUS_NONE);
+	assert_int_equal(inventory_harness_status(f->db, f->order_id), INVENTORY_STATUS_NONE);
 }
 
 int main(void)

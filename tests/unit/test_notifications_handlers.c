@@ -30,6 +30,7 @@
 
 #define TEST_URL_MAX 1024
 
+#include "service_harness.h"
 #include "service_sqlite_backend.h"
 
 #ifndef TEST_EXTRA_CASES
@@ -56,12 +57,7 @@ static int setup(void **state)
 		.n_routes = notifications_n_routes,
 	};
 	backend_url(f->url, sizeof(f->url), false);
-	if (db_open(f->url, &f->db) != SHOP_OK)
-		fail_msg("db_open %s: %s", f->url, db_last_error(NULL));
-	if (svc_migrate(&f->spec, f->db) != SHOP_OK)
-		fail_msg("migrate: %s", db_last_error(f->db));
-	f->svc = svc_create_detached(&f->spec);
-	assert_non_null(f->svc);
+	assert_int_equal(harness_open(&f->spec, f->url, &f->db, &f->svc), SHOP_OK);
 	ids_uuid7(f->order);
 	*state = f;
 	return 0;
@@ -79,53 +75,31 @@ static int teardown(void **state)
 
 static shop_status handle(struct fixture *f, svc_handler_fn fn, const void *msg)
 {
-	struct svc_tx tx = {
-		.svc = f->svc,
-		.db = f->db,
-		.correlation_id = "test-correlation",
-		.now_ms = clock_now_ms(),
-	};
-	assert_int_equal(db_begin(f->db), SHOP_OK);
-	shop_status st = fn(&tx, msg);
-	if (st == SHOP_OK)
-		assert_int_equal(db_commit(f->db), SHOP_OK);
-	else
-		db_rollback(f->db);
-	return st;
+	return harness_handle(f->svc, f->db, fn, msg, clock_now_ms(), "test-correlation");
 }
 
-static void order_placed(struct ct_order_placed *m, const char *order_id, const char *email)
+/* The fixture's order of 5 items (SKU-1 x 2, SKU-2 x 3) placed by EMAIL. */
+static shop_status place(struct fixture *f, const char *email)
+{
+	static const char *const skus[] = { "SKU-1", "SKU-2" };
+	static const int quantities[] = { 2, 3 };
+	struct ct_order_placed m;
+	harness_order_placed_fill(&m, f->order, email, 2, skus, quantities);
+	return handle(f, notifications_handle_order_placed, &m);
+}
+
+/* OrderShipped for the order, with a fresh shipment id. */
+static void order_shipped(struct ct_order_shipped *m, const char *order_id)
 {
 	memset(m, 0, sizeof(*m));
 	snprintf(m->order_id, sizeof(m->order_id), "%s", order_id);
-	snprintf(m->customer_id, sizeof(m->customer_id), "cust-7");
-	snprintf(m->email, sizeof(m->email), "%s", email);
-	snprintf(m->items[0].sku, sizeof(m->items[0].sku), "SKU-1");
-	m->items[0].quantity = 2;
-	snprintf(m->items[1].sku, sizeof(m->items[1].sku), "SKU-2");
-	m->items[1].quantity = 3;
-	m->items_len = 2;
-	snprintf(m->payment.card_token, sizeof(m->payment.card_token), "tok_visa");
-	snprintf(m->shipping_address.name, sizeof(m->shipping_address.name), "Ada Lovelace");
-	snprintf(m->shipping_address.line1, sizeof(m->shipping_address.line1), "1 Analytical Way");
-	snprintf(m->shipping_address.city, sizeof(m->shipping_address.city), "London");
-	snprintf(m->shipping_address.postal_code, sizeof(m->shipping_address.postal_code), "N1 1AA");
-	snprintf(m->shipping_address.country, sizeof(m->shipping_address.country), "GB");
-}
-
-static shop_status place(struct fixture *f, const char *email)
-{
-	struct ct_order_placed m;
-	order_placed(&m, f->order, email);
-	return handle(f, notifications_handle_order_placed, &m);
+	ids_uuid7(m->shipment_id);
 }
 
 static shop_status ship(struct fixture *f)
 {
 	struct ct_order_shipped m;
-	memset(&m, 0, sizeof(m));
-	snprintf(m.order_id, sizeof(m.order_id), "%s", f->order);
-	ids_uuid7(m.shipment_id);
+	order_shipped(&m, f->order);
 	return handle(f, notifications_handle_order_shipped, &m);
 }
 
@@ -140,11 +114,7 @@ static shop_status cancel(struct fixture *f, const char *reason)
 
 static int64_t count(struct fixture *f, const char *sql, const char *arg)
 {
-	struct db_result *r = NULL;
-	assert_int_equal(db_query(f->db, sql, DB_ARGS(arg), &r), SHOP_OK);
-	int64_t n = db_result_int(r, 0, 0);
-	db_result_free(r);
-	return n;
+	return harness_query_int(f->db, sql, arg);
 }
 
 static int64_t mails(struct fixture *f, const char *kind)
@@ -161,8 +131,7 @@ static int64_t mails(struct fixture *f, const char *kind)
 
 static int64_t sent_events(struct fixture *f)
 {
-	return count(f, "SELECT COUNT(*) FROM outbox WHERE subject = $1",
-		     ct_messages[CT_MSG_NOTIFICATION_SENT].subject);
+	return harness_outbox_count(f->db, ct_messages[CT_MSG_NOTIFICATION_SENT].subject);
 }
 
 /* The stored e-mail of a kind: column 0 email, 1 subject_line, 2 body,
@@ -276,49 +245,28 @@ static void later_mails_go_to_the_first_recorded_address(void **state)
 /* An OrderShipped envelope as the bus would deliver it. */
 static char *shipped_envelope(const char *event_id, const char *order_id)
 {
-	struct evt_envelope env;
-	memset(&env, 0, sizeof(env));
-	snprintf(env.id, sizeof(env.id), "%s", event_id);
-	snprintf(env.source, sizeof(env.source), "/shop/orders");
-	snprintf(env.type, sizeof(env.type), "%s", ct_messages[CT_MSG_ORDER_SHIPPED].type);
-	clock_rfc3339(clock_now_ms(), env.time);
-	snprintf(env.subject, sizeof(env.subject), "%s", order_id);
-	snprintf(env.correlationid, sizeof(env.correlationid), "%s", order_id);
-	snprintf(env.causationid, sizeof(env.causationid), "%s", order_id);
-	ids_traceparent_new(env.traceparent);
-
-	char shipment_id[IDS_UUID_SIZE];
-	ids_uuid7(shipment_id);
-	cJSON *data = cJSON_CreateObject();
-	cJSON_AddStringToObject(data, "order_id", order_id);
-	cJSON_AddStringToObject(data, "shipment_id", shipment_id);
-	char *json = evt_envelope_encode(&env, data);
-	cJSON_Delete(data);
-	return json;
+	struct ct_order_shipped m;
+	order_shipped(&m, order_id);
+	return harness_order_envelope(CT_MSG_ORDER_SHIPPED, event_id, order_id, &m);
 }
 
 static void a_replayed_event_with_a_new_id_still_sends_no_second_mail(void **state)
 {
 	struct fixture *f = *state;
 	assert_int_equal(place(f, "ada@example.com"), SHOP_OK);
-	char first[IDS_UUID_SIZE], replay[IDS_UUID_SIZE], reason[256];
+	char first[IDS_UUID_SIZE], replay[IDS_UUID_SIZE];
 	ids_uuid7(first);
 	ids_uuid7(replay);
 
 	char *a = shipped_envelope(first, f->order);
 	char *b = shipped_envelope(replay, f->order);
-	assert_int_equal(svc_handle_envelope(f->svc, f->db, "notifications", a, strlen(a), reason,
-					     sizeof(reason)),
-			 SHOP_OK);
+	assert_int_equal(harness_deliver(f->svc, f->db, "notifications", a, NULL, 0), SHOP_OK);
 	/* The same event again: the inbox catches it. */
-	assert_int_equal(svc_handle_envelope(f->svc, f->db, "notifications", a, strlen(a), reason,
-					     sizeof(reason)),
+	assert_int_equal(harness_deliver(f->svc, f->db, "notifications", a, NULL, 0),
 			 SHOP_E_DUPLICATE);
 	/* The same fact under a new event id: the unique (order, kind) key
 	 * catches it. */
-	assert_int_equal(svc_handle_envelope(f->svc, f->db, "notifications", b, strlen(b), reason,
-					     sizeof(reason)),
-			 SHOP_OK);
+	assert_int_equal(harness_deliver(f->svc, f->db, "notifications", b, NULL, 0), SHOP_OK);
 	free(a);
 	free(b);
 	assert_int_equal(mails(f, "order_shipped"), 1);

@@ -20,20 +20,11 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "../../services/orders/orders_handlers.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/xalloc.h"
-#include "evt/envelope.h"
-
-#define SUBJ_PLACED "orders.event.order_placed.v1"
-#define SUBJ_RESERVED "orders.event.order_reserved.v1"
-#define SUBJ_PAID "orders.event.order_paid.v1"
-#define SUBJ_SHIPPED "orders.event.order_shipped.v1"
-#define SUBJ_CANCELLED "orders.event.order_cancelled.v1"
-
-#define DEADLINE_MS 60000
+#include "orders_harness.h"
 
 struct fixture {
 	struct orders_ctx ctx;
@@ -45,23 +36,8 @@ struct fixture {
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	f->ctx.deadline_ms = DEADLINE_MS;
-	f->spec = (struct svc_spec){
-		.name = "orders",
-		.default_db_url = "sqlite::memory:",
-		.migrations = orders_migrations,
-		.n_migrations = orders_n_migrations,
-		.routes = orders_routes,
-		.n_routes = orders_n_routes,
-		.tasks = orders_tasks,
-		.n_tasks = orders_n_tasks,
-		.ctx = &f->ctx,
-	};
-	f->svc = svc_create_detached(&f->spec);
-	if (db_open("sqlite::memory:", &f->db) != SHOP_OK || svc_migrate(&f->spec, f->db) != SHOP_OK) {
-		fprintf(stderr, "setup: %s\n", f->db ? db_last_error(f->db) : "db_open");
-		return -1;
-	}
+	orders_harness_spec_fill(&f->spec, &f->ctx, "sqlite::memory:");
+	assert_int_equal(harness_open(&f->spec, "sqlite::memory:", &f->db, &f->svc), SHOP_OK);
 	*state = f;
 	return 0;
 }
@@ -82,15 +58,7 @@ static int teardown(void **state)
 static shop_status run_at(struct fixture *f, svc_handler_fn handle, const void *data, int64_t now,
 			  const char *correlation_id)
 {
-	struct svc_tx tx = { .svc = f->svc, .db = f->db, .now_ms = now,
-			     .correlation_id = correlation_id };
-	assert_int_equal(db_begin(f->db), SHOP_OK);
-	shop_status st = handle(&tx, data);
-	if (st == SHOP_OK)
-		assert_int_equal(db_commit(f->db), SHOP_OK);
-	else
-		db_rollback(f->db);
-	return st;
+	return harness_handle(f->svc, f->db, handle, data, now, correlation_id);
 }
 
 static shop_status run(struct fixture *f, svc_handler_fn handle, const void *data)
@@ -98,24 +66,12 @@ static shop_status run(struct fixture *f, svc_handler_fn handle, const void *dat
 	return run_at(f, handle, data, clock_now_ms(), NULL);
 }
 
+/* A PlaceOrder for a new order; returns its id in order_id. */
 static struct ct_place_order *place_cmd(char order_id[IDS_UUID_SIZE])
 {
 	struct ct_place_order *c = xcalloc(1, sizeof(*c));
 	ids_uuid7(order_id);
-	snprintf(c->order_id, sizeof(c->order_id), "%s", order_id);
-	snprintf(c->customer_id, sizeof(c->customer_id), "cust-42");
-	snprintf(c->email, sizeof(c->email), "ada@example.com");
-	snprintf(c->items[0].sku, sizeof(c->items[0].sku), "SKU-1");
-	c->items[0].quantity = 2;
-	snprintf(c->items[1].sku, sizeof(c->items[1].sku), "SKU-2");
-	c->items[1].quantity = 1;
-	c->items_len = 2;
-	snprintf(c->payment.card_token, sizeof(c->payment.card_token), "tok_visa");
-	snprintf(c->shipping_address.name, sizeof(c->shipping_address.name), "Ada Lovelace");
-	snprintf(c->shipping_address.line1, sizeof(c->shipping_address.line1), "1 Main Street");
-	snprintf(c->shipping_address.city, sizeof(c->shipping_address.city), "London");
-	snprintf(c->shipping_address.postal_code, sizeof(c->shipping_address.postal_code), "N1 9GU");
-	snprintf(c->shipping_address.country, sizeof(c->shipping_address.country), "GB");
+	orders_harness_place_fill(c, order_id);
 	return c;
 }
 
@@ -133,68 +89,26 @@ static void place(struct fixture *f, char order_id[IDS_UUID_SIZE])
 	place_at(f, order_id, clock_now_ms(), NULL);
 }
 
-static struct ct_stock_reserved stock_reserved(const char *order_id)
+/* The order's stock reserved: StockReserved handled without error. */
+static void reserve_stock(struct fixture *f, const char *order_id)
 {
-	struct ct_stock_reserved ev = { 0 };
-	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
-	snprintf(ev.lines[0].sku, sizeof(ev.lines[0].sku), "SKU-1");
-	ev.lines[0].quantity = 2;
-	ev.lines[0].unit_price_cents = 1000;
-	snprintf(ev.lines[1].sku, sizeof(ev.lines[1].sku), "SKU-2");
-	ev.lines[1].quantity = 1;
-	ev.lines[1].unit_price_cents = 599;
-	ev.lines_len = 2;
-	ev.total_cents = 2599;
-	snprintf(ev.currency, sizeof(ev.currency), "EUR");
-	return ev;
+	struct ct_stock_reserved reserved = stock_reserved(order_id);
+	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
 }
 
-static struct ct_stock_rejected stock_rejected(const char *order_id, const char *reason)
+/* The order paid: PaymentAuthorized (a fresh payment id, copied to PAY)
+ * handled without error. */
+static void pay_order(struct fixture *f, const char *order_id, char pay[IDS_UUID_SIZE])
 {
-	struct ct_stock_rejected ev = { 0 };
-	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
-	snprintf(ev.reason, sizeof(ev.reason), "%s", reason);
-	snprintf(ev.skus[0], sizeof(ev.skus[0]), "SKU-2");
-	ev.skus_len = 1;
-	return ev;
+	struct ct_payment_authorized paid = payment_authorized(order_id, pay);
+	assert_int_equal(run(f, orders_handle_payment_authorized, &paid), SHOP_OK);
 }
 
-static struct ct_payment_authorized payment_authorized(const char *order_id, char *payment_id)
+/* The customer's CancelOrder handled without error. */
+static void cancel_by_customer(struct fixture *f, const char *order_id)
 {
-	struct ct_payment_authorized ev = { 0 };
-	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
-	ids_uuid7(payment_id);
-	snprintf(ev.payment_id, sizeof(ev.payment_id), "%s", payment_id);
-	ev.amount_cents = 2599;
-	snprintf(ev.currency, sizeof(ev.currency), "EUR");
-	ev.attempts = 1;
-	return ev;
-}
-
-static struct ct_payment_declined payment_declined(const char *order_id)
-{
-	struct ct_payment_declined ev = { 0 };
-	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
-	snprintf(ev.reason, sizeof(ev.reason), "card_declined");
-	ev.amount_cents = 2599;
-	snprintf(ev.currency, sizeof(ev.currency), "EUR");
-	return ev;
-}
-
-static struct ct_shipment_dispatched shipment_dispatched(const char *order_id, char *shipment_id)
-{
-	struct ct_shipment_dispatched ev = { 0 };
-	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
-	ids_uuid7(shipment_id);
-	snprintf(ev.shipment_id, sizeof(ev.shipment_id), "%s", shipment_id);
-	return ev;
-}
-
-static struct ct_cancel_order cancel_order(const char *order_id)
-{
-	struct ct_cancel_order cmd = { 0 };
-	snprintf(cmd.order_id, sizeof(cmd.order_id), "%s", order_id);
-	return cmd;
+	struct ct_cancel_order cancel = cancel_order(order_id);
+	assert_int_equal(run(f, orders_handle_cancel_order, &cancel), SHOP_OK);
 }
 
 static struct orders_row order(struct fixture *f, const char *order_id)
@@ -206,36 +120,12 @@ static struct orders_row order(struct fixture *f, const char *order_id)
 
 static int64_t count_rows(struct fixture *f, const char *sql, const char *arg)
 {
-	struct db_result *r = NULL;
-	assert_int_equal(db_query(f->db, sql, DB_ARGS(arg), &r), SHOP_OK);
-	int64_t n = db_result_int(r, 0, 0);
-	db_result_free(r);
-	return n;
+	return harness_query_int(f->db, sql, arg);
 }
 
 static int64_t outbox_count(struct fixture *f, const char *subject)
 {
-	return count_rows(f, "SELECT count(*) FROM outbox WHERE subject = $1", subject);
-}
-
-static int64_t outbox_total(struct fixture *f)
-{
-	return count_rows(f, "SELECT count(*) FROM outbox WHERE subject <> $1", "");
-}
-
-/* The last envelope written for SUBJECT, parsed; cJSON_Delete it. */
-static cJSON *outbox_last(struct fixture *f, const char *subject)
-{
-	struct db_result *r = NULL;
-	assert_int_equal(db_query(f->db,
-				  "SELECT payload FROM outbox WHERE subject = $1 ORDER BY id DESC LIMIT 1",
-				  DB_ARGS(subject), &r),
-			 SHOP_OK);
-	assert_int_equal(db_result_rows(r), 1);
-	cJSON *root = cJSON_Parse(db_result_text(r, 0, 0));
-	db_result_free(r);
-	assert_non_null(root);
-	return root;
+	return harness_outbox_count(f->db, subject);
 }
 
 static const char *data_str(const cJSON *envelope, const char *name)
@@ -264,27 +154,13 @@ static const char *attr(const cJSON *envelope, const char *name)
 /* An envelope as another service would publish it; free() it. */
 static char *envelope(enum ct_message_id id, const char *subject, const void *data)
 {
-	const struct ct_message *m = &ct_messages[id];
-	struct evt_envelope env = { 0 };
-	ids_uuid7(env.id);
-	snprintf(env.source, sizeof(env.source), "/shop/%s", m->producer);
-	snprintf(env.type, sizeof(env.type), "%s", m->type);
-	clock_rfc3339(clock_now_ms(), env.time);
-	snprintf(env.subject, sizeof(env.subject), "%s", subject);
-	snprintf(env.correlationid, sizeof(env.correlationid), "corr-routes");
-	snprintf(env.causationid, sizeof(env.causationid), "%s", env.id);
-	ids_traceparent_new(env.traceparent);
-	cJSON *json = m->encode(data);
-	char *text = evt_envelope_encode(&env, json);
-	cJSON_Delete(json);
-	return text;
+	struct harness_envelope attrs = { .subject = subject, .correlation_id = "corr-routes" };
+	return harness_message_envelope(id, attrs, data);
 }
 
 static shop_status deliver_text(struct fixture *f, const char *text)
 {
-	char reason[512];
-	return svc_handle_envelope(f->svc, f->db, "orders", text, strlen(text), reason,
-				   sizeof(reason));
+	return harness_deliver(f->svc, f->db, "orders", text, NULL, 0);
 }
 
 static shop_status deliver(struct fixture *f, enum ct_message_id id, const char *subject,
@@ -319,8 +195,8 @@ static void place_order_creates_a_pending_order_and_emits_order_placed_with_its_
 				    id),
 			 1);
 
-	assert_int_equal(outbox_total(f), 1);
-	cJSON *ev = outbox_last(f, SUBJ_PLACED);
+	assert_int_equal(harness_outbox_total(f->db), 1);
+	cJSON *ev = harness_outbox_last(f->db, SUBJ_PLACED);
 	assert_string_equal(attr(ev, "subject"), id);
 	assert_string_equal(attr(ev, "correlationid"), "corr-place");
 	struct ct_order_placed placed;
@@ -377,13 +253,12 @@ static void the_happy_path_reaches_shipped_with_one_event_per_step(void **state)
 	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
 	place(f, id);
 
-	struct ct_stock_reserved reserved = stock_reserved(id);
-	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	reserve_stock(f, id);
 	struct orders_row row = order(f, id);
 	assert_int_equal(row.status, ORDERS_STATUS_RESERVED);
 	assert_int_equal(row.total_cents, 2599);
 	assert_string_equal(row.currency, "EUR");
-	cJSON *ev = outbox_last(f, SUBJ_RESERVED);
+	cJSON *ev = harness_outbox_last(f->db, SUBJ_RESERVED);
 	assert_string_equal(data_str(ev, "order_id"), id);
 	assert_int_equal((int64_t)data_num(ev, "total_cents"), 2599);
 	assert_string_equal(data_str(ev, "currency"), "EUR");
@@ -394,7 +269,7 @@ static void the_happy_path_reaches_shipped_with_one_event_per_step(void **state)
 	row = order(f, id);
 	assert_int_equal(row.status, ORDERS_STATUS_PAID);
 	assert_string_equal(row.payment_id, pay);
-	ev = outbox_last(f, SUBJ_PAID);
+	ev = harness_outbox_last(f->db, SUBJ_PAID);
 	assert_string_equal(data_str(ev, "payment_id"), pay);
 	cJSON_Delete(ev);
 
@@ -406,12 +281,12 @@ static void the_happy_path_reaches_shipped_with_one_event_per_step(void **state)
 	assert_int_equal(row.total_cents, 2599);
 	assert_string_equal(row.payment_id, pay);
 	assert_int_equal(row.version, 4);
-	ev = outbox_last(f, SUBJ_SHIPPED);
+	ev = harness_outbox_last(f->db, SUBJ_SHIPPED);
 	assert_string_equal(data_str(ev, "shipment_id"), ship);
 	assert_string_equal(attr(ev, "subject"), id);
 	cJSON_Delete(ev);
 
-	assert_int_equal(outbox_total(f), 4);
+	assert_int_equal(harness_outbox_total(f->db), 4);
 	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 0);
 }
 
@@ -437,11 +312,10 @@ static void payment_authorized_before_the_reservation_is_not_ready_and_changes_n
 	struct orders_row row = order(f, id);
 	assert_int_equal(row.status, ORDERS_STATUS_PENDING);
 	assert_string_equal(row.payment_id, "");
-	assert_int_equal(outbox_total(f), 1);
+	assert_int_equal(harness_outbox_total(f->db), 1);
 
 	/* Redelivered after the reservation, it applies. */
-	struct ct_stock_reserved reserved = stock_reserved(id);
-	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	reserve_stock(f, id);
 	assert_int_equal(run(f, orders_handle_payment_authorized, &paid), SHOP_OK);
 	assert_int_equal(order(f, id).status, ORDERS_STATUS_PAID);
 }
@@ -463,8 +337,7 @@ static void shipment_dispatched_before_payment_is_not_ready(void **state)
 	place(f, id);
 	struct ct_shipment_dispatched shipped = shipment_dispatched(id, ship);
 	assert_int_equal(run(f, orders_handle_shipment_dispatched, &shipped), SHOP_E_NOT_READY);
-	struct ct_stock_reserved reserved = stock_reserved(id);
-	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	reserve_stock(f, id);
 	assert_int_equal(run(f, orders_handle_shipment_dispatched, &shipped), SHOP_E_NOT_READY);
 	assert_int_equal(order(f, id).status, ORDERS_STATUS_RESERVED);
 	assert_int_equal(outbox_count(f, SUBJ_SHIPPED), 0);
@@ -489,7 +362,7 @@ static void any_fact_about_an_unknown_order_is_not_ready(void **state)
 	assert_int_equal(run(f, orders_handle_shipment_dispatched, &shipped), SHOP_E_NOT_READY);
 	assert_int_equal(run(f, orders_handle_cancel_order, &cancel), SHOP_E_NOT_READY);
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM orders WHERE order_id = $1", id), 0);
-	assert_int_equal(outbox_total(f), 0);
+	assert_int_equal(harness_outbox_total(f->db), 0);
 }
 
 /* ---- cancellations ----------------------------------------------------- */
@@ -504,7 +377,7 @@ static void stock_rejected_cancels_the_order_with_its_reason(void **state)
 	struct orders_row row = order(f, id);
 	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
 	assert_int_equal(row.reason, ORDERS_REASON_UNKNOWN_SKU);
-	cJSON *ev = outbox_last(f, SUBJ_CANCELLED);
+	cJSON *ev = harness_outbox_last(f->db, SUBJ_CANCELLED);
 	assert_string_equal(data_str(ev, "reason"), "unknown_sku");
 	assert_string_equal(data_str(ev, "order_id"), id);
 	cJSON_Delete(ev);
@@ -525,15 +398,14 @@ static void payment_declined_cancels_a_reserved_order_as_payment_declined(void *
 	struct fixture *f = *state;
 	char id[IDS_UUID_SIZE];
 	place(f, id);
-	struct ct_stock_reserved reserved = stock_reserved(id);
-	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	reserve_stock(f, id);
 	struct ct_payment_declined declined = payment_declined(id);
 	assert_int_equal(run(f, orders_handle_payment_declined, &declined), SHOP_OK);
 	struct orders_row row = order(f, id);
 	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
 	assert_int_equal(row.reason, ORDERS_REASON_PAYMENT_DECLINED);
 	assert_int_equal(row.total_cents, 2599);
-	cJSON *ev = outbox_last(f, SUBJ_CANCELLED);
+	cJSON *ev = harness_outbox_last(f->db, SUBJ_CANCELLED);
 	assert_string_equal(data_str(ev, "reason"), "payment_declined");
 	cJSON_Delete(ev);
 }
@@ -543,17 +415,14 @@ static void cancel_after_payment_is_customer_cancelled_and_a_late_dispatch_is_ig
 	struct fixture *f = *state;
 	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
 	place(f, id);
-	struct ct_stock_reserved reserved = stock_reserved(id);
-	struct ct_payment_authorized paid = payment_authorized(id, pay);
-	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
-	assert_int_equal(run(f, orders_handle_payment_authorized, &paid), SHOP_OK);
+	reserve_stock(f, id);
+	pay_order(f, id, pay);
 
-	struct ct_cancel_order cancel = cancel_order(id);
-	assert_int_equal(run(f, orders_handle_cancel_order, &cancel), SHOP_OK);
+	cancel_by_customer(f, id);
 	struct orders_row row = order(f, id);
 	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
 	assert_int_equal(row.reason, ORDERS_REASON_CUSTOMER_CANCELLED);
-	cJSON *ev = outbox_last(f, SUBJ_CANCELLED);
+	cJSON *ev = harness_outbox_last(f->db, SUBJ_CANCELLED);
 	assert_string_equal(data_str(ev, "reason"), "customer_cancelled");
 	cJSON_Delete(ev);
 
@@ -569,15 +438,12 @@ static void cancel_of_a_shipped_order_changes_nothing(void **state)
 	struct fixture *f = *state;
 	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
 	place(f, id);
-	struct ct_stock_reserved reserved = stock_reserved(id);
-	struct ct_payment_authorized paid = payment_authorized(id, pay);
+	reserve_stock(f, id);
+	pay_order(f, id, pay);
 	struct ct_shipment_dispatched shipped = shipment_dispatched(id, ship);
-	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
-	assert_int_equal(run(f, orders_handle_payment_authorized, &paid), SHOP_OK);
 	assert_int_equal(run(f, orders_handle_shipment_dispatched, &shipped), SHOP_OK);
 
-	struct ct_cancel_order cancel = cancel_order(id);
-	assert_int_equal(run(f, orders_handle_cancel_order, &cancel), SHOP_OK);
+	cancel_by_customer(f, id);
 	assert_int_equal(order(f, id).status, ORDERS_STATUS_SHIPPED);
 	assert_int_equal(order(f, id).version, 4);
 	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 0);
@@ -588,11 +454,9 @@ static void facts_after_a_cancellation_are_acknowledged_without_effect(void **st
 	struct fixture *f = *state;
 	char id[IDS_UUID_SIZE];
 	place(f, id);
-	struct ct_cancel_order cancel = cancel_order(id);
-	assert_int_equal(run(f, orders_handle_cancel_order, &cancel), SHOP_OK);
-	assert_int_equal(run(f, orders_handle_cancel_order, &cancel), SHOP_OK);
-	struct ct_stock_reserved reserved = stock_reserved(id);
-	assert_int_equal(run(f, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	cancel_by_customer(f, id);
+	cancel_by_customer(f, id);
+	reserve_stock(f, id);
 
 	struct orders_row row = order(f, id);
 	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
@@ -614,12 +478,9 @@ static void the_sweeper_cancels_only_expired_pending_and_reserved_orders_as_time
 	place_at(f, reserved_id, long_ago, "corr-reserved");
 	place_at(f, paid_id, long_ago, "corr-paid");
 	place(f, fresh);
-	struct ct_stock_reserved r1 = stock_reserved(reserved_id);
-	struct ct_stock_reserved r2 = stock_reserved(paid_id);
-	struct ct_payment_authorized p2 = payment_authorized(paid_id, pay);
-	assert_int_equal(run(f, orders_handle_stock_reserved, &r1), SHOP_OK);
-	assert_int_equal(run(f, orders_handle_stock_reserved, &r2), SHOP_OK);
-	assert_int_equal(run(f, orders_handle_payment_authorized, &p2), SHOP_OK);
+	reserve_stock(f, reserved_id);
+	reserve_stock(f, paid_id);
+	pay_order(f, paid_id, pay);
 
 	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
 
@@ -634,7 +495,7 @@ static void the_sweeper_cancels_only_expired_pending_and_reserved_orders_as_time
 	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 2);
 
 	/* The timeout belongs to the story of the request that placed it. */
-	cJSON *ev = outbox_last(f, SUBJ_CANCELLED);
+	cJSON *ev = harness_outbox_last(f->db, SUBJ_CANCELLED);
 	assert_string_equal(data_str(ev, "reason"), "timeout");
 	assert_string_equal(data_str(ev, "order_id"), reserved_id);
 	assert_string_equal(attr(ev, "correlationid"), "corr-reserved");
@@ -685,7 +546,7 @@ static void every_consumed_message_reaches_its_handler_through_the_routes(void *
 	struct ct_shipment_dispatched shipped = shipment_dispatched(id, ship);
 	assert_int_equal(deliver(f, CT_MSG_SHIPMENT_DISPATCHED, id, &shipped), SHOP_OK);
 	assert_int_equal(order(f, id).status, ORDERS_STATUS_SHIPPED);
-	cJSON *ev = outbox_last(f, SUBJ_SHIPPED);
+	cJSON *ev = harness_outbox_last(f->db, SUBJ_SHIPPED);
 	assert_string_equal(attr(ev, "correlationid"), "corr-routes");
 	cJSON_Delete(ev);
 	free(c);
@@ -739,7 +600,7 @@ static void a_total_above_any_unit_price_is_reserved_and_paid_through_the_routes
 	assert_int_equal(deliver(f, CT_MSG_STOCK_RESERVED, id, &reserved), SHOP_OK);
 	assert_int_equal(order(f, id).status, ORDERS_STATUS_RESERVED);
 	assert_int_equal(order(f, id).total_cents, total);
-	cJSON *ev = outbox_last(f, SUBJ_RESERVED);
+	cJSON *ev = harness_outbox_last(f->db, SUBJ_RESERVED);
 	assert_int_equal((int64_t)data_num(ev, "total_cents"), total);
 	cJSON_Delete(ev);
 

@@ -46,14 +46,20 @@ static void new_key(char key[IDS_UUID_SIZE])
 	ids_uuid7(key);
 }
 
+/* AMOUNT in CURRENCY on CARD under KEY. */
+static shop_status charge(struct payments_provider *p, const char *key, const char *card,
+			  struct payments_provider_charge_result *r)
+{
+	return payments_provider_charge(p, key, card, AMOUNT, CURRENCY, r);
+}
+
 static void visa_is_approved_on_the_first_attempt(void **state)
 {
 	struct payments_provider *p = *state;
 	struct payments_provider_charge_result r;
 	char key[IDS_UUID_SIZE];
 	new_key(key);
-	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_VISA, AMOUNT, CURRENCY, &r),
-			 SHOP_OK);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_VISA, &r), SHOP_OK);
 	assert_int_equal(r.outcome, PAYMENTS_PROVIDER_APPROVED);
 	assert_int_equal(r.attempts, 1);
 	assert_int_equal(strlen(r.charge_id), PAYMENTS_PROVIDER_ID_SIZE - 1);
@@ -68,9 +74,7 @@ static void declined_card_is_declined_as_card_declined(void **state)
 	struct payments_provider_charge_result r;
 	char key[IDS_UUID_SIZE];
 	new_key(key);
-	assert_int_equal(
-		payments_provider_charge(p, key, PAYMENTS_CARD_DECLINED, AMOUNT, CURRENCY, &r),
-		SHOP_OK);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_DECLINED, &r), SHOP_OK);
 	assert_int_equal(r.outcome, PAYMENTS_PROVIDER_DECLINED);
 	assert_int_equal(r.attempts, 1);
 	assert_string_equal(r.charge_id, "");
@@ -85,8 +89,7 @@ static void unknown_cards_are_declined(void **state)
 		struct payments_provider_charge_result r;
 		char key[IDS_UUID_SIZE];
 		new_key(key);
-		assert_int_equal(payments_provider_charge(p, key, tokens[i], AMOUNT, CURRENCY, &r),
-				 SHOP_OK);
+		assert_int_equal(charge(p, key, tokens[i], &r), SHOP_OK);
 		assert_int_equal(r.outcome, PAYMENTS_PROVIDER_DECLINED);
 		assert_string_equal(r.decline_reason, "card_declined");
 	}
@@ -100,21 +103,17 @@ static void flaky_card_fails_twice_then_approves_with_three_attempts_and_one_cha
 	char key[IDS_UUID_SIZE];
 	new_key(key);
 	for (int i = 0; i < PAYMENTS_PROVIDER_FLAKY_FAILURES; i++) {
-		assert_int_equal(
-			payments_provider_charge(p, key, PAYMENTS_CARD_FLAKY, AMOUNT, CURRENCY, &r),
-			SHOP_E_UNAVAILABLE);
+		assert_int_equal(charge(p, key, PAYMENTS_CARD_FLAKY, &r), SHOP_E_UNAVAILABLE);
 		assert_int_equal(r.attempts, 0x5a5a5a5a5a5a5a5aLL); /* not written on failure */
 	}
-	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_FLAKY, AMOUNT, CURRENCY, &r),
-			 SHOP_OK);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_FLAKY, &r), SHOP_OK);
 	assert_int_equal(r.outcome, PAYMENTS_PROVIDER_APPROVED);
 	assert_int_equal(r.attempts, 3);
 	char first_charge[PAYMENTS_PROVIDER_ID_SIZE];
 	memcpy(first_charge, r.charge_id, sizeof(first_charge));
 
 	/* Asked again after the outcome: same charge, no fourth attempt. */
-	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_FLAKY, AMOUNT, CURRENCY, &r),
-			 SHOP_OK);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_FLAKY, &r), SHOP_OK);
 	assert_int_equal(r.outcome, PAYMENTS_PROVIDER_APPROVED);
 	assert_int_equal(r.attempts, 3);
 	assert_string_equal(r.charge_id, first_charge);
@@ -126,13 +125,9 @@ static void repeated_charges_with_one_key_never_charge_twice(void **state)
 	struct payments_provider_charge_result first, again;
 	char key[IDS_UUID_SIZE];
 	new_key(key);
-	assert_int_equal(
-		payments_provider_charge(p, key, PAYMENTS_CARD_VISA, AMOUNT, CURRENCY, &first),
-		SHOP_OK);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_VISA, &first), SHOP_OK);
 	for (int i = 0; i < 5; i++) {
-		assert_int_equal(
-			payments_provider_charge(p, key, PAYMENTS_CARD_VISA, AMOUNT, CURRENCY, &again),
-			SHOP_OK);
+		assert_int_equal(charge(p, key, PAYMENTS_CARD_VISA, &again), SHOP_OK);
 		assert_int_equal(again.outcome, PAYMENTS_PROVIDER_APPROVED);
 		assert_string_equal(again.charge_id, first.charge_id);
 		assert_int_equal(again.attempts, 1);
@@ -141,9 +136,7 @@ static void repeated_charges_with_one_key_never_charge_twice(void **state)
 	/* A different key is a different charge. */
 	char other[IDS_UUID_SIZE];
 	new_key(other);
-	assert_int_equal(
-		payments_provider_charge(p, other, PAYMENTS_CARD_VISA, AMOUNT, CURRENCY, &again),
-		SHOP_OK);
+	assert_int_equal(charge(p, other, PAYMENTS_CARD_VISA, &again), SHOP_OK);
 	assert_string_not_equal(again.charge_id, first.charge_id);
 }
 
@@ -154,9 +147,7 @@ static void a_decline_is_remembered_for_its_key(void **state)
 	char key[IDS_UUID_SIZE];
 	new_key(key);
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(
-			payments_provider_charge(p, key, PAYMENTS_CARD_DECLINED, AMOUNT, CURRENCY, &r),
-			SHOP_OK);
+		assert_int_equal(charge(p, key, PAYMENTS_CARD_DECLINED, &r), SHOP_OK);
 		assert_int_equal(r.outcome, PAYMENTS_PROVIDER_DECLINED);
 		assert_int_equal(r.attempts, 1);
 	}
@@ -168,22 +159,17 @@ static void a_key_reused_for_a_different_request_is_refused(void **state)
 	struct payments_provider_charge_result r;
 	char key[IDS_UUID_SIZE];
 	new_key(key);
-	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_VISA, AMOUNT, CURRENCY, &r),
-			 SHOP_OK);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_VISA, &r), SHOP_OK);
 	assert_int_equal(
 		payments_provider_charge(p, key, PAYMENTS_CARD_VISA, AMOUNT + 1, CURRENCY, &r),
 		SHOP_E_CONFLICT);
 	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_VISA, AMOUNT, "USD", &r),
 			 SHOP_E_CONFLICT);
-	assert_int_equal(
-		payments_provider_charge(p, key, PAYMENTS_CARD_DECLINED, AMOUNT, CURRENCY, &r),
-		SHOP_E_CONFLICT);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_DECLINED, &r), SHOP_E_CONFLICT);
 	/* Also while a flaky charge is still undecided. */
 	new_key(key);
-	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_FLAKY, AMOUNT, CURRENCY, &r),
-			 SHOP_E_UNAVAILABLE);
-	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_VISA, AMOUNT, CURRENCY, &r),
-			 SHOP_E_CONFLICT);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_FLAKY, &r), SHOP_E_UNAVAILABLE);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_VISA, &r), SHOP_E_CONFLICT);
 }
 
 static void bad_arguments_are_refused_before_the_ledger(void **state)
@@ -201,9 +187,7 @@ static void bad_arguments_are_refused_before_the_ledger(void **state)
 			 SHOP_E_INVALID);
 	assert_int_equal(payments_provider_charge(p, "k1", PAYMENTS_CARD_VISA, AMOUNT, "", &r),
 			 SHOP_E_INVALID);
-	assert_int_equal(
-		payments_provider_charge(p, long_key, PAYMENTS_CARD_VISA, AMOUNT, CURRENCY, &r),
-		SHOP_E_LIMIT);
+	assert_int_equal(charge(p, long_key, PAYMENTS_CARD_VISA, &r), SHOP_E_LIMIT);
 	assert_int_equal(payments_provider_refund(p, "", refund_id), SHOP_E_INVALID);
 	assert_int_equal(payments_provider_refund(p, long_key, refund_id), SHOP_E_LIMIT);
 }
@@ -215,8 +199,7 @@ static void a_charge_is_refunded_once_and_the_refund_id_repeats(void **state)
 	char key[IDS_UUID_SIZE];
 	char first[PAYMENTS_PROVIDER_ID_SIZE], again[PAYMENTS_PROVIDER_ID_SIZE];
 	new_key(key);
-	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_VISA, AMOUNT, CURRENCY, &r),
-			 SHOP_OK);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_VISA, &r), SHOP_OK);
 	assert_int_equal(payments_provider_refund(p, key, first), SHOP_OK);
 	assert_memory_equal(first, "re_", 3);
 	assert_true(ids_uuid_valid(first + 3));
@@ -225,8 +208,7 @@ static void a_charge_is_refunded_once_and_the_refund_id_repeats(void **state)
 
 	/* The charge itself is unchanged: a repeated charge is not a new one. */
 	struct payments_provider_charge_result r2;
-	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_VISA, AMOUNT, CURRENCY, &r2),
-			 SHOP_OK);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_VISA, &r2), SHOP_OK);
 	assert_string_equal(r2.charge_id, r.charge_id);
 }
 
@@ -240,14 +222,11 @@ static void only_approved_charges_can_be_refunded(void **state)
 	new_key(key);
 	assert_int_equal(payments_provider_refund(p, key, refund_id), SHOP_E_NOT_FOUND);
 
-	assert_int_equal(
-		payments_provider_charge(p, key, PAYMENTS_CARD_DECLINED, AMOUNT, CURRENCY, &r),
-		SHOP_OK);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_DECLINED, &r), SHOP_OK);
 	assert_int_equal(payments_provider_refund(p, key, refund_id), SHOP_E_CONFLICT);
 
 	new_key(key);
-	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_FLAKY, AMOUNT, CURRENCY, &r),
-			 SHOP_E_UNAVAILABLE);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_FLAKY, &r), SHOP_E_UNAVAILABLE);
 	assert_int_equal(payments_provider_refund(p, key, refund_id), SHOP_E_CONFLICT);
 	assert_string_equal(refund_id, "untouched");
 }
@@ -262,7 +241,7 @@ struct racer {
 static void *racer_run(void *arg)
 {
 	struct racer *x = arg;
-	x->st = payments_provider_charge(x->p, x->key, PAYMENTS_CARD_VISA, AMOUNT, CURRENCY, &x->r);
+	x->st = charge(x->p, x->key, PAYMENTS_CARD_VISA, &x->r);
 	return NULL;
 }
 
@@ -297,16 +276,13 @@ static void the_ledger_survives_a_restart_of_the_provider(void **state)
 	new_key(key);
 
 	struct payments_provider *p = payments_provider_create(url);
-	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_FLAKY, AMOUNT, CURRENCY, &r),
-			 SHOP_E_UNAVAILABLE);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_FLAKY, &r), SHOP_E_UNAVAILABLE);
 	payments_provider_destroy(p);
 
 	/* The first attempt was committed: one more failure, then approval. */
 	p = payments_provider_create(url);
-	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_FLAKY, AMOUNT, CURRENCY, &r),
-			 SHOP_E_UNAVAILABLE);
-	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_FLAKY, AMOUNT, CURRENCY, &r),
-			 SHOP_OK);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_FLAKY, &r), SHOP_E_UNAVAILABLE);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_FLAKY, &r), SHOP_OK);
 	assert_int_equal(r.attempts, 3);
 	payments_provider_destroy(p);
 
@@ -327,7 +303,7 @@ static void an_unreachable_ledger_is_a_retryable_failure(void **state)
 	char refund_id[PAYMENTS_PROVIDER_ID_SIZE];
 	struct payments_provider *p =
 		payments_provider_create("sqlite:/nonexistent-dir/for/sure/ledger.db");
-	shop_status st = payments_provider_charge(p, "k", PAYMENTS_CARD_VISA, AMOUNT, CURRENCY, &r);
+	shop_status st = charge(p, "k", PAYMENTS_CARD_VISA, &r);
 	assert_int_not_equal(st, SHOP_OK);
 	st = payments_provider_refund(p, "k", refund_id);
 	assert_int_not_equal(st, SHOP_OK);

@@ -37,6 +37,7 @@
 #define TEST_DELAY_MS 2000
 #define TEST_URL_MAX 1024
 
+#include "service_harness.h"
 #include "service_sqlite_backend.h"
 
 #ifndef TEST_EXTRA_CASES
@@ -70,14 +71,7 @@ static void fixture_spec(struct fixture *f)
 
 static void fixture_open(struct fixture *f)
 {
-	shop_status st = db_open(f->url, &f->db);
-	if (st != SHOP_OK)
-		fail_msg("db_open %s: %s", f->url, db_last_error(NULL));
-	st = svc_migrate(&f->spec, f->db);
-	if (st != SHOP_OK)
-		fail_msg("migrate: %s", db_last_error(f->db));
-	f->svc = svc_create_detached(&f->spec);
-	assert_non_null(f->svc);
+	assert_int_equal(harness_open(&f->spec, f->url, &f->db, &f->svc), SHOP_OK);
 }
 
 static void fixture_close(struct fixture *f)
@@ -121,36 +115,15 @@ static int teardown(void **state)
 /* Runs one handler in its own transaction, committing only on success. */
 static shop_status handle(struct fixture *f, svc_handler_fn fn, const void *msg, int64_t now_ms)
 {
-	struct svc_tx tx = {
-		.svc = f->svc,
-		.db = f->db,
-		.correlation_id = "test-correlation",
-		.now_ms = now_ms,
-	};
-	assert_int_equal(db_begin(f->db), SHOP_OK);
-	shop_status st = fn(&tx, msg);
-	if (st == SHOP_OK)
-		assert_int_equal(db_commit(f->db), SHOP_OK);
-	else
-		db_rollback(f->db);
-	return st;
+	return harness_handle(f->svc, f->db, fn, msg, now_ms, "test-correlation");
 }
 
+/* An order of SKU-1 x 2, shipping to London. */
 static void order_placed(struct ct_order_placed *m, const char *order_id)
 {
-	memset(m, 0, sizeof(*m));
-	snprintf(m->order_id, sizeof(m->order_id), "%s", order_id);
-	snprintf(m->customer_id, sizeof(m->customer_id), "cust-1");
-	snprintf(m->email, sizeof(m->email), "ada@example.com");
-	snprintf(m->items[0].sku, sizeof(m->items[0].sku), "SKU-1");
-	m->items[0].quantity = 2;
-	m->items_len = 1;
-	snprintf(m->payment.card_token, sizeof(m->payment.card_token), "tok_visa");
-	snprintf(m->shipping_address.name, sizeof(m->shipping_address.name), "Ada Lovelace");
-	snprintf(m->shipping_address.line1, sizeof(m->shipping_address.line1), "1 Analytical Way");
-	snprintf(m->shipping_address.city, sizeof(m->shipping_address.city), "London");
-	snprintf(m->shipping_address.postal_code, sizeof(m->shipping_address.postal_code), "N1 1AA");
-	snprintf(m->shipping_address.country, sizeof(m->shipping_address.country), "GB");
+	static const char *const skus[] = { "SKU-1" };
+	static const int quantities[] = { 2 };
+	harness_order_placed_fill(m, order_id, "ada@example.com", 1, skus, quantities);
 }
 
 static void payment_authorized(struct ct_payment_authorized *m, const char *order_id)
@@ -191,40 +164,35 @@ static shop_status cancel(struct fixture *f, const char *order_id, int64_t now_m
 	return handle(f, shipping_handle_order_cancelled, &m, now_ms);
 }
 
+/* A new order whose address came in at t0. */
+static void new_placed_order(struct fixture *f, char order[IDS_UUID_SIZE])
+{
+	ids_uuid7(order);
+	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+}
+
+/* A new order placed and paid at t0: its shipment is scheduled. */
+static void new_paid_order(struct fixture *f, char order[IDS_UUID_SIZE])
+{
+	new_placed_order(f, order);
+	assert_int_equal(pay(f, order, f->t0), SHOP_OK);
+}
+
 static int64_t outbox_count(struct fixture *f, enum ct_message_id id)
 {
-	struct db_result *r = NULL;
-	assert_int_equal(db_query(f->db, "SELECT COUNT(*) FROM outbox WHERE subject = $1",
-				  DB_ARGS(ct_messages[id].subject), &r),
-			 SHOP_OK);
-	int64_t n = db_result_int(r, 0, 0);
-	db_result_free(r);
-	return n;
+	return harness_outbox_count(f->db, ct_messages[id].subject);
 }
 
 static int64_t outbox_total(struct fixture *f)
 {
-	struct db_result *r = NULL;
-	assert_int_equal(db_query(f->db, "SELECT COUNT(*) FROM outbox", DB_NOARGS, &r), SHOP_OK);
-	int64_t n = db_result_int(r, 0, 0);
-	db_result_free(r);
-	return n;
+	return harness_outbox_total(f->db);
 }
 
 /* The data member of the last event of a kind, as parsed JSON (caller frees). */
 static cJSON *outbox_last_data(struct fixture *f, enum ct_message_id id, cJSON **ret_root)
 {
-	struct db_result *r = NULL;
-	assert_int_equal(db_query(f->db,
-				  "SELECT payload FROM outbox WHERE subject = $1 ORDER BY id DESC",
-				  DB_ARGS(ct_messages[id].subject), &r),
-			 SHOP_OK);
-	assert_true(db_result_rows(r) > 0);
-	cJSON *root = cJSON_Parse(db_result_text(r, 0, 0));
-	db_result_free(r);
-	assert_non_null(root);
-	*ret_root = root;
-	return cJSON_GetObjectItemCaseSensitive(root, "data");
+	*ret_root = harness_outbox_last(f->db, ct_messages[id].subject);
+	return cJSON_GetObjectItemCaseSensitive(*ret_root, "data");
 }
 
 static enum shipping_state shipment_state(struct fixture *f, const char *order_id)
@@ -242,6 +210,14 @@ static struct shipping_dispatch_report dispatch_at(struct fixture *f, int64_t no
 	struct shipping_dispatch_report rep = { 99, 99 };
 	assert_int_equal(shipping_dispatch_due(f->svc, f->db, now_ms, &rep), SHOP_OK);
 	return rep;
+}
+
+/* A new order placed and paid at t0 whose shipment the dispatcher has
+ * sent once it was due. */
+static void new_dispatched_order(struct fixture *f, char order[IDS_UUID_SIZE])
+{
+	new_paid_order(f, order);
+	assert_int_equal(dispatch_at(f, f->t0 + TEST_DELAY_MS).dispatched, 1);
 }
 
 /* ---- scheduling ---------------------------------------------------------- */
@@ -265,9 +241,7 @@ static void payment_schedules_a_shipment_due_after_the_configured_delay(void **s
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
-	ids_uuid7(order);
-	assert_int_equal(place(f, order, f->t0), SHOP_OK);
-	assert_int_equal(pay(f, order, f->t0), SHOP_OK);
+	new_paid_order(f, order);
 
 	struct shipping_shipment s;
 	assert_int_equal(shipping_store_shipment_get(f->db, order, &s), SHOP_OK);
@@ -293,9 +267,7 @@ static void a_second_payment_authorization_schedules_nothing_more(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
-	ids_uuid7(order);
-	assert_int_equal(place(f, order, f->t0), SHOP_OK);
-	assert_int_equal(pay(f, order, f->t0), SHOP_OK);
+	new_paid_order(f, order);
 	struct shipping_shipment first;
 	assert_int_equal(shipping_store_shipment_get(f->db, order, &first), SHOP_OK);
 
@@ -311,8 +283,7 @@ static void a_second_order_placed_keeps_the_first_address(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
-	ids_uuid7(order);
-	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+	new_placed_order(f, order);
 	struct ct_order_placed m;
 	order_placed(&m, order);
 	snprintf(m.shipping_address.city, sizeof(m.shipping_address.city), "Paris");
@@ -333,8 +304,7 @@ static void cancellation_before_payment_prevents_the_shipment(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
-	ids_uuid7(order);
-	assert_int_equal(place(f, order, f->t0), SHOP_OK);
+	new_placed_order(f, order);
 	assert_int_equal(cancel(f, order, f->t0 + 1), SHOP_OK);
 	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_VOIDED);
 
@@ -362,9 +332,7 @@ static void cancellation_of_a_scheduled_shipment_cancels_it_once(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
-	ids_uuid7(order);
-	assert_int_equal(place(f, order, f->t0), SHOP_OK);
-	assert_int_equal(pay(f, order, f->t0), SHOP_OK);
+	new_paid_order(f, order);
 	assert_int_equal(cancel(f, order, f->t0 + 1), SHOP_OK);
 	assert_int_equal(cancel(f, order, f->t0 + 2), SHOP_OK);
 	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_CANCELLED);
@@ -380,10 +348,7 @@ static void cancellation_after_dispatch_changes_nothing(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
-	ids_uuid7(order);
-	assert_int_equal(place(f, order, f->t0), SHOP_OK);
-	assert_int_equal(pay(f, order, f->t0), SHOP_OK);
-	assert_int_equal(dispatch_at(f, f->t0 + TEST_DELAY_MS).dispatched, 1);
+	new_dispatched_order(f, order);
 	int64_t before = outbox_total(f);
 
 	assert_int_equal(cancel(f, order, f->t0 + TEST_DELAY_MS + 1), SHOP_OK);
@@ -433,10 +398,7 @@ static void a_second_dispatcher_run_dispatches_nothing(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
-	ids_uuid7(order);
-	assert_int_equal(place(f, order, f->t0), SHOP_OK);
-	assert_int_equal(pay(f, order, f->t0), SHOP_OK);
-	assert_int_equal(dispatch_at(f, f->t0 + TEST_DELAY_MS).dispatched, 1);
+	new_dispatched_order(f, order);
 
 	struct shipping_dispatch_report rep = dispatch_at(f, f->t0 + 10 * TEST_DELAY_MS);
 	assert_int_equal(rep.due, 0);
@@ -450,8 +412,7 @@ static void dispatcher_works_off_a_backlog_larger_than_one_batch(void **state)
 	enum { N = SHIPPING_DISPATCH_BATCH + 5 };
 	for (int i = 0; i < N; i++) {
 		char order[IDS_UUID_SIZE];
-		ids_uuid7(order);
-		assert_int_equal(place(f, order, f->t0), SHOP_OK);
+		new_placed_order(f, order);
 		/* Due in the past, so the wall-clock task finds them due. */
 		assert_int_equal(pay(f, order, f->t0 - 10 * TEST_DELAY_MS), SHOP_OK);
 	}
@@ -464,9 +425,7 @@ static void scheduled_shipment_survives_a_restart_and_is_dispatched_once(void **
 {
 	struct fixture *f = *state; /* set up with a database that outlives a connection */
 	char order[IDS_UUID_SIZE];
-	ids_uuid7(order);
-	assert_int_equal(place(f, order, f->t0), SHOP_OK);
-	assert_int_equal(pay(f, order, f->t0), SHOP_OK);
+	new_paid_order(f, order);
 	fixture_close(f); /* the process dies before the dispatch time */
 
 	fixture_open(f);
@@ -485,28 +444,9 @@ static void scheduled_shipment_survives_a_restart_and_is_dispatched_once(void **
 /* A PaymentAuthorized envelope as the bus would deliver it. */
 static char *payment_envelope(const char *event_id, const char *order_id)
 {
-	struct evt_envelope env;
-	memset(&env, 0, sizeof(env));
-	snprintf(env.id, sizeof(env.id), "%s", event_id);
-	snprintf(env.source, sizeof(env.source), "/shop/payments");
-	snprintf(env.type, sizeof(env.type), "%s", ct_messages[CT_MSG_PAYMENT_AUTHORIZED].type);
-	clock_rfc3339(clock_now_ms(), env.time);
-	snprintf(env.subject, sizeof(env.subject), "%s", order_id);
-	snprintf(env.correlationid, sizeof(env.correlationid), "%s", order_id);
-	snprintf(env.causationid, sizeof(env.causationid), "%s", order_id);
-	ids_traceparent_new(env.traceparent);
-
-	char payment_id[IDS_UUID_SIZE];
-	ids_uuid7(payment_id);
-	cJSON *data = cJSON_CreateObject();
-	cJSON_AddStringToObject(data, "order_id", order_id);
-	cJSON_AddStringToObject(data, "payment_id", payment_id);
-	cJSON_AddNumberToObject(data, "amount_cents", 1998);
-	cJSON_AddStringToObject(data, "currency", "EUR");
-	cJSON_AddNumberToObject(data, "attempts", 1);
-	char *json = evt_envelope_encode(&env, data);
-	cJSON_Delete(data);
-	return json;
+	struct ct_payment_authorized m;
+	payment_authorized(&m, order_id);
+	return harness_order_envelope(CT_MSG_PAYMENT_AUTHORIZED, event_id, order_id, &m);
 }
 
 static void redelivered_payment_envelope_is_a_duplicate_and_schedules_once(void **state)
@@ -518,12 +458,8 @@ static void redelivered_payment_envelope_is_a_duplicate_and_schedules_once(void 
 	assert_int_equal(place(f, order, f->t0), SHOP_OK);
 
 	char *json = payment_envelope(event, order);
-	char reason[256];
-	assert_int_equal(svc_handle_envelope(f->svc, f->db, "shipping", json, strlen(json), reason,
-					     sizeof(reason)),
-			 SHOP_OK);
-	assert_int_equal(svc_handle_envelope(f->svc, f->db, "shipping", json, strlen(json), reason,
-					     sizeof(reason)),
+	assert_int_equal(harness_deliver(f->svc, f->db, "shipping", json, NULL, 0), SHOP_OK);
+	assert_int_equal(harness_deliver(f->svc, f->db, "shipping", json, NULL, 0),
 			 SHOP_E_DUPLICATE);
 	free(json);
 	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_SCHEDULED);

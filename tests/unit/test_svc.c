@@ -49,6 +49,8 @@ static const struct svc_spec test_spec = {
 struct fixture {
 	struct svc *svc;
 	struct db *db;
+	char *json;       /* the envelope delivered last */
+	char reason[256]; /* ... and the runtime's answer to it */
 };
 
 static int setup(void **state)
@@ -69,9 +71,12 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	svc_destroy(f->svc);
 	db_close(f->db);
+	free(f->json);
 	free(f);
 	return 0;
 }
+
+#define ORDER_PLACED "shop.orders.order_placed.v1"
 
 static const char order_placed_data[] =
 	"{\"order_id\":\"0192f0c1-7d2a-7abc-8def-0123456789ab\",\"customer_id\":\"c-1\","
@@ -100,105 +105,107 @@ static int64_t test_count(struct db *db, const char *sql)
 	return n;
 }
 
-static shop_status test_handle(struct fixture *f, const char *json, char *reason, size_t size)
+static shop_status test_handle(struct fixture *f, const char *json)
 {
-	return svc_handle_envelope(f->svc, f->db, "inventory", json, strlen(json), reason, size);
+	return svc_handle_envelope(f->svc, f->db, "inventory", json, strlen(json), f->reason,
+				   sizeof(f->reason));
+}
+
+/* The envelope delivered last, again. */
+static shop_status redeliver(struct fixture *f)
+{
+	return test_handle(f, f->json);
+}
+
+/* Delivers an envelope with ID and TYPE around DATA to inventory; the
+ * fixture keeps it for redeliver(). */
+static shop_status deliver(struct fixture *f, const char *id, const char *type, const char *data)
+{
+	free(f->json);
+	f->json = test_envelope(id, type, data);
+	return redeliver(f);
 }
 
 static void handled_event_is_claimed_in_the_inbox_and_its_effects_reach_the_outbox(void **state)
 {
 	struct fixture *f = *state;
-	char reason[256];
-	char *json = test_envelope("0192f0c1-0000-7000-8000-000000000001",
-				   "shop.orders.order_placed.v1", order_placed_data);
-	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_OK);
+	assert_int_equal(deliver(f, "0192f0c1-0000-7000-8000-000000000001", ORDER_PLACED,
+				 order_placed_data),
+			 SHOP_OK);
 	assert_int_equal(handled, 1);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 1);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE published_at_ms IS NULL"), 1);
-	free(json);
 }
 
 static void duplicate_event_is_acked_without_side_effects(void **state)
 {
 	struct fixture *f = *state;
-	char reason[256];
-	char *json = test_envelope("0192f0c1-0000-7000-8000-000000000002",
-				   "shop.orders.order_placed.v1", order_placed_data);
-	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_OK);
-	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_E_DUPLICATE);
+	assert_int_equal(deliver(f, "0192f0c1-0000-7000-8000-000000000002", ORDER_PLACED,
+				 order_placed_data),
+			 SHOP_OK);
+	assert_int_equal(redeliver(f), SHOP_E_DUPLICATE);
 	assert_int_equal(handled, 1);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 1);
 	assert_int_equal(svc_settle_decide(SHOP_E_DUPLICATE, 2), SVC_ACK);
-	free(json);
 }
 
 static void failed_handler_rolls_back_inbox_and_outbox(void **state)
 {
 	struct fixture *f = *state;
-	char reason[256];
-	char *json = test_envelope("0192f0c1-0000-7000-8000-000000000003",
-				   "shop.orders.order_placed.v1", order_placed_data);
 	test_result = SHOP_E_NOT_READY;
-	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_E_NOT_READY);
+	assert_int_equal(deliver(f, "0192f0c1-0000-7000-8000-000000000003", ORDER_PLACED,
+				 order_placed_data),
+			 SHOP_E_NOT_READY);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 0);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 0);
 	/* The redelivery then succeeds: nothing was remembered from the failure. */
 	test_result = SHOP_OK;
-	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_OK);
+	assert_int_equal(redeliver(f), SHOP_OK);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 1);
-	free(json);
 }
 
 static void malformed_envelope_is_invalid_with_a_reason(void **state)
 {
 	struct fixture *f = *state;
-	char reason[256];
-	assert_int_equal(test_handle(f, "{not json", reason, sizeof(reason)), SHOP_E_INVALID);
-	assert_non_null(strstr(reason, "malformed envelope"));
-	char *json = test_envelope("not-a-uuid", "shop.orders.order_placed.v1", order_placed_data);
-	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_E_INVALID);
-	assert_non_null(strstr(reason, "/id"));
+	assert_int_equal(test_handle(f, "{not json"), SHOP_E_INVALID);
+	assert_non_null(strstr(f->reason, "malformed envelope"));
+	assert_int_equal(deliver(f, "not-a-uuid", ORDER_PLACED, order_placed_data), SHOP_E_INVALID);
+	assert_non_null(strstr(f->reason, "/id"));
 	assert_int_equal(handled, 0);
-	free(json);
 }
 
 static void data_violating_the_contract_is_invalid_and_names_the_path(void **state)
 {
 	struct fixture *f = *state;
-	char reason[256];
-	char *json = test_envelope("0192f0c1-0000-7000-8000-000000000004",
-				   "shop.orders.order_placed.v1",
-				   "{\"order_id\":\"0192f0c1-7d2a-7abc-8def-0123456789ab\"}");
-	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_E_INVALID);
-	assert_non_null(strstr(reason, "data violates the contract"));
+	assert_int_equal(deliver(f, "0192f0c1-0000-7000-8000-000000000004", ORDER_PLACED,
+				 "{\"order_id\":\"0192f0c1-7d2a-7abc-8def-0123456789ab\"}"),
+			 SHOP_E_INVALID);
+	assert_non_null(strstr(f->reason, "data violates the contract"));
 	assert_int_equal(handled, 0);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 0);
-	free(json);
 }
 
 static void unknown_type_and_unconsumed_messages_are_invalid(void **state)
 {
 	struct fixture *f = *state;
-	char reason[256];
-	char *json = test_envelope("0192f0c1-0000-7000-8000-000000000005", "shop.nothing.v1", "{}");
-	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_E_INVALID);
-	free(json);
+	assert_int_equal(
+		deliver(f, "0192f0c1-0000-7000-8000-000000000005", "shop.nothing.v1", "{}"),
+		SHOP_E_INVALID);
 	/* order_paid exists, but inventory does not consume it. */
-	json = test_envelope("0192f0c1-0000-7000-8000-000000000006", "shop.orders.order_paid.v1",
-			     "{\"order_id\":\"0192f0c1-7d2a-7abc-8def-0123456789ab\","
-			     "\"payment_id\":\"0192f0c1-7d2a-7abc-8def-0123456789ac\"}");
-	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_E_INVALID);
-	assert_non_null(strstr(reason, "does not consume"));
-	free(json);
+	assert_int_equal(deliver(f, "0192f0c1-0000-7000-8000-000000000006",
+				 "shop.orders.order_paid.v1",
+				 "{\"order_id\":\"0192f0c1-7d2a-7abc-8def-0123456789ab\","
+				 "\"payment_id\":\"0192f0c1-7d2a-7abc-8def-0123456789ac\"}"),
+			 SHOP_E_INVALID);
+	assert_non_null(strstr(f->reason, "does not consume"));
 }
 
 static void emitted_event_carries_causation_correlation_and_trace(void **state)
 {
 	struct fixture *f = *state;
-	char reason[256];
-	char *json = test_envelope("0192f0c1-0000-7000-8000-000000000007",
-				   "shop.orders.order_placed.v1", order_placed_data);
-	assert_int_equal(test_handle(f, json, reason, sizeof(reason)), SHOP_OK);
+	assert_int_equal(deliver(f, "0192f0c1-0000-7000-8000-000000000007", ORDER_PLACED,
+				 order_placed_data),
+			 SHOP_OK);
 	struct db_result *r = NULL;
 	assert_int_equal(db_query(f->db, "SELECT subject, payload, event_id FROM outbox", DB_NOARGS, &r),
 			 SHOP_OK);
@@ -218,7 +225,6 @@ static void emitted_event_carries_causation_correlation_and_trace(void **state)
 				"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
 	cJSON_Delete(root);
 	db_result_free(r);
-	free(json);
 }
 
 static shop_status test_emit_invalid(struct svc_tx *tx, void *arg)
@@ -345,32 +351,23 @@ static void envelope_rejects_unknown_attributes_and_reports_every_problem(void *
 
 int main(void)
 {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-			handled_event_is_claimed_in_the_inbox_and_its_effects_reach_the_outbox, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(duplicate_event_is_acked_without_side_effects, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(failed_handler_rolls_back_inbox_and_outbox, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(malformed_envelope_is_invalid_with_a_reason, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(data_violating_the_contract_is_invalid_and_names_the_path,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(unknown_type_and_unconsumed_messages_are_invalid, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(emitted_event_carries_causation_correlation_and_trace,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			emitting_data_that_breaks_the_contract_is_refused_and_rolled_back, setup, teardown),
-		cmocka_unit_test_setup_teardown(emitting_another_services_event_is_refused, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(purge_drops_old_published_rows_and_old_inbox_records_only,
-						setup, teardown),
+		T(handled_event_is_claimed_in_the_inbox_and_its_effects_reach_the_outbox),
+		T(duplicate_event_is_acked_without_side_effects),
+		T(failed_handler_rolls_back_inbox_and_outbox),
+		T(malformed_envelope_is_invalid_with_a_reason),
+		T(data_violating_the_contract_is_invalid_and_names_the_path),
+		T(unknown_type_and_unconsumed_messages_are_invalid),
+		T(emitted_event_carries_causation_correlation_and_trace),
+		T(emitting_data_that_breaks_the_contract_is_refused_and_rolled_back),
+		T(emitting_another_services_event_is_refused),
+		T(purge_drops_old_published_rows_and_old_inbox_records_only),
 		cmocka_unit_test(settle_table_acks_retries_and_dead_letters),
 		cmocka_unit_test(retry_delay_doubles_from_the_base_up_to_the_cap),
 		cmocka_unit_test(envelope_round_trips_through_encode_and_parse),
 		cmocka_unit_test(envelope_rejects_unknown_attributes_and_reports_every_problem),
 	};
+#undef T
 	return cmocka_run_group_tests_name("svc", tests, NULL, NULL);
 }

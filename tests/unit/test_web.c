@@ -276,6 +276,72 @@ static void http_get(uint16_t port, const char *target, struct reply *r)
 	http(port, r, "GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", target);
 }
 
+/* GET /echo sent with X-Request-Id: ID, answered 200; the answer's
+ * X-Request-Id is copied into BUF (NULL when it has none). */
+static const char *get_with_request_id(struct fixture *f, const char *id, char *buf, size_t size)
+{
+	struct reply *r = &f->reply;
+	http(f->port, r,
+	     "GET /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\nX-Request-Id: %s\r\n\r\n",
+	     id);
+	assert_int_equal(r->status, 200);
+	return reply_header(r, "X-Request-Id", buf, size);
+}
+
+/* The start of a request to the echo handler; the caller adds its own
+ * headers and the blank line. */
+#define POST_ECHO "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+#define POST_ECHO_CHUNKED POST_ECHO "Transfer-Encoding: chunked\r\n\r\n"
+
+/* A connection to the fixture's server that has sent HEAD. */
+static int request_open(struct fixture *f, const char *head)
+{
+	int fd = client_connect(f->port);
+	assert_true(fd >= 0);
+	assert_true(client_send_str(fd, head));
+	return fd;
+}
+
+/* Reads the reply to the request on FD into the fixture, and closes FD. */
+static struct reply *request_finish(struct fixture *f, int fd)
+{
+	client_read(fd, &f->reply);
+	close(fd);
+	return &f->reply;
+}
+
+/* COUNT chunks of CHUNK bytes in chunked encoding: DATA's next bytes each
+ * time when ADVANCE, else the same bytes again. False once the peer stops
+ * taking data. */
+static bool client_send_chunks(int fd, const char *data, size_t chunk, size_t count, bool advance)
+{
+	char head[24];
+	snprintf(head, sizeof(head), "%zx\r\n", chunk);
+	for (size_t i = 0; i < count; i++) {
+		const char *p = advance ? data + i * chunk : data;
+		if (!client_send_str(fd, head) || !client_send(fd, p, chunk) ||
+		    !client_send_str(fd, "\r\n"))
+			return false;
+	}
+	return true;
+}
+
+/* Sends HEAD, then each of PIECES after a pause, and checks the handler
+ * ran once and echoed WANT as the body. */
+static void assert_pieces_arrive_whole(struct fixture *f, const char *head,
+				       const char *const *pieces, size_t n, const char *want)
+{
+	int fd = request_open(f, head);
+	for (size_t i = 0; i < n; i++) {
+		clock_sleep_ms(100);
+		assert_true(client_send_str(fd, pieces[i]));
+	}
+	struct reply *r = request_finish(f, fd);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(json_str(r->json, "body"), want);
+	assert_int_equal(atomic_load(&f->calls), 1);
+}
+
 static void assert_error_shape(const struct reply *r, const char *code)
 {
 	assert_non_null(r->json);
@@ -284,6 +350,17 @@ static void assert_error_shape(const struct reply *r, const char *code)
 	assert_string_equal(json_str(error, "code"), code);
 	assert_non_null(json_str(error, "message"));
 	assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(error, "details")));
+}
+
+/* GET TARGET answered STATUS with an error of CODE in the common shape;
+ * returns the error object. */
+static const cJSON *get_error(struct fixture *f, const char *target, int status, const char *code)
+{
+	struct reply *r = &f->reply;
+	http_get(f->port, target, r);
+	assert_int_equal(r->status, status);
+	assert_error_shape(r, code);
+	return cJSON_GetObjectItemCaseSensitive(r->json, "error");
 }
 
 /* ---- cases ---- */
@@ -317,15 +394,9 @@ static void valid_incoming_request_id_is_echoed(void **state)
 		"0123456789012345678901234567890123456789012345678901234567890123", /* 64 */
 	};
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-		struct reply *r = &f->reply;
 		char buf[128];
-		http(f->port, r,
-		     "GET /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-		     "X-Request-Id: %s\r\n\r\n",
-		     ids[i]);
-		assert_int_equal(r->status, 200);
-		assert_string_equal(reply_header(r, "X-Request-Id", buf, sizeof(buf)), ids[i]);
-		assert_string_equal(json_str(r->json, "request_id"), ids[i]);
+		assert_string_equal(get_with_request_id(f, ids[i], buf, sizeof(buf)), ids[i]);
+		assert_string_equal(json_str(f->reply.json, "request_id"), ids[i]);
 	}
 }
 
@@ -340,16 +411,10 @@ static void invalid_incoming_request_id_is_replaced_by_a_fresh_uuid7(void **stat
 		"",
 	};
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-		struct reply *r = &f->reply;
 		char buf[128];
-		http(f->port, r,
-		     "GET /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-		     "X-Request-Id: %s\r\n\r\n",
-		     ids[i]);
-		assert_int_equal(r->status, 200);
-		assert_non_null(reply_header(r, "X-Request-Id", buf, sizeof(buf)));
+		assert_non_null(get_with_request_id(f, ids[i], buf, sizeof(buf)));
 		assert_true(ids_uuid_valid(buf));
-		assert_string_equal(json_str(r->json, "request_id"), buf);
+		assert_string_equal(json_str(f->reply.json, "request_id"), buf);
 	}
 }
 
@@ -371,44 +436,15 @@ static void post_body_reaches_the_handler_intact(void **state)
 
 static void body_sent_in_pieces_with_pauses_reaches_the_handler_whole(void **state)
 {
-	struct fixture *f = *state;
-	struct reply *r = &f->reply;
-	int fd = client_connect(f->port);
-	assert_true(fd >= 0);
-	assert_true(client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-					"Content-Length: 26\r\n\r\n"));
-	clock_sleep_ms(100);
-	assert_true(client_send_str(fd, "abcdefghij"));
-	clock_sleep_ms(100);
-	assert_true(client_send_str(fd, "klmnopqrst"));
-	clock_sleep_ms(100);
-	assert_true(client_send_str(fd, "uvwxyz"));
-	client_read(fd, r);
-	close(fd);
-	assert_int_equal(r->status, 200);
-	assert_string_equal(json_str(r->json, "body"), "abcdefghijklmnopqrstuvwxyz");
-	assert_int_equal(atomic_load(&f->calls), 1);
+	static const char *const pieces[] = { "abcdefghij", "klmnopqrst", "uvwxyz" };
+	assert_pieces_arrive_whole(*state, POST_ECHO "Content-Length: 26\r\n\r\n", pieces, 3,
+				   "abcdefghijklmnopqrstuvwxyz");
 }
 
 static void chunked_body_sent_with_pauses_reaches_the_handler_whole(void **state)
 {
-	struct fixture *f = *state;
-	struct reply *r = &f->reply;
-	int fd = client_connect(f->port);
-	assert_true(fd >= 0);
-	assert_true(client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-					"Transfer-Encoding: chunked\r\n\r\n"));
-	clock_sleep_ms(100);
-	assert_true(client_send_str(fd, "5\r\nhello\r\n"));
-	clock_sleep_ms(100);
-	assert_true(client_send_str(fd, "6\r\n world\r\n"));
-	clock_sleep_ms(100);
-	assert_true(client_send_str(fd, "0\r\n\r\n"));
-	client_read(fd, r);
-	close(fd);
-	assert_int_equal(r->status, 200);
-	assert_string_equal(json_str(r->json, "body"), "hello world");
-	assert_int_equal(atomic_load(&f->calls), 1);
+	static const char *const pieces[] = { "5\r\nhello\r\n", "6\r\n world\r\n", "0\r\n\r\n" };
+	assert_pieces_arrive_whole(*state, POST_ECHO_CHUNKED, pieces, 3, "hello world");
 }
 
 /* LEN printable bytes, owned by the fixture. */
@@ -427,9 +463,7 @@ static void body_of_exactly_the_limit_is_accepted(void **state)
 	struct fixture *f = *state;
 	struct reply *r = &f->reply;
 	const char *body = body_of(f, WEB_BODY_MAX);
-	http(f->port, r,
-	     "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-	     "Content-Length: %d\r\n\r\n%s",
+	http(f->port, r, POST_ECHO "Content-Length: %d\r\n\r\n%s",
 	     WEB_BODY_MAX, body);
 	assert_int_equal(r->status, 200);
 	assert_int_equal(cJSON_GetObjectItemCaseSensitive(r->json, "body_len")->valueint, WEB_BODY_MAX);
@@ -439,22 +473,11 @@ static void body_of_exactly_the_limit_is_accepted(void **state)
 static void chunked_body_of_exactly_the_limit_is_accepted(void **state)
 {
 	struct fixture *f = *state;
-	struct reply *r = &f->reply;
 	const char *body = body_of(f, WEB_BODY_MAX);
-	int fd = client_connect(f->port);
-	assert_true(fd >= 0);
-	assert_true(client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-					"Transfer-Encoding: chunked\r\n\r\n"));
-	for (size_t off = 0; off < WEB_BODY_MAX; off += 4096) {
-		char head[16];
-		snprintf(head, sizeof(head), "%x\r\n", 4096);
-		assert_true(client_send_str(fd, head));
-		assert_true(client_send(fd, body + off, 4096));
-		assert_true(client_send_str(fd, "\r\n"));
-	}
+	int fd = request_open(f, POST_ECHO_CHUNKED);
+	assert_true(client_send_chunks(fd, body, 4096, WEB_BODY_MAX / 4096, true));
 	assert_true(client_send_str(fd, "0\r\n\r\n"));
-	client_read(fd, r);
-	close(fd);
+	struct reply *r = request_finish(f, fd);
 	assert_int_equal(r->status, 200);
 	assert_string_equal(json_str(r->json, "body"), body);
 }
@@ -466,9 +489,7 @@ static void announced_body_over_the_limit_gets_413_and_the_handler_is_not_called
 	char buf[128];
 	/* Only the headers are sent: the answer must come without the body
 	 * being read at all. */
-	http(f->port, r,
-	     "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-	     "Content-Length: %d\r\n\r\n",
+	http(f->port, r, POST_ECHO "Content-Length: %d\r\n\r\n",
 	     WEB_BODY_MAX + 1);
 	assert_int_equal(r->status, 413);
 	assert_error_shape(r, "payload_too_large");
@@ -480,22 +501,13 @@ static void announced_body_over_the_limit_gets_413_and_the_handler_is_not_called
 static void chunked_body_over_the_limit_gets_413_and_the_handler_is_not_called(void **state)
 {
 	struct fixture *f = *state;
-	struct reply *r = &f->reply;
 	const char *body = body_of(f, 16384);
-	int fd = client_connect(f->port);
-	assert_true(fd >= 0);
-	assert_true(client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-					"Transfer-Encoding: chunked\r\n\r\n"));
+	int fd = request_open(f, POST_ECHO_CHUNKED);
 	/* 4 x 16 KiB + 1 byte = WEB_BODY_MAX + 1. Send failures are tolerated:
 	 * the server may answer and stop reading before the end. */
-	bool sending = true;
-	for (int i = 0; i < 4 && sending; i++)
-		sending = client_send_str(fd, "4000\r\n") && client_send(fd, body, 16384) &&
-			  client_send_str(fd, "\r\n");
-	if (sending)
+	if (client_send_chunks(fd, body, 16384, 4, false))
 		client_send_str(fd, "1\r\nz\r\n0\r\n\r\n");
-	client_read(fd, r);
-	close(fd);
+	struct reply *r = request_finish(f, fd);
 	assert_int_equal(r->status, 413);
 	assert_error_shape(r, "payload_too_large");
 	assert_int_equal(atomic_load(&f->calls), 0);
@@ -537,33 +549,21 @@ static void handler_leaving_status_zero_gives_500_internal(void **state)
 	struct fixture *f = *state;
 	struct reply *r = &f->reply;
 	char buf[128];
-	http_get(f->port, "/nostatus", r);
-	assert_int_equal(r->status, 500);
-	assert_error_shape(r, "internal");
+	get_error(f, "/nostatus", 500, "internal");
 	assert_null(reply_header(r, "X-Ignored", buf, sizeof(buf)));
 	assert_non_null(reply_header(r, "X-Request-Id", buf, sizeof(buf)));
 }
 
 static void error_details_are_an_empty_array_by_default(void **state)
 {
-	struct fixture *f = *state;
-	struct reply *r = &f->reply;
-	http_get(f->port, "/error", r);
-	assert_int_equal(r->status, 422);
-	assert_error_shape(r, "invalid_input");
-	const cJSON *error = cJSON_GetObjectItemCaseSensitive(r->json, "error");
+	const cJSON *error = get_error(*state, "/error", 422, "invalid_input");
 	assert_string_equal(json_str(error, "message"), "bad input");
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(error, "details")), 0);
 }
 
 static void error_details_given_by_the_handler_are_kept(void **state)
 {
-	struct fixture *f = *state;
-	struct reply *r = &f->reply;
-	http_get(f->port, "/error-details", r);
-	assert_int_equal(r->status, 422);
-	assert_error_shape(r, "invalid_input");
-	const cJSON *error = cJSON_GetObjectItemCaseSensitive(r->json, "error");
+	const cJSON *error = get_error(*state, "/error-details", 422, "invalid_input");
 	const cJSON *details = cJSON_GetObjectItemCaseSensitive(error, "details");
 	assert_int_equal(cJSON_GetArraySize(details), 1);
 	assert_string_equal(json_str(cJSON_GetArrayItem(details, 0), "field"), "sku");
