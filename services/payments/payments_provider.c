@@ -151,6 +151,26 @@ out:
 	return st;
 }
 
+/* Takes the provider for one ledger transaction: its mutex (one connection,
+ * one transaction at a time), then a connection and BEGIN. *ret_began says
+ * whether provider_end must roll back. The mutex is held even on failure. */
+static shop_status provider_begin(struct payments_provider *p, bool *ret_began)
+{
+	pthread_mutex_lock(&p->mu);
+	shop_status st = provider_connect(p);
+	if (st == SHOP_OK)
+		st = db_begin(p->db);
+	*ret_began = st == SHOP_OK;
+	return st;
+}
+
+static void provider_end(struct payments_provider *p, bool rollback)
+{
+	if (rollback)
+		db_rollback(p->db);
+	pthread_mutex_unlock(&p->mu);
+}
+
 static void provider_id_new(const char *prefix, char out[PAYMENTS_PROVIDER_ID_SIZE])
 {
 	char uuid[IDS_UUID_SIZE];
@@ -189,14 +209,9 @@ shop_status payments_provider_charge(struct payments_provider *p, const char *ke
 	    !provider_text_fits(currency, PAYMENTS_PROVIDER_CURRENCY_MAX))
 		return SHOP_E_LIMIT;
 
-	pthread_mutex_lock(&p->mu);
-	st = provider_connect(p);
+	st = provider_begin(p, &began);
 	if (st != SHOP_OK)
 		goto out;
-	st = db_begin(p->db);
-	if (st != SHOP_OK)
-		goto out;
-	began = true;
 
 	const char *now = DB_I64(clock_now_ms());
 	/* Insert-or-touch: either way the row is ours (locked) until commit. */
@@ -280,9 +295,7 @@ shop_status payments_provider_charge(struct payments_provider *p, const char *ke
 	if (res.outcome == PAYMENTS_PROVIDER_TRANSIENT)
 		st = SHOP_E_UNAVAILABLE;
 out:
-	if (began && !committed)
-		db_rollback(p->db);
-	pthread_mutex_unlock(&p->mu);
+	provider_end(p, began && !committed);
 	db_result_free(row);
 	if (st == SHOP_OK)
 		*ret_result = res;
@@ -303,14 +316,9 @@ shop_status payments_provider_refund(struct payments_provider *p, const char *ke
 	if (!provider_text_fits(key, PAYMENTS_PROVIDER_KEY_MAX))
 		return SHOP_E_LIMIT;
 
-	pthread_mutex_lock(&p->mu);
-	st = provider_connect(p);
+	st = provider_begin(p, &began);
 	if (st != SHOP_OK)
 		goto out;
-	st = db_begin(p->db);
-	if (st != SHOP_OK)
-		goto out;
-	began = true;
 
 	const char *now = DB_I64(clock_now_ms());
 	/* Touch first: the row lock serialises concurrent refunds of one key. */
@@ -358,9 +366,7 @@ shop_status payments_provider_refund(struct payments_provider *p, const char *ke
 	st = db_commit(p->db);
 	committed = st == SHOP_OK;
 out:
-	if (began && !committed)
-		db_rollback(p->db);
-	pthread_mutex_unlock(&p->mu);
+	provider_end(p, began && !committed);
 	db_result_free(row);
 	if (st == SHOP_OK)
 		memcpy(ret_refund_id, refund_id, PAYMENTS_PROVIDER_ID_SIZE);
