@@ -178,6 +178,34 @@ out:
 	return st;
 }
 
+shop_status gateway_idempotency_purge(struct db *db, int64_t now_ms, int64_t retention_ms,
+				      int64_t *ret_purged)
+{
+	int64_t purged = 0;
+	shop_status st = db_exec(db, "DELETE FROM idempotency_keys WHERE created_at_ms < $1",
+				 DB_ARGS(DB_I64(now_ms - retention_ms)), &purged);
+	if (ret_purged)
+		*ret_purged = st == SHOP_OK ? purged : 0;
+	return st;
+}
+
+static shop_status gateway_idempotency_purge_task(struct svc *svc, struct db *db)
+{
+	int64_t purged = 0;
+	shop_status st = gateway_idempotency_purge(db, clock_now_ms(),
+						   GATEWAY_IDEMPOTENCY_RETENTION_MS, &purged);
+	if (st == SHOP_OK && purged > 0)
+		log_info(NULL, "purged %lld idempotency records older than %lld ms",
+			 (long long)purged, (long long)GATEWAY_IDEMPOTENCY_RETENTION_MS);
+	return st;
+}
+
+const struct svc_task gateway_tasks[] = {
+	{ "idempotency-purge", GATEWAY_IDEMPOTENCY_PURGE_INTERVAL_MS,
+	  gateway_idempotency_purge_task },
+};
+const size_t gateway_n_tasks = sizeof(gateway_tasks) / sizeof(gateway_tasks[0]);
+
 static bool gateway_idem_key_valid(const char *key)
 {
 	size_t n = strlen(key);

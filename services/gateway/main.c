@@ -23,5 +23,7 @@ int main(void)
 {
 	struct svc_spec spec = gateway_spec;
 	spec.n_migrations = gateway_n_migrations;
+	spec.tasks = gateway_tasks;
+	spec.n_tasks = gateway_n_tasks;
 	return svc_main(&spec);
 }
