@@ -2,8 +2,8 @@
  * shipping - schedules a shipment once an order is paid and dispatches it
  * after a delay; cancels a shipment not yet dispatched.
  *
- * Consumes OrderPlaced (keeps a copy of the delivery address),
- * PaymentAuthorized (schedules) and OrderCancelled (cancels); emits
+ * Consumes, all from the ORDERS stream, OrderPlaced (keeps a copy of the
+ * delivery address), OrderPaid (schedules) and OrderCancelled (cancels); emits
  * ShipmentScheduled, ShipmentDispatched and ShipmentCancelled. The
  * "dispatcher" task dispatches due shipments; their due time is stored, so
  * the delay survives restarts.

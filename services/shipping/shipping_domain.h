@@ -3,12 +3,13 @@
  *
  * One shipment per order. Its life is a one-way street:
  *
- *   (none) --PaymentAuthorized--> SCHEDULED --dispatcher--> DISPATCHED
- *      |                              |
- *      +--OrderCancelled--> VOIDED    +--OrderCancelled--> CANCELLED
+ *   (none) --OrderPaid--> SCHEDULED --dispatcher--> DISPATCHED
+ *      |                      |
+ *      |                      +--OrderCancelled--> CANCELLED
+ *      +--OrderCancelled--> VOIDED
  *
  * VOIDED is a tombstone: the order was cancelled before any shipment was
- * scheduled, so a PaymentAuthorized arriving later schedules nothing. Keeping
+ * scheduled, so an OrderPaid arriving later schedules nothing. Keeping
  * the tombstone in the shipments table (same primary key as a real shipment)
  * is what makes a cancellation and a payment handled at the same moment by
  * two threads or replicas safe: both insert the same key, one of them wins,
@@ -42,7 +43,7 @@ const char *shipping_state_name(enum shipping_state state);
 /* SHOP_E_INVALID for text that is no stored status. */
 shop_status shipping_state_parse(const char *text, enum shipping_state *ret_state);
 
-/* What to do with PaymentAuthorized. */
+/* What to do with OrderPaid. */
 enum shipping_schedule_decision {
 	SHIPPING_SCHEDULE_CREATE,         /* schedule a shipment now */
 	SHIPPING_SCHEDULE_WAIT_ADDRESS,   /* OrderPlaced not seen yet: retry later */

@@ -1,6 +1,11 @@
 /*
- * shipping_handlers.c - turns OrderPlaced, PaymentAuthorized and
- * OrderCancelled into shipment decisions, and dispatches due shipments.
+ * shipping_handlers.c - turns OrderPlaced, OrderPaid and OrderCancelled
+ * into shipment decisions, and dispatches due shipments.
+ *
+ * All three come from the ORDERS stream on one consumer, so they arrive in
+ * the order orders emitted them, and orders never announces a cancelled
+ * order as paid (a nak'd message can still be overtaken by its successors,
+ * which the guards below absorb).
  *
  * Each handler reads the order's shipment row, lets shipping_domain.c
  * decide, and applies the decision with a guarded write (shipping_store.c).
@@ -141,9 +146,9 @@ shop_status shipping_handle_order_placed(struct svc_tx *tx, const void *data)
 	return SHOP_OK;
 }
 
-shop_status shipping_handle_payment_authorized(struct svc_tx *tx, const void *data)
+shop_status shipping_handle_order_paid(struct svc_tx *tx, const void *data)
 {
-	const struct ct_payment_authorized *msg = data;
+	const struct ct_order_paid *msg = data;
 	const char *order_id = msg->order_id;
 	struct log_ids ids = shipping_log_ids(tx, order_id);
 	shop_status st = SHOP_E_INTERNAL;
@@ -161,14 +166,15 @@ shop_status shipping_handle_payment_authorized(struct svc_tx *tx, const void *da
 		}
 		switch (shipping_decide_schedule(cur.state, address_known)) {
 		case SHIPPING_SCHEDULE_WAIT_ADDRESS:
-			/* PaymentAuthorized comes from the payments stream and
-			 * OrderPlaced from the orders stream: the address may
-			 * simply not be here yet. Redelivery brings it back. */
-			log_info(&ids, "payment authorized before the address arrived; retrying later");
+			/* OrderPaid follows OrderPlaced on the orders stream,
+			 * but an OrderPlaced that failed here (nak'd) is
+			 * redelivered after it: the address may simply not be
+			 * here yet. Redelivery brings it back. */
+			log_info(&ids, "order paid before the address arrived; retrying later");
 			st = SHOP_E_NOT_READY;
 			goto out;
 		case SHIPPING_SCHEDULE_SKIP_CANCELLED:
-			log_info(&ids, "payment authorized for a cancelled order; nothing to ship");
+			log_info(&ids, "order paid after its cancellation; nothing to ship");
 			st = SHOP_OK;
 			goto out;
 		case SHIPPING_SCHEDULE_SKIP_EXISTS:
@@ -217,7 +223,7 @@ shop_status shipping_handle_order_cancelled(struct svc_tx *tx, const void *data)
 		switch (shipping_decide_cancel(cur.state)) {
 		case SHIPPING_CANCEL_REMEMBER: {
 			/* No shipment yet: a tombstone makes a later (or
-			 * concurrent) PaymentAuthorized find the row and
+			 * concurrent) OrderPaid find the row and
 			 * schedule nothing. */
 			struct shipping_shipment tomb;
 			st = shipping_shipment_new(tx, order_id, SHIPPING_STATE_VOIDED, &tomb);
@@ -356,7 +362,7 @@ shop_status shipping_dispatcher_run(struct svc *svc, struct db *db)
 
 const struct svc_route shipping_routes[] = {
 	{ CT_MSG_ORDER_PLACED, shipping_handle_order_placed },
-	{ CT_MSG_PAYMENT_AUTHORIZED, shipping_handle_payment_authorized },
+	{ CT_MSG_ORDER_PAID, shipping_handle_order_paid },
 	{ CT_MSG_ORDER_CANCELLED, shipping_handle_order_cancelled },
 };
 const size_t shipping_n_routes = sizeof(shipping_routes) / sizeof(shipping_routes[0]);

@@ -6,9 +6,9 @@
  * PostgreSQL (service_pg_backend.h supplies the databases). The extra cases
  * hold one transaction open on one connection while a second connection
  * handles the conflicting message, as two consumer threads or two replicas
- * would: PaymentAuthorized and OrderCancelled come from different streams,
- * so nothing orders them, and PostgreSQL runs them at the same time
- * (READ COMMITTED, no FOR UPDATE). Whatever the interleaving, the outcome
+ * would: OrderPaid and OrderCancelled come from one stream, but replicas
+ * sharing the consumer handle them at the same time, and PostgreSQL runs
+ * them at once (READ COMMITTED, no FOR UPDATE). Whatever the interleaving, the outcome
  * must be one legal state and one event per transition.
  */
 #include <setjmp.h>
@@ -34,24 +34,23 @@ static void two_dispatchers_racing_dispatch_once(void **state);
 #include "../unit/test_shipping_handlers.c"
 #include "pg_race.h"
 
-/* A new order whose PaymentAuthorized and OrderCancelled race: with
- * PAYMENT_FIRST the payment holds its transaction open on the fixture's
- * connection while the cancellation runs on a second one, else the other
- * way round. */
+/* A new order whose OrderPaid and OrderCancelled race: with PAYMENT_FIRST
+ * OrderPaid holds its transaction open on the fixture's connection while
+ * the cancellation runs on a second one, else the other way round. */
 static void race_payment_and_cancellation(struct fixture *f, char order[IDS_UUID_SIZE],
 					  bool payment_first)
 {
-	struct ct_payment_authorized paid;
+	struct ct_order_paid paid;
 	struct ct_order_cancelled cancelled;
 	new_placed_order(f, order);
-	payment_authorized(&paid, order);
+	order_paid(&paid, order);
 	order_cancelled(&cancelled, order);
 	if (payment_first)
-		pg_race(f->svc, f->db, f->url, f->t0, shipping_handle_payment_authorized, &paid,
+		pg_race(f->svc, f->db, f->url, f->t0, shipping_handle_order_paid, &paid,
 			shipping_handle_order_cancelled, &cancelled);
 	else
 		pg_race(f->svc, f->db, f->url, f->t0, shipping_handle_order_cancelled, &cancelled,
-			shipping_handle_payment_authorized, &paid);
+			shipping_handle_order_paid, &paid);
 }
 
 static void cancellation_racing_a_payment_still_cancels_the_shipment(void **state)

@@ -287,7 +287,11 @@ check "an event published again with its CloudEvents id changes nothing" \
 ooo=$(uuid)
 fake_pay=$(uuid)
 fake_ship=$(uuid)
-# The order's last events first, then the command that starts it.
+# The order's last events first, then the command that starts it. Orders
+# defers both until the order reaches the state they follow (they travel on
+# other streams than its own events). Shipping no longer reads the PAYMENTS
+# stream: it schedules on the OrderPaid that orders emits once the order is
+# PAID, whichever PaymentAuthorized (the fake or the real one) got it there.
 envelope shop.shipping.shipment_dispatched.v1 "$ooo" "{\"order_id\":\"$ooo\",\"shipment_id\":\"$fake_ship\"}" |
 	"$SHOPCTL" publish shipping.event.shipment_dispatched.v1 "ooo-1-$ooo" >/dev/null
 envelope shop.payments.payment_authorized.v1 "$ooo" "{\"order_id\":\"$ooo\",\"payment_id\":\"$fake_pay\",\"amount_cents\":2900,\"currency\":\"EUR\",\"attempts\":1}" |

@@ -126,14 +126,11 @@ static void order_placed(struct ct_order_placed *m, const char *order_id)
 	harness_order_placed_fill(m, order_id, "ada@example.com", 1, skus, quantities);
 }
 
-static void payment_authorized(struct ct_payment_authorized *m, const char *order_id)
+static void order_paid(struct ct_order_paid *m, const char *order_id)
 {
 	memset(m, 0, sizeof(*m));
 	snprintf(m->order_id, sizeof(m->order_id), "%s", order_id);
 	ids_uuid7(m->payment_id);
-	m->amount_cents = 1998;
-	snprintf(m->currency, sizeof(m->currency), "EUR");
-	m->attempts = 1;
 }
 
 static void order_cancelled(struct ct_order_cancelled *m, const char *order_id)
@@ -150,11 +147,12 @@ static shop_status place(struct fixture *f, const char *order_id, int64_t now_ms
 	return handle(f, shipping_handle_order_placed, &m, now_ms);
 }
 
+/* OrderPaid: orders moved the order to PAID. */
 static shop_status pay(struct fixture *f, const char *order_id, int64_t now_ms)
 {
-	struct ct_payment_authorized m;
-	payment_authorized(&m, order_id);
-	return handle(f, shipping_handle_payment_authorized, &m, now_ms);
+	struct ct_order_paid m;
+	order_paid(&m, order_id);
+	return handle(f, shipping_handle_order_paid, &m, now_ms);
 }
 
 static shop_status cancel(struct fixture *f, const char *order_id, int64_t now_ms)
@@ -222,7 +220,7 @@ static void new_dispatched_order(struct fixture *f, char order[IDS_UUID_SIZE])
 
 /* ---- scheduling ---------------------------------------------------------- */
 
-static void payment_before_the_address_is_not_ready_and_changes_nothing(void **state)
+static void order_paid_before_the_address_is_not_ready_and_changes_nothing(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
@@ -231,13 +229,14 @@ static void payment_before_the_address_is_not_ready_and_changes_nothing(void **s
 	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_NONE);
 	assert_int_equal(outbox_total(f), 0);
 
-	/* Once OrderPlaced is in, the redelivered payment schedules. */
+	/* Once OrderPlaced is in (redelivered after a nak), the redelivered
+	 * OrderPaid schedules. */
 	assert_int_equal(place(f, order, f->t0), SHOP_OK);
 	assert_int_equal(pay(f, order, f->t0 + 5), SHOP_OK);
 	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_SCHEDULED);
 }
 
-static void payment_schedules_a_shipment_due_after_the_configured_delay(void **state)
+static void order_paid_schedules_a_shipment_due_after_the_configured_delay(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
@@ -263,7 +262,7 @@ static void payment_schedules_a_shipment_due_after_the_configured_delay(void **s
 	cJSON_Delete(root);
 }
 
-static void a_second_payment_authorization_schedules_nothing_more(void **state)
+static void a_second_order_paid_schedules_nothing_more(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
@@ -319,7 +318,7 @@ static void cancellation_before_the_address_also_prevents_the_shipment(void **st
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
 	ids_uuid7(order);
-	/* Nothing about the order has arrived yet; the payment need not wait
+	/* Nothing about the order has arrived yet; OrderPaid need not wait
 	 * for an address it will never use. */
 	assert_int_equal(cancel(f, order, f->t0), SHOP_OK);
 	assert_int_equal(pay(f, order, f->t0 + 1), SHOP_OK);
@@ -441,15 +440,15 @@ static void scheduled_shipment_survives_a_restart_and_is_dispatched_once(void **
 
 /* ---- through the runtime ------------------------------------------------- */
 
-/* A PaymentAuthorized envelope as the bus would deliver it. */
-static char *payment_envelope(const char *event_id, const char *order_id)
+/* An OrderPaid envelope as the bus would deliver it. */
+static char *order_paid_envelope(const char *event_id, const char *order_id)
 {
-	struct ct_payment_authorized m;
-	payment_authorized(&m, order_id);
-	return harness_order_envelope(CT_MSG_PAYMENT_AUTHORIZED, event_id, order_id, &m);
+	struct ct_order_paid m;
+	order_paid(&m, order_id);
+	return harness_order_envelope(CT_MSG_ORDER_PAID, event_id, order_id, &m);
 }
 
-static void redelivered_payment_envelope_is_a_duplicate_and_schedules_once(void **state)
+static void redelivered_order_paid_envelope_is_a_duplicate_and_schedules_once(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE], event[IDS_UUID_SIZE];
@@ -457,7 +456,7 @@ static void redelivered_payment_envelope_is_a_duplicate_and_schedules_once(void 
 	ids_uuid7(event);
 	assert_int_equal(place(f, order, f->t0), SHOP_OK);
 
-	char *json = payment_envelope(event, order);
+	char *json = order_paid_envelope(event, order);
 	assert_int_equal(harness_deliver(f->svc, f->db, "shipping", json, NULL, 0), SHOP_OK);
 	assert_int_equal(harness_deliver(f->svc, f->db, "shipping", json, NULL, 0),
 			 SHOP_E_DUPLICATE);
@@ -465,7 +464,7 @@ static void redelivered_payment_envelope_is_a_duplicate_and_schedules_once(void 
 	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_SCHEDULED);
 	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_SCHEDULED), 1);
 
-	/* The event the payment caused is part of the same conversation. */
+	/* The event OrderPaid caused is part of the same conversation. */
 	cJSON *root = NULL;
 	outbox_last_data(f, CT_MSG_SHIPMENT_SCHEDULED, &root);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "causationid")->valuestring, event);
@@ -479,9 +478,9 @@ int main(void)
 	log_init(SHIPPING_SERVICE_NAME, LOG_LVL_WARN); /* keep the TAP output readable */
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(payment_before_the_address_is_not_ready_and_changes_nothing),
-		T(payment_schedules_a_shipment_due_after_the_configured_delay),
-		T(a_second_payment_authorization_schedules_nothing_more),
+		T(order_paid_before_the_address_is_not_ready_and_changes_nothing),
+		T(order_paid_schedules_a_shipment_due_after_the_configured_delay),
+		T(a_second_order_paid_schedules_nothing_more),
 		T(a_second_order_placed_keeps_the_first_address),
 		T(cancellation_before_payment_prevents_the_shipment),
 		T(cancellation_before_the_address_also_prevents_the_shipment),
@@ -493,7 +492,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			scheduled_shipment_survives_a_restart_and_is_dispatched_once, setup_persistent,
 			teardown),
-		T(redelivered_payment_envelope_is_a_duplicate_and_schedules_once),
+		T(redelivered_order_paid_envelope_is_a_duplicate_and_schedules_once),
 		TEST_EXTRA_CASES
 	};
 #undef T
