@@ -3,8 +3,10 @@
  * after a delay; cancels a shipment not yet dispatched.
  *
  * Consumes, all from the ORDERS stream, OrderPlaced (keeps a copy of the
- * delivery address), OrderPaid (schedules) and OrderCancelled (cancels); emits
- * ShipmentScheduled, ShipmentDispatched and ShipmentCancelled. The
+ * delivery address), OrderPaid (schedules), OrderCancellationRequested
+ * (cancels a scheduled shipment, or finds it dispatched) and OrderCancelled
+ * (cancels); emits ShipmentScheduled, ShipmentDispatched and
+ * ShipmentCancelled. The
  * "dispatcher" task dispatches due shipments; their due time is stored, so
  * the delay survives restarts.
  *

@@ -5,8 +5,13 @@
  *
  *   (none) --OrderPaid--> SCHEDULED --dispatcher--> DISPATCHED
  *      |                      |
- *      |                      +--OrderCancelled--> CANCELLED
- *      +--OrderCancelled--> VOIDED
+ *      +--cancel--> VOIDED    +--cancel--> CANCELLED
+ *
+ * "cancel" is OrderCancellationRequested (a paid order: shipping decides
+ * whether it is still possible) or OrderCancelled (an order cancelled
+ * before payment, or after shipping answered a request). SCHEDULED ->
+ * DISPATCHED and SCHEDULED -> CANCELLED are the same guarded move from
+ * SCHEDULED, so a cancellation and the dispatcher cannot both win.
  *
  * VOIDED is a tombstone: the order was cancelled before any shipment was
  * scheduled, so an OrderPaid arriving later schedules nothing. Keeping
@@ -53,11 +58,12 @@ enum shipping_schedule_decision {
 enum shipping_schedule_decision shipping_decide_schedule(enum shipping_state state,
 							 bool address_known);
 
-/* What to do with OrderCancelled. */
+/* What to do with OrderCancellationRequested or OrderCancelled. */
 enum shipping_cancel_decision {
 	SHIPPING_CANCEL_SHIPMENT, /* SCHEDULED -> CANCELLED, emit ShipmentCancelled */
-	SHIPPING_CANCEL_REMEMBER, /* no shipment yet: leave a VOIDED tombstone */
-	SHIPPING_CANCEL_TOO_LATE, /* already dispatched: nothing can be undone here */
+	SHIPPING_CANCEL_REMEMBER, /* no shipment yet: leave a VOIDED tombstone (and
+				   * answer a request with ShipmentCancelled) */
+	SHIPPING_CANCEL_TOO_LATE, /* already dispatched: nothing to undo or emit */
 	SHIPPING_CANCEL_ALREADY,  /* already cancelled or voided: duplicate */
 };
 enum shipping_cancel_decision shipping_decide_cancel(enum shipping_state state);
