@@ -5,7 +5,9 @@
  * its order's timeline (deduplicated by event id: a redelivery adds nothing).
  * Orders' own events set the status the API shows: orders is the only writer
  * of order state, the gateway only mirrors its decisions, and only forward
- * (an old event replayed late never moves an order back). Stock levels update
+ * (an old event replayed late never moves an order back). Every other event,
+ * OrderCancellationRequested among them (the order stays PAID until
+ * shipping answers), only lands in the timeline. Stock levels update
  * the catalogue when their per-product revision is newer.
  */
 #include "gateway.h"
@@ -143,6 +145,8 @@ static const char *gateway_detail(const struct ct_message *m, const void *data)
 	switch (m->id) {
 	case CT_MSG_ORDER_CANCELLED:
 		return ((const struct ct_order_cancelled *)data)->reason;
+	case CT_MSG_ORDER_CANCELLATION_REQUESTED:
+		return ((const struct ct_order_cancellation_requested *)data)->reason;
 	case CT_MSG_STOCK_REJECTED:
 		return ((const struct ct_stock_rejected *)data)->reason;
 	case CT_MSG_PAYMENT_DECLINED:

@@ -3,10 +3,12 @@
  *
  * Orders is the only writer of order state. It turns the gateway's commands
  * (PlaceOrder, CancelOrder) and the other services' events (StockReserved,
- * StockRejected, PaymentAuthorized, PaymentDeclined, ShipmentDispatched)
- * into transitions of one order (orders_domain.h), and announces each one
- * (OrderPlaced, OrderReserved, OrderPaid, OrderShipped, OrderCancelled). A
- * periodic task cancels orders that waited too long for stock or payment.
+ * StockRejected, PaymentAuthorized, PaymentDeclined, ShipmentDispatched,
+ * ShipmentCancelled) into transitions of one order (orders_domain.h), and
+ * announces each one (OrderPlaced, OrderReserved, OrderPaid, OrderShipped,
+ * OrderCancelled, and OrderCancellationRequested when a paid order's
+ * cancellation must first stop its shipment). A periodic task cancels
+ * orders that waited too long for stock or payment.
  * It serves no HTTP routes of its own, only the runtime's probes.
  *
  * Configuration (environment; the runtime's own variables are in svc.h and

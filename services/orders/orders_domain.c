@@ -38,33 +38,41 @@ static const char *const input_names[ORDERS_INPUT_COUNT] = {
 	[ORDERS_INPUT_SHIPMENT_DISPATCHED] = "shipment_dispatched",
 	[ORDERS_INPUT_CANCEL_REQUESTED] = "cancel_requested",
 	[ORDERS_INPUT_DEADLINE_PASSED] = "deadline_passed",
+	[ORDERS_INPUT_SHIPMENT_CANCELLED] = "shipment_cancelled",
 };
 
-static struct orders_decision decision_apply(enum orders_status to, enum orders_reason reason)
+/* A move to TO; the cancellation mark is kept (it is never cleared). */
+static struct orders_decision decision_apply(const struct orders_state *current,
+					     enum orders_status to, enum orders_reason reason)
 {
-	return (struct orders_decision){ .verdict = ORDERS_APPLY, .status = to, .reason = reason };
+	return (struct orders_decision){ .verdict = ORDERS_APPLY, .status = to, .reason = reason,
+					 .cancel_requested = current->cancel_requested };
 }
 
-static struct orders_decision decision_keep(enum orders_verdict verdict, enum orders_status current)
+static struct orders_decision decision_keep(enum orders_verdict verdict,
+					    const struct orders_state *current)
 {
-	return (struct orders_decision){ .verdict = verdict, .status = current,
-					 .reason = ORDERS_REASON_NONE };
+	return (struct orders_decision){ .verdict = verdict, .status = current->status,
+					 .reason = ORDERS_REASON_NONE,
+					 .cancel_requested = current->cancel_requested };
 }
 
 /* Moves forward from exactly one status: before it is too early, after it
  * is stale. CANCELLED is never "before": a cancelled order will not reach
  * any state, so waiting for it would only end in the dead-letter stream. */
-static struct orders_decision forward_from(enum orders_status current, enum orders_status from,
-					   enum orders_status to, enum orders_reason reason)
+static struct orders_decision forward_from(const struct orders_state *current,
+					   enum orders_status from, enum orders_status to,
+					   enum orders_reason reason)
 {
-	if (current == from)
-		return decision_apply(to, reason);
-	if (current != ORDERS_STATUS_CANCELLED && current < from)
+	if (current->status == from)
+		return decision_apply(current, to, reason);
+	if (current->status != ORDERS_STATUS_CANCELLED && current->status < from)
 		return decision_keep(ORDERS_DEFER, current);
 	return decision_keep(ORDERS_IGNORE, current);
 }
 
-struct orders_decision orders_decide(enum orders_status current, const struct orders_input *in)
+struct orders_decision orders_decide(const struct orders_state *current,
+				     const struct orders_input *in)
 {
 	switch (in->kind) {
 	case ORDERS_INPUT_PLACED:
@@ -89,21 +97,44 @@ struct orders_decision orders_decide(enum orders_status current, const struct or
 		return forward_from(current, ORDERS_STATUS_RESERVED, ORDERS_STATUS_CANCELLED,
 				    ORDERS_REASON_PAYMENT_DECLINED);
 	case ORDERS_INPUT_SHIPMENT_DISPATCHED:
+		/* Also with a cancellation requested: the parcel left before
+		 * shipping saw the request, so the cancellation lost the race
+		 * and the order ships (the mark stays as its record). */
 		return forward_from(current, ORDERS_STATUS_PAID, ORDERS_STATUS_SHIPPED,
 				    ORDERS_REASON_NONE);
 	case ORDERS_INPUT_CANCEL_REQUESTED:
-		/* After payment the saga still honours a cancel (payments refunds);
-		 * once the parcel has left there is nothing left to cancel. */
-		if (current == ORDERS_STATUS_PENDING || current == ORDERS_STATUS_RESERVED ||
-		    current == ORDERS_STATUS_PAID)
-			return decision_apply(ORDERS_STATUS_CANCELLED,
+		/* Before payment nothing can have shipped: cancel at once. */
+		if (current->status == ORDERS_STATUS_PENDING ||
+		    current->status == ORDERS_STATUS_RESERVED)
+			return decision_apply(current, ORDERS_STATUS_CANCELLED,
+					      ORDERS_REASON_CUSTOMER_CANCELLED);
+		/* After payment the shipment may be leaving right now, and only
+		 * shipping can stop it: ask, and stay PAID until it answers. A
+		 * second request while one is pending asks nothing more. */
+		if (current->status == ORDERS_STATUS_PAID && !current->cancel_requested) {
+			struct orders_decision d =
+				decision_apply(current, ORDERS_STATUS_PAID, ORDERS_REASON_NONE);
+			d.cancel_requested = true;
+			return d;
+		}
+		return decision_keep(ORDERS_IGNORE, current);
+	case ORDERS_INPUT_SHIPMENT_CANCELLED:
+		/* Shipping cancels a paid order's shipment only when asked, so
+		 * this answers a request of ours: the order is cancelled now.
+		 * Anywhere else it is a duplicate or stale (a shipment cancelled
+		 * because the order was already cancelled): nothing to do. It
+		 * never comes early: shipping sends it only after our request. */
+		if (current->status == ORDERS_STATUS_PAID && current->cancel_requested)
+			return decision_apply(current, ORDERS_STATUS_CANCELLED,
 					      ORDERS_REASON_CUSTOMER_CANCELLED);
 		return decision_keep(ORDERS_IGNORE, current);
 	case ORDERS_INPUT_DEADLINE_PASSED:
 		/* The deadline bounds the wait for stock and payment only: a paid
 		 * order is the shop's to ship, not the customer's to lose. */
-		if (current == ORDERS_STATUS_PENDING || current == ORDERS_STATUS_RESERVED)
-			return decision_apply(ORDERS_STATUS_CANCELLED, ORDERS_REASON_TIMEOUT);
+		if (current->status == ORDERS_STATUS_PENDING ||
+		    current->status == ORDERS_STATUS_RESERVED)
+			return decision_apply(current, ORDERS_STATUS_CANCELLED,
+					      ORDERS_REASON_TIMEOUT);
 		return decision_keep(ORDERS_IGNORE, current);
 	}
 	return decision_keep(ORDERS_IGNORE, current);

@@ -10,13 +10,24 @@
  *   PAID     --shipment_dispatched--> SHIPPED
  *   PENDING  --stock_rejected-->      CANCELLED (out_of_stock | unknown_sku)
  *   RESERVED --payment_declined-->    CANCELLED (payment_declined)
- *   PENDING, RESERVED, PAID --cancel_requested--> CANCELLED (customer_cancelled)
+ *   PENDING, RESERVED --cancel_requested--> CANCELLED (customer_cancelled)
+ *   PAID     --cancel_requested-->    PAID, cancellation requested
+ *   PAID, cancellation requested --shipment_cancelled--> CANCELLED (customer_cancelled)
+ *   PAID, cancellation requested --shipment_dispatched--> SHIPPED
  *   PENDING, RESERVED --deadline_passed--> CANCELLED (timeout)
  *
- * Invariants: a status only ever moves forward along these arrows, so no
- * status is entered twice and a guard on the current status is as strong as
- * a guard on the version; SHIPPED and CANCELLED are terminal; the reason is
- * set exactly when the status is CANCELLED.
+ * A paid order is not cancelled at once: its shipment may be leaving at
+ * that very moment, and shipping, which owns the dispatch, is the only one
+ * that can tell. So the customer's cancel only marks the order (it stays
+ * PAID, and the handler emits OrderCancellationRequested); shipping answers
+ * with ShipmentCancelled (the order is then cancelled) or had already sent
+ * ShipmentDispatched (the order ships: the cancellation lost the race).
+ *
+ * Invariants: the state (status, cancellation requested) only ever moves
+ * forward along these arrows, so no state is entered twice and a guard on
+ * the current state is as strong as a guard on the version; the mark is set
+ * only on a PAID order and never cleared; SHIPPED and CANCELLED are
+ * terminal; the reason is set exactly when the status is CANCELLED.
  *
  * Everything else is one of two no-ops. IGNORE: the fact is stale (the
  * order has passed the state it follows), a duplicate, or illegal (anything
@@ -28,6 +39,8 @@
 #define SHOP_ORDERS_DOMAIN_H
 
 #include "core/status.h"
+
+#include <stdbool.h>
 
 /* Declared in saga order: the domain compares them to tell "not yet" from
  * "already passed". CANCELLED is last but is not "after" anything. */
@@ -59,10 +72,18 @@ enum orders_input_kind {
 	ORDERS_INPUT_PAYMENT_AUTHORIZED,
 	ORDERS_INPUT_PAYMENT_DECLINED,
 	ORDERS_INPUT_SHIPMENT_DISPATCHED,
-	ORDERS_INPUT_CANCEL_REQUESTED,
+	ORDERS_INPUT_CANCEL_REQUESTED,    /* the customer's CancelOrder */
 	ORDERS_INPUT_DEADLINE_PASSED,
+	ORDERS_INPUT_SHIPMENT_CANCELLED,  /* shipping's answer to a requested cancellation */
 };
-#define ORDERS_INPUT_COUNT 8
+#define ORDERS_INPUT_COUNT 9
+
+/* Where an order is: its status, and whether a cancellation of it (when
+ * PAID) is waiting for shipping's answer. */
+struct orders_state {
+	enum orders_status status;
+	bool cancel_requested;
+};
 
 struct orders_input {
 	enum orders_input_kind kind;
@@ -79,9 +100,11 @@ struct orders_decision {
 	enum orders_verdict verdict;
 	enum orders_status status; /* the new status when APPLY, else the current one */
 	enum orders_reason reason; /* set when the new status is CANCELLED */
+	bool cancel_requested;     /* the mark after the decision (kept, never cleared) */
 };
 
-struct orders_decision orders_decide(enum orders_status current, const struct orders_input *in);
+struct orders_decision orders_decide(const struct orders_state *current,
+				     const struct orders_input *in);
 
 /* Names as stored in the database and carried in events: "PENDING" ...
  * "CANCELLED"; "out_of_stock" ... "timeout". The name of ORDERS_REASON_NONE

@@ -16,6 +16,10 @@
  *   - the event for a transition is emitted in the same transaction as the
  *     update and only when the update happened, so each transition is
  *     announced exactly once however many replicas raced for it.
+ * The one transition that keeps the status is a PAID order's cancellation
+ * request: it sets the mark and is announced by OrderCancellationRequested,
+ * the question to shipping whose answer (ShipmentCancelled or
+ * ShipmentDispatched) decides the order.
  */
 #include "orders_handlers.h"
 
@@ -109,6 +113,20 @@ static shop_status orders_emit_transition(struct svc_tx *tx, const struct orders
 	return SHOP_E_INTERNAL;
 }
 
+/* The question to shipping after a PAID order's cancellation was marked. */
+static shop_status orders_emit_cancellation_requested(struct svc_tx *tx,
+						      const struct orders_row *row)
+{
+	struct ct_order_cancellation_requested ev = { 0 };
+	const char *reason = orders_reason_name(ORDERS_REASON_CUSTOMER_CANCELLED);
+	if (!TEXT_COPY(ev.order_id, row->order_id) || !TEXT_COPY(ev.reason, reason)) {
+		struct log_ids ids = orders_log_ids(tx, row->order_id);
+		log_error(&ids, "order_cancellation_requested does not fit");
+		return SHOP_E_INTERNAL;
+	}
+	return svc_emit(tx, CT_MSG_ORDER_CANCELLATION_REQUESTED, row->order_id, &ev);
+}
+
 /* ---- the transition loop ----------------------------------------------- */
 
 shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct orders_input *in,
@@ -127,7 +145,9 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 		if (st != SHOP_OK)
 			return st;
 
-		struct orders_decision d = orders_decide(row.status, in);
+		struct orders_state cur = { .status = row.status,
+					    .cancel_requested = row.cancel_requested };
+		struct orders_decision d = orders_decide(&cur, in);
 		if (d.verdict == ORDERS_IGNORE) {
 			log_info(&ids, "%s ignored: order is %s", input, orders_status_name(row.status));
 			return SHOP_OK;
@@ -141,8 +161,10 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 		struct orders_change change = *facts;
 		change.status = d.status;
 		change.reason = d.reason;
+		change.cancel_requested = d.cancel_requested;
+		bool marked = d.cancel_requested && !cur.cancel_requested;
 		bool moved = false;
-		st = orders_store_transition(tx->db, order_id, row.status, &change, tx->now_ms, &moved);
+		st = orders_store_transition(tx->db, order_id, &cur, &change, tx->now_ms, &moved);
 		if (st != SHOP_OK)
 			return st;
 		if (!moved) {
@@ -150,10 +172,19 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 				 orders_status_name(row.status));
 			continue;
 		}
-		log_info(&ids, "%s: %s -> %s%s%s", input, orders_status_name(row.status),
+		orders_row_apply(&row, &change, tx->now_ms);
+		if (marked) {
+			log_info(&ids, "%s: order stays %s, cancellation requested from shipping",
+				 input, orders_status_name(cur.status));
+			return orders_emit_cancellation_requested(tx, &row);
+		}
+		if (cur.cancel_requested && change.status == ORDERS_STATUS_SHIPPED)
+			log_warn(&ids, "%s: the shipment left before shipping saw the cancellation "
+				 "requested at %lld; the order ships", input,
+				 (long long)row.cancel_requested_at_ms);
+		log_info(&ids, "%s: %s -> %s%s%s", input, orders_status_name(cur.status),
 			 orders_status_name(change.status), change.reason ? " " : "",
 			 change.reason ? orders_reason_name(change.reason) : "");
-		orders_row_apply(&row, &change, tx->now_ms);
 		return orders_emit_transition(tx, &row);
 	}
 	log_error(&ids, "%s: order still moving after %d attempts", input,
@@ -290,6 +321,14 @@ shop_status orders_handle_shipment_dispatched(struct svc_tx *tx, const void *dat
 	return orders_advance(tx, ev->order_id, &in, &facts);
 }
 
+shop_status orders_handle_shipment_cancelled(struct svc_tx *tx, const void *data)
+{
+	const struct ct_shipment_cancelled *ev = data;
+	struct orders_input in = { .kind = ORDERS_INPUT_SHIPMENT_CANCELLED };
+	struct orders_change facts = { 0 };
+	return orders_advance(tx, ev->order_id, &in, &facts);
+}
+
 /* ---- the deadline sweeper ---------------------------------------------- */
 
 static shop_status orders_sweep_one(struct svc_tx *tx, void *arg)
@@ -340,6 +379,7 @@ const struct svc_route orders_routes[] = {
 	{ CT_MSG_PAYMENT_AUTHORIZED, orders_handle_payment_authorized },
 	{ CT_MSG_PAYMENT_DECLINED, orders_handle_payment_declined },
 	{ CT_MSG_SHIPMENT_DISPATCHED, orders_handle_shipment_dispatched },
+	{ CT_MSG_SHIPMENT_CANCELLED, orders_handle_shipment_cancelled },
 };
 const size_t orders_n_routes = sizeof(orders_routes) / sizeof(orders_routes[0]);
 

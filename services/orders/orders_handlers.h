@@ -37,9 +37,10 @@
  * sweep stays short however large a backlog a long outage left behind. */
 #define ORDERS_SWEEP_BATCH 100
 /* Reads-and-decides of one fact when replicas keep moving the order first.
- * A status moves forward at most four times in an order's life, so a fifth
- * attempt always finds it still or terminal; exhausting them is a bug. */
-#define ORDERS_TRANSITION_ATTEMPTS 5
+ * An order's state moves forward at most five times in its life (four
+ * statuses and the cancellation mark), so a sixth attempt always finds it
+ * still or terminal; exhausting them is a bug. */
+#define ORDERS_TRANSITION_ATTEMPTS 6
 
 /* The service state behind svc_ctx(); NULL there means all defaults. */
 struct orders_ctx {
@@ -54,6 +55,7 @@ shop_status orders_handle_stock_rejected(struct svc_tx *tx, const void *data);
 shop_status orders_handle_payment_authorized(struct svc_tx *tx, const void *data);
 shop_status orders_handle_payment_declined(struct svc_tx *tx, const void *data);
 shop_status orders_handle_shipment_dispatched(struct svc_tx *tx, const void *data);
+shop_status orders_handle_shipment_cancelled(struct svc_tx *tx, const void *data);
 
 /* Applies one fact to an existing order inside tx: read, decide, guarded
  * update, emit. FACTS carries the columns the input brings (its status and

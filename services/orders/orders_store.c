@@ -4,8 +4,9 @@
  * Every statement runs unchanged on SQLite and PostgreSQL: $n parameters
  * passed as text, integers formatted in C, no date functions, upsert by
  * ON CONFLICT DO NOTHING. The one invariant this file is responsible for is
- * that no UPDATE of the orders table lacks the status guard: the guard is
- * what turns a race between replicas into "one wins, the other is told".
+ * that no UPDATE of the orders table lacks the state guard (status and
+ * cancellation mark): the guard is what turns a race between replicas into
+ * "one wins, the other is told".
  */
 #include "orders_store.h"
 
@@ -17,7 +18,8 @@
 /* The columns orders_store_get reads, in the order row_read expects them. */
 #define ORDERS_ROW_COLUMNS                                                             \
 	"order_id, status, reason, customer_id, email, total_cents, currency, payment_id, " \
-	"shipment_id, correlation_id, created_at_ms, updated_at_ms, deadline_at_ms, version"
+	"shipment_id, correlation_id, created_at_ms, updated_at_ms, deadline_at_ms, version, " \
+	"cancel_requested_at_ms"
 
 static shop_status row_read(const struct db_result *r, int i, struct orders_row *row)
 {
@@ -44,6 +46,8 @@ static shop_status row_read(const struct db_result *r, int i, struct orders_row 
 	row->updated_at_ms = db_result_int(r, i, 11);
 	row->deadline_at_ms = db_result_int(r, i, 12);
 	row->version = db_result_int(r, i, 13);
+	row->cancel_requested = db_result_text(r, i, 14) != NULL;
+	row->cancel_requested_at_ms = row->cancel_requested ? db_result_int(r, i, 14) : 0;
 	return SHOP_OK;
 }
 
@@ -88,23 +92,33 @@ out:
 	return st;
 }
 
-shop_status orders_store_transition(struct db *db, const char *order_id, enum orders_status from,
-				    const struct orders_change *c, int64_t now_ms, bool *ret_moved)
+shop_status orders_store_transition(struct db *db, const char *order_id,
+				    const struct orders_state *from, const struct orders_change *c,
+				    int64_t now_ms, bool *ret_moved)
 {
 	/* COALESCE keeps what an earlier transition stored when this one brings
-	 * nothing for that column (NULL parameter). */
-	static const char sql[] =
-		"UPDATE orders SET status = $1, reason = $2, "
-		"total_cents = COALESCE($3, total_cents), currency = COALESCE($4, currency), "
-		"payment_id = COALESCE($5, payment_id), shipment_id = COALESCE($6, shipment_id), "
-		"updated_at_ms = $7, version = version + 1 "
-		"WHERE order_id = $8 AND status = $9";
+	 * nothing for that column (NULL parameter); so is a cancellation mark
+	 * kept once set. The mark is part of the guard (two spellings of the
+	 * statement, one per "IS [NOT] NULL"), so that of two replicas handling
+	 * two CancelOrders of one PAID order only one marks it and asks
+	 * shipping: the status alone does not change on that move. */
+#define ORDERS_TRANSITION_SQL(mark_guard)                                                  \
+	"UPDATE orders SET status = $1, reason = $2, "                                         \
+	"total_cents = COALESCE($3, total_cents), currency = COALESCE($4, currency), "        \
+	"payment_id = COALESCE($5, payment_id), shipment_id = COALESCE($6, shipment_id), "    \
+	"cancel_requested_at_ms = COALESCE(cancel_requested_at_ms, $10), "                     \
+	"updated_at_ms = $7, version = version + 1 "                                           \
+	"WHERE order_id = $8 AND status = $9 AND cancel_requested_at_ms " mark_guard
+	static const char sql_unmarked[] = ORDERS_TRANSITION_SQL("IS NULL");
+	static const char sql_marked[] = ORDERS_TRANSITION_SQL("IS NOT NULL");
+#undef ORDERS_TRANSITION_SQL
 	int64_t changes = 0;
-	shop_status st = db_exec(db, sql,
+	shop_status st = db_exec(db, from->cancel_requested ? sql_marked : sql_unmarked,
 				 DB_ARGS(orders_status_name(c->status), orders_reason_name(c->reason),
 					 c->has_total ? DB_I64(c->total_cents) : NULL, c->currency,
 					 c->payment_id, c->shipment_id, DB_I64(now_ms), order_id,
-					 orders_status_name(from)),
+					 orders_status_name(from->status),
+					 c->cancel_requested ? DB_I64(now_ms) : NULL),
 				 &changes);
 	if (st != SHOP_OK)
 		return st;
@@ -127,6 +141,10 @@ void orders_row_apply(struct orders_row *row, const struct orders_change *c, int
 		snprintf(row->payment_id, sizeof(row->payment_id), "%s", c->payment_id);
 	if (c->shipment_id)
 		snprintf(row->shipment_id, sizeof(row->shipment_id), "%s", c->shipment_id);
+	if (c->cancel_requested && !row->cancel_requested) {
+		row->cancel_requested = true;
+		row->cancel_requested_at_ms = now_ms;
+	}
 	row->updated_at_ms = now_ms;
 	row->version++;
 }

@@ -2,12 +2,12 @@
  * orders_store.h - the orders table: every statement orders runs.
  *
  * The store does not decide anything; it creates an order if absent, reads
- * one, and moves one from a status the caller names to the status the domain
- * chose. That move is a guarded UPDATE (... WHERE status = <from>): when two
- * replicas race on the same order, one changes the row and the other changes
- * nothing and is told so (ret_moved false), instead of both believing they
- * won. Because statuses only move forward, the status guard is as strong as a
- * version guard. All calls take a connection the caller has already put in a
+ * one, and moves one from a state the caller names to the state the domain
+ * chose. That move is a guarded UPDATE (... WHERE status = <from> and the
+ * cancellation mark is as it was): when two replicas race on the same order,
+ * one changes the row and the other changes nothing and is told so
+ * (ret_moved false), instead of both believing they won. Because states only
+ * move forward, the state guard is as strong as a version guard. All calls take a connection the caller has already put in a
  * transaction where it matters (the handlers' and the sweeper's).
  */
 #ifndef SHOP_ORDERS_STORE_H
@@ -58,6 +58,8 @@ struct orders_row {
 	char currency[ORDERS_CURRENCY_MAX + 1];  /* "" until reserved */
 	char payment_id[ORDERS_ID_MAX + 1];      /* "" until paid */
 	char shipment_id[ORDERS_ID_MAX + 1];     /* "" until shipped */
+	bool cancel_requested;                   /* a PAID order's cancel awaits shipping */
+	int64_t cancel_requested_at_ms;          /* when it was asked; 0 when not */
 	char correlation_id[ORDERS_CORRELATION_MAX + 1];
 	int64_t created_at_ms;
 	int64_t updated_at_ms;
@@ -65,12 +67,13 @@ struct orders_row {
 	int64_t version;
 };
 
-/* What one transition writes: the new status and reason (from the domain's
- * decision) and the facts the input brings; NULL / has_total false leaves a
- * column as it is. */
+/* What one transition writes: the new status, reason and cancellation mark
+ * (from the domain's decision) and the facts the input brings; NULL /
+ * has_total false leaves a column as it is. A mark already set is kept. */
 struct orders_change {
 	enum orders_status status;
 	enum orders_reason reason;
+	bool cancel_requested;
 	bool has_total;
 	int64_t total_cents;
 	const char *currency;
@@ -91,11 +94,13 @@ shop_status orders_store_insert(struct db *db, const struct orders_new *o, bool 
 /* SHOP_E_NOT_FOUND when no such order. */
 shop_status orders_store_get(struct db *db, const char *order_id, struct orders_row *ret_row);
 
-/* Moves the order from status FROM to c->status, writes c's facts, bumps the
- * version and updated_at_ms. *ret_moved is false when the order was not in
- * FROM any more (or does not exist): nothing was changed. */
-shop_status orders_store_transition(struct db *db, const char *order_id, enum orders_status from,
-				    const struct orders_change *c, int64_t now_ms, bool *ret_moved);
+/* Moves the order from state FROM (its status and cancellation mark) to
+ * c's, writes c's facts, bumps the version and updated_at_ms. *ret_moved is
+ * false when the order was not in FROM any more (or does not exist): nothing
+ * was changed. */
+shop_status orders_store_transition(struct db *db, const char *order_id,
+				    const struct orders_state *from, const struct orders_change *c,
+				    int64_t now_ms, bool *ret_moved);
 
 /* In row: what orders_store_transition wrote, without reading it back. */
 void orders_row_apply(struct orders_row *row, const struct orders_change *c, int64_t now_ms);

@@ -2,9 +2,11 @@
  * shipping - schedules a shipment once an order is paid and dispatches it
  * after a delay; cancels a shipment not yet dispatched.
  *
- * Consumes OrderPlaced (keeps a copy of the delivery address),
- * PaymentAuthorized (schedules) and OrderCancelled (cancels); emits
- * ShipmentScheduled, ShipmentDispatched and ShipmentCancelled. The
+ * Consumes, all from the ORDERS stream, OrderPlaced (keeps a copy of the
+ * delivery address), OrderPaid (schedules), OrderCancellationRequested
+ * (cancels a scheduled shipment, or finds it dispatched) and OrderCancelled
+ * (cancels); emits ShipmentScheduled, ShipmentDispatched and
+ * ShipmentCancelled. The
  * "dispatcher" task dispatches due shipments; their due time is stored, so
  * the delay survives restarts.
  *

@@ -3,12 +3,18 @@
  *
  * One shipment per order. Its life is a one-way street:
  *
- *   (none) --PaymentAuthorized--> SCHEDULED --dispatcher--> DISPATCHED
- *      |                              |
- *      +--OrderCancelled--> VOIDED    +--OrderCancelled--> CANCELLED
+ *   (none) --OrderPaid--> SCHEDULED --dispatcher--> DISPATCHED
+ *      |                      |
+ *      +--cancel--> VOIDED    +--cancel--> CANCELLED
+ *
+ * "cancel" is OrderCancellationRequested (a paid order: shipping decides
+ * whether it is still possible) or OrderCancelled (an order cancelled
+ * before payment, or after shipping answered a request). SCHEDULED ->
+ * DISPATCHED and SCHEDULED -> CANCELLED are the same guarded move from
+ * SCHEDULED, so a cancellation and the dispatcher cannot both win.
  *
  * VOIDED is a tombstone: the order was cancelled before any shipment was
- * scheduled, so a PaymentAuthorized arriving later schedules nothing. Keeping
+ * scheduled, so an OrderPaid arriving later schedules nothing. Keeping
  * the tombstone in the shipments table (same primary key as a real shipment)
  * is what makes a cancellation and a payment handled at the same moment by
  * two threads or replicas safe: both insert the same key, one of them wins,
@@ -42,7 +48,7 @@ const char *shipping_state_name(enum shipping_state state);
 /* SHOP_E_INVALID for text that is no stored status. */
 shop_status shipping_state_parse(const char *text, enum shipping_state *ret_state);
 
-/* What to do with PaymentAuthorized. */
+/* What to do with OrderPaid. */
 enum shipping_schedule_decision {
 	SHIPPING_SCHEDULE_CREATE,         /* schedule a shipment now */
 	SHIPPING_SCHEDULE_WAIT_ADDRESS,   /* OrderPlaced not seen yet: retry later */
@@ -52,11 +58,12 @@ enum shipping_schedule_decision {
 enum shipping_schedule_decision shipping_decide_schedule(enum shipping_state state,
 							 bool address_known);
 
-/* What to do with OrderCancelled. */
+/* What to do with OrderCancellationRequested or OrderCancelled. */
 enum shipping_cancel_decision {
 	SHIPPING_CANCEL_SHIPMENT, /* SCHEDULED -> CANCELLED, emit ShipmentCancelled */
-	SHIPPING_CANCEL_REMEMBER, /* no shipment yet: leave a VOIDED tombstone */
-	SHIPPING_CANCEL_TOO_LATE, /* already dispatched: nothing can be undone here */
+	SHIPPING_CANCEL_REMEMBER, /* no shipment yet: leave a VOIDED tombstone (and
+				   * answer a request with ShipmentCancelled) */
+	SHIPPING_CANCEL_TOO_LATE, /* already dispatched: nothing to undo or emit */
 	SHIPPING_CANCEL_ALREADY,  /* already cancelled or voided: duplicate */
 };
 enum shipping_cancel_decision shipping_decide_cancel(enum shipping_state state);

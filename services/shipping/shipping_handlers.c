@@ -1,6 +1,14 @@
 /*
- * shipping_handlers.c - turns OrderPlaced, PaymentAuthorized and
- * OrderCancelled into shipment decisions, and dispatches due shipments.
+ * shipping_handlers.c - turns OrderPlaced, OrderPaid,
+ * OrderCancellationRequested and OrderCancelled into shipment decisions, and
+ * dispatches due shipments.
+ *
+ * All four come from the ORDERS stream on one consumer, so they arrive in
+ * the order orders emitted them (a nak'd message can still be overtaken by
+ * its successors, which the guards below absorb). Shipping owns the pivot
+ * of the saga, the dispatch: a paid order's cancellation is decided here,
+ * atomically against the dispatcher, by the same guarded SCHEDULED ->
+ * CANCELLED / SCHEDULED -> DISPATCHED moves, and orders follows the answer.
  *
  * Each handler reads the order's shipment row, lets shipping_domain.c
  * decide, and applies the decision with a guarded write (shipping_store.c).
@@ -141,9 +149,9 @@ shop_status shipping_handle_order_placed(struct svc_tx *tx, const void *data)
 	return SHOP_OK;
 }
 
-shop_status shipping_handle_payment_authorized(struct svc_tx *tx, const void *data)
+shop_status shipping_handle_order_paid(struct svc_tx *tx, const void *data)
 {
-	const struct ct_payment_authorized *msg = data;
+	const struct ct_order_paid *msg = data;
 	const char *order_id = msg->order_id;
 	struct log_ids ids = shipping_log_ids(tx, order_id);
 	shop_status st = SHOP_E_INTERNAL;
@@ -161,14 +169,15 @@ shop_status shipping_handle_payment_authorized(struct svc_tx *tx, const void *da
 		}
 		switch (shipping_decide_schedule(cur.state, address_known)) {
 		case SHIPPING_SCHEDULE_WAIT_ADDRESS:
-			/* PaymentAuthorized comes from the payments stream and
-			 * OrderPlaced from the orders stream: the address may
-			 * simply not be here yet. Redelivery brings it back. */
-			log_info(&ids, "payment authorized before the address arrived; retrying later");
+			/* OrderPaid follows OrderPlaced on the orders stream,
+			 * but an OrderPlaced that failed here (nak'd) is
+			 * redelivered after it: the address may simply not be
+			 * here yet. Redelivery brings it back. */
+			log_info(&ids, "order paid before the address arrived; retrying later");
 			st = SHOP_E_NOT_READY;
 			goto out;
 		case SHIPPING_SCHEDULE_SKIP_CANCELLED:
-			log_info(&ids, "payment authorized for a cancelled order; nothing to ship");
+			log_info(&ids, "order paid after its cancellation; nothing to ship");
 			st = SHOP_OK;
 			goto out;
 		case SHIPPING_SCHEDULE_SKIP_EXISTS:
@@ -202,11 +211,32 @@ out:
 	return st;
 }
 
-shop_status shipping_handle_order_cancelled(struct svc_tx *tx, const void *data)
+/* Why shipping is cancelling: the order's cancellation was requested (a
+ * question orders waits on) or the order is already cancelled. */
+enum shipping_cancel_cause {
+	SHIPPING_CANCEL_BY_REQUEST,
+	SHIPPING_CANCEL_BY_ORDER,
+};
+
+/* ShipmentCancelled for an order that had no shipment yet, so that orders
+ * gets its answer; the id names this cancellation only (the tombstone has
+ * none to give). */
+static shop_status shipping_emit_cancelled_unscheduled(struct svc_tx *tx,
+						       const struct shipping_shipment *tomb)
 {
-	const struct ct_order_cancelled *msg = data;
-	const char *order_id = msg->order_id;
+	struct shipping_shipment s = *tomb;
+	char id[IDS_UUID_SIZE];
+	ids_uuid7(id);
+	if (!TEXT_COPY(s.shipment_id, id))
+		return SHOP_E_INTERNAL;
+	return shipping_emit_cancelled(tx, &s);
+}
+
+static shop_status shipping_cancel(struct svc_tx *tx, const char *order_id,
+				   enum shipping_cancel_cause cause)
+{
 	struct log_ids ids = shipping_log_ids(tx, order_id);
+	const bool requested = cause == SHIPPING_CANCEL_BY_REQUEST;
 	shop_status st = SHOP_E_INTERNAL;
 
 	for (int attempt = 0; attempt < SHIPPING_DECIDE_ATTEMPTS; attempt++) {
@@ -217,8 +247,9 @@ shop_status shipping_handle_order_cancelled(struct svc_tx *tx, const void *data)
 		switch (shipping_decide_cancel(cur.state)) {
 		case SHIPPING_CANCEL_REMEMBER: {
 			/* No shipment yet: a tombstone makes a later (or
-			 * concurrent) PaymentAuthorized find the row and
-			 * schedule nothing. */
+			 * concurrent) OrderPaid find the row and schedule
+			 * nothing. After a request (its OrderPaid was overtaken
+			 * by a redelivery) orders still waits for an answer. */
 			struct shipping_shipment tomb;
 			st = shipping_shipment_new(tx, order_id, SHIPPING_STATE_VOIDED, &tomb);
 			if (st != SHOP_OK)
@@ -226,11 +257,18 @@ shop_status shipping_handle_order_cancelled(struct svc_tx *tx, const void *data)
 			st = shipping_store_shipment_insert(tx->db, &tomb, tx->now_ms);
 			if (st == SHOP_E_CONFLICT)
 				continue;
+			if (st != SHOP_OK)
+				goto out;
+			if (requested)
+				st = shipping_emit_cancelled_unscheduled(tx, &tomb);
 			if (st == SHOP_OK)
-				log_info(&ids, "order cancelled before shipping; remembered");
+				log_info(&ids, "order %s before shipping; remembered",
+					 requested ? "cancellation requested" : "cancelled");
 			goto out;
 		}
 		case SHIPPING_CANCEL_SHIPMENT:
+			/* The same guarded move the dispatcher makes from
+			 * SCHEDULED: exactly one of the two wins. */
 			st = shipping_store_shipment_move(tx->db, order_id, SHIPPING_STATE_SCHEDULED,
 							  SHIPPING_STATE_CANCELLED, tx->now_ms);
 			if (st == SHOP_E_CONFLICT)
@@ -243,19 +281,19 @@ shop_status shipping_handle_order_cancelled(struct svc_tx *tx, const void *data)
 			goto out;
 		case SHIPPING_CANCEL_TOO_LATE:
 			/* The shipment left before the cancellation reached us.
-			 * Nothing is undone here: the order service owns the
-			 * order's state machine and decides what a dispatch
-			 * means for an order it has cancelled. The race is
-			 * real: orders may still see the order as PAID when the
-			 * dispatcher fires, accept a customer's cancel, and then
-			 * receive ShipmentDispatched for a CANCELLED order,
-			 * which its state machine ignores (CANCELLED is final);
-			 * it is never SHIPPED and cancelled at once. */
-			log_warn(&ids, "order cancelled after shipment %s was dispatched; too late",
-				 cur.shipment_id);
+			 * Nothing is undone and nothing is emitted: the
+			 * ShipmentDispatched of the dispatch is already on its
+			 * way to orders, which ships the order and keeps the
+			 * request only as a record. (OrderCancelled cannot find
+			 * a dispatched shipment: orders cancels a paid order
+			 * only on our ShipmentCancelled.) */
+			log_warn(&ids, "order %s after shipment %s was dispatched; too late",
+				 requested ? "cancellation requested" : "cancelled", cur.shipment_id);
 			st = SHOP_OK;
 			goto out;
 		case SHIPPING_CANCEL_ALREADY:
+			/* Cancelled already: by the request whose OrderCancelled
+			 * this is, or a duplicate. */
 			log_debug(&ids, "shipment already %s; nothing to do",
 				  shipping_state_name(cur.state));
 			st = SHOP_OK;
@@ -266,6 +304,18 @@ shop_status shipping_handle_order_cancelled(struct svc_tx *tx, const void *data)
 	st = SHOP_E_INTERNAL;
 out:
 	return st;
+}
+
+shop_status shipping_handle_order_cancellation_requested(struct svc_tx *tx, const void *data)
+{
+	const struct ct_order_cancellation_requested *msg = data;
+	return shipping_cancel(tx, msg->order_id, SHIPPING_CANCEL_BY_REQUEST);
+}
+
+shop_status shipping_handle_order_cancelled(struct svc_tx *tx, const void *data)
+{
+	const struct ct_order_cancelled *msg = data;
+	return shipping_cancel(tx, msg->order_id, SHIPPING_CANCEL_BY_ORDER);
 }
 
 /* ------------------------------------------------------------------ */
@@ -356,7 +406,8 @@ shop_status shipping_dispatcher_run(struct svc *svc, struct db *db)
 
 const struct svc_route shipping_routes[] = {
 	{ CT_MSG_ORDER_PLACED, shipping_handle_order_placed },
-	{ CT_MSG_PAYMENT_AUTHORIZED, shipping_handle_payment_authorized },
+	{ CT_MSG_ORDER_PAID, shipping_handle_order_paid },
+	{ CT_MSG_ORDER_CANCELLATION_REQUESTED, shipping_handle_order_cancellation_requested },
 	{ CT_MSG_ORDER_CANCELLED, shipping_handle_order_cancelled },
 };
 const size_t shipping_n_routes = sizeof(shipping_routes) / sizeof(shipping_routes[0]);

@@ -34,7 +34,8 @@ struct shipping_ctx {
 };
 
 shop_status shipping_handle_order_placed(struct svc_tx *tx, const void *data);
-shop_status shipping_handle_payment_authorized(struct svc_tx *tx, const void *data);
+shop_status shipping_handle_order_paid(struct svc_tx *tx, const void *data);
+shop_status shipping_handle_order_cancellation_requested(struct svc_tx *tx, const void *data);
 shop_status shipping_handle_order_cancelled(struct svc_tx *tx, const void *data);
 
 /* What one dispatcher pass found and did. */

@@ -157,6 +157,47 @@ static void the_sweeper_cancels_expired_orders_on_postgresql(void **state)
 	assert_int_equal(events_of(fresh, SUBJ_CANCELLED), 0);
 }
 
+/* A new order, reserved and paid (its payment id in PAY). */
+static void new_paid_order(char id[IDS_UUID_SIZE], char pay[IDS_UUID_SIZE])
+{
+	new_order(id);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	struct ct_payment_authorized paid = payment_authorized(id, pay);
+	assert_int_equal(run_on(g.db, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	assert_int_equal(run_on(g.db, orders_handle_payment_authorized, &paid), SHOP_OK);
+}
+
+static void a_paid_orders_cancellation_waits_for_shipping_on_postgresql(void **state)
+{
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], other[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
+	new_paid_order(id, pay);
+	struct ct_cancel_order cancel = cancel_order(id);
+	assert_int_equal(run_on(g.db, orders_handle_cancel_order, &cancel), SHOP_OK);
+	assert_int_equal(run_on(g.db, orders_handle_cancel_order, &cancel), SHOP_OK);
+	struct orders_row row = order(id);
+	assert_int_equal(row.status, ORDERS_STATUS_PAID);
+	assert_true(row.cancel_requested);
+	assert_int_equal(events_of(id, SUBJ_CANCELLATION_REQUESTED), 1);
+	assert_int_equal(events_of(id, SUBJ_CANCELLED), 0);
+
+	struct ct_shipment_cancelled stopped = shipment_cancelled(id);
+	assert_int_equal(run_on(g.db, orders_handle_shipment_cancelled, &stopped), SHOP_OK);
+	row = order(id);
+	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
+	assert_int_equal(row.reason, ORDERS_REASON_CUSTOMER_CANCELLED);
+	assert_int_equal(events_of(id, SUBJ_CANCELLED), 1);
+
+	/* The other way the race ends: the shipment had left. */
+	new_paid_order(other, pay);
+	cancel = cancel_order(other);
+	assert_int_equal(run_on(g.db, orders_handle_cancel_order, &cancel), SHOP_OK);
+	struct ct_shipment_dispatched shipped = shipment_dispatched(other, ship);
+	assert_int_equal(run_on(g.db, orders_handle_shipment_dispatched, &shipped), SHOP_OK);
+	assert_int_equal(order(other).status, ORDERS_STATUS_SHIPPED);
+	assert_int_equal(events_of(other, SUBJ_SHIPPED), 1);
+	assert_int_equal(events_of(other, SUBJ_CANCELLED), 0);
+}
+
 /* ---- cases: replicas racing -------------------------------------------- */
 
 /* A replica handling one message on its own connection, in a thread. */
@@ -251,6 +292,23 @@ static void a_cancel_blocked_behind_a_reservation_decides_again_and_cancels_it(v
 	assert_int_equal(events_of(id, SUBJ_CANCELLED), 1);
 }
 
+static void a_second_cancel_of_a_paid_order_blocked_behind_the_first_asks_nothing_more(void **state)
+{
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
+	new_paid_order(id, pay);
+	struct ct_cancel_order cancel = cancel_order(id);
+	/* B read PAID without the mark and blocks on the row; A's commit
+	 * leaves the status PAID, so only the mark in the guard stops B. */
+	assert_int_equal(interleave(orders_handle_cancel_order, &cancel,
+				    orders_handle_cancel_order, &cancel),
+			 SHOP_OK);
+	struct orders_row row = order(id);
+	assert_int_equal(row.status, ORDERS_STATUS_PAID);
+	assert_true(row.cancel_requested);
+	assert_int_equal(row.version, 4);
+	assert_int_equal(events_of(id, SUBJ_CANCELLATION_REQUESTED), 1);
+}
+
 static void a_duplicate_reservation_blocked_behind_the_first_is_ignored(void **state)
 {
 	char id[IDS_UUID_SIZE];
@@ -330,7 +388,9 @@ int main(void)
 		cmocka_unit_test(migrations_apply_on_postgresql_and_again_change_nothing),
 		cmocka_unit_test(an_order_goes_from_placed_to_shipped_on_postgresql),
 		cmocka_unit_test(the_sweeper_cancels_expired_orders_on_postgresql),
+		cmocka_unit_test(a_paid_orders_cancellation_waits_for_shipping_on_postgresql),
 		cmocka_unit_test(a_cancel_blocked_behind_a_reservation_decides_again_and_cancels_it),
+		cmocka_unit_test(a_second_cancel_of_a_paid_order_blocked_behind_the_first_asks_nothing_more),
 		cmocka_unit_test(a_duplicate_reservation_blocked_behind_the_first_is_ignored),
 		cmocka_unit_test(a_timeout_blocked_behind_a_payment_leaves_the_order_paid),
 		cmocka_unit_test(cancels_and_reservations_racing_freely_end_consistent),

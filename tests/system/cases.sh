@@ -166,10 +166,16 @@ if wait_status "$cancel_id" PAID; then
 	check "cancelling a PAID order is accepted with 202" test "$code" = 202
 	wait_final "$cancel_id"
 	check "a cancelled order ends CANCELLED customer_cancelled" test "$(body .status)" = CANCELLED -a "$(body .reason)" = customer_cancelled
+	wait_event "$cancel_id" ShipmentCancelled
 	wait_event "$cancel_id" PaymentRefunded
 	wait_event "$cancel_id" StockReleased
 	check "cancelling after payment refunds and releases stock" \
 		test "$(count_type PaymentRefunded)" = 1 -a "$(count_type StockReleased)" = 1
+	# A paid order is cancelled only once shipping, the owner of the
+	# dispatch, has stopped the shipment.
+	check "a paid order's cancel is requested from shipping, which stops the shipment before the order is cancelled" \
+		test "$(count_type OrderCancellationRequested)" = 1 -a "$(count_type ShipmentCancelled)" = 1 -a \
+		"$(jq -r '[.timeline[].type] | index("OrderCancellationRequested") < index("ShipmentCancelled") and index("ShipmentCancelled") < index("OrderCancelled")' "$tmp/body")" = true
 	check "the cancelled order's stock is available again" wait_available SKU-HEADSET "$before"
 	check "a cancelled order is never shipped" test "$(count_type ShipmentDispatched)" = 0
 else
@@ -287,7 +293,11 @@ check "an event published again with its CloudEvents id changes nothing" \
 ooo=$(uuid)
 fake_pay=$(uuid)
 fake_ship=$(uuid)
-# The order's last events first, then the command that starts it.
+# The order's last events first, then the command that starts it. Orders
+# defers both until the order reaches the state they follow (they travel on
+# other streams than its own events). Shipping no longer reads the PAYMENTS
+# stream: it schedules on the OrderPaid that orders emits once the order is
+# PAID, whichever PaymentAuthorized (the fake or the real one) got it there.
 envelope shop.shipping.shipment_dispatched.v1 "$ooo" "{\"order_id\":\"$ooo\",\"shipment_id\":\"$fake_ship\"}" |
 	"$SHOPCTL" publish shipping.event.shipment_dispatched.v1 "ooo-1-$ooo" >/dev/null
 envelope shop.payments.payment_authorized.v1 "$ooo" "{\"order_id\":\"$ooo\",\"payment_id\":\"$fake_pay\",\"amount_cents\":2900,\"currency\":\"EUR\",\"attempts\":1}" |

@@ -22,6 +22,7 @@
 #define SUBJ_PAID "orders.event.order_paid.v1"
 #define SUBJ_SHIPPED "orders.event.order_shipped.v1"
 #define SUBJ_CANCELLED "orders.event.order_cancelled.v1"
+#define SUBJ_CANCELLATION_REQUESTED "orders.event.order_cancellation_requested.v1"
 
 #define DEADLINE_MS 60000
 #define ORDER_TOTAL_CENTS 2599 /* what stock_reserved prices the order at */
@@ -118,6 +119,16 @@ static inline struct ct_shipment_dispatched shipment_dispatched(const char *orde
 	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
 	ids_uuid7(shipment_id);
 	snprintf(ev.shipment_id, sizeof(ev.shipment_id), "%s", shipment_id);
+	return ev;
+}
+
+/* Shipping's answer to a requested cancellation: the shipment (a fresh id)
+ * will not leave. */
+static inline struct ct_shipment_cancelled shipment_cancelled(const char *order_id)
+{
+	struct ct_shipment_cancelled ev = { 0 };
+	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
+	ids_uuid7(ev.shipment_id);
 	return ev;
 }
 

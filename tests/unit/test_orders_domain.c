@@ -1,13 +1,15 @@
 /*
  * test_orders_domain.c - the order state machine, cell by cell.
  *
- * The table below is the specification: every status against every input,
- * with the decision orders_decide() must return. One test walks all of it;
+ * The table below is the specification: every state (each status, and PAID
+ * once more with a cancellation requested) against every input, with the
+ * decision orders_decide() must return. One test walks all of it;
  * the others restate its rows as sentences, so a failure names the rule that
  * broke, not just a cell.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -20,20 +22,43 @@
 #define PAID ORDERS_STATUS_PAID
 #define SHIPPED ORDERS_STATUS_SHIPPED
 #define CANCELLED ORDERS_STATUS_CANCELLED
+/* The table's extra row: a PAID order whose cancellation was requested. */
+#define PAID_CR ORDERS_STATUS_COUNT
+#define ROWS (ORDERS_STATUS_COUNT + 1)
 
 struct cell {
 	enum orders_verdict verdict;
 	enum orders_status status; /* the status after the decision */
 	enum orders_reason reason;
+	bool marks;                /* the decision requests the cancellation */
 };
 
-#define APPLY(to, why) { ORDERS_APPLY, (to), (why) }
-#define IGNORE(st) { ORDERS_IGNORE, (st), ORDERS_REASON_NONE }
-#define DEFER(st) { ORDERS_DEFER, (st), ORDERS_REASON_NONE }
+#define APPLY(to, why) { ORDERS_APPLY, (to), (why), false }
+#define MARK { ORDERS_APPLY, PAID, ORDERS_REASON_NONE, true }
+#define IGNORE(st) { ORDERS_IGNORE, (st), ORDERS_REASON_NONE, false }
+#define DEFER(st) { ORDERS_DEFER, (st), ORDERS_REASON_NONE, false }
 #define NO_REASON ORDERS_REASON_NONE
 
+static struct orders_state state_of(int row)
+{
+	return (struct orders_state){ .status = row == PAID_CR ? PAID : (enum orders_status)row,
+				      .cancel_requested = row == PAID_CR };
+}
+
+static const char *row_name(int row)
+{
+	return row == PAID_CR ? "PAID (cancellation requested)"
+			      : orders_status_name((enum orders_status)row);
+}
+
+static struct orders_decision decide(int row, const struct orders_input *in)
+{
+	struct orders_state st = state_of(row);
+	return orders_decide(&st, in);
+}
+
 /* stock_rejected is listed with out_of_stock; a second test covers unknown_sku. */
-static const struct cell table[ORDERS_STATUS_COUNT][ORDERS_INPUT_COUNT] = {
+static const struct cell table[ROWS][ORDERS_INPUT_COUNT] = {
 	[PENDING] = {
 		[ORDERS_INPUT_PLACED] = IGNORE(PENDING),
 		[ORDERS_INPUT_STOCK_RESERVED] = APPLY(RESERVED, NO_REASON),
@@ -43,6 +68,7 @@ static const struct cell table[ORDERS_STATUS_COUNT][ORDERS_INPUT_COUNT] = {
 		[ORDERS_INPUT_SHIPMENT_DISPATCHED] = DEFER(PENDING),
 		[ORDERS_INPUT_CANCEL_REQUESTED] = APPLY(CANCELLED, ORDERS_REASON_CUSTOMER_CANCELLED),
 		[ORDERS_INPUT_DEADLINE_PASSED] = APPLY(CANCELLED, ORDERS_REASON_TIMEOUT),
+		[ORDERS_INPUT_SHIPMENT_CANCELLED] = IGNORE(PENDING),
 	},
 	[RESERVED] = {
 		[ORDERS_INPUT_PLACED] = IGNORE(RESERVED),
@@ -53,6 +79,7 @@ static const struct cell table[ORDERS_STATUS_COUNT][ORDERS_INPUT_COUNT] = {
 		[ORDERS_INPUT_SHIPMENT_DISPATCHED] = DEFER(RESERVED),
 		[ORDERS_INPUT_CANCEL_REQUESTED] = APPLY(CANCELLED, ORDERS_REASON_CUSTOMER_CANCELLED),
 		[ORDERS_INPUT_DEADLINE_PASSED] = APPLY(CANCELLED, ORDERS_REASON_TIMEOUT),
+		[ORDERS_INPUT_SHIPMENT_CANCELLED] = IGNORE(RESERVED),
 	},
 	[PAID] = {
 		[ORDERS_INPUT_PLACED] = IGNORE(PAID),
@@ -61,8 +88,20 @@ static const struct cell table[ORDERS_STATUS_COUNT][ORDERS_INPUT_COUNT] = {
 		[ORDERS_INPUT_PAYMENT_AUTHORIZED] = IGNORE(PAID),
 		[ORDERS_INPUT_PAYMENT_DECLINED] = IGNORE(PAID),
 		[ORDERS_INPUT_SHIPMENT_DISPATCHED] = APPLY(SHIPPED, NO_REASON),
-		[ORDERS_INPUT_CANCEL_REQUESTED] = APPLY(CANCELLED, ORDERS_REASON_CUSTOMER_CANCELLED),
+		[ORDERS_INPUT_CANCEL_REQUESTED] = MARK,
 		[ORDERS_INPUT_DEADLINE_PASSED] = IGNORE(PAID),
+		[ORDERS_INPUT_SHIPMENT_CANCELLED] = IGNORE(PAID),
+	},
+	[PAID_CR] = {
+		[ORDERS_INPUT_PLACED] = IGNORE(PAID),
+		[ORDERS_INPUT_STOCK_RESERVED] = IGNORE(PAID),
+		[ORDERS_INPUT_STOCK_REJECTED] = IGNORE(PAID),
+		[ORDERS_INPUT_PAYMENT_AUTHORIZED] = IGNORE(PAID),
+		[ORDERS_INPUT_PAYMENT_DECLINED] = IGNORE(PAID),
+		[ORDERS_INPUT_SHIPMENT_DISPATCHED] = APPLY(SHIPPED, NO_REASON),
+		[ORDERS_INPUT_CANCEL_REQUESTED] = IGNORE(PAID),
+		[ORDERS_INPUT_DEADLINE_PASSED] = IGNORE(PAID),
+		[ORDERS_INPUT_SHIPMENT_CANCELLED] = APPLY(CANCELLED, ORDERS_REASON_CUSTOMER_CANCELLED),
 	},
 	[SHIPPED] = {
 		[ORDERS_INPUT_PLACED] = IGNORE(SHIPPED),
@@ -73,6 +112,7 @@ static const struct cell table[ORDERS_STATUS_COUNT][ORDERS_INPUT_COUNT] = {
 		[ORDERS_INPUT_SHIPMENT_DISPATCHED] = IGNORE(SHIPPED),
 		[ORDERS_INPUT_CANCEL_REQUESTED] = IGNORE(SHIPPED),
 		[ORDERS_INPUT_DEADLINE_PASSED] = IGNORE(SHIPPED),
+		[ORDERS_INPUT_SHIPMENT_CANCELLED] = IGNORE(SHIPPED),
 	},
 	[CANCELLED] = {
 		[ORDERS_INPUT_PLACED] = IGNORE(CANCELLED),
@@ -83,6 +123,7 @@ static const struct cell table[ORDERS_STATUS_COUNT][ORDERS_INPUT_COUNT] = {
 		[ORDERS_INPUT_SHIPMENT_DISPATCHED] = IGNORE(CANCELLED),
 		[ORDERS_INPUT_CANCEL_REQUESTED] = IGNORE(CANCELLED),
 		[ORDERS_INPUT_DEADLINE_PASSED] = IGNORE(CANCELLED),
+		[ORDERS_INPUT_SHIPMENT_CANCELLED] = IGNORE(CANCELLED),
 	},
 };
 
@@ -99,35 +140,38 @@ static const char *reason_or_dash(enum orders_reason r)
 	return orders_reason_name(r) ? orders_reason_name(r) : "-";
 }
 
-/* Checks one cell against the table, naming it when it differs. */
-static void expect_cell(enum orders_status st, enum orders_input_kind kind)
+/* Checks one cell against the table, naming it when it differs. The mark
+ * after the decision is the one before it, or set by a MARK cell. */
+static void expect_cell(int row, enum orders_input_kind kind)
 {
 	struct orders_input in = input_of(kind);
-	struct orders_decision d = orders_decide(st, &in);
-	const struct cell *want = &table[st][kind];
-	if (d.verdict != want->verdict || d.status != want->status || d.reason != want->reason)
-		fail_msg("%s on %s: got %s -> %s (%s), want %s -> %s (%s)", orders_input_name(kind),
-			 orders_status_name(st), orders_verdict_name(d.verdict),
-			 orders_status_name(d.status), reason_or_dash(d.reason),
+	struct orders_decision d = decide(row, &in);
+	const struct cell *want = &table[row][kind];
+	bool want_mark = row == PAID_CR || want->marks;
+	if (d.verdict != want->verdict || d.status != want->status || d.reason != want->reason ||
+	    d.cancel_requested != want_mark)
+		fail_msg("%s on %s: got %s -> %s (%s, mark %d), want %s -> %s (%s, mark %d)",
+			 orders_input_name(kind), row_name(row), orders_verdict_name(d.verdict),
+			 orders_status_name(d.status), reason_or_dash(d.reason), d.cancel_requested,
 			 orders_verdict_name(want->verdict), orders_status_name(want->status),
-			 reason_or_dash(want->reason));
+			 reason_or_dash(want->reason), want_mark);
 }
 
-static void expect_row(enum orders_input_kind kind, const enum orders_status *sts, size_t n)
+static void expect_row(enum orders_input_kind kind, const int *rows, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		expect_cell(sts[i], kind);
+		expect_cell(rows[i], kind);
 }
 
 #define EXPECT(kind, ...)                                                                  \
-	expect_row((kind), (const enum orders_status[]){ __VA_ARGS__ },                    \
-		   sizeof((const enum orders_status[]){ __VA_ARGS__ }) / sizeof(enum orders_status))
+	expect_row((kind), (const int[]){ __VA_ARGS__ },                                   \
+		   sizeof((const int[]){ __VA_ARGS__ }) / sizeof(int))
 
 static void every_cell_of_the_transition_table_is_decided_as_specified(void **state)
 {
-	for (int st = 0; st < ORDERS_STATUS_COUNT; st++)
+	for (int row = 0; row < ROWS; row++)
 		for (int kind = 0; kind < ORDERS_INPUT_COUNT; kind++)
-			expect_cell((enum orders_status)st, (enum orders_input_kind)kind);
+			expect_cell(row, (enum orders_input_kind)kind);
 }
 
 static void placing_an_existing_order_again_is_ignored_in_every_status(void **state)
@@ -150,13 +194,13 @@ static void stock_reserved_after_pending_is_ignored(void **state)
 static void stock_rejected_cancels_pending_with_its_own_reason(void **state)
 {
 	struct orders_input in = { ORDERS_INPUT_STOCK_REJECTED, ORDERS_REASON_OUT_OF_STOCK };
-	struct orders_decision d = orders_decide(PENDING, &in);
+	struct orders_decision d = decide(PENDING, &in);
 	assert_int_equal(d.verdict, ORDERS_APPLY);
 	assert_int_equal(d.status, CANCELLED);
 	assert_int_equal(d.reason, ORDERS_REASON_OUT_OF_STOCK);
 
 	in.reason = ORDERS_REASON_UNKNOWN_SKU;
-	d = orders_decide(PENDING, &in);
+	d = decide(PENDING, &in);
 	assert_int_equal(d.verdict, ORDERS_APPLY);
 	assert_int_equal(d.status, CANCELLED);
 	assert_int_equal(d.reason, ORDERS_REASON_UNKNOWN_SKU);
@@ -175,7 +219,7 @@ static void stock_rejected_without_a_stock_reason_changes_nothing(void **state)
 	};
 	for (size_t i = 0; i < sizeof(not_stock) / sizeof(not_stock[0]); i++) {
 		struct orders_input in = { ORDERS_INPUT_STOCK_REJECTED, not_stock[i] };
-		struct orders_decision d = orders_decide(PENDING, &in);
+		struct orders_decision d = decide(PENDING, &in);
 		assert_int_equal(d.verdict, ORDERS_IGNORE);
 		assert_int_equal(d.status, PENDING);
 	}
@@ -227,9 +271,46 @@ static void shipment_dispatched_again_is_ignored(void **state)
 	EXPECT(ORDERS_INPUT_SHIPMENT_DISPATCHED, SHIPPED, CANCELLED);
 }
 
-static void cancel_of_pending_reserved_or_paid_order_is_customer_cancelled(void **state)
+static void cancel_of_pending_or_reserved_order_is_customer_cancelled_at_once(void **state)
 {
-	EXPECT(ORDERS_INPUT_CANCEL_REQUESTED, PENDING, RESERVED, PAID);
+	EXPECT(ORDERS_INPUT_CANCEL_REQUESTED, PENDING, RESERVED);
+	assert_int_equal(table[RESERVED][ORDERS_INPUT_CANCEL_REQUESTED].status, CANCELLED);
+}
+
+static void cancel_of_paid_order_only_requests_the_cancellation_and_stays_paid(void **state)
+{
+	struct orders_input in = input_of(ORDERS_INPUT_CANCEL_REQUESTED);
+	struct orders_decision d = decide(PAID, &in);
+	assert_int_equal(d.verdict, ORDERS_APPLY);
+	assert_int_equal(d.status, PAID);
+	assert_int_equal(d.reason, ORDERS_REASON_NONE);
+	assert_true(d.cancel_requested);
+}
+
+static void cancel_again_while_a_cancellation_is_requested_is_ignored(void **state)
+{
+	EXPECT(ORDERS_INPUT_CANCEL_REQUESTED, PAID_CR);
+	assert_int_equal(table[PAID_CR][ORDERS_INPUT_CANCEL_REQUESTED].verdict, ORDERS_IGNORE);
+}
+
+static void shipment_cancelled_cancels_a_requested_cancellation_as_customer_cancelled(void **state)
+{
+	struct orders_input in = input_of(ORDERS_INPUT_SHIPMENT_CANCELLED);
+	struct orders_decision d = decide(PAID_CR, &in);
+	assert_int_equal(d.verdict, ORDERS_APPLY);
+	assert_int_equal(d.status, CANCELLED);
+	assert_int_equal(d.reason, ORDERS_REASON_CUSTOMER_CANCELLED);
+}
+
+static void shipment_cancelled_without_a_request_is_ignored(void **state)
+{
+	EXPECT(ORDERS_INPUT_SHIPMENT_CANCELLED, PENDING, RESERVED, PAID, SHIPPED, CANCELLED);
+}
+
+static void shipment_dispatched_wins_over_a_requested_cancellation(void **state)
+{
+	EXPECT(ORDERS_INPUT_SHIPMENT_DISPATCHED, PAID_CR);
+	assert_int_equal(table[PAID_CR][ORDERS_INPUT_SHIPMENT_DISPATCHED].status, SHIPPED);
 }
 
 static void cancel_of_shipped_order_is_ignored(void **state)
@@ -244,14 +325,14 @@ static void deadline_cancels_pending_and_reserved_orders_as_timeout(void **state
 
 static void deadline_after_payment_is_ignored(void **state)
 {
-	EXPECT(ORDERS_INPUT_DEADLINE_PASSED, PAID, SHIPPED);
+	EXPECT(ORDERS_INPUT_DEADLINE_PASSED, PAID, PAID_CR, SHIPPED);
 }
 
 static void anything_on_cancelled_is_ignored(void **state)
 {
 	for (int kind = 0; kind < ORDERS_INPUT_COUNT; kind++) {
 		struct orders_input in = input_of((enum orders_input_kind)kind);
-		struct orders_decision d = orders_decide(CANCELLED, &in);
+		struct orders_decision d = decide(CANCELLED, &in);
 		assert_int_equal(d.verdict, ORDERS_IGNORE);
 		assert_int_equal(d.status, CANCELLED);
 	}
@@ -261,23 +342,31 @@ static void anything_on_shipped_is_ignored(void **state)
 {
 	for (int kind = 0; kind < ORDERS_INPUT_COUNT; kind++) {
 		struct orders_input in = input_of((enum orders_input_kind)kind);
-		assert_int_equal(orders_decide(SHIPPED, &in).verdict, ORDERS_IGNORE);
+		assert_int_equal(decide(SHIPPED, &in).verdict, ORDERS_IGNORE);
 	}
 }
 
 static void an_applied_decision_moves_forward_and_has_a_reason_exactly_when_cancelled(void **state)
 {
-	for (int st = 0; st < ORDERS_STATUS_COUNT; st++) {
+	for (int row = 0; row < ROWS; row++) {
+		struct orders_state cur = state_of(row);
 		for (int kind = 0; kind < ORDERS_INPUT_COUNT; kind++) {
 			struct orders_input in = input_of((enum orders_input_kind)kind);
-			struct orders_decision d = orders_decide((enum orders_status)st, &in);
+			struct orders_decision d = orders_decide(&cur, &in);
+			/* The mark is never cleared, and set only on PAID. */
+			assert_true(d.cancel_requested || !cur.cancel_requested);
+			assert_true(!d.cancel_requested || cur.cancel_requested || d.status == PAID);
 			if (d.verdict != ORDERS_APPLY) {
-				assert_int_equal(d.status, st);
+				assert_int_equal(d.status, cur.status);
+				assert_int_equal(d.cancel_requested, cur.cancel_requested);
 				continue;
 			}
-			assert_int_not_equal(st, CANCELLED);
-			assert_int_not_equal(st, SHIPPED);
-			assert_true(d.status == CANCELLED || (int)d.status == st + 1);
+			assert_int_not_equal(cur.status, CANCELLED);
+			assert_int_not_equal(cur.status, SHIPPED);
+			/* Forward: a later status, or the same one newly marked. */
+			assert_true(d.status == CANCELLED || (int)d.status == (int)cur.status + 1 ||
+				    (d.status == cur.status && d.cancel_requested &&
+				     !cur.cancel_requested));
 			assert_int_equal(d.status == CANCELLED, d.reason != ORDERS_REASON_NONE);
 		}
 	}
@@ -335,7 +424,12 @@ int main(void)
 		cmocka_unit_test(shipment_dispatched_before_payment_is_deferred),
 		cmocka_unit_test(shipment_dispatched_moves_paid_to_shipped),
 		cmocka_unit_test(shipment_dispatched_again_is_ignored),
-		cmocka_unit_test(cancel_of_pending_reserved_or_paid_order_is_customer_cancelled),
+		cmocka_unit_test(cancel_of_pending_or_reserved_order_is_customer_cancelled_at_once),
+		cmocka_unit_test(cancel_of_paid_order_only_requests_the_cancellation_and_stays_paid),
+		cmocka_unit_test(cancel_again_while_a_cancellation_is_requested_is_ignored),
+		cmocka_unit_test(shipment_cancelled_cancels_a_requested_cancellation_as_customer_cancelled),
+		cmocka_unit_test(shipment_cancelled_without_a_request_is_ignored),
+		cmocka_unit_test(shipment_dispatched_wins_over_a_requested_cancellation),
 		cmocka_unit_test(cancel_of_shipped_order_is_ignored),
 		cmocka_unit_test(deadline_cancels_pending_and_reserved_orders_as_timeout),
 		cmocka_unit_test(deadline_after_payment_is_ignored),

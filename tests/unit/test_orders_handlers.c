@@ -410,27 +410,132 @@ static void payment_declined_cancels_a_reserved_order_as_payment_declined(void *
 	cJSON_Delete(ev);
 }
 
-static void cancel_after_payment_is_customer_cancelled_and_a_late_dispatch_is_ignored(void **state)
+/* A new order, reserved and paid: PAID with its payment id in PAY. */
+static void new_paid_order(struct fixture *f, char id[IDS_UUID_SIZE], char pay[IDS_UUID_SIZE])
 {
-	struct fixture *f = *state;
-	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
 	place(f, id);
 	reserve_stock(f, id);
 	pay_order(f, id, pay);
+}
+
+static void cancel_after_payment_asks_shipping_and_the_order_stays_paid(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
+	new_paid_order(f, id, pay);
 
 	cancel_by_customer(f, id);
 	struct orders_row row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_PAID);
+	assert_int_equal(row.reason, ORDERS_REASON_NONE);
+	assert_true(row.cancel_requested);
+	assert_int_equal(row.version, 4);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), 1);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 0);
+	cJSON *ev = harness_outbox_last(f->db, SUBJ_CANCELLATION_REQUESTED);
+	assert_string_equal(data_str(ev, "order_id"), id);
+	assert_string_equal(data_str(ev, "reason"), "customer_cancelled");
+	assert_string_equal(attr(ev, "subject"), id);
+	cJSON_Delete(ev);
+}
+
+static void shipment_cancelled_after_the_request_cancels_the_order_as_customer_cancelled(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
+	new_paid_order(f, id, pay);
+	cancel_by_customer(f, id);
+
+	struct ct_shipment_cancelled stopped = shipment_cancelled(id);
+	assert_int_equal(run(f, orders_handle_shipment_cancelled, &stopped), SHOP_OK);
+	struct orders_row row = order(f, id);
 	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
 	assert_int_equal(row.reason, ORDERS_REASON_CUSTOMER_CANCELLED);
+	assert_true(row.cancel_requested);
+	assert_string_equal(row.payment_id, pay);
 	cJSON *ev = harness_outbox_last(f->db, SUBJ_CANCELLED);
 	assert_string_equal(data_str(ev, "reason"), "customer_cancelled");
 	cJSON_Delete(ev);
 
+	/* The same answer again, a late dispatch: nothing more. */
+	assert_int_equal(run(f, orders_handle_shipment_cancelled, &stopped), SHOP_OK);
 	struct ct_shipment_dispatched shipped = shipment_dispatched(id, ship);
 	assert_int_equal(run(f, orders_handle_shipment_dispatched, &shipped), SHOP_OK);
 	assert_int_equal(order(f, id).status, ORDERS_STATUS_CANCELLED);
-	assert_int_equal(outbox_count(f, SUBJ_SHIPPED), 0);
 	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 1);
+	assert_int_equal(outbox_count(f, SUBJ_SHIPPED), 0);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), 1);
+}
+
+static void a_dispatch_before_shipping_saw_the_request_ships_the_order(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
+	new_paid_order(f, id, pay);
+	cancel_by_customer(f, id);
+
+	struct ct_shipment_dispatched shipped = shipment_dispatched(id, ship);
+	assert_int_equal(run(f, orders_handle_shipment_dispatched, &shipped), SHOP_OK);
+	struct orders_row row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_SHIPPED);
+	assert_int_equal(row.reason, ORDERS_REASON_NONE);
+	assert_string_equal(row.shipment_id, ship);
+	assert_true(row.cancel_requested); /* the record of a cancellation that lost */
+	assert_int_equal(outbox_count(f, SUBJ_SHIPPED), 1);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 0);
+
+	/* Nothing can cancel it now. */
+	cancel_by_customer(f, id);
+	struct ct_shipment_cancelled stopped = shipment_cancelled(id);
+	assert_int_equal(run(f, orders_handle_shipment_cancelled, &stopped), SHOP_OK);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_SHIPPED);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 0);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), 1);
+}
+
+static void a_repeated_cancel_of_a_paid_order_asks_shipping_once(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
+	new_paid_order(f, id, pay);
+	cancel_by_customer(f, id);
+	int64_t requested_at = order(f, id).cancel_requested_at_ms;
+	cancel_by_customer(f, id);
+	cancel_by_customer(f, id);
+
+	struct orders_row row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_PAID);
+	assert_int_equal(row.version, 4);
+	assert_true(row.cancel_requested_at_ms == requested_at);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), 1);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 0);
+}
+
+static void cancel_of_a_reserved_order_cancels_it_at_once(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	place(f, id);
+	reserve_stock(f, id);
+	cancel_by_customer(f, id);
+	struct orders_row row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
+	assert_int_equal(row.reason, ORDERS_REASON_CUSTOMER_CANCELLED);
+	assert_false(row.cancel_requested);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 1);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), 0);
+}
+
+static void shipment_cancelled_without_a_request_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
+	new_paid_order(f, id, pay);
+	struct ct_shipment_cancelled stopped = shipment_cancelled(id);
+	assert_int_equal(run(f, orders_handle_shipment_cancelled, &stopped), SHOP_OK);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_PAID);
+	assert_int_equal(order(f, id).version, 3);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 0);
 }
 
 static void cancel_of_a_shipped_order_changes_nothing(void **state)
@@ -573,7 +678,22 @@ static void every_consumed_message_reaches_its_handler_through_the_routes(void *
 	assert_int_equal(deliver(f, CT_MSG_CANCEL_ORDER, third, &cancel), SHOP_OK);
 	assert_int_equal(order(f, third).reason, ORDERS_REASON_CUSTOMER_CANCELLED);
 	free(c);
-	assert_int_equal(orders_n_routes, 7);
+
+	char fourth[IDS_UUID_SIZE];
+	c = place_cmd(fourth);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, fourth, c), SHOP_OK);
+	reserved = stock_reserved(fourth);
+	assert_int_equal(deliver(f, CT_MSG_STOCK_RESERVED, fourth, &reserved), SHOP_OK);
+	paid = payment_authorized(fourth, pay);
+	assert_int_equal(deliver(f, CT_MSG_PAYMENT_AUTHORIZED, fourth, &paid), SHOP_OK);
+	cancel = cancel_order(fourth);
+	assert_int_equal(deliver(f, CT_MSG_CANCEL_ORDER, fourth, &cancel), SHOP_OK);
+	assert_true(order(f, fourth).cancel_requested);
+	struct ct_shipment_cancelled stopped = shipment_cancelled(fourth);
+	assert_int_equal(deliver(f, CT_MSG_SHIPMENT_CANCELLED, fourth, &stopped), SHOP_OK);
+	assert_int_equal(order(f, fourth).status, ORDERS_STATUS_CANCELLED);
+	free(c);
+	assert_int_equal(orders_n_routes, 8);
 }
 
 static void a_total_above_any_unit_price_is_reserved_and_paid_through_the_routes(void **state)
@@ -657,7 +777,12 @@ int main(void)
 		T(stock_rejected_cancels_the_order_with_its_reason),
 		T(stock_rejected_with_a_reason_inventory_cannot_give_is_invalid),
 		T(payment_declined_cancels_a_reserved_order_as_payment_declined),
-		T(cancel_after_payment_is_customer_cancelled_and_a_late_dispatch_is_ignored),
+		T(cancel_after_payment_asks_shipping_and_the_order_stays_paid),
+		T(shipment_cancelled_after_the_request_cancels_the_order_as_customer_cancelled),
+		T(a_dispatch_before_shipping_saw_the_request_ships_the_order),
+		T(a_repeated_cancel_of_a_paid_order_asks_shipping_once),
+		T(cancel_of_a_reserved_order_cancels_it_at_once),
+		T(shipment_cancelled_without_a_request_changes_nothing),
 		T(cancel_of_a_shipped_order_changes_nothing),
 		T(facts_after_a_cancellation_are_acknowledged_without_effect),
 		T(the_sweeper_cancels_only_expired_pending_and_reserved_orders_as_timeout),

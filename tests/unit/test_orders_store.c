@@ -57,12 +57,20 @@ static bool insert(struct db *db, const char *id, const char *email, int64_t cre
 	return inserted;
 }
 
+static bool move_from(struct db *db, const char *id, enum orders_status from, bool marked,
+		      const struct orders_change *c, int64_t now)
+{
+	const struct orders_state st = { .status = from, .cancel_requested = marked };
+	bool moved = true;
+	assert_int_equal(orders_store_transition(db, id, &st, c, now, &moved), SHOP_OK);
+	return moved;
+}
+
+/* From FROM with no cancellation requested. */
 static bool move(struct db *db, const char *id, enum orders_status from,
 		 const struct orders_change *c, int64_t now)
 {
-	bool moved = true;
-	assert_int_equal(orders_store_transition(db, id, from, c, now, &moved), SHOP_OK);
-	return moved;
+	return move_from(db, id, from, false, c, now);
 }
 
 static const struct orders_change to_reserved = {
@@ -73,6 +81,13 @@ static const struct orders_change to_paid = {
 };
 static const struct orders_change to_cancelled = {
 	.status = ORDERS_STATUS_CANCELLED, .reason = ORDERS_REASON_TIMEOUT,
+};
+static const struct orders_change to_cancel_requested = {
+	.status = ORDERS_STATUS_PAID, .cancel_requested = true,
+};
+static const struct orders_change to_customer_cancelled = {
+	.status = ORDERS_STATUS_CANCELLED, .reason = ORDERS_REASON_CUSTOMER_CANCELLED,
+	.cancel_requested = true,
 };
 
 static void inserting_an_order_creates_it_pending_at_version_one(void **state)
@@ -182,6 +197,8 @@ static void assert_rows_equal(const struct orders_row *a, const struct orders_ro
 	assert_int_equal(a->updated_at_ms, b->updated_at_ms);
 	assert_int_equal(a->deadline_at_ms, b->deadline_at_ms);
 	assert_int_equal(a->version, b->version);
+	assert_int_equal(a->cancel_requested, b->cancel_requested);
+	assert_int_equal(a->cancel_requested_at_ms, b->cancel_requested_at_ms);
 }
 
 static void row_apply_predicts_what_the_update_stored(void **state)
@@ -199,6 +216,68 @@ static void row_apply_predicts_what_the_update_stored(void **state)
 	orders_row_apply(&predicted, &to_cancelled, NOW + 20);
 	assert_int_equal(orders_store_get(db, "o-1", &stored), SHOP_OK);
 	assert_rows_equal(&predicted, &stored);
+
+	/* The cancellation mark, set and then kept. */
+	insert(db, "o-2", "a@example.com", NOW, NOW + 60000);
+	move(db, "o-2", ORDERS_STATUS_PENDING, &to_reserved, NOW + 10);
+	move(db, "o-2", ORDERS_STATUS_RESERVED, &to_paid, NOW + 20);
+	assert_int_equal(orders_store_get(db, "o-2", &predicted), SHOP_OK);
+	move(db, "o-2", ORDERS_STATUS_PAID, &to_cancel_requested, NOW + 30);
+	orders_row_apply(&predicted, &to_cancel_requested, NOW + 30);
+	assert_int_equal(orders_store_get(db, "o-2", &stored), SHOP_OK);
+	assert_rows_equal(&predicted, &stored);
+	move_from(db, "o-2", ORDERS_STATUS_PAID, true, &to_customer_cancelled, NOW + 40);
+	orders_row_apply(&predicted, &to_customer_cancelled, NOW + 40);
+	assert_int_equal(orders_store_get(db, "o-2", &stored), SHOP_OK);
+	assert_rows_equal(&predicted, &stored);
+	assert_true(stored.cancel_requested_at_ms == NOW + 30);
+}
+
+static void the_cancellation_mark_is_set_once_and_guards_the_update(void **state)
+{
+	struct db *db = *state;
+	struct orders_row row;
+	insert(db, "o-1", "a@example.com", NOW, NOW + 60000);
+	move(db, "o-1", ORDERS_STATUS_PENDING, &to_reserved, NOW + 10);
+	move(db, "o-1", ORDERS_STATUS_RESERVED, &to_paid, NOW + 20);
+	assert_int_equal(orders_store_get(db, "o-1", &row), SHOP_OK);
+	assert_false(row.cancel_requested);
+
+	assert_true(move(db, "o-1", ORDERS_STATUS_PAID, &to_cancel_requested, NOW + 30));
+	assert_int_equal(orders_store_get(db, "o-1", &row), SHOP_OK);
+	assert_int_equal(row.status, ORDERS_STATUS_PAID);
+	assert_true(row.cancel_requested);
+	assert_true(row.cancel_requested_at_ms == NOW + 30);
+	assert_int_equal(row.version, 4);
+
+	/* A second replica that read the order unmarked: the status alone
+	 * would let it through, the mark in the guard does not. */
+	assert_false(move(db, "o-1", ORDERS_STATUS_PAID, &to_cancel_requested, NOW + 40));
+	assert_false(move(db, "o-1", ORDERS_STATUS_PAID, &to_customer_cancelled, NOW + 40));
+	assert_int_equal(orders_store_get(db, "o-1", &row), SHOP_OK);
+	assert_int_equal(row.version, 4);
+	assert_true(row.cancel_requested_at_ms == NOW + 30);
+
+	assert_true(move_from(db, "o-1", ORDERS_STATUS_PAID, true, &to_customer_cancelled,
+			      NOW + 50));
+	assert_int_equal(orders_store_get(db, "o-1", &row), SHOP_OK);
+	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
+	assert_true(row.cancel_requested_at_ms == NOW + 30);
+}
+
+static void the_schema_refuses_a_cancellation_mark_before_payment(void **state)
+{
+	struct db *db = *state;
+	const struct orders_change reserved_marked = {
+		.status = ORDERS_STATUS_RESERVED, .has_total = true, .total_cents = 1,
+		.currency = "EUR", .cancel_requested = true,
+	};
+	const struct orders_state pending = { .status = ORDERS_STATUS_PENDING };
+	bool moved = false;
+	insert(db, "o-1", "a@example.com", NOW, NOW + 60000);
+	assert_int_not_equal(orders_store_transition(db, "o-1", &pending, &reserved_marked, NOW,
+						     &moved),
+			     SHOP_OK);
 }
 
 static void the_schema_refuses_a_cancelled_order_without_a_reason(void **state)
@@ -208,13 +287,13 @@ static void the_schema_refuses_a_cancelled_order_without_a_reason(void **state)
 	const struct orders_change reason_not_cancelled = {
 		.status = ORDERS_STATUS_PAID, .reason = ORDERS_REASON_TIMEOUT,
 	};
+	const struct orders_state pending = { .status = ORDERS_STATUS_PENDING };
 	bool moved = false;
 	insert(db, "o-1", "a@example.com", NOW, NOW + 60000);
-	assert_int_not_equal(orders_store_transition(db, "o-1", ORDERS_STATUS_PENDING, &no_reason,
-						     NOW, &moved),
+	assert_int_not_equal(orders_store_transition(db, "o-1", &pending, &no_reason, NOW, &moved),
 			     SHOP_OK);
-	assert_int_not_equal(orders_store_transition(db, "o-1", ORDERS_STATUS_PENDING,
-						     &reason_not_cancelled, NOW, &moved),
+	assert_int_not_equal(orders_store_transition(db, "o-1", &pending, &reason_not_cancelled,
+						     NOW, &moved),
 			     SHOP_OK);
 }
 
@@ -285,6 +364,8 @@ int main(void)
 		T(guarded_update_of_an_unknown_order_changes_nothing),
 		T(later_transitions_keep_the_facts_of_earlier_ones),
 		T(row_apply_predicts_what_the_update_stored),
+		T(the_cancellation_mark_is_set_once_and_guards_the_update),
+		T(the_schema_refuses_a_cancellation_mark_before_payment),
 		T(the_schema_refuses_a_cancelled_order_without_a_reason),
 		T(sweeper_query_finds_only_expired_pending_and_reserved_orders),
 		T(sweeper_query_returns_at_most_max_longest_overdue_first),

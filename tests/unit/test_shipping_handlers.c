@@ -126,14 +126,19 @@ static void order_placed(struct ct_order_placed *m, const char *order_id)
 	harness_order_placed_fill(m, order_id, "ada@example.com", 1, skus, quantities);
 }
 
-static void payment_authorized(struct ct_payment_authorized *m, const char *order_id)
+static void order_paid(struct ct_order_paid *m, const char *order_id)
 {
 	memset(m, 0, sizeof(*m));
 	snprintf(m->order_id, sizeof(m->order_id), "%s", order_id);
 	ids_uuid7(m->payment_id);
-	m->amount_cents = 1998;
-	snprintf(m->currency, sizeof(m->currency), "EUR");
-	m->attempts = 1;
+}
+
+static void cancellation_requested(struct ct_order_cancellation_requested *m,
+				   const char *order_id)
+{
+	memset(m, 0, sizeof(*m));
+	snprintf(m->order_id, sizeof(m->order_id), "%s", order_id);
+	snprintf(m->reason, sizeof(m->reason), "customer_cancelled");
 }
 
 static void order_cancelled(struct ct_order_cancelled *m, const char *order_id)
@@ -150,11 +155,20 @@ static shop_status place(struct fixture *f, const char *order_id, int64_t now_ms
 	return handle(f, shipping_handle_order_placed, &m, now_ms);
 }
 
+/* OrderPaid: orders moved the order to PAID. */
 static shop_status pay(struct fixture *f, const char *order_id, int64_t now_ms)
 {
-	struct ct_payment_authorized m;
-	payment_authorized(&m, order_id);
-	return handle(f, shipping_handle_payment_authorized, &m, now_ms);
+	struct ct_order_paid m;
+	order_paid(&m, order_id);
+	return handle(f, shipping_handle_order_paid, &m, now_ms);
+}
+
+/* OrderCancellationRequested: the customer cancelled the paid order. */
+static shop_status request_cancel(struct fixture *f, const char *order_id, int64_t now_ms)
+{
+	struct ct_order_cancellation_requested m;
+	cancellation_requested(&m, order_id);
+	return handle(f, shipping_handle_order_cancellation_requested, &m, now_ms);
 }
 
 static shop_status cancel(struct fixture *f, const char *order_id, int64_t now_ms)
@@ -222,7 +236,7 @@ static void new_dispatched_order(struct fixture *f, char order[IDS_UUID_SIZE])
 
 /* ---- scheduling ---------------------------------------------------------- */
 
-static void payment_before_the_address_is_not_ready_and_changes_nothing(void **state)
+static void order_paid_before_the_address_is_not_ready_and_changes_nothing(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
@@ -231,13 +245,14 @@ static void payment_before_the_address_is_not_ready_and_changes_nothing(void **s
 	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_NONE);
 	assert_int_equal(outbox_total(f), 0);
 
-	/* Once OrderPlaced is in, the redelivered payment schedules. */
+	/* Once OrderPlaced is in (redelivered after a nak), the redelivered
+	 * OrderPaid schedules. */
 	assert_int_equal(place(f, order, f->t0), SHOP_OK);
 	assert_int_equal(pay(f, order, f->t0 + 5), SHOP_OK);
 	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_SCHEDULED);
 }
 
-static void payment_schedules_a_shipment_due_after_the_configured_delay(void **state)
+static void order_paid_schedules_a_shipment_due_after_the_configured_delay(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
@@ -263,7 +278,7 @@ static void payment_schedules_a_shipment_due_after_the_configured_delay(void **s
 	cJSON_Delete(root);
 }
 
-static void a_second_payment_authorization_schedules_nothing_more(void **state)
+static void a_second_order_paid_schedules_nothing_more(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
@@ -319,7 +334,7 @@ static void cancellation_before_the_address_also_prevents_the_shipment(void **st
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
 	ids_uuid7(order);
-	/* Nothing about the order has arrived yet; the payment need not wait
+	/* Nothing about the order has arrived yet; OrderPaid need not wait
 	 * for an address it will never use. */
 	assert_int_equal(cancel(f, order, f->t0), SHOP_OK);
 	assert_int_equal(pay(f, order, f->t0 + 1), SHOP_OK);
@@ -355,6 +370,88 @@ static void cancellation_after_dispatch_changes_nothing(void **state)
 	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_DISPATCHED);
 	assert_int_equal(outbox_total(f), before);
 	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_CANCELLED), 0);
+}
+
+/* ---- a paid order's cancellation request --------------------------------- */
+
+static void cancellation_request_of_a_scheduled_shipment_cancels_it_and_answers_once(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	new_paid_order(f, order);
+	struct shipping_shipment scheduled;
+	assert_int_equal(shipping_store_shipment_get(f->db, order, &scheduled), SHOP_OK);
+
+	assert_int_equal(request_cancel(f, order, f->t0 + 1), SHOP_OK);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_CANCELLED);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_CANCELLED), 1);
+	cJSON *root = NULL;
+	cJSON *data = outbox_last_data(f, CT_MSG_SHIPMENT_CANCELLED, &root);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "order_id")->valuestring, order);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "shipment_id")->valuestring,
+			    scheduled.shipment_id);
+	cJSON_Delete(root);
+
+	/* The request again, then the OrderCancelled orders emits on our
+	 * answer: the shipment is cancelled already. */
+	assert_int_equal(request_cancel(f, order, f->t0 + 2), SHOP_OK);
+	assert_int_equal(cancel(f, order, f->t0 + 3), SHOP_OK);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_CANCELLED);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_CANCELLED), 1);
+}
+
+static void the_dispatcher_after_a_cancellation_request_dispatches_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	new_paid_order(f, order);
+	assert_int_equal(request_cancel(f, order, f->t0 + 1), SHOP_OK);
+
+	struct shipping_dispatch_report rep = dispatch_at(f, f->t0 + 10 * TEST_DELAY_MS);
+	assert_int_equal(rep.due, 0);
+	assert_int_equal(rep.dispatched, 0);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_CANCELLED);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_DISPATCHED), 0);
+}
+
+static void cancellation_request_after_dispatch_emits_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	new_dispatched_order(f, order);
+	int64_t before = outbox_total(f);
+
+	/* ShipmentDispatched is already on its way to orders: it decides. */
+	assert_int_equal(request_cancel(f, order, f->t0 + TEST_DELAY_MS + 1), SHOP_OK);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_DISPATCHED);
+	assert_int_equal(outbox_total(f), before);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_CANCELLED), 0);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_DISPATCHED), 1);
+}
+
+static void cancellation_request_before_any_shipment_answers_and_a_later_order_paid_schedules_nothing(
+	void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE];
+	new_placed_order(f, order);
+	/* OrderPaid was overtaken by the request (a nak'd redelivery). */
+	assert_int_equal(request_cancel(f, order, f->t0 + 1), SHOP_OK);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_VOIDED);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_CANCELLED), 1);
+	cJSON *root = NULL;
+	cJSON *data = outbox_last_data(f, CT_MSG_SHIPMENT_CANCELLED, &root);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "order_id")->valuestring, order);
+	assert_true(ids_uuid_valid(
+		cJSON_GetObjectItemCaseSensitive(data, "shipment_id")->valuestring));
+	cJSON_Delete(root);
+
+	assert_int_equal(pay(f, order, f->t0 + 2), SHOP_OK);
+	assert_int_equal(request_cancel(f, order, f->t0 + 3), SHOP_OK);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_VOIDED);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_SCHEDULED), 0);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_CANCELLED), 1);
+	assert_int_equal(dispatch_at(f, f->t0 + 10 * TEST_DELAY_MS).due, 0);
 }
 
 /* ---- dispatching --------------------------------------------------------- */
@@ -441,15 +538,15 @@ static void scheduled_shipment_survives_a_restart_and_is_dispatched_once(void **
 
 /* ---- through the runtime ------------------------------------------------- */
 
-/* A PaymentAuthorized envelope as the bus would deliver it. */
-static char *payment_envelope(const char *event_id, const char *order_id)
+/* An OrderPaid envelope as the bus would deliver it. */
+static char *order_paid_envelope(const char *event_id, const char *order_id)
 {
-	struct ct_payment_authorized m;
-	payment_authorized(&m, order_id);
-	return harness_order_envelope(CT_MSG_PAYMENT_AUTHORIZED, event_id, order_id, &m);
+	struct ct_order_paid m;
+	order_paid(&m, order_id);
+	return harness_order_envelope(CT_MSG_ORDER_PAID, event_id, order_id, &m);
 }
 
-static void redelivered_payment_envelope_is_a_duplicate_and_schedules_once(void **state)
+static void redelivered_order_paid_envelope_is_a_duplicate_and_schedules_once(void **state)
 {
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE], event[IDS_UUID_SIZE];
@@ -457,7 +554,7 @@ static void redelivered_payment_envelope_is_a_duplicate_and_schedules_once(void 
 	ids_uuid7(event);
 	assert_int_equal(place(f, order, f->t0), SHOP_OK);
 
-	char *json = payment_envelope(event, order);
+	char *json = order_paid_envelope(event, order);
 	assert_int_equal(harness_deliver(f->svc, f->db, "shipping", json, NULL, 0), SHOP_OK);
 	assert_int_equal(harness_deliver(f->svc, f->db, "shipping", json, NULL, 0),
 			 SHOP_E_DUPLICATE);
@@ -465,7 +562,7 @@ static void redelivered_payment_envelope_is_a_duplicate_and_schedules_once(void 
 	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_SCHEDULED);
 	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_SCHEDULED), 1);
 
-	/* The event the payment caused is part of the same conversation. */
+	/* The event OrderPaid caused is part of the same conversation. */
 	cJSON *root = NULL;
 	outbox_last_data(f, CT_MSG_SHIPMENT_SCHEDULED, &root);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "causationid")->valuestring, event);
@@ -474,26 +571,46 @@ static void redelivered_payment_envelope_is_a_duplicate_and_schedules_once(void 
 	cJSON_Delete(root);
 }
 
+static void a_cancellation_request_reaches_its_handler_through_the_routes(void **state)
+{
+	struct fixture *f = *state;
+	char order[IDS_UUID_SIZE], event[IDS_UUID_SIZE];
+	new_paid_order(f, order);
+	ids_uuid7(event);
+	struct ct_order_cancellation_requested m;
+	cancellation_requested(&m, order);
+	char *json = harness_order_envelope(CT_MSG_ORDER_CANCELLATION_REQUESTED, event, order, &m);
+	assert_int_equal(harness_deliver(f->svc, f->db, "shipping", json, NULL, 0), SHOP_OK);
+	free(json);
+	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_CANCELLED);
+	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_CANCELLED), 1);
+}
+
 int main(void)
 {
 	log_init(SHIPPING_SERVICE_NAME, LOG_LVL_WARN); /* keep the TAP output readable */
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(payment_before_the_address_is_not_ready_and_changes_nothing),
-		T(payment_schedules_a_shipment_due_after_the_configured_delay),
-		T(a_second_payment_authorization_schedules_nothing_more),
+		T(order_paid_before_the_address_is_not_ready_and_changes_nothing),
+		T(order_paid_schedules_a_shipment_due_after_the_configured_delay),
+		T(a_second_order_paid_schedules_nothing_more),
 		T(a_second_order_placed_keeps_the_first_address),
 		T(cancellation_before_payment_prevents_the_shipment),
 		T(cancellation_before_the_address_also_prevents_the_shipment),
 		T(cancellation_of_a_scheduled_shipment_cancels_it_once),
 		T(cancellation_after_dispatch_changes_nothing),
+		T(cancellation_request_of_a_scheduled_shipment_cancels_it_and_answers_once),
+		T(the_dispatcher_after_a_cancellation_request_dispatches_nothing),
+		T(cancellation_request_after_dispatch_emits_nothing),
+		T(cancellation_request_before_any_shipment_answers_and_a_later_order_paid_schedules_nothing),
 		T(dispatcher_picks_only_due_shipments),
 		T(a_second_dispatcher_run_dispatches_nothing),
 		T(dispatcher_works_off_a_backlog_larger_than_one_batch),
 		cmocka_unit_test_setup_teardown(
 			scheduled_shipment_survives_a_restart_and_is_dispatched_once, setup_persistent,
 			teardown),
-		T(redelivered_payment_envelope_is_a_duplicate_and_schedules_once),
+		T(redelivered_order_paid_envelope_is_a_duplicate_and_schedules_once),
+		T(a_cancellation_request_reaches_its_handler_through_the_routes),
 		TEST_EXTRA_CASES
 	};
 #undef T
