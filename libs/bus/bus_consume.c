@@ -114,6 +114,13 @@ shop_status bus_fetch(struct bus_consumer *c, size_t max, int64_t timeout_ms,
 	req.Batch = (int)max;
 	req.NoWait = true;
 	natsStatus s = natsSubscription_FetchRequest(&list, c->sub, &req);
+	/* A pull request that died with its server leaves its missed heartbeat
+	 * to be reported by the next call on the subscription, this one: it is
+	 * about the old request, not this one, so ask again. */
+	if (s == NATS_MISSED_HEARTBEAT) {
+		natsMsgList_Destroy(&list);
+		s = natsSubscription_FetchRequest(&list, c->sub, &req);
+	}
 	if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND || (s == NATS_OK && list.Count == 0)) {
 		natsMsgList_Destroy(&list);
 		jsFetchRequest_Init(&req);
