@@ -392,17 +392,24 @@ static bool svc_stopping(struct svc *svc)
 	return atomic_load(&svc->stopping);
 }
 
+/* The CLOCK_REALTIME instant ms from now, for pthread_cond_timedwait. */
+static struct timespec svc_deadline(int64_t ms)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000;
+	if (t.tv_nsec >= 1000000000) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000;
+	}
+	return t;
+}
+
 /* Sleeps up to ms, waking early when the service stops. */
 static void svc_pause(struct svc *svc, int64_t ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	struct timespec until = svc_deadline(ms);
 	pthread_mutex_lock(&svc->lock);
 	while (!svc_stopping(svc) &&
 	       pthread_cond_timedwait(&svc->wake, &svc->lock, &until) != ETIMEDOUT)
@@ -617,11 +624,7 @@ static void *svc_relay_main(void *arg)
 			continue; /* more waiting: no sleep */
 		/* Sleep until a commit wakes us, or poll as a fallback (rows
 		 * written by another replica, or by a crashed predecessor). */
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += (SVC_RELAY_POLL_MS % 1000) * 1000000;
-		until.tv_sec += SVC_RELAY_POLL_MS / 1000 + until.tv_nsec / 1000000000;
-		until.tv_nsec %= 1000000000;
+		struct timespec until = svc_deadline(SVC_RELAY_POLL_MS);
 		pthread_mutex_lock(&svc->lock);
 		while (!svc->relay_pending && !svc_stopping(svc) &&
 		       pthread_cond_timedwait(&svc->wake, &svc->lock, &until) != ETIMEDOUT)
