@@ -12,13 +12,7 @@ trap 'rm -rf "$tmp"' EXIT
 n=0
 failed=0
 
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do echo "#   $line"; done
-}
+. "$(dirname "$0")/tap.sh"
 # check NAME COMMAND...: passes when COMMAND succeeds.
 check() {
 	local name=$1
@@ -54,33 +48,23 @@ place() { http POST /orders "$(order_json "$@")"; order_id=$(body .order_id); }
 wait_final() { http GET "/orders/$1?wait=30"; }
 status_of() { http GET "/orders/$1"; body .status; }
 available() { curl -s "$G/products" | jq -r --arg s "$1" '.products[] | select(.sku == $s) | .available'; }
-timeline_types() { jq -r '[.timeline[].type] | join(",")' "$tmp/body"; }
 count_type() { jq --arg t "$1" '[.timeline[] | select(.type == $t)] | length' "$tmp/body"; }
-# Wait until the order shows STATUS (up to ~20 s).
-wait_status() {
-	for _ in $(seq 1 200); do
-		[ "$(status_of "$1")" = "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 # The read model is eventually consistent: poll (up to ~20 s) until the
-# order's timeline holds an event of TYPE, or the catalogue shows SKU at N.
-wait_event() {
+# order shows STATUS, its timeline holds an event of TYPE, or the catalogue
+# shows SKU at N.
+eventually() {
 	for _ in $(seq 1 200); do
-		http GET "/orders/$1"
-		[ "$(count_type "$2")" -ge 1 ] && return 0
+		"$@" && return 0
 		sleep 0.1
 	done
 	return 1
 }
-wait_available() {
-	for _ in $(seq 1 200); do
-		[ "$(available "$1")" = "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
+has_status() { [ "$(status_of "$1")" = "$2" ]; }
+has_event() { http GET "/orders/$1"; [ "$(count_type "$2")" -ge 1 ]; }
+has_available() { [ "$(available "$1")" = "$2" ]; }
+wait_status() { eventually has_status "$@"; }       # ORDER STATUS
+wait_event() { eventually has_event "$@"; }         # ORDER TYPE
+wait_available() { eventually has_available "$@"; } # SKU N
 gateway_stream_msgs() {
 	curl -s "$MON/jsz?streams=true" | jq '[.account_details[].stream_detail[] | select(.name == "GATEWAY") | .state.messages] | add // 0'
 }

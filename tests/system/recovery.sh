@@ -15,13 +15,7 @@ client() {
 	docker run --rm --network "${COMPOSE_PROJECT_NAME}_default" -v "$PWD/tests/system:/tests:ro" \
 		shop-build bash /tests/client.sh "$@"
 }
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do echo "#   $line"; done
-}
+. tests/system/tap.sh
 # check_all_shipped NAME ID...: every order SHIPPED with exactly one
 # OrderPlaced, PaymentAuthorized, ShipmentScheduled and ShipmentDispatched.
 check_all_shipped() {
