@@ -5,7 +5,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-export COMPOSE_PROJECT_NAME=shoptest
+# Another project name (COMPOSE_PROJECT_NAME) lets two checkouts test at once.
+export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-shoptest}
 # Ephemeral loopback ports: never collide with a user's running stack.
 export SHOP_HTTP_PUBLISH=127.0.0.1:0 SHOP_NATS_MONITOR_PUBLISH=127.0.0.1:0
 # Long enough to cancel a PAID order before it ships (the cancel test).
@@ -35,7 +36,7 @@ if ! "${compose[@]}" up -d --wait --wait-timeout 180 >"$logs/up.log" 2>&1; then
 fi
 echo "ok - compose deployment becomes healthy"
 
-docker run --rm --network shoptest_default \
+docker run --rm --network "${COMPOSE_PROJECT_NAME}_default" \
 	-v "$PWD/tests/system:/tests:ro" \
 	-e GATEWAY=http://gateway:8080 -e SHOP_NATS_URL=nats://nats:4222 -e NATS_MONITOR=http://nats:8222 \
 	-e SHOP_DISPATCH_DELAY_MS \
