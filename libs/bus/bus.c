@@ -18,6 +18,7 @@
  */
 #include "bus_private.h"
 
+#include "core/clock.h"
 #include "core/xalloc.h"
 
 #include <stdlib.h>
@@ -208,11 +209,7 @@ shop_status bus_connect(const char *url, const char *name, struct bus **ret_bus)
 	bus->js = js;
 	pthread_mutex_init(&bus->batch_mu, NULL);
 	pthread_mutex_init(&bus->ack_mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&bus->ack_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	clock_cond_init(&bus->ack_cond);
 	nc = NULL;
 	js = NULL;
 	*ret_bus = bus;

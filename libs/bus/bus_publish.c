@@ -180,19 +180,6 @@ static shop_status bus_batch_context(struct bus *bus)
 	return bus_status_from_nats(natsConnection_JetStream(&bus->batch_js, bus->nc, &jo), 0);
 }
 
-static struct timespec bus_deadline(int64_t ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 /* Waits until fewer than BUS_PUBLISH_WINDOW are in flight. Every message in
  * flight is reported by its MaxWait, so this ends; it ends sooner when the
  * connection drops, since then only timeouts can free the window. */
@@ -202,7 +189,7 @@ static shop_status bus_batch_wait_window(struct bus *bus, struct bus_batch *b)
 	shop_status st = SHOP_OK;
 	pthread_mutex_lock(&bus->ack_mu);
 	while (b->in_flight >= BUS_PUBLISH_WINDOW) {
-		struct timespec until = bus_deadline(BUS_BATCH_POLL_MS);
+		struct timespec until = clock_mono_deadline(BUS_BATCH_POLL_MS);
 		pthread_cond_timedwait(&bus->ack_cond, &bus->ack_mu, &until);
 		if (b->in_flight < BUS_PUBLISH_WINDOW)
 			break;

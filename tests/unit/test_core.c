@@ -1,5 +1,7 @@
 /* test_core.c - unit tests of libs/core: ids, clock stamps, configuration. */
 #include <setjmp.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +62,35 @@ static void traceparent_child_of_garbage_starts_a_new_trace(void **state)
 	assert_memory_equal(child, "00-", 3);
 }
 
+/* Timed waits run on the monotonic clock, so a wall clock stepped backwards
+ * cannot stretch them: the deadline is monotonic time, and a condition made
+ * by clock_cond_init times out when that time comes (were it on the wall
+ * clock, a monotonic deadline would lie decades in the past and the wait
+ * would end at once). */
+static void timed_waits_use_the_monotonic_clock(void **state)
+{
+	struct timespec now, until = clock_mono_deadline(1500);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t ahead_ms = (int64_t)(until.tv_sec - now.tv_sec) * 1000 +
+			   (until.tv_nsec - now.tv_nsec) / 1000000;
+	assert_true(ahead_ms > 1400 && ahead_ms <= 1500);
+	assert_true(until.tv_nsec >= 0 && until.tv_nsec < 1000000000L);
+
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cond;
+	clock_cond_init(&cond);
+	int64_t start = clock_mono_ms();
+	struct timespec soon = clock_mono_deadline(100);
+	pthread_mutex_lock(&mu);
+	int rc = 0;
+	while (rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&cond, &mu, &soon);
+	pthread_mutex_unlock(&mu);
+	int64_t waited = clock_mono_ms() - start;
+	assert_true(waited >= 95 && waited < 5000);
+	pthread_cond_destroy(&cond);
+}
+
 static void rfc3339_stamps_are_utc_with_milliseconds(void **state)
 {
 	char ts[CLOCK_RFC3339_SIZE];
@@ -116,6 +147,7 @@ int main(void)
 		cmocka_unit_test(traceparent_child_keeps_trace_and_changes_span),
 		cmocka_unit_test(traceparent_child_of_garbage_starts_a_new_trace),
 		cmocka_unit_test(rfc3339_stamps_are_utc_with_milliseconds),
+		cmocka_unit_test(timed_waits_use_the_monotonic_clock),
 		cmocka_unit_test(config_int_takes_default_value_and_range),
 		cmocka_unit_test(config_str_treats_empty_as_unset),
 		cmocka_unit_test(text_copy_fits_or_fails_without_truncating),
