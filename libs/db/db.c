@@ -230,6 +230,8 @@ shop_status db_ping(struct db *db)
 	if (st == SHOP_E_UNAVAILABLE && !db->in_tx)
 		st = db_query(db, "SELECT 1", DB_NOARGS, &r);
 	db_result_free(r);
+	if (st == SHOP_OK && !db->in_tx && db->ops->probe)
+		st = db->ops->probe(db);
 	return st;
 }
 

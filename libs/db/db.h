@@ -8,8 +8,10 @@
  *
  * A struct db is one connection and is not thread-safe: every thread that
  * touches the database opens its own. Failures are mapped to shop_status in
- * one function per backend: unique violations become SHOP_E_DUPLICATE, lost
- * connections and busy locks SHOP_E_UNAVAILABLE (the next call reconnects).
+ * one function per backend: unique violations become SHOP_E_DUPLICATE, other
+ * constraint violations SHOP_E_CONFLICT, lost connections, busy locks and
+ * SQLite storage failures (disk full, I/O errors) SHOP_E_UNAVAILABLE (the
+ * next call reconnects).
  *
  * URLs: "sqlite:/path/to/file.db" (":memory:" allowed) or
  * "postgresql://user:password@host:port/dbname".
@@ -74,7 +76,10 @@ enum db_backend db_backend_of(const struct db *db);
 /* Why the last call failed, safe to log (no password). db_last_error(NULL)
  * is why this thread's last db_open failed. */
 const char *db_last_error(const struct db *db);
-/* Cheap liveness check for /readyz; reconnects a lost connection. */
+/* Cheap liveness check for /readyz; reconnects a lost connection. After a
+ * SQLite storage failure (disk full, I/O error: SHOP_E_UNAVAILABLE like a
+ * lost server) it also proves that a write commits, so "the database is
+ * back" means writes work again, not merely that the file can be read. */
 shop_status db_ping(struct db *db);
 
 /* Statements. ret_changes (may be NULL) receives the number of rows changed. */

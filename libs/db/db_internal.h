@@ -39,6 +39,9 @@ struct db_ops {
 	void (*rollback)(struct db *db);
 	/* Serialises migrations between processes, inside the transaction. */
 	shop_status (*migration_lock)(struct db *db);
+	/* Optional, outside a transaction: proves the database can take writes
+	 * again after a failure SELECT 1 would not notice (SQLite's disk full). */
+	shop_status (*probe)(struct db *db);
 	void (*close)(struct db *db);
 };
 

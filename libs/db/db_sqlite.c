@@ -33,11 +33,17 @@
 
 /* How much of a statement an error message quotes. */
 #define DB_SQLITE_SQL_QUOTE 120
+/* Bytes the write probe stores after a storage failure (two pages). */
+#define DB_SQLITE_PROBE_BYTES "8192"
 
 struct db_sqlite {
 	struct db base; /* first, so a struct db * is a struct db_sqlite * */
 	sqlite3 *handle;
 	struct db_stmt_cache cache;
+	/* A statement failed for want of working storage (disk full, I/O
+	 * error): db_ping proves a write works before it says the database is
+	 * back, since "SELECT 1" still answers from a full disk. */
+	bool storage_failed;
 };
 
 static struct db_sqlite *db_sqlite_of(struct db *db)
@@ -45,9 +51,33 @@ static struct db_sqlite *db_sqlite_of(struct db *db)
 	return (struct db_sqlite *)db;
 }
 
-/* The one translation of SQLite result codes (extended codes are on). */
+/* Whether RC says the file or its disk cannot take writes now: not the fault
+ * of the statement, so never a reason to reject the message that ran it. */
+static bool db_sqlite_storage_failure(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+	case SQLITE_READONLY:
+	case SQLITE_NOLFS:
+	case SQLITE_PROTOCOL:
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The one translation of SQLite result codes (extended codes are on).
+ * Storage failures are SHOP_E_UNAVAILABLE, as a PostgreSQL outage is: the
+ * caller waits for the database instead of spending the message's
+ * deliveries and dead-lettering an innocent message. */
 static shop_status db_sqlite_status_of(int rc)
 {
+	if (db_sqlite_storage_failure(rc))
+		return SHOP_E_UNAVAILABLE;
 	switch (rc & 0xff) {
 	case SQLITE_OK:
 	case SQLITE_ROW:
@@ -68,6 +98,8 @@ static shop_status db_sqlite_status_of(int rc)
 
 static shop_status db_sqlite_fail(struct db_sqlite *db, int rc, const char *sql)
 {
+	if (db_sqlite_storage_failure(rc))
+		db->storage_failed = true;
 	db_set_error(&db->base, "sqlite: %s (code %d) in: %.*s", sqlite3_errmsg(db->handle), rc,
 		     DB_SQLITE_SQL_QUOTE, sql);
 	return db_sqlite_status_of(rc);
@@ -232,6 +264,32 @@ static void db_sqlite_rollback(struct db *base)
 		(void)db_sqlite_simple(base, "ROLLBACK");
 }
 
+/* After a storage failure: writes and commits DB_SQLITE_PROBE_BYTES (more
+ * than a page, so new pages or WAL frames are needed, as a real write
+ * would), then deletes them. Until that works the database counts as down. */
+static shop_status db_sqlite_probe(struct db *base)
+{
+	struct db_sqlite *db = db_sqlite_of(base);
+	if (!db->storage_failed)
+		return SHOP_OK;
+	shop_status st = db_sqlite_simple(base, "CREATE TABLE IF NOT EXISTS db_write_probe (filler BLOB)");
+	if (st == SHOP_OK)
+		st = db_sqlite_simple(base, "BEGIN IMMEDIATE");
+	if (st != SHOP_OK)
+		return st;
+	st = db_sqlite_simple(base, "INSERT INTO db_write_probe VALUES (zeroblob(" DB_SQLITE_PROBE_BYTES "))");
+	if (st == SHOP_OK)
+		st = db_sqlite_simple(base, "DELETE FROM db_write_probe");
+	if (st == SHOP_OK)
+		st = db_sqlite_simple(base, "COMMIT");
+	if (st != SHOP_OK) {
+		db_sqlite_rollback(base);
+		return st;
+	}
+	db->storage_failed = false;
+	return SHOP_OK;
+}
+
 /* BEGIN IMMEDIATE already serialises writers, migrations included. */
 static shop_status db_sqlite_migration_lock(struct db *base)
 {
@@ -259,6 +317,7 @@ static const struct db_ops db_sqlite_ops = {
 	.commit = db_sqlite_commit,
 	.rollback = db_sqlite_rollback,
 	.migration_lock = db_sqlite_migration_lock,
+	.probe = db_sqlite_probe,
 	.close = db_sqlite_close,
 };
 

@@ -744,6 +744,38 @@ static void connections_use_wal_full_sync_and_foreign_keys(void **state)
 	db_close(never);
 }
 
+/* A full disk (here: the file at its max_page_count) fails writes with
+ * SQLITE_FULL. That is the database being unavailable, as a PostgreSQL
+ * outage is, not a bug (SHOP_E_INTERNAL would spend the message's
+ * deliveries and dead-letter it); and since "SELECT 1" still answers from a
+ * full disk, db_ping reports the database down until a write commits again. */
+static void a_full_disk_is_unavailable_until_a_write_commits_again(void **state)
+{
+	struct fixture *f = *state;
+	struct db *db = f->db;
+	MUST(db, db_exec(db, "CREATE TABLE big (b BLOB)", DB_NOARGS, NULL));
+	MUST(db, db_ping(db));
+	char pragma[64];
+	snprintf(pragma, sizeof(pragma), "PRAGMA max_page_count = %lld",
+		 (long long)QUERY_INT(db, "PRAGMA page_count"));
+	QUERY_INT(db, pragma);
+
+	assert_int_equal(db_exec(db, "INSERT INTO big VALUES (zeroblob(200000))", DB_NOARGS, NULL),
+			 SHOP_E_UNAVAILABLE);
+	assert_non_null(strstr(db_last_error(db), "full"));
+	MUST(db, db_begin(db));
+	assert_int_equal(db_exec(db, "INSERT INTO big VALUES (zeroblob(200000))", DB_NOARGS, NULL),
+			 SHOP_E_UNAVAILABLE);
+	db_rollback(db);
+	assert_int_equal(db_ping(db), SHOP_E_UNAVAILABLE);
+	assert_int_equal(db_ping(db), SHOP_E_UNAVAILABLE); /* still full: still down */
+
+	QUERY_INT(db, "PRAGMA max_page_count = 1000000");
+	MUST(db, db_ping(db));
+	MUST(db, db_exec(db, "INSERT INTO big VALUES (zeroblob(200000))", DB_NOARGS, NULL));
+	assert_int_equal(QUERY_INT(db, "SELECT count(*) FROM big"), 1);
+}
+
 /* ---- groups ---- */
 
 #define T(fn, fx) cmocka_unit_test_prestate_setup_teardown(fn, test_setup, test_teardown, fx)
@@ -773,6 +805,7 @@ int main(void)
 		COMMON_TESTS(&sqlite_fx),
 		T(a_second_writer_waits_out_the_busy_timeout_then_is_unavailable, &sqlite_fx),
 		T(connections_use_wal_full_sync_and_foreign_keys, &sqlite_fx),
+		T(a_full_disk_is_unavailable_until_a_write_commits_again, &sqlite_fx),
 	};
 	const struct CMUnitTest pg_tests[] = {
 		COMMON_TESTS(&pg_fx),
