@@ -40,6 +40,8 @@
 #define SVC_FETCH_ERROR_PAUSE_MS 500
 /* Redelivery delay of messages handed back while the database is down. */
 #define SVC_DB_DOWN_REDELIVERY_MS 1000
+/* Retry-After (seconds) of a request refused while the service starts. */
+#define SVC_NOT_READY_RETRY_AFTER_S "1"
 /* Longest reason text carried into a dead-letter header. */
 #define SVC_REASON_MAX 512
 
@@ -66,6 +68,9 @@ struct svc {
 	pthread_mutex_t lock; /* guards the fields below */
 	pthread_cond_t wake;  /* relay wake-up and stop notification */
 	bool relay_pending;
+
+	int64_t redeclared_at_ms; /* clock_mono_ms of the last re-declaration */
+	atomic_llong outbox_parked; /* rows this process parked */
 
 	struct db *pool[SVC_DB_POOL_MAX];
 	size_t pool_len;
@@ -99,6 +104,15 @@ static const struct db_migration svc_runtime_migrations[] = {
 	  "  PRIMARY KEY (consumer, event_id)\n"
 	  ");\n"
 	  "CREATE INDEX inbox_received ON inbox (received_at_ms);\n" },
+	/* A row JetStream keeps refusing is parked instead of retried forever
+	 * (svc_relay_round); the relay's index leaves parked rows out. */
+	{ "000_svc_outbox_parking",
+	  "ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;\n"
+	  "ALTER TABLE outbox ADD COLUMN last_error TEXT;\n"
+	  "ALTER TABLE outbox ADD COLUMN parked_at_ms BIGINT;\n"
+	  "DROP INDEX outbox_unpublished;\n"
+	  "CREATE INDEX outbox_unpublished ON outbox (id) "
+	  "WHERE published_at_ms IS NULL AND parked_at_ms IS NULL;\n" },
 };
 
 void *svc_ctx(const struct svc *svc)
@@ -117,20 +131,21 @@ enum svc_settle svc_settle_decide(shop_status st, uint64_t deliveries)
 {
 	switch (st) {
 	case SHOP_OK:
-	case SHOP_E_DUPLICATE:
-	case SHOP_E_CONFLICT:
+	case SHOP_E_DUPLICATE: /* only ever the inbox's: see svc_handle */
 		return SVC_ACK;
 	case SHOP_E_INVALID:
 	case SHOP_E_LIMIT:
 	case SHOP_E_NOT_FOUND:
+	case SHOP_E_CONFLICT: /* a constraint the handler's writes broke */
 		return SVC_DEAD_LETTER;
 	case SHOP_E_NOT_READY:
 	case SHOP_E_UNAVAILABLE:
 	case SHOP_E_TIMEOUT:
 	case SHOP_E_INTERNAL:
-		/* The last delivery the consumer allows: give up visibly rather
-		 * than let the server drop the message silently. */
-		return deliveries >= BUS_MAX_DELIVER ? SVC_DEAD_LETTER : SVC_RETRY;
+		/* Give up visibly, and early enough that a dead-letter copy
+		 * that cannot be stored now still has deliveries left to be
+		 * tried again before the server stops delivering. */
+		return deliveries >= SVC_GIVE_UP_DELIVERY ? SVC_DEAD_LETTER : SVC_RETRY;
 	}
 	return SVC_DEAD_LETTER;
 }
@@ -262,6 +277,22 @@ static void svc_reason_from_errors(const struct ct_errors *errs, const char *wha
 		 errs->item[0].problem, errs->len + errs->dropped > 1 ? " (and more)" : "");
 }
 
+/* What a handler's status means to the settle table. SHOP_E_DUPLICATE there
+ * means "the inbox has it": the one outcome that is acked after a rollback.
+ * From a handler, DUPLICATE and CONFLICT are constraint violations of its
+ * own writes (unique, CHECK, NOT NULL, foreign key): handlers write
+ * insert-if-absent with ON CONFLICT DO NOTHING and guard their updates, so
+ * a violation that reaches the runtime is a message this service cannot
+ * apply, and it is dead-lettered with the database's words, not acked. */
+static shop_status svc_handler_status(shop_status st, const struct ct_message *m, struct db *db,
+				      char *reason, size_t reason_size)
+{
+	if (st != SHOP_E_DUPLICATE && st != SHOP_E_CONFLICT)
+		return st;
+	snprintf(reason, reason_size, "%s broke a constraint: %s", m->name, db_last_error(db));
+	return SHOP_E_CONFLICT;
+}
+
 /* Decodes, checks and handles one message; bus_subject may be NULL (tests). */
 static shop_status svc_handle(struct svc *svc, struct db *db, const char *consumer,
 			      const char *bus_subject, const char *json, size_t len, char *reason,
@@ -326,8 +357,8 @@ static shop_status svc_handle(struct svc *svc, struct db *db, const char *consum
 		     DB_ARGS(consumer, env.id, DB_I64(tx.now_ms)), &claimed);
 	if (st == SHOP_OK && claimed == 0)
 		st = SHOP_E_DUPLICATE;
-	if (st == SHOP_OK)
-		st = handle(&tx, data);
+	else if (st == SHOP_OK)
+		st = svc_handler_status(handle(&tx, data), m, db, reason, reason_size);
 	if (st != SHOP_OK) {
 		db_rollback(db);
 		if (!reason[0])
@@ -376,10 +407,19 @@ static void svc_settle(struct svc *svc, struct bus_consumer *bc, struct bus_msg 
 				 : gave_up);
 		log_error(NULL, "dead-lettering %s seq %llu: %s", bus_msg_subject(msg),
 			  (unsigned long long)bus_msg_stream_seq(msg), full);
-		/* If even the dead-letter copy cannot be stored, keep the
-		 * message: it comes back after the delay and we try again. */
-		if (bus_msg_dead_letter(svc->bus, bc, msg, full) != SHOP_OK)
-			bus_msg_nak(msg, SVC_RETRY_MAX_MS);
+		if (bus_msg_dead_letter(svc->bus, bc, msg, full) == SHOP_OK)
+			return;
+		/* The copy could not be stored: keep the message. It comes back
+		 * after the delay, on one of the spare deliveries, and we try
+		 * again. Past the last one the server keeps it but stops
+		 * delivering: say so loudly, with what an operator needs. */
+		if (deliveries >= BUS_MAX_DELIVER)
+			log_error(NULL,
+				  "%s seq %llu: delivered %llu times and not dead-lettered; "
+				  "the server will not deliver it again: republish it by hand",
+				  bus_msg_subject(msg), (unsigned long long)bus_msg_stream_seq(msg),
+				  (unsigned long long)deliveries);
+		bus_msg_nak(msg, SVC_RETRY_MAX_MS);
 		return;
 	}
 	}
@@ -387,29 +427,38 @@ static void svc_settle(struct svc *svc, struct bus_consumer *bc, struct bus_msg 
 
 /* ---- threads ----------------------------------------------------------- */
 
+static shop_status svc_declare_topology(struct svc *svc);
+
+/* The broker said a stream or durable is not there (it lost its store, or
+ * was replaced by an empty one): declare everything again, as at start-up.
+ * Several threads notice at once, so it runs at most once every
+ * SVC_REDECLARE_INTERVAL_MS; declaring is idempotent. */
+static void svc_topology_lost(struct svc *svc)
+{
+	int64_t now = clock_mono_ms();
+	pthread_mutex_lock(&svc->lock);
+	bool due = svc->redeclared_at_ms == 0 || now - svc->redeclared_at_ms >= SVC_REDECLARE_INTERVAL_MS;
+	if (due)
+		svc->redeclared_at_ms = now;
+	pthread_mutex_unlock(&svc->lock);
+	if (!due || !bus_is_connected(svc->bus))
+		return;
+	shop_status st = svc_declare_topology(svc);
+	if (st == SHOP_OK)
+		log_warn(NULL, "a stream or durable was missing on the broker: topology declared again");
+	else
+		log_warn(NULL, "declaring the topology again: %s", shop_status_name(st));
+}
+
 static bool svc_stopping(struct svc *svc)
 {
 	return atomic_load(&svc->stopping);
 }
 
-/* The CLOCK_REALTIME instant ms from now, for pthread_cond_timedwait. */
-static struct timespec svc_deadline(int64_t ms)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000;
-	if (t.tv_nsec >= 1000000000) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000;
-	}
-	return t;
-}
-
 /* Sleeps up to ms, waking early when the service stops. */
 static void svc_pause(struct svc *svc, int64_t ms)
 {
-	struct timespec until = svc_deadline(ms);
+	struct timespec until = clock_mono_deadline(ms);
 	pthread_mutex_lock(&svc->lock);
 	while (!svc_stopping(svc) &&
 	       pthread_cond_timedwait(&svc->wake, &svc->lock, &until) != ETIMEDOUT)
@@ -456,10 +505,16 @@ static void *svc_consumer_main(void *arg)
 	while (db && !svc_stopping(svc)) {
 		if (!bc) {
 			/* Re-declare before binding: a broker that lost its state
-			 * (a new node, a wiped volume) gets the durable back. */
-			if (bus_ensure_consumer(svc->bus, cons->stream, cons->durable,
-						cons->filter_subjects, cons->n_filter_subjects) != SHOP_OK ||
-			    bus_consumer_open(svc->bus, cons->stream, cons->durable, &bc) != SHOP_OK) {
+			 * (a new node, a wiped volume) gets the durable back, and
+			 * the streams too when it lost those. */
+			shop_status bst = bus_ensure_consumer(svc->bus, cons->stream, cons->durable,
+							      cons->filter_subjects,
+							      cons->n_filter_subjects);
+			if (bst == SHOP_OK)
+				bst = bus_consumer_open(svc->bus, cons->stream, cons->durable, &bc);
+			if (bst != SHOP_OK) {
+				if (bst == SHOP_E_NOT_FOUND)
+					svc_topology_lost(svc);
 				svc_pause(svc, SVC_STARTUP_RETRY_MS);
 				continue;
 			}
@@ -501,10 +556,41 @@ static void *svc_consumer_main(void *arg)
 	return NULL;
 }
 
+/* Whether a publish failure is JetStream refusing the message itself (it
+ * will refuse it again), as opposed to the broker being away or slow. */
+static bool svc_relay_refused(shop_status st)
+{
+	return st == SHOP_E_LIMIT || st == SHOP_E_INVALID || st == SHOP_E_INTERNAL;
+}
+
+/* Counts one refusal of an outbox row; the SVC_RELAY_MAX_ATTEMPTS-th parks
+ * it. Returns SHOP_OK and *ret_parked when it was parked by this call. */
+static shop_status svc_relay_note_refusal(struct db *db, const char *id, shop_status why,
+					  int64_t now_ms, bool *ret_parked)
+{
+	struct db_result *r = NULL;
+	char error[SVC_RELAY_ERROR_MAX];
+	snprintf(error, sizeof(error), "JetStream refused it: %s", shop_status_name(why));
+	shop_status st = db_query(db,
+				  "UPDATE outbox SET attempts = attempts + 1, last_error = $2, "
+				  "parked_at_ms = CASE WHEN attempts + 1 >= CAST($3 AS BIGINT) "
+				  "THEN CAST($4 AS BIGINT) ELSE NULL END "
+				  "WHERE id = $1 RETURNING parked_at_ms",
+				  DB_ARGS(id, error, DB_I64(SVC_RELAY_MAX_ATTEMPTS), DB_I64(now_ms)), &r);
+	*ret_parked = st == SHOP_OK && db_result_rows(r) == 1 && db_result_text(r, 0, 0) != NULL;
+	db_result_free(r);
+	return st;
+}
+
 /* One relay round: publishes up to SVC_RELAY_BATCH unpublished rows in id
- * order and marks the ones JetStream stored. Returns how many rows it read. */
+ * order, marks the ones JetStream stored, and counts a refusal against each
+ * row JetStream refused (parking it after SVC_RELAY_MAX_ATTEMPTS). A row
+ * that merely timed out is retried without counting: the broker being away
+ * says nothing about the row. *ret_rows is how many rows it read,
+ * *ret_failed how many are still to publish, *ret_broker_lost whether a
+ * failure looked like a missing stream. */
 static shop_status svc_relay_round(struct svc *svc, struct db *db, size_t *ret_rows,
-				   size_t *ret_failed)
+				   size_t *ret_failed, bool *ret_broker_lost)
 {
 	shop_status st;
 	struct db_result *rows = NULL;
@@ -516,13 +602,16 @@ static shop_status svc_relay_round(struct svc *svc, struct db *db, size_t *ret_r
 	 * publishing would stall every writer, so there the read is unlocked. */
 	bool pg = db_backend_of(db) == DB_POSTGRES;
 	const char *select_sql =
-		pg ? "SELECT id, event_id, subject, payload FROM outbox WHERE published_at_ms IS NULL "
+		pg ? "SELECT id, event_id, subject, payload FROM outbox "
+		     "WHERE published_at_ms IS NULL AND parked_at_ms IS NULL "
 		     "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
-		   : "SELECT id, event_id, subject, payload FROM outbox WHERE published_at_ms IS NULL "
+		   : "SELECT id, event_id, subject, payload FROM outbox "
+		     "WHERE published_at_ms IS NULL AND parked_at_ms IS NULL "
 		     "ORDER BY id LIMIT $1";
 
 	*ret_rows = 0;
 	*ret_failed = 0;
+	*ret_broker_lost = false;
 	if (pg && (st = db_begin(db)) != SHOP_OK)
 		return st;
 	st = db_query(db, select_sql, DB_ARGS(DB_I64(SVC_RELAY_BATCH)), &rows);
@@ -543,15 +632,31 @@ static shop_status svc_relay_round(struct svc *svc, struct db *db, size_t *ret_r
 
 	if (!pg && (st = db_begin(db)) != SHOP_OK)
 		goto out;
+	int64_t now_ms = clock_now_ms();
 	char now[DB_I64_SIZE];
-	db_i64_format(now, clock_now_ms());
+	db_i64_format(now, now_ms);
 	for (int i = 0; i < n && st == SHOP_OK; i++) {
-		if (results[i] != SHOP_OK) {
-			(*ret_failed)++;
+		const char *id = db_result_text(rows, i, 0);
+		if (results[i] == SHOP_OK) {
+			st = db_exec(db, "UPDATE outbox SET published_at_ms = $1 WHERE id = $2",
+				     DB_ARGS(now, id), NULL);
 			continue;
 		}
-		st = db_exec(db, "UPDATE outbox SET published_at_ms = $1 WHERE id = $2",
-			     DB_ARGS(now, db_result_text(rows, i, 0)), NULL);
+		(*ret_failed)++;
+		if (results[i] == SHOP_E_UNAVAILABLE || results[i] == SHOP_E_NOT_FOUND)
+			*ret_broker_lost = true;
+		if (!svc_relay_refused(results[i]))
+			continue;
+		bool parked = false;
+		st = svc_relay_note_refusal(db, id, results[i], now_ms, &parked);
+		if (parked) {
+			atomic_fetch_add(&svc->outbox_parked, 1);
+			log_error(NULL,
+				  "outbox row %s (event %s on %s) parked after %d refusals (%s): "
+				  "the relay goes on without it; see docs/runbook.md to republish it",
+				  id, out[i].msg_id, out[i].subject, SVC_RELAY_MAX_ATTEMPTS,
+				  shop_status_name(results[i]));
+		}
 	}
 	if (st == SHOP_OK)
 		st = db_commit(db);
@@ -606,7 +711,10 @@ static void *svc_relay_main(void *arg)
 		   &retention_ms);
 	while (db && !svc_stopping(svc)) {
 		size_t rows = 0, failed = 0;
-		shop_status st = svc_relay_round(svc, db, &rows, &failed);
+		bool broker_lost = false;
+		shop_status st = svc_relay_round(svc, db, &rows, &failed, &broker_lost);
+		if (broker_lost)
+			svc_topology_lost(svc);
 		if (st != SHOP_OK || failed > 0) {
 			if (st != SHOP_OK)
 				log_warn(NULL, "outbox relay: %s", db_last_error(db));
@@ -624,7 +732,7 @@ static void *svc_relay_main(void *arg)
 			continue; /* more waiting: no sleep */
 		/* Sleep until a commit wakes us, or poll as a fallback (rows
 		 * written by another replica, or by a crashed predecessor). */
-		struct timespec until = svc_deadline(SVC_RELAY_POLL_MS);
+		struct timespec until = clock_mono_deadline(SVC_RELAY_POLL_MS);
 		pthread_mutex_lock(&svc->lock);
 		while (!svc->relay_pending && !svc_stopping(svc) &&
 		       pthread_cond_timedwait(&svc->wake, &svc->lock, &until) != ETIMEDOUT)
@@ -703,6 +811,8 @@ static void svc_http(void *ctx, const struct web_request *req, struct web_respon
 		cJSON_AddStringToObject(body, "service", svc->spec->name);
 		if (strcmp(path, "/healthz") == 0) {
 			cJSON_AddStringToObject(body, "status", "ok");
+			cJSON_AddNumberToObject(body, "outbox_parked",
+						(double)atomic_load(&svc->outbox_parked));
 			web_respond_json(res, 200, body);
 			return;
 		}
@@ -721,6 +831,14 @@ static void svc_http(void *ctx, const struct web_request *req, struct web_respon
 		web_respond_json(res, ok ? 200 : 503, body);
 		return;
 	}
+	/* A service's own routes read tables that migrations create and state
+	 * that start-up prepares: until then a request would fail with "no such
+	 * table" or worse. 503 tells a client (and a load balancer) to come back. */
+	if (!atomic_load(&svc->ready)) {
+		web_response_header(res, "Retry-After", SVC_NOT_READY_RETRY_AFTER_S);
+		web_respond_error(res, 503, "not_ready", "the service is starting", NULL);
+		return;
+	}
 	if (svc->spec->http) {
 		svc->spec->http(svc, req, res);
 		return;
@@ -735,7 +853,7 @@ static struct svc *svc_new(const struct svc_spec *spec)
 	struct svc *svc = xcalloc(1, sizeof(*svc));
 	svc->spec = spec;
 	pthread_mutex_init(&svc->lock, NULL);
-	pthread_cond_init(&svc->wake, NULL);
+	clock_cond_init(&svc->wake);
 	return svc;
 }
 

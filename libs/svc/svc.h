@@ -23,6 +23,7 @@
 #ifndef SHOP_SVC_SVC_H
 #define SHOP_SVC_SVC_H
 
+#include "bus/bus.h"
 #include "contracts_gen.h"
 #include "core/status.h"
 #include "db/db.h"
@@ -42,6 +43,23 @@
 #define SVC_INBOX_RETENTION_MS (8LL * 24 * 3600 * 1000) /* > stream max age: a redelivery is always caught */
 #define SVC_PURGE_INTERVAL_MS 60000
 #define SVC_DB_POOL_MAX 16               /* pooled connections for HTTP threads */
+/* A message that keeps failing for a reason that may pass (a fact not yet
+ * arrived, a dependency down) is dead-lettered at this delivery, not at the
+ * server's last one: if the dead-letter copy cannot be stored then, the
+ * message is handed back and the spare deliveries try again. At the very
+ * last delivery a failed copy would leave it neither handled nor
+ * dead-lettered, because the server stops delivering it. */
+#define SVC_DEAD_LETTER_SPARE 4
+#define SVC_GIVE_UP_DELIVERY (BUS_MAX_DELIVER - SVC_DEAD_LETTER_SPARE)
+/* Relay: a row JetStream refused (not merely timed out) this many times is
+ * parked (outbox.parked_at_ms set, its reason kept) so it no longer holds
+ * the relay back; docs/runbook.md says how to republish it. */
+#define SVC_RELAY_MAX_ATTEMPTS 5
+/* Longest refusal text kept with a parked outbox row. */
+#define SVC_RELAY_ERROR_MAX 256
+/* Fewest milliseconds between two re-declarations of the topology, done when
+ * the broker says a stream or durable is gone (a broker that lost its store). */
+#define SVC_REDECLARE_INTERVAL_MS 2000
 
 struct svc;
 
@@ -144,6 +162,8 @@ shop_status svc_purge(struct db *db, int64_t now_ms, int64_t outbox_retention_ms
 /* The settle decision for a handler outcome, exposed for unit tests. */
 enum svc_settle { SVC_ACK, SVC_RETRY, SVC_DEAD_LETTER };
 enum svc_settle svc_settle_decide(shop_status st, uint64_t deliveries);
+_Static_assert(SVC_GIVE_UP_DELIVERY >= 2 && SVC_GIVE_UP_DELIVERY < BUS_MAX_DELIVER,
+	       "a retried message gets more than one try and spare deliveries to dead-letter it");
 int64_t svc_retry_delay_ms(uint64_t deliveries);
 
 #endif

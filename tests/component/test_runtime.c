@@ -43,6 +43,7 @@
 #include "nats_box.h"
 #include "pg_scratch.h"
 #include "svc/svc.h"
+#include "web/web.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -162,6 +163,20 @@ static shop_status rt_tick(struct svc *svc, struct db *db)
 	return svc_tx_run(svc, db, NULL, NULL, rt_tick_tx, NULL);
 }
 
+/* A route of the service's own, to see when the runtime lets it answer. */
+#define RT_ROUTE "/rt/ping"
+
+static void rt_http(void *ctx, const struct web_request *req, struct web_response *res)
+{
+	if (strcmp(web_request_path(req), RT_ROUTE) != 0) {
+		web_respond_error(res, 404, "not_found", "no such resource", NULL);
+		return;
+	}
+	cJSON *body = cJSON_CreateObject();
+	cJSON_AddBoolToObject(body, "pong", true);
+	web_respond_json(res, 200, body);
+}
+
 static const struct svc_route rt_routes[] = {
 	{ CT_MSG_ORDER_PLACED, rt_on_order_placed },
 };
@@ -185,6 +200,7 @@ static int child_main(void)
 		.any_route = rt_ignore,
 		.tasks = child_cfg.emit_flag ? rt_tasks : NULL,
 		.n_tasks = child_cfg.emit_flag ? 1 : 0,
+		.http = rt_http,
 	};
 	return svc_main(&spec);
 }
@@ -387,14 +403,14 @@ static void child_wait_ready(struct child *c, const char *log_path)
 	fail_msg("/readyz did not answer 200 within %d ms", READY_TIMEOUT_MS);
 }
 
-/* Starts the service on db_url and nats_url and waits until it is ready.
- * emit_flag (may be NULL) turns on the emitting task. */
-static void child_start(struct child *c, const char *db_url, const char *nats_url,
-			int64_t delay_ms, const char *emit_flag)
+/* Starts the service on db_url and nats_url; returns its log's path in
+ * log_path. emit_flag (may be NULL) turns on the emitting task. */
+static void child_spawn(struct child *c, const char *db_url, const char *nats_url,
+			int64_t delay_ms, const char *emit_flag, char log_path[PATH_MAX])
 {
-	char log_path[PATH_MAX], port[16], delay[24];
+	char port[16], delay[24];
 	c->port = nats_box_free_port();
-	snprintf(log_path, sizeof(log_path), "%s/rt-child-%d-%d.log", g.workdir, (int)getpid(),
+	snprintf(log_path, PATH_MAX, "%s/rt-child-%d-%d.log", g.workdir, (int)getpid(),
 		 counter_next());
 	fx_log_add(log_path);
 	snprintf(port, sizeof(port), "%d", c->port);
@@ -425,6 +441,14 @@ static void child_start(struct child *c, const char *db_url, const char *nats_ur
 		free(env[i]);
 	free(env);
 	assert_int_equal(rc, 0);
+}
+
+/* child_spawn, then waits until the service is ready. */
+static void child_start(struct child *c, const char *db_url, const char *nats_url,
+			int64_t delay_ms, const char *emit_flag)
+{
+	char log_path[PATH_MAX];
+	child_spawn(c, db_url, nats_url, delay_ms, emit_flag, log_path);
 	child_wait_ready(c, log_path);
 }
 
@@ -1426,6 +1450,165 @@ static void the_relay_catches_up_after_the_broker_was_down_and_publishes_each_ro
 	case_done();
 }
 
+/* The status of GET path, polled until it is want or timeout_ms pass. */
+static int wait_path_status(int port, const char *path, int want, int64_t timeout_ms)
+{
+	int64_t deadline = clock_mono_ms() + timeout_ms;
+	int got = http_get_status(port, path);
+	while (got != want && clock_mono_ms() < deadline) {
+		clock_sleep_ms(50);
+		got = http_get_status(port, path);
+	}
+	return got;
+}
+
+/* Before start-up is over (here: the broker is not there yet, so no stream
+ * is declared) the service's own routes answer 503, not whatever a
+ * half-started service would say; once it is ready they answer. */
+static void service_routes_answer_503_until_the_service_is_ready(void **state)
+{
+	NEED_SERVERS();
+	char log_path[PATH_MAX];
+	box_init(&fx.box); /* not started: the service waits for it */
+	child_spawn(&fx.child, fx.url, fx.box.url, 0, NULL, log_path);
+	assert_int_equal(wait_path_status(fx.child.port, "/healthz", 200, READY_TIMEOUT_MS), 200);
+	assert_int_equal(http_get_status(fx.child.port, "/readyz"), 503);
+	assert_int_equal(http_get_status(fx.child.port, RT_ROUTE), 503);
+	assert_int_equal(http_get_status(fx.child.port, "/nothing-here"), 503);
+
+	nats_box_start(&fx.box);
+	child_wait_ready(&fx.child, log_path);
+	assert_int_equal(http_get_status(fx.child.port, RT_ROUTE), 200);
+	assert_int_equal(http_get_status(fx.child.port, "/nothing-here"), 404);
+	child_stop(&fx.child);
+	nats_box_kill(&fx.box);
+	case_done();
+}
+
+/* Writes the file at path (the emitting task runs while it exists). */
+static void flag_raise(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+}
+
+/* An outbox row JetStream refuses every time (larger than the server's
+ * max_payload) is parked after SVC_RELAY_MAX_ATTEMPTS refusals, with its
+ * reason, and the rows written after it are published meanwhile and after. */
+static void a_row_jetstream_keeps_refusing_is_parked_and_the_rows_behind_it_go_out(void **state)
+{
+	NEED_SERVERS();
+	char flag[PATH_MAX + 32], event_id[IDS_UUID_SIZE];
+	snprintf(flag, sizeof(flag), "%s/emit-park-%d-%d", g.workdir, (int)getpid(), counter_next());
+	flag_raise(flag);
+	child_start(&fx.child, fx.url, g.nats_url, 0, flag);
+	assert_true(wait_count_at_least(3, EFFECT_TIMEOUT_MS,
+					"SELECT count(*) FROM outbox WHERE published_at_ms IS NOT NULL",
+					DB_NOARGS) >= 3);
+
+	const size_t too_big = 2u * 1024 * 1024; /* nats-server's default max_payload is 1 MiB */
+	char *payload = xmalloc(too_big + 1);
+	memset(payload, 'x', too_big);
+	payload[too_big] = '\0';
+	ids_uuid7(event_id);
+	shop_status st;
+	for (int attempt = 0;; attempt++) {
+		st = db_exec(fx_db(),
+			     "INSERT INTO outbox (event_id, subject, payload, created_at_ms) "
+			     "VALUES ($1, $2, $3, $4)",
+			     DB_ARGS(event_id, ct_messages[CT_MSG_STOCK_RELEASED].subject, payload,
+				     DB_I64(clock_now_ms())),
+			     NULL);
+		if (st != SHOP_E_UNAVAILABLE || attempt >= 100)
+			break;
+		clock_sleep_ms(50);
+	}
+	free(payload);
+	assert_int_equal(st, SHOP_OK);
+	int64_t big_id = query_int("SELECT id FROM outbox WHERE event_id = $1", DB_ARGS(event_id));
+
+	assert_int_equal(wait_count_at_least(1, EFFECT_TIMEOUT_MS,
+					     "SELECT count(*) FROM outbox WHERE event_id = $1 "
+					     "AND parked_at_ms IS NOT NULL",
+					     DB_ARGS(event_id)),
+			 1);
+	assert_int_equal(query_int("SELECT attempts FROM outbox WHERE event_id = $1", DB_ARGS(event_id)),
+			 SVC_RELAY_MAX_ATTEMPTS);
+	assert_int_equal(query_int("SELECT count(*) FROM outbox WHERE event_id = $1 AND "
+				   "published_at_ms IS NULL AND last_error LIKE '%refused%'",
+				   DB_ARGS(event_id)),
+			 1);
+	/* Rows behind it keep going out. */
+	int64_t behind = query_int("SELECT count(*) FROM outbox WHERE id > $1", DB_ARGS(DB_I64(big_id)));
+	assert_true(wait_count_at_least(behind + 3, EFFECT_TIMEOUT_MS,
+					"SELECT count(*) FROM outbox WHERE id > $1 AND "
+					"published_at_ms IS NOT NULL",
+					DB_ARGS(DB_I64(big_id))) >= behind + 3);
+	assert_int_equal(unlink(flag), 0);
+	assert_int_equal(wait_count_at_most(0, EFFECT_TIMEOUT_MS,
+					    "SELECT count(*) FROM outbox WHERE published_at_ms IS NULL "
+					    "AND parked_at_ms IS NULL",
+					    DB_NOARGS),
+			 0);
+	child_stop(&fx.child);
+	case_done();
+}
+
+/* A broker that comes back without its store (a wiped volume, a new node)
+ * has no streams and no durables. The service notices (its durable and its
+ * publishes are refused as missing) and declares them again: its relay
+ * publishes again and its consumer handles what is published after. */
+static void a_broker_that_lost_its_store_gets_the_topology_back_and_work_resumes(void **state)
+{
+	NEED_SERVERS();
+	char flag[PATH_MAX + 8], store[PATH_MAX + 8];
+	box_init(&fx.box);
+	nats_box_start(&fx.box);
+	snprintf(flag, sizeof(flag), "%s/emit", fx.box.dir);
+	flag_raise(flag);
+	child_start(&fx.child, fx.url, fx.box.url, 0, flag);
+	assert_true(wait_count_at_least(3, EFFECT_TIMEOUT_MS,
+					"SELECT count(*) FROM outbox WHERE published_at_ms IS NOT NULL",
+					DB_NOARGS) >= 3);
+
+	nats_box_kill(&fx.box);
+	snprintf(store, sizeof(store), "%s/js", fx.box.dir);
+	assert_int_equal(nftw(store, nats_box_rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	nats_box_start(&fx.box);
+	int64_t restarted_at = clock_now_ms();
+
+	/* The relay: what the task writes now is published to a stream that
+	 * exists again. */
+	assert_true(wait_count_at_least(3, EFFECT_TIMEOUT_MS,
+					"SELECT count(*) FROM outbox WHERE created_at_ms > $1 AND "
+					"published_at_ms IS NOT NULL",
+					DB_ARGS(DB_I64(restarted_at))) >= 3);
+	assert_int_equal(unlink(flag), 0);
+	assert_int_equal(wait_count_at_most(0, EFFECT_TIMEOUT_MS, SQL_UNPUBLISHED, DB_NOARGS), 0);
+
+	/* The consumer: an OrderPlaced published to the new broker is handled. */
+	assert_int_equal(link_open(&fx.box_link, fx.box.url), SHOP_OK);
+	struct placed p;
+	placed_make(&p, fx.tag, 1);
+	struct bus_out o = { .subject = ct_messages[CT_MSG_ORDER_PLACED].subject,
+			     .msg_id = p.event_id, .data = p.json, .len = strlen(p.json) };
+	int64_t deadline = clock_mono_ms() + EFFECT_TIMEOUT_MS;
+	shop_status st;
+	while ((st = bus_publish(fx.box_link.bus, &o, NULL)) != SHOP_OK && clock_mono_ms() < deadline)
+		clock_sleep_ms(100);
+	assert_int_equal(st, SHOP_OK);
+	assert_int_equal(wait_count_at_least(1, EFFECT_TIMEOUT_MS,
+					     "SELECT count(*) FROM rt_effects WHERE order_id = $1",
+					     DB_ARGS(p.order_id)),
+			 1);
+	placed_free(&p);
+	child_stop(&fx.child);
+	link_close(&fx.box_link);
+	nats_box_kill(&fx.box);
+	case_done();
+}
+
 /* ======================================================================
  * Runner.
  * ==================================================================== */
@@ -1485,6 +1668,9 @@ int main(int argc, char **argv)
 		CASE(outbox_rows_are_marked_only_after_the_stream_stored_them_each_exactly_once),
 		CASE(a_service_killed_mid_burst_handles_every_event_exactly_once_after_restart),
 		CASE(the_relay_catches_up_after_the_broker_was_down_and_publishes_each_row_once),
+		CASE(service_routes_answer_503_until_the_service_is_ready),
+		CASE(a_row_jetstream_keeps_refusing_is_parked_and_the_rows_behind_it_go_out),
+		CASE(a_broker_that_lost_its_store_gets_the_topology_back_and_work_resumes),
 	};
 	int failed = cmocka_run_group_tests_name("runtime_sqlite", tests, sqlite_group_setup,
 						 group_teardown);

@@ -21,11 +21,18 @@
 
 static int handled;
 static shop_status test_result = SHOP_OK;
+/* When set, the handler runs this statement first (a constraint to break). */
+static const char *test_statement;
 
 static shop_status test_on_order_placed(struct svc_tx *tx, const void *data)
 {
 	const struct ct_order_placed *e = data;
 	handled++;
+	if (test_statement) {
+		shop_status st = db_exec(tx->db, test_statement, DB_NOARGS, NULL);
+		if (st != SHOP_OK)
+			return st;
+	}
 	if (test_result != SHOP_OK)
 		return test_result;
 	struct ct_stock_released r = { 0 };
@@ -60,8 +67,15 @@ static int setup(void **state)
 	assert_int_equal(db_open("sqlite::memory:", &f->db), SHOP_OK);
 	assert_int_equal(svc_migrate(&test_spec, f->db), SHOP_OK);
 	f->svc = svc_create_detached(&test_spec);
+	assert_int_equal(db_exec(f->db,
+				 "CREATE TABLE t_rules (k TEXT UNIQUE, n INTEGER NOT NULL CHECK (n > 0))",
+				 DB_NOARGS, NULL),
+			 SHOP_OK);
+	assert_int_equal(db_exec(f->db, "INSERT INTO t_rules (k, n) VALUES ('taken', 1)", DB_NOARGS, NULL),
+			 SHOP_OK);
 	handled = 0;
 	test_result = SHOP_OK;
+	test_statement = NULL;
 	*state = f;
 	return 0;
 }
@@ -162,6 +176,39 @@ static void failed_handler_rolls_back_inbox_and_outbox(void **state)
 	test_result = SHOP_OK;
 	assert_int_equal(redeliver(f), SHOP_OK);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 1);
+}
+
+/* A constraint the handler's own writes break is not "already done": the
+ * message is dead-lettered with the database's words, and nothing of it
+ * (inbox claim, effects, events) is kept. */
+static void a_constraint_the_handler_breaks_is_dead_lettered_not_acked(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const broken[] = {
+		"INSERT INTO t_rules (k, n) VALUES ('other', 0)",    /* CHECK */
+		"INSERT INTO t_rules (k, n) VALUES ('other', NULL)", /* NOT NULL */
+		"INSERT INTO t_rules (k, n) VALUES ('taken', 2)",    /* UNIQUE */
+	};
+	for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+		char id[64];
+		snprintf(id, sizeof(id), "0192f0c1-0000-7000-8000-00000000010%zu", i);
+		test_statement = broken[i];
+		shop_status st = deliver(f, id, ORDER_PLACED, order_placed_data);
+		assert_int_equal(st, SHOP_E_CONFLICT);
+		assert_int_equal(svc_settle_decide(st, 1), SVC_DEAD_LETTER);
+		assert_non_null(strstr(f->reason, "broke a constraint"));
+		assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 0);
+		assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 0);
+	}
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM t_rules"), 1);
+	/* The inbox's own duplicate is still the one outcome acked after a
+	 * rollback. */
+	test_statement = NULL;
+	assert_int_equal(deliver(f, "0192f0c1-0000-7000-8000-000000000110", ORDER_PLACED,
+				 order_placed_data),
+			 SHOP_OK);
+	assert_int_equal(redeliver(f), SHOP_E_DUPLICATE);
+	assert_int_equal(svc_settle_decide(SHOP_E_DUPLICATE, 1), SVC_ACK);
 }
 
 static void malformed_envelope_is_invalid_with_a_reason(void **state)
@@ -288,13 +335,27 @@ static void purge_drops_old_published_rows_and_old_inbox_records_only(void **sta
 static void settle_table_acks_retries_and_dead_letters(void **state)
 {
 	assert_int_equal(svc_settle_decide(SHOP_OK, 1), SVC_ACK);
-	assert_int_equal(svc_settle_decide(SHOP_E_CONFLICT, 1), SVC_ACK);
+	assert_int_equal(svc_settle_decide(SHOP_E_DUPLICATE, 1), SVC_ACK);
+	assert_int_equal(svc_settle_decide(SHOP_E_CONFLICT, 1), SVC_DEAD_LETTER);
 	assert_int_equal(svc_settle_decide(SHOP_E_INVALID, 1), SVC_DEAD_LETTER);
 	assert_int_equal(svc_settle_decide(SHOP_E_NOT_FOUND, 1), SVC_DEAD_LETTER);
 	assert_int_equal(svc_settle_decide(SHOP_E_UNAVAILABLE, 1), SVC_RETRY);
-	assert_int_equal(svc_settle_decide(SHOP_E_NOT_READY, BUS_MAX_DELIVER - 1), SVC_RETRY);
-	assert_int_equal(svc_settle_decide(SHOP_E_NOT_READY, BUS_MAX_DELIVER), SVC_DEAD_LETTER);
-	assert_int_equal(svc_settle_decide(SHOP_E_INTERNAL, BUS_MAX_DELIVER), SVC_DEAD_LETTER);
+	assert_int_equal(svc_settle_decide(SHOP_E_TIMEOUT, 1), SVC_RETRY);
+}
+
+/* Retried failures are given up with deliveries to spare, so that a
+ * dead-letter copy that cannot be stored at that moment is tried again on
+ * a later delivery instead of being stranded by the server's last one. */
+static void retried_failures_are_dead_lettered_before_the_last_delivery(void **state)
+{
+	assert_true(SVC_GIVE_UP_DELIVERY < BUS_MAX_DELIVER);
+	assert_int_equal(svc_settle_decide(SHOP_E_NOT_READY, SVC_GIVE_UP_DELIVERY - 1), SVC_RETRY);
+	assert_int_equal(svc_settle_decide(SHOP_E_NOT_READY, SVC_GIVE_UP_DELIVERY), SVC_DEAD_LETTER);
+	assert_int_equal(svc_settle_decide(SHOP_E_INTERNAL, SVC_GIVE_UP_DELIVERY), SVC_DEAD_LETTER);
+	assert_int_equal(svc_settle_decide(SHOP_E_UNAVAILABLE, BUS_MAX_DELIVER - 1), SVC_DEAD_LETTER);
+	/* Each later delivery (a failed copy naks the message) tries again. */
+	for (uint64_t d = SVC_GIVE_UP_DELIVERY; d <= BUS_MAX_DELIVER; d++)
+		assert_int_equal(svc_settle_decide(SHOP_E_TIMEOUT, d), SVC_DEAD_LETTER);
 }
 
 static void retry_delay_doubles_from_the_base_up_to_the_cap(void **state)
@@ -356,6 +417,7 @@ int main(void)
 		T(handled_event_is_claimed_in_the_inbox_and_its_effects_reach_the_outbox),
 		T(duplicate_event_is_acked_without_side_effects),
 		T(failed_handler_rolls_back_inbox_and_outbox),
+		T(a_constraint_the_handler_breaks_is_dead_lettered_not_acked),
 		T(malformed_envelope_is_invalid_with_a_reason),
 		T(data_violating_the_contract_is_invalid_and_names_the_path),
 		T(unknown_type_and_unconsumed_messages_are_invalid),
@@ -364,6 +426,7 @@ int main(void)
 		T(emitting_another_services_event_is_refused),
 		T(purge_drops_old_published_rows_and_old_inbox_records_only),
 		cmocka_unit_test(settle_table_acks_retries_and_dead_letters),
+		cmocka_unit_test(retried_failures_are_dead_lettered_before_the_last_delivery),
 		cmocka_unit_test(retry_delay_doubles_from_the_base_up_to_the_cap),
 		cmocka_unit_test(envelope_round_trips_through_encode_and_parse),
 		cmocka_unit_test(envelope_rejects_unknown_attributes_and_reports_every_problem),
