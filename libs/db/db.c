@@ -281,6 +281,65 @@ out:
 	return st;
 }
 
+/* One savepoint level, under a fixed name: a batch of messages gives each
+ * its own in turn, never nested. */
+#define DB_SAVEPOINT_SQL "SAVEPOINT db_item"
+#define DB_SAVEPOINT_RELEASE_SQL "RELEASE SAVEPOINT db_item"
+#define DB_SAVEPOINT_ROLLBACK_SQL "ROLLBACK TO SAVEPOINT db_item; RELEASE SAVEPOINT db_item"
+
+static shop_status db_savepoint_run(struct db *db, const char *sql)
+{
+	if (!db)
+		return SHOP_E_INVALID;
+	if (!db->in_tx) {
+		db_set_error(db, "savepoint outside a transaction");
+		return SHOP_E_INTERNAL;
+	}
+	if (db->tx_error != SHOP_OK)
+		return db_tx_refuse(db);
+	shop_status st = db->ops->script(db, sql);
+	db_tx_note(db, st);
+	return st;
+}
+
+shop_status db_savepoint(struct db *db)
+{
+	return db_savepoint_run(db, DB_SAVEPOINT_SQL);
+}
+
+shop_status db_savepoint_release(struct db *db)
+{
+	return db_savepoint_run(db, DB_SAVEPOINT_RELEASE_SQL);
+}
+
+shop_status db_savepoint_rollback(struct db *db)
+{
+	if (!db)
+		return SHOP_E_INVALID;
+	if (!db->in_tx) {
+		db_set_error(db, "savepoint rollback outside a transaction");
+		return SHOP_E_INTERNAL;
+	}
+	/* A lost connection or storage took the whole transaction with it. */
+	if (db->tx_error == SHOP_E_UNAVAILABLE)
+		return SHOP_E_UNAVAILABLE;
+	char keep[DB_ERROR_MAX];
+	memcpy(keep, db->error, sizeof(keep));
+	shop_status st = db->ops->script(db, DB_SAVEPOINT_ROLLBACK_SQL);
+	if (st == SHOP_OK) {
+		/* The failure is undone: the transaction goes on. The error text
+		 * is kept, for the caller's report of what failed. */
+		db->tx_error = SHOP_OK;
+		db->tx_refusal_noted = false;
+		memcpy(db->error, keep, sizeof(keep));
+	} else {
+		db_tx_note(db, st);
+		if (db->tx_error != SHOP_E_UNAVAILABLE)
+			db->tx_error = SHOP_E_UNAVAILABLE; /* the transaction is unusable */
+	}
+	return st;
+}
+
 void db_rollback(struct db *db)
 {
 	if (!db)

@@ -101,6 +101,16 @@ shop_status db_begin(struct db *db);
 shop_status db_commit(struct db *db);
 void db_rollback(struct db *db);
 
+/* A savepoint inside a transaction (one level: release or roll back before
+ * the next). db_savepoint_rollback undoes everything since db_savepoint,
+ * a failed statement included, and the transaction goes on as if it had not
+ * happened. It fails (SHOP_E_UNAVAILABLE) when the failure took the whole
+ * transaction with it (a lost connection, SQLite's storage): then only
+ * db_rollback is left. */
+shop_status db_savepoint(struct db *db);
+shop_status db_savepoint_release(struct db *db);
+shop_status db_savepoint_rollback(struct db *db);
+
 shop_status db_migrate(struct db *db, const struct db_migration *migrations, size_t n);
 
 /* Argument-list helpers: db_exec(db, sql, DB_ARGS(a, b), NULL). */

@@ -293,98 +293,208 @@ static shop_status svc_handler_status(shop_status st, const struct ct_message *m
 	return SHOP_E_CONFLICT;
 }
 
-/* Decodes, checks and handles one message; bus_subject may be NULL (tests). */
-static shop_status svc_handle(struct svc *svc, struct db *db, const char *consumer,
-			      const char *bus_subject, const char *json, size_t len, char *reason,
-			      size_t reason_size)
-{
-	shop_status st;
-	cJSON *root = NULL;
-	void *data = NULL;
+/* One message of a batch, from its bytes to its outcome. */
+struct svc_item {
+	const char *bus_subject; /* the subject it came on; NULL in tests */
+	const char *json;
+	size_t len;
+	/* Decoded by svc_item_decode. */
+	cJSON *root;
 	struct evt_envelope env;
-	struct ct_errors errs = { 0 };
 	const struct ct_message *m;
 	svc_handler_fn handle;
-	struct log_ids ids = { 0 };
+	void *data;
+	struct log_ids ids;
+	/* What became of it: the status the settle table reads, and why. */
+	shop_status st;
+	char reason[SVC_REASON_MAX];
+};
 
-	reason[0] = '\0';
-	st = evt_envelope_parse(json, len, &root, &env, &errs);
-	if (st != SHOP_OK) {
-		svc_reason_from_errors(&errs, "malformed envelope", reason, reason_size);
-		goto out;
+/* Decodes and checks one message against the contracts, outside any
+ * transaction; a message that fails here is SHOP_E_INVALID with a reason. */
+static shop_status svc_item_decode(struct svc *svc, struct svc_item *it)
+{
+	struct ct_errors errs = { 0 };
+	if (evt_envelope_parse(it->json, it->len, &it->root, &it->env, &errs) != SHOP_OK) {
+		svc_reason_from_errors(&errs, "malformed envelope", it->reason, sizeof(it->reason));
+		return SHOP_E_INVALID;
 	}
-	ids.event_id = env.id;
-	ids.correlation_id = env.correlationid;
-	ids.order_id = env.subject;
+	it->ids.event_id = it->env.id;
+	it->ids.correlation_id = it->env.correlationid;
+	it->ids.order_id = it->env.subject;
+	it->m = ct_message_by_type(it->env.type);
+	if (!it->m) {
+		snprintf(it->reason, sizeof(it->reason), "unknown type %s", it->env.type);
+		return SHOP_E_INVALID;
+	}
+	if (it->bus_subject && strcmp(it->bus_subject, it->m->subject) != 0) {
+		snprintf(it->reason, sizeof(it->reason), "type %s does not belong on subject %s",
+			 it->env.type, it->bus_subject);
+		return SHOP_E_INVALID;
+	}
+	if (!svc_consumes(svc->spec, it->m)) {
+		snprintf(it->reason, sizeof(it->reason), "%s does not consume %s", svc->spec->name,
+			 it->m->name);
+		return SHOP_E_INVALID;
+	}
+	const struct svc_route *route = svc_route_find(svc->spec, it->m->id);
+	it->handle = route ? route->handle : svc->spec->any_route;
+	if (!it->handle) {
+		snprintf(it->reason, sizeof(it->reason), "no handler for %s in %s", it->m->name,
+			 svc->spec->name);
+		return SHOP_E_INVALID;
+	}
+	it->data = xcalloc(1, it->m->data_size);
+	if (it->m->parse(it->env.data, it->data, &errs) != SHOP_OK) {
+		svc_reason_from_errors(&errs, "data violates the contract", it->reason,
+				       sizeof(it->reason));
+		return SHOP_E_INVALID;
+	}
+	return SHOP_OK;
+}
 
-	st = SHOP_E_INVALID;
-	m = ct_message_by_type(env.type);
-	if (!m) {
-		snprintf(reason, reason_size, "unknown type %s", env.type);
-		goto out;
-	}
-	if (bus_subject && strcmp(bus_subject, m->subject) != 0) {
-		snprintf(reason, reason_size, "type %s does not belong on subject %s", env.type,
-			 bus_subject);
-		goto out;
-	}
-	if (!svc_consumes(svc->spec, m)) {
-		snprintf(reason, reason_size, "%s does not consume %s", svc->spec->name, m->name);
-		goto out;
-	}
-	const struct svc_route *route = svc_route_find(svc->spec, m->id);
-	handle = route ? route->handle : svc->spec->any_route;
-	if (!handle) {
-		snprintf(reason, reason_size, "no handler for %s in %s", m->name, svc->spec->name);
-		goto out;
-	}
-	data = xcalloc(1, m->data_size);
-	if (m->parse(env.data, data, &errs) != SHOP_OK) {
-		svc_reason_from_errors(&errs, "data violates the contract", reason, reason_size);
-		goto out;
-	}
-
-	struct svc_tx tx = { .svc = svc, .db = db, .cause = &env, .now_ms = clock_now_ms() };
-	st = db_begin(db);
-	if (st != SHOP_OK) {
-		snprintf(reason, reason_size, "begin: %s", db_last_error(db));
-		goto out;
-	}
+/* Claims one decoded message in the inbox and runs its handler, inside the
+ * batch's transaction and a savepoint of its own: a message that fails is
+ * undone alone and the batch goes on. Returns false when the transaction
+ * itself is lost (the connection, or SQLite's storage, failed): the batch
+ * must be rolled back whole. */
+static bool svc_item_apply(struct svc *svc, struct db *db, const char *consumer,
+			   struct svc_item *it, int *emitted)
+{
+	struct svc_tx tx = { .svc = svc, .db = db, .cause = &it->env, .now_ms = clock_now_ms() };
 	int64_t claimed = 0;
+	shop_status st = db_savepoint(db);
+	if (st != SHOP_OK) {
+		it->st = st;
+		snprintf(it->reason, sizeof(it->reason), "savepoint: %s", db_last_error(db));
+		return false;
+	}
 	st = db_exec(db,
 		     "INSERT INTO inbox (consumer, event_id, received_at_ms) VALUES ($1, $2, $3) "
 		     "ON CONFLICT DO NOTHING",
-		     DB_ARGS(consumer, env.id, DB_I64(tx.now_ms)), &claimed);
+		     DB_ARGS(consumer, it->env.id, DB_I64(tx.now_ms)), &claimed);
 	if (st == SHOP_OK && claimed == 0)
 		st = SHOP_E_DUPLICATE;
 	else if (st == SHOP_OK)
-		st = svc_handler_status(handle(&tx, data), m, db, reason, reason_size);
+		st = svc_handler_status(it->handle(&tx, it->data), it->m, db, it->reason,
+					sizeof(it->reason));
+	it->st = st;
+	if (st == SHOP_OK) {
+		st = db_savepoint_release(db);
+		*emitted += tx.emitted;
+		if (st != SHOP_OK) {
+			it->st = st;
+			snprintf(it->reason, sizeof(it->reason), "release: %s", db_last_error(db));
+		}
+		return st == SHOP_OK;
+	}
+	if (!it->reason[0])
+		snprintf(it->reason, sizeof(it->reason), "%s: %s", it->m->name, shop_status_name(st));
+	return db_savepoint_rollback(db) == SHOP_OK;
+}
+
+/*
+ * Handles a fetched batch in ONE transaction: each message is decoded and
+ * checked, then claimed and handled under a savepoint of its own, and the
+ * batch commits once. One commit (one fsync) for the whole batch is what
+ * makes a durable consumer fast; savepoints keep a failing message from
+ * taking the others with it. Every item ends with a status for the settle
+ * table: a message is acked only if the commit holding its effects
+ * succeeded, so a failed commit or a lost transaction turns every handled
+ * item back into SHOP_E_UNAVAILABLE (retried; the inbox makes the retry
+ * safe).
+ */
+static void svc_handle_batch(struct svc *svc, struct db *db, const char *consumer,
+			     struct svc_item *items, size_t n)
+{
+	size_t decoded = 0, i = 0;
+	int emitted = 0;
+	for (i = 0; i < n; i++) {
+		items[i].reason[0] = '\0';
+		items[i].st = svc_item_decode(svc, &items[i]);
+		decoded += items[i].st == SHOP_OK;
+	}
+	if (decoded == 0)
+		goto out;
+	shop_status st = db_begin(db);
 	if (st != SHOP_OK) {
+		for (i = 0; i < n; i++)
+			if (items[i].st == SHOP_OK) {
+				items[i].st = st;
+				snprintf(items[i].reason, sizeof(items[i].reason), "begin: %s",
+					 db_last_error(db));
+			}
+		goto out;
+	}
+	bool alive = true;
+	for (i = 0; i < n && alive; i++)
+		if (items[i].st == SHOP_OK)
+			alive = svc_item_apply(svc, db, consumer, &items[i], &emitted);
+	if (alive) {
+		st = db_commit(db);
+	} else {
+		/* Item i-1 lost the transaction; the ones after it were not tried. */
+		st = SHOP_E_UNAVAILABLE;
 		db_rollback(db);
-		if (!reason[0])
-			snprintf(reason, reason_size, "%s: %s", m->name, shop_status_name(st));
-		goto out;
+		for (; i < n; i++)
+			if (items[i].st == SHOP_OK)
+				items[i].st = SHOP_E_UNAVAILABLE;
 	}
-	st = db_commit(db);
 	if (st != SHOP_OK) {
-		snprintf(reason, reason_size, "commit: %s", db_last_error(db));
-		goto out;
+		emitted = 0;
+		for (i = 0; i < n; i++)
+			if (items[i].st == SHOP_OK) {
+				items[i].st = st == SHOP_E_UNAVAILABLE ? st : SHOP_E_INTERNAL;
+				snprintf(items[i].reason, sizeof(items[i].reason),
+					 "batch not committed: %s", db_last_error(db));
+			}
 	}
-	if (tx.emitted > 0 && svc->bus)
+	if (emitted > 0 && svc->bus)
 		svc_relay_wake(svc);
-	log_debug(&ids, "handled %s", m->name);
 out:
-	if (st != SHOP_OK && st != SHOP_E_DUPLICATE)
-		log_warn(&ids, "%s (%s)", reason, shop_status_name(st));
-	free(data);
-	cJSON_Delete(root);
-	return st;
+	for (i = 0; i < n; i++) {
+		struct svc_item *it = &items[i];
+		if (it->st == SHOP_OK)
+			log_debug(&it->ids, "handled %s", it->m->name);
+		else if (it->st != SHOP_E_DUPLICATE)
+			log_warn(&it->ids, "%s (%s)", it->reason, shop_status_name(it->st));
+	}
+}
+
+static void svc_items_release(struct svc_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(items[i].data);
+		cJSON_Delete(items[i].root);
+	}
+}
+
+shop_status svc_handle_envelopes(struct svc *svc, struct db *db, const char *consumer,
+				 const char *const *jsons, size_t n, shop_status *ret_statuses)
+{
+	if (n > SVC_FETCH_BATCH)
+		return SHOP_E_LIMIT;
+	struct svc_item *items = xcalloc(n ? n : 1, sizeof(*items));
+	for (size_t i = 0; i < n; i++) {
+		items[i].json = jsons[i];
+		items[i].len = strlen(jsons[i]);
+	}
+	svc_handle_batch(svc, db, consumer, items, n);
+	for (size_t i = 0; i < n; i++)
+		ret_statuses[i] = items[i].st;
+	svc_items_release(items, n);
+	free(items);
+	return SHOP_OK;
 }
 
 shop_status svc_handle_envelope(struct svc *svc, struct db *db, const char *consumer,
 				const char *json, size_t len, char *ret_reason, size_t reason_size)
 {
-	return svc_handle(svc, db, consumer, NULL, json, len, ret_reason, reason_size);
+	struct svc_item it = { .json = json, .len = len };
+	svc_handle_batch(svc, db, consumer, &it, 1);
+	snprintf(ret_reason, reason_size, "%s", it.reason);
+	svc_items_release(&it, 1);
+	return it.st;
 }
 
 static void svc_settle(struct svc *svc, struct bus_consumer *bc, struct bus_msg *msg,
@@ -500,7 +610,7 @@ static void *svc_consumer_main(void *arg)
 	const struct ct_consumer *cons = ct->consumer;
 	struct db *db = svc_db_open_retrying(svc);
 	struct bus_consumer *bc = NULL;
-	char reason[SVC_REASON_MAX];
+	struct svc_item *items = xcalloc(SVC_FETCH_BATCH, sizeof(*items));
 
 	while (db && !svc_stopping(svc)) {
 		if (!bc) {
@@ -530,29 +640,30 @@ static void *svc_consumer_main(void *arg)
 			svc_pause(svc, SVC_FETCH_ERROR_PAUSE_MS);
 			continue;
 		}
-		bool db_down = false;
 		for (size_t i = 0; i < n; i++) {
-			if (db_down) { /* not its fault: back when the database is */
-				bus_msg_nak(msgs[i], SVC_DB_DOWN_REDELIVERY_MS);
-				continue;
-			}
-			size_t len = 0;
-			const char *json = bus_msg_data(msgs[i], &len);
-			st = svc_handle(svc, db, cons->durable, bus_msg_subject(msgs[i]), json, len,
-					reason, sizeof(reason));
-			if (st == SHOP_E_UNAVAILABLE && db_ping(db) != SHOP_OK) {
-				db_down = true;
-				bus_msg_nak(msgs[i], SVC_DB_DOWN_REDELIVERY_MS);
-				continue;
-			}
-			svc_settle(svc, bc, msgs[i], st, reason);
+			items[i] = (struct svc_item){ .bus_subject = bus_msg_subject(msgs[i]) };
+			items[i].json = bus_msg_data(msgs[i], &items[i].len);
 		}
+		svc_handle_batch(svc, db, cons->durable, items, n);
+		/* Unavailable and our own database does not answer: not the
+		 * messages' fault. Hand them back and wait for the database. */
+		bool db_down = false;
+		for (size_t i = 0; i < n && !db_down; i++)
+			db_down = items[i].st == SHOP_E_UNAVAILABLE && db_ping(db) != SHOP_OK;
+		for (size_t i = 0; i < n; i++) {
+			if (db_down && items[i].st == SHOP_E_UNAVAILABLE)
+				bus_msg_nak(msgs[i], SVC_DB_DOWN_REDELIVERY_MS);
+			else
+				svc_settle(svc, bc, msgs[i], items[i].st, items[i].reason);
+		}
+		svc_items_release(items, n);
 		bus_msgs_free(msgs, n);
 		if (db_down)
 			svc_wait_for_db(svc, db);
 	}
 	bus_consumer_close(bc);
 	db_close(db);
+	free(items);
 	return NULL;
 }
 

@@ -152,6 +152,12 @@ shop_status svc_migrate(const struct svc_spec *spec, struct db *db);
 shop_status svc_handle_envelope(struct svc *svc, struct db *db, const char *consumer,
 				const char *json, size_t len, char *ret_reason, size_t reason_size);
 
+/* Handles n (<= SVC_FETCH_BATCH) envelopes as the consumer loop handles a
+ * fetched batch: one transaction, a savepoint per message, one commit.
+ * ret_statuses[i] is what the settle table would be given for jsons[i]. */
+shop_status svc_handle_envelopes(struct svc *svc, struct db *db, const char *consumer,
+				 const char *const *jsons, size_t n, shop_status *ret_statuses);
+
 /* Deletes outbox rows published before now_ms - outbox_retention_ms (never
  * an unpublished one, however old) and inbox records received before
  * now_ms - SVC_INBOX_RETENTION_MS. The relay calls it every

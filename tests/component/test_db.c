@@ -234,6 +234,45 @@ static void unique_violation_is_a_duplicate_and_the_transaction_can_be_redone(vo
 	assert_string_equal(QUERY_TEXT(db, "SELECT max(k) FROM u", buf), "b");
 }
 
+/* A savepoint undoes a failed statement alone: what came before it and what
+ * comes after it commit together (PostgreSQL would otherwise refuse every
+ * statement after the failure). This is how a consumer commits a batch of
+ * messages once while a failing one is rolled back by itself. */
+static void a_savepoint_undoes_one_failure_and_the_transaction_commits_the_rest(void **state)
+{
+	struct fixture *f = *state;
+	struct db *db = f->db;
+	MUST(db, db_exec(db, "CREATE TABLE u (k TEXT PRIMARY KEY, n INTEGER CHECK (n > 0))",
+			 DB_NOARGS, NULL));
+	MUST(db, db_begin(db));
+	MUST(db, db_savepoint(db));
+	MUST(db, db_exec(db, "INSERT INTO u (k, n) VALUES ('a', 1)", DB_NOARGS, NULL));
+	MUST(db, db_savepoint_release(db));
+
+	MUST(db, db_savepoint(db));
+	MUST(db, db_exec(db, "INSERT INTO u (k, n) VALUES ('b', 1)", DB_NOARGS, NULL));
+	assert_int_equal(db_exec(db, "INSERT INTO u (k, n) VALUES ('a', 2)", DB_NOARGS, NULL),
+			 SHOP_E_DUPLICATE);
+	MUST(db, db_savepoint_rollback(db)); /* 'b' goes too: it was in the savepoint */
+
+	MUST(db, db_savepoint(db));
+	assert_int_equal(db_exec(db, "INSERT INTO u (k, n) VALUES ('c', 0)", DB_NOARGS, NULL),
+			 SHOP_E_CONFLICT);
+	MUST(db, db_savepoint_rollback(db));
+
+	MUST(db, db_savepoint(db));
+	MUST(db, db_exec(db, "INSERT INTO u (k, n) VALUES ('d', 4)", DB_NOARGS, NULL));
+	MUST(db, db_savepoint_release(db));
+	MUST(db, db_commit(db));
+	char buf[64];
+	assert_int_equal(QUERY_INT(db, "SELECT count(*) FROM u"), 2);
+	assert_string_equal(QUERY_TEXT(db, "SELECT string_agg_k FROM (SELECT min(k) || max(k) "
+					   "AS string_agg_k FROM u) t", buf),
+			    "ad");
+	/* Outside a transaction there is nothing to save. */
+	assert_int_equal(db_savepoint(db), SHOP_E_INTERNAL);
+}
+
 static void a_failed_statement_dooms_the_transaction_on_both_backends(void **state)
 {
 	struct fixture *f = *state;
@@ -785,6 +824,7 @@ static void a_full_disk_is_unavailable_until_a_write_commits_again(void **state)
 	T(integers_round_trip_as_decimal_text_at_any_magnitude, fx),                       \
 	T(unique_violation_is_a_duplicate_and_the_transaction_can_be_redone, fx),          \
 	T(a_failed_statement_dooms_the_transaction_on_both_backends, fx),                  \
+	T(a_savepoint_undoes_one_failure_and_the_transaction_commits_the_rest, fx),        \
 	T(constraint_violations_other_than_unique_are_conflicts, fx),                      \
 	T(rollback_discards_changes, fx),                                                  \
 	T(commit_keeps_changes_for_every_connection, fx),                                  \

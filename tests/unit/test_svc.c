@@ -23,11 +23,15 @@ static int handled;
 static shop_status test_result = SHOP_OK;
 /* When set, the handler runs this statement first (a constraint to break). */
 static const char *test_statement;
+/* When set, only orders of this customer run test_statement / test_result. */
+static const char *test_only_customer;
 
 static shop_status test_on_order_placed(struct svc_tx *tx, const void *data)
 {
 	const struct ct_order_placed *e = data;
 	handled++;
+	if (test_only_customer && strcmp(e->customer_id, test_only_customer) != 0)
+		goto emit;
 	if (test_statement) {
 		shop_status st = db_exec(tx->db, test_statement, DB_NOARGS, NULL);
 		if (st != SHOP_OK)
@@ -35,6 +39,7 @@ static shop_status test_on_order_placed(struct svc_tx *tx, const void *data)
 	}
 	if (test_result != SHOP_OK)
 		return test_result;
+emit:;
 	struct ct_stock_released r = { 0 };
 	snprintf(r.order_id, sizeof(r.order_id), "%s", e->order_id);
 	memcpy(r.lines, e->items, sizeof(r.lines[0]) * e->items_len);
@@ -76,6 +81,7 @@ static int setup(void **state)
 	handled = 0;
 	test_result = SHOP_OK;
 	test_statement = NULL;
+	test_only_customer = NULL;
 	*state = f;
 	return 0;
 }
@@ -209,6 +215,56 @@ static void a_constraint_the_handler_breaks_is_dead_lettered_not_acked(void **st
 			 SHOP_OK);
 	assert_int_equal(redeliver(f), SHOP_E_DUPLICATE);
 	assert_int_equal(svc_settle_decide(SHOP_E_DUPLICATE, 1), SVC_ACK);
+}
+
+/* A batch is one transaction with a savepoint per message: the message that
+ * fails is undone alone (and settled by its own status), the others commit
+ * together, and an event twice in one batch is handled once. */
+static void a_batch_commits_once_and_a_failing_message_is_undone_alone(void **state)
+{
+	struct fixture *f = *state;
+	static const char bad_customer[] =
+		"{\"order_id\":\"0192f0c1-7d2a-7abc-8def-0123456789ff\",\"customer_id\":\"c-bad\","
+		"\"email\":\"ada@example.com\",\"items\":[{\"sku\":\"SKU-CABLE\",\"quantity\":2}],"
+		"\"payment\":{\"card_token\":\"tok_visa\"},\"shipping_address\":{\"name\":\"Ada\","
+		"\"line1\":\"1 St\",\"city\":\"London\",\"postal_code\":\"N1\",\"country\":\"GB\"}}";
+	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000201", ORDER_PLACED, order_placed_data);
+	char *b = test_envelope("0192f0c1-0000-7000-8000-000000000202", ORDER_PLACED, bad_customer);
+	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000203", ORDER_PLACED, order_placed_data);
+	char *d = test_envelope("0192f0c1-0000-7000-8000-000000000204", ORDER_PLACED, bad_customer);
+	const char *batch[] = { a, b, c, "{not json", a, d };
+	shop_status st[6];
+	test_only_customer = "c-bad";
+	test_statement = "INSERT INTO t_rules (k, n) VALUES ('x', 0)"; /* breaks the CHECK */
+	assert_int_equal(svc_handle_envelopes(f->svc, f->db, "inventory", batch, 4, st), SHOP_OK);
+	assert_int_equal(st[0], SHOP_OK);
+	assert_int_equal(st[1], SHOP_E_CONFLICT);
+	assert_int_equal(st[2], SHOP_OK);
+	assert_int_equal(st[3], SHOP_E_INVALID);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 2);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 2);
+
+	/* Redelivered with a fresh failure kind: a retried status, the rest
+	 * already done. */
+	test_statement = NULL;
+	test_result = SHOP_E_NOT_READY;
+	assert_int_equal(svc_handle_envelopes(f->svc, f->db, "inventory", batch + 4, 2, st), SHOP_OK);
+	assert_int_equal(st[0], SHOP_E_DUPLICATE);
+	assert_int_equal(st[1], SHOP_E_NOT_READY);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 2);
+
+	/* The same event twice in one batch: the second finds the first's claim. */
+	const char *twice[] = { b, b };
+	test_result = SHOP_OK;
+	test_only_customer = NULL;
+	assert_int_equal(svc_handle_envelopes(f->svc, f->db, "inventory", twice, 2, st), SHOP_OK);
+	assert_int_equal(st[0], SHOP_OK);
+	assert_int_equal(st[1], SHOP_E_DUPLICATE);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 3);
+	free(a);
+	free(b);
+	free(c);
+	free(d);
 }
 
 static void malformed_envelope_is_invalid_with_a_reason(void **state)
@@ -418,6 +474,7 @@ int main(void)
 		T(duplicate_event_is_acked_without_side_effects),
 		T(failed_handler_rolls_back_inbox_and_outbox),
 		T(a_constraint_the_handler_breaks_is_dead_lettered_not_acked),
+		T(a_batch_commits_once_and_a_failing_message_is_undone_alone),
 		T(malformed_envelope_is_invalid_with_a_reason),
 		T(data_violating_the_contract_is_invalid_and_names_the_path),
 		T(unknown_type_and_unconsumed_messages_are_invalid),
