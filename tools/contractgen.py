@@ -935,8 +935,9 @@ HEADER_TOP = r"""
  * arrays are fixed arrays of maxItems with a _len. The message, stream and
  * consumer tables are what the bus layer declares and routes by.
  *
- * Known limit: cJSON ends strings at an embedded NUL ("\u0000"), so such a
- * string is checked as its prefix.
+ * cJSON ends strings at an embedded NUL ("\u0000") and ignores whatever
+ * follows the first JSON value, so a document is read with ct_json_parse,
+ * which refuses both, before a codec sees it.
  */
 #ifndef SHOP_CONTRACTS_GEN_H
 #define SHOP_CONTRACTS_GEN_H
@@ -968,6 +969,13 @@ struct ct_errors {
  * request or message reads the same. */
 void ct_errors_add(struct ct_errors *errs, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Parses TEXT[LEN] as exactly one JSON value with only whitespace around it,
+ * and no string holding a NUL: cJSON would stop the string there, and a
+ * codec would check a prefix of what another reader of the same text sees.
+ * On success *ret_root owns the document; otherwise one error at "" says
+ * why and SHOP_E_INVALID is returned. */
+shop_status ct_json_parse(const char *text, size_t len, cJSON **ret_root, struct ct_errors *errs);
 """
 
 HEADER_BOTTOM = r"""
@@ -1381,6 +1389,48 @@ static bool ct_object_begin(const cJSON *v, struct ct_ctx *cx)
 		return true;
 	ct_fail(cx, "must be an object");
 	return false;
+}
+
+/* True when a string of the valid JSON TEXT[LEN] spells a NUL (\u0000). */
+static bool ct_json_has_nul(const char *text, size_t len)
+{
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '"') {
+			in_string = !in_string;
+		} else if (in_string && text[i] == '\\') {
+			if (i + 5 < len && text[i + 1] == 'u' && memcmp(text + i + 2, "0000", 4) == 0)
+				return true;
+			i++; /* the escaped character, which may be a quote */
+		}
+	}
+	return false;
+}
+
+shop_status ct_json_parse(const char *text, size_t len, cJSON **ret_root, struct ct_errors *errs)
+{
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+	if (!root) {
+		ct_errors_add(errs, "", "is not valid JSON");
+		return SHOP_E_INVALID;
+	}
+	size_t used = (size_t)(end - text);
+	while (used < len && (text[used] == ' ' || text[used] == '\t' || text[used] == '\n' ||
+			      text[used] == '\r'))
+		used++;
+	if (used < len) {
+		ct_errors_add(errs, "", "has more after the JSON value (at byte %zu)", used);
+		cJSON_Delete(root);
+		return SHOP_E_INVALID;
+	}
+	if (ct_json_has_nul(text, len)) {
+		ct_errors_add(errs, "", "has a string holding a NUL character (\\u0000)");
+		cJSON_Delete(root);
+		return SHOP_E_INVALID;
+	}
+	*ret_root = root;
+	return SHOP_OK;
 }
 
 static bool ct_key_is(const cJSON *it, const char *key)

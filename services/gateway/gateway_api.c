@@ -243,9 +243,11 @@ static void gateway_order_create(struct svc *svc, const struct web_request *req,
 	}
 	size_t len = 0;
 	const char *body = web_request_body(req, &len);
-	json = cJSON_ParseWithLength(body, len);
-	if (!json) {
-		web_respond_error(res, 400, "malformed_json", "the body is not valid JSON", NULL);
+	/* Exactly one JSON value: an order followed by more text is not one the
+	 * client can be sure we read as it meant. */
+	if (ct_json_parse(body, len, &json, &errs) != SHOP_OK) {
+		web_respond_error(res, 400, "malformed_json", "the body is not valid JSON",
+				  gateway_details(&errs));
 		goto out;
 	}
 	if (ct_place_order_request_parse(json, request, &errs) != SHOP_OK) {
