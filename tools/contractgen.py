@@ -16,7 +16,9 @@ enforce. The subset is:
 
   object   properties, required, additionalProperties (must be false)
   string   minLength, maxLength (mandatory: it sizes the C buffer), pattern
-           (the part of ECMA-262 that means the same in POSIX ERE), enum,
+           (the part of ECMA-262 that means the same in POSIX ERE; control
+           characters only inside a bracket expression, NUL only as the
+           start of a range), enum,
            const, format date-time | uuid
   integer  minimum, maximum (within +-(2^53 - 1), where doubles are exact)
   array    items, minItems, maxItems (mandatory: it sizes the C array)
@@ -126,8 +128,8 @@ PATTERN_ESCAPES = set(".\\-^$*+?()[]{}|/")
 def check_pattern(pattern, where):
     if not isinstance(pattern, str) or not pattern:
         fail(where, "pattern must be a non-empty string")
-    if not pattern.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in pattern):
-        fail(where, "pattern must be printable ASCII")
+    if not pattern.isascii():
+        fail(where, "pattern must be ASCII")
     i, depth, can_repeat = 0, 0, False
     n = len(pattern)
     while i < n:
@@ -147,6 +149,11 @@ def check_pattern(pattern, where):
             while j < n and pattern[j] != "]":
                 if pattern[j] in "\\[":
                     fail(where, f"'{pattern[j]}' inside a bracket expression means different things in ECMA-262 and POSIX ERE")
+                # A C string cannot hold NUL, so it may only start a range,
+                # which c_pattern starts at U+0001 instead (ct_json_parse
+                # already refuses strings holding a NUL).
+                if pattern[j] == "\0" and pattern[j + 1 : j + 2] != "-":
+                    fail(where, "NUL in a pattern may only start a range (\\u0000-...)")
                 j += 1
             if j >= n:
                 fail(where, "pattern has an unterminated bracket expression")
@@ -181,6 +188,8 @@ def check_pattern(pattern, where):
             fail(where, "unescaped '.' differs between ECMA-262 and POSIX ERE on newlines; use a bracket expression")
         elif c in "]}":
             fail(where, f"escape the literal '{c}' in the pattern")
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            fail(where, "control characters in a pattern belong in a bracket expression")
         else:  # literal, ^, $ or |
             i += 1
             can_repeat = c not in "^$|"
@@ -513,6 +522,12 @@ def load_index(root):
 
 # ---------------------------------------------------------------------------
 # C emission.
+
+
+def c_pattern(pattern):
+    """The POSIX ERE for a checked pattern: the same characters, but a range
+    from NUL starts at U+0001 (check_pattern allows NUL nowhere else)."""
+    return pattern.replace("\0-", "\x01-")
 
 
 def c_string(s):
@@ -893,7 +908,7 @@ class Emitter:
         out.append(f"#define CT_N_PATTERNS {len(self.patterns)}")
         out.append("static const char *const ct_patterns[CT_N_PATTERNS + 1] = {")
         for p in self.patterns:
-            out.append(f"\t{c_string(p)},")
+            out.append(f"\t{c_string(c_pattern(p))},")
         out.append("\tNULL,")
         out.append("};")
         out.append(SOURCE_RUNTIME.rstrip("\n"))
@@ -935,8 +950,9 @@ HEADER_TOP = r"""
  * arrays are fixed arrays of maxItems with a _len. The message, stream and
  * consumer tables are what the bus layer declares and routes by.
  *
- * Known limit: cJSON ends strings at an embedded NUL ("\u0000"), so such a
- * string is checked as its prefix.
+ * cJSON ends strings at an embedded NUL ("\u0000") and ignores whatever
+ * follows the first JSON value, so a document is read with ct_json_parse,
+ * which refuses both, before a codec sees it.
  */
 #ifndef SHOP_CONTRACTS_GEN_H
 #define SHOP_CONTRACTS_GEN_H
@@ -968,6 +984,13 @@ struct ct_errors {
  * request or message reads the same. */
 void ct_errors_add(struct ct_errors *errs, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Parses TEXT[LEN] as exactly one JSON value with only whitespace around it,
+ * and no string holding a NUL: cJSON would stop the string there, and a
+ * codec would check a prefix of what another reader of the same text sees.
+ * On success *ret_root owns the document; otherwise one error at "" says
+ * why and SHOP_E_INVALID is returned. */
+shop_status ct_json_parse(const char *text, size_t len, cJSON **ret_root, struct ct_errors *errs);
 """
 
 HEADER_BOTTOM = r"""
@@ -1381,6 +1404,48 @@ static bool ct_object_begin(const cJSON *v, struct ct_ctx *cx)
 		return true;
 	ct_fail(cx, "must be an object");
 	return false;
+}
+
+/* True when a string of the valid JSON TEXT[LEN] spells a NUL (\u0000). */
+static bool ct_json_has_nul(const char *text, size_t len)
+{
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '"') {
+			in_string = !in_string;
+		} else if (in_string && text[i] == '\\') {
+			if (i + 5 < len && text[i + 1] == 'u' && memcmp(text + i + 2, "0000", 4) == 0)
+				return true;
+			i++; /* the escaped character, which may be a quote */
+		}
+	}
+	return false;
+}
+
+shop_status ct_json_parse(const char *text, size_t len, cJSON **ret_root, struct ct_errors *errs)
+{
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+	if (!root) {
+		ct_errors_add(errs, "", "is not valid JSON");
+		return SHOP_E_INVALID;
+	}
+	size_t used = (size_t)(end - text);
+	while (used < len && (text[used] == ' ' || text[used] == '\t' || text[used] == '\n' ||
+			      text[used] == '\r'))
+		used++;
+	if (used < len) {
+		ct_errors_add(errs, "", "has more after the JSON value (at byte %zu)", used);
+		cJSON_Delete(root);
+		return SHOP_E_INVALID;
+	}
+	if (ct_json_has_nul(text, len)) {
+		ct_errors_add(errs, "", "has a string holding a NUL character (\\u0000)");
+		cJSON_Delete(root);
+		return SHOP_E_INVALID;
+	}
+	*ret_root = root;
+	return SHOP_OK;
 }
 
 static bool ct_key_is(const cJSON *it, const char *key)

@@ -64,26 +64,62 @@ bool ids_uuid_valid(const char *s)
 	return true;
 }
 
+/* n lowercase hex digits, not all of them zero when nonzero is set. */
+static bool ids_hex_field(const char *s, size_t n, bool nonzero)
+{
+	bool seen_nonzero = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]) && !(s[i] >= 'a' && s[i] <= 'f'))
+			return false;
+		seen_nonzero = seen_nonzero || s[i] != '0';
+	}
+	return seen_nonzero || !nonzero;
+}
+
+bool ids_traceparent_valid(const char *s)
+{
+	/* vv-<32 trace>-<16 parent>-ff: offsets of the dashes and fields. */
+	if (!s || strlen(s) < IDS_TRACEPARENT_SIZE - 1)
+		return false;
+	if (!ids_hex_field(s, 2, false) || strncmp(s, "ff", 2) == 0 || s[2] != '-' ||
+	    !ids_hex_field(s + 3, 32, true) || s[35] != '-' || !ids_hex_field(s + 36, 16, true) ||
+	    s[52] != '-' || !ids_hex_field(s + 53, 2, false))
+		return false;
+	/* Version 00 has exactly these fields; a later one may add some after
+	 * a dash, and a receiver reads the ones it knows. */
+	if (strncmp(s, "00", 2) == 0)
+		return s[55] == '\0';
+	return s[55] == '\0' || s[55] == '-';
+}
+
+/* The traceparent of a new span of TRACE (32 hex digits). */
+static void ids_traceparent_span(const char *trace, char out[IDS_TRACEPARENT_SIZE])
+{
+	unsigned char span[8];
+	char hex[17];
+	do {
+		ids_random(span, sizeof(span));
+		ids_hex(span, sizeof(span), hex);
+	} while (!ids_hex_field(hex, 16, true)); /* all zeros is invalid; 2^-64 */
+	snprintf(out, IDS_TRACEPARENT_SIZE, "00-%.32s-%s-01", trace, hex);
+}
+
 void ids_traceparent_new(char out[IDS_TRACEPARENT_SIZE])
 {
 	unsigned char trace[16];
-	ids_random(trace, sizeof(trace));
 	char hex[33];
-	ids_hex(trace, sizeof(trace), hex);
-	char buf[IDS_TRACEPARENT_SIZE];
-	snprintf(buf, sizeof(buf), "00-%s-0000000000000000-01", hex);
-	ids_traceparent_child(buf, out);
+	do {
+		ids_random(trace, sizeof(trace));
+		ids_hex(trace, sizeof(trace), hex);
+	} while (!ids_hex_field(hex, 32, true));
+	ids_traceparent_span(hex, out);
 }
 
 void ids_traceparent_child(const char *parent, char out[IDS_TRACEPARENT_SIZE])
 {
-	if (!parent || strlen(parent) != IDS_TRACEPARENT_SIZE - 1 || strncmp(parent, "00-", 3) != 0) {
+	if (!ids_traceparent_valid(parent)) {
 		ids_traceparent_new(out);
 		return;
 	}
-	unsigned char span[8];
-	ids_random(span, sizeof(span));
-	char hex[17];
-	ids_hex(span, sizeof(span), hex);
-	snprintf(out, IDS_TRACEPARENT_SIZE, "00-%.32s-%s-01", parent + 3, hex);
+	ids_traceparent_span(parent + 3, out);
 }

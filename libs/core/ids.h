@@ -16,9 +16,16 @@
 
 void ids_uuid7(char out[IDS_UUID_SIZE]);
 bool ids_uuid_valid(const char *s);
+/* True when s is a traceparent W3C Trace Context lets a receiver continue:
+ * version 2 lowercase hex but not "ff" (exactly 55 characters for version
+ * 00; a later version may append "-" and more), then a 32 hex trace id and
+ * a 16 hex parent id, neither all zeros, and 2 hex flags, all lowercase. */
+bool ids_traceparent_valid(const char *s);
 /* A new traceparent with a fresh trace id and span id. */
 void ids_traceparent_new(char out[IDS_TRACEPARENT_SIZE]);
-/* Same trace as parent (when valid), new span id; otherwise a new trace. */
+/* Same trace as parent when ids_traceparent_valid(parent), new span id;
+ * otherwise (NULL included) a new trace, as W3C Trace Context says to do
+ * with an invalid header. The result is always version 00, sampled. */
 void ids_traceparent_child(const char *parent, char out[IDS_TRACEPARENT_SIZE]);
 
 #endif

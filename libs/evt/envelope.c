@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool evt_time_valid(const char *s)
@@ -96,8 +97,9 @@ shop_status evt_envelope_parse(const char *json, size_t len, cJSON **ret_root,
 		ct_errors_add(errs, "", "message is larger than %d bytes", EVT_MESSAGE_MAX);
 		goto out;
 	}
-	root = cJSON_ParseWithLength(json, len);
-	if (!root || !cJSON_IsObject(root)) {
+	if (ct_json_parse(json, len, &root, errs) != SHOP_OK)
+		goto out;
+	if (!cJSON_IsObject(root)) {
 		ct_errors_add(errs, "", "is not a JSON object");
 		goto out;
 	}
@@ -136,11 +138,18 @@ shop_status evt_envelope_parse(const char *json, size_t len, cJSON **ret_root,
 		bool known = false;
 		for (size_t i = 0; i < sizeof(evt_attributes) / sizeof(evt_attributes[0]); i++)
 			known = known || strcmp(m->string, evt_attributes[i]) == 0;
-		if (!known) {
-			char path[CT_PATH_MAX];
-			snprintf(path, sizeof(path), "/%s", m->string);
+		/* cJSON keeps both copies and the lookups above read the first;
+		 * another reader may take the last, so a duplicate is malformed.
+		 * Reported once, at its second appearance. */
+		bool again = false;
+		for (const cJSON *p = root->child; p != m && !again; p = p->next)
+			again = strcmp(p->string, m->string) == 0;
+		char path[CT_PATH_MAX];
+		snprintf(path, sizeof(path), "/%s", m->string);
+		if (!known)
 			ct_errors_add(errs, path, "is not allowed");
-		}
+		else if (again)
+			ct_errors_add(errs, path, "must appear only once");
 	}
 
 	if (errs->len + errs->dropped != errors_before)
@@ -151,6 +160,22 @@ shop_status evt_envelope_parse(const char *json, size_t len, cJSON **ret_root,
 out:
 	cJSON_Delete(root);
 	return st;
+}
+
+shop_status evt_envelope_build(const struct evt_envelope *env, const cJSON *data,
+			       char **ret_payload, struct ct_errors *errs)
+{
+	char *payload = evt_envelope_encode(env, data);
+	cJSON *root = NULL;
+	struct evt_envelope check;
+	shop_status st = evt_envelope_parse(payload, strlen(payload), &root, &check, errs);
+	cJSON_Delete(root);
+	if (st != SHOP_OK) {
+		free(payload);
+		return st;
+	}
+	*ret_payload = payload;
+	return SHOP_OK;
 }
 
 char *evt_envelope_encode(const struct evt_envelope *env, const cJSON *data)

@@ -38,11 +38,18 @@ struct evt_envelope {
 	const cJSON *data; /* borrowed from the parsed document */
 };
 
-/* Parses and validates an envelope. On success *ret_root owns the document
- * (env->data points into it; free with cJSON_Delete). Errors name the
- * attribute's JSON pointer. */
+/* Parses and validates an envelope: exactly one JSON object (ct_json_parse),
+ * every attribute once. On success *ret_root owns the document (env->data
+ * points into it; free with cJSON_Delete). Errors name the attribute's JSON
+ * pointer. */
 shop_status evt_envelope_parse(const char *json, size_t len, cJSON **ret_root,
 			       struct evt_envelope *env, struct ct_errors *errs);
+/* Serialises env with data (not taken) and reads the result back with
+ * evt_envelope_parse, as every consumer will: on success *ret_payload is
+ * the malloc'd JSON; SHOP_E_INVALID (with the errors) when a consumer would
+ * dead-letter it, so a producer never writes such an envelope. */
+shop_status evt_envelope_build(const struct evt_envelope *env, const cJSON *data,
+			       char **ret_payload, struct ct_errors *errs);
 /* Serialises env with data (not taken). Returns a malloc'd string. */
 char *evt_envelope_encode(const struct evt_envelope *env, const cJSON *data);
 

@@ -209,7 +209,13 @@ shop_status svc_emit(struct svc_tx *tx, enum ct_message_id message, const char *
 		 causation && *causation ? causation : env.id);
 	ids_traceparent_child(cause ? cause->traceparent : tx->traceparent, env.traceparent);
 
-	payload = evt_envelope_encode(&env, json);
+	/* Nor an envelope they would reject: its traceparent and correlation id
+	 * can come from a client's headers. */
+	if (evt_envelope_build(&env, json, &payload, &errs) != SHOP_OK) {
+		log_error(NULL, "refusing to emit %s: envelope%s %s", m->name, errs.item[0].path,
+			  errs.item[0].problem);
+		goto out;
+	}
 	st = db_exec(tx->db,
 		     "INSERT INTO outbox (event_id, subject, payload, created_at_ms) "
 		     "VALUES ($1, $2, $3, $4)",

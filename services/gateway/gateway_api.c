@@ -10,8 +10,10 @@
  * its idempotency record and the command into its outbox in one SQLite
  * transaction and answers; the relay publishes the command afterwards. So an
  * accepted order is never lost (it is on disk before the 202), and a crash
- * between commit and publish only delays it. Idempotency is race-free because
- * the key is looked up and recorded inside that same write transaction.
+ * between commit and publish only delays it. Idempotency is race-free on
+ * both backends because the key is claimed first in that same transaction,
+ * with an INSERT that does nothing when the key is taken (then the record is
+ * read and replayed).
  */
 #include "gateway.h"
 
@@ -104,36 +106,75 @@ struct gateway_create {
 	char order_id[IDS_UUID_SIZE];
 };
 
+/* Reads the record of c->idem_key, which the caller's insert found taken:
+ * the same body replays its answer, another is refused. */
+static shop_status gateway_create_replay(struct svc_tx *tx, struct gateway_create *c)
+{
+	struct db_result *r = NULL;
+	shop_status st = db_query(tx->db,
+				  "SELECT request, status, response, order_id FROM idempotency_keys "
+				  "WHERE idem_key = $1",
+				  DB_ARGS(c->idem_key), &r);
+	if (st != SHOP_OK)
+		goto out;
+	if (db_result_rows(r) == 0) {
+		/* Purged between the two statements (only a 24 h old key can be):
+		 * the client's retry finds the key free. */
+		st = SHOP_E_UNAVAILABLE;
+		goto out;
+	}
+	free(c->response);
+	c->response = NULL;
+	if (strcmp(db_result_text(r, 0, 0), c->canonical) != 0) {
+		c->key_conflict = true;
+	} else {
+		c->replayed = true;
+		c->status = (int)db_result_int(r, 0, 1);
+		c->response = xstrdup(db_result_text(r, 0, 2));
+		snprintf(c->order_id, sizeof(c->order_id), "%s", db_result_text(r, 0, 3));
+	}
+out:
+	db_result_free(r);
+	return st;
+}
+
 static shop_status gateway_create_tx(struct svc_tx *tx, void *arg)
 {
 	struct gateway_create *c = arg;
-	struct db_result *r = NULL;
 	struct ct_place_order *cmd = xcalloc(1, sizeof(*cmd));
 	cJSON *items = NULL, *body = NULL;
 	char *items_text = NULL;
 	shop_status st;
 
+	ids_uuid7(c->order_id);
+	body = cJSON_CreateObject();
+	cJSON_AddStringToObject(body, "order_id", c->order_id);
+	cJSON_AddStringToObject(body, "status", "PENDING");
+	c->status = 202;
+	c->response = cJSON_PrintUnformatted(body);
+
 	if (c->idem_key) {
-		st = db_query(tx->db,
-			      "SELECT request, status, response, order_id FROM idempotency_keys "
-			      "WHERE idem_key = $1",
-			      DB_ARGS(c->idem_key), &r);
+		/* The key is claimed first, by the insert itself: a concurrent
+		 * request with the same key blocks on this row (PostgreSQL) or on
+		 * the write lock (SQLite) until this transaction ends, then finds
+		 * the key taken and replays. A SELECT before the INSERT would let
+		 * both pass on PostgreSQL and fail one on the unique key. */
+		int64_t claimed = 0;
+		st = db_exec(tx->db,
+			     "INSERT INTO idempotency_keys (idem_key, request, status, response, "
+			     "order_id, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) "
+			     "ON CONFLICT (idem_key) DO NOTHING",
+			     DB_ARGS(c->idem_key, c->canonical, DB_I64(c->status), c->response,
+				     c->order_id, DB_I64(tx->now_ms)),
+			     &claimed);
 		if (st != SHOP_OK)
 			goto out;
-		if (db_result_rows(r) > 0) {
-			if (strcmp(db_result_text(r, 0, 0), c->canonical) != 0) {
-				c->key_conflict = true;
-			} else {
-				c->replayed = true;
-				c->status = (int)db_result_int(r, 0, 1);
-				c->response = xstrdup(db_result_text(r, 0, 2));
-				snprintf(c->order_id, sizeof(c->order_id), "%s", db_result_text(r, 0, 3));
-			}
-			goto out; /* replay or refusal: nothing is written */
+		if (claimed == 0) {
+			st = gateway_create_replay(tx, c); /* replay or refusal: nothing is written */
+			goto out;
 		}
 	}
 
-	ids_uuid7(c->order_id);
 	const struct ct_place_order_request *q = c->request;
 	snprintf(cmd->order_id, sizeof(cmd->order_id), "%s", c->order_id);
 	memcpy(cmd->customer_id, q->customer_id, sizeof(cmd->customer_id));
@@ -154,27 +195,11 @@ static shop_status gateway_create_tx(struct svc_tx *tx, void *arg)
 		     "INSERT INTO orders_view (order_id, status, customer_id, items, created_at_ms, "
 		     "updated_at_ms) VALUES ($1, 'PENDING', $2, $3, $4, $4)",
 		     DB_ARGS(c->order_id, q->customer_id, items_text, DB_I64(tx->now_ms)), NULL);
-	if (st != SHOP_OK)
-		goto out;
-
-	body = cJSON_CreateObject();
-	cJSON_AddStringToObject(body, "order_id", c->order_id);
-	cJSON_AddStringToObject(body, "status", "PENDING");
-	c->status = 202;
-	c->response = cJSON_PrintUnformatted(body);
-	if (c->idem_key)
-		st = db_exec(tx->db,
-			     "INSERT INTO idempotency_keys (idem_key, request, status, response, "
-			     "order_id, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-			     DB_ARGS(c->idem_key, c->canonical, DB_I64(c->status), c->response,
-				     c->order_id, DB_I64(tx->now_ms)),
-			     NULL);
 out:
 	cJSON_Delete(body);
 	cJSON_Delete(items);
 	free(items_text);
 	free(cmd);
-	db_result_free(r);
 	return st;
 }
 
@@ -243,9 +268,11 @@ static void gateway_order_create(struct svc *svc, const struct web_request *req,
 	}
 	size_t len = 0;
 	const char *body = web_request_body(req, &len);
-	json = cJSON_ParseWithLength(body, len);
-	if (!json) {
-		web_respond_error(res, 400, "malformed_json", "the body is not valid JSON", NULL);
+	/* Exactly one JSON value: an order followed by more text is not one the
+	 * client can be sure we read as it meant. */
+	if (ct_json_parse(body, len, &json, &errs) != SHOP_OK) {
+		web_respond_error(res, 400, "malformed_json", "the body is not valid JSON",
+				  gateway_details(&errs));
 		goto out;
 	}
 	if (ct_place_order_request_parse(json, request, &errs) != SHOP_OK) {

@@ -26,6 +26,7 @@
 #include "contracts_gen.h"
 #include "core/status.h"
 #include "core/xalloc.h"
+#include "evt/envelope.h"
 
 #define EXAMPLES_DIR "contracts/examples"
 #define INDEX_PATH "contracts/index.json"
@@ -835,11 +836,136 @@ static void limits_are_named_after_the_schemas(void **state)
 	assert_int_equal(sizeof(((struct ct_place_order *)0)->items) / sizeof(struct ct_order_line), 50);
 }
 
+/* ---- one JSON value, read whole ---- */
+
+static void json_text_must_be_exactly_one_value(void **state)
+{
+	static const char *const bad[] = {
+		"{\"a\":1} garbage", "{\"a\":1}{\"a\":1}", "{\"a\":1}\x00", "[1] 2", "{\"a\":", "",
+		"   ",
+	};
+	static const size_t bad_len[] = { 15, 14, 8, 5, 5, 0, 3 };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct ct_errors errs = { 0 };
+		cJSON *root = NULL;
+		assert_int_equal(ct_json_parse(bad[i], bad_len[i], &root, &errs), SHOP_E_INVALID);
+		assert_null(root);
+		assert_int_equal(errs.len, 1);
+		assert_string_equal(errs.item[0].path, "");
+	}
+	struct ct_errors errs = { 0 };
+	cJSON *root = NULL;
+	const char *spaced = " \r\n\t{\"a\":1} \r\n\t";
+	assert_int_equal(ct_json_parse(spaced, strlen(spaced), &root, &errs), SHOP_OK);
+	assert_true(cJSON_IsObject(root));
+	cJSON_Delete(root);
+	/* The length is the limit, not a NUL: the valid prefix of a longer buffer. */
+	root = NULL;
+	assert_int_equal(ct_json_parse("{\"a\":1} x", 7, &root, &errs), SHOP_OK);
+	cJSON_Delete(root);
+	assert_int_equal(errs.len, 0);
+}
+
+static void json_strings_holding_nul_are_rejected(void **state)
+{
+	/* cJSON would end "ab\u0000c" at "ab"; another reader sees four characters. */
+	const char *nul = "{\"name\":\"ab\\u0000c\"}";
+	struct ct_errors errs = { 0 };
+	cJSON *root = NULL;
+	assert_int_equal(ct_json_parse(nul, strlen(nul), &root, &errs), SHOP_E_INVALID);
+	assert_null(root);
+	assert_error(&errs, "", "has a string holding a NUL character (\\u0000)");
+	/* An escaped backslash followed by "u0000" is six ordinary characters. */
+	const char *text = "{\"name\":\"a\\\\u0000\",\"q\":\"\\\"\\\\\"}";
+	assert_int_equal(ct_json_parse(text, strlen(text), &root, NULL), SHOP_OK);
+	assert_string_equal(cJSON_GetObjectItem(root, "name")->valuestring, "a\\u0000");
+	cJSON_Delete(root);
+}
+
+/* ---- the envelope ---- */
+
+static void envelope_fill(struct evt_envelope *env)
+{
+	memset(env, 0, sizeof(*env));
+	snprintf(env->id, sizeof(env->id), "%s", ORDER_ID);
+	snprintf(env->source, sizeof(env->source), "/shop/gateway");
+	snprintf(env->type, sizeof(env->type), "shop.gateway.cancel_order.v1");
+	snprintf(env->time, sizeof(env->time), "2026-11-22T10:00:00.123Z");
+	snprintf(env->subject, sizeof(env->subject), "%s", ORDER_ID);
+	snprintf(env->correlationid, sizeof(env->correlationid), "req-1");
+	snprintf(env->causationid, sizeof(env->causationid), "req-1");
+	snprintf(env->traceparent, sizeof(env->traceparent),
+		 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+}
+
+static void envelope_with_a_duplicate_attribute_is_rejected(void **state)
+{
+	struct evt_envelope env;
+	envelope_fill(&env);
+	cJSON *data = cJSON_CreateObject();
+	char *good = evt_envelope_encode(&env, data);
+	cJSON_Delete(data);
+	/* The same envelope with a second, different subject after the first. */
+	size_t len = strlen(good);
+	char dup[2048];
+	assert_true(len + 64 < sizeof(dup));
+	snprintf(dup, sizeof(dup), "%.*s,\"subject\":\"other\"}", (int)(len - 1), good);
+	struct ct_errors errs = { 0 };
+	cJSON *root = NULL;
+	assert_int_equal(evt_envelope_parse(good, len, &root, &env, &errs), SHOP_OK);
+	cJSON_Delete(root);
+	root = NULL;
+	assert_int_equal(evt_envelope_parse(dup, strlen(dup), &root, &env, &errs), SHOP_E_INVALID);
+	assert_null(root);
+	assert_error(&errs, "/subject", "must appear only once");
+
+	struct ct_errors trailing_errs = { 0 };
+	snprintf(dup, sizeof(dup), "%s garbage", good);
+	assert_int_equal(evt_envelope_parse(dup, strlen(dup), &root, &env, &trailing_errs),
+			 SHOP_E_INVALID);
+	assert_int_equal(trailing_errs.len, 1);
+	assert_string_equal(trailing_errs.item[0].path, "");
+	free(good);
+}
+
+static void envelope_build_refuses_what_a_consumer_would_reject(void **state)
+{
+	cJSON *data = cJSON_CreateObject();
+	struct evt_envelope env;
+	char *payload = NULL;
+	struct ct_errors errs = { 0 };
+
+	envelope_fill(&env);
+	assert_int_equal(evt_envelope_build(&env, data, &payload, &errs), SHOP_OK);
+	assert_non_null(payload);
+	free(payload);
+	payload = NULL;
+
+	/* The header the issue reproduced with: uppercase hex. */
+	snprintf(env.traceparent, sizeof(env.traceparent),
+		 "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01");
+	assert_int_equal(evt_envelope_build(&env, data, &payload, &errs), SHOP_E_INVALID);
+	assert_null(payload);
+	assert_error(&errs, "/traceparent", "must be a W3C traceparent");
+
+	struct ct_errors errs2 = { 0 };
+	envelope_fill(&env);
+	env.subject[0] = '\0';
+	assert_int_equal(evt_envelope_build(&env, data, &payload, &errs2), SHOP_E_INVALID);
+	assert_null(payload);
+	assert_string_equal(errs2.item[0].path, "/subject");
+	cJSON_Delete(data);
+}
+
 /* ---- main: the focused cases, then one case per example ---- */
 
 static const struct CMUnitTest focused[] = {
 	cmocka_unit_test(patterns_compile_once_under_concurrent_first_use),
 	cmocka_unit_test(every_example_directory_has_a_codec),
+	cmocka_unit_test(json_text_must_be_exactly_one_value),
+	cmocka_unit_test(json_strings_holding_nul_are_rejected),
+	cmocka_unit_test(envelope_with_a_duplicate_attribute_is_rejected),
+	cmocka_unit_test(envelope_build_refuses_what_a_consumer_would_reject),
 	cmocka_unit_test(every_message_and_type_has_valid_and_invalid_examples),
 	cmocka_unit_test(order_with_three_bad_fields_reports_all_three_paths),
 	cmocka_unit_test(bad_elements_of_one_array_are_all_reported),

@@ -89,6 +89,51 @@ static void timed_waits_use_the_monotonic_clock(void **state)
 	int64_t waited = clock_mono_ms() - start;
 	assert_true(waited >= 95 && waited < 5000);
 	pthread_cond_destroy(&cond);
+
+/* Every traceparent W3C Trace Context says to ignore starts a new trace
+ * (and a valid one: what the gateway writes into an envelope must pass the
+ * envelope's own check), while a valid one keeps its trace id. */
+static void traceparent_child_ignores_every_invalid_parent(void **state)
+{
+	static const char *const invalid[] = {
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", /* uppercase */
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01", /* zero trace */
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", /* zero parent */
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", /* version ff */
+		"0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", /* non-hex */
+		"00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", /* 00 is 55 long */
+		"00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-0100", /* short trace */
+		"00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
+		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", /* no dash after */
+		"",
+		NULL,
+	};
+	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+		char child[IDS_TRACEPARENT_SIZE];
+		assert_false(ids_traceparent_valid(invalid[i]));
+		ids_traceparent_child(invalid[i], child);
+		assert_true(ids_traceparent_valid(child));
+		assert_memory_equal(child, "00-", 3);
+		assert_memory_not_equal(child + 3, "4bf92f3577b34da6a3ce929d0e0e4736", 32);
+	}
+	static const char *const valid[] = {
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03", /* unknown flags */
+		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", /* later version */
+		"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-says",
+	};
+	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
+		char child[IDS_TRACEPARENT_SIZE];
+		assert_true(ids_traceparent_valid(valid[i]));
+		ids_traceparent_child(valid[i], child);
+		assert_true(ids_traceparent_valid(child));
+		assert_string_equal(child + IDS_TRACEPARENT_SIZE - 4, "-01");
+		assert_memory_equal(child, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36);
+	}
 }
 
 static void rfc3339_stamps_are_utc_with_milliseconds(void **state)
@@ -146,6 +191,7 @@ int main(void)
 		cmocka_unit_test(uuid_validation_rejects_malformed_ids),
 		cmocka_unit_test(traceparent_child_keeps_trace_and_changes_span),
 		cmocka_unit_test(traceparent_child_of_garbage_starts_a_new_trace),
+		cmocka_unit_test(traceparent_child_ignores_every_invalid_parent),
 		cmocka_unit_test(rfc3339_stamps_are_utc_with_milliseconds),
 		cmocka_unit_test(timed_waits_use_the_monotonic_clock),
 		cmocka_unit_test(config_int_takes_default_value_and_range),

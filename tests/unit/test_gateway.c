@@ -1,7 +1,14 @@
 /*
- * test_gateway.c - the gateway's read model and idempotency records on an
- * in-process SQLite database, driven through the runtime as the consumer
- * loop drives them. The HTTP API itself is covered by tests/system.
+ * test_gateway.c - the gateway's read model and idempotency records, driven
+ * through the runtime as the consumer loop drives them, and POST /orders
+ * through a real HTTP server on a kernel-chosen port (the rest of the API
+ * is covered by tests/system).
+ *
+ * The database is a SQLite file here; tests/component/test_gateway_pg.c
+ * includes this file after tests/component/service_pg_backend.h to run
+ * every case on PostgreSQL too, and defines GATEWAY_TEST_GATE to hold the
+ * two racing POSTs of one Idempotency-Key at the very statement where
+ * SELECT-then-INSERT used to let them both through.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,9 +16,22 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include "../../services/gateway/gateway.h"
 #include "core/log.h"
 #include "service_harness.h"
+#include "service_sqlite_backend.h"
+
+#define TEST_URL_MAX 1024
+#define TEST_REPLY_MAX (64 * 1024) /* every answer of POST /orders is far smaller */
+#define TEST_POOL 4                /* connections handed to the runtime's pool */
 
 #define CONSUMER "gateway"
 #define ORDER_ID "0192f0c1-7d2a-7abc-8def-0123456789ab"
@@ -19,8 +39,10 @@
 
 struct fixture {
 	struct svc_spec spec;
+	char url[TEST_URL_MAX];
 	struct db *db;
 	struct svc *svc;
+	struct web_server *server; /* started by the HTTP cases */
 };
 
 static int setup(void **state)
@@ -33,7 +55,9 @@ static int setup(void **state)
 		.n_migrations = gateway_n_migrations,
 		.any_route = gateway_project,
 	};
-	assert_int_equal(harness_open(&f->spec, "sqlite::memory:", &f->db, &f->svc), SHOP_OK);
+	/* A file, not :memory:: the HTTP cases use more connections. */
+	backend_url(f->url, sizeof(f->url), true);
+	assert_int_equal(harness_open(&f->spec, f->url, &f->db, &f->svc), SHOP_OK);
 	*state = f;
 	return 0;
 }
@@ -41,10 +65,103 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+	web_server_stop(f->server);
 	svc_destroy(f->svc);
 	db_close(f->db);
+	backend_release(f->url);
 	free(f);
 	return 0;
+}
+
+/* ---- HTTP: the gateway's API on a real server, a raw client ---- */
+
+struct reply {
+	int status;
+	char raw[TEST_REPLY_MAX];
+	cJSON *json; /* the body */
+};
+
+/* Serves the API of f->svc on 127.0.0.1. A detached runtime opens no
+ * connections of its own (it has no URL): its pool gets TEST_POOL. */
+static uint16_t serve(struct fixture *f)
+{
+	for (int i = 0; i < TEST_POOL; i++) {
+		struct db *db = NULL;
+		assert_int_equal(db_open(f->url, &db), SHOP_OK);
+		svc_db_release(f->svc, db);
+	}
+	assert_int_equal(web_server_start("127.0.0.1", 0, gateway_http, f->svc, &f->server),
+			 SHOP_OK);
+	return web_server_port(f->server);
+}
+
+/* POST /orders with BODY and the extra header lines HEADERS ("" for none);
+ * fills R. Does not assert, so threads may call it. */
+static void post_order(uint16_t port, const char *headers, const char *body, struct reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return;
+	struct timeval tv = { .tv_sec = 10 }; /* a hung server fails, not hangs, the test */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	char *req = NULL;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    asprintf(&req,
+		     "POST /orders HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+		     "Content-Type: application/json\r\n%sContent-Length: %zu\r\n\r\n%s",
+		     headers, strlen(body), body) < 0) {
+		close(fd);
+		return;
+	}
+	size_t len = strlen(req), sent = 0, got = 0;
+	while (sent < len) {
+		ssize_t n = send(fd, req + sent, len - sent, MSG_NOSIGNAL);
+		if (n <= 0 && errno != EINTR)
+			break;
+		sent += n > 0 ? (size_t)n : 0;
+	}
+	for (;;) {
+		ssize_t n = recv(fd, r->raw + got, sizeof(r->raw) - 1 - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	r->raw[got] = '\0';
+	close(fd);
+	free(req);
+	if (sscanf(r->raw, "HTTP/1.%*d %d", &r->status) != 1)
+		r->status = 0;
+	const char *end = strstr(r->raw, "\r\n\r\n");
+	r->json = end ? cJSON_Parse(end + 4) : NULL;
+}
+
+static const char *reply_str(const struct reply *r, const char *name)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r->json, name));
+}
+
+static bool reply_has_header(const struct reply *r, const char *line)
+{
+	const char *end = strstr(r->raw, "\r\n\r\n");
+	const char *at = strcasestr(r->raw, line);
+	return at && end && at < end;
+}
+
+static const char *const valid_order =
+	"{\"customer_id\":\"c-1\",\"email\":\"ada@example.com\","
+	"\"items\":[{\"sku\":\"SKU-CABLE\",\"quantity\":2}],"
+	"\"payment\":{\"card_token\":\"tok_visa\"},"
+	"\"shipping_address\":{\"name\":\"Ada\",\"line1\":\"1 Loop St\",\"city\":\"London\","
+	"\"postal_code\":\"SW1\",\"country\":\"GB\"}}";
+
+static int64_t count(struct fixture *f, const char *sql)
+{
+	return harness_query_int(f->db, sql, NULL);
 }
 
 /* Delivers MSG of message ID about ORDER_ID under EVENT_ID (NULL: fresh). */
@@ -182,6 +299,146 @@ static void idempotency_records_expire_after_their_retention(void **state)
 			 1);
 }
 
+static void a_body_with_text_after_the_order_is_malformed(void **state)
+{
+	struct fixture *f = *state;
+	uint16_t port = serve(f);
+	struct reply r;
+	char body[2048];
+	snprintf(body, sizeof(body), "%s garbage", valid_order);
+	post_order(port, "", body, &r);
+	assert_int_equal(r.status, 400);
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(r.json, "error");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(error, "code")),
+			    "malformed_json");
+	cJSON_Delete(r.json);
+	snprintf(body, sizeof(body), "%s%s", valid_order, valid_order);
+	post_order(port, "", body, &r);
+	assert_int_equal(r.status, 400);
+	cJSON_Delete(r.json);
+	assert_int_equal(count(f, "SELECT COUNT(*) FROM orders_view"), 0);
+	assert_int_equal(harness_outbox_total(f->db), 0);
+	/* Whitespace after it is still one value. */
+	snprintf(body, sizeof(body), "%s \r\n", valid_order);
+	post_order(port, "", body, &r);
+	assert_int_equal(r.status, 202);
+	cJSON_Delete(r.json);
+}
+
+/* The header from the issue: uppercase hex. The order is accepted under a
+ * new trace and its command is one orders will take, not dead-letter. */
+static void an_invalid_traceparent_starts_a_new_trace_and_the_command_is_valid(void **state)
+{
+	struct fixture *f = *state;
+	uint16_t port = serve(f);
+	struct reply r;
+	post_order(port, "traceparent: 00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01\r\n",
+		   valid_order, &r);
+	assert_int_equal(r.status, 202);
+	cJSON_Delete(r.json);
+
+	struct db_result *q = NULL;
+	assert_int_equal(db_query(f->db, "SELECT payload FROM outbox", DB_NOARGS, &q), SHOP_OK);
+	assert_int_equal(db_result_rows(q), 1);
+	const char *payload = db_result_text(q, 0, 0);
+	cJSON *root = NULL;
+	struct evt_envelope env;
+	struct ct_errors errs = { 0 };
+	assert_int_equal(evt_envelope_parse(payload, strlen(payload), &root, &env, &errs), SHOP_OK);
+	assert_true(ids_traceparent_valid(env.traceparent));
+	assert_null(strstr(env.traceparent, "4bf92f3577b34da6a3ce929d0e0e4736"));
+	const struct ct_message *m = ct_message_by_type(env.type);
+	assert_non_null(m);
+	void *cmd = xcalloc(1, m->data_size);
+	assert_int_equal(m->parse(env.data, cmd, &errs), SHOP_OK);
+	free(cmd);
+	cJSON_Delete(root);
+	db_result_free(q);
+}
+
+static void a_key_reused_with_another_body_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	uint16_t port = serve(f);
+	struct reply first, again, other;
+	post_order(port, "Idempotency-Key: k-1\r\n", valid_order, &first);
+	post_order(port, "Idempotency-Key: k-1\r\n", valid_order, &again);
+	assert_int_equal(first.status, 202);
+	assert_int_equal(again.status, 202);
+	assert_true(reply_has_header(&again, "Idempotent-Replayed: true"));
+	assert_string_equal(reply_str(&first, "order_id"), reply_str(&again, "order_id"));
+	char body[2048];
+	snprintf(body, sizeof(body), "%s", valid_order);
+	strstr(body, "\"c-1\"")[3] = '2'; /* another customer */
+	post_order(port, "Idempotency-Key: k-1\r\n", body, &other);
+	assert_int_equal(other.status, 422);
+	assert_int_equal(count(f, "SELECT COUNT(*) FROM orders_view"), 1);
+	assert_int_equal(harness_outbox_total(f->db), 1);
+	cJSON_Delete(first.json);
+	cJSON_Delete(again.json);
+	cJSON_Delete(other.json);
+}
+
+/* GATEWAY_TEST_GATE: gate_close(f) makes every insert into
+ * idempotency_keys wait; gate_open(f, n) lets them go once n wait. Without
+ * one (SQLite, which has a single writer anyway) the two POSTs just race. */
+#ifndef GATEWAY_TEST_GATE
+static void gate_close(struct fixture *f)
+{
+	(void)f;
+}
+
+static void gate_open(struct fixture *f, int waiting)
+{
+	(void)f;
+	(void)waiting;
+}
+#endif
+
+struct racer {
+	pthread_barrier_t *start;
+	uint16_t port;
+	struct reply reply;
+};
+
+static void *racer_main(void *arg)
+{
+	struct racer *r = arg;
+	pthread_barrier_wait(r->start);
+	post_order(r->port, "Idempotency-Key: race-1\r\n", valid_order, &r->reply);
+	return NULL;
+}
+
+static void two_concurrent_posts_with_one_key_place_one_order(void **state)
+{
+	struct fixture *f = *state;
+	pthread_barrier_t start;
+	struct racer a = { .start = &start, .port = serve(f) }, b = a;
+	pthread_t ta, tb;
+	gate_close(f);
+	assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
+	assert_int_equal(pthread_create(&ta, NULL, racer_main, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, racer_main, &b), 0);
+	gate_open(f, 2);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	pthread_barrier_destroy(&start);
+
+	assert_int_equal(a.reply.status, 202);
+	assert_int_equal(b.reply.status, 202);
+	assert_non_null(reply_str(&a.reply, "order_id"));
+	assert_non_null(reply_str(&b.reply, "order_id"));
+	assert_string_equal(reply_str(&a.reply, "order_id"), reply_str(&b.reply, "order_id"));
+	/* Exactly one of them is the replay. */
+	assert_true(reply_has_header(&a.reply, "Idempotent-Replayed: true") !=
+		    reply_has_header(&b.reply, "Idempotent-Replayed: true"));
+	assert_int_equal(count(f, "SELECT COUNT(*) FROM orders_view"), 1);
+	assert_int_equal(count(f, "SELECT COUNT(*) FROM idempotency_keys"), 1);
+	assert_int_equal(harness_outbox_total(f->db), 1);
+	cJSON_Delete(a.reply.json);
+	cJSON_Delete(b.reply.json);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,7 +450,17 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(idempotency_records_expire_after_their_retention,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(a_body_with_text_after_the_order_is_malformed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			an_invalid_traceparent_starts_a_new_trace_and_the_command_is_valid, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(a_key_reused_with_another_body_is_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(two_concurrent_posts_with_one_key_place_one_order,
+						setup, teardown),
 	};
 	log_init("gateway-test", LOG_LVL_ERROR);
-	return cmocka_run_group_tests_name("gateway", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("gateway", tests, backend_group_setup,
+					   backend_group_teardown);
 }
