@@ -5,7 +5,9 @@
  * Consumes OrderPlaced (records the payment intent with the card token),
  * StockReserved (charges what the reservation carries) and OrderCancelled
  * (refunds a charge, or cancels an uncharged intent); emits
- * PaymentAuthorized, PaymentDeclined and PaymentRefunded.
+ * PaymentAuthorized, PaymentDeclined and PaymentRefunded. A periodic
+ * reconciliation refunds any charge the provider's ledger holds for a
+ * cancelled payment.
  *
  * Configuration (environment; the runtime's own settings are read by
  * libs/svc):
@@ -54,6 +56,8 @@ int main(void)
 		.n_migrations = payments_n_migrations,
 		.routes = payments_routes,
 		.n_routes = payments_n_routes,
+		.tasks = payments_tasks,
+		.n_tasks = payments_n_tasks,
 		.ctx = &ctx,
 	};
 	int rc = svc_main(&spec);

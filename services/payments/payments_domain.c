@@ -54,10 +54,17 @@ enum payments_action payments_decide(enum payments_event ev, bool exists,
 		if (!exists)
 			return PAYMENTS_ACT_TOMBSTONE;
 		if (st == PAYMENTS_NEW)
-			return PAYMENTS_ACT_CANCEL;
+			return PAYMENTS_ACT_CANCEL; /* charged or not: the provider knows */
 		if (st == PAYMENTS_CHARGED)
 			return PAYMENTS_ACT_REFUND;
 		return PAYMENTS_ACT_NONE; /* declined, already cancelled or refunded */
+	case PAYMENTS_EV_CHARGE_FOUND:
+		/* Only a cancelled payment owes the money back. NEW and CHARGED
+		 * are still in the saga (a cancellation will ask the provider),
+		 * a refunded one was given back already, and a declined key or a
+		 * missing row cannot hold an approved charge. */
+		return exists && st == PAYMENTS_CANCELLED ? PAYMENTS_ACT_REFUND_FOUND
+							  : PAYMENTS_ACT_NONE;
 	}
 	return PAYMENTS_ACT_NONE;
 }

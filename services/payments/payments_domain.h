@@ -5,15 +5,25 @@
  *
  *   (none) --OrderPlaced--> NEW --StockReserved--> CHARGED --OrderCancelled--> REFUNDED
  *                            |                 \-> DECLINED
- *                            \--OrderCancelled--> CANCELLED
+ *                            |--OrderCancelled, provider has no charge--> CANCELLED
+ *                            \--OrderCancelled, provider has a charge--> REFUNDED
  *   (none) --OrderCancelled--> CANCELLED (a tombstone: a late OrderPlaced
  *                                         finds the row and leaves it alone)
+ *   CANCELLED --ledger holds an open charge (reconciliation)--> REFUNDED
  *
  * Messages arrive twice, late or out of order; every (state, message) pair
  * that is not a legal transition is a no-op, except StockReserved before
  * OrderPlaced, which waits (the intent carries the card token the charge
- * needs). Only NEW is ever charged, so a cancelled intent charges nothing
- * and a charged one is never charged again.
+ * needs). Only NEW is ever charged, so a charged payment is never charged
+ * again.
+ *
+ * A NEW row does not prove that nothing was charged: the provider commits a
+ * charge on its own connection before the handler's transaction records it,
+ * and a handler killed (or whose commit fails) in between leaves the row NEW
+ * with the money taken. So money counts as possibly taken until the provider
+ * says otherwise: cancelling a NEW intent asks the provider by key first, and
+ * a periodic reconciliation refunds any open ledger charge whose payment is
+ * CANCELLED (a charge that landed after the question was asked).
  */
 #ifndef SHOP_PAYMENTS_DOMAIN_H
 #define SHOP_PAYMENTS_DOMAIN_H
@@ -37,17 +47,23 @@ enum payments_event {
 	PAYMENTS_EV_ORDER_PLACED,
 	PAYMENTS_EV_STOCK_RESERVED,
 	PAYMENTS_EV_ORDER_CANCELLED,
+	/* Not a message: the reconciliation found an approved, unrefunded
+	 * charge for the order on the provider's ledger. */
+	PAYMENTS_EV_CHARGE_FOUND,
 };
-#define PAYMENTS_EVENT_COUNT 3
+#define PAYMENTS_EVENT_COUNT 4
 
 enum payments_action {
 	PAYMENTS_ACT_NONE,      /* duplicate, stale or illegal: nothing to do */
 	PAYMENTS_ACT_WAIT,      /* an earlier fact is missing: SHOP_E_NOT_READY */
 	PAYMENTS_ACT_CREATE,    /* record the intent (NEW) with the card token */
 	PAYMENTS_ACT_CHARGE,    /* charge the reserved total through the provider */
-	PAYMENTS_ACT_CANCEL,    /* NEW -> CANCELLED: nothing was charged */
+	PAYMENTS_ACT_CANCEL,    /* NEW: ask the provider by key; REFUNDED when it
+				 * holds a charge, else CANCELLED */
 	PAYMENTS_ACT_TOMBSTONE, /* no intent yet: remember the cancellation */
 	PAYMENTS_ACT_REFUND,    /* CHARGED -> REFUNDED through the provider */
+	PAYMENTS_ACT_REFUND_FOUND, /* CANCELLED -> REFUNDED: give back a charge
+				    * the row never recorded */
 };
 
 /* The charge outcomes the provider can report back. */

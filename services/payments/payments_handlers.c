@@ -13,7 +13,12 @@
  * The provider call is the one effect outside the transaction. It is keyed
  * by the order id, so a handler that is retried after the provider answered
  * (transient failure, rollback, crash before commit) asks again and gets the
- * same answer and the same charge, never a second one.
+ * same answer and the same charge, never a second one. The same gap means a
+ * NEW row may stand for money already taken: a cancellation therefore asks
+ * the provider before it records "nothing was charged", and the
+ * reconciliation task (payments_reconcile) refunds open ledger charges of
+ * cancelled payments, which closes what is left of the gap (a charge that
+ * lands after the cancellation asked).
  */
 #include "payments_handlers.h"
 
@@ -284,6 +289,78 @@ static shop_status payments_refund(struct svc_tx *tx, struct payments_row *row,
 	return st == SHOP_E_CONFLICT ? SHOP_E_INTERNAL : st;
 }
 
+/* Gives back a charge the provider holds but the row (NEW or CANCELLED,
+ * locked by the caller) never recorded, and reports it with PaymentRefunded
+ * under a new payment id: no PaymentAuthorized ever named one. */
+static shop_status payments_refund_found(struct svc_tx *tx, const struct payments_row *row,
+					 const struct payments_provider_charge_info *charge,
+					 const struct log_ids *ids)
+{
+	struct payments_provider *provider = payments_ctx_provider(tx);
+	char refund_id[PAYMENTS_PROVIDER_ID_SIZE];
+	struct payments_row refunded = *row;
+	shop_status st;
+
+	if (!provider) {
+		log_error(ids, "no card provider configured");
+		return SHOP_E_INTERNAL;
+	}
+	st = payments_provider_refund(provider, row->order_id, refund_id);
+	if (st == SHOP_E_NOT_FOUND || st == SHOP_E_CONFLICT) {
+		log_error(ids, "provider lost the approved charge it reported: %s",
+			  shop_status_name(st));
+		return SHOP_E_INTERNAL;
+	}
+	if (st != SHOP_OK) {
+		log_warn(ids, "refunding the unrecorded charge failed: %s", shop_status_name(st));
+		return payments_after_provider_error(st);
+	}
+	ids_uuid7(refunded.payment_id);
+	refunded.amount_cents = charge->amount_cents;
+	if (!TEXT_COPY(refunded.currency, charge->currency))
+		return SHOP_E_INTERNAL;
+	st = payments_store_mark_refunded_found(tx->db, row->order_id, row->status,
+						refunded.payment_id, charge->charge_id,
+						charge->amount_cents, charge->currency, refund_id,
+						tx->now_ms);
+	if (st == SHOP_OK)
+		st = payments_emit_refunded(tx, &refunded);
+	if (st == SHOP_OK)
+		log_warn(ids, "charge %s was never recorded (payment %s); refunded: %lld %s, refund %s",
+			 charge->charge_id, payments_status_name(row->status),
+			 (long long)charge->amount_cents, charge->currency, refund_id);
+	return st == SHOP_E_CONFLICT ? SHOP_E_INTERNAL : st;
+}
+
+/* Cancels a NEW payment (locked by the caller). NEW is not proof that nothing
+ * was charged, so the provider is asked by key first. */
+static shop_status payments_cancel(struct svc_tx *tx, const struct payments_row *row,
+				   const struct log_ids *ids)
+{
+	struct payments_provider *provider = payments_ctx_provider(tx);
+	struct payments_provider_charge_info charge;
+	shop_status st;
+
+	if (!provider) {
+		log_error(ids, "no card provider configured");
+		return SHOP_E_INTERNAL;
+	}
+	st = payments_provider_charge_find(provider, row->order_id, &charge);
+	if (st == SHOP_OK)
+		return payments_refund_found(tx, row, &charge, ids);
+	if (st != SHOP_E_NOT_FOUND) {
+		log_warn(ids, "asking the provider about the order failed: %s",
+			 shop_status_name(st));
+		return payments_after_provider_error(st);
+	}
+	st = payments_store_mark_cancelled(tx->db, row->order_id, tx->now_ms);
+	if (st == SHOP_E_CONFLICT)
+		st = SHOP_E_INTERNAL; /* impossible under the row lock */
+	if (st == SHOP_OK)
+		log_info(ids, "payment intent cancelled; the provider holds no charge");
+	return st;
+}
+
 shop_status payments_handle_order_cancelled(struct svc_tx *tx, const void *data)
 {
 	const struct ct_order_cancelled *msg = data;
@@ -312,11 +389,7 @@ shop_status payments_handle_order_cancelled(struct svc_tx *tx, const void *data)
 			goto out;
 		}
 		case PAYMENTS_ACT_CANCEL:
-			st = payments_store_mark_cancelled(tx->db, order_id, tx->now_ms);
-			if (st == SHOP_E_CONFLICT)
-				st = SHOP_E_INTERNAL; /* impossible under the row lock */
-			if (st == SHOP_OK)
-				log_info(&ids, "payment intent cancelled; nothing was charged");
+			st = payments_cancel(tx, &row, &ids);
 			goto out;
 		case PAYMENTS_ACT_REFUND:
 			st = payments_refund(tx, &row, &ids);
@@ -334,9 +407,83 @@ out:
 	return st;
 }
 
+/* ---- the reconciliation ------------------------------------------------ */
+
+static shop_status payments_reconcile_one(struct svc_tx *tx, void *arg)
+{
+	const struct payments_provider_charge_info *charge = arg;
+	struct log_ids ids = payments_log_ids(tx, charge->key);
+	struct payments_row row;
+	bool exists = false;
+
+	/* Under the row lock: a replica reconciling the same key at once waits
+	 * here, then finds the row REFUNDED and does nothing. */
+	shop_status st = payments_load(tx, charge->key, &row, &exists);
+	if (st != SHOP_OK)
+		return st;
+	if (payments_decide(PAYMENTS_EV_CHARGE_FOUND, exists, row.status) !=
+	    PAYMENTS_ACT_REFUND_FOUND)
+		return SHOP_OK; /* changed since the read: nothing owed any more */
+	return payments_refund_found(tx, &row, charge, &ids);
+}
+
+shop_status payments_reconcile(struct svc *svc, struct db *db)
+{
+	struct payments_ctx *ctx = svc_ctx(svc);
+	struct payments_provider_charge_info open[PAYMENTS_RECONCILE_BATCH];
+	size_t n = 0;
+	shop_status first = SHOP_OK;
+
+	if (!ctx || !ctx->provider)
+		return SHOP_E_INTERNAL;
+	shop_status st = payments_provider_open_charges(ctx->provider, ctx->reconcile_after,
+							PAYMENTS_RECONCILE_BATCH, open, &n);
+	if (st != SHOP_OK)
+		return st;
+	for (size_t i = 0; i < n; i++) {
+		struct log_ids ids = { .order_id = open[i].key };
+		struct payments_row row;
+		/* Most open charges are paid orders: a plain read sorts them out
+		 * without a transaction; the locked decision comes after. */
+		st = payments_store_get(db, open[i].key, &row);
+		if (st == SHOP_E_NOT_FOUND) {
+			log_warn(&ids, "ledger charge %s has no payment; left alone",
+				 open[i].charge_id);
+			continue;
+		}
+		if (st == SHOP_OK &&
+		    payments_decide(PAYMENTS_EV_CHARGE_FOUND, true, row.status) !=
+			    PAYMENTS_ACT_REFUND_FOUND)
+			continue;
+		if (st == SHOP_OK)
+			st = svc_tx_run(svc, db, NULL, NULL, payments_reconcile_one, &open[i]);
+		if (st == SHOP_OK)
+			continue;
+		log_warn(&ids, "reconciling the ledger charge failed: %s", shop_status_name(st));
+		if (first == SHOP_OK)
+			first = st;
+		if (st == SHOP_E_UNAVAILABLE)
+			return first; /* the cursor stays: the next tick retries */
+	}
+	/* The next tick goes on from here; a short page means the walk reached
+	 * the end of the ledger and starts over. */
+	if (n == PAYMENTS_RECONCILE_BATCH)
+		memcpy(ctx->reconcile_after, open[n - 1].key, sizeof(ctx->reconcile_after));
+	else
+		ctx->reconcile_after[0] = '\0';
+	return first;
+}
+
+/* ---- wiring ------------------------------------------------------------ */
+
 const struct svc_route payments_routes[] = {
 	{ CT_MSG_ORDER_PLACED, payments_handle_order_placed },
 	{ CT_MSG_STOCK_RESERVED, payments_handle_stock_reserved },
 	{ CT_MSG_ORDER_CANCELLED, payments_handle_order_cancelled },
 };
 const size_t payments_n_routes = sizeof(payments_routes) / sizeof(payments_routes[0]);
+
+const struct svc_task payments_tasks[] = {
+	{ "reconciliation", PAYMENTS_RECONCILE_INTERVAL_MS, payments_reconcile },
+};
+const size_t payments_n_tasks = sizeof(payments_tasks) / sizeof(payments_tasks[0]);

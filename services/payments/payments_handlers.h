@@ -22,17 +22,34 @@
  * can lose a race (to a concurrent OrderPlaced: the row then exists and the
  * next round sees it under its lock), so two rounds always end. */
 #define PAYMENTS_DECIDE_ATTEMPTS 2
+/* How often the reconciliation reads the provider's open charges, and how
+ * many one tick reads: it walks the whole ledger a page per tick, so a charge
+ * left on a cancelled order is refunded within
+ * (open charges / PAYMENTS_RECONCILE_BATCH + 1) ticks. */
+#define PAYMENTS_RECONCILE_INTERVAL_MS 5000
+#define PAYMENTS_RECONCILE_BATCH 64
 
 /* The service state behind svc_ctx(). */
 struct payments_ctx {
 	struct payments_provider *provider;
+	/* Where the reconciliation's walk of the ledger goes on: the last key
+	 * it read, "" to start over. Only the reconciliation thread uses it. */
+	char reconcile_after[PAYMENTS_PROVIDER_KEY_MAX + 1];
 };
 
 shop_status payments_handle_order_placed(struct svc_tx *tx, const void *data);
 shop_status payments_handle_stock_reserved(struct svc_tx *tx, const void *data);
 shop_status payments_handle_order_cancelled(struct svc_tx *tx, const void *data);
 
+/* The "reconciliation" task: refunds the open ledger charges of cancelled
+ * payments, one page of the ledger per tick. Safe with several replicas: each
+ * refund happens under the payment's row lock, and the provider refunds a key
+ * once whoever asks. */
+shop_status payments_reconcile(struct svc *svc, struct db *db);
+
 extern const struct svc_route payments_routes[];
 extern const size_t payments_n_routes;
+extern const struct svc_task payments_tasks[];
+extern const size_t payments_n_tasks;
 
 #endif

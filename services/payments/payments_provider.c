@@ -19,6 +19,7 @@
 
 #include "core/clock.h"
 #include "core/ids.h"
+#include "core/text.h"
 #include "core/xalloc.h"
 #include "db/db.h"
 
@@ -370,5 +371,93 @@ out:
 	db_result_free(row);
 	if (st == SHOP_OK)
 		memcpy(ret_refund_id, refund_id, PAYMENTS_PROVIDER_ID_SIZE);
+	return st;
+}
+
+/* Reads ledger row i of r (key, charge_id, amount_cents, currency,
+ * refunded); the provider wrote every cell, so a misfit is a bug. */
+static shop_status provider_info_read(const struct db_result *r, int i,
+				      struct payments_provider_charge_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!TEXT_COPY(out->key, db_result_text(r, i, 0)) ||
+	    provider_id_copy(db_result_text(r, i, 1), out->charge_id) != SHOP_OK ||
+	    !TEXT_COPY(out->currency, db_result_text(r, i, 3)))
+		return SHOP_E_INTERNAL;
+	out->amount_cents = db_result_int(r, i, 2);
+	out->refunded = db_result_int(r, i, 4) != 0;
+	return SHOP_OK;
+}
+
+/* Reads are single statements: no BEGIN, just the connection and its mutex. */
+shop_status payments_provider_charge_find(struct payments_provider *p, const char *key,
+					  struct payments_provider_charge_info *ret_info)
+{
+	struct payments_provider_charge_info info;
+	struct db_result *r = NULL;
+	shop_status st;
+
+	if (!key || !*key)
+		return SHOP_E_INVALID;
+	if (!provider_text_fits(key, PAYMENTS_PROVIDER_KEY_MAX))
+		return SHOP_E_LIMIT;
+	pthread_mutex_lock(&p->mu);
+	st = provider_connect(p);
+	if (st != SHOP_OK)
+		goto out;
+	st = db_query(p->db,
+		      "SELECT idempotency_key, charge_id, amount_cents, currency, refunded"
+		      " FROM provider_charges WHERE idempotency_key = $1 AND outcome = 'APPROVED'",
+		      DB_ARGS(key), &r);
+	if (st != SHOP_OK)
+		goto out;
+	if (db_result_rows(r) != 1) {
+		st = SHOP_E_NOT_FOUND;
+		goto out;
+	}
+	st = provider_info_read(r, 0, &info);
+out:
+	pthread_mutex_unlock(&p->mu);
+	db_result_free(r);
+	if (st == SHOP_OK)
+		*ret_info = info;
+	return st;
+}
+
+shop_status payments_provider_open_charges(struct payments_provider *p, const char *after_key,
+					   size_t max,
+					   struct payments_provider_charge_info *ret_infos,
+					   size_t *ret_n)
+{
+	struct db_result *r = NULL;
+	size_t n = 0;
+	shop_status st;
+
+	if (!after_key || max == 0)
+		return SHOP_E_INVALID;
+	if (!provider_text_fits(after_key, PAYMENTS_PROVIDER_KEY_MAX))
+		return SHOP_E_LIMIT;
+	pthread_mutex_lock(&p->mu);
+	st = provider_connect(p);
+	if (st != SHOP_OK)
+		goto out;
+	st = db_query(p->db,
+		      "SELECT idempotency_key, charge_id, amount_cents, currency, refunded"
+		      " FROM provider_charges WHERE outcome = 'APPROVED' AND refunded = 0"
+		      " AND idempotency_key > $1 ORDER BY idempotency_key LIMIT $2",
+		      DB_ARGS(after_key, DB_I64((int64_t)max)), &r);
+	if (st != SHOP_OK)
+		goto out;
+	for (int i = 0; i < db_result_rows(r) && n < max; i++) {
+		st = provider_info_read(r, i, &ret_infos[n]);
+		if (st != SHOP_OK)
+			goto out;
+		n++;
+	}
+out:
+	pthread_mutex_unlock(&p->mu);
+	db_result_free(r);
+	if (st == SHOP_OK)
+		*ret_n = n;
 	return st;
 }

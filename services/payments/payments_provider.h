@@ -22,6 +22,11 @@
  * request. A refund marks an approved charge refunded once and returns its
  * refund id; later refunds of the same key return the same id.
  *
+ * Lookups: the ledger is the truth about money, so payments asks it by key
+ * (payments_provider_charge_find) before it calls an intent "never charged",
+ * and walks its open charges (payments_provider_open_charges, the simulated
+ * settlement report) to refund any that belong to a cancelled order.
+ *
  * Thread safety: one struct payments_provider holds one connection guarded by
  * a mutex, so the service's consumer threads can share it (calls are a few
  * short statements; serialising them costs little and keeps the number of
@@ -72,6 +77,15 @@ struct payments_provider_charge_result {
 	const char *decline_reason;                /* static; NULL when approved */
 };
 
+/* An approved charge as the ledger holds it. */
+struct payments_provider_charge_info {
+	char key[PAYMENTS_PROVIDER_KEY_MAX + 1];
+	char charge_id[PAYMENTS_PROVIDER_ID_SIZE];
+	int64_t amount_cents;
+	char currency[PAYMENTS_PROVIDER_CURRENCY_MAX + 1];
+	bool refunded;
+};
+
 struct payments_provider;
 
 /* No I/O: the connection to url is opened on first use. */
@@ -92,6 +106,19 @@ shop_status payments_provider_charge(struct payments_provider *p, const char *ke
  * SHOP_E_CONFLICT when its charge was not approved. */
 shop_status payments_provider_refund(struct payments_provider *p, const char *key,
 				     char ret_refund_id[PAYMENTS_PROVIDER_ID_SIZE]);
+
+/* The approved charge of key, refunded or not. SHOP_E_NOT_FOUND when key has
+ * none: never used, declined, or only transient attempts so far. */
+shop_status payments_provider_charge_find(struct payments_provider *p, const char *key,
+					  struct payments_provider_charge_info *ret_info);
+
+/* Approved charges not refunded, with keys after after_key ("" for the
+ * first), in key order: at most max of them into ret_infos, their number in
+ * *ret_n. Fewer than max means the walk reached the end of the ledger. */
+shop_status payments_provider_open_charges(struct payments_provider *p, const char *after_key,
+					   size_t max,
+					   struct payments_provider_charge_info *ret_infos,
+					   size_t *ret_n);
 
 /* The card rule, pure: what attempt number `attempt` (1-based) of token does. */
 enum payments_provider_outcome payments_provider_decide(const char *token, int64_t attempt);

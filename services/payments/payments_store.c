@@ -144,6 +144,20 @@ shop_status payments_store_mark_cancelled(struct db *db, const char *order_id, i
 				DB_ARGS(order_id, DB_I64(now_ms)));
 }
 
+shop_status payments_store_mark_refunded_found(struct db *db, const char *order_id,
+					       enum payments_status from, const char *payment_id,
+					       const char *charge_id, int64_t amount_cents,
+					       const char *currency, const char *refund_id,
+					       int64_t now_ms)
+{
+	return store_transition(db,
+				"UPDATE payments SET status = 'REFUNDED', payment_id = $3,"
+				" charge_id = $4, amount_cents = $5, currency = $6, refund_id = $7,"
+				" updated_at_ms = $8 WHERE order_id = $1 AND status = $2",
+				DB_ARGS(order_id, payments_status_name(from), payment_id, charge_id,
+					DB_I64(amount_cents), currency, refund_id, DB_I64(now_ms)));
+}
+
 shop_status payments_store_mark_refunded(struct db *db, const char *order_id,
 					 const char *refund_id, int64_t now_ms)
 {

@@ -79,6 +79,14 @@ shop_status payments_store_mark_declined(struct db *db, const char *order_id,
 					 const char *currency, int64_t attempts, int64_t now_ms);
 /* NEW -> CANCELLED. */
 shop_status payments_store_mark_cancelled(struct db *db, const char *order_id, int64_t now_ms);
+/* FROM (NEW or CANCELLED) -> REFUNDED for a charge the provider holds but the
+ * row never recorded: what was charged and its refund, under a new
+ * payment id. */
+shop_status payments_store_mark_refunded_found(struct db *db, const char *order_id,
+					       enum payments_status from, const char *payment_id,
+					       const char *charge_id, int64_t amount_cents,
+					       const char *currency, const char *refund_id,
+					       int64_t now_ms);
 /* CHARGED -> REFUNDED with the provider's refund id. */
 shop_status payments_store_mark_refunded(struct db *db, const char *order_id,
 					 const char *refund_id, int64_t now_ms);

@@ -258,6 +258,118 @@ static void duplicate_reservations_on_two_replicas_charge_once(void **state)
 	}
 }
 
+/* The handler charges on its own connection and its COMMIT fails after the
+ * provider's commit: the session is terminated by the server in between, as
+ * when payments is killed or PostgreSQL drops it. Then the order is
+ * cancelled before the reservation comes back. */
+static void a_charge_whose_handler_commit_failed_is_refunded_when_the_order_is_cancelled(
+	void **state)
+{
+	char order_id[IDS_UUID_SIZE];
+	struct db *doomed = NULL;
+	struct db_result *r = NULL;
+	struct ct_stock_reserved msg;
+	ids_uuid7(order_id);
+	assert_int_equal(order_placed_on(g.db, order_id, PAYMENTS_CARD_VISA), SHOP_OK);
+
+	assert_int_equal(db_open(g.pg.url, &doomed), SHOP_OK);
+	assert_int_equal(db_query(doomed, "SELECT pg_backend_pid()::text", DB_NOARGS, &r), SHOP_OK);
+	char pid[DB_I64_SIZE];
+	snprintf(pid, sizeof(pid), "%s", db_result_text(r, 0, 0));
+	db_result_free(r);
+	r = NULL;
+
+	payments_harness_stock_reserved_fill(&msg, order_id, TOTAL);
+	struct svc_tx tx = { .svc = g.svc, .db = doomed, .now_ms = clock_now_ms() };
+	assert_int_equal(db_begin(doomed), SHOP_OK);
+	assert_int_equal(payments_handle_stock_reserved(&tx, &msg), SHOP_OK);
+	/* The provider has committed; the handler has not. The second argument
+	 * waits until the session is gone, so COMMIT cannot win the race. */
+	assert_int_equal(db_query(g.other[0], "SELECT pg_terminate_backend($1::int, 10000)::text",
+				  DB_ARGS(pid), &r),
+			 SHOP_OK);
+	assert_string_equal(db_result_text(r, 0, 0), "true");
+	db_result_free(r);
+	assert_int_not_equal(db_commit(doomed), SHOP_OK);
+	db_close(doomed);
+	assert_int_equal(status_of(order_id), PAYMENTS_NEW);
+	assert_int_equal(ledger_of(order_id), 10); /* approved, not refunded */
+
+	assert_int_equal(order_cancelled_on(g.db, order_id), SHOP_OK);
+	assert_int_equal(status_of(order_id), PAYMENTS_REFUNDED);
+	assert_int_equal(ledger_of(order_id), 11);
+	/* The late reservation and a second cancellation change nothing. */
+	assert_int_equal(stock_reserved_on(g.db, order_id), SHOP_OK);
+	assert_int_equal(order_cancelled_on(g.db, order_id), SHOP_OK);
+	assert_int_equal(status_of(order_id), PAYMENTS_REFUNDED);
+	assert_int_equal(ledger_of(order_id), 11);
+	assert_int_equal(events_of(order_id, "payments.event.payment_authorized.v1"), 0);
+	assert_int_equal(events_of(order_id, "payments.event.payment_refunded.v1"), 1);
+	assert_int_equal(events_of(order_id, ""), 1);
+}
+
+/* One replica's reconciliation: a whole walk of the ledger from its start. */
+struct reconciler {
+	pthread_barrier_t *start;
+	struct svc *svc;
+	struct payments_ctx *ctx;
+	struct db *db;
+	shop_status st;
+};
+
+static void *reconciler_run(void *arg)
+{
+	struct reconciler *x = arg;
+	x->ctx->reconcile_after[0] = '\0';
+	pthread_barrier_wait(x->start);
+	do {
+		x->st = payments_reconcile(x->svc, x->db);
+	} while (x->st == SHOP_OK && x->ctx->reconcile_after[0]);
+	return NULL;
+}
+
+static void reconciliations_on_two_replicas_refund_each_late_charge_once(void **state)
+{
+	enum { ORDERS = 3 };
+	char ids[ORDERS][IDS_UUID_SIZE];
+	struct payments_ctx other_ctx = { .provider = payments_provider_create(g.pg.url) };
+	struct svc_spec other_spec;
+	payments_harness_spec_fill(&other_spec, &other_ctx, g.pg.url);
+	struct svc *other_svc = svc_create_detached(&other_spec);
+	assert_non_null(other_svc);
+
+	for (int round = 0; round < RACE_ROUNDS; round++) {
+		for (int i = 0; i < ORDERS; i++) {
+			struct payments_provider_charge_result late;
+			ids_uuid7(ids[i]);
+			assert_int_equal(order_placed_on(g.db, ids[i], PAYMENTS_CARD_VISA), SHOP_OK);
+			assert_int_equal(order_cancelled_on(g.db, ids[i]), SHOP_OK);
+			assert_int_equal(status_of(ids[i]), PAYMENTS_CANCELLED);
+			/* A charge still in flight when the cancellation asked. */
+			assert_int_equal(payments_provider_charge(g.provider, ids[i],
+								  PAYMENTS_CARD_VISA, TOTAL,
+								  CURRENCY, &late),
+					 SHOP_OK);
+		}
+		pthread_barrier_t start;
+		struct reconciler a = { .start = &start, .svc = g.svc, .ctx = &g.ctx,
+					.db = g.other[0] };
+		struct reconciler b = { .start = &start, .svc = other_svc, .ctx = &other_ctx,
+					.db = g.other[1] };
+		pg_race_together(&start, reconciler_run, &a, &b);
+		assert_int_equal(a.st, SHOP_OK);
+		assert_int_equal(b.st, SHOP_OK);
+		for (int i = 0; i < ORDERS; i++) {
+			assert_int_equal(status_of(ids[i]), PAYMENTS_REFUNDED);
+			assert_int_equal(ledger_of(ids[i]), 11);
+			assert_int_equal(events_of(ids[i], "payments.event.payment_refunded.v1"), 1);
+			assert_int_equal(events_of(ids[i], ""), 1);
+		}
+	}
+	svc_destroy(other_svc);
+	payments_provider_destroy(other_ctx.provider);
+}
+
 struct replica {
 	pthread_barrier_t *start;
 	struct payments_provider *provider;
@@ -316,6 +428,9 @@ int main(void)
 		cmocka_unit_test(a_cancellation_racing_the_charge_never_leaves_money_taken),
 		cmocka_unit_test(duplicate_reservations_on_two_replicas_charge_once),
 		cmocka_unit_test(providers_of_several_replicas_charge_and_refund_a_key_once),
+		cmocka_unit_test(
+			a_charge_whose_handler_commit_failed_is_refunded_when_the_order_is_cancelled),
+		cmocka_unit_test(reconciliations_on_two_replicas_refund_each_late_charge_once),
 	};
 	return cmocka_run_group_tests_name("payments_postgres", tests, group_setup, group_teardown);
 }

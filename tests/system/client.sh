@@ -6,6 +6,7 @@
 #                             id status OrderPlaced PaymentAuthorized
 #                             ShipmentScheduled ShipmentDispatched (counts)
 #   client.sh status ID...    prints each order's current status
+#   client.sh cancel ID...    asks to cancel each order; prints "id httpcode"
 #   client.sh deadletters     prints how many messages the dead-letter streams hold
 set -uo pipefail
 G=${GATEWAY:-http://gateway:8080}
@@ -52,6 +53,19 @@ final() {
 status() {
 	for id in "$@"; do
 		curl -s "$G/orders/$id" | jq -r '.status // "MISSING"'
+	done
+}
+
+cancel() {
+	local code
+	for id in "$@"; do
+		code=000
+		for _ in $(seq 1 $CLIENT_ATTEMPTS); do
+			code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$G/orders/$id/cancel")
+			[ "$code" = 202 ] || [ "$code" = 409 ] && break
+			sleep 0.5
+		done
+		echo "$id $code"
 	done
 }
 

@@ -30,6 +30,8 @@ static inline void payments_harness_spec_fill(struct svc_spec *spec, struct paym
 		.n_migrations = payments_n_migrations,
 		.routes = payments_routes,
 		.n_routes = payments_n_routes,
+		.tasks = payments_tasks,
+		.n_tasks = payments_n_tasks,
 		.ctx = ctx,
 	};
 }

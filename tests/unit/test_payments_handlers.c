@@ -430,6 +430,87 @@ static void order_cancelled_before_the_charge_cancels_and_a_late_reservation_cha
 			 SHOP_E_NOT_FOUND);
 }
 
+/* The provider committed the charge, then the handler died before its own
+ * commit: the row is NEW but the money is taken. */
+static void order_cancelled_after_an_unrecorded_charge_refunds_it(void **state)
+{
+	struct fixture *f = *state;
+	struct payments_provider_charge_result earlier;
+	struct payments_provider_charge_info ledger;
+	place_and_charge_at_the_provider(f, &earlier);
+	assert_int_equal(row_of(f).status, PAYMENTS_NEW);
+
+	assert_int_equal(order_cancelled(f), SHOP_OK);
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_REFUNDED);
+	assert_string_equal(row.charge_id, earlier.charge_id);
+	assert_memory_equal(row.refund_id, "re_", 3);
+	assert_int_equal(row.amount_cents, TOTAL);
+	assert_int_equal(payments_provider_charge_find(f->provider, f->order_id, &ledger), SHOP_OK);
+	assert_true(ledger.refunded);
+
+	/* The reservation redelivered late charges nothing again. */
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_int_equal(order_cancelled(f), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_REFUNDED);
+	struct emitted e;
+	emitted_read(f, &e);
+	assert_int_equal(e.n, 1);
+	assert_payment_event(f, &e, 0, "payments.event.payment_refunded.v1", row.payment_id);
+	emitted_free(&e);
+}
+
+static void reconciliation_refunds_a_charge_that_landed_after_the_cancellation(void **state)
+{
+	struct fixture *f = *state;
+	struct payments_provider_charge_result late;
+	struct payments_provider_charge_info ledger;
+	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(order_cancelled(f), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_CANCELLED);
+	/* A charge still in flight when the cancellation asked lands now. */
+	assert_int_equal(payments_provider_charge(f->provider, f->order_id, PAYMENTS_CARD_VISA,
+						  TOTAL, CURRENCY, &late),
+			 SHOP_OK);
+
+	assert_int_equal(payments_reconcile(f->svc, f->db), SHOP_OK);
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_REFUNDED);
+	assert_string_equal(row.charge_id, late.charge_id);
+	assert_int_equal(payments_provider_charge_find(f->provider, f->order_id, &ledger), SHOP_OK);
+	assert_true(ledger.refunded);
+	assert_memory_equal(row.refund_id, "re_", 3);
+
+	/* A second pass finds nothing open. */
+	assert_int_equal(payments_reconcile(f->svc, f->db), SHOP_OK);
+	assert_int_equal(payments_reconcile(f->svc, f->db), SHOP_OK);
+	struct emitted e;
+	emitted_read(f, &e);
+	assert_int_equal(e.n, 1);
+	assert_payment_event(f, &e, 0, "payments.event.payment_refunded.v1", row.payment_id);
+	emitted_free(&e);
+}
+
+static void reconciliation_leaves_paid_and_undecided_payments_alone(void **state)
+{
+	struct fixture *f = *state;
+	struct payments_provider_charge_result earlier;
+	char paid[IDS_UUID_SIZE];
+	/* A paid order, and one whose charge is not recorded yet: its
+	 * reservation will be redelivered and record it. */
+	place_and_reserve(f, PAYMENTS_CARD_VISA);
+	memcpy(paid, f->order_id, sizeof(paid));
+	ids_uuid7(f->order_id);
+	place_and_charge_at_the_provider(f, &earlier);
+
+	assert_int_equal(payments_reconcile(f->svc, f->db), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_NEW);
+	struct payments_row row;
+	assert_int_equal(payments_store_get(f->db, paid, &row), SHOP_OK);
+	assert_int_equal(row.status, PAYMENTS_CHARGED);
+	assert_int_equal(outbox_count(f), 1); /* only the paid order's PaymentAuthorized */
+}
+
 static void order_cancelled_before_order_placed_leaves_a_tombstone_order_placed_keeps(
 	void **state)
 {
@@ -564,6 +645,11 @@ static void on_sqlite_files_a_cancelled_charge_is_refunded(void **state)
 	order_cancelled_after_the_charge_refunds_once(state);
 }
 
+static void on_sqlite_files_a_late_charge_on_a_cancelled_order_is_reconciled(void **state)
+{
+	reconciliation_refunds_a_charge_that_landed_after_the_cancellation(state);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -580,6 +666,9 @@ int main(void)
 		T(a_reservation_with_a_different_total_for_a_charged_key_is_refused),
 		T(order_cancelled_after_the_charge_refunds_once),
 		T(order_cancelled_before_the_charge_cancels_and_a_late_reservation_charges_nothing),
+		T(order_cancelled_after_an_unrecorded_charge_refunds_it),
+		T(reconciliation_refunds_a_charge_that_landed_after_the_cancellation),
+		T(reconciliation_leaves_paid_and_undecided_payments_alone),
 		T(order_cancelled_before_order_placed_leaves_a_tombstone_order_placed_keeps),
 		T(order_cancelled_after_a_decline_changes_nothing),
 		T(a_failing_provider_rolls_back_and_leaves_the_intent_new),
@@ -590,6 +679,9 @@ int main(void)
 						setup_files, teardown),
 		cmocka_unit_test_setup_teardown(on_sqlite_files_a_cancelled_charge_is_refunded,
 						setup_files, teardown),
+		cmocka_unit_test_setup_teardown(
+			on_sqlite_files_a_late_charge_on_a_cancelled_order_is_reconciled, setup_files,
+			teardown),
 	};
 	return cmocka_run_group_tests_name("payments_handlers", tests, NULL, NULL);
 }

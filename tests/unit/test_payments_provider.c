@@ -231,6 +231,65 @@ static void only_approved_charges_can_be_refunded(void **state)
 	assert_string_equal(refund_id, "untouched");
 }
 
+static void only_an_approved_charge_is_found_by_its_key(void **state)
+{
+	struct payments_provider *p = *state;
+	struct payments_provider_charge_result r;
+	struct payments_provider_charge_info info = { .amount_cents = -7 };
+	char key[IDS_UUID_SIZE], refund_id[PAYMENTS_PROVIDER_ID_SIZE];
+
+	new_key(key);
+	assert_int_equal(payments_provider_charge_find(p, key, &info), SHOP_E_NOT_FOUND);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_FLAKY, &r), SHOP_E_UNAVAILABLE);
+	assert_int_equal(payments_provider_charge_find(p, key, &info), SHOP_E_NOT_FOUND);
+	new_key(key);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_DECLINED, &r), SHOP_OK);
+	assert_int_equal(payments_provider_charge_find(p, key, &info), SHOP_E_NOT_FOUND);
+	assert_int_equal(info.amount_cents, -7); /* untouched on failure */
+
+	new_key(key);
+	assert_int_equal(charge(p, key, PAYMENTS_CARD_VISA, &r), SHOP_OK);
+	assert_int_equal(payments_provider_charge_find(p, key, &info), SHOP_OK);
+	assert_string_equal(info.key, key);
+	assert_string_equal(info.charge_id, r.charge_id);
+	assert_int_equal(info.amount_cents, AMOUNT);
+	assert_string_equal(info.currency, CURRENCY);
+	assert_false(info.refunded);
+	assert_int_equal(payments_provider_refund(p, key, refund_id), SHOP_OK);
+	assert_int_equal(payments_provider_charge_find(p, key, &info), SHOP_OK);
+	assert_true(info.refunded);
+}
+
+static void open_charges_are_walked_in_key_order_without_refunded_or_declined_ones(void **state)
+{
+	struct payments_provider *p = *state;
+	struct payments_provider_charge_result r;
+	struct payments_provider_charge_info page[2];
+	/* Each case has a fresh ledger; keys named to sort in this order. */
+	const char *open_a = "key-1", *declined = "key-2", *refunded = "key-3", *open_b = "key-4";
+	char refund_id[PAYMENTS_PROVIDER_ID_SIZE];
+	size_t n = 99;
+
+	assert_int_equal(payments_provider_open_charges(p, "", 2, page, &n), SHOP_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(charge(p, open_a, PAYMENTS_CARD_VISA, &r), SHOP_OK);
+	assert_int_equal(charge(p, declined, PAYMENTS_CARD_DECLINED, &r), SHOP_OK);
+	assert_int_equal(charge(p, refunded, PAYMENTS_CARD_VISA, &r), SHOP_OK);
+	assert_int_equal(payments_provider_refund(p, refunded, refund_id), SHOP_OK);
+	assert_int_equal(charge(p, open_b, PAYMENTS_CARD_VISA, &r), SHOP_OK);
+
+	assert_int_equal(payments_provider_open_charges(p, "", 1, page, &n), SHOP_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(page[0].key, open_a);
+	assert_int_equal(payments_provider_open_charges(p, open_a, 2, page, &n), SHOP_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(page[0].key, open_b);
+	assert_int_equal(page[0].amount_cents, AMOUNT);
+	assert_int_equal(payments_provider_open_charges(p, open_b, 2, page, &n), SHOP_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(payments_provider_open_charges(p, "", 0, page, &n), SHOP_E_INVALID);
+}
+
 struct racer {
 	struct payments_provider *p;
 	const char *key;
@@ -384,6 +443,11 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(only_approved_charges_can_be_refunded, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(only_an_approved_charge_is_found_by_its_key, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			open_charges_are_walked_in_key_order_without_refunded_or_declined_ones, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(threads_charging_one_key_at_once_share_one_charge,
 						setup, teardown),
 		cmocka_unit_test(the_ledger_survives_a_restart_of_the_provider),
