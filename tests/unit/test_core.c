@@ -89,6 +89,7 @@ static void timed_waits_use_the_monotonic_clock(void **state)
 	int64_t waited = clock_mono_ms() - start;
 	assert_true(waited >= 95 && waited < 5000);
 	pthread_cond_destroy(&cond);
+}
 
 /* Every traceparent W3C Trace Context says to ignore starts a new trace
  * (and a valid one: what the gateway writes into an envelope must pass the
