@@ -8,6 +8,9 @@
 #   make all         libraries and the six service binaries into build/bin
 #   make check       unit and component tests (starts nats-server, PostgreSQL)
 #   make lint        cppcheck and the banned-function grep
+#   make hardening   a normal (unsanitized) build of the binaries into
+#                    build/release, checked by tools/check-hardening.sh;
+#                    `make check` runs it too
 # Switches: V=1 shows full commands, SANITIZE=address,undefined, WERROR=1.
 
 BUILD ?= build
@@ -27,8 +30,26 @@ ifneq ($(SANITIZE),)
 CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
-CPPFLAGS += -D_GNU_SOURCE -Ilibs -I$(GEN) $(PKG_CFLAGS)
-ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS)
+# Hardening, in every build (the runtime image's binaries are built with
+# these defaults by infra/docker/Dockerfile): stack canaries, stack clash
+# probes, full RELRO (GOT read-only after relocation, all symbols bound at
+# start), and on x86 the CET marks (IBT/SHSTK) that a CET kernel enforces.
+# FORTIFY only when unsanitized and optimized: it needs -O1 or more, and
+# its __*_chk wrappers hide calls from ASan's interceptors, so a sanitized
+# build would check less, not more. tools/check-hardening.sh checks the
+# result on the binaries.
+HARDEN_CFLAGS := -fstack-protector-strong -fstack-clash-protection
+ifneq ($(filter x86_64% i386% i486% i586% i686%,$(shell $(CC) -dumpmachine 2>/dev/null)),)
+HARDEN_CFLAGS += -fcf-protection
+endif
+ifeq ($(SANITIZE),)
+ifneq ($(filter -O1 -O2 -O3 -Os -Oz -Og -Ofast,$(CFLAGS)),)
+HARDEN_CPPFLAGS := -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3
+endif
+endif
+LDFLAGS += -Wl,-z,relro,-z,now
+CPPFLAGS += -D_GNU_SOURCE $(HARDEN_CPPFLAGS) -Ilibs -I$(GEN) $(PKG_CFLAGS)
+ALL_CFLAGS = -std=c11 $(WARN) $(HARDEN_CFLAGS) $(CFLAGS)
 LDLIBS += $(PKG_LIBS) -lpthread -lm
 
 ifeq ($(V),1)
@@ -56,7 +77,7 @@ BINS := $(addprefix $(BUILD)/bin/shop-,$(SERVICES)) $(if $(wildcard tools/shopct
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 COMPONENT_TESTS := $(patsubst tests/component/%.c,$(BUILD)/tests/%,$(wildcard tests/component/test_*.c))
 
-.PHONY: all check unit component lint test clean
+.PHONY: all check unit component lint hardening test clean
 .SECONDARY:
 
 all: $(BINS)
@@ -134,9 +155,21 @@ check: all $(UNIT_TESTS) $(COMPONENT_TESTS)
 	$(Q)if [ -f tests/contracts/check_examples.py ]; then python3 tests/contracts/check_examples.py contracts; fi
 	$(Q)tools/lint.sh
 	$(Q)if [ -n "$(COMPONENT_TESTS)" ]; then tests/component/run.sh $(COMPONENT_TESTS); fi
+	$(Q)$(MAKE) --no-print-directory hardening
 
 lint:
 	$(Q)tools/lint.sh
+
+# The binaries as shipped: a sanitized build (what `make check` tests) has
+# no FORTIFY, so the check needs its own normal build. Only the service
+# binaries, not the tests, to keep it short; under build/ so `clean` and
+# .gitignore cover it.
+RELEASE_BUILD := build/release
+hardening:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(RELEASE_BUILD) SANITIZE= \
+		$(addprefix $(RELEASE_BUILD)/bin/shop-,$(SERVICES))
+	$(Q)CC="$(CC)" tools/check-hardening.sh $(addprefix $(RELEASE_BUILD)/bin/shop-,$(SERVICES)) \
+		$(RELEASE_BUILD)/lib/*.a
 
 # Host side: everything runs in containers.
 test:

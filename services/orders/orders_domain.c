@@ -39,6 +39,7 @@ static const char *const input_names[ORDERS_INPUT_COUNT] = {
 	[ORDERS_INPUT_CANCEL_REQUESTED] = "cancel_requested",
 	[ORDERS_INPUT_DEADLINE_PASSED] = "deadline_passed",
 	[ORDERS_INPUT_SHIPMENT_CANCELLED] = "shipment_cancelled",
+	[ORDERS_INPUT_PAID_DEADLINE_PASSED] = "paid_deadline_passed",
 };
 
 /* A move to TO; the cancellation mark is kept (it is never cleared). */
@@ -46,7 +47,22 @@ static struct orders_decision decision_apply(const struct orders_state *current,
 					     enum orders_status to, enum orders_reason reason)
 {
 	return (struct orders_decision){ .verdict = ORDERS_APPLY, .status = to, .reason = reason,
-					 .cancel_requested = current->cancel_requested };
+					 .cancel_requested = current->cancel_requested,
+					 .cancel_reason = current->cancel_reason,
+					 .cancel_requests = current->cancel_requests };
+}
+
+/* A PAID order stays PAID and (once more) asks shipping to stop its
+ * shipment; the first request's reason is kept for the repeats. */
+static struct orders_decision decision_ask_shipping(const struct orders_state *current,
+						    enum orders_reason why)
+{
+	struct orders_decision d = decision_apply(current, ORDERS_STATUS_PAID, ORDERS_REASON_NONE);
+	d.cancel_requested = true;
+	if (!current->cancel_requested)
+		d.cancel_reason = why;
+	d.cancel_requests = current->cancel_requests + 1;
+	return d;
 }
 
 static struct orders_decision decision_keep(enum orders_verdict verdict,
@@ -54,7 +70,9 @@ static struct orders_decision decision_keep(enum orders_verdict verdict,
 {
 	return (struct orders_decision){ .verdict = verdict, .status = current->status,
 					 .reason = ORDERS_REASON_NONE,
-					 .cancel_requested = current->cancel_requested };
+					 .cancel_requested = current->cancel_requested,
+					 .cancel_reason = current->cancel_reason,
+					 .cancel_requests = current->cancel_requests };
 }
 
 /* Moves forward from exactly one status: before it is too early, after it
@@ -111,31 +129,41 @@ struct orders_decision orders_decide(const struct orders_state *current,
 		/* After payment the shipment may be leaving right now, and only
 		 * shipping can stop it: ask, and stay PAID until it answers. A
 		 * second request while one is pending asks nothing more. */
-		if (current->status == ORDERS_STATUS_PAID && !current->cancel_requested) {
-			struct orders_decision d =
-				decision_apply(current, ORDERS_STATUS_PAID, ORDERS_REASON_NONE);
-			d.cancel_requested = true;
-			return d;
-		}
+		if (current->status == ORDERS_STATUS_PAID && !current->cancel_requested)
+			return decision_ask_shipping(current, ORDERS_REASON_CUSTOMER_CANCELLED);
 		return decision_keep(ORDERS_IGNORE, current);
 	case ORDERS_INPUT_SHIPMENT_CANCELLED:
 		/* Shipping cancels a paid order's shipment only when asked, so
 		 * this answers a request of ours: the order is cancelled now.
 		 * Anywhere else it is a duplicate or stale (a shipment cancelled
 		 * because the order was already cancelled): nothing to do. It
-		 * never comes early: shipping sends it only after our request. */
+		 * never comes early: shipping sends it only after our request.
+		 * The order is cancelled for the reason it was asked: the
+		 * customer's, or the paid deadline's (timeout). */
 		if (current->status == ORDERS_STATUS_PAID && current->cancel_requested)
 			return decision_apply(current, ORDERS_STATUS_CANCELLED,
-					      ORDERS_REASON_CUSTOMER_CANCELLED);
+					      current->cancel_reason != ORDERS_REASON_NONE
+						      ? current->cancel_reason
+						      : ORDERS_REASON_CUSTOMER_CANCELLED);
 		return decision_keep(ORDERS_IGNORE, current);
 	case ORDERS_INPUT_DEADLINE_PASSED:
-		/* The deadline bounds the wait for stock and payment only: a paid
-		 * order is the shop's to ship, not the customer's to lose. */
+		/* This deadline bounds the wait for stock and payment only: a
+		 * paid order has its own (below), which asks shipping. */
 		if (current->status == ORDERS_STATUS_PENDING ||
 		    current->status == ORDERS_STATUS_RESERVED)
 			return decision_apply(current, ORDERS_STATUS_CANCELLED,
 					      ORDERS_REASON_TIMEOUT);
 		return decision_keep(ORDERS_IGNORE, current);
+	case ORDERS_INPUT_PAID_DEADLINE_PASSED:
+		/* Overdue only as the sweeper found it: a move since (paid just
+		 * now, a customer's request, another sweeper's repeat) restarted
+		 * the deadline. After the last request, only shipping's answer
+		 * or an operator moves the order. */
+		if (current->status != ORDERS_STATUS_PAID ||
+		    current->cancel_requests != in->cancel_requests ||
+		    current->cancel_requests >= ORDERS_CANCEL_REQUESTS_MAX)
+			return decision_keep(ORDERS_IGNORE, current);
+		return decision_ask_shipping(current, ORDERS_REASON_TIMEOUT);
 	}
 	return decision_keep(ORDERS_IGNORE, current);
 }

@@ -11,8 +11,10 @@
  *   PENDING  --stock_rejected-->      CANCELLED (out_of_stock | unknown_sku)
  *   RESERVED --payment_declined-->    CANCELLED (payment_declined)
  *   PENDING, RESERVED --cancel_requested--> CANCELLED (customer_cancelled)
- *   PAID     --cancel_requested-->    PAID, cancellation requested
- *   PAID, cancellation requested --shipment_cancelled--> CANCELLED (customer_cancelled)
+ *   PAID     --cancel_requested-->    PAID, cancellation requested (customer_cancelled)
+ *   PAID     --paid_deadline_passed--> PAID, cancellation requested (timeout)
+ *   PAID, cancellation requested --paid_deadline_passed--> the same, asked again
+ *   PAID, cancellation requested --shipment_cancelled--> CANCELLED (the request's reason)
  *   PAID, cancellation requested --shipment_dispatched--> SHIPPED
  *   PENDING, RESERVED --deadline_passed--> CANCELLED (timeout)
  *
@@ -23,8 +25,18 @@
  * with ShipmentCancelled (the order is then cancelled) or had already sent
  * ShipmentDispatched (the order ships: the cancellation lost the race).
  *
- * Invariants: the state (status, cancellation requested) only ever moves
- * forward along these arrows, so no state is entered twice and a guard on
+ * A paid order has a deadline too, or a lost OrderPaid would hold its stock
+ * and money for ever. But only shipping knows whether the parcel left, so
+ * the paid deadline cannot cancel either: it asks shipping exactly as the
+ * customer's cancel does (reason timeout), and the answer decides. An
+ * unanswered request, the customer's or the deadline's, is asked again
+ * after the next paid deadline, up to ORDERS_CANCEL_REQUESTS_MAX requests
+ * in all; each is a move of its own (the count of requests only grows), so
+ * two sweepers cannot both ask. Never cancelling without shipping's answer
+ * is what keeps "refunded and shipped" impossible.
+ *
+ * Invariants: the state (status, cancellation requested, requests sent) only
+ * ever moves forward along these arrows, so no state is entered twice and a guard on
  * the current state is as strong as a guard on the version; the mark is set
  * only on a PAID order and never cleared; SHIPPED and CANCELLED are
  * terminal; the reason is set exactly when the status is CANCELLED.
@@ -75,19 +87,33 @@ enum orders_input_kind {
 	ORDERS_INPUT_CANCEL_REQUESTED,    /* the customer's CancelOrder */
 	ORDERS_INPUT_DEADLINE_PASSED,
 	ORDERS_INPUT_SHIPMENT_CANCELLED,  /* shipping's answer to a requested cancellation */
+	ORDERS_INPUT_PAID_DEADLINE_PASSED, /* PAID with no answer from shipping for too long */
 };
-#define ORDERS_INPUT_COUNT 9
+#define ORDERS_INPUT_COUNT 10
+
+/* How many OrderCancellationRequested one order sends at most: the first
+ * (the customer's or the paid deadline's) and the repeats after each
+ * further paid deadline without an answer. A request shipping never
+ * answers was dead-lettered twice over; after the last one the order waits
+ * for an operator (and still takes shipping's answer when it comes). */
+#define ORDERS_CANCEL_REQUESTS_MAX 3
 
 /* Where an order is: its status, and whether a cancellation of it (when
- * PAID) is waiting for shipping's answer. */
+ * PAID) is waiting for shipping's answer, why, and how often it was asked. */
 struct orders_state {
 	enum orders_status status;
 	bool cancel_requested;
+	enum orders_reason cancel_reason; /* customer_cancelled or timeout when requested */
+	int cancel_requests;              /* OrderCancellationRequested sent; 0 when not requested */
 };
 
 struct orders_input {
 	enum orders_input_kind kind;
 	enum orders_reason reason; /* only for STOCK_REJECTED; NONE otherwise */
+	/* Only for PAID_DEADLINE_PASSED: the requests count of the order the
+	 * sweeper found overdue. Its deadline runs from the order's last move;
+	 * a different count means the order moved since and is not overdue. */
+	int cancel_requests;
 };
 
 enum orders_verdict {
@@ -101,6 +127,8 @@ struct orders_decision {
 	enum orders_status status; /* the new status when APPLY, else the current one */
 	enum orders_reason reason; /* set when the new status is CANCELLED */
 	bool cancel_requested;     /* the mark after the decision (kept, never cleared) */
+	enum orders_reason cancel_reason; /* the request's reason after the decision */
+	int cancel_requests;       /* after the decision; one more means: ask shipping */
 };
 
 struct orders_decision orders_decide(const struct orders_state *current,

@@ -17,9 +17,13 @@
  *     update and only when the update happened, so each transition is
  *     announced exactly once however many replicas raced for it.
  * The one transition that keeps the status is a PAID order's cancellation
- * request: it sets the mark and is announced by OrderCancellationRequested,
- * the question to shipping whose answer (ShipmentCancelled or
- * ShipmentDispatched) decides the order.
+ * request: it sets the mark (or counts one more request) and is announced
+ * by OrderCancellationRequested, the question to shipping whose answer
+ * (ShipmentCancelled or ShipmentDispatched) decides the order. The
+ * customer's cancel asks; so does the sweeper for a PAID order that waited
+ * longer than the paid deadline, and it asks again when no answer came.
+ * The sweeper's requests are logged as errors: each means a message was
+ * lost somewhere between orders and shipping.
  */
 #include "orders_handlers.h"
 
@@ -60,6 +64,13 @@ static int64_t orders_deadline_ms(const struct svc_tx *tx)
 {
 	const struct orders_ctx *ctx = svc_ctx(tx->svc);
 	return ctx ? ctx->deadline_ms : ORDERS_DEADLINE_DEFAULT_MS;
+}
+
+static int64_t orders_paid_deadline_ms(const struct svc *svc)
+{
+	const struct orders_ctx *ctx = svc_ctx(svc);
+	return ctx && ctx->paid_deadline_ms ? ctx->paid_deadline_ms
+					    : ORDERS_PAID_DEADLINE_DEFAULT_MS;
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -113,13 +124,14 @@ static shop_status orders_emit_transition(struct svc_tx *tx, const struct orders
 	return SHOP_E_INTERNAL;
 }
 
-/* The question to shipping after a PAID order's cancellation was marked. */
+/* The question to shipping after a PAID order's cancellation was marked, or
+ * asked again; with the reason of the first request. */
 static shop_status orders_emit_cancellation_requested(struct svc_tx *tx,
 						      const struct orders_row *row)
 {
 	struct ct_order_cancellation_requested ev = { 0 };
-	const char *reason = orders_reason_name(ORDERS_REASON_CUSTOMER_CANCELLED);
-	if (!TEXT_COPY(ev.order_id, row->order_id) || !TEXT_COPY(ev.reason, reason)) {
+	const char *reason = orders_reason_name(row->cancel_reason);
+	if (!reason || !TEXT_COPY(ev.order_id, row->order_id) || !TEXT_COPY(ev.reason, reason)) {
 		struct log_ids ids = orders_log_ids(tx, row->order_id);
 		log_error(&ids, "order_cancellation_requested does not fit");
 		return SHOP_E_INTERNAL;
@@ -128,6 +140,33 @@ static shop_status orders_emit_cancellation_requested(struct svc_tx *tx,
 }
 
 /* ---- the transition loop ----------------------------------------------- */
+
+/* After ROW's cancellation was (again) requested from shipping. A customer's
+ * first request is routine; anything the paid deadline asks means shipping
+ * has not answered for that long (a dead-lettered OrderPaid or request, or
+ * shipping down), which money and stock are waiting on: an error, loudly,
+ * with what comes next. */
+static void orders_log_asked(const struct svc_tx *tx, const struct log_ids *ids,
+			     const struct orders_input *in, const struct orders_row *row)
+{
+	const char *why = orders_reason_name(row->cancel_reason);
+	if (in->kind != ORDERS_INPUT_PAID_DEADLINE_PASSED) {
+		log_info(ids, "%s: order stays PAID, cancellation requested from shipping (%s)",
+			 orders_input_name(in->kind), why);
+		return;
+	}
+	int64_t waited = orders_paid_deadline_ms(tx->svc);
+	if (row->cancel_requests < ORDERS_CANCEL_REQUESTS_MAX)
+		log_error(ids, "PAID order without an answer from shipping for over %lld ms: "
+			  "cancellation requested from shipping (%s), request %d of %d",
+			  (long long)waited, why, row->cancel_requests, ORDERS_CANCEL_REQUESTS_MAX);
+	else
+		log_error(ids, "PAID order without an answer from shipping for over %lld ms: "
+			  "last cancellation request (%s), %d of %d; if shipping does not answer "
+			  "it, the order stays PAID until an operator acts (see the dead-letter "
+			  "stream for what was lost)",
+			  (long long)waited, why, row->cancel_requests, ORDERS_CANCEL_REQUESTS_MAX);
+}
 
 shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct orders_input *in,
 			   const struct orders_change *facts)
@@ -146,7 +185,9 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 			return st;
 
 		struct orders_state cur = { .status = row.status,
-					    .cancel_requested = row.cancel_requested };
+					    .cancel_requested = row.cancel_requested,
+					    .cancel_reason = row.cancel_reason,
+					    .cancel_requests = row.cancel_requests };
 		struct orders_decision d = orders_decide(&cur, in);
 		if (d.verdict == ORDERS_IGNORE) {
 			log_info(&ids, "%s ignored: order is %s", input, orders_status_name(row.status));
@@ -162,7 +203,9 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 		change.status = d.status;
 		change.reason = d.reason;
 		change.cancel_requested = d.cancel_requested;
-		bool marked = d.cancel_requested && !cur.cancel_requested;
+		change.cancel_reason = d.cancel_reason;
+		change.cancel_requests = d.cancel_requests;
+		bool asked = d.cancel_requests > cur.cancel_requests;
 		bool moved = false;
 		st = orders_store_transition(tx->db, order_id, &cur, &change, tx->now_ms, &moved);
 		if (st != SHOP_OK)
@@ -173,9 +216,8 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 			continue;
 		}
 		orders_row_apply(&row, &change, tx->now_ms);
-		if (marked) {
-			log_info(&ids, "%s: order stays %s, cancellation requested from shipping",
-				 input, orders_status_name(cur.status));
+		if (asked) {
+			orders_log_asked(tx, &ids, in, &row);
 			return orders_emit_cancellation_requested(tx, &row);
 		}
 		if (cur.cancel_requested && change.status == ORDERS_STATUS_SHIPPED)
@@ -337,18 +379,32 @@ static shop_status orders_sweep_one(struct svc_tx *tx, void *arg)
 	struct orders_input in = { .kind = ORDERS_INPUT_DEADLINE_PASSED };
 	struct orders_change facts = { 0 };
 	/* The deadline never changes, so it is still past; the status may not
-	 * be (paid or cancelled since the query), which the domain sorts out. */
+	 * be (paid or cancelled since the query), which the domain sorts out.
+	 * The paid deadline runs from the order's last move, so it is still
+	 * past only if the order has not moved: the domain compares the
+	 * requests count found here with the one it reads. */
+	if (due->paid) {
+		in.kind = ORDERS_INPUT_PAID_DEADLINE_PASSED;
+		in.cancel_requests = due->cancel_requests;
+	}
 	return orders_advance(tx, due->order_id, &in, &facts);
 }
 
 shop_status orders_sweep(struct svc *svc, struct db *db)
 {
-	struct orders_due due[ORDERS_SWEEP_BATCH];
-	size_t n = 0;
+	struct orders_due due[2 * ORDERS_SWEEP_BATCH];
+	size_t n = 0, n_paid = 0;
 	shop_status first = SHOP_OK;
-	shop_status st = orders_store_find_expired(db, clock_now_ms(), ORDERS_SWEEP_BATCH, due, &n);
+	int64_t now = clock_now_ms();
+	shop_status st = orders_store_find_expired(db, now, ORDERS_SWEEP_BATCH, due, &n);
 	if (st != SHOP_OK)
 		return st;
+	st = orders_store_find_paid_overdue(db, now - orders_paid_deadline_ms(svc),
+					    ORDERS_CANCEL_REQUESTS_MAX, ORDERS_SWEEP_BATCH, due + n,
+					    &n_paid);
+	if (st != SHOP_OK)
+		return st;
+	n += n_paid;
 
 	for (size_t i = 0; i < n; i++) {
 		/* One transaction per order: one failure does not undo the others,
@@ -359,7 +415,8 @@ shop_status orders_sweep(struct svc *svc, struct db *db)
 			continue;
 		struct log_ids ids = { .order_id = due[i].order_id,
 				       .correlation_id = due[i].correlation_id };
-		log_warn(&ids, "timeout not applied: %s", shop_status_name(st));
+		log_warn(&ids, "%s not applied: %s", due[i].paid ? "paid deadline" : "timeout",
+			 shop_status_name(st));
 		if (first == SHOP_OK)
 			first = st;
 		/* The database is gone: the rest would fail the same way. */

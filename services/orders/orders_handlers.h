@@ -32,19 +32,34 @@
 #define ORDERS_DEADLINE_MIN_MS 1000
 #define ORDERS_DEADLINE_MAX_MS 86400000
 
+/* SHOP_ORDER_PAID_DEADLINE_MS: how long a PAID order may go without a move
+ * (shipped, or shipping's answer to a cancellation request) before the
+ * sweeper asks shipping to cancel it (reason timeout), and again after each
+ * further such wait while unanswered (ORDERS_CANCEL_REQUESTS_MAX in all).
+ * It must be well beyond shipping's SHOP_DISPATCH_DELAY_MS plus any backlog
+ * shipping may be allowed to have, or orders merely waiting for their
+ * dispatch get cancelled: an hour by default, against 2 s of delay; at
+ * least a minute. Orders cannot read shipping's setting: the operator
+ * keeps the two apart (docs/configuration.md). */
+#define ORDERS_PAID_DEADLINE_DEFAULT_MS 3600000
+#define ORDERS_PAID_DEADLINE_MIN_MS 60000
+#define ORDERS_PAID_DEADLINE_MAX_MS 604800000 /* a week */
+
 #define ORDERS_SWEEP_INTERVAL_MS 1000
-/* Orders one sweep cancels at most; more wait for the next tick, so one
- * sweep stays short however large a backlog a long outage left behind. */
+/* Orders one sweep cancels at most, and PAID orders it asks about at most;
+ * more wait for the next tick, so one sweep stays short however large a
+ * backlog a long outage left behind. */
 #define ORDERS_SWEEP_BATCH 100
 /* Reads-and-decides of one fact when replicas keep moving the order first.
- * An order's state moves forward at most five times in its life (four
- * statuses and the cancellation mark), so a sixth attempt always finds it
- * still or terminal; exhausting them is a bug. */
-#define ORDERS_TRANSITION_ATTEMPTS 6
+ * An order's state moves forward at most 4 + ORDERS_CANCEL_REQUESTS_MAX
+ * times in its life (four statuses and each cancellation request), so one
+ * attempt more always finds it still or terminal; exhausting them is a bug. */
+#define ORDERS_TRANSITION_ATTEMPTS (5 + ORDERS_CANCEL_REQUESTS_MAX)
 
 /* The service state behind svc_ctx(); NULL there means all defaults. */
 struct orders_ctx {
-	int64_t deadline_ms;
+	int64_t deadline_ms;      /* SHOP_ORDER_DEADLINE_MS */
+	int64_t paid_deadline_ms; /* SHOP_ORDER_PAID_DEADLINE_MS */
 };
 
 /* Routes: each takes the generated struct of its message. */
@@ -64,7 +79,8 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 			   const struct orders_change *facts);
 
 /* The "deadline-sweeper" task: cancels up to ORDERS_SWEEP_BATCH overdue
- * PENDING/RESERVED orders, each in its own transaction. */
+ * PENDING/RESERVED orders, and asks shipping to cancel up to as many PAID
+ * orders past their paid deadline, each in its own transaction. */
 shop_status orders_sweep(struct svc *svc, struct db *db);
 
 extern const struct svc_route orders_routes[];

@@ -12,6 +12,7 @@
 
 #include "core/text.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,11 +20,12 @@
 #define ORDERS_ROW_COLUMNS                                                             \
 	"order_id, status, reason, customer_id, email, total_cents, currency, payment_id, " \
 	"shipment_id, correlation_id, created_at_ms, updated_at_ms, deadline_at_ms, version, " \
-	"cancel_requested_at_ms"
+	"cancel_requested_at_ms, cancel_reason, cancel_requests"
 
 static shop_status row_read(const struct db_result *r, int i, struct orders_row *row)
 {
 	const char *reason = db_result_text(r, i, 2);
+	const char *cancel_reason = db_result_text(r, i, 15);
 
 	memset(row, 0, sizeof(*row));
 	/* Any failure here is a value the CHECKs or the writers should have
@@ -48,6 +50,13 @@ static shop_status row_read(const struct db_result *r, int i, struct orders_row 
 	row->version = db_result_int(r, i, 13);
 	row->cancel_requested = db_result_text(r, i, 14) != NULL;
 	row->cancel_requested_at_ms = row->cancel_requested ? db_result_int(r, i, 14) : 0;
+	row->cancel_reason = ORDERS_REASON_NONE;
+	if (cancel_reason && orders_reason_parse(cancel_reason, &row->cancel_reason) != SHOP_OK)
+		return SHOP_E_INTERNAL;
+	int64_t requests = db_result_int(r, i, 16);
+	if (requests < 0 || requests > INT_MAX)
+		return SHOP_E_INTERNAL;
+	row->cancel_requests = (int)requests;
 	return SHOP_OK;
 }
 
@@ -101,14 +110,18 @@ shop_status orders_store_transition(struct db *db, const char *order_id,
 	 * kept once set. The mark is part of the guard (two spellings of the
 	 * statement, one per "IS [NOT] NULL"), so that of two replicas handling
 	 * two CancelOrders of one PAID order only one marks it and asks
-	 * shipping: the status alone does not change on that move. */
+	 * shipping: the status alone does not change on that move. The count
+	 * of requests sent is in the guard for the same reason: a repeated
+	 * request changes neither status nor mark, and only grows it. */
 #define ORDERS_TRANSITION_SQL(mark_guard)                                                  \
 	"UPDATE orders SET status = $1, reason = $2, "                                         \
 	"total_cents = COALESCE($3, total_cents), currency = COALESCE($4, currency), "        \
 	"payment_id = COALESCE($5, payment_id), shipment_id = COALESCE($6, shipment_id), "    \
 	"cancel_requested_at_ms = COALESCE(cancel_requested_at_ms, $10), "                     \
+	"cancel_reason = COALESCE(cancel_reason, $11), cancel_requests = $12, "                \
 	"updated_at_ms = $7, version = version + 1 "                                           \
-	"WHERE order_id = $8 AND status = $9 AND cancel_requested_at_ms " mark_guard
+	"WHERE order_id = $8 AND status = $9 AND cancel_requests = $13 "                       \
+	"AND cancel_requested_at_ms " mark_guard
 	static const char sql_unmarked[] = ORDERS_TRANSITION_SQL("IS NULL");
 	static const char sql_marked[] = ORDERS_TRANSITION_SQL("IS NOT NULL");
 #undef ORDERS_TRANSITION_SQL
@@ -118,7 +131,9 @@ shop_status orders_store_transition(struct db *db, const char *order_id,
 					 c->has_total ? DB_I64(c->total_cents) : NULL, c->currency,
 					 c->payment_id, c->shipment_id, DB_I64(now_ms), order_id,
 					 orders_status_name(from->status),
-					 c->cancel_requested ? DB_I64(now_ms) : NULL),
+					 c->cancel_requested ? DB_I64(now_ms) : NULL,
+					 orders_reason_name(c->cancel_reason), DB_I64(c->cancel_requests),
+					 DB_I64(from->cancel_requests)),
 				 &changes);
 	if (st != SHOP_OK)
 		return st;
@@ -145,6 +160,9 @@ void orders_row_apply(struct orders_row *row, const struct orders_change *c, int
 		row->cancel_requested = true;
 		row->cancel_requested_at_ms = now_ms;
 	}
+	if (row->cancel_reason == ORDERS_REASON_NONE)
+		row->cancel_reason = c->cancel_reason;
+	row->cancel_requests = c->cancel_requests;
 	row->updated_at_ms = now_ms;
 	row->version++;
 }
@@ -171,6 +189,43 @@ shop_status orders_store_find_expired(struct db *db, int64_t now_ms, size_t max,
 			st = SHOP_E_INTERNAL;
 			goto out;
 		}
+		ret_due[n].paid = false;
+		ret_due[n].cancel_requests = 0;
+		n++;
+	}
+	*ret_n = n;
+out:
+	db_result_free(r);
+	return st;
+}
+
+shop_status orders_store_find_paid_overdue(struct db *db, int64_t before_ms, int max_requests,
+					   size_t max, struct orders_due *ret_due, size_t *ret_n)
+{
+	/* A range scan of the (status, updated_at_ms) index; the requests
+	 * count filters the few rows it yields. */
+	static const char sql[] =
+		"SELECT order_id, correlation_id, cancel_requests FROM orders "
+		"WHERE status = 'PAID' AND updated_at_ms < $1 AND cancel_requests < $2 "
+		"ORDER BY updated_at_ms, order_id LIMIT $3";
+	struct db_result *r = NULL;
+	size_t n = 0;
+	shop_status st = db_query(db, sql,
+				  DB_ARGS(DB_I64(before_ms), DB_I64(max_requests), DB_I64(max)), &r);
+	if (st != SHOP_OK)
+		goto out;
+	for (int i = 0; i < db_result_rows(r) && n < max; i++) {
+		int64_t requests = db_result_int(r, i, 2);
+		/* Only this service writes these columns: a value that does not
+		 * fit is a bug. */
+		if (!TEXT_COPY(ret_due[n].order_id, db_result_text(r, i, 0)) ||
+		    !TEXT_COPY(ret_due[n].correlation_id, db_result_text(r, i, 1)) ||
+		    requests < 0 || requests >= max_requests) {
+			st = SHOP_E_INTERNAL;
+			goto out;
+		}
+		ret_due[n].paid = true;
+		ret_due[n].cancel_requests = (int)requests;
 		n++;
 	}
 	*ret_n = n;

@@ -4,7 +4,7 @@
  * The store does not decide anything; it creates an order if absent, reads
  * one, and moves one from a state the caller names to the state the domain
  * chose. That move is a guarded UPDATE (... WHERE status = <from> and the
- * cancellation mark is as it was): when two replicas race on the same order,
+ * cancellation mark and requests count are as they were): when two replicas race on the same order,
  * one changes the row and the other changes nothing and is told so
  * (ret_moved false), instead of both believing they won. Because states only
  * move forward, the state guard is as strong as a version guard. All calls take a connection the caller has already put in a
@@ -60,6 +60,8 @@ struct orders_row {
 	char shipment_id[ORDERS_ID_MAX + 1];     /* "" until shipped */
 	bool cancel_requested;                   /* a PAID order's cancel awaits shipping */
 	int64_t cancel_requested_at_ms;          /* when it was asked; 0 when not */
+	enum orders_reason cancel_reason;        /* why it was asked; NONE when not */
+	int cancel_requests;                     /* OrderCancellationRequested sent */
 	char correlation_id[ORDERS_CORRELATION_MAX + 1];
 	int64_t created_at_ms;
 	int64_t updated_at_ms;
@@ -67,13 +69,16 @@ struct orders_row {
 	int64_t version;
 };
 
-/* What one transition writes: the new status, reason and cancellation mark
- * (from the domain's decision) and the facts the input brings; NULL /
- * has_total false leaves a column as it is. A mark already set is kept. */
+/* What one transition writes: the new status, reason, cancellation mark,
+ * request reason and count (from the domain's decision) and the facts the
+ * input brings; NULL / has_total false leaves a column as it is. A mark
+ * and its reason already set are kept. */
 struct orders_change {
 	enum orders_status status;
 	enum orders_reason reason;
 	bool cancel_requested;
+	enum orders_reason cancel_reason;
+	int cancel_requests;
 	bool has_total;
 	int64_t total_cents;
 	const char *currency;
@@ -85,6 +90,8 @@ struct orders_change {
 struct orders_due {
 	char order_id[ORDERS_ID_MAX + 1];
 	char correlation_id[ORDERS_CORRELATION_MAX + 1]; /* "" when unknown */
+	bool paid;           /* past the paid deadline, not the stock/payment one */
+	int cancel_requests; /* when paid: the count it was found overdue with */
 };
 
 /* Inserts the order PENDING unless one with that id exists (then nothing is
@@ -94,8 +101,8 @@ shop_status orders_store_insert(struct db *db, const struct orders_new *o, bool 
 /* SHOP_E_NOT_FOUND when no such order. */
 shop_status orders_store_get(struct db *db, const char *order_id, struct orders_row *ret_row);
 
-/* Moves the order from state FROM (its status and cancellation mark) to
- * c's, writes c's facts, bumps the version and updated_at_ms. *ret_moved is
+/* Moves the order from state FROM (its status, cancellation mark and
+ * requests count) to c's, writes c's facts, bumps the version and updated_at_ms. *ret_moved is
  * false when the order was not in FROM any more (or does not exist): nothing
  * was changed. */
 shop_status orders_store_transition(struct db *db, const char *order_id,
@@ -109,5 +116,11 @@ void orders_row_apply(struct orders_row *row, const struct orders_change *c, int
  * longest overdue first. */
 shop_status orders_store_find_expired(struct db *db, int64_t now_ms, size_t max,
 				      struct orders_due *ret_due, size_t *ret_n);
+
+/* Up to MAX PAID orders whose last move (updated_at_ms) is before
+ * BEFORE_MS and that sent fewer than MAX_REQUESTS cancellation requests,
+ * the longest overdue first (paid set, with their requests count). */
+shop_status orders_store_find_paid_overdue(struct db *db, int64_t before_ms, int max_requests,
+					   size_t max, struct orders_due *ret_due, size_t *ret_n);
 
 #endif

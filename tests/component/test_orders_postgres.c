@@ -112,6 +112,13 @@ static void migrations_apply_on_postgresql_and_again_change_nothing(void **state
 			 SHOP_OK);
 	assert_int_equal(db_result_int(r, 0, 0), 1);
 	db_result_free(r);
+	assert_int_equal(db_query(g.db,
+				  "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'orders'"
+				  " AND indexname = 'orders_status_updated'",
+				  DB_NOARGS, &r),
+			 SHOP_OK);
+	assert_int_equal(db_result_int(r, 0, 0), 1);
+	db_result_free(r);
 }
 
 static void an_order_goes_from_placed_to_shipped_on_postgresql(void **state)
@@ -196,6 +203,64 @@ static void a_paid_orders_cancellation_waits_for_shipping_on_postgresql(void **s
 	assert_int_equal(order(other).status, ORDERS_STATUS_SHIPPED);
 	assert_int_equal(events_of(other, SUBJ_SHIPPED), 1);
 	assert_int_equal(events_of(other, SUBJ_CANCELLED), 0);
+}
+
+/* A paid order whose every move was at AT (long ago for the paid deadline). */
+static void paid_at(char id[IDS_UUID_SIZE], int64_t at)
+{
+	char pay[IDS_UUID_SIZE];
+	ids_uuid7(id);
+	place_at(id, at);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	struct ct_payment_authorized paid = payment_authorized(id, pay);
+	assert_int_equal(harness_handle(g.svc, g.db, orders_handle_stock_reserved, &reserved, at,
+					NULL),
+			 SHOP_OK);
+	assert_int_equal(harness_handle(g.svc, g.db, orders_handle_payment_authorized, &paid, at,
+					NULL),
+			 SHOP_OK);
+}
+
+/* As if the order had not moved for MS more. */
+static void age(const char *id, int64_t ms)
+{
+	int64_t changed = 0;
+	assert_int_equal(db_exec(g.db,
+				 "UPDATE orders SET updated_at_ms = updated_at_ms - $1 "
+				 "WHERE order_id = $2",
+				 DB_ARGS(DB_I64(ms), id), &changed),
+			 SHOP_OK);
+	assert_int_equal(changed, 1);
+}
+
+static void the_paid_deadline_asks_shipping_again_and_again_on_postgresql(void **state)
+{
+	char id[IDS_UUID_SIZE], fresh[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
+	paid_at(id, clock_now_ms() - 2 * PAID_DEADLINE_MS);
+	new_paid_order(fresh, pay);
+
+	assert_int_equal(orders_sweep(g.svc, g.db), SHOP_OK);
+	assert_int_equal(orders_sweep(g.svc, g.db), SHOP_OK);
+	struct orders_row row = order(id);
+	assert_int_equal(row.status, ORDERS_STATUS_PAID);
+	assert_int_equal(row.cancel_reason, ORDERS_REASON_TIMEOUT);
+	assert_int_equal(row.cancel_requests, 1);
+	assert_int_equal(events_of(id, SUBJ_CANCELLATION_REQUESTED), 1);
+	assert_int_equal(events_of(fresh, SUBJ_CANCELLATION_REQUESTED), 0);
+
+	for (int i = 2; i <= ORDERS_CANCEL_REQUESTS_MAX + 1; i++) {
+		age(id, PAID_DEADLINE_MS + 1);
+		assert_int_equal(orders_sweep(g.svc, g.db), SHOP_OK);
+	}
+	assert_int_equal(order(id).cancel_requests, ORDERS_CANCEL_REQUESTS_MAX);
+	assert_int_equal(events_of(id, SUBJ_CANCELLATION_REQUESTED), ORDERS_CANCEL_REQUESTS_MAX);
+
+	struct ct_shipment_cancelled stopped = shipment_cancelled(id);
+	assert_int_equal(run_on(g.db, orders_handle_shipment_cancelled, &stopped), SHOP_OK);
+	row = order(id);
+	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
+	assert_int_equal(row.reason, ORDERS_REASON_TIMEOUT);
+	assert_int_equal(events_of(id, SUBJ_CANCELLED), 1);
 }
 
 /* ---- cases: replicas racing -------------------------------------------- */
@@ -342,6 +407,32 @@ static void a_timeout_blocked_behind_a_payment_leaves_the_order_paid(void **stat
 	assert_int_equal(events_of(id, SUBJ_CANCELLED), 0);
 }
 
+/* Another replica's sweeper, as a handler: the paid deadline of an order it
+ * found asked once. */
+static shop_status paid_deadline_after_one_request(struct svc_tx *tx, const void *data)
+{
+	struct orders_input in = { .kind = ORDERS_INPUT_PAID_DEADLINE_PASSED, .cancel_requests = 1 };
+	struct orders_change facts = { 0 };
+	return orders_advance(tx, data, &in, &facts);
+}
+
+static void a_repeat_blocked_behind_another_sweepers_repeat_asks_nothing_more(void **state)
+{
+	char id[IDS_UUID_SIZE];
+	paid_at(id, clock_now_ms() - 2 * PAID_DEADLINE_MS);
+	assert_int_equal(orders_sweep(g.svc, g.db), SHOP_OK);
+	age(id, PAID_DEADLINE_MS + 1);
+
+	/* Both found it asked once and overdue; B blocks on A's row lock. A's
+	 * commit leaves status and mark as they were, so only the requests
+	 * count in the guard stops B from asking a third time. */
+	assert_int_equal(interleave(paid_deadline_after_one_request, id, NULL, NULL), SHOP_OK);
+	struct orders_row row = order(id);
+	assert_int_equal(row.status, ORDERS_STATUS_PAID);
+	assert_int_equal(row.cancel_requests, 2);
+	assert_int_equal(events_of(id, SUBJ_CANCELLATION_REQUESTED), 2);
+}
+
 static void cancels_and_reservations_racing_freely_end_consistent(void **state)
 {
 	struct replica a = { 0 }, b = { 0 };
@@ -393,6 +484,8 @@ int main(void)
 		cmocka_unit_test(a_second_cancel_of_a_paid_order_blocked_behind_the_first_asks_nothing_more),
 		cmocka_unit_test(a_duplicate_reservation_blocked_behind_the_first_is_ignored),
 		cmocka_unit_test(a_timeout_blocked_behind_a_payment_leaves_the_order_paid),
+		cmocka_unit_test(the_paid_deadline_asks_shipping_again_and_again_on_postgresql),
+		cmocka_unit_test(a_repeat_blocked_behind_another_sweepers_repeat_asks_nothing_more),
 		cmocka_unit_test(cancels_and_reservations_racing_freely_end_consistent),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -25,13 +25,16 @@
 #define SUBJ_CANCELLATION_REQUESTED "orders.event.order_cancellation_requested.v1"
 
 #define DEADLINE_MS 60000
+#define PAID_DEADLINE_MS 600000 /* far from DEADLINE_MS: each case knows which it meets */
 #define ORDER_TOTAL_CENTS 2599 /* what stock_reserved prices the order at */
 
-/* The spec main.c wires, on DB_URL, with CTX's deadline set to DEADLINE_MS. */
+/* The spec main.c wires, on DB_URL, with CTX's deadlines set to DEADLINE_MS
+ * and PAID_DEADLINE_MS. */
 static inline void orders_harness_spec_fill(struct svc_spec *spec, struct orders_ctx *ctx,
 					    const char *db_url)
 {
 	ctx->deadline_ms = DEADLINE_MS;
+	ctx->paid_deadline_ms = PAID_DEADLINE_MS;
 	*spec = (struct svc_spec){
 		.name = "orders",
 		.default_db_url = db_url,

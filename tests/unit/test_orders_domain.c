@@ -2,7 +2,8 @@
  * test_orders_domain.c - the order state machine, cell by cell.
  *
  * The table below is the specification: every state (each status, and PAID
- * once more with a cancellation requested) against every input, with the
+ * once more with the customer's cancellation requested once) against every
+ * input (the paid deadline as the sweeper finds the order: unmoved), with the
  * decision orders_decide() must return. One test walks all of it;
  * the others restate its rows as sentences, so a failure names the rule that
  * broke, not just a cell.
@@ -30,19 +31,25 @@ struct cell {
 	enum orders_verdict verdict;
 	enum orders_status status; /* the status after the decision */
 	enum orders_reason reason;
-	bool marks;                /* the decision requests the cancellation */
+	bool marks;                /* the decision asks shipping (once more) to cancel */
+	enum orders_reason why;    /* when it asks first: the request's reason */
 };
 
-#define APPLY(to, why) { ORDERS_APPLY, (to), (why), false }
-#define MARK { ORDERS_APPLY, PAID, ORDERS_REASON_NONE, true }
-#define IGNORE(st) { ORDERS_IGNORE, (st), ORDERS_REASON_NONE, false }
-#define DEFER(st) { ORDERS_DEFER, (st), ORDERS_REASON_NONE, false }
+#define APPLY(to, why) { ORDERS_APPLY, (to), (why), false, ORDERS_REASON_NONE }
+#define MARK(why) { ORDERS_APPLY, PAID, ORDERS_REASON_NONE, true, (why) }
+#define IGNORE(st) { ORDERS_IGNORE, (st), ORDERS_REASON_NONE, false, ORDERS_REASON_NONE }
+#define DEFER(st) { ORDERS_DEFER, (st), ORDERS_REASON_NONE, false, ORDERS_REASON_NONE }
 #define NO_REASON ORDERS_REASON_NONE
+#define CUSTOMER ORDERS_REASON_CUSTOMER_CANCELLED
+#define TIMEOUT ORDERS_REASON_TIMEOUT
 
 static struct orders_state state_of(int row)
 {
-	return (struct orders_state){ .status = row == PAID_CR ? PAID : (enum orders_status)row,
-				      .cancel_requested = row == PAID_CR };
+	bool cr = row == PAID_CR;
+	return (struct orders_state){ .status = cr ? PAID : (enum orders_status)row,
+				      .cancel_requested = cr,
+				      .cancel_reason = cr ? CUSTOMER : NO_REASON,
+				      .cancel_requests = cr ? 1 : 0 };
 }
 
 static const char *row_name(int row)
@@ -69,6 +76,7 @@ static const struct cell table[ROWS][ORDERS_INPUT_COUNT] = {
 		[ORDERS_INPUT_CANCEL_REQUESTED] = APPLY(CANCELLED, ORDERS_REASON_CUSTOMER_CANCELLED),
 		[ORDERS_INPUT_DEADLINE_PASSED] = APPLY(CANCELLED, ORDERS_REASON_TIMEOUT),
 		[ORDERS_INPUT_SHIPMENT_CANCELLED] = IGNORE(PENDING),
+		[ORDERS_INPUT_PAID_DEADLINE_PASSED] = IGNORE(PENDING),
 	},
 	[RESERVED] = {
 		[ORDERS_INPUT_PLACED] = IGNORE(RESERVED),
@@ -80,6 +88,7 @@ static const struct cell table[ROWS][ORDERS_INPUT_COUNT] = {
 		[ORDERS_INPUT_CANCEL_REQUESTED] = APPLY(CANCELLED, ORDERS_REASON_CUSTOMER_CANCELLED),
 		[ORDERS_INPUT_DEADLINE_PASSED] = APPLY(CANCELLED, ORDERS_REASON_TIMEOUT),
 		[ORDERS_INPUT_SHIPMENT_CANCELLED] = IGNORE(RESERVED),
+		[ORDERS_INPUT_PAID_DEADLINE_PASSED] = IGNORE(RESERVED),
 	},
 	[PAID] = {
 		[ORDERS_INPUT_PLACED] = IGNORE(PAID),
@@ -88,9 +97,10 @@ static const struct cell table[ROWS][ORDERS_INPUT_COUNT] = {
 		[ORDERS_INPUT_PAYMENT_AUTHORIZED] = IGNORE(PAID),
 		[ORDERS_INPUT_PAYMENT_DECLINED] = IGNORE(PAID),
 		[ORDERS_INPUT_SHIPMENT_DISPATCHED] = APPLY(SHIPPED, NO_REASON),
-		[ORDERS_INPUT_CANCEL_REQUESTED] = MARK,
+		[ORDERS_INPUT_CANCEL_REQUESTED] = MARK(CUSTOMER),
 		[ORDERS_INPUT_DEADLINE_PASSED] = IGNORE(PAID),
 		[ORDERS_INPUT_SHIPMENT_CANCELLED] = IGNORE(PAID),
+		[ORDERS_INPUT_PAID_DEADLINE_PASSED] = MARK(TIMEOUT),
 	},
 	[PAID_CR] = {
 		[ORDERS_INPUT_PLACED] = IGNORE(PAID),
@@ -102,6 +112,7 @@ static const struct cell table[ROWS][ORDERS_INPUT_COUNT] = {
 		[ORDERS_INPUT_CANCEL_REQUESTED] = IGNORE(PAID),
 		[ORDERS_INPUT_DEADLINE_PASSED] = IGNORE(PAID),
 		[ORDERS_INPUT_SHIPMENT_CANCELLED] = APPLY(CANCELLED, ORDERS_REASON_CUSTOMER_CANCELLED),
+		[ORDERS_INPUT_PAID_DEADLINE_PASSED] = MARK(CUSTOMER),
 	},
 	[SHIPPED] = {
 		[ORDERS_INPUT_PLACED] = IGNORE(SHIPPED),
@@ -113,6 +124,7 @@ static const struct cell table[ROWS][ORDERS_INPUT_COUNT] = {
 		[ORDERS_INPUT_CANCEL_REQUESTED] = IGNORE(SHIPPED),
 		[ORDERS_INPUT_DEADLINE_PASSED] = IGNORE(SHIPPED),
 		[ORDERS_INPUT_SHIPMENT_CANCELLED] = IGNORE(SHIPPED),
+		[ORDERS_INPUT_PAID_DEADLINE_PASSED] = IGNORE(SHIPPED),
 	},
 	[CANCELLED] = {
 		[ORDERS_INPUT_PLACED] = IGNORE(CANCELLED),
@@ -124,14 +136,19 @@ static const struct cell table[ROWS][ORDERS_INPUT_COUNT] = {
 		[ORDERS_INPUT_CANCEL_REQUESTED] = IGNORE(CANCELLED),
 		[ORDERS_INPUT_DEADLINE_PASSED] = IGNORE(CANCELLED),
 		[ORDERS_INPUT_SHIPMENT_CANCELLED] = IGNORE(CANCELLED),
+		[ORDERS_INPUT_PAID_DEADLINE_PASSED] = IGNORE(CANCELLED),
 	},
 };
 
-static struct orders_input input_of(enum orders_input_kind kind)
+/* KIND as it reaches an order in ROW; the paid deadline as the sweeper
+ * finds an order that has not moved since (its own requests count). */
+static struct orders_input input_of(enum orders_input_kind kind, int row)
 {
 	struct orders_input in = { .kind = kind, .reason = ORDERS_REASON_NONE };
 	if (kind == ORDERS_INPUT_STOCK_REJECTED)
 		in.reason = ORDERS_REASON_OUT_OF_STOCK;
+	if (kind == ORDERS_INPUT_PAID_DEADLINE_PASSED)
+		in.cancel_requests = state_of(row).cancel_requests;
 	return in;
 }
 
@@ -141,13 +158,21 @@ static const char *reason_or_dash(enum orders_reason r)
 }
 
 /* Checks one cell against the table, naming it when it differs. The mark
- * after the decision is the one before it, or set by a MARK cell. */
+ * after the decision is the one before it, or set by a MARK cell, which
+ * also counts one more request; the request's reason is the first one. */
 static void expect_cell(int row, enum orders_input_kind kind)
 {
-	struct orders_input in = input_of(kind);
+	struct orders_input in = input_of(kind, row);
 	struct orders_decision d = decide(row, &in);
 	const struct cell *want = &table[row][kind];
-	bool want_mark = row == PAID_CR || want->marks;
+	struct orders_state cur = state_of(row);
+	bool want_mark = cur.cancel_requested || want->marks;
+	int want_requests = cur.cancel_requests + (want->marks ? 1 : 0);
+	enum orders_reason want_why = cur.cancel_requested ? cur.cancel_reason : want->why;
+	if (d.cancel_requests != want_requests || d.cancel_reason != want_why)
+		fail_msg("%s on %s: got %d requests (%s), want %d (%s)", orders_input_name(kind),
+			 row_name(row), d.cancel_requests, reason_or_dash(d.cancel_reason),
+			 want_requests, reason_or_dash(want_why));
 	if (d.verdict != want->verdict || d.status != want->status || d.reason != want->reason ||
 	    d.cancel_requested != want_mark)
 		fail_msg("%s on %s: got %s -> %s (%s, mark %d), want %s -> %s (%s, mark %d)",
@@ -193,7 +218,8 @@ static void stock_reserved_after_pending_is_ignored(void **state)
 
 static void stock_rejected_cancels_pending_with_its_own_reason(void **state)
 {
-	struct orders_input in = { ORDERS_INPUT_STOCK_REJECTED, ORDERS_REASON_OUT_OF_STOCK };
+	struct orders_input in = { .kind = ORDERS_INPUT_STOCK_REJECTED,
+				   .reason = ORDERS_REASON_OUT_OF_STOCK };
 	struct orders_decision d = decide(PENDING, &in);
 	assert_int_equal(d.verdict, ORDERS_APPLY);
 	assert_int_equal(d.status, CANCELLED);
@@ -218,7 +244,8 @@ static void stock_rejected_without_a_stock_reason_changes_nothing(void **state)
 		ORDERS_REASON_CUSTOMER_CANCELLED, ORDERS_REASON_TIMEOUT,
 	};
 	for (size_t i = 0; i < sizeof(not_stock) / sizeof(not_stock[0]); i++) {
-		struct orders_input in = { ORDERS_INPUT_STOCK_REJECTED, not_stock[i] };
+		struct orders_input in = { .kind = ORDERS_INPUT_STOCK_REJECTED,
+					   .reason = not_stock[i] };
 		struct orders_decision d = decide(PENDING, &in);
 		assert_int_equal(d.verdict, ORDERS_IGNORE);
 		assert_int_equal(d.status, PENDING);
@@ -279,7 +306,7 @@ static void cancel_of_pending_or_reserved_order_is_customer_cancelled_at_once(vo
 
 static void cancel_of_paid_order_only_requests_the_cancellation_and_stays_paid(void **state)
 {
-	struct orders_input in = input_of(ORDERS_INPUT_CANCEL_REQUESTED);
+	struct orders_input in = input_of(ORDERS_INPUT_CANCEL_REQUESTED, PAID);
 	struct orders_decision d = decide(PAID, &in);
 	assert_int_equal(d.verdict, ORDERS_APPLY);
 	assert_int_equal(d.status, PAID);
@@ -295,7 +322,7 @@ static void cancel_again_while_a_cancellation_is_requested_is_ignored(void **sta
 
 static void shipment_cancelled_cancels_a_requested_cancellation_as_customer_cancelled(void **state)
 {
-	struct orders_input in = input_of(ORDERS_INPUT_SHIPMENT_CANCELLED);
+	struct orders_input in = input_of(ORDERS_INPUT_SHIPMENT_CANCELLED, PAID_CR);
 	struct orders_decision d = decide(PAID_CR, &in);
 	assert_int_equal(d.verdict, ORDERS_APPLY);
 	assert_int_equal(d.status, CANCELLED);
@@ -328,10 +355,79 @@ static void deadline_after_payment_is_ignored(void **state)
 	EXPECT(ORDERS_INPUT_DEADLINE_PASSED, PAID, PAID_CR, SHIPPED);
 }
 
+static void paid_deadline_asks_shipping_to_cancel_a_paid_order_as_timeout(void **state)
+{
+	EXPECT(ORDERS_INPUT_PAID_DEADLINE_PASSED, PAID);
+	struct orders_state cur = state_of(PAID);
+	struct orders_input in = input_of(ORDERS_INPUT_PAID_DEADLINE_PASSED, PAID);
+	struct orders_decision d = orders_decide(&cur, &in);
+	assert_int_equal(d.verdict, ORDERS_APPLY);
+	assert_int_equal(d.status, PAID); /* never cancelled without shipping's answer */
+	assert_int_equal(d.reason, ORDERS_REASON_NONE);
+	assert_true(d.cancel_requested);
+	assert_int_equal(d.cancel_reason, TIMEOUT);
+	assert_int_equal(d.cancel_requests, 1);
+}
+
+static void paid_deadline_is_ignored_before_payment_and_after_the_end(void **state)
+{
+	EXPECT(ORDERS_INPUT_PAID_DEADLINE_PASSED, PENDING, RESERVED, SHIPPED, CANCELLED);
+}
+
+static void an_unanswered_request_is_asked_again_with_its_reason_up_to_the_last(void **state)
+{
+	struct orders_state cur = state_of(PAID);
+	struct orders_input in = input_of(ORDERS_INPUT_PAID_DEADLINE_PASSED, PAID);
+	for (int i = 1; i <= ORDERS_CANCEL_REQUESTS_MAX; i++) {
+		struct orders_decision d = orders_decide(&cur, &in);
+		assert_int_equal(d.verdict, ORDERS_APPLY);
+		assert_int_equal(d.status, PAID);
+		assert_int_equal(d.cancel_reason, TIMEOUT);
+		assert_int_equal(d.cancel_requests, i);
+		cur = (struct orders_state){ d.status, d.cancel_requested, d.cancel_reason,
+					     d.cancel_requests };
+		in.cancel_requests = cur.cancel_requests;
+	}
+	/* The last one was sent: only shipping's answer moves it now. */
+	assert_int_equal(orders_decide(&cur, &in).verdict, ORDERS_IGNORE);
+	struct orders_input answer = input_of(ORDERS_INPUT_SHIPMENT_CANCELLED, PAID);
+	struct orders_decision d = orders_decide(&cur, &answer);
+	assert_int_equal(d.verdict, ORDERS_APPLY);
+	assert_int_equal(d.status, CANCELLED);
+
+	/* A customer's unanswered request is repeated as the customer's. */
+	EXPECT(ORDERS_INPUT_PAID_DEADLINE_PASSED, PAID_CR);
+}
+
+static void paid_deadline_found_before_the_order_moved_is_ignored(void **state)
+{
+	/* The sweeper found it unasked; the customer's cancel asked since. */
+	struct orders_state cur = state_of(PAID_CR);
+	struct orders_input in = input_of(ORDERS_INPUT_PAID_DEADLINE_PASSED, PAID);
+	struct orders_decision d = orders_decide(&cur, &in);
+	assert_int_equal(d.verdict, ORDERS_IGNORE);
+	assert_int_equal(d.cancel_requests, 1);
+	assert_int_equal(d.cancel_reason, CUSTOMER);
+}
+
+static void shipment_cancelled_after_a_timeout_request_cancels_as_timeout(void **state)
+{
+	struct orders_state cur = { .status = PAID, .cancel_requested = true,
+				    .cancel_reason = TIMEOUT, .cancel_requests = 2 };
+	struct orders_input in = input_of(ORDERS_INPUT_SHIPMENT_CANCELLED, PAID);
+	struct orders_decision d = orders_decide(&cur, &in);
+	assert_int_equal(d.verdict, ORDERS_APPLY);
+	assert_int_equal(d.status, CANCELLED);
+	assert_int_equal(d.reason, TIMEOUT);
+	/* And a customer's cancel meanwhile asks nothing more. */
+	in = input_of(ORDERS_INPUT_CANCEL_REQUESTED, PAID);
+	assert_int_equal(orders_decide(&cur, &in).verdict, ORDERS_IGNORE);
+}
+
 static void anything_on_cancelled_is_ignored(void **state)
 {
 	for (int kind = 0; kind < ORDERS_INPUT_COUNT; kind++) {
-		struct orders_input in = input_of((enum orders_input_kind)kind);
+		struct orders_input in = input_of((enum orders_input_kind)kind, CANCELLED);
 		struct orders_decision d = decide(CANCELLED, &in);
 		assert_int_equal(d.verdict, ORDERS_IGNORE);
 		assert_int_equal(d.status, CANCELLED);
@@ -341,7 +437,7 @@ static void anything_on_cancelled_is_ignored(void **state)
 static void anything_on_shipped_is_ignored(void **state)
 {
 	for (int kind = 0; kind < ORDERS_INPUT_COUNT; kind++) {
-		struct orders_input in = input_of((enum orders_input_kind)kind);
+		struct orders_input in = input_of((enum orders_input_kind)kind, SHIPPED);
 		assert_int_equal(decide(SHIPPED, &in).verdict, ORDERS_IGNORE);
 	}
 }
@@ -351,22 +447,30 @@ static void an_applied_decision_moves_forward_and_has_a_reason_exactly_when_canc
 	for (int row = 0; row < ROWS; row++) {
 		struct orders_state cur = state_of(row);
 		for (int kind = 0; kind < ORDERS_INPUT_COUNT; kind++) {
-			struct orders_input in = input_of((enum orders_input_kind)kind);
+			struct orders_input in = input_of((enum orders_input_kind)kind, row);
 			struct orders_decision d = orders_decide(&cur, &in);
 			/* The mark is never cleared, and set only on PAID. */
 			assert_true(d.cancel_requested || !cur.cancel_requested);
 			assert_true(!d.cancel_requested || cur.cancel_requested || d.status == PAID);
+			/* Requests only grow, one at a time, bounded; a request
+			 * has its reason. */
+			assert_true(d.cancel_requests == cur.cancel_requests ||
+				    d.cancel_requests == cur.cancel_requests + 1);
+			assert_true(d.cancel_requests <= ORDERS_CANCEL_REQUESTS_MAX);
+			assert_int_equal(d.cancel_requested, d.cancel_requests > 0);
+			assert_int_equal(d.cancel_requested, d.cancel_reason != ORDERS_REASON_NONE);
 			if (d.verdict != ORDERS_APPLY) {
 				assert_int_equal(d.status, cur.status);
 				assert_int_equal(d.cancel_requested, cur.cancel_requested);
+				assert_int_equal(d.cancel_requests, cur.cancel_requests);
 				continue;
 			}
 			assert_int_not_equal(cur.status, CANCELLED);
 			assert_int_not_equal(cur.status, SHIPPED);
-			/* Forward: a later status, or the same one newly marked. */
+			/* Forward: a later status, or the same one asked (again). */
 			assert_true(d.status == CANCELLED || (int)d.status == (int)cur.status + 1 ||
-				    (d.status == cur.status && d.cancel_requested &&
-				     !cur.cancel_requested));
+				    (d.status == cur.status &&
+				     d.cancel_requests == cur.cancel_requests + 1));
 			assert_int_equal(d.status == CANCELLED, d.reason != ORDERS_REASON_NONE);
 		}
 	}
@@ -433,6 +537,11 @@ int main(void)
 		cmocka_unit_test(cancel_of_shipped_order_is_ignored),
 		cmocka_unit_test(deadline_cancels_pending_and_reserved_orders_as_timeout),
 		cmocka_unit_test(deadline_after_payment_is_ignored),
+		cmocka_unit_test(paid_deadline_asks_shipping_to_cancel_a_paid_order_as_timeout),
+		cmocka_unit_test(paid_deadline_is_ignored_before_payment_and_after_the_end),
+		cmocka_unit_test(an_unanswered_request_is_asked_again_with_its_reason_up_to_the_last),
+		cmocka_unit_test(paid_deadline_found_before_the_order_moved_is_ignored),
+		cmocka_unit_test(shipment_cancelled_after_a_timeout_request_cancels_as_timeout),
 		cmocka_unit_test(anything_on_cancelled_is_ignored),
 		cmocka_unit_test(anything_on_shipped_is_ignored),
 		cmocka_unit_test(an_applied_decision_moves_forward_and_has_a_reason_exactly_when_cancelled),

@@ -7,7 +7,8 @@
  * What these prove beyond the domain table: each transition is stored and
  * announced exactly once; an early or unknown fact is NOT_READY and changes
  * nothing (the runtime rolls back and redelivers); the sweeper cancels only
- * what the deadline rule says and in bounded batches; the route table hands
+ * what the deadline rule says and in bounded batches, and asks shipping
+ * about paid orders left unanswered, a bounded number of times; the route table hands
  * every consumed message to its handler and the inbox turns a redelivery
  * into a no-op.
  */
@@ -627,6 +628,154 @@ static void the_sweeper_works_through_a_backlog_one_bounded_batch_per_run(void *
 	assert_int_equal(order(f, id).status, ORDERS_STATUS_CANCELLED);
 }
 
+/* A paid order, placed, reserved and paid at AT (long ago for the paid
+ * deadline's cases), under CORRELATION_ID. */
+static void paid_at(struct fixture *f, char id[IDS_UUID_SIZE], int64_t at,
+		    const char *correlation_id)
+{
+	char pay[IDS_UUID_SIZE];
+	place_at(f, id, at, correlation_id);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	assert_int_equal(run_at(f, orders_handle_stock_reserved, &reserved, at, NULL), SHOP_OK);
+	struct ct_payment_authorized paid = payment_authorized(id, pay);
+	assert_int_equal(run_at(f, orders_handle_payment_authorized, &paid, at, NULL), SHOP_OK);
+}
+
+/* Moves the order's last move MS into the past, as if nothing had happened
+ * to it for that long. */
+static void age(struct fixture *f, const char *id, int64_t ms)
+{
+	int64_t changed = 0;
+	assert_int_equal(db_exec(f->db,
+				 "UPDATE orders SET updated_at_ms = updated_at_ms - $1 "
+				 "WHERE order_id = $2",
+				 DB_ARGS(DB_I64(ms), id), &changed),
+			 SHOP_OK);
+	assert_int_equal(changed, 1);
+}
+
+static void the_paid_deadline_asks_shipping_and_its_answer_cancels_the_order_as_timeout(void **state)
+{
+	struct fixture *f = *state;
+	char stuck[IDS_UUID_SIZE], fresh[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
+	/* Past the stock/payment deadline too: that one must not touch it. */
+	paid_at(f, stuck, clock_now_ms() - 2 * PAID_DEADLINE_MS, "corr-stuck");
+	new_paid_order(f, fresh, pay); /* waiting for its dispatch, as it should */
+
+	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+	struct orders_row row = order(f, stuck);
+	assert_int_equal(row.status, ORDERS_STATUS_PAID);
+	assert_true(row.cancel_requested);
+	assert_int_equal(row.cancel_reason, ORDERS_REASON_TIMEOUT);
+	assert_int_equal(row.cancel_requests, 1);
+	assert_false(order(f, fresh).cancel_requested);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), 1);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 0);
+	cJSON *ev = harness_outbox_last(f->db, SUBJ_CANCELLATION_REQUESTED);
+	assert_string_equal(data_str(ev, "order_id"), stuck);
+	assert_string_equal(data_str(ev, "reason"), "timeout");
+	assert_string_equal(attr(ev, "correlationid"), "corr-stuck");
+	cJSON_Delete(ev);
+
+	/* The request restarted the deadline: the next sweep asks nothing. */
+	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), 1);
+
+	/* Shipping answers as it answers a customer's request. */
+	struct ct_shipment_cancelled stopped = shipment_cancelled(stuck);
+	assert_int_equal(run(f, orders_handle_shipment_cancelled, &stopped), SHOP_OK);
+	row = order(f, stuck);
+	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
+	assert_int_equal(row.reason, ORDERS_REASON_TIMEOUT);
+	ev = harness_outbox_last(f->db, SUBJ_CANCELLED);
+	assert_string_equal(data_str(ev, "order_id"), stuck);
+	assert_string_equal(data_str(ev, "reason"), "timeout");
+	cJSON_Delete(ev);
+	assert_int_equal(order(f, fresh).status, ORDERS_STATUS_PAID);
+}
+
+static void a_dispatch_answering_the_paid_deadline_ships_the_order(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
+	paid_at(f, id, clock_now_ms() - 2 * PAID_DEADLINE_MS, NULL);
+	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+
+	struct ct_shipment_dispatched shipped = shipment_dispatched(id, ship);
+	assert_int_equal(run(f, orders_handle_shipment_dispatched, &shipped), SHOP_OK);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_SHIPPED);
+	assert_int_equal(outbox_count(f, SUBJ_SHIPPED), 1);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 0);
+	age(f, id, 2 * PAID_DEADLINE_MS);
+	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), 1);
+}
+
+static void an_unanswered_request_is_repeated_after_each_paid_deadline_up_to_the_last(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	paid_at(f, id, clock_now_ms() - 2 * PAID_DEADLINE_MS, NULL);
+
+	for (int i = 1; i <= ORDERS_CANCEL_REQUESTS_MAX; i++) {
+		assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+		assert_int_equal(order(f, id).cancel_requests, i);
+		assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), i);
+		cJSON *ev = harness_outbox_last(f->db, SUBJ_CANCELLATION_REQUESTED);
+		assert_string_equal(data_str(ev, "reason"), "timeout");
+		cJSON_Delete(ev);
+		age(f, id, PAID_DEADLINE_MS + 1);
+	}
+	/* The last request went out: the sweeper asks no more. */
+	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), ORDERS_CANCEL_REQUESTS_MAX);
+	struct orders_row row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_PAID);
+	assert_int_equal(row.cancel_requests, ORDERS_CANCEL_REQUESTS_MAX);
+
+	/* A late answer still decides the order. */
+	struct ct_shipment_cancelled stopped = shipment_cancelled(id);
+	assert_int_equal(run(f, orders_handle_shipment_cancelled, &stopped), SHOP_OK);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_CANCELLED);
+	assert_int_equal(order(f, id).reason, ORDERS_REASON_TIMEOUT);
+}
+
+static void a_customers_unanswered_request_is_repeated_as_customer_cancelled(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
+	new_paid_order(f, id, pay);
+	cancel_by_customer(f, id);
+	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), 1); /* not yet */
+
+	age(f, id, PAID_DEADLINE_MS + 1);
+	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), 2);
+	cJSON *ev = harness_outbox_last(f->db, SUBJ_CANCELLATION_REQUESTED);
+	assert_string_equal(data_str(ev, "reason"), "customer_cancelled");
+	cJSON_Delete(ev);
+	struct orders_row row = order(f, id);
+	assert_int_equal(row.cancel_requests, 2);
+	assert_int_equal(row.cancel_reason, ORDERS_REASON_CUSTOMER_CANCELLED);
+}
+
+static void the_paid_deadline_defaults_to_an_hour_without_a_context(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	paid_at(f, id, clock_now_ms() - 2 * PAID_DEADLINE_MS, NULL);
+	f->spec.ctx = NULL;
+
+	/* Paid longer ago than the tests' deadline, not than an hour. */
+	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), 0);
+	age(f, id, ORDERS_PAID_DEADLINE_DEFAULT_MS);
+	assert_int_equal(orders_sweep(f->svc, f->db), SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJ_CANCELLATION_REQUESTED), 1);
+	assert_int_equal(ORDERS_PAID_DEADLINE_DEFAULT_MS, 3600000);
+}
+
 static void the_sweeper_task_is_wired_every_second(void **state)
 {
 	assert_int_equal(orders_n_tasks, 1);
@@ -787,6 +936,11 @@ int main(void)
 		T(facts_after_a_cancellation_are_acknowledged_without_effect),
 		T(the_sweeper_cancels_only_expired_pending_and_reserved_orders_as_timeout),
 		T(the_sweeper_works_through_a_backlog_one_bounded_batch_per_run),
+		T(the_paid_deadline_asks_shipping_and_its_answer_cancels_the_order_as_timeout),
+		T(a_dispatch_answering_the_paid_deadline_ships_the_order),
+		T(an_unanswered_request_is_repeated_after_each_paid_deadline_up_to_the_last),
+		T(a_customers_unanswered_request_is_repeated_as_customer_cancelled),
+		T(the_paid_deadline_defaults_to_an_hour_without_a_context),
 		T(the_sweeper_task_is_wired_every_second),
 		T(every_consumed_message_reaches_its_handler_through_the_routes),
 		T(a_total_above_any_unit_price_is_reserved_and_paid_through_the_routes),

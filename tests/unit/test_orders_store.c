@@ -4,8 +4,8 @@
  *
  * What matters here is what a race or a repetition does to the table: an
  * insert repeated is a no-op, a guarded update whose guard no longer holds
- * changes nothing, and the sweeper's query sees exactly the orders the
- * domain would cancel for their deadline.
+ * changes nothing, and the sweeper's queries see exactly the orders the
+ * domain would cancel for their deadline, or ask shipping about for theirs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -60,7 +60,8 @@ static bool insert(struct db *db, const char *id, const char *email, int64_t cre
 static bool move_from(struct db *db, const char *id, enum orders_status from, bool marked,
 		      const struct orders_change *c, int64_t now)
 {
-	const struct orders_state st = { .status = from, .cancel_requested = marked };
+	const struct orders_state st = { .status = from, .cancel_requested = marked,
+					  .cancel_requests = marked ? 1 : 0 };
 	bool moved = true;
 	assert_int_equal(orders_store_transition(db, id, &st, c, now, &moved), SHOP_OK);
 	return moved;
@@ -84,10 +85,12 @@ static const struct orders_change to_cancelled = {
 };
 static const struct orders_change to_cancel_requested = {
 	.status = ORDERS_STATUS_PAID, .cancel_requested = true,
+	.cancel_reason = ORDERS_REASON_CUSTOMER_CANCELLED, .cancel_requests = 1,
 };
 static const struct orders_change to_customer_cancelled = {
 	.status = ORDERS_STATUS_CANCELLED, .reason = ORDERS_REASON_CUSTOMER_CANCELLED,
-	.cancel_requested = true,
+	.cancel_requested = true, .cancel_reason = ORDERS_REASON_CUSTOMER_CANCELLED,
+	.cancel_requests = 1,
 };
 
 static void inserting_an_order_creates_it_pending_at_version_one(void **state)
@@ -198,6 +201,8 @@ static void assert_rows_equal(const struct orders_row *a, const struct orders_ro
 	assert_int_equal(a->deadline_at_ms, b->deadline_at_ms);
 	assert_int_equal(a->version, b->version);
 	assert_int_equal(a->cancel_requested, b->cancel_requested);
+	assert_int_equal(a->cancel_reason, b->cancel_reason);
+	assert_int_equal(a->cancel_requests, b->cancel_requests);
 	assert_int_equal(a->cancel_requested_at_ms, b->cancel_requested_at_ms);
 }
 
@@ -263,6 +268,47 @@ static void the_cancellation_mark_is_set_once_and_guards_the_update(void **state
 	assert_int_equal(orders_store_get(db, "o-1", &row), SHOP_OK);
 	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
 	assert_true(row.cancel_requested_at_ms == NOW + 30);
+}
+
+static void a_repeated_request_is_guarded_by_the_requests_count_and_keeps_its_reason(void **state)
+{
+	struct db *db = *state;
+	struct orders_row row;
+	const struct orders_change timeout_asked = {
+		.status = ORDERS_STATUS_PAID, .cancel_requested = true,
+		.cancel_reason = ORDERS_REASON_TIMEOUT, .cancel_requests = 1,
+	};
+	const struct orders_change asked_again = {
+		.status = ORDERS_STATUS_PAID, .cancel_requested = true,
+		.cancel_reason = ORDERS_REASON_CUSTOMER_CANCELLED, .cancel_requests = 2,
+	};
+	const struct orders_state asked_once = { .status = ORDERS_STATUS_PAID,
+						 .cancel_requested = true, .cancel_requests = 1 };
+	bool moved = false;
+	insert(db, "o-1", "a@example.com", NOW, NOW + 60000);
+	move(db, "o-1", ORDERS_STATUS_PENDING, &to_reserved, NOW + 10);
+	move(db, "o-1", ORDERS_STATUS_RESERVED, &to_paid, NOW + 20);
+	assert_true(move(db, "o-1", ORDERS_STATUS_PAID, &timeout_asked, NOW + 30));
+
+	assert_int_equal(orders_store_transition(db, "o-1", &asked_once, &asked_again, NOW + 40,
+						 &moved),
+			 SHOP_OK);
+	assert_true(moved);
+	assert_int_equal(orders_store_get(db, "o-1", &row), SHOP_OK);
+	assert_int_equal(row.cancel_requests, 2);
+	assert_int_equal(row.cancel_reason, ORDERS_REASON_TIMEOUT); /* the first one's */
+	assert_true(row.cancel_requested_at_ms == NOW + 30);
+	assert_int_equal(row.updated_at_ms, NOW + 40);
+
+	/* A second sweeper that found it asked once: status and mark alone
+	 * would let it through, the count does not. */
+	assert_int_equal(orders_store_transition(db, "o-1", &asked_once, &asked_again, NOW + 50,
+						 &moved),
+			 SHOP_OK);
+	assert_false(moved);
+	assert_int_equal(orders_store_get(db, "o-1", &row), SHOP_OK);
+	assert_int_equal(row.cancel_requests, 2);
+	assert_int_equal(row.updated_at_ms, NOW + 40);
 }
 
 static void the_schema_refuses_a_cancellation_mark_before_payment(void **state)
@@ -344,6 +390,53 @@ static void sweeper_query_returns_at_most_max_longest_overdue_first(void **state
 	assert_string_equal(due[2].order_id, "o-2");
 }
 
+static void paid_query_finds_paid_orders_unmoved_since_before_and_not_asked_enough(void **state)
+{
+	struct db *db = *state;
+	struct orders_due due[8];
+	size_t n = 99;
+	const struct orders_change asked_max = {
+		.status = ORDERS_STATUS_PAID, .cancel_requested = true,
+		.cancel_reason = ORDERS_REASON_TIMEOUT, .cancel_requests = 3,
+	};
+	const struct orders_state unasked = { .status = ORDERS_STATUS_PAID };
+	bool moved = false;
+
+	insert(db, "paid-old", "a@example.com", NOW - 100, NOW + 60000);
+	move(db, "paid-old", ORDERS_STATUS_PENDING, &to_reserved, NOW - 90);
+	move(db, "paid-old", ORDERS_STATUS_RESERVED, &to_paid, NOW - 80);
+	insert(db, "asked-old", "a@example.com", NOW - 100, NOW + 60000);
+	move(db, "asked-old", ORDERS_STATUS_PENDING, &to_reserved, NOW - 90);
+	move(db, "asked-old", ORDERS_STATUS_RESERVED, &to_paid, NOW - 85);
+	move(db, "asked-old", ORDERS_STATUS_PAID, &to_cancel_requested, NOW - 70);
+	insert(db, "asked-enough", "a@example.com", NOW - 100, NOW + 60000);
+	move(db, "asked-enough", ORDERS_STATUS_PENDING, &to_reserved, NOW - 90);
+	move(db, "asked-enough", ORDERS_STATUS_RESERVED, &to_paid, NOW - 85);
+	assert_int_equal(orders_store_transition(db, "asked-enough", &unasked, &asked_max, NOW - 75,
+						 &moved),
+			 SHOP_OK);
+	assert_true(moved);
+	insert(db, "paid-at-before", "a@example.com", NOW - 100, NOW + 60000);
+	move(db, "paid-at-before", ORDERS_STATUS_PENDING, &to_reserved, NOW - 90);
+	move(db, "paid-at-before", ORDERS_STATUS_RESERVED, &to_paid, NOW - 50);
+	insert(db, "reserved-old", "a@example.com", NOW - 100, NOW - 1);
+	move(db, "reserved-old", ORDERS_STATUS_PENDING, &to_reserved, NOW - 90);
+
+	assert_int_equal(orders_store_find_paid_overdue(db, NOW - 50, 3, 8, due, &n), SHOP_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(due[0].order_id, "paid-old");
+	assert_true(due[0].paid);
+	assert_int_equal(due[0].cancel_requests, 0);
+	assert_string_equal(due[0].correlation_id, "corr-1");
+	assert_string_equal(due[1].order_id, "asked-old");
+	assert_true(due[1].paid);
+	assert_int_equal(due[1].cancel_requests, 1);
+
+	assert_int_equal(orders_store_find_paid_overdue(db, NOW - 50, 3, 1, due, &n), SHOP_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(due[0].order_id, "paid-old");
+}
+
 static void sweeper_query_on_an_empty_table_finds_nothing(void **state)
 {
 	struct orders_due due[2];
@@ -365,10 +458,12 @@ int main(void)
 		T(later_transitions_keep_the_facts_of_earlier_ones),
 		T(row_apply_predicts_what_the_update_stored),
 		T(the_cancellation_mark_is_set_once_and_guards_the_update),
+		T(a_repeated_request_is_guarded_by_the_requests_count_and_keeps_its_reason),
 		T(the_schema_refuses_a_cancellation_mark_before_payment),
 		T(the_schema_refuses_a_cancelled_order_without_a_reason),
 		T(sweeper_query_finds_only_expired_pending_and_reserved_orders),
 		T(sweeper_query_returns_at_most_max_longest_overdue_first),
+		T(paid_query_finds_paid_orders_unmoved_since_before_and_not_asked_enough),
 		T(sweeper_query_on_an_empty_table_finds_nothing),
 	};
 #undef T
