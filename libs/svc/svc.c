@@ -72,6 +72,13 @@ struct svc {
 	int64_t redeclared_at_ms; /* clock_mono_ms of the last re-declaration */
 	atomic_llong outbox_parked; /* rows this process parked */
 
+	/* Group commit (svc_tx_run_grouped): its own lock, so waiting writers
+	 * never contend with the relay's wake-ups. */
+	pthread_mutex_t group_lock;
+	pthread_cond_t group_done;
+	struct svc_group_item *group_head, *group_tail;
+	bool group_leader;
+
 	struct db *pool[SVC_DB_POOL_MAX];
 	size_t pool_len;
 
@@ -251,6 +258,106 @@ shop_status svc_tx_run(struct svc *svc, struct db *db, const char *correlation_i
 	if (st == SHOP_OK && tx.emitted > 0)
 		svc_relay_wake(svc);
 	return st;
+}
+
+/* ---- group commit ------------------------------------------------------- */
+
+/* One caller's work waiting for, or inside, a shared transaction. */
+struct svc_group_item {
+	svc_tx_fn fn;
+	void *arg;
+	const char *correlation_id;
+	const char *traceparent;
+	shop_status st;
+	bool done;
+	struct svc_group_item *next;
+};
+
+/* Runs a group in one transaction, each item under its own savepoint, and
+ * settles every item: its own failure, or the shared commit's outcome. */
+static void svc_group_commit(struct svc *svc, struct svc_group_item *group)
+{
+	struct db *db = NULL;
+	struct svc_group_item *it;
+	int emitted = 0;
+	bool alive = true;
+	shop_status st = svc_db_acquire(svc, &db);
+	if (st == SHOP_OK)
+		st = db_begin(db);
+	for (it = group; st == SHOP_OK && alive && it; it = it->next) {
+		struct svc_tx tx = { .svc = svc,
+				     .db = db,
+				     .correlation_id = it->correlation_id,
+				     .traceparent = it->traceparent,
+				     .now_ms = clock_now_ms() };
+		it->st = db_savepoint(db);
+		if (it->st == SHOP_OK)
+			it->st = it->fn(&tx, it->arg);
+		if (it->st == SHOP_OK) {
+			it->st = db_savepoint_release(db);
+			alive = it->st == SHOP_OK;
+			emitted += tx.emitted;
+		} else {
+			alive = db_savepoint_rollback(db) == SHOP_OK;
+		}
+		it->done = true; /* its status stands, unless the commit fails */
+	}
+	if (st == SHOP_OK && alive) {
+		st = db_commit(db);
+	} else if (st == SHOP_OK) {
+		st = SHOP_E_UNAVAILABLE; /* an item lost the transaction */
+		db_rollback(db);
+	}
+	for (it = group; it; it = it->next) {
+		if (!it->done || (st != SHOP_OK && it->st == SHOP_OK))
+			it->st = st;
+		it->done = true;
+	}
+	if (st == SHOP_OK && emitted > 0 && svc->bus)
+		svc_relay_wake(svc);
+	svc_db_release(svc, db);
+}
+
+/*
+ * Group commit, leader and followers: a caller queues its work; if no
+ * transaction is being run it becomes the leader, takes everything queued
+ * (up to SVC_GROUP_MAX) and runs it as one transaction; callers that arrive
+ * meanwhile queue behind it, and the first of them leads the next group.
+ * So one commit (one fsync) serves every request that came in while the
+ * previous one was writing, and a lone request still commits at once.
+ */
+shop_status svc_tx_run_grouped(struct svc *svc, const char *correlation_id,
+			       const char *traceparent, svc_tx_fn fn, void *arg)
+{
+	struct svc_group_item self = { .fn = fn, .arg = arg, .correlation_id = correlation_id,
+				       .traceparent = traceparent };
+	pthread_mutex_lock(&svc->group_lock);
+	if (svc->group_tail)
+		svc->group_tail->next = &self;
+	else
+		svc->group_head = &self;
+	svc->group_tail = &self;
+	while (!self.done) {
+		if (svc->group_leader) {
+			pthread_cond_wait(&svc->group_done, &svc->group_lock);
+			continue;
+		}
+		svc->group_leader = true;
+		struct svc_group_item *group = svc->group_head, *last = group;
+		for (size_t n = 1; n < SVC_GROUP_MAX && last->next; n++)
+			last = last->next;
+		svc->group_head = last->next;
+		if (!svc->group_head)
+			svc->group_tail = NULL;
+		last->next = NULL;
+		pthread_mutex_unlock(&svc->group_lock);
+		svc_group_commit(svc, group);
+		pthread_mutex_lock(&svc->group_lock);
+		svc->group_leader = false;
+		pthread_cond_broadcast(&svc->group_done);
+	}
+	pthread_mutex_unlock(&svc->group_lock);
+	return self.st;
 }
 
 /* ---- handling one message --------------------------------------------- */
@@ -699,6 +806,41 @@ static shop_status svc_relay_note_refusal(struct db *db, const char *id, shop_st
 	return st;
 }
 
+/* Marks every row of the batch that JetStream stored with ONE statement: the
+ * ids travel as one array parameter (a PostgreSQL array literal, or a JSON
+ * array that SQLite's json_each reads), so the SQL text stays fixed and is
+ * prepared once, and a batch of 256 costs one round trip, not 256. */
+static shop_status svc_relay_mark_published(struct db *db, bool pg, const struct db_result *rows,
+					    const shop_status *results, int n, const char *now)
+{
+	/* Each id is at most 20 digits plus a separator. */
+	char *ids = xmalloc((size_t)n * (DB_I64_SIZE + 1) + 3);
+	size_t len = 0, marked = 0;
+	ids[len++] = pg ? '{' : '[';
+	for (int i = 0; i < n; i++) {
+		if (results[i] != SHOP_OK)
+			continue;
+		const char *id = db_result_text(rows, i, 0);
+		size_t id_len = strlen(id);
+		if (marked++ > 0)
+			ids[len++] = ',';
+		memcpy(ids + len, id, id_len);
+		len += id_len;
+	}
+	ids[len++] = pg ? '}' : ']';
+	ids[len] = '\0';
+	shop_status st = SHOP_OK;
+	if (marked > 0)
+		st = db_exec(db,
+			     pg ? "UPDATE outbox SET published_at_ms = $1 "
+				  "WHERE id = ANY (CAST($2 AS BIGINT[]))"
+				: "UPDATE outbox SET published_at_ms = $1 "
+				  "WHERE id IN (SELECT value FROM json_each($2))",
+			     DB_ARGS(now, ids), NULL);
+	free(ids);
+	return st;
+}
+
 /* One relay round: publishes up to SVC_RELAY_BATCH unpublished rows in id
  * order, marks the ones JetStream stored, and counts a refusal against each
  * row JetStream refused (parking it after SVC_RELAY_MAX_ATTEMPTS). A row
@@ -752,13 +894,11 @@ static shop_status svc_relay_round(struct svc *svc, struct db *db, size_t *ret_r
 	int64_t now_ms = clock_now_ms();
 	char now[DB_I64_SIZE];
 	db_i64_format(now, now_ms);
+	st = svc_relay_mark_published(db, pg, rows, results, n, now);
 	for (int i = 0; i < n && st == SHOP_OK; i++) {
 		const char *id = db_result_text(rows, i, 0);
-		if (results[i] == SHOP_OK) {
-			st = db_exec(db, "UPDATE outbox SET published_at_ms = $1 WHERE id = $2",
-				     DB_ARGS(now, id), NULL);
+		if (results[i] == SHOP_OK)
 			continue;
-		}
 		(*ret_failed)++;
 		if (results[i] == SHOP_E_UNAVAILABLE || results[i] == SHOP_E_NOT_FOUND)
 			*ret_broker_lost = true;
@@ -971,6 +1111,8 @@ static struct svc *svc_new(const struct svc_spec *spec)
 	svc->spec = spec;
 	pthread_mutex_init(&svc->lock, NULL);
 	clock_cond_init(&svc->wake);
+	pthread_mutex_init(&svc->group_lock, NULL);
+	pthread_cond_init(&svc->group_done, NULL);
 	return svc;
 }
 
@@ -987,6 +1129,8 @@ void svc_destroy(struct svc *svc)
 		db_close(svc->pool[i]);
 	pthread_mutex_destroy(&svc->lock);
 	pthread_cond_destroy(&svc->wake);
+	pthread_mutex_destroy(&svc->group_lock);
+	pthread_cond_destroy(&svc->group_done);
 	free(svc->consumers);
 	free(svc->tasks);
 	free(svc->db_url);

@@ -43,6 +43,7 @@
 #define SVC_INBOX_RETENTION_MS (8LL * 24 * 3600 * 1000) /* > stream max age: a redelivery is always caught */
 #define SVC_PURGE_INTERVAL_MS 60000
 #define SVC_DB_POOL_MAX 16               /* pooled connections for HTTP threads */
+#define SVC_GROUP_MAX 256                /* requests committed together by svc_tx_run_grouped */
 /* A message that keeps failing for a reason that may pass (a fact not yet
  * arrived, a dependency down) is dead-lettered at this delivery, not at the
  * server's last one: if the dead-letter copy cannot be stored then, the
@@ -133,6 +134,15 @@ shop_status svc_emit(struct svc_tx *tx, enum ct_message_id message, const char *
 typedef shop_status (*svc_tx_fn)(struct svc_tx *tx, void *arg);
 shop_status svc_tx_run(struct svc *svc, struct db *db, const char *correlation_id,
 		       const char *traceparent, svc_tx_fn fn, void *arg);
+
+/* svc_tx_run for request handlers, with group commit: fn runs in a
+ * transaction shared with the other callers that arrived meanwhile (up to
+ * SVC_GROUP_MAX), under a savepoint of its own, and the call returns after
+ * the shared commit: fn's own failure (its writes undone alone), the
+ * commit's failure, or SHOP_OK once its writes are durable. fn runs on
+ * another caller's thread and must not keep tx beyond the call. */
+shop_status svc_tx_run_grouped(struct svc *svc, const char *correlation_id,
+			       const char *traceparent, svc_tx_fn fn, void *arg);
 
 /* Connections for HTTP handler threads: take one, give it back. */
 shop_status svc_db_acquire(struct svc *svc, struct db **ret_db);

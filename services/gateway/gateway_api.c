@@ -259,7 +259,6 @@ static void gateway_order_create(struct svc *svc, const struct web_request *req,
 	struct ct_place_order_request *request = xcalloc(1, sizeof(*request));
 	struct ct_errors errs = { 0 };
 	struct gateway_create c = { 0 };
-	struct db *db = NULL;
 
 	if (!gateway_is_json(web_request_header(req, "Content-Type"))) {
 		web_respond_error(res, 415, "unsupported_media_type",
@@ -297,9 +296,10 @@ static void gateway_order_create(struct svc *svc, const struct web_request *req,
 	c.canonical = canonical;
 	char traceparent[IDS_TRACEPARENT_SIZE];
 	ids_traceparent_child(web_request_header(req, "traceparent"), traceparent);
-	shop_status st = svc_db_acquire(svc, &db);
-	if (st == SHOP_OK)
-		st = svc_tx_run(svc, db, web_request_id(req), traceparent, gateway_create_tx, &c);
+	/* Committed together with the other requests that arrive meanwhile:
+	 * one fsync for all of them, each answered after it. */
+	shop_status st = svc_tx_run_grouped(svc, web_request_id(req), traceparent,
+					    gateway_create_tx, &c);
 	if (st != SHOP_OK) {
 		gateway_fail(res, st);
 		goto out;
@@ -319,7 +319,6 @@ static void gateway_order_create(struct svc *svc, const struct web_request *req,
 	struct log_ids ids = { .order_id = c.order_id, .correlation_id = web_request_id(req) };
 	log_info(&ids, c.replayed ? "order request replayed" : "order accepted");
 out:
-	svc_db_release(svc, db);
 	free(c.response);
 	free(canonical);
 	free(request);
@@ -484,8 +483,8 @@ static void gateway_order_cancel(struct svc *svc, const struct web_request *req,
 	 * command is a no-op there and the timeline shows what happened. */
 	char traceparent[IDS_TRACEPARENT_SIZE];
 	ids_traceparent_child(web_request_header(req, "traceparent"), traceparent);
-	st = svc_tx_run(svc, db, web_request_id(req), traceparent, gateway_cancel_tx,
-			(void *)order_id);
+	st = svc_tx_run_grouped(svc, web_request_id(req), traceparent, gateway_cancel_tx,
+				(void *)order_id);
 	if (st != SHOP_OK) {
 		gateway_fail(res, st);
 		goto out;

@@ -8,12 +8,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "bus/bus.h"
+#include "core/clock.h"
 #include "core/xalloc.h"
 #include "svc/svc.h"
 
@@ -267,6 +271,94 @@ static void a_batch_commits_once_and_a_failing_message_is_undone_alone(void **st
 	free(d);
 }
 
+/* ---- group commit ---- */
+
+#define GROUP_CALLERS 16
+
+struct group_caller {
+	struct svc *svc;
+	int n;               /* caller number: odd ones fail */
+	shop_status st;      /* what svc_tx_run_grouped returned */
+	pthread_t thread;
+};
+
+static atomic_int group_entered;
+
+static shop_status group_work(struct svc_tx *tx, void *arg)
+{
+	struct group_caller *c = arg;
+	if (c->n == 0) {
+		/* The first caller leads the first group: hold it until every
+		 * other caller is on its way in, so they queue behind it. */
+		while (atomic_load(&group_entered) < GROUP_CALLERS - 1)
+			clock_sleep_ms(1);
+		clock_sleep_ms(100);
+	}
+	shop_status st = db_exec(tx->db, "INSERT INTO t_rules (k, n) VALUES ($1, 1)",
+				 DB_ARGS(DB_I64(c->n)), NULL);
+	if (st != SHOP_OK)
+		return st;
+	if (c->n % 2 == 1)
+		return SHOP_E_CONFLICT; /* its insert must be undone, the others' kept */
+	struct ct_stock_released r = { .lines_len = 1 };
+	snprintf(r.order_id, sizeof(r.order_id), "0192f0c1-7d2a-7abc-8def-0123456789%02d", c->n);
+	snprintf(r.lines[0].sku, sizeof(r.lines[0].sku), "SKU-CABLE");
+	r.lines[0].quantity = 1;
+	return svc_emit(tx, CT_MSG_STOCK_RELEASED, r.order_id, &r);
+}
+
+static void *group_caller_main(void *arg)
+{
+	struct group_caller *c = arg;
+	if (c->n != 0)
+		atomic_fetch_add(&group_entered, 1);
+	c->st = svc_tx_run_grouped(c->svc, NULL, NULL, group_work, c);
+	return NULL;
+}
+
+/* Concurrent callers share commits (fewer commits than callers), each gets
+ * its own outcome, and a failing caller's writes are undone alone. */
+static void concurrent_grouped_transactions_share_commits_and_keep_their_own_outcomes(void **state)
+{
+	struct fixture *f = *state;
+	char url[128];
+	snprintf(url, sizeof(url), "sqlite:/tmp/test_svc_group_%ld.db", (long)getpid());
+	struct db *db = NULL, *observer = NULL;
+	assert_int_equal(db_open(url, &db), SHOP_OK);
+	assert_int_equal(svc_migrate(&test_spec, db), SHOP_OK);
+	assert_int_equal(db_exec(db, "CREATE TABLE t_rules (k TEXT UNIQUE, n INTEGER NOT NULL)",
+				 DB_NOARGS, NULL),
+			 SHOP_OK);
+	svc_db_release(f->svc, db); /* the detached runtime's pool: no URL of its own */
+	assert_int_equal(db_open(url, &observer), SHOP_OK);
+	int64_t before = test_count(observer, "PRAGMA data_version");
+
+	struct group_caller callers[GROUP_CALLERS];
+	atomic_store(&group_entered, 0);
+	for (int i = 0; i < GROUP_CALLERS; i++) {
+		callers[i] = (struct group_caller){ .svc = f->svc, .n = i };
+		assert_int_equal(pthread_create(&callers[i].thread, NULL, group_caller_main, &callers[i]), 0);
+	}
+	for (int i = 0; i < GROUP_CALLERS; i++)
+		pthread_join(callers[i].thread, NULL);
+
+	int64_t commits = test_count(observer, "PRAGMA data_version") - before;
+	for (int i = 0; i < GROUP_CALLERS; i++)
+		assert_int_equal(callers[i].st, i % 2 ? SHOP_E_CONFLICT : SHOP_OK);
+	assert_int_equal(test_count(observer, "SELECT COUNT(*) FROM t_rules"), GROUP_CALLERS / 2);
+	assert_int_equal(test_count(observer, "SELECT COUNT(*) FROM t_rules WHERE k % 2 = 1"), 0);
+	assert_int_equal(test_count(observer, "SELECT COUNT(*) FROM outbox"), GROUP_CALLERS / 2);
+	print_message("# %d grouped callers, %lld commits\n", GROUP_CALLERS, (long long)commits);
+	assert_true(commits >= 1 && commits < GROUP_CALLERS / 2);
+	db_close(observer);
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	for (size_t i = 0; i < 3; i++) {
+		char path[160];
+		snprintf(path, sizeof(path), "%s%s", url + strlen("sqlite:"), suffixes[i]);
+		unlink(path);
+	}
+}
+
 static void malformed_envelope_is_invalid_with_a_reason(void **state)
 {
 	struct fixture *f = *state;
@@ -475,6 +567,7 @@ int main(void)
 		T(failed_handler_rolls_back_inbox_and_outbox),
 		T(a_constraint_the_handler_breaks_is_dead_lettered_not_acked),
 		T(a_batch_commits_once_and_a_failing_message_is_undone_alone),
+		T(concurrent_grouped_transactions_share_commits_and_keep_their_own_outcomes),
 		T(malformed_envelope_is_invalid_with_a_reason),
 		T(data_violating_the_contract_is_invalid_and_names_the_path),
 		T(unknown_type_and_unconsumed_messages_are_invalid),
