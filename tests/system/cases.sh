@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System test cases, run by tests/system/run.sh in a container on the compose
-# network: they drive the real deployment with curl, read JSON with jq, and
-# inject raw events with shopctl. One TAP line per case.
+# network: they drive the real deployment with curl, read JSON with jq,
+# inject raw events with shopctl and pause a service through the Docker
+# socket. One TAP line per case.
 set -uo pipefail
 
 G=${GATEWAY:-http://gateway:8080}
@@ -65,6 +66,15 @@ has_available() { [ "$(available "$1")" = "$2" ]; }
 wait_status() { eventually has_status "$@"; }       # ORDER STATUS
 wait_event() { eventually has_event "$@"; }         # ORDER TYPE
 wait_available() { eventually has_available "$@"; } # SKU N
+# service_ctl ACTION SERVICE: pauses or unpauses one of the deployment's
+# containers through the Docker Engine API, whose socket run.sh lends the
+# cases (curl speaks to it; the runner image has no docker client).
+service_ctl() {
+	local code
+	code=$(curl -s -o "$tmp/ctl" -w '%{http_code}' --unix-socket /var/run/docker.sock -X POST \
+		"http://docker/containers/${COMPOSE_PROJECT_NAME:-shoptest}-$2-1/$1")
+	[ "$code" = 204 ] || { echo "# $1 $2: HTTP $code $(cat "$tmp/ctl")"; return 1; }
+}
 gateway_stream_msgs() {
 	curl -s "$MON/jsz?streams=true" | jq '[.account_details[].stream_detail[] | select(.name == "GATEWAY") | .state.messages] | add // 0'
 }
@@ -143,11 +153,20 @@ check "a flaky card is charged exactly once" test "$(count_type PaymentAuthorize
 
 # --- cancellation -----------------------------------------------------------------
 before=$(available SKU-HEADSET)
+# Shipping is paused before the order exists and resumed once the cancel
+# request is on the ORDERS stream behind OrderPaid. It then reads the two
+# back to back: the request finds the shipment just scheduled, its dispatch
+# seconds away. Cancelling while shipping runs would race that delay
+# through the gateway, orders and the relay, and lose on a busy machine.
+service_ctl pause shipping
+paused=$?
 place '[{"sku":"SKU-HEADSET","quantity":1}]'
 cancel_id=$order_id
-if wait_status "$cancel_id" PAID; then
+if [ "$paused" -eq 0 ] && wait_status "$cancel_id" PAID; then
 	http POST "/orders/$cancel_id/cancel" ""
 	check "cancelling a PAID order is accepted with 202" test "$code" = 202
+	wait_event "$cancel_id" OrderCancellationRequested
+	service_ctl unpause shipping
 	wait_final "$cancel_id"
 	check "a cancelled order ends CANCELLED customer_cancelled" test "$(body .status)" = CANCELLED -a "$(body .reason)" = customer_cancelled
 	wait_event "$cancel_id" ShipmentCancelled
@@ -163,7 +182,8 @@ if wait_status "$cancel_id" PAID; then
 	check "the cancelled order's stock is available again" wait_available SKU-HEADSET "$before"
 	check "a cancelled order is never shipped" test "$(count_type ShipmentDispatched)" = 0
 else
-	fail "cancelling a PAID order is accepted with 202" "order never reached PAID: $(cat "$tmp/body")"
+	service_ctl unpause shipping
+	fail "cancelling a PAID order is accepted with 202" "shipping paused: $paused; order never reached PAID: $(cat "$tmp/body")"
 fi
 http POST "/orders/$happy/cancel" ""
 check "cancelling a SHIPPED order is refused with 409" test "$code" = 409 -a "$(body .error.code)" = conflict
