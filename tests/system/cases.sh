@@ -111,6 +111,7 @@ check "stock for the shipped order stays taken" wait_available SKU-KEYBOARD $((b
 # --- declined card ---------------------------------------------------------------
 before=$(available SKU-MOUSE)
 place '[{"sku":"SKU-MOUSE","quantity":3}]' tok_declined
+declined=$order_id
 wait_final "$order_id"
 check "a declined card cancels the order with payment_declined" test "$(body .status)" = CANCELLED -a "$(body .reason)" = payment_declined
 wait_event "$order_id" StockReleased
@@ -289,30 +290,67 @@ envelope() { # envelope TYPE SUBJECT DATA [ID]
 }
 uuid() { cat /proc/sys/kernel/random/uuid; }
 addr='{"name":"Ada Lovelace","line1":"12 Analytical St","city":"London","postal_code":"N1 7AA","country":"GB"}'
+# place_order_data ORDER SKU: a PlaceOrder command's data for one item.
+place_order_data() {
+	echo "{\"order_id\":\"$1\",\"customer_id\":\"c\",\"email\":\"a@example.com\",\"items\":[{\"sku\":\"$2\",\"quantity\":1}],\"payment\":{\"card_token\":\"tok_visa\"},\"shipping_address\":$addr}"
+}
+# A copy that repeated the first message word for word would also be stopped
+# by the orders table (insert if absent), the state machines and the
+# timeline (ON CONFLICT on the event id): it would pass without the inbox.
+# So each copy below keeps a CloudEvents id already handled (and, with a new
+# Nats-Msg-Id, is stored again by JetStream) but names another order, one
+# that no other guard has seen. The inbox, keyed by (consumer, event id)
+# alone, is all that stands between it and a second effect.
 dup_order=$(uuid)
+dup_copy=$(uuid)
 before=$(available SKU-MONITOR)
-cmd=$(envelope shop.gateway.place_order.v1 "$dup_order" "{\"order_id\":\"$dup_order\",\"customer_id\":\"c\",\"email\":\"a@example.com\",\"items\":[{\"sku\":\"SKU-MONITOR\",\"quantity\":1}],\"payment\":{\"card_token\":\"tok_visa\"},\"shipping_address\":$addr}")
-# Two different Nats-Msg-Ids, so JetStream stores both: only the inbox can stop the second.
+cmd=$(envelope shop.gateway.place_order.v1 "$dup_order" "$(place_order_data "$dup_order" SKU-MONITOR)")
 echo "$cmd" | "$SHOPCTL" publish gateway.command.place_order.v1 "dup-a-$dup_order" >/dev/null
-echo "$cmd" | "$SHOPCTL" publish gateway.command.place_order.v1 "dup-b-$dup_order" >/dev/null
+# Without orders' inbox the copy would place a second order and take a
+# second monitor.
+envelope shop.gateway.place_order.v1 "$dup_copy" "$(place_order_data "$dup_copy" SKU-MONITOR)" "$(jq -r .id <<<"$cmd")" |
+	"$SHOPCTL" publish gateway.command.place_order.v1 "dup-b-$dup_order" >/dev/null
 wait_final "$dup_order"
 check "a command published twice with one CloudEvents id places one order" \
 	test "$(body .status)" = SHIPPED -a "$(count_type OrderPlaced)" = 1 -a "$(count_type StockReserved)" = 1 -a "$(count_type PaymentAuthorized)" = 1
-check "a duplicated command takes stock once" test "$(available SKU-MONITOR)" = $((before - 1))
+# The marker: an order placed after the copy. Orders reads the GATEWAY
+# stream, inventory the ORDERS stream and the gateway the INVENTORY stream
+# each in order, so once the marker's StockReserved is in its timeline,
+# whatever the copy caused (an order, a stock take, its StockLevelChanged)
+# has reached the gateway. The marker takes a cable, not a monitor, so the
+# monitor's level is final then.
+wait_available SKU-MONITOR $((before - 1))
+place '[{"sku":"SKU-CABLE","quantity":1}]'
+if wait_event "$order_id" StockReserved; then
+	check "a duplicated command takes stock once" test "$(available SKU-MONITOR)" = $((before - 1))
+	http GET "/orders/$dup_copy"
+	check "a duplicated command places no second order" test "$code" = 404
+else
+	fail "a duplicated command takes stock once" "the marker order was never reserved: $(cat "$tmp/body")"
+	fail "a duplicated command places no second order" "the marker order was never reserved"
+fi
 
 # An event published again with its CloudEvents id (as a relay that lost its
-# ack would): the happy order's PaymentAuthorized, under a new Nats-Msg-Id.
+# ack would): the happy order's OrderShipped, naming the declined order, which
+# has an address on file and no "shipped" e-mail. Without notifications' inbox
+# it would record one and announce it with NotificationSent.
 http GET "/orders/$happy"
-paid_id=$(jq -r '.timeline[] | select(.type == "PaymentAuthorized") | .event_id' "$tmp/body")
-envelope shop.payments.payment_authorized.v1 "$happy" "{\"order_id\":\"$happy\",\"payment_id\":\"$(uuid)\",\"amount_cents\":$(body .total_cents),\"currency\":\"EUR\",\"attempts\":1}" "$paid_id" |
-	"$SHOPCTL" publish payments.event.payment_authorized.v1 "dup-event-$paid_id" >/dev/null
-# Every consumer reads the PAYMENTS stream in order: once a later order has
-# shipped, each of them has handled the copy.
+shipped_id=$(jq -r '.timeline[] | select(.type == "OrderShipped") | .event_id' "$tmp/body")
+envelope shop.orders.order_shipped.v1 "$declined" "{\"order_id\":\"$declined\",\"shipment_id\":\"$(uuid)\"}" "$shipped_id" |
+	"$SHOPCTL" publish orders.event.order_shipped.v1 "dup-event-$shipped_id" >/dev/null
+# The marker: notifications reads the ORDERS stream and the gateway the
+# NOTIFICATIONS stream in order, so once a later order's "shipped" e-mail is
+# in its timeline, any e-mail the copy caused is in the declined order's.
 place '[{"sku":"SKU-CABLE","quantity":1}]'
-wait_final "$order_id"
-http GET "/orders/$happy"
-check "an event published again with its CloudEvents id changes nothing" \
-	test "$(body .status)" = SHIPPED -a "$(count_type PaymentAuthorized)" = 1 -a "$(count_type ShipmentScheduled)" = 1 -a "$(count_type ShipmentDispatched)" = 1 -a "$(count_type OrderPaid)" = 1
+shipped_mails='[.timeline[] | select(.type == "NotificationSent" and .detail == "order_shipped")] | length'
+has_shipped_mail() { http GET "/orders/$1"; [ "$(body "$shipped_mails")" -ge 1 ]; }
+if eventually has_shipped_mail "$order_id"; then
+	http GET "/orders/$declined"
+	check "an event published again with its CloudEvents id sends no second e-mail" \
+		test "$(body .status)" = CANCELLED -a "$(body "$shipped_mails")" = 0 -a "$(count_type OrderShipped)" = 0
+else
+	fail "an event published again with its CloudEvents id sends no second e-mail" "the marker order's e-mail never came: $(cat "$tmp/body")"
+fi
 
 ooo=$(uuid)
 fake_pay=$(uuid)
