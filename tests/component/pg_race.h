@@ -4,12 +4,14 @@
  * PostgreSQL can run and SQLite (one writer per file) cannot.
  *
  * pg_race_together releases two threads at once. pg_race handles the first
- * message on the suite's connection and keeps
- * that transaction open while a thread handles the second on a connection
- * of its own, long enough for it to reach the conflicting statement and
- * block on the row; then the first commits and the second carries on.
- * Whatever the interleaving, both must succeed; the caller checks that the
- * outcome is one legal state with one event per transition.
+ * message on the suite's connection and keeps that transaction open while a
+ * thread handles the second on a connection of its own, until a third
+ * connection sees the second waiting for a lock (pg_race_lock_wait_seen):
+ * it has reached the conflicting statement and blocks on the row or key
+ * the first holds. Then the first commits and the second carries on. A
+ * fixed pause instead would pass whether or not the second ever got there.
+ * Both must succeed; the caller checks that the outcome is one legal state
+ * with one event per transition.
  *
  * Included after <cmocka.h> and tests/unit/service_harness.h (directly or
  * through the unit suite the component suite includes).
@@ -18,12 +20,14 @@
 #define SHOP_TESTS_PG_RACE_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "../unit/service_harness.h"
 
-/* How long the open transaction waits (the outcome does not depend on it,
- * only which path the test exercises). */
-#define PG_RACE_HOLD_MS 300
+/* How often, and how long at most, to look for the second connection
+ * waiting on a lock before calling the race not run. */
+#define PG_RACE_LOCK_WAIT_POLL_MS 10
+#define PG_RACE_LOCK_WAIT_MAX_MS 10000
 
 struct pg_race_second {
 	struct svc_tx tx; /* on the second connection */
@@ -37,6 +41,29 @@ static inline void *pg_race_second_main(void *arg)
 	struct pg_race_second *r = arg;
 	r->st = harness_tx_try(&r->tx, r->fn, r->msg);
 	return NULL;
+}
+
+/* Waits until some session of OBSERVER's database waits for a lock: a row
+ * lock, or the transaction of an uncommitted key it conflicts with. OBSERVER
+ * must be outside a transaction, which would freeze what pg_stat_activity
+ * shows it. */
+static inline bool pg_race_lock_wait_seen(struct db *observer)
+{
+	for (int64_t waited = 0; waited < PG_RACE_LOCK_WAIT_MAX_MS;
+	     waited += PG_RACE_LOCK_WAIT_POLL_MS) {
+		struct db_result *r = NULL;
+		assert_int_equal(db_query(observer,
+					  "SELECT COUNT(*) FROM pg_stat_activity"
+					  " WHERE datname = current_database() AND wait_event_type = 'Lock'",
+					  DB_NOARGS, &r),
+				 SHOP_OK);
+		int64_t n = db_result_int(r, 0, 0);
+		db_result_free(r);
+		if (n > 0)
+			return true;
+		clock_sleep_ms(PG_RACE_LOCK_WAIT_POLL_MS);
+	}
+	return false;
 }
 
 /* Runs RUN on A and on B in two threads that wait for each other on START
@@ -66,7 +93,9 @@ static inline void pg_race(struct svc *svc, struct db *db, const char *url, int6
 		.msg = second_msg,
 		.st = SHOP_E_INTERNAL,
 	};
+	struct db *observer = NULL;
 	assert_int_equal(db_open(url, &r.tx.db), SHOP_OK);
+	assert_int_equal(db_open(url, &observer), SHOP_OK);
 
 	struct svc_tx tx = { .svc = svc, .db = db, .correlation_id = "first", .now_ms = now_ms };
 	assert_int_equal(db_begin(db), SHOP_OK);
@@ -74,10 +103,12 @@ static inline void pg_race(struct svc *svc, struct db *db, const char *url, int6
 
 	pthread_t thread;
 	assert_int_equal(pthread_create(&thread, NULL, pg_race_second_main, &r), 0);
-	clock_sleep_ms(PG_RACE_HOLD_MS);
+	bool waited = pg_race_lock_wait_seen(observer);
 	assert_int_equal(db_commit(db), SHOP_OK);
 	pthread_join(thread, NULL);
+	db_close(observer);
 	db_close(r.tx.db);
+	assert_true(waited);
 	assert_int_equal(r.st, SHOP_OK);
 }
 

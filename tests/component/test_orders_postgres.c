@@ -31,8 +31,6 @@
 #include <string.h>
 
 #define RACE_ROUNDS 25
-#define LOCK_WAIT_POLL_MS 10
-#define LOCK_WAIT_MAX_MS 5000
 
 struct group {
 	struct pg_scratch pg; /* this run's database */
@@ -288,25 +286,6 @@ static void *replica_run(void *arg)
 	return NULL;
 }
 
-/* Waits until some session of this database waits for a row lock. */
-static bool lock_wait_seen(struct db *observer)
-{
-	for (int64_t waited = 0; waited < LOCK_WAIT_MAX_MS; waited += LOCK_WAIT_POLL_MS) {
-		struct db_result *r = NULL;
-		assert_int_equal(db_query(observer,
-					  "SELECT COUNT(*) FROM pg_stat_activity"
-					  " WHERE datname = current_database() AND wait_event_type = 'Lock'",
-					  DB_NOARGS, &r),
-				 SHOP_OK);
-		int64_t n = db_result_int(r, 0, 0);
-		db_result_free(r);
-		if (n > 0)
-			return true;
-		clock_sleep_ms(LOCK_WAIT_POLL_MS);
-	}
-	return false;
-}
-
 /* Replica A has moved the order but not committed; replica B decides on the
  * old status and blocks in its guarded UPDATE. When A commits, B's update
  * finds the guard false and changes nothing, so B must read again and decide
@@ -328,7 +307,7 @@ static shop_status interleave(svc_handler_fn fn_a, const void *data_a, svc_handl
 	assert_int_equal(fn_a(&tx, data_a), SHOP_OK);
 
 	assert_int_equal(pthread_create(&tb, NULL, replica_run, &b), 0);
-	bool waited = lock_wait_seen(observer);
+	bool waited = pg_race_lock_wait_seen(observer);
 	assert_int_equal(db_commit(da), SHOP_OK);
 	pthread_join(tb, NULL);
 	db_close(observer);

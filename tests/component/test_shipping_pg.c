@@ -133,18 +133,22 @@ static void a_dispatcher_blocked_behind_a_cancellation_request_dispatches_nothin
 	cancellation_requested(&req, order);
 
 	struct dispatcher d = { .f = f, .st = SHOP_E_INTERNAL };
+	struct db *observer = NULL;
 	assert_int_equal(db_open(f->url, &d.db), SHOP_OK);
+	assert_int_equal(db_open(f->url, &observer), SHOP_OK);
 	struct svc_tx tx = { .svc = f->svc, .db = f->db, .correlation_id = "first",
 			     .now_ms = f->t0 + 1 };
 	assert_int_equal(db_begin(f->db), SHOP_OK);
 	assert_int_equal(shipping_handle_order_cancellation_requested(&tx, &req), SHOP_OK);
 	pthread_t thread;
 	assert_int_equal(pthread_create(&thread, NULL, dispatcher_main, &d), 0);
-	clock_sleep_ms(PG_RACE_HOLD_MS);
+	bool waited = pg_race_lock_wait_seen(observer);
 	assert_int_equal(db_commit(f->db), SHOP_OK);
 	pthread_join(thread, NULL);
+	db_close(observer);
 	db_close(d.db);
 
+	assert_true(waited); /* the dispatcher did block on the row */
 	assert_int_equal(d.st, SHOP_OK);
 	assert_int_equal(d.report.dispatched, 0);
 	assert_int_equal(shipment_state(f, order), SHIPPING_STATE_CANCELLED);
