@@ -1,0 +1,417 @@
+/*
+ * svc_consume.c - consuming: one thread per durable fetches a batch, handles
+ * it in one database transaction and settles every message.
+ *
+ * Invariant: a message is acked only after the transaction holding its
+ * effects and its inbox record committed, so a crash between the two
+ * redelivers it and the inbox turns the redelivery into a no-op. Settling is
+ * a decision table (svc_settle_decide): ack, retry with backoff, or
+ * dead-letter with the reason.
+ */
+#include "svc_private.h"
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- settling ---------------------------------------------------------- */
+
+enum svc_settle svc_settle_decide(shop_status st, uint64_t deliveries)
+{
+	switch (st) {
+	case SHOP_OK:
+	case SHOP_E_DUPLICATE: /* only ever the inbox's: see svc_handle */
+		return SVC_ACK;
+	case SHOP_E_INVALID:
+	case SHOP_E_LIMIT:
+	case SHOP_E_NOT_FOUND:
+	case SHOP_E_CONFLICT: /* a constraint the handler's writes broke */
+		return SVC_DEAD_LETTER;
+	case SHOP_E_NOT_READY:
+	case SHOP_E_UNAVAILABLE:
+	case SHOP_E_TIMEOUT:
+	case SHOP_E_INTERNAL:
+		/* Give up visibly, and early enough that a dead-letter copy
+		 * that cannot be stored now still has deliveries left to be
+		 * tried again before the server stops delivering. */
+		return deliveries >= SVC_GIVE_UP_DELIVERY ? SVC_DEAD_LETTER : SVC_RETRY;
+	}
+	return SVC_DEAD_LETTER;
+}
+
+int64_t svc_retry_delay_ms(uint64_t deliveries)
+{
+	int64_t delay = SVC_RETRY_BASE_MS;
+	for (uint64_t i = 1; i < deliveries && delay < SVC_RETRY_MAX_MS; i++)
+		delay *= 2;
+	return delay < SVC_RETRY_MAX_MS ? delay : SVC_RETRY_MAX_MS;
+}
+
+/* ---- handling one message --------------------------------------------- */
+
+static const struct svc_route *svc_route_find(const struct svc_spec *spec,
+					      enum ct_message_id id)
+{
+	for (size_t i = 0; i < spec->n_routes; i++)
+		if (spec->routes[i].message == id)
+			return &spec->routes[i];
+	return NULL;
+}
+
+static bool svc_consumes(const struct svc_spec *spec, const struct ct_message *m)
+{
+	for (size_t i = 0; i < m->n_consumers; i++)
+		if (strcmp(m->consumers[i], spec->name) == 0)
+			return true;
+	return false;
+}
+
+static void svc_reason_from_errors(const struct ct_errors *errs, const char *what, char *out,
+				   size_t size)
+{
+	if (errs->len == 0) {
+		snprintf(out, size, "%s", what);
+		return;
+	}
+	snprintf(out, size, "%s: %s %s%s", what, errs->item[0].path[0] ? errs->item[0].path : "/",
+		 errs->item[0].problem, errs->len + errs->dropped > 1 ? " (and more)" : "");
+}
+
+/* What a handler's status means to the settle table. SHOP_E_DUPLICATE there
+ * means "the inbox has it": the one outcome that is acked after a rollback.
+ * From a handler, DUPLICATE and CONFLICT are constraint violations of its
+ * own writes (unique, CHECK, NOT NULL, foreign key): handlers write
+ * insert-if-absent with ON CONFLICT DO NOTHING and guard their updates, so
+ * a violation that reaches the runtime is a message this service cannot
+ * apply, and it is dead-lettered with the database's words, not acked. */
+static shop_status svc_handler_status(shop_status st, const struct ct_message *m, struct db *db,
+				      char *reason, size_t reason_size)
+{
+	if (st != SHOP_E_DUPLICATE && st != SHOP_E_CONFLICT)
+		return st;
+	snprintf(reason, reason_size, "%s broke a constraint: %s", m->name, db_last_error(db));
+	return SHOP_E_CONFLICT;
+}
+
+/* One message of a batch, from its bytes to its outcome. */
+struct svc_item {
+	const char *bus_subject; /* the subject it came on; NULL in tests */
+	const char *json;
+	size_t len;
+	/* Decoded by svc_item_decode. */
+	cJSON *root;
+	struct evt_envelope env;
+	const struct ct_message *m;
+	svc_handler_fn handle;
+	void *data;
+	struct log_ids ids;
+	/* What became of it: the status the settle table reads, and why. */
+	shop_status st;
+	char reason[SVC_REASON_MAX];
+};
+
+/* Decodes and checks one message against the contracts, outside any
+ * transaction; a message that fails here is SHOP_E_INVALID with a reason. */
+static shop_status svc_item_decode(struct svc *svc, struct svc_item *it)
+{
+	struct ct_errors errs = { 0 };
+	if (evt_envelope_parse(it->json, it->len, &it->root, &it->env, &errs) != SHOP_OK) {
+		svc_reason_from_errors(&errs, "malformed envelope", it->reason, sizeof(it->reason));
+		return SHOP_E_INVALID;
+	}
+	it->ids.event_id = it->env.id;
+	it->ids.correlation_id = it->env.correlationid;
+	it->ids.order_id = it->env.subject;
+	it->m = ct_message_by_type(it->env.type);
+	if (!it->m) {
+		snprintf(it->reason, sizeof(it->reason), "unknown type %s", it->env.type);
+		return SHOP_E_INVALID;
+	}
+	if (it->bus_subject && strcmp(it->bus_subject, it->m->subject) != 0) {
+		snprintf(it->reason, sizeof(it->reason), "type %s does not belong on subject %s",
+			 it->env.type, it->bus_subject);
+		return SHOP_E_INVALID;
+	}
+	if (!svc_consumes(svc->spec, it->m)) {
+		snprintf(it->reason, sizeof(it->reason), "%s does not consume %s", svc->spec->name,
+			 it->m->name);
+		return SHOP_E_INVALID;
+	}
+	const struct svc_route *route = svc_route_find(svc->spec, it->m->id);
+	it->handle = route ? route->handle : svc->spec->any_route;
+	if (!it->handle) {
+		snprintf(it->reason, sizeof(it->reason), "no handler for %s in %s", it->m->name,
+			 svc->spec->name);
+		return SHOP_E_INVALID;
+	}
+	it->data = xcalloc(1, it->m->data_size);
+	if (it->m->parse(it->env.data, it->data, &errs) != SHOP_OK) {
+		svc_reason_from_errors(&errs, "data violates the contract", it->reason,
+				       sizeof(it->reason));
+		return SHOP_E_INVALID;
+	}
+	return SHOP_OK;
+}
+
+/* Claims one decoded message in the inbox and runs its handler, inside the
+ * batch's transaction and a savepoint of its own: a message that fails is
+ * undone alone and the batch goes on. Returns false when the transaction
+ * itself is lost (the connection, or SQLite's storage, failed): the batch
+ * must be rolled back whole. */
+static bool svc_item_apply(struct svc *svc, struct db *db, const char *consumer,
+			   struct svc_item *it, int *emitted)
+{
+	struct svc_tx tx = { .svc = svc, .db = db, .cause = &it->env, .now_ms = clock_now_ms() };
+	int64_t claimed = 0;
+	shop_status st = db_savepoint(db);
+	if (st != SHOP_OK) {
+		it->st = st;
+		snprintf(it->reason, sizeof(it->reason), "savepoint: %s", db_last_error(db));
+		return false;
+	}
+	st = db_exec(db,
+		     "INSERT INTO inbox (consumer, event_id, received_at_ms) VALUES ($1, $2, $3) "
+		     "ON CONFLICT DO NOTHING",
+		     DB_ARGS(consumer, it->env.id, DB_I64(tx.now_ms)), &claimed);
+	if (st == SHOP_OK && claimed == 0)
+		st = SHOP_E_DUPLICATE;
+	else if (st == SHOP_OK)
+		st = svc_handler_status(it->handle(&tx, it->data), it->m, db, it->reason,
+					sizeof(it->reason));
+	it->st = st;
+	if (st == SHOP_OK) {
+		st = db_savepoint_release(db);
+		*emitted += tx.emitted;
+		if (st != SHOP_OK) {
+			it->st = st;
+			snprintf(it->reason, sizeof(it->reason), "release: %s", db_last_error(db));
+		}
+		return st == SHOP_OK;
+	}
+	if (!it->reason[0])
+		snprintf(it->reason, sizeof(it->reason), "%s: %s", it->m->name, shop_status_name(st));
+	return db_savepoint_rollback(db) == SHOP_OK;
+}
+
+/*
+ * Handles a fetched batch in ONE transaction: each message is decoded and
+ * checked, then claimed and handled under a savepoint of its own, and the
+ * batch commits once. One commit (one fsync) for the whole batch is what
+ * makes a durable consumer fast; savepoints keep a failing message from
+ * taking the others with it. Every item ends with a status for the settle
+ * table: a message is acked only if the commit holding its effects
+ * succeeded, so a failed commit or a lost transaction turns every handled
+ * item back into SHOP_E_UNAVAILABLE (retried; the inbox makes the retry
+ * safe).
+ */
+static void svc_handle_batch(struct svc *svc, struct db *db, const char *consumer,
+			     struct svc_item *items, size_t n)
+{
+	size_t decoded = 0, i = 0;
+	int emitted = 0;
+	for (i = 0; i < n; i++) {
+		items[i].reason[0] = '\0';
+		items[i].st = svc_item_decode(svc, &items[i]);
+		decoded += items[i].st == SHOP_OK;
+	}
+	if (decoded == 0)
+		goto out;
+	shop_status st = db_begin(db);
+	if (st != SHOP_OK) {
+		for (i = 0; i < n; i++)
+			if (items[i].st == SHOP_OK) {
+				items[i].st = st;
+				snprintf(items[i].reason, sizeof(items[i].reason), "begin: %s",
+					 db_last_error(db));
+			}
+		goto out;
+	}
+	bool alive = true;
+	for (i = 0; i < n && alive; i++)
+		if (items[i].st == SHOP_OK)
+			alive = svc_item_apply(svc, db, consumer, &items[i], &emitted);
+	if (alive) {
+		st = db_commit(db);
+	} else {
+		/* Item i-1 lost the transaction; the ones after it were not tried. */
+		st = SHOP_E_UNAVAILABLE;
+		db_rollback(db);
+		for (; i < n; i++)
+			if (items[i].st == SHOP_OK)
+				items[i].st = SHOP_E_UNAVAILABLE;
+	}
+	if (st != SHOP_OK) {
+		emitted = 0;
+		for (i = 0; i < n; i++)
+			if (items[i].st == SHOP_OK) {
+				items[i].st = st == SHOP_E_UNAVAILABLE ? st : SHOP_E_INTERNAL;
+				snprintf(items[i].reason, sizeof(items[i].reason),
+					 "batch not committed: %s", db_last_error(db));
+			}
+	}
+	if (emitted > 0 && svc->bus)
+		svc_relay_wake(svc);
+out:
+	for (i = 0; i < n; i++) {
+		struct svc_item *it = &items[i];
+		if (it->st == SHOP_OK)
+			log_debug(&it->ids, "handled %s", it->m->name);
+		else if (it->st != SHOP_E_DUPLICATE)
+			log_warn(&it->ids, "%s (%s)", it->reason, shop_status_name(it->st));
+	}
+}
+
+static void svc_items_release(struct svc_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(items[i].data);
+		cJSON_Delete(items[i].root);
+	}
+}
+
+shop_status svc_handle_envelopes(struct svc *svc, struct db *db, const char *consumer,
+				 const char *const *jsons, size_t n, shop_status *ret_statuses)
+{
+	if (n > SVC_FETCH_BATCH)
+		return SHOP_E_LIMIT;
+	struct svc_item *items = xcalloc(n ? n : 1, sizeof(*items));
+	for (size_t i = 0; i < n; i++) {
+		items[i].json = jsons[i];
+		items[i].len = strlen(jsons[i]);
+	}
+	svc_handle_batch(svc, db, consumer, items, n);
+	for (size_t i = 0; i < n; i++)
+		ret_statuses[i] = items[i].st;
+	svc_items_release(items, n);
+	free(items);
+	return SHOP_OK;
+}
+
+shop_status svc_handle_envelope(struct svc *svc, struct db *db, const char *consumer,
+				const char *json, size_t len, char *ret_reason, size_t reason_size)
+{
+	struct svc_item it = { .json = json, .len = len };
+	svc_handle_batch(svc, db, consumer, &it, 1);
+	snprintf(ret_reason, reason_size, "%s", it.reason);
+	svc_items_release(&it, 1);
+	return it.st;
+}
+
+static void svc_settle(struct svc *svc, struct bus_consumer *bc, struct bus_msg *msg,
+		       shop_status st, const char *reason)
+{
+	uint64_t deliveries = bus_msg_deliveries(msg);
+	switch (svc_settle_decide(st, deliveries)) {
+	case SVC_ACK:
+		bus_msg_ack(msg);
+		return;
+	case SVC_RETRY:
+		bus_msg_nak(msg, svc_retry_delay_ms(deliveries));
+		return;
+	case SVC_DEAD_LETTER: {
+		static const char gave_up[] = " (gave up after the last allowed delivery)";
+		char full[SVC_REASON_MAX + sizeof(gave_up)];
+		snprintf(full, sizeof(full), "%s%s", reason,
+			 st == SHOP_E_INVALID || st == SHOP_E_LIMIT || st == SHOP_E_NOT_FOUND
+				 ? ""
+				 : gave_up);
+		log_error(NULL, "dead-lettering %s seq %llu: %s", bus_msg_subject(msg),
+			  (unsigned long long)bus_msg_stream_seq(msg), full);
+		if (bus_msg_dead_letter(svc->bus, bc, msg, full) == SHOP_OK)
+			return;
+		/* The copy could not be stored: keep the message. It comes back
+		 * after the delay, on one of the spare deliveries, and we try
+		 * again. Past the last one the server keeps it but stops
+		 * delivering: say so loudly, with what an operator needs. */
+		if (deliveries >= BUS_MAX_DELIVER)
+			log_error(NULL,
+				  "%s seq %llu: delivered %llu times and not dead-lettered; "
+				  "the server will not deliver it again: republish it by hand",
+				  bus_msg_subject(msg), (unsigned long long)bus_msg_stream_seq(msg),
+				  (unsigned long long)deliveries);
+		bus_msg_nak(msg, SVC_RETRY_MAX_MS);
+		return;
+	}
+	}
+}
+
+/* While our own database is down, fetching would only spend deliveries: a
+ * message that failed for that reason MaxDeliver times would be dead-lettered
+ * though nothing is wrong with it. So the consumer stops fetching until the
+ * database answers again, however long that takes. */
+static void svc_wait_for_db(struct svc *svc, struct db *db)
+{
+	log_warn(NULL, "database unreachable: %s; consuming paused", db_last_error(db));
+	while (!svc_stopping(svc) && db_ping(db) != SHOP_OK)
+		svc_pause(svc, SVC_STARTUP_RETRY_MS);
+	if (!svc_stopping(svc))
+		log_info(NULL, "database reachable again; consuming resumed");
+}
+
+void *svc_consumer_main(void *arg)
+{
+	struct svc_consumer_thread *ct = arg;
+	struct svc *svc = ct->svc;
+	const struct ct_consumer *cons = ct->consumer;
+	struct db *db = svc_db_open_retrying(svc);
+	struct bus_consumer *bc = NULL;
+	struct svc_item *items = xcalloc(SVC_FETCH_BATCH, sizeof(*items));
+
+	while (db && !svc_stopping(svc)) {
+		if (!bc) {
+			/* Re-declare before binding: a broker that lost its state
+			 * (a new node, a wiped volume) gets the durable back, and
+			 * the streams too when it lost those. */
+			shop_status bst = bus_ensure_consumer(svc->bus, cons->stream, cons->durable,
+							      cons->filter_subjects,
+							      cons->n_filter_subjects);
+			if (bst == SHOP_OK)
+				bst = bus_consumer_open(svc->bus, cons->stream, cons->durable, &bc);
+			if (bst != SHOP_OK) {
+				if (bst == SHOP_E_NOT_FOUND)
+					svc_topology_lost(svc);
+				svc_pause(svc, SVC_STARTUP_RETRY_MS);
+				continue;
+			}
+		}
+		struct bus_msg **msgs = NULL;
+		size_t n = 0;
+		shop_status st = bus_fetch(bc, SVC_FETCH_BATCH, SVC_FETCH_WAIT_MS, &msgs, &n);
+		if (st != SHOP_OK) {
+			if (st == SHOP_E_NOT_FOUND || st == SHOP_E_INTERNAL) {
+				bus_consumer_close(bc);
+				bc = NULL;
+			}
+			svc_pause(svc, SVC_FETCH_ERROR_PAUSE_MS);
+			continue;
+		}
+		for (size_t i = 0; i < n; i++) {
+			items[i] = (struct svc_item){ .bus_subject = bus_msg_subject(msgs[i]) };
+			items[i].json = bus_msg_data(msgs[i], &items[i].len);
+		}
+		svc_handle_batch(svc, db, cons->durable, items, n);
+		/* Unavailable and our own database does not answer: not the
+		 * messages' fault. Hand them back and wait for the database. */
+		bool db_down = false;
+		for (size_t i = 0; i < n && !db_down; i++)
+			db_down = items[i].st == SHOP_E_UNAVAILABLE && db_ping(db) != SHOP_OK;
+		for (size_t i = 0; i < n; i++) {
+			if (db_down && items[i].st == SHOP_E_UNAVAILABLE)
+				bus_msg_nak(msgs[i], SVC_DB_DOWN_REDELIVERY_MS);
+			else
+				svc_settle(svc, bc, msgs[i], items[i].st, items[i].reason);
+		}
+		svc_items_release(items, n);
+		bus_msgs_free(msgs, n);
+		if (db_down)
+			svc_wait_for_db(svc, db);
+	}
+	bus_consumer_close(bc);
+	db_close(db);
+	free(items);
+	return NULL;
+}

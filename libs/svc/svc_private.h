@@ -1,0 +1,96 @@
+/*
+ * svc_private.h - what the runtime's files share; not for services.
+ *
+ * The runtime is one struct svc and four files, one per job:
+ *   svc.c          lifecycle: start-up, threads, the connection pool, the
+ *                  HTTP probes, the topology, shutdown
+ *   svc_consume.c  consuming: decode, inbox claim, the batch transaction,
+ *                  the settle table
+ *   svc_outbox.c   the outbox: emit, the relay, parking, purge
+ *   svc_tx.c       units of work: svc_tx_run and group commit
+ */
+#ifndef SHOP_SVC_SVC_PRIVATE_H
+#define SHOP_SVC_SVC_PRIVATE_H
+
+#include "svc.h"
+
+#include "bus/bus.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+/* Pause between attempts while a dependency is still coming up. */
+#define SVC_STARTUP_RETRY_MS 1000
+/* Pause after a fetch failed (broker gone): the client reconnects meanwhile. */
+#define SVC_FETCH_ERROR_PAUSE_MS 500
+/* Redelivery delay of messages handed back while the database is down. */
+#define SVC_DB_DOWN_REDELIVERY_MS 1000
+/* Retry-After (seconds) of a request refused while the service starts. */
+#define SVC_NOT_READY_RETRY_AFTER_S "1"
+/* Longest reason text carried into a dead-letter header. */
+#define SVC_REASON_MAX 512
+
+struct svc_consumer_thread {
+	struct svc *svc;
+	const struct ct_consumer *consumer;
+	pthread_t thread;
+};
+
+struct svc_task_thread {
+	struct svc *svc;
+	const struct svc_task *task;
+	pthread_t thread;
+};
+
+struct svc {
+	const struct svc_spec *spec;
+	char *db_url;
+	struct bus *bus;
+	int replicas;
+
+	atomic_bool stopping;
+	atomic_bool ready;
+	pthread_mutex_t lock; /* guards the fields below */
+	pthread_cond_t wake;  /* relay wake-up and stop notification */
+	bool relay_pending;
+
+	int64_t redeclared_at_ms; /* clock_mono_ms of the last re-declaration */
+	atomic_llong outbox_parked; /* rows this process parked */
+
+	/* Group commit (svc_tx_run_grouped): its own lock, so waiting writers
+	 * never contend with the relay's wake-ups. */
+	pthread_mutex_t group_lock;
+	pthread_cond_t group_done;
+	struct svc_group_item *group_head, *group_tail;
+	bool group_leader;
+
+	struct db *pool[SVC_DB_POOL_MAX];
+	size_t pool_len;
+
+	struct web_server *web;
+	pthread_t relay_thread;
+	bool relay_started;
+	struct svc_consumer_thread *consumers;
+	size_t n_consumers;
+	struct svc_task_thread *tasks;
+	size_t n_tasks;
+};
+
+/* svc.c */
+bool svc_stopping(struct svc *svc);
+/* Sleeps up to ms, waking early when the service stops. */
+void svc_pause(struct svc *svc, int64_t ms);
+/* Opens a connection, retrying until it works or the service stops (NULL). */
+struct db *svc_db_open_retrying(struct svc *svc);
+/* The broker said a stream or durable is missing: declare them again. */
+void svc_topology_lost(struct svc *svc);
+
+/* svc_consume.c: one thread per durable this service consumes. */
+void *svc_consumer_main(void *arg);
+
+/* svc_outbox.c */
+void svc_relay_wake(struct svc *svc);
+void *svc_relay_main(void *arg);
+
+#endif
