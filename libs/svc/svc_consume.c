@@ -24,7 +24,7 @@ enum svc_settle svc_settle_decide(shop_status st, uint64_t deliveries)
 {
 	switch (st) {
 	case SHOP_OK:
-	case SHOP_E_DUPLICATE: /* only ever the inbox's: see svc_handle */
+	case SHOP_E_DUPLICATE: /* only ever the inbox's: see svc_handler_status */
 		return SVC_ACK;
 	case SHOP_E_INVALID:
 	case SHOP_E_LIMIT:
