@@ -43,7 +43,8 @@ struct svc_group_item {
 	const char *correlation_id;
 	const char *traceparent;
 	shop_status st;
-	bool done;
+	bool ran;  /* the leader ran fn: st is fn's own outcome */
+	bool done; /* set by the leader under group_lock, last: then the owner may return */
 	struct svc_group_item *next;
 };
 
@@ -74,7 +75,7 @@ static void svc_group_commit(struct svc *svc, struct svc_group_item *group)
 		} else {
 			alive = db_savepoint_rollback(db) == SHOP_OK;
 		}
-		it->done = true; /* its status stands, unless the commit fails */
+		it->ran = true; /* its status stands, unless the commit fails */
 	}
 	if (st == SHOP_OK && alive) {
 		st = db_commit(db);
@@ -82,11 +83,9 @@ static void svc_group_commit(struct svc *svc, struct svc_group_item *group)
 		st = SHOP_E_UNAVAILABLE; /* an item lost the transaction */
 		db_rollback(db);
 	}
-	for (it = group; it; it = it->next) {
-		if (!it->done || (st != SHOP_OK && it->st == SHOP_OK))
+	for (it = group; it; it = it->next)
+		if (!it->ran || (st != SHOP_OK && it->st == SHOP_OK))
 			it->st = st;
-		it->done = true;
-	}
 	if (st == SHOP_OK && emitted > 0 && svc->bus)
 		svc_relay_wake(svc);
 	svc_db_release(svc, db);
@@ -127,6 +126,13 @@ shop_status svc_tx_run_grouped(struct svc *svc, const char *correlation_id,
 		pthread_mutex_unlock(&svc->group_lock);
 		svc_group_commit(svc, group);
 		pthread_mutex_lock(&svc->group_lock);
+		/* Items live on their owners' stacks: an owner that sees done may
+		 * return at once, so done is set under the lock and nothing of an
+		 * item is touched after it. */
+		for (struct svc_group_item *it = group, *next; it; it = next) {
+			next = it->next;
+			it->done = true;
+		}
 		svc->group_leader = false;
 		pthread_cond_broadcast(&svc->group_done);
 	}
