@@ -59,7 +59,7 @@ Q := @
 endif
 
 # Libraries, lowest layer last so one link line serves every program.
-LIB_ORDER := svc web bus evt db core
+LIB_ORDER := svc web bus evt db metrics core
 LIB_NAMES := $(foreach l,$(LIB_ORDER),$(if $(wildcard libs/$(l)/*.c),$(l)))
 lib_srcs = $(wildcard libs/$(1)/*.c)
 lib_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call lib_srcs,$(1)))
