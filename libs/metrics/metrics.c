@@ -346,7 +346,7 @@ static struct metrics_series *series_overflow(struct metrics_metric *m)
 	struct metrics_series *s = atomic_load_explicit(&m->overflow, memory_order_acquire);
 	if (!s) {
 		const char *other[METRICS_LABELS_MAX];
-		for (size_t i = 0; i < m->n_labels; i++)
+		for (size_t i = 0; i < METRICS_LABELS_MAX; i++)
 			other[i] = METRICS_OVERFLOW_VALUE;
 		pthread_mutex_lock(&m->mu);
 		s = series_create_locked(m, other, false);
