@@ -6,7 +6,8 @@
 #                    system tests against it; ends with "N passed, M failed"
 # Inside the dev image (what `make test` calls):
 #   make all         libraries and the six service binaries into build/bin
-#   make check       unit and component tests (starts nats-server, PostgreSQL)
+#   make check       unit tests, the promtool check of the metrics format, and
+#                    component tests (starts nats-server, PostgreSQL)
 #   make lint        cppcheck and the banned-function grep
 #   make hardening   a normal (unsanitized) build of the binaries into
 #                    build/release, checked by tools/check-hardening.sh;
@@ -59,7 +60,7 @@ Q := @
 endif
 
 # Libraries, lowest layer last so one link line serves every program.
-LIB_ORDER := svc web bus evt db core
+LIB_ORDER := svc web bus evt db metrics core
 LIB_NAMES := $(foreach l,$(LIB_ORDER),$(if $(wildcard libs/$(l)/*.c),$(l)))
 lib_srcs = $(wildcard libs/$(1)/*.c)
 lib_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call lib_srcs,$(1)))
@@ -144,14 +145,23 @@ $(BUILD)/tests/%: tests/component/%.c $(SERVICE_LIBS) $(LIBS) $(GEN_CONTRACTS)
 	@echo "  TEST-CC $<"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SERVICE_LIBS) $(LIBS) $(LDLIBS) -lcmocka
 
+# The metrics format check: a program that renders every kind of metric,
+# whose output tests/metrics/check_promtool.sh feeds to promtool.
+METRICS_SAMPLE := $(BUILD)/tests/metrics_sample
+$(METRICS_SAMPLE): tests/metrics/metrics_sample.c $(LIBS) $(GEN_CONTRACTS)
+	@mkdir -p $(dir $@)
+	@echo "  TEST-CC $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
 unit: $(UNIT_TESTS)
 	$(Q)tests/run-binaries.sh $(UNIT_TESTS)
 
 component: $(COMPONENT_TESTS) all
 	$(Q)tests/component/run.sh $(COMPONENT_TESTS)
 
-check: all $(UNIT_TESTS) $(COMPONENT_TESTS)
+check: all $(UNIT_TESTS) $(COMPONENT_TESTS) $(METRICS_SAMPLE)
 	$(Q)tests/run-binaries.sh $(UNIT_TESTS)
+	$(Q)tests/metrics/check_promtool.sh $(METRICS_SAMPLE)
 	$(Q)if [ -f tests/contracts/check_examples.py ]; then python3 tests/contracts/check_examples.py contracts; fi
 	$(Q)tools/lint.sh
 	$(Q)if [ -n "$(COMPONENT_TESTS)" ]; then tests/component/run.sh $(COMPONENT_TESTS); fi
