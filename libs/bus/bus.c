@@ -403,3 +403,19 @@ shop_status bus_ensure_consumer(struct bus *bus, const char *stream, const char 
 	}
 	return st;
 }
+
+shop_status bus_consumer_pending(struct bus *bus, const char *stream, const char *durable,
+				 uint64_t *ret_pending, uint64_t *ret_ack_pending)
+{
+	jsConsumerInfo *ci = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetConsumerInfo(&ci, bus->js, stream, durable, NULL, &jerr);
+	if (s != NATS_OK)
+		return bus_status_from_nats(s, jerr);
+	if (ret_pending)
+		*ret_pending = ci->NumPending;
+	if (ret_ack_pending)
+		*ret_ack_pending = (uint64_t)ci->NumAckPending;
+	jsConsumerInfo_Destroy(ci);
+	return SHOP_OK;
+}

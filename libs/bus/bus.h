@@ -106,6 +106,13 @@ shop_status bus_publish_batch(struct bus *bus, const struct bus_out *msgs, size_
 /* One message, synchronously; *ret_duplicate (may be NULL) tells a dedup hit. */
 shop_status bus_publish(struct bus *bus, const struct bus_out *msg, bool *ret_duplicate);
 
+/* How many messages the durable has not delivered yet (JetStream's
+ * num_pending) and how many it delivered and awaits acks for
+ * (num_ack_pending); either pointer may be NULL. For metrics: one API
+ * request to the server. */
+shop_status bus_consumer_pending(struct bus *bus, const char *stream, const char *durable,
+				 uint64_t *ret_pending, uint64_t *ret_ack_pending);
+
 /* Binds to an existing durable (SHOP_E_NOT_FOUND if there is none); several
  * processes may bind the same one. A consumer is used by one thread at a
  * time, and its messages are settled before it is closed. */

@@ -20,6 +20,13 @@ int64_t clock_mono_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
+int64_t clock_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void clock_rfc3339(int64_t epoch_ms, char out[CLOCK_RFC3339_SIZE])
 {
 	time_t secs = (time_t)(epoch_ms / 1000);

@@ -16,6 +16,7 @@
 
 int64_t clock_now_ms(void);  /* milliseconds since the Unix epoch */
 int64_t clock_mono_ms(void); /* monotonic, for deadlines and intervals */
+int64_t clock_mono_us(void); /* the same in microseconds, for latencies */
 void clock_rfc3339(int64_t epoch_ms, char out[CLOCK_RFC3339_SIZE]);
 void clock_sleep_ms(int64_t ms);
 

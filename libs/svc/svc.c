@@ -176,15 +176,26 @@ void svc_db_release(struct svc *svc, struct db *db)
 
 /* ---- HTTP: probes, then the service's routes --------------------------- */
 
-static void svc_http(void *ctx, const struct web_request *req, struct web_response *res)
+/* The runtime's own routes, answered whatever state the service is in. */
+static bool svc_http_own(const char *path)
 {
-	struct svc *svc = ctx;
+	return strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
+	       strcmp(path, "/metrics") == 0;
+}
+
+static void svc_http_dispatch(struct svc *svc, const struct web_request *req,
+			      struct web_response *res)
+{
 	const char *path = web_request_path(req);
 
-	if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
+	if (svc_http_own(path)) {
 		if (strcmp(web_request_method(req), "GET") != 0) {
 			web_response_header(res, "Allow", "GET");
 			web_respond_error(res, 405, "method_not_allowed", "use GET", NULL);
+			return;
+		}
+		if (strcmp(path, "/metrics") == 0) {
+			svc_metrics_serve(svc, res);
 			return;
 		}
 		cJSON *body = cJSON_CreateObject();
@@ -226,6 +237,21 @@ static void svc_http(void *ctx, const struct web_request *req, struct web_respon
 	web_respond_error(res, 404, "not_found", "no such resource", NULL);
 }
 
+/* Every request is counted and timed by route: the runtime's own by path,
+ * the service's by the template its http_route gives (never the raw path:
+ * ids in it would make a series per order). */
+static void svc_http(void *ctx, const struct web_request *req, struct web_response *res)
+{
+	struct svc *svc = ctx;
+	int64_t started = clock_mono_us();
+	const char *path = web_request_path(req);
+	svc_http_dispatch(svc, req, res);
+	const char *route = svc_http_own(path)	       ? path
+			    : svc->spec->http_route ? svc->spec->http_route(path)
+						    : SVC_HTTP_ROUTE_OTHER;
+	svc_metrics_http(svc, route, res->status, started);
+}
+
 /* ---- startup and shutdown ---------------------------------------------- */
 
 static struct svc *svc_new(const struct svc_spec *spec)
@@ -236,6 +262,7 @@ static struct svc *svc_new(const struct svc_spec *spec)
 	clock_cond_init(&svc->wake);
 	pthread_mutex_init(&svc->group_lock, NULL);
 	pthread_cond_init(&svc->group_done, NULL);
+	svc->metrics = svc_metrics_new(svc);
 	return svc;
 }
 
@@ -257,6 +284,7 @@ void svc_destroy(struct svc *svc)
 	free(svc->consumers);
 	free(svc->tasks);
 	free(svc->db_url);
+	svc_metrics_free(svc->metrics);
 	free(svc);
 }
 
@@ -346,6 +374,7 @@ static void svc_start_workers(struct svc *svc)
 		pthread_create(&svc->consumers[k].thread, NULL, svc_consumer_main, &svc->consumers[k]);
 		k++;
 	}
+	svc_metrics_bind_consumers(svc);
 	pthread_create(&svc->relay_thread, NULL, svc_relay_main, svc);
 	svc->relay_started = true;
 	svc->n_tasks = spec->n_tasks;

@@ -42,6 +42,7 @@
 #define SVC_OUTBOX_RETENTION_MS (24LL * 3600 * 1000) /* published rows kept (SHOP_OUTBOX_RETENTION_MS) */
 #define SVC_INBOX_RETENTION_MS (8LL * 24 * 3600 * 1000) /* > stream max age: a redelivery is always caught */
 #define SVC_PURGE_INTERVAL_MS 60000
+#define SVC_HTTP_ROUTE_OTHER "other"   /* route label of a path no template names */
 #define SVC_DB_POOL_MAX 16               /* pooled connections for HTTP threads */
 #define SVC_GROUP_MAX 256                /* requests committed together by svc_tx_run_grouped */
 /* A message that keeps failing for a reason that may pass (a fact not yet
@@ -110,8 +111,13 @@ struct svc_spec {
 	size_t n_tasks;
 	/* Runs once after migrations (seeding), in a transaction; may emit. NULL: none. */
 	shop_status (*init)(struct svc_tx *tx);
-	/* Extra HTTP routes; NULL: only /healthz and /readyz. ctx is the struct svc. */
+	/* Extra HTTP routes; NULL: only /healthz, /readyz and /metrics. ctx is
+	 * the struct svc. */
 	web_handler_fn http;
+	/* The route template of a path, for metrics labels ("/orders/{id}");
+	 * it must return one of a few constant strings, never the path itself.
+	 * NULL: every path of the service is SVC_HTTP_ROUTE_OTHER. */
+	const char *(*http_route)(const char *path);
 	void *ctx;                   /* service state, svc_ctx() returns it */
 };
 

@@ -301,17 +301,19 @@ shop_status svc_handle_envelope(struct svc *svc, struct db *db, const char *cons
 	return it.st;
 }
 
-static void svc_settle(struct svc *svc, struct bus_consumer *bc, struct bus_msg *msg,
-		       shop_status st, const char *reason)
+/* Settles one message; returns the outcome label of
+ * shop_messages_consumed_total (docs/metrics.md). */
+static const char *svc_settle(struct svc *svc, struct bus_consumer *bc, struct bus_msg *msg,
+			      shop_status st, const char *reason)
 {
 	uint64_t deliveries = bus_msg_deliveries(msg);
 	switch (svc_settle_decide(st, deliveries)) {
 	case SVC_ACK:
 		bus_msg_ack(msg);
-		return;
+		return st == SHOP_E_DUPLICATE ? "duplicate" : "ok";
 	case SVC_RETRY:
 		bus_msg_nak(msg, svc_retry_delay_ms(deliveries));
-		return;
+		return "retry";
 	case SVC_DEAD_LETTER: {
 		static const char gave_up[] = " (gave up after the last allowed delivery)";
 		char full[SVC_REASON_MAX + sizeof(gave_up)];
@@ -321,8 +323,14 @@ static void svc_settle(struct svc *svc, struct bus_consumer *bc, struct bus_msg 
 				 : gave_up);
 		log_error(NULL, "dead-lettering %s seq %llu: %s", bus_msg_subject(msg),
 			  (unsigned long long)bus_msg_stream_seq(msg), full);
-		if (bus_msg_dead_letter(svc->bus, bc, msg, full) == SHOP_OK)
-			return;
+		if (bus_msg_dead_letter(svc->bus, bc, msg, full) == SHOP_OK) {
+			metrics_counter_add(svc->metrics->dead_letters,
+					    (const char *const[]){ svc->spec->name,
+								   bus_consumer_durable(bc),
+								   bus_msg_subject(msg) },
+					    1);
+			return "dead_letter";
+		}
 		/* The copy could not be stored: keep the message. It comes back
 		 * after the delay, on one of the spare deliveries, and we try
 		 * again. Past the last one the server keeps it but stops
@@ -334,9 +342,10 @@ static void svc_settle(struct svc *svc, struct bus_consumer *bc, struct bus_msg 
 				  bus_msg_subject(msg), (unsigned long long)bus_msg_stream_seq(msg),
 				  (unsigned long long)deliveries);
 		bus_msg_nak(msg, SVC_RETRY_MAX_MS);
-		return;
+		return "dead_letter_failed";
 	}
 	}
+	return "retry";
 }
 
 /* While our own database is down, fetching would only spend deliveries: a
@@ -389,6 +398,13 @@ void *svc_consumer_main(void *arg)
 			svc_pause(svc, SVC_FETCH_ERROR_PAUSE_MS);
 			continue;
 		}
+		if (n == 0) {
+			bus_msgs_free(msgs, n);
+			continue;
+		}
+		int64_t fetched_us = clock_mono_us();
+		const char *const who[] = { svc->spec->name, cons->durable };
+		metrics_histogram_observe(svc->metrics->batch_size, who, (double)n);
 		for (size_t i = 0; i < n; i++) {
 			items[i] = (struct svc_item){ .bus_subject = bus_msg_subject(msgs[i]) };
 			items[i].json = bus_msg_data(msgs[i], &items[i].len);
@@ -400,10 +416,17 @@ void *svc_consumer_main(void *arg)
 		for (size_t i = 0; i < n && !db_down; i++)
 			db_down = items[i].st == SHOP_E_UNAVAILABLE && db_ping(db) != SHOP_OK;
 		for (size_t i = 0; i < n; i++) {
+			const char *outcome = "db_down";
 			if (db_down && items[i].st == SHOP_E_UNAVAILABLE)
 				bus_msg_nak(msgs[i], SVC_DB_DOWN_REDELIVERY_MS);
 			else
-				svc_settle(svc, bc, msgs[i], items[i].st, items[i].reason);
+				outcome = svc_settle(svc, bc, msgs[i], items[i].st, items[i].reason);
+			metrics_counter_add(svc->metrics->consumed,
+					    (const char *const[]){ svc->spec->name, cons->durable,
+								   items[i].bus_subject, outcome },
+					    1);
+			metrics_histogram_observe(svc->metrics->handler_s, who,
+						  (double)(clock_mono_us() - fetched_us) / 1e6);
 		}
 		svc_items_release(items, n);
 		bus_msgs_free(msgs, n);

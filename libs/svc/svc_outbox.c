@@ -205,6 +205,10 @@ static shop_status svc_relay_round(struct svc *svc, struct db *db, size_t *ret_r
 	char now[DB_I64_SIZE];
 	db_i64_format(now, now_ms);
 	st = svc_relay_mark_published(db, pg, rows, results, n, now);
+	for (int i = 0; i < n && st == SHOP_OK; i++)
+		if (results[i] == SHOP_OK)
+			metrics_counter_add(svc->metrics->published,
+					    (const char *const[]){ svc->spec->name, out[i].subject }, 1);
 	for (int i = 0; i < n && st == SHOP_OK; i++) {
 		const char *id = db_result_text(rows, i, 0);
 		if (results[i] == SHOP_OK)

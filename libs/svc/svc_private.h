@@ -8,6 +8,7 @@
  *                  the settle table
  *   svc_outbox.c   the outbox: emit, the relay, parking, purge
  *   svc_tx.c       units of work: svc_tx_run and group commit
+ *   svc_metrics.c  the service's metrics and /metrics (docs/metrics.md)
  */
 #ifndef SHOP_SVC_SVC_PRIVATE_H
 #define SHOP_SVC_SVC_PRIVATE_H
@@ -15,6 +16,7 @@
 #include "svc.h"
 
 #include "bus/bus.h"
+#include "metrics/metrics.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -68,6 +70,8 @@ struct svc {
 	struct db *pool[SVC_DB_POOL_MAX];
 	size_t pool_len;
 
+	struct svc_metrics *metrics; /* registered by svc_new, never NULL */
+
 	struct web_server *web;
 	pthread_t relay_thread;
 	bool relay_started;
@@ -88,6 +92,30 @@ void svc_topology_lost(struct svc *svc);
 
 /* svc_consume.c: one thread per durable this service consumes. */
 void *svc_consumer_main(void *arg);
+
+/* svc_metrics.c: the series every service has (docs/metrics.md). */
+struct svc_metrics {
+	struct metrics_registry *reg;
+	struct metrics_counter *consumed;      /* service, durable, subject, outcome */
+	struct metrics_counter *published;     /* service, subject */
+	struct metrics_counter *dead_letters;  /* service, durable, subject */
+	struct metrics_histogram *handler_s;   /* service, durable */
+	struct metrics_histogram *batch_size;  /* service, durable */
+	struct metrics_gauge *outbox_backlog;  /* service; computed */
+	struct metrics_gauge *outbox_oldest_s; /* service; computed */
+	struct metrics_gauge *outbox_parked;   /* service; computed */
+	struct metrics_gauge *consumer_pending; /* service, durable; computed */
+	struct metrics_counter *http_requests; /* service, route, status */
+	struct metrics_histogram *http_s;      /* service, route */
+};
+struct svc_metrics *svc_metrics_new(struct svc *svc);
+void svc_metrics_free(struct svc_metrics *m); /* accepts NULL */
+/* Binds the computed per-durable gauges once the durables are known. */
+void svc_metrics_bind_consumers(struct svc *svc);
+/* Serves GET /metrics. */
+void svc_metrics_serve(struct svc *svc, struct web_response *res);
+/* Times and counts one HTTP request by route (see svc_spec.http_route). */
+void svc_metrics_http(struct svc *svc, const char *route, int status, int64_t started_mono_us);
 
 /* svc_outbox.c */
 void svc_relay_wake(struct svc *svc);

@@ -152,6 +152,7 @@ static bool web_announced_too_large(struct MHD_Connection *conn)
 static void web_response_clear(struct web_response *res)
 {
 	cJSON_Delete(res->body);
+	free(res->text);
 	for (size_t i = 0; i < res->n_headers && i < WEB_HEADERS_MAX; i++)
 		free(res->headers[i].value);
 	memset(res, 0, sizeof(*res));
@@ -172,7 +173,10 @@ static enum MHD_Result web_queue(struct web_request *req, const struct web_respo
 	int status = res->status;
 	struct MHD_Response *mr;
 	bool has_body = true;
-	if (res->body) {
+	if (res->text) {
+		/* The response keeps the text: MHD copies it. */
+		mr = MHD_create_response_from_buffer_copy(res->text_len, res->text);
+	} else if (res->body) {
 		char *text = cJSON_PrintUnformatted(res->body);
 		if (text) {
 			mr = MHD_create_response_from_buffer_with_free_callback(strlen(text), text,
@@ -379,8 +383,24 @@ const char *web_request_id(const struct web_request *req)
 	return req->id;
 }
 
+void web_respond_text(struct web_response *res, int status, const char *content_type, char *text,
+		      size_t len)
+{
+	cJSON_Delete(res->body);
+	res->body = NULL;
+	if (res->text != text)
+		free(res->text);
+	res->status = status;
+	res->text = text;
+	res->text_len = len;
+	web_response_header(res, "Content-Type", content_type);
+}
+
 void web_respond_json(struct web_response *res, int status, cJSON *body)
 {
+	free(res->text);
+	res->text = NULL;
+	res->text_len = 0;
 	if (res->body != body)
 		cJSON_Delete(res->body);
 	res->status = status;

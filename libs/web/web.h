@@ -29,6 +29,8 @@ struct web_request;
 struct web_response {
 	int status;
 	cJSON *body; /* owned by the response; serialised by the server */
+	char *text;  /* or a body already in text (owned), sent as it is */
+	size_t text_len;
 	struct {
 		const char *name;
 		char *value; /* owned */
@@ -56,6 +58,10 @@ const char *web_request_id(const struct web_request *req);
 
 /* Sets status and takes ownership of body (may be NULL for no body). */
 void web_respond_json(struct web_response *res, int status, cJSON *body);
+/* Sets status and a text body (taken: freed with free()), sent with the
+ * given Content-Type instead of JSON; for /metrics. */
+void web_respond_text(struct web_response *res, int status, const char *content_type, char *text,
+		      size_t len);
 /* Error body in the shared shape; details may be NULL (taken otherwise). */
 void web_respond_error(struct web_response *res, int status, const char *code,
 		       const char *message, cJSON *details);

@@ -372,5 +372,26 @@ check "events delivered before the ones they follow still end in a legal final s
 check "an out-of-order order passed through its states in order" \
 	test "$(jq -r '[.timeline[] | select(.source == "orders") | .type] | join(",")' "$tmp/body")" = "OrderPlaced,OrderReserved,OrderPaid,OrderShipped"
 
+# --- /metrics on every service -----------------------------------------------
+# Prometheus's own checker reads each page (parse errors and lint advice both
+# fail), and the counters say what the cases above made the services do.
+metrics_bad=""
+for svc in gateway orders inventory payments shipping notifications; do
+	if ! curl -sf "http://$svc:8080/metrics" >"$tmp/metrics.$svc" ||
+		! promtool check metrics <"$tmp/metrics.$svc" >"$tmp/promtool.$svc" 2>&1; then
+		metrics_bad="$metrics_bad $svc: $(head -c 300 "$tmp/promtool.$svc" 2>/dev/null)"
+	fi
+done
+check "every service serves /metrics that promtool accepts without advice" test -z "$metrics_bad"
+# sum_metric FILE NAME LABEL_MATCH: the sum of NAME's samples whose labels contain LABEL_MATCH.
+sum_metric() {
+	awk -v name="$2" -v want="$3" '$1 ~ "^" name "\\{" && index($1, want) { s += $2 } END { print s + 0 }' "$1"
+}
+check "orders counts the commands it handled and inventory the events it published" \
+	test "$(sum_metric "$tmp/metrics.orders" shop_messages_consumed_total 'outcome="ok"')" -gt 0 -a \
+	"$(sum_metric "$tmp/metrics.inventory" shop_messages_published_total 'subject="inventory.event.stock_reserved.v1"')" -gt 0
+check "the gateway counts the orders it accepted" \
+	test "$(sum_metric "$tmp/metrics.gateway" shop_http_requests_total 'status="202"')" -gt 0
+
 echo "# system cases: $((n - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -102,6 +102,12 @@ static void test_handler(void *ctx, const struct web_request *req, struct web_re
 		cJSON_AddStringToObject(d, "problem", "missing");
 		cJSON_AddItemToArray(details, d);
 		web_respond_error(res, 422, "invalid_input", "bad input", details);
+	} else if (strcmp(path, "/text") == 0) {
+		/* A body that is not JSON (a /metrics page): sent as it is, with
+		 * its own Content-Type, including a NUL-free text's every byte. */
+		web_respond_json(res, 200, cJSON_CreateString("replaced"));
+		web_respond_text(res, 200, "text/plain; version=0.0.4", xstrdup("a 1\nb{x=\"y\"} 2\n"),
+				 strlen("a 1\nb{x=\"y\"} 2\n"));
 	} else if (strcmp(path, "/empty") == 0) {
 		web_respond_json(res, 204, NULL);
 	} else if (strcmp(path, "/header") == 0) {
@@ -583,6 +589,19 @@ static void response_without_body_has_no_content_type(void **state)
 	assert_string_equal(reply_header(r, "Cache-Control", buf, sizeof(buf)), "no-store");
 }
 
+static void text_body_is_sent_as_it_is_with_its_content_type(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	char buf[128];
+	http_get(f->port, "/text", r);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(r->body_len, strlen("a 1\nb{x=\"y\"} 2\n"));
+	assert_memory_equal(r->body, "a 1\nb{x=\"y\"} 2\n", r->body_len);
+	assert_string_equal(reply_header(r, "Content-Type", buf, sizeof(buf)),
+			    "text/plain; version=0.0.4");
+}
+
 static void handler_header_is_sent_with_its_value_copied(void **state)
 {
 	struct fixture *f = *state;
@@ -769,6 +788,7 @@ int main(void)
 		WEB_TEST(error_details_are_an_empty_array_by_default),
 		WEB_TEST(error_details_given_by_the_handler_are_kept),
 		WEB_TEST(response_without_body_has_no_content_type),
+		WEB_TEST(text_body_is_sent_as_it_is_with_its_content_type),
 		WEB_TEST(handler_header_is_sent_with_its_value_copied),
 		WEB_TEST(fifty_concurrent_clients_all_get_their_own_responses),
 		WEB_TEST(blocking_handler_does_not_delay_a_concurrent_request),
