@@ -105,6 +105,9 @@ int64_t lt_hist_percentile(const struct lt_hist *h, double q)
 	for (int i = 0; i < LT_HIST_BUCKETS; i++) {
 		seen += h->bucket[i];
 		if (seen >= rank) {
+			/* The top bucket also holds the clamped values: only max is honest there. */
+			if (i == LT_HIST_BUCKETS - 1)
+				return h->max;
 			int64_t v = lt_hist_bucket_high(i);
 			return v > h->max ? h->max : v;
 		}
