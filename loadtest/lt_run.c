@@ -391,7 +391,9 @@ static void lt_gen_phase(struct lt_gen *g, double rate, int64_t duration_s)
 			lt_gen_place(g, lt_pace_due(&pace, next));
 		}
 		int64_t wait_ns = next < pace.total ? lt_pace_due(&pace, next) - lt_pace_now_ns() : 0;
-		int wait_ms = (int)(wait_ns / LT_NS_PER_MS);
+		/* Rounded up: a request may leave up to a millisecond late (its
+		 * latency still counts from its due time), but the loop never spins. */
+		int wait_ms = wait_ns > 0 ? (int)((wait_ns + LT_NS_PER_MS - 1) / LT_NS_PER_MS) : 0;
 		lt_gen_pump(g, wait_ms > LT_POLL_MAX_MS ? LT_POLL_MAX_MS : wait_ms);
 	}
 	int64_t offer_end = lt_pace_now_ns();
