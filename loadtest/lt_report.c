@@ -121,7 +121,7 @@ void lt_report_text(const struct lt_report *r, FILE *out)
 		if (r->lag[i].max_total > lag_max)
 			lag_max = r->lag[i].max_total;
 	}
-	fprintf(out, "%s\n", r->n_lag ? "" : " (monitoring not reachable)");
+	fprintf(out, "%s\n", r->n_lag ? "" : " (no consumer seen: monitoring unreachable, or no durables)");
 	if (r->events_dropped)
 		fprintf(out, "WARNING: %lld bus events were dropped by the subscription\n",
 			(long long)r->events_dropped);
@@ -362,8 +362,10 @@ static void lt_svg_panel(const struct lt_report *r, FILE *out, int index, const 
 			lines[l].colour);
 		for (size_t i = 0; i < r->n_sec; i++) {
 			double v = lines[l].get(&r->sec[i]);
-			if (v < 0)
-				continue; /* unknown (monitoring unreachable) */
+			/* Unknown (monitoring unreachable), or on the log scale a
+			 * second in which nothing completed: no point, not a zero. */
+			if (v < 0 || (log_scale && v <= 0))
+				continue;
 			double f;
 			if (log_scale)
 				f = v <= 1 ? 0 : log10(v) / hi;
