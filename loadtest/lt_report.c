@@ -126,9 +126,14 @@ void lt_report_text(const struct lt_report *r, FILE *out)
 		fprintf(out, "WARNING: %lld bus events were dropped by the subscription\n",
 			(long long)r->events_dropped);
 	if (strcmp(r->mode, "saturate") == 0) {
-		fprintf(out, "saturation: highest rate that held (accept p99 <= %.0f ms, paid p99 <= %.0f ms, "
+		char acc[32] = "any", paid[32] = "any";
+		if (r->target_accept_p99_ms > 0)
+			snprintf(acc, sizeof(acc), "<= %.0f ms", r->target_accept_p99_ms);
+		if (r->target_paid_p99_ms > 0)
+			snprintf(paid, sizeof(paid), "<= %.0f ms", r->target_paid_p99_ms);
+		fprintf(out, "saturation: highest rate that held (accept p99 %s, paid p99 %s, "
 			     "zero errors, all terminal): ",
-			r->target_accept_p99_ms, r->target_paid_p99_ms);
+			acc, paid);
 		if (r->best_rate > 0)
 			fprintf(out, "%.0f orders/s\n", r->best_rate);
 		else
