@@ -113,5 +113,5 @@ int main(void)
 		cmocka_unit_test(merging_adds_counts_and_keeps_extremes),
 		cmocka_unit_test(empty_negative_and_huge_values_are_safe),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("loadtest_hist", tests, NULL, NULL);
 }

@@ -103,5 +103,5 @@ int main(void)
 		cmocka_unit_test(a_bad_mix_is_refused),
 		cmocka_unit_test(order_bodies_pick_the_card_and_sku_of_their_kind),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("loadtest_pace", tests, NULL, NULL);
 }

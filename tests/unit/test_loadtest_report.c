@@ -232,5 +232,5 @@ int main(void)
 		cmocka_unit_test(order_events_give_their_kind_and_order_id),
 		cmocka_unit_test(monitoring_gives_lag_per_durable_and_the_gateway_sequence),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("loadtest_report", tests, NULL, NULL);
 }
