@@ -12,9 +12,15 @@
 #   make hardening   a normal (unsanitized) build of the binaries into
 #                    build/release, checked by tools/check-hardening.sh;
 #                    `make check` runs it too
+# On the host, against a running `docker compose up` (loadtest/README.md):
+#   make loadtest [RATE=1000] [DURATION=60] [MODE=run|saturate]
 # Switches: V=1 shows full commands, SANITIZE=address,undefined, WERROR=1.
 
 BUILD ?= build
+# make loadtest: offered orders per second, seconds, run or saturate.
+RATE ?= 1000
+DURATION ?= 60
+MODE ?= run
 GEN := $(BUILD)/gen
 PKGS := libnats libmicrohttpd libcjson sqlite3 libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -75,10 +81,17 @@ SERVICES := $(notdir $(wildcard services/*))
 SERVICE_LIBS := $(foreach s,$(SERVICES),$(BUILD)/lib/libservice_$(s).a)
 BINS := $(addprefix $(BUILD)/bin/shop-,$(SERVICES)) $(if $(wildcard tools/shopctl),$(BUILD)/bin/shopctl)
 
+# The load generator: its modules archived (the unit tests link them), its
+# main apart, and libcurl for it alone (no service links libcurl).
+LT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out loadtest/main.c,$(wildcard loadtest/*.c)))
+LT_LIB := $(if $(LT_OBJS),$(BUILD)/lib/libloadtest.a)
+LT_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
+BINS += $(if $(LT_LIB),$(BUILD)/bin/shop-loadtest)
+
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 COMPONENT_TESTS := $(patsubst tests/component/%.c,$(BUILD)/tests/%,$(wildcard tests/component/test_*.c))
 
-.PHONY: all check unit component lint hardening test clean
+.PHONY: all check unit component lint hardening test clean loadtest
 .SECONDARY:
 
 all: $(BINS)
@@ -134,12 +147,24 @@ $(BUILD)/bin/shopctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/shopctl/*
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(LT_LIB): $(LT_OBJS)
+$(BUILD)/obj/loadtest/%.o: CPPFLAGS += $(shell pkg-config --cflags libcurl 2>/dev/null)
+$(BUILD)/bin/shop-loadtest: $(BUILD)/obj/loadtest/main.o $(LT_LIB) $(LIBS)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LT_LIBS) $(LDLIBS)
+
 # Tests: one binary per file, linked with every service's non-main objects
 # (archived, so a test pulls in only the modules it calls) and the libraries.
 $(BUILD)/tests/%: tests/unit/%.c $(SERVICE_LIBS) $(LIBS) $(GEN_CONTRACTS)
 	@mkdir -p $(dir $@)
 	@echo "  TEST-CC $<"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SERVICE_LIBS) $(LIBS) $(LDLIBS) -lcmocka
+# The load generator's tests link its modules instead of the services'.
+$(BUILD)/tests/test_loadtest_%: tests/unit/test_loadtest_%.c $(LT_LIB) $(LIBS) $(GEN_CONTRACTS)
+	@mkdir -p $(dir $@)
+	@echo "  TEST-CC $<"
+	$(Q)$(CC) $(CPPFLAGS) -Iloadtest $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LT_LIB) $(LIBS) $(LT_LIBS) $(LDLIBS) -lcmocka
 $(BUILD)/tests/%: tests/component/%.c $(SERVICE_LIBS) $(LIBS) $(GEN_CONTRACTS)
 	@mkdir -p $(dir $@)
 	@echo "  TEST-CC $<"
@@ -184,6 +209,10 @@ hardening:
 # Host side: everything runs in containers.
 test:
 	$(Q)tests/run-all.sh
+
+# Host side: drive the running compose deployment (loadtest/run.sh).
+loadtest:
+	$(Q)RATE=$(RATE) DURATION=$(DURATION) MODE=$(MODE) loadtest/run.sh
 
 clean:
 	rm -rf $(BUILD)

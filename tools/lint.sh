@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
-files=$(find libs services tools -name '*.c' -o -name '*.h' | sort)
+files=$(find libs services tools loadtest -name '*.c' -o -name '*.h' | sort)
 
 banned='\b(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol|tmpnam)[[:space:]]*\('
 if hits=$(grep -nE "$banned" $files); then
@@ -20,7 +20,7 @@ fi
 gen=${BUILD:-build}/gen
 if out=$(cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability \
 	--inline-suppr --suppress=missingIncludeSystem --suppress=normalCheckLevelMaxBranches -D_GNU_SOURCE -Ilibs -I"$gen" \
-	libs services tools 2>&1); then
+	libs services tools loadtest 2>&1); then
 	echo "ok - cppcheck finds no warnings"
 else
 	echo "not ok - cppcheck finds no warnings"
