@@ -403,7 +403,9 @@ void *svc_consumer_main(void *arg)
 			continue;
 		}
 		int64_t fetched_us = clock_mono_us();
-		const char *const who[] = { svc->spec->name, cons->durable };
+		/* A durable's name is unique in its stream only (the gateway has
+		 * one "gateway" per stream): series need both. */
+		const char *const who[] = { svc->spec->name, cons->stream, cons->durable };
 		metrics_histogram_observe(svc->metrics->batch_size, who, (double)n);
 		for (size_t i = 0; i < n; i++) {
 			items[i] = (struct svc_item){ .bus_subject = bus_msg_subject(msgs[i]) };

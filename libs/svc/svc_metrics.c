@@ -121,12 +121,12 @@ struct svc_metrics *svc_metrics_new(struct svc *svc)
 	svc_metrics_must(metrics_histogram_register(
 				 m->reg, "shop_handler_seconds",
 				 "Time from a message's delivery (its batch's fetch) to its settling.",
-				 SVC_LABELS("service", "durable"), metrics_latency_buckets,
+				 SVC_LABELS("service", "stream", "durable"), metrics_latency_buckets,
 				 METRICS_LATENCY_BUCKETS_N, &m->handler_s),
 			 "handler");
 	svc_metrics_must(metrics_histogram_register(m->reg, "shop_batch_size",
 						    "Messages per fetched batch (one transaction).",
-						    SVC_LABELS("service", "durable"),
+						    SVC_LABELS("service", "stream", "durable"),
 						    metrics_batch_buckets, METRICS_BATCH_BUCKETS_N,
 						    &m->batch_size),
 			 "batch size");
@@ -144,7 +144,8 @@ struct svc_metrics *svc_metrics_new(struct svc *svc)
 			 "outbox parked");
 	svc_metrics_must(metrics_gauge_register(m->reg, "shop_consumer_pending",
 						"Messages the durable has not delivered yet.",
-						SVC_LABELS("service", "durable"), &m->consumer_pending),
+						SVC_LABELS("service", "stream", "durable"),
+						&m->consumer_pending),
 			 "consumer pending");
 	svc_metrics_must(metrics_counter_register(m->reg, "shop_http_requests_total",
 						  "HTTP requests answered, by route and status.",
@@ -182,7 +183,8 @@ void svc_metrics_bind_consumers(struct svc *svc)
 	for (size_t i = 0; i < svc->n_consumers; i++) {
 		struct svc_consumer_thread *ct = &svc->consumers[i];
 		svc_metrics_must(metrics_gauge_bind(svc->metrics->consumer_pending,
-						    SVC_LABELS(svc->spec->name, ct->consumer->durable),
+						    SVC_LABELS(svc->spec->name, ct->consumer->stream,
+							       ct->consumer->durable),
 						    svc_metrics_pending, ct),
 				 "consumer pending");
 	}

@@ -99,12 +99,12 @@ struct svc_metrics {
 	struct metrics_counter *consumed;      /* service, durable, subject, outcome */
 	struct metrics_counter *published;     /* service, subject */
 	struct metrics_counter *dead_letters;  /* service, durable, subject */
-	struct metrics_histogram *handler_s;   /* service, durable */
-	struct metrics_histogram *batch_size;  /* service, durable */
+	struct metrics_histogram *handler_s;   /* service, stream, durable */
+	struct metrics_histogram *batch_size;  /* service, stream, durable */
 	struct metrics_gauge *outbox_backlog;  /* service; computed */
 	struct metrics_gauge *outbox_oldest_s; /* service; computed */
 	struct metrics_gauge *outbox_parked;   /* service; computed */
-	struct metrics_gauge *consumer_pending; /* service, durable; computed */
+	struct metrics_gauge *consumer_pending; /* service, stream, durable; computed */
 	struct metrics_counter *http_requests; /* service, route, status */
 	struct metrics_histogram *http_s;      /* service, route */
 };

@@ -43,6 +43,11 @@ struct fixture {
 	struct db *db;
 	struct svc *svc;
 	struct web_server *server; /* started by the HTTP cases */
+	/* A second gateway process on the same database (a scaled-out replica):
+	 * POSTs within one process share a transaction (group commit), so two
+	 * transactions race only between processes. */
+	struct svc *replica;
+	struct web_server *replica_server;
 };
 
 static int setup(void **state)
@@ -66,7 +71,9 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	web_server_stop(f->server);
+	web_server_stop(f->replica_server);
 	svc_destroy(f->svc);
+	svc_destroy(f->replica);
 	db_close(f->db);
 	backend_release(f->url);
 	free(f);
@@ -83,16 +90,27 @@ struct reply {
 
 /* Serves the API of f->svc on 127.0.0.1. A detached runtime opens no
  * connections of its own (it has no URL): its pool gets TEST_POOL. */
-static uint16_t serve(struct fixture *f)
+static uint16_t serve_on(struct fixture *f, struct svc *svc, struct web_server **ret_server)
 {
 	for (int i = 0; i < TEST_POOL; i++) {
 		struct db *db = NULL;
 		assert_int_equal(db_open(f->url, &db), SHOP_OK);
-		svc_db_release(f->svc, db);
+		svc_db_release(svc, db);
 	}
-	assert_int_equal(web_server_start("127.0.0.1", 0, gateway_http, f->svc, &f->server),
-			 SHOP_OK);
-	return web_server_port(f->server);
+	assert_int_equal(web_server_start("127.0.0.1", 0, gateway_http, svc, ret_server), SHOP_OK);
+	return web_server_port(*ret_server);
+}
+
+static uint16_t serve(struct fixture *f)
+{
+	return serve_on(f, f->svc, &f->server);
+}
+
+/* The replica's port (see struct fixture). */
+static uint16_t serve_replica(struct fixture *f)
+{
+	f->replica = svc_create_detached(&f->spec);
+	return serve_on(f, f->replica, &f->replica_server);
 }
 
 /* POST /orders with BODY and the extra header lines HEADERS ("" for none);
@@ -409,11 +427,14 @@ static void *racer_main(void *arg)
 	return NULL;
 }
 
+/* Two POSTs with one key on two gateway replicas sharing the database. */
 static void two_concurrent_posts_with_one_key_place_one_order(void **state)
 {
 	struct fixture *f = *state;
 	pthread_barrier_t start;
+	/* One request to each replica: two transactions that race. */
 	struct racer a = { .start = &start, .port = serve(f) }, b = a;
+	b.port = serve_replica(f);
 	pthread_t ta, tb;
 	gate_close(f);
 	assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
