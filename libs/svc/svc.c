@@ -143,17 +143,35 @@ static void *svc_task_main(void *arg)
 
 /* ---- connection pool --------------------------------------------------- */
 
+/* At most SVC_DB_POOL_MAX connections exist for the HTTP threads (in use
+ * or idle): a burst of requests waits for one rather than opening a
+ * connection per request until PostgreSQL refuses more. */
 shop_status svc_db_acquire(struct svc *svc, struct db **ret_db)
 {
 	struct db *db = NULL;
+	shop_status st = SHOP_OK;
+	struct timespec until = clock_mono_deadline(SVC_DB_ACQUIRE_WAIT_MS);
 	pthread_mutex_lock(&svc->lock);
-	if (svc->pool_len > 0)
-		db = svc->pool[--svc->pool_len];
+	while (svc->pool_len == 0 && svc->pool_in_use >= SVC_DB_POOL_MAX && st == SHOP_OK)
+		if (pthread_cond_timedwait(&svc->pool_free, &svc->lock, &until) == ETIMEDOUT &&
+		    svc->pool_len == 0 && svc->pool_in_use >= SVC_DB_POOL_MAX)
+			st = SHOP_E_UNAVAILABLE;
+	if (st == SHOP_OK) {
+		if (svc->pool_len > 0)
+			db = svc->pool[--svc->pool_len];
+		svc->pool_in_use++;
+	}
 	pthread_mutex_unlock(&svc->lock);
+	if (st != SHOP_OK)
+		return st; /* every connection busy for SVC_DB_ACQUIRE_WAIT_MS */
 	if (!db) {
-		shop_status st = db_open(svc->db_url, &db);
+		st = db_open(svc->db_url, &db);
 		if (st != SHOP_OK) {
 			db_close(db);
+			pthread_mutex_lock(&svc->lock);
+			svc->pool_in_use--;
+			pthread_cond_signal(&svc->pool_free);
+			pthread_mutex_unlock(&svc->lock);
 			return st;
 		}
 	}
@@ -166,10 +184,15 @@ void svc_db_release(struct svc *svc, struct db *db)
 	if (!db)
 		return;
 	pthread_mutex_lock(&svc->lock);
+	/* A connection given without svc_db_acquire (tests stock the pool of a
+	 * detached runtime this way) is not counted in use. */
+	if (svc->pool_in_use > 0)
+		svc->pool_in_use--;
 	if (svc->pool_len < SVC_DB_POOL_MAX) {
 		svc->pool[svc->pool_len++] = db;
 		db = NULL;
 	}
+	pthread_cond_signal(&svc->pool_free);
 	pthread_mutex_unlock(&svc->lock);
 	db_close(db);
 }
@@ -260,6 +283,7 @@ static struct svc *svc_new(const struct svc_spec *spec)
 	svc->spec = spec;
 	pthread_mutex_init(&svc->lock, NULL);
 	clock_cond_init(&svc->wake);
+	clock_cond_init(&svc->pool_free);
 	pthread_mutex_init(&svc->group_lock, NULL);
 	pthread_cond_init(&svc->group_done, NULL);
 	svc->metrics = svc_metrics_new(svc);
@@ -279,6 +303,7 @@ void svc_destroy(struct svc *svc)
 		db_close(svc->pool[i]);
 	pthread_mutex_destroy(&svc->lock);
 	pthread_cond_destroy(&svc->wake);
+	pthread_cond_destroy(&svc->pool_free);
 	pthread_mutex_destroy(&svc->group_lock);
 	pthread_cond_destroy(&svc->group_done);
 	free(svc->consumers);

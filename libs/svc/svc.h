@@ -43,7 +43,13 @@
 #define SVC_INBOX_RETENTION_MS (8LL * 24 * 3600 * 1000) /* > stream max age: a redelivery is always caught */
 #define SVC_PURGE_INTERVAL_MS 60000
 #define SVC_HTTP_ROUTE_OTHER "other"   /* route label of a path no template names */
-#define SVC_DB_POOL_MAX 16               /* pooled connections for HTTP threads */
+/* Connections for HTTP threads, group commits and metrics: at most this
+ * many exist at once (in use or idle); a request that finds them all busy
+ * waits up to SVC_DB_ACQUIRE_WAIT_MS, then gets SHOP_E_UNAVAILABLE (503).
+ * A service opens at most SVC_DB_POOL_MAX + one per durable + one for the
+ * relay + one per task connections to its database. */
+#define SVC_DB_POOL_MAX 16
+#define SVC_DB_ACQUIRE_WAIT_MS 2000
 #define SVC_GROUP_MAX 256                /* requests committed together by svc_tx_run_grouped */
 /* A message that keeps failing for a reason that may pass (a fact not yet
  * arrived, a dependency down) is dead-lettered at this delivery, not at the
@@ -150,7 +156,8 @@ shop_status svc_tx_run(struct svc *svc, struct db *db, const char *correlation_i
 shop_status svc_tx_run_grouped(struct svc *svc, const char *correlation_id,
 			       const char *traceparent, svc_tx_fn fn, void *arg);
 
-/* Connections for HTTP handler threads: take one, give it back. */
+/* Connections for HTTP handler threads: take one (waiting while
+ * SVC_DB_POOL_MAX are in use), give it back. */
 shop_status svc_db_acquire(struct svc *svc, struct db **ret_db);
 void svc_db_release(struct svc *svc, struct db *db);
 

@@ -67,8 +67,10 @@ struct svc {
 	struct svc_group_item *group_head, *group_tail;
 	bool group_leader;
 
-	struct db *pool[SVC_DB_POOL_MAX];
+	struct db *pool[SVC_DB_POOL_MAX]; /* idle connections for HTTP threads */
 	size_t pool_len;
+	size_t pool_in_use;       /* handed out by svc_db_acquire, not yet back */
+	pthread_cond_t pool_free; /* a connection came back */
 
 	struct svc_metrics *metrics; /* registered by svc_new, never NULL */
 

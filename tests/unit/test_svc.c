@@ -359,6 +359,61 @@ static void concurrent_grouped_transactions_share_commits_and_keep_their_own_out
 	}
 }
 
+/* ---- the connection pool ---- */
+
+struct pool_waiter {
+	struct svc *svc;
+	shop_status st;
+	struct db *db;
+	int64_t waited_ms;
+};
+
+static void *pool_waiter_main(void *arg)
+{
+	struct pool_waiter *w = arg;
+	int64_t start = clock_mono_ms();
+	w->st = svc_db_acquire(w->svc, &w->db);
+	w->waited_ms = clock_mono_ms() - start;
+	return NULL;
+}
+
+/* At most SVC_DB_POOL_MAX connections are handed out: one more waits until
+ * one comes back, and gives up (unavailable) after SVC_DB_ACQUIRE_WAIT_MS. */
+static void the_pool_hands_out_at_most_its_bound_and_makes_the_next_one_wait(void **state)
+{
+	struct fixture *f = *state;
+	struct db *held[SVC_DB_POOL_MAX];
+	/* The detached runtime has no URL: stock its pool by hand. */
+	for (int i = 0; i < SVC_DB_POOL_MAX; i++) {
+		struct db *db = NULL;
+		assert_int_equal(db_open("sqlite::memory:", &db), SHOP_OK);
+		svc_db_release(f->svc, db);
+	}
+	for (int i = 0; i < SVC_DB_POOL_MAX; i++)
+		assert_int_equal(svc_db_acquire(f->svc, &held[i]), SHOP_OK);
+
+	/* Full: the next caller waits out the bound and is told unavailable. */
+	struct pool_waiter late = { .svc = f->svc };
+	pool_waiter_main(&late);
+	assert_int_equal(late.st, SHOP_E_UNAVAILABLE);
+	assert_true(late.waited_ms >= SVC_DB_ACQUIRE_WAIT_MS - 50);
+
+	/* A connection given back goes to the one waiting. */
+	struct pool_waiter w = { .svc = f->svc };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, pool_waiter_main, &w), 0);
+	clock_sleep_ms(100);
+	struct db *back = held[0];
+	svc_db_release(f->svc, back);
+	pthread_join(t, NULL);
+	assert_int_equal(w.st, SHOP_OK);
+	assert_ptr_equal(w.db, back);
+	assert_true(w.waited_ms < SVC_DB_ACQUIRE_WAIT_MS);
+	held[0] = w.db;
+	for (int i = 0; i < SVC_DB_POOL_MAX; i++)
+		svc_db_release(f->svc, held[i]);
+}
+
 static void malformed_envelope_is_invalid_with_a_reason(void **state)
 {
 	struct fixture *f = *state;
@@ -568,6 +623,7 @@ int main(void)
 		T(a_constraint_the_handler_breaks_is_dead_lettered_not_acked),
 		T(a_batch_commits_once_and_a_failing_message_is_undone_alone),
 		T(concurrent_grouped_transactions_share_commits_and_keep_their_own_outcomes),
+		T(the_pool_hands_out_at_most_its_bound_and_makes_the_next_one_wait),
 		T(malformed_envelope_is_invalid_with_a_reason),
 		T(data_violating_the_contract_is_invalid_and_names_the_path),
 		T(unknown_type_and_unconsumed_messages_are_invalid),
