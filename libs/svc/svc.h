@@ -125,6 +125,13 @@ struct svc_spec {
 	 * NULL: every path of the service is SVC_HTTP_ROUTE_OTHER. */
 	const char *(*http_route)(const char *path);
 	void *ctx;                   /* service state, svc_ctx() returns it */
+	/* Called by a consumer thread after a batch transaction committed
+	 * that handled at least one message (not after a batch that failed,
+	 * rolled back, or held only duplicates and rejects), so what the
+	 * handlers wrote is visible to every connection when it runs. For
+	 * waking readers of what the handlers changed; it must not block.
+	 * NULL: none. */
+	void (*after_commit)(struct svc *svc);
 };
 
 int svc_main(const struct svc_spec *spec);

@@ -255,6 +255,13 @@ static void svc_handle_batch(struct svc *svc, struct db *db, const char *consume
 	}
 	if (emitted > 0 && svc->bus)
 		svc_relay_wake(svc);
+	/* After the commit, never before: a reader woken earlier could look
+	 * before the change is visible and then sleep past it. */
+	size_t handled = 0;
+	for (i = 0; i < n; i++)
+		handled += items[i].st == SHOP_OK;
+	if (handled > 0 && svc->spec->after_commit)
+		svc->spec->after_commit(svc);
 out:
 	for (i = 0; i < n; i++) {
 		struct svc_item *it = &items[i];

@@ -1,48 +1,74 @@
 /*
- * gateway.h - the gateway's internal interface: the HTTP API (gateway_api.c)
- * and the projection of events into its read models (gateway_projection.c).
+ * gateway.h - the gateway's wiring: the HTTP API (gateway_api.c), the
+ * projection of events into its read models (gateway_projection.c), its
+ * periodic task, and the state they share (struct gateway_ctx).
+ *
+ * The decisions are in gateway_domain.h and the SQL in gateway_store.h;
+ * main.c and the tests wire these exactly as declared here.
  */
 #ifndef SHOP_GATEWAY_H
 #define SHOP_GATEWAY_H
 
+#include "gateway_domain.h"
+#include "gateway_store.h"
 #include "svc/svc.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
-#define GATEWAY_WAIT_MAX_S 30         /* largest ?wait= on GET /orders/{id} */
-#define GATEWAY_WAIT_POLL_MS 50       /* how often a long-poll re-reads the read model */
+#define GATEWAY_WAIT_MAX_S 30 /* largest ?wait= on GET /orders/{id} */
 #define GATEWAY_IDEMPOTENCY_KEY_MAX 255
-#define GATEWAY_TIMELINE_MAX 200      /* timeline entries returned per order */
 /* How long a replay by Idempotency-Key is possible: records older than this
  * are deleted, and the key then places a new order. 24 h covers any sane
  * client retry loop. */
 #define GATEWAY_IDEMPOTENCY_RETENTION_MS (24LL * 3600 * 1000)
 #define GATEWAY_IDEMPOTENCY_PURGE_INTERVAL_MS (10LL * 60 * 1000)
 
-extern const struct db_migration gateway_migrations[];
-extern const size_t gateway_n_migrations;
-
-/* Order statuses as the API shows them, in lifecycle order. */
-enum gateway_status {
-	GATEWAY_PENDING,
-	GATEWAY_RESERVED,
-	GATEWAY_PAID,
-	GATEWAY_SHIPPED,
-	GATEWAY_CANCELLED,
+/*
+ * The gateway's state behind svc_ctx(), required by gateway_http and
+ * gateway_after_commit: what wakes a long-poll. Every commit of the
+ * projection bumps generation and wakes every waiting GET, which re-reads
+ * its order once; a GET notes the generation before it reads, so a change
+ * committed between its read and its wait is never missed.
+ */
+struct gateway_ctx {
+	pthread_mutex_t lock;
+	pthread_cond_t changed; /* monotonic clock: clock_cond_init */
+	uint64_t generation;    /* projection commits so far */
+	int waiting;            /* GETs waiting on changed now */
 };
 
-const char *gateway_status_name(enum gateway_status s);
-bool gateway_status_parse(const char *s, enum gateway_status *ret);
-/* The read model only moves forward: true when `to` may follow `from`. */
-bool gateway_status_advances(enum gateway_status from, enum gateway_status to);
+void gateway_ctx_init(struct gateway_ctx *ctx);
+void gateway_ctx_release(struct gateway_ctx *ctx);
+/* The svc_spec after_commit hook: a projection batch committed. */
+void gateway_after_commit(struct svc *svc);
+/* The generation now: read it before reading the view. */
+uint64_t gateway_changes_seen(struct gateway_ctx *ctx);
+/* Waits until the generation differs from SEEN (true) or the monotonic
+ * DEADLINE (clock_mono_deadline) passes (false). */
+bool gateway_changes_wait(struct gateway_ctx *ctx, uint64_t seen, const struct timespec *deadline);
 
+/* HTTP: ctx is the struct svc, whose svc_ctx() is a struct gateway_ctx. */
 void gateway_http(void *ctx, const struct web_request *req, struct web_response *res);
-/* Deletes idempotency records created before now_ms - retention_ms;
- * *ret_purged (may be NULL) gets how many. */
-shop_status gateway_idempotency_purge(struct db *db, int64_t now_ms, int64_t retention_ms,
-				      int64_t *ret_purged);
+/* The route template of a path, for the runtime's HTTP metrics. */
+const char *gateway_route_of(const char *path);
+
+/* How the API answers a failed call: the one table from status to HTTP. */
+struct gateway_http_status {
+	int status;          /* HTTP */
+	const char *code;    /* the error body's code */
+	const char *message; /* its message, unless the caller has a better one */
+};
+const struct gateway_http_status *gateway_http_status_of(shop_status st);
+
+/* The "idempotency-purge" task. */
 extern const struct svc_task gateway_tasks[];
 extern const size_t gateway_n_tasks;
+
+/* The projection: the handler of every event the gateway consumes. */
 shop_status gateway_project(struct svc_tx *tx, const void *data);
 
 #endif

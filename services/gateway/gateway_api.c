@@ -14,6 +14,13 @@
  * both backends because the key is claimed first in that same transaction,
  * with an INSERT that does nothing when the key is taken (then the record is
  * read and replayed).
+ *
+ * This file is HTTP alone: it parses a request, asks the domain
+ * (gateway_domain.h) and the store (gateway_store.h), and answers. A failed
+ * call is answered through one table, gateway_http_status_of; a request the
+ * client got wrong (not JSON, an invalid order, a bad header or parameter,
+ * a reused key, a wrong method) is refused where it is found, with the code
+ * README.md documents for it.
  */
 #include "gateway.h"
 
@@ -30,14 +37,41 @@
 #define GATEWAY_ORDERS_PREFIX "/orders/"
 #define GATEWAY_CANCEL_SUFFIX "/cancel"
 
-/* The one table from status to HTTP for failures that are not the client's. */
-static void gateway_fail(struct web_response *res, shop_status st)
+/* ---- failures: the one table from status to HTTP ----------------------- */
+
+/* The statuses a store or runtime call returns to the API. INVALID, LIMIT
+ * and DUPLICATE come only from the gateway's own writes here (a command the
+ * contract refuses, a broken constraint): the client's input was checked
+ * before, so they are the gateway's fault. */
+static const struct gateway_http_status gateway_http_statuses[] = {
+	[SHOP_OK] = { 500, "internal", "unexpected error" }, /* a success is no failure */
+	[SHOP_E_INVALID] = { 500, "internal", "unexpected error" },
+	[SHOP_E_LIMIT] = { 500, "internal", "unexpected error" },
+	[SHOP_E_NOT_FOUND] = { 404, "not_found", "no such order" },
+	[SHOP_E_CONFLICT] = { 409, "conflict", "the order does not allow this now" },
+	[SHOP_E_DUPLICATE] = { 500, "internal", "unexpected error" },
+	[SHOP_E_NOT_READY] = { 503, "unavailable",
+			       "the gateway's database is busy or unavailable; retry" },
+	[SHOP_E_UNAVAILABLE] = { 503, "unavailable",
+				 "the gateway's database is busy or unavailable; retry" },
+	[SHOP_E_TIMEOUT] = { 503, "unavailable",
+			     "the gateway's database is busy or unavailable; retry" },
+	[SHOP_E_INTERNAL] = { 500, "internal", "unexpected error" },
+};
+
+const struct gateway_http_status *gateway_http_status_of(shop_status st)
 {
-	if (st == SHOP_E_UNAVAILABLE || st == SHOP_E_TIMEOUT)
-		web_respond_error(res, 503, "unavailable",
-				  "the gateway's database is busy or unavailable; retry", NULL);
-	else
-		web_respond_error(res, 500, "internal", "unexpected error", NULL);
+	size_t n = sizeof(gateway_http_statuses) / sizeof(gateway_http_statuses[0]);
+	if ((size_t)st >= n || !gateway_http_statuses[st].code)
+		return &gateway_http_statuses[SHOP_E_INTERNAL];
+	return &gateway_http_statuses[st];
+}
+
+/* Answers a failed call; MESSAGE (may be NULL) replaces the table's. */
+static void gateway_fail(struct web_response *res, shop_status st, const char *message)
+{
+	const struct gateway_http_status *h = gateway_http_status_of(st);
+	web_respond_error(res, h->status, h->code, message ? message : h->message, NULL);
 }
 
 static void gateway_method_not_allowed(struct web_response *res, const char *allow)
@@ -64,32 +98,29 @@ static cJSON *gateway_details(const struct ct_errors *errs)
 static void gateway_products(struct svc *svc, struct web_response *res)
 {
 	struct db *db = NULL;
-	struct db_result *r = NULL;
+	struct gateway_product *products = NULL;
+	size_t n = 0;
 	shop_status st = svc_db_acquire(svc, &db);
 	if (st == SHOP_OK)
-		st = db_query(db,
-			      "SELECT sku, name, price_cents, currency, available FROM catalogue "
-			      "ORDER BY sku",
-			      DB_NOARGS, &r);
+		st = gateway_store_catalogue_list(db, &products, &n);
+	svc_db_release(svc, db);
 	if (st != SHOP_OK) {
-		gateway_fail(res, st);
-		goto out;
+		gateway_fail(res, st, NULL);
+		return;
 	}
 	cJSON *body = cJSON_CreateObject();
-	cJSON *products = cJSON_AddArrayToObject(body, "products");
-	for (int i = 0; i < db_result_rows(r); i++) {
+	cJSON *list = cJSON_AddArrayToObject(body, "products");
+	for (size_t i = 0; i < n; i++) {
 		cJSON *p = cJSON_CreateObject();
-		cJSON_AddStringToObject(p, "sku", db_result_text(r, i, 0));
-		cJSON_AddStringToObject(p, "name", db_result_text(r, i, 1));
-		cJSON_AddNumberToObject(p, "price_cents", (double)db_result_int(r, i, 2));
-		cJSON_AddStringToObject(p, "currency", db_result_text(r, i, 3));
-		cJSON_AddNumberToObject(p, "available", (double)db_result_int(r, i, 4));
-		cJSON_AddItemToArray(products, p);
+		cJSON_AddStringToObject(p, "sku", products[i].sku);
+		cJSON_AddStringToObject(p, "name", products[i].name);
+		cJSON_AddNumberToObject(p, "price_cents", (double)products[i].price_cents);
+		cJSON_AddStringToObject(p, "currency", products[i].currency);
+		cJSON_AddNumberToObject(p, "available", (double)products[i].available);
+		cJSON_AddItemToArray(list, p);
 	}
+	gateway_store_catalogue_release(products, n);
 	web_respond_json(res, 200, body);
-out:
-	db_result_free(r);
-	svc_db_release(svc, db);
 }
 
 /* ---- POST /orders ----------------------------------------------------- */
@@ -106,36 +137,35 @@ struct gateway_create {
 	char order_id[IDS_UUID_SIZE];
 };
 
-/* Reads the record of c->idem_key, which the caller's insert found taken:
- * the same body replays its answer, another is refused. */
+/* The key c->idem_key was taken when this request tried to claim it: the
+ * domain decides between a replay of the first answer and a refusal;
+ * nothing is written either way. */
 static shop_status gateway_create_replay(struct svc_tx *tx, struct gateway_create *c)
 {
-	struct db_result *r = NULL;
-	shop_status st = db_query(tx->db,
-				  "SELECT request, status, response, order_id FROM idempotency_keys "
-				  "WHERE idem_key = $1",
-				  DB_ARGS(c->idem_key), &r);
-	if (st != SHOP_OK)
-		goto out;
-	if (db_result_rows(r) == 0) {
+	struct gateway_idempotency_record rec = { 0 };
+	shop_status st = gateway_store_idempotency_get(tx->db, c->idem_key, &rec);
+	if (st == SHOP_E_NOT_FOUND)
 		/* Purged between the two statements (only a 24 h old key can be):
 		 * the client's retry finds the key free. */
-		st = SHOP_E_UNAVAILABLE;
-		goto out;
-	}
+		return SHOP_E_UNAVAILABLE;
+	if (st != SHOP_OK)
+		return st;
 	free(c->response);
 	c->response = NULL;
-	if (strcmp(db_result_text(r, 0, 0), c->canonical) != 0) {
-		c->key_conflict = true;
-	} else {
+	switch (gateway_idempotency_decide(rec.request, c->canonical)) {
+	case GATEWAY_IDEMPOTENCY_REPLAY:
 		c->replayed = true;
-		c->status = (int)db_result_int(r, 0, 1);
-		c->response = xstrdup(db_result_text(r, 0, 2));
-		snprintf(c->order_id, sizeof(c->order_id), "%s", db_result_text(r, 0, 3));
+		c->status = rec.status;
+		c->response = rec.response;
+		rec.response = NULL;
+		snprintf(c->order_id, sizeof(c->order_id), "%s", rec.order_id);
+		break;
+	case GATEWAY_IDEMPOTENCY_REFUSE:
+		c->key_conflict = true;
+		break;
 	}
-out:
-	db_result_free(r);
-	return st;
+	gateway_store_idempotency_release(&rec);
+	return SHOP_OK;
 }
 
 static shop_status gateway_create_tx(struct svc_tx *tx, void *arg)
@@ -154,22 +184,15 @@ static shop_status gateway_create_tx(struct svc_tx *tx, void *arg)
 	c->response = cJSON_PrintUnformatted(body);
 
 	if (c->idem_key) {
-		/* The key is claimed first, by the insert itself: a concurrent
-		 * request with the same key blocks on this row (PostgreSQL) or on
-		 * the write lock (SQLite) until this transaction ends, then finds
-		 * the key taken and replays. A SELECT before the INSERT would let
-		 * both pass on PostgreSQL and fail one on the unique key. */
-		int64_t claimed = 0;
-		st = db_exec(tx->db,
-			     "INSERT INTO idempotency_keys (idem_key, request, status, response, "
-			     "order_id, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) "
-			     "ON CONFLICT (idem_key) DO NOTHING",
-			     DB_ARGS(c->idem_key, c->canonical, DB_I64(c->status), c->response,
-				     c->order_id, DB_I64(tx->now_ms)),
-			     &claimed);
+		/* The key is claimed first, by the insert itself (see
+		 * gateway_store_idempotency_claim): a concurrent request with
+		 * the same key waits for this transaction, then replays. */
+		bool claimed = false;
+		st = gateway_store_idempotency_claim(tx->db, c->idem_key, c->canonical, c->status,
+						     c->response, c->order_id, tx->now_ms, &claimed);
 		if (st != SHOP_OK)
 			goto out;
-		if (claimed == 0) {
+		if (!claimed) {
 			st = gateway_create_replay(tx, c); /* replay or refusal: nothing is written */
 			goto out;
 		}
@@ -191,10 +214,11 @@ static shop_status gateway_create_tx(struct svc_tx *tx, void *arg)
 	for (size_t i = 0; i < q->items_len; i++)
 		cJSON_AddItemToArray(items, ct_order_line_encode(&q->items[i]));
 	items_text = cJSON_PrintUnformatted(items);
-	st = db_exec(tx->db,
-		     "INSERT INTO orders_view (order_id, status, customer_id, items, created_at_ms, "
-		     "updated_at_ms) VALUES ($1, 'PENDING', $2, $3, $4, $4)",
-		     DB_ARGS(c->order_id, q->customer_id, items_text, DB_I64(tx->now_ms)), NULL);
+	bool created = false;
+	st = gateway_store_view_create(tx->db, c->order_id, q->customer_id, items_text, tx->now_ms,
+				       &created);
+	if (st == SHOP_OK && !created)
+		st = SHOP_E_INTERNAL; /* a fresh UUIDv7 taken: impossible */
 out:
 	cJSON_Delete(body);
 	cJSON_Delete(items);
@@ -202,34 +226,6 @@ out:
 	free(cmd);
 	return st;
 }
-
-shop_status gateway_idempotency_purge(struct db *db, int64_t now_ms, int64_t retention_ms,
-				      int64_t *ret_purged)
-{
-	int64_t purged = 0;
-	shop_status st = db_exec(db, "DELETE FROM idempotency_keys WHERE created_at_ms < $1",
-				 DB_ARGS(DB_I64(now_ms - retention_ms)), &purged);
-	if (ret_purged)
-		*ret_purged = st == SHOP_OK ? purged : 0;
-	return st;
-}
-
-static shop_status gateway_idempotency_purge_task(struct svc *svc, struct db *db)
-{
-	int64_t purged = 0;
-	shop_status st = gateway_idempotency_purge(db, clock_now_ms(),
-						   GATEWAY_IDEMPOTENCY_RETENTION_MS, &purged);
-	if (st == SHOP_OK && purged > 0)
-		log_info(NULL, "purged %lld idempotency records older than %lld ms",
-			 (long long)purged, (long long)GATEWAY_IDEMPOTENCY_RETENTION_MS);
-	return st;
-}
-
-const struct svc_task gateway_tasks[] = {
-	{ "idempotency-purge", GATEWAY_IDEMPOTENCY_PURGE_INTERVAL_MS,
-	  gateway_idempotency_purge_task },
-};
-const size_t gateway_n_tasks = sizeof(gateway_tasks) / sizeof(gateway_tasks[0]);
 
 static bool gateway_idem_key_valid(const char *key)
 {
@@ -301,7 +297,7 @@ static void gateway_order_create(struct svc *svc, const struct web_request *req,
 	shop_status st = svc_tx_run_grouped(svc, web_request_id(req), traceparent,
 					    gateway_create_tx, &c);
 	if (st != SHOP_OK) {
-		gateway_fail(res, st);
+		gateway_fail(res, st, NULL);
 		goto out;
 	}
 	if (c.key_conflict) {
@@ -327,73 +323,61 @@ out:
 
 /* ---- GET /orders/{id} ------------------------------------------------- */
 
-/* Reads the view row; *ret_found false when the order is unknown. */
-static shop_status gateway_order_read(struct db *db, const char *order_id, cJSON **ret_body,
-				      enum gateway_status *ret_status, bool *ret_found)
+static cJSON *gateway_view_json(const char *order_id, const struct gateway_view *v)
 {
-	struct db_result *r = NULL, *t = NULL;
-	shop_status st = db_query(db,
-				  "SELECT status, reason, customer_id, items, total_cents, currency, "
-				  "created_at_ms, updated_at_ms FROM orders_view WHERE order_id = $1",
-				  DB_ARGS(order_id), &r);
-	if (st != SHOP_OK)
-		goto out;
-	*ret_found = db_result_rows(r) > 0;
-	if (!*ret_found)
-		goto out;
-	if (!gateway_status_parse(db_result_text(r, 0, 0), ret_status)) {
-		st = SHOP_E_INTERNAL;
-		goto out;
-	}
-	st = db_query(db,
-		      "SELECT type, source, time, event_id, detail FROM timeline WHERE order_id = $1 "
-		      "ORDER BY time, seq LIMIT $2",
-		      DB_ARGS(order_id, DB_I64(GATEWAY_TIMELINE_MAX)), &t);
-	if (st != SHOP_OK)
-		goto out;
-
 	cJSON *o = cJSON_CreateObject();
 	char stamp[CLOCK_RFC3339_SIZE];
 	cJSON_AddStringToObject(o, "order_id", order_id);
-	cJSON_AddStringToObject(o, "status", db_result_text(r, 0, 0));
-	if (db_result_text(r, 0, 1))
-		cJSON_AddStringToObject(o, "reason", db_result_text(r, 0, 1));
-	cJSON_AddStringToObject(o, "customer_id", db_result_text(r, 0, 2));
-	cJSON *items = cJSON_Parse(db_result_text(r, 0, 3));
+	cJSON_AddStringToObject(o, "status", gateway_status_name(v->status));
+	if (v->reason)
+		cJSON_AddStringToObject(o, "reason", v->reason);
+	cJSON_AddStringToObject(o, "customer_id", v->customer_id);
+	cJSON *items = v->items ? cJSON_Parse(v->items) : NULL;
 	cJSON_AddItemToObject(o, "items", items ? items : cJSON_CreateArray());
-	if (db_result_text(r, 0, 4))
-		cJSON_AddNumberToObject(o, "total_cents", (double)db_result_int(r, 0, 4));
+	if (v->has_total)
+		cJSON_AddNumberToObject(o, "total_cents", (double)v->total_cents);
 	else
 		cJSON_AddNullToObject(o, "total_cents");
-	if (db_result_text(r, 0, 5))
-		cJSON_AddStringToObject(o, "currency", db_result_text(r, 0, 5));
+	if (v->currency)
+		cJSON_AddStringToObject(o, "currency", v->currency);
 	else
 		cJSON_AddNullToObject(o, "currency");
-	clock_rfc3339(db_result_int(r, 0, 6), stamp);
+	clock_rfc3339(v->created_at_ms, stamp);
 	cJSON_AddStringToObject(o, "created_at", stamp);
-	clock_rfc3339(db_result_int(r, 0, 7), stamp);
+	clock_rfc3339(v->updated_at_ms, stamp);
 	cJSON_AddStringToObject(o, "updated_at", stamp);
 	cJSON *timeline = cJSON_AddArrayToObject(o, "timeline");
-	for (int i = 0; i < db_result_rows(t); i++) {
+	for (size_t i = 0; i < v->timeline_len; i++) {
+		const struct gateway_timeline_entry *t = &v->timeline[i];
 		cJSON *e = cJSON_CreateObject();
-		cJSON_AddStringToObject(e, "type", db_result_text(t, i, 0));
-		cJSON_AddStringToObject(e, "source", db_result_text(t, i, 1));
-		cJSON_AddStringToObject(e, "time", db_result_text(t, i, 2));
-		cJSON_AddStringToObject(e, "event_id", db_result_text(t, i, 3));
-		if (db_result_text(t, i, 4))
-			cJSON_AddStringToObject(e, "detail", db_result_text(t, i, 4));
+		cJSON_AddStringToObject(e, "type", t->type);
+		cJSON_AddStringToObject(e, "source", t->source);
+		cJSON_AddStringToObject(e, "time", t->time);
+		cJSON_AddStringToObject(e, "event_id", t->event_id);
+		if (t->detail)
+			cJSON_AddStringToObject(e, "detail", t->detail);
 		cJSON_AddItemToArray(timeline, e);
 	}
-	*ret_body = o;
-out:
-	db_result_free(t);
-	db_result_free(r);
+	return o;
+}
+
+/* Reads the view on a pooled connection, given back at once so that a
+ * waiting GET holds none. */
+static shop_status gateway_order_read(struct svc *svc, const char *order_id,
+				      struct gateway_view *ret_view)
+{
+	struct db *db = NULL;
+	shop_status st = svc_db_acquire(svc, &db);
+	if (st == SHOP_OK)
+		st = gateway_store_view_get(db, order_id, ret_view);
+	svc_db_release(svc, db);
 	return st;
 }
 
 static void gateway_order_get(struct svc *svc, const struct web_request *req, const char *order_id,
 			      struct web_response *res)
 {
+	struct gateway_ctx *ctx = svc_ctx(svc);
 	int64_t wait_s = 0;
 	const char *wait = web_request_query(req, "wait");
 	if (wait) {
@@ -407,37 +391,31 @@ static void gateway_order_get(struct svc *svc, const struct web_request *req, co
 		wait_s = v;
 	}
 	if (!ids_uuid_valid(order_id)) {
-		web_respond_error(res, 404, "not_found", "no such order", NULL);
+		gateway_fail(res, SHOP_E_NOT_FOUND, NULL);
 		return;
 	}
 
-	/* Long-poll: re-read until the order is final or the time is up. The
-	 * connection is released between reads so waiting clients hold none. */
+	/* Long-poll: read, and until the order is final or the time is up,
+	 * sleep until the projection commits a change and read again. The
+	 * generation is taken before each read, so a commit between the read
+	 * and the wait ends the wait at once instead of being missed. */
 	int64_t deadline = clock_mono_ms() + wait_s * 1000;
+	struct timespec until = clock_mono_deadline(wait_s * 1000);
 	for (;;) {
-		struct db *db = NULL;
-		cJSON *body = NULL;
-		enum gateway_status status = GATEWAY_PENDING;
-		bool found = false;
-		shop_status st = svc_db_acquire(svc, &db);
-		if (st == SHOP_OK)
-			st = gateway_order_read(db, order_id, &body, &status, &found);
-		svc_db_release(svc, db);
+		struct gateway_view view = { 0 };
+		uint64_t seen = gateway_changes_seen(ctx);
+		shop_status st = gateway_order_read(svc, order_id, &view);
 		if (st != SHOP_OK) {
-			gateway_fail(res, st);
+			gateway_fail(res, st, NULL);
 			return;
 		}
-		if (!found) {
-			web_respond_error(res, 404, "not_found", "no such order", NULL);
+		if (gateway_status_final(view.status) || clock_mono_ms() >= deadline) {
+			web_respond_json(res, 200, gateway_view_json(order_id, &view));
+			gateway_store_view_release(&view);
 			return;
 		}
-		bool final = status == GATEWAY_SHIPPED || status == GATEWAY_CANCELLED;
-		if (final || clock_mono_ms() >= deadline) {
-			web_respond_json(res, 200, body);
-			return;
-		}
-		cJSON_Delete(body);
-		clock_sleep_ms(GATEWAY_WAIT_POLL_MS);
+		gateway_store_view_release(&view);
+		gateway_changes_wait(ctx, seen, &until);
 	}
 }
 
@@ -454,30 +432,25 @@ static void gateway_order_cancel(struct svc *svc, const struct web_request *req,
 				 const char *order_id, struct web_response *res)
 {
 	struct db *db = NULL;
-	cJSON *view = NULL;
 	enum gateway_status status = GATEWAY_PENDING;
-	bool found = false;
 
 	if (!ids_uuid_valid(order_id)) {
-		web_respond_error(res, 404, "not_found", "no such order", NULL);
+		gateway_fail(res, SHOP_E_NOT_FOUND, NULL);
 		return;
 	}
 	shop_status st = svc_db_acquire(svc, &db);
 	if (st == SHOP_OK)
-		st = gateway_order_read(db, order_id, &view, &status, &found);
+		st = gateway_store_view_status(db, order_id, &status);
+	svc_db_release(svc, db);
 	if (st != SHOP_OK) {
-		gateway_fail(res, st);
-		goto out;
+		gateway_fail(res, st, NULL);
+		return;
 	}
-	if (!found) {
-		web_respond_error(res, 404, "not_found", "no such order", NULL);
-		goto out;
-	}
-	if (status == GATEWAY_SHIPPED || status == GATEWAY_CANCELLED) {
+	if (gateway_status_final(status)) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "the order is already %s", gateway_status_name(status));
-		web_respond_error(res, 409, "conflict", msg, NULL);
-		goto out;
+		gateway_fail(res, SHOP_E_CONFLICT, msg);
+		return;
 	}
 	/* Orders decides: if the order moved on meanwhile (shipped), the
 	 * command is a no-op there and the timeline shows what happened. */
@@ -486,8 +459,8 @@ static void gateway_order_cancel(struct svc *svc, const struct web_request *req,
 	st = svc_tx_run_grouped(svc, web_request_id(req), traceparent, gateway_cancel_tx,
 				(void *)order_id);
 	if (st != SHOP_OK) {
-		gateway_fail(res, st);
-		goto out;
+		gateway_fail(res, st, NULL);
+		return;
 	}
 	cJSON *body = cJSON_CreateObject();
 	cJSON_AddStringToObject(body, "order_id", order_id);
@@ -497,12 +470,26 @@ static void gateway_order_cancel(struct svc *svc, const struct web_request *req,
 	snprintf(location, sizeof(location), GATEWAY_ORDERS_PREFIX "%s", order_id);
 	web_response_header(res, "Location", location);
 	web_respond_json(res, 202, body);
-out:
-	cJSON_Delete(view);
-	svc_db_release(svc, db);
 }
 
 /* ---- routing ---------------------------------------------------------- */
+
+/* Route templates for metrics: the same matching as gateway_http, and an
+ * order id never becomes a label value. */
+const char *gateway_route_of(const char *path)
+{
+	if (strcmp(path, "/products") == 0 || strcmp(path, "/orders") == 0)
+		return path[1] == 'p' ? "/products" : "/orders";
+	size_t prefix = strlen(GATEWAY_ORDERS_PREFIX);
+	if (strncmp(path, GATEWAY_ORDERS_PREFIX, prefix) != 0 || !path[prefix])
+		return SVC_HTTP_ROUTE_OTHER;
+	const char *slash = strchr(path + prefix, '/');
+	if (!slash)
+		return "/orders/{id}";
+	if (slash > path + prefix && strcmp(slash, GATEWAY_CANCEL_SUFFIX) == 0)
+		return "/orders/{id}/cancel";
+	return SVC_HTTP_ROUTE_OTHER;
+}
 
 void gateway_http(void *ctx, const struct web_request *req, struct web_response *res)
 {
@@ -550,5 +537,5 @@ void gateway_http(void *ctx, const struct web_request *req, struct web_response 
 			}
 		}
 	}
-	web_respond_error(res, 404, "not_found", "no such resource", NULL);
+	gateway_fail(res, SHOP_E_NOT_FOUND, "no such resource");
 }

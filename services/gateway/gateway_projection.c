@@ -1,73 +1,90 @@
 /*
- * gateway_projection.c - projects events into the gateway's read models.
+ * gateway_projection.c - projects events into the gateway's read models,
+ * and wakes the long-polls waiting on them.
  *
  * The gateway consumes every event in the contracts index. Each one lands in
  * its order's timeline (deduplicated by event id: a redelivery adds nothing).
- * Orders' own events set the status the API shows: orders is the only writer
- * of order state, the gateway only mirrors its decisions, and only forward
- * (an old event replayed late never moves an order back). Every other event,
- * OrderCancellationRequested among them (the order stays PAID until
- * shipping answers), only lands in the timeline. Stock levels update
- * the catalogue when their per-product revision is newer.
+ * Orders' own events set the status the API shows (gateway_status_of_event):
+ * orders is the only writer of order state, the gateway only mirrors its
+ * decisions, and only forward (an old event replayed late never moves an
+ * order back). Every other event only lands in the timeline. Stock levels
+ * update the catalogue when their per-product revision is newer.
+ *
+ * The projection runs inside the consumer's batch transaction, so what it
+ * wrote is visible only after that commits: the runtime calls
+ * gateway_after_commit then (svc_spec.after_commit), never from inside the
+ * handler, or a GET woken early would re-read the old row and sleep on.
+ *
+ * The gateway's one periodic task, the purge of old idempotency records,
+ * is here too: like the projection, it is work the gateway does on its own
+ * rather than in answer to a request.
  */
 #include "gateway.h"
 
+#include "core/clock.h"
+#include "core/log.h"
 #include "core/xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const gateway_status_names[] = {
-	[GATEWAY_PENDING] = "PENDING",	 [GATEWAY_RESERVED] = "RESERVED", [GATEWAY_PAID] = "PAID",
-	[GATEWAY_SHIPPED] = "SHIPPED",	 [GATEWAY_CANCELLED] = "CANCELLED",
-};
+/* ---- waking long-polls ------------------------------------------------ */
 
-const char *gateway_status_name(enum gateway_status s)
+void gateway_ctx_init(struct gateway_ctx *ctx)
 {
-	return gateway_status_names[s];
+	*ctx = (struct gateway_ctx){ .generation = 0 };
+	pthread_mutex_init(&ctx->lock, NULL);
+	clock_cond_init(&ctx->changed);
 }
 
-bool gateway_status_parse(const char *s, enum gateway_status *ret)
+void gateway_ctx_release(struct gateway_ctx *ctx)
 {
-	for (size_t i = 0; i < sizeof(gateway_status_names) / sizeof(gateway_status_names[0]); i++) {
-		if (strcmp(s, gateway_status_names[i]) == 0) {
-			*ret = (enum gateway_status)i;
-			return true;
-		}
-	}
-	return false;
+	if (!ctx)
+		return;
+	pthread_cond_destroy(&ctx->changed);
+	pthread_mutex_destroy(&ctx->lock);
 }
 
-bool gateway_status_advances(enum gateway_status from, enum gateway_status to)
+void gateway_after_commit(struct svc *svc)
 {
-	if (from == GATEWAY_SHIPPED || from == GATEWAY_CANCELLED)
-		return false; /* terminal */
-	if (to == GATEWAY_CANCELLED)
-		return true;
-	return to > from;
+	struct gateway_ctx *ctx = svc_ctx(svc);
+	if (!ctx)
+		return;
+	pthread_mutex_lock(&ctx->lock);
+	ctx->generation++;
+	if (ctx->waiting > 0)
+		pthread_cond_broadcast(&ctx->changed);
+	pthread_mutex_unlock(&ctx->lock);
 }
+
+uint64_t gateway_changes_seen(struct gateway_ctx *ctx)
+{
+	pthread_mutex_lock(&ctx->lock);
+	uint64_t g = ctx->generation;
+	pthread_mutex_unlock(&ctx->lock);
+	return g;
+}
+
+bool gateway_changes_wait(struct gateway_ctx *ctx, uint64_t seen, const struct timespec *deadline)
+{
+	int rc = 0;
+	pthread_mutex_lock(&ctx->lock);
+	ctx->waiting++;
+	while (ctx->generation == seen && rc == 0) /* 0: woken, maybe spuriously */
+		rc = pthread_cond_timedwait(&ctx->changed, &ctx->lock, deadline);
+	ctx->waiting--;
+	bool changed = ctx->generation != seen;
+	pthread_mutex_unlock(&ctx->lock);
+	return changed;
+}
+
+/* ---- the projection --------------------------------------------------- */
 
 /* "/shop/orders" -> "orders": the timeline names the producing service. */
 static const char *gateway_source_service(const char *source)
 {
 	const char *slash = strrchr(source, '/');
 	return slash ? slash + 1 : source;
-}
-
-static shop_status gateway_catalogue_update(struct svc_tx *tx, const struct ct_stock_level_changed *e)
-{
-	/* Insert, or overwrite only with a newer revision: events about one
-	 * product may be redelivered or arrive out of order. */
-	return db_exec(tx->db,
-		       "INSERT INTO catalogue (sku, name, price_cents, currency, available, revision) "
-		       "VALUES ($1, $2, $3, $4, $5, $6) "
-		       "ON CONFLICT (sku) DO UPDATE SET name = excluded.name, "
-		       "price_cents = excluded.price_cents, currency = excluded.currency, "
-		       "available = excluded.available, revision = excluded.revision "
-		       "WHERE catalogue.revision < excluded.revision",
-		       DB_ARGS(e->sku, e->name, DB_I64(e->price_cents), e->currency,
-			       DB_I64(e->available), DB_I64(e->revision)),
-		       NULL);
 }
 
 static shop_status gateway_view_create(struct svc_tx *tx, const struct ct_order_placed *e)
@@ -77,11 +94,9 @@ static shop_status gateway_view_create(struct svc_tx *tx, const struct ct_order_
 		cJSON_AddItemToArray(items, ct_order_line_encode(&e->items[i]));
 	char *text = cJSON_PrintUnformatted(items);
 	cJSON_Delete(items);
-	shop_status st = db_exec(tx->db,
-				 "INSERT INTO orders_view (order_id, status, customer_id, items, "
-				 "created_at_ms, updated_at_ms) VALUES ($1, 'PENDING', $2, $3, $4, $4) "
-				 "ON CONFLICT (order_id) DO NOTHING",
-				 DB_ARGS(e->order_id, e->customer_id, text, DB_I64(tx->now_ms)), NULL);
+	/* Usually there already: the POST that placed it wrote it. */
+	shop_status st = gateway_store_view_create(tx->db, e->order_id, e->customer_id, text,
+						   tx->now_ms, NULL);
 	free(text);
 	return st;
 }
@@ -93,17 +108,13 @@ static shop_status gateway_view_price(struct svc_tx *tx, const struct ct_stock_r
 		cJSON_AddItemToArray(items, ct_priced_line_encode(&e->lines[i]));
 	char *text = cJSON_PrintUnformatted(items);
 	cJSON_Delete(items);
-	int64_t changed = 0;
-	shop_status st = db_exec(tx->db,
-				 "UPDATE orders_view SET items = $2, total_cents = $3, currency = $4, "
-				 "updated_at_ms = $5 WHERE order_id = $1",
-				 DB_ARGS(e->order_id, text, DB_I64(e->total_cents), e->currency,
-					 DB_I64(tx->now_ms)),
-				 &changed);
+	bool found = false;
+	shop_status st = gateway_store_view_price(tx->db, e->order_id, text, e->total_cents,
+						  e->currency, tx->now_ms, &found);
 	free(text);
 	/* StockReserved travels on another stream than OrderPlaced and may
 	 * overtake it: wait for the view row rather than lose the prices. */
-	if (st == SHOP_OK && changed == 0)
+	if (st == SHOP_OK && !found)
 		st = SHOP_E_NOT_READY;
 	return st;
 }
@@ -114,29 +125,15 @@ static shop_status gateway_view_price(struct svc_tx *tx, const struct ct_stock_r
 static shop_status gateway_view_advance(struct svc_tx *tx, const char *order_id,
 					enum gateway_status to, const char *reason)
 {
-	struct db_result *r = NULL;
-	shop_status st = db_query(tx->db, "SELECT status FROM orders_view WHERE order_id = $1",
-				  DB_ARGS(order_id), &r);
-	if (st != SHOP_OK)
-		goto out;
 	enum gateway_status from;
-	if (db_result_rows(r) == 0) {
-		st = SHOP_E_NOT_READY;
-		goto out;
-	}
-	if (!gateway_status_parse(db_result_text(r, 0, 0), &from)) {
-		st = SHOP_E_INTERNAL;
-		goto out;
-	}
+	shop_status st = gateway_store_view_status(tx->db, order_id, &from);
+	if (st == SHOP_E_NOT_FOUND)
+		return SHOP_E_NOT_READY;
+	if (st != SHOP_OK)
+		return st;
 	if (!gateway_status_advances(from, to))
-		goto out; /* stale or duplicate: nothing to do */
-	st = db_exec(tx->db,
-		     "UPDATE orders_view SET status = $2, reason = $3, updated_at_ms = $4 "
-		     "WHERE order_id = $1",
-		     DB_ARGS(order_id, gateway_status_name(to), reason, DB_I64(tx->now_ms)), NULL);
-out:
-	db_result_free(r);
-	return st;
+		return SHOP_OK; /* stale or duplicate: nothing to do */
+	return gateway_store_view_set_status(tx->db, order_id, to, reason, tx->now_ms);
 }
 
 /* A short human detail for some timeline entries (reasons, kinds). */
@@ -164,20 +161,20 @@ shop_status gateway_project(struct svc_tx *tx, const void *data)
 	const struct ct_message *m = ct_message_by_type(ev->type);
 	shop_status st;
 
-	if (m->id == CT_MSG_STOCK_LEVEL_CHANGED)
-		return gateway_catalogue_update(tx, data);
+	if (m->id == CT_MSG_STOCK_LEVEL_CHANGED) {
+		const struct ct_stock_level_changed *e = data;
+		return gateway_store_catalogue_put(tx->db, e->sku, e->name, e->price_cents,
+						   e->currency, e->available, e->revision);
+	}
 
 	const cJSON *order_id_json = cJSON_GetObjectItemCaseSensitive(ev->data, "order_id");
 	if (!cJSON_IsString(order_id_json))
 		return SHOP_E_INVALID; /* every other event is about one order */
 	const char *order_id = order_id_json->valuestring;
 
-	st = db_exec(tx->db,
-		     "INSERT INTO timeline (order_id, event_id, type, source, time, detail) "
-		     "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
-		     DB_ARGS(order_id, ev->id, m->title, gateway_source_service(ev->source), ev->time,
-			     gateway_detail(m, data)),
-		     NULL);
+	st = gateway_store_timeline_add(tx->db, order_id, ev->id, m->title,
+					gateway_source_service(ev->source), ev->time,
+					gateway_detail(m, data));
 	if (st != SHOP_OK)
 		return st;
 
@@ -188,19 +185,38 @@ shop_status gateway_project(struct svc_tx *tx, const void *data)
 		return gateway_view_price(tx, data);
 	case CT_MSG_ORDER_RESERVED: {
 		const struct ct_order_reserved *e = data;
-		st = db_exec(tx->db,
-			     "UPDATE orders_view SET total_cents = $2, currency = $3 WHERE order_id = $1",
-			     DB_ARGS(order_id, DB_I64(e->total_cents), e->currency), NULL);
-		return st != SHOP_OK ? st : gateway_view_advance(tx, order_id, GATEWAY_RESERVED, NULL);
+		st = gateway_store_view_total(tx->db, order_id, e->total_cents, e->currency);
+		if (st != SHOP_OK)
+			return st;
+		break;
 	}
-	case CT_MSG_ORDER_PAID:
-		return gateway_view_advance(tx, order_id, GATEWAY_PAID, NULL);
-	case CT_MSG_ORDER_SHIPPED:
-		return gateway_view_advance(tx, order_id, GATEWAY_SHIPPED, NULL);
-	case CT_MSG_ORDER_CANCELLED:
-		return gateway_view_advance(tx, order_id, GATEWAY_CANCELLED,
-					    ((const struct ct_order_cancelled *)data)->reason);
 	default:
-		return SHOP_OK;
+		break;
 	}
+	enum gateway_status to;
+	if (!gateway_status_of_event(m->id, &to))
+		return SHOP_OK;
+	const char *reason = m->id == CT_MSG_ORDER_CANCELLED
+				     ? ((const struct ct_order_cancelled *)data)->reason
+				     : NULL;
+	return gateway_view_advance(tx, order_id, to, reason);
 }
+
+/* ---- the idempotency purge -------------------------------------------- */
+
+static shop_status gateway_idempotency_purge_task(struct svc *svc, struct db *db)
+{
+	int64_t purged = 0;
+	shop_status st = gateway_store_idempotency_purge(db, clock_now_ms(),
+							 GATEWAY_IDEMPOTENCY_RETENTION_MS, &purged);
+	if (st == SHOP_OK && purged > 0)
+		log_info(NULL, "purged %lld idempotency records older than %lld ms",
+			 (long long)purged, (long long)GATEWAY_IDEMPOTENCY_RETENTION_MS);
+	return st;
+}
+
+const struct svc_task gateway_tasks[] = {
+	{ "idempotency-purge", GATEWAY_IDEMPOTENCY_PURGE_INTERVAL_MS,
+	  gateway_idempotency_purge_task },
+};
+const size_t gateway_n_tasks = sizeof(gateway_tasks) / sizeof(gateway_tasks[0]);

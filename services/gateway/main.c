@@ -10,20 +10,25 @@
  */
 #include "gateway.h"
 
-static const struct svc_spec gateway_spec = {
-	.name = "gateway",
-	.default_db_url = "sqlite:/var/lib/shop/gateway.db",
-	.migrations = gateway_migrations,
-	.n_migrations = 0, /* set in main: the count is not a constant expression */
-	.any_route = gateway_project,
-	.http = gateway_http,
-};
-
 int main(void)
 {
-	struct svc_spec spec = gateway_spec;
-	spec.n_migrations = gateway_n_migrations;
-	spec.tasks = gateway_tasks;
-	spec.n_tasks = gateway_n_tasks;
-	return svc_main(&spec);
+	static struct gateway_ctx ctx;
+	struct svc_spec spec = {
+		.name = "gateway",
+		.default_db_url = "sqlite:/var/lib/shop/gateway.db",
+		.migrations = gateway_migrations,
+		.n_migrations = gateway_n_migrations,
+		.any_route = gateway_project,
+		.tasks = gateway_tasks,
+		.n_tasks = gateway_n_tasks,
+		.http = gateway_http,
+		.http_route = gateway_route_of,
+		.after_commit = gateway_after_commit,
+		.ctx = &ctx,
+	};
+
+	gateway_ctx_init(&ctx);
+	int rc = svc_main(&spec);
+	gateway_ctx_release(&ctx);
+	return rc;
 }

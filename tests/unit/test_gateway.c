@@ -1,8 +1,8 @@
 /*
  * test_gateway.c - the gateway's read model and idempotency records, driven
  * through the runtime as the consumer loop drives them, and POST /orders
- * through a real HTTP server on a kernel-chosen port (the rest of the API
- * is covered by tests/system).
+ * and long-polling GET /orders/{id}?wait= through a real HTTP server on a
+ * kernel-chosen port (the rest of the API is covered by tests/system).
  *
  * The database is a SQLite file here; tests/component/test_gateway_pg.c
  * includes this file after tests/component/service_pg_backend.h to run
@@ -39,6 +39,7 @@
 
 struct fixture {
 	struct svc_spec spec;
+	struct gateway_ctx ctx;
 	char url[TEST_URL_MAX];
 	struct db *db;
 	struct svc *svc;
@@ -59,7 +60,10 @@ static int setup(void **state)
 		.migrations = gateway_migrations,
 		.n_migrations = gateway_n_migrations,
 		.any_route = gateway_project,
+		.after_commit = gateway_after_commit,
+		.ctx = &f->ctx,
 	};
+	gateway_ctx_init(&f->ctx);
 	/* A file, not :memory:: the HTTP cases use more connections. */
 	backend_url(f->url, sizeof(f->url), true);
 	assert_int_equal(harness_open(&f->spec, f->url, &f->db, &f->svc), SHOP_OK);
@@ -76,6 +80,7 @@ static int teardown(void **state)
 	svc_destroy(f->replica);
 	db_close(f->db);
 	backend_release(f->url);
+	gateway_ctx_release(&f->ctx);
 	free(f);
 	return 0;
 }
@@ -113,9 +118,9 @@ static uint16_t serve_replica(struct fixture *f)
 	return serve_on(f, f->replica, &f->replica_server);
 }
 
-/* POST /orders with BODY and the extra header lines HEADERS ("" for none);
- * fills R. Does not assert, so threads may call it. */
-static void post_order(uint16_t port, const char *headers, const char *body, struct reply *r)
+/* Sends the whole request REQ and reads the answer into R. Does not
+ * assert, so threads may call it. */
+static void http_exchange(uint16_t port, const char *req, struct reply *r)
 {
 	memset(r, 0, sizeof(*r));
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -125,12 +130,7 @@ static void post_order(uint16_t port, const char *headers, const char *body, str
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	char *req = NULL;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    asprintf(&req,
-		     "POST /orders HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-		     "Content-Type: application/json\r\n%sContent-Length: %zu\r\n\r\n%s",
-		     headers, strlen(body), body) < 0) {
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
 		close(fd);
 		return;
 	}
@@ -151,11 +151,35 @@ static void post_order(uint16_t port, const char *headers, const char *body, str
 	}
 	r->raw[got] = '\0';
 	close(fd);
-	free(req);
 	if (sscanf(r->raw, "HTTP/1.%*d %d", &r->status) != 1)
 		r->status = 0;
 	const char *end = strstr(r->raw, "\r\n\r\n");
 	r->json = end ? cJSON_Parse(end + 4) : NULL;
+}
+
+/* POST /orders with BODY and the extra header lines HEADERS ("" for none);
+ * fills R. Does not assert, so threads may call it. */
+static void post_order(uint16_t port, const char *headers, const char *body, struct reply *r)
+{
+	char *req = NULL;
+	if (asprintf(&req,
+		     "POST /orders HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+		     "Content-Type: application/json\r\n%sContent-Length: %zu\r\n\r\n%s",
+		     headers, strlen(body), body) < 0) {
+		memset(r, 0, sizeof(*r));
+		return;
+	}
+	http_exchange(port, req, r);
+	free(req);
+}
+
+/* GET PATH; fills R. Does not assert, so threads may call it. */
+static void get_path(uint16_t port, const char *path, struct reply *r)
+{
+	char req[TEST_URL_MAX];
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+		 path);
+	http_exchange(port, req, r);
 }
 
 static const char *reply_str(const struct reply *r, const char *name)
@@ -305,8 +329,8 @@ static void idempotency_records_expire_after_their_retention(void **state)
 			 SHOP_OK);
 
 	int64_t purged = -1;
-	assert_int_equal(gateway_idempotency_purge(f->db, now, GATEWAY_IDEMPOTENCY_RETENTION_MS,
-						   &purged),
+	assert_int_equal(gateway_store_idempotency_purge(f->db, now,
+							 GATEWAY_IDEMPOTENCY_RETENTION_MS, &purged),
 			 SHOP_OK);
 	assert_int_equal(purged, 1);
 	assert_int_equal(harness_query_int(f->db, "SELECT COUNT(*) FROM idempotency_keys "
@@ -460,6 +484,99 @@ static void two_concurrent_posts_with_one_key_place_one_order(void **state)
 	cJSON_Delete(b.reply.json);
 }
 
+/* ---- long-polls ---- */
+
+#define WAKE_WITHIN_MS 500 /* a woken GET answers well within this */
+#define WAITER_TIMEOUT_MS 5000
+
+struct poller {
+	uint16_t port;
+	const char *path;
+	struct reply reply;
+	int64_t done_ms; /* clock_mono_ms when the answer was in */
+	pthread_t thread;
+};
+
+static void *poller_main(void *arg)
+{
+	struct poller *p = arg;
+	get_path(p->port, p->path, &p->reply);
+	p->done_ms = clock_mono_ms();
+	return NULL;
+}
+
+static int waiting_gets(struct fixture *f)
+{
+	pthread_mutex_lock(&f->ctx.lock);
+	int n = f->ctx.waiting;
+	pthread_mutex_unlock(&f->ctx.lock);
+	return n;
+}
+
+/* Until N GETs sleep on the projection's condition (not in a read). */
+static void await_waiting_gets(struct fixture *f, int n)
+{
+	int64_t deadline = clock_mono_ms() + WAITER_TIMEOUT_MS;
+	while (waiting_gets(f) != n && clock_mono_ms() < deadline)
+		clock_sleep_ms(1);
+	assert_int_equal(waiting_gets(f), n);
+}
+
+/* A GET waiting on a PENDING order sleeps; a projected change that is not
+ * final wakes it to re-read once and sleep again; the final status wakes it
+ * to answer at once, right after the commit that made it visible. */
+static void a_waiting_get_answers_as_soon_as_the_final_status_is_committed(void **state)
+{
+	struct fixture *f = *state;
+	struct poller p = { .port = serve(f), .path = "/orders/" ORDER_ID "?wait=10" };
+	assert_int_equal(deliver_placed(f), SHOP_OK);
+	assert_int_equal(pthread_create(&p.thread, NULL, poller_main, &p), 0);
+	await_waiting_gets(f, 1);
+
+	uint64_t before = gateway_changes_seen(&f->ctx);
+	assert_int_equal(deliver_paid(f, NULL), SHOP_OK);
+	assert_true(gateway_changes_seen(&f->ctx) > before);
+	await_waiting_gets(f, 1); /* woken to re-read PAID (or about to be): waits on */
+	assert_int_equal(p.done_ms, 0);
+
+	struct ct_order_cancelled cancelled = { 0 };
+	snprintf(cancelled.order_id, sizeof(cancelled.order_id), ORDER_ID);
+	snprintf(cancelled.reason, sizeof(cancelled.reason), "customer_cancelled");
+	int64_t committed_ms = 0;
+	assert_int_equal(deliver(f, CT_MSG_ORDER_CANCELLED, NULL, &cancelled), SHOP_OK);
+	committed_ms = clock_mono_ms();
+	pthread_join(p.thread, NULL);
+
+	print_message("# answered %lld ms after the commit\n",
+		      (long long)(p.done_ms - committed_ms));
+	assert_int_equal(p.reply.status, 200);
+	assert_string_equal(reply_str(&p.reply, "status"), "CANCELLED");
+	assert_string_equal(reply_str(&p.reply, "reason"), "customer_cancelled");
+	assert_true(p.done_ms - committed_ms < WAKE_WITHIN_MS);
+	cJSON_Delete(p.reply.json);
+}
+
+/* With nothing committed, a waiting GET sleeps until its deadline and then
+ * answers with the order as it is. */
+static void a_waiting_get_answers_at_its_deadline_when_nothing_changes(void **state)
+{
+	struct fixture *f = *state;
+	struct poller p = { .port = serve(f), .path = "/orders/" ORDER_ID "?wait=1" };
+	assert_int_equal(deliver_placed(f), SHOP_OK);
+	int64_t start_ms = clock_mono_ms();
+	assert_int_equal(pthread_create(&p.thread, NULL, poller_main, &p), 0);
+	await_waiting_gets(f, 1);
+	pthread_join(p.thread, NULL);
+
+	int64_t took = p.done_ms - start_ms;
+	print_message("# answered after %lld ms\n", (long long)took);
+	assert_int_equal(p.reply.status, 200);
+	assert_string_equal(reply_str(&p.reply, "status"), "PENDING");
+	assert_true(took >= 1000 && took < 1000 + WAKE_WITHIN_MS);
+	assert_int_equal(waiting_gets(f), 0);
+	cJSON_Delete(p.reply.json);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -479,6 +596,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_key_reused_with_another_body_is_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(two_concurrent_posts_with_one_key_place_one_order,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			a_waiting_get_answers_as_soon_as_the_final_status_is_committed, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(a_waiting_get_answers_at_its_deadline_when_nothing_changes,
 						setup, teardown),
 	};
 	log_init("gateway-test", LOG_LVL_ERROR);

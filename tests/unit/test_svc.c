@@ -414,6 +414,102 @@ static void the_pool_hands_out_at_most_its_bound_and_makes_the_next_one_wait(voi
 		svc_db_release(f->svc, held[i]);
 }
 
+/* ---- after_commit ---- */
+
+static struct db *hook_observer; /* another connection: sees only committed rows */
+static int hook_calls;
+static int64_t hook_seen_inbox; /* inbox rows the observer saw at the last call */
+
+static void test_after_commit(struct svc *svc)
+{
+	(void)svc;
+	hook_calls++;
+	hook_seen_inbox = test_count(hook_observer, "SELECT COUNT(*) FROM inbox");
+}
+
+/* The hook runs once per batch, after its commit (another connection
+ * already sees the batch's inbox records), and not for a batch that
+ * handled nothing: only duplicates and rejects, only failures, or a
+ * commit that failed. */
+static void after_commit_runs_after_a_committed_batch_that_handled_a_message(void **state)
+{
+	(void)state;
+	char url[128];
+	snprintf(url, sizeof(url), "sqlite:/tmp/test_svc_hook_%ld.db", (long)getpid());
+	struct svc_spec spec = test_spec;
+	spec.after_commit = test_after_commit;
+	struct db *db = NULL;
+	assert_int_equal(db_open(url, &db), SHOP_OK);
+	assert_int_equal(svc_migrate(&spec, db), SHOP_OK);
+	/* A deferred foreign key fails at COMMIT, not at the statement. */
+	assert_int_equal(db_exec(db, "CREATE TABLE t_parent (id INTEGER PRIMARY KEY)", DB_NOARGS,
+				 NULL),
+			 SHOP_OK);
+	assert_int_equal(db_exec(db,
+				 "CREATE TABLE t_child (p INTEGER REFERENCES t_parent (id) "
+				 "DEFERRABLE INITIALLY DEFERRED)",
+				 DB_NOARGS, NULL),
+			 SHOP_OK);
+	assert_int_equal(db_open(url, &hook_observer), SHOP_OK);
+	struct svc *svc = svc_create_detached(&spec);
+	hook_calls = 0;
+	hook_seen_inbox = -1;
+	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000301", ORDER_PLACED, order_placed_data);
+	char *b = test_envelope("0192f0c1-0000-7000-8000-000000000302", ORDER_PLACED, order_placed_data);
+	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000303", ORDER_PLACED, order_placed_data);
+	char *d = test_envelope("0192f0c1-0000-7000-8000-000000000304", ORDER_PLACED, order_placed_data);
+	shop_status st[2];
+
+	const char *both[] = { a, b };
+	assert_int_equal(svc_handle_envelopes(svc, db, "inventory", both, 2, st), SHOP_OK);
+	assert_int_equal(st[0], SHOP_OK);
+	assert_int_equal(st[1], SHOP_OK);
+	assert_int_equal(hook_calls, 1);
+	assert_int_equal(hook_seen_inbox, 2);
+
+	const char *nothing_new[] = { a, "{not json" };
+	assert_int_equal(svc_handle_envelopes(svc, db, "inventory", nothing_new, 2, st), SHOP_OK);
+	assert_int_equal(st[0], SHOP_E_DUPLICATE);
+	assert_int_equal(st[1], SHOP_E_INVALID);
+	assert_int_equal(hook_calls, 1);
+
+	test_result = SHOP_E_NOT_READY;
+	assert_int_equal(svc_handle_envelopes(svc, db, "inventory", (const char *[]){ c }, 1, st),
+			 SHOP_OK);
+	assert_int_equal(st[0], SHOP_E_NOT_READY);
+	assert_int_equal(hook_calls, 1);
+
+	test_result = SHOP_OK;
+	test_statement = "INSERT INTO t_child (p) VALUES (42)"; /* no such parent */
+	assert_int_equal(svc_handle_envelopes(svc, db, "inventory", (const char *[]){ d }, 1, st),
+			 SHOP_OK);
+	assert_int_not_equal(st[0], SHOP_OK); /* the commit failed: retried */
+	assert_int_equal(hook_calls, 1);
+	assert_int_equal(test_count(hook_observer, "SELECT COUNT(*) FROM inbox"), 2);
+
+	test_statement = NULL;
+	assert_int_equal(svc_handle_envelopes(svc, db, "inventory", (const char *[]){ d }, 1, st),
+			 SHOP_OK);
+	assert_int_equal(st[0], SHOP_OK);
+	assert_int_equal(hook_calls, 2);
+	assert_int_equal(hook_seen_inbox, 3);
+
+	svc_destroy(svc);
+	db_close(hook_observer);
+	hook_observer = NULL;
+	db_close(db);
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	for (size_t i = 0; i < 3; i++) {
+		char path[160];
+		snprintf(path, sizeof(path), "%s%s", url + strlen("sqlite:"), suffixes[i]);
+		unlink(path);
+	}
+}
+
 static void malformed_envelope_is_invalid_with_a_reason(void **state)
 {
 	struct fixture *f = *state;
@@ -624,6 +720,7 @@ int main(void)
 		T(a_batch_commits_once_and_a_failing_message_is_undone_alone),
 		T(concurrent_grouped_transactions_share_commits_and_keep_their_own_outcomes),
 		T(the_pool_hands_out_at_most_its_bound_and_makes_the_next_one_wait),
+		T(after_commit_runs_after_a_committed_batch_that_handled_a_message),
 		T(malformed_envelope_is_invalid_with_a_reason),
 		T(data_violating_the_contract_is_invalid_and_names_the_path),
 		T(unknown_type_and_unconsumed_messages_are_invalid),
