@@ -1105,8 +1105,16 @@ static int group_teardown(void **state)
 {
 	jsCtx_Destroy(raw_js);
 	natsConnection_Destroy(raw_nc);
-	/* Lets nats.c's threads finish, so the leak checker sees a clean exit. */
-	nats_CloseAndWait(5000);
+	/* No nats_Close here, on purpose. nats.c 3.10.1 frees through a garbage
+	 * collector thread that nats_CloseAndWait stops as soon as its list is
+	 * empty, while the dispatcher threads of the connections' internal
+	 * subscriptions (request replies, publish acks) may still be freeing
+	 * their subscription: its five control messages (530 bytes, allocated in
+	 * natsMsg_createWithPadding) then reach a collector that is gone and are
+	 * reported as a leak, about one run in a few on a loaded machine. Left
+	 * open, what nats.c still holds at exit is reachable from its globals or
+	 * its threads, and a message this code fails to destroy is still
+	 * reported. */
 	return 0;
 }
 

@@ -1701,7 +1701,8 @@ int main(int argc, char **argv)
 						 group_teardown);
 	failed += cmocka_run_group_tests_name("runtime_postgres", tests, pg_group_setup,
 					      group_teardown);
-	/* Lets nats.c's threads finish, so the leak checker sees a clean exit. */
-	nats_CloseAndWait(5000);
+	/* No nats_Close: closing the library races with the dispatcher threads
+	 * of the connections just destroyed and loses what they free last
+	 * (see group_teardown in test_bus.c). */
 	return failed;
 }
