@@ -124,6 +124,23 @@ struct db *svc_db_open_retrying(struct svc *svc)
 	return NULL;
 }
 
+/* SQLite only: the checkpointer. Every SVC_CHECKPOINT_INTERVAL_MS it copies
+ * committed WAL frames into the database file (a passive checkpoint, which
+ * waits for nobody), so the commits of consumers and requests never pay for
+ * it while holding the one write lock. */
+static void *svc_checkpoint_main(void *arg)
+{
+	struct svc *svc = arg;
+	struct db *db = svc_db_open_retrying(svc);
+	while (db && !svc_stopping(svc)) {
+		if (db_checkpoint(db, NULL) != SHOP_OK)
+			log_warn(NULL, "WAL checkpoint: %s", db_last_error(db));
+		svc_pause(svc, SVC_CHECKPOINT_INTERVAL_MS);
+	}
+	db_close(db);
+	return NULL;
+}
+
 static void *svc_task_main(void *arg)
 {
 	struct svc_task_thread *tt = arg;
@@ -402,6 +419,10 @@ static void svc_start_workers(struct svc *svc)
 	svc_metrics_bind_consumers(svc);
 	pthread_create(&svc->relay_thread, NULL, svc_relay_main, svc);
 	svc->relay_started = true;
+	if (strncmp(svc->db_url, "sqlite:", strlen("sqlite:")) == 0) {
+		pthread_create(&svc->checkpoint_thread, NULL, svc_checkpoint_main, svc);
+		svc->checkpoint_started = true;
+	}
 	svc->n_tasks = spec->n_tasks;
 	svc->tasks = xcalloc(spec->n_tasks, sizeof(*svc->tasks));
 	for (size_t i = 0; i < spec->n_tasks; i++) {
@@ -416,6 +437,8 @@ static void svc_join_workers(struct svc *svc)
 		pthread_join(svc->consumers[i].thread, NULL);
 	if (svc->relay_started)
 		pthread_join(svc->relay_thread, NULL);
+	if (svc->checkpoint_started)
+		pthread_join(svc->checkpoint_thread, NULL);
 	for (size_t i = 0; i < svc->n_tasks; i++)
 		pthread_join(svc->tasks[i].thread, NULL);
 }

@@ -11,6 +11,8 @@
  *   - runs one consumer thread per durable: each message is decoded, checked
  *     against its contract, claimed in the inbox and handled in ONE database
  *     transaction, then settled by the decision table in svc.c;
+ *   - on SQLite, checkpoints the WAL on a thread of its own, so writers
+ *     never do it while holding the write lock;
  *   - runs the outbox relay: woken when a transaction that emitted commits,
  *     polling as a fallback, publishing with Nats-Msg-Id = event id, marking
  *     rows only after the JetStream ack, purging them after a retention time;
@@ -42,6 +44,7 @@
 #define SVC_OUTBOX_RETENTION_MS (24LL * 3600 * 1000) /* published rows kept (SHOP_OUTBOX_RETENTION_MS) */
 #define SVC_INBOX_RETENTION_MS (8LL * 24 * 3600 * 1000) /* > stream max age: a redelivery is always caught */
 #define SVC_PURGE_INTERVAL_MS 60000
+#define SVC_CHECKPOINT_INTERVAL_MS 500   /* SQLite: WAL checkpoint off the writers' path */
 #define SVC_HTTP_ROUTE_OTHER "other"   /* route label of a path no template names */
 /* Connections for HTTP threads, group commits and metrics: at most this
  * many exist at once (in use or idle); a request that finds them all busy

@@ -77,6 +77,8 @@ struct svc {
 	struct web_server *web;
 	pthread_t relay_thread;
 	bool relay_started;
+	pthread_t checkpoint_thread; /* SQLite only */
+	bool checkpoint_started;
 	struct svc_consumer_thread *consumers;
 	size_t n_consumers;
 	struct svc_task_thread *tasks;
