@@ -79,6 +79,10 @@ deploy() {
 	local files=("${compose[@]}")
 	[ "$1" = relaxed ] && files+=(-f infra/compose.relaxed.yml)
 	echo "# deployment '$project': $1 durability" >&2
+	# The PostgreSQL image from this tree: its init script creates the
+	# loadtest role and passes the relaxed override's -c on to the server;
+	# an older shop-postgres:latest (the tag is shared) does neither.
+	"${files[@]}" build -q postgres >&2
 	"${files[@]}" up -d --wait >&2
 }
 
