@@ -13,7 +13,8 @@
 #                    build/release, checked by tools/check-hardening.sh;
 #                    `make check` runs it too
 # On the host, against a running `docker compose up` (loadtest/README.md):
-#   make loadtest [RATE=1000] [DURATION=60] [MODE=run|saturate]
+#   make loadtest [RATE=1000] [DURATION=60] [MODE=run|saturate] [CEILINGS=1|0]
+#                 [DURABILITY=durable|relaxed|compare]
 # Switches: V=1 shows full commands, SANITIZE=address,undefined, WERROR=1.
 
 BUILD ?= build
@@ -21,6 +22,8 @@ BUILD ?= build
 RATE ?= 1000
 DURATION ?= 60
 MODE ?= run
+CEILINGS ?= 1
+DURABILITY ?=
 GEN := $(BUILD)/gen
 PKGS := libnats libmicrohttpd libcjson sqlite3 libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -212,7 +215,8 @@ test:
 
 # Host side: drive the running compose deployment (loadtest/run.sh).
 loadtest:
-	$(Q)RATE=$(RATE) DURATION=$(DURATION) MODE=$(MODE) loadtest/run.sh
+	$(Q)RATE=$(RATE) DURATION=$(DURATION) MODE=$(MODE) CEILINGS=$(CEILINGS) \
+		DURABILITY=$(DURABILITY) loadtest/run.sh
 
 clean:
 	rm -rf $(BUILD)
