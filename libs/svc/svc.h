@@ -35,6 +35,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Consumer threads per durable (SHOP_CONSUMER_THREADS, default 1). More
+ * than one overlaps the waits of a service whose handlers spend their time on
+ * database round trips and commits; it needs handlers that are safe when
+ * two messages of one stream run at once, as replicas already require. It
+ * buys nothing on SQLite (one writer) and contention on hot rows. */
+#define SVC_CONSUMER_THREADS_MAX 8
 #define SVC_FETCH_BATCH 64               /* messages asked for per fetch */
 #define SVC_FETCH_WAIT_MS 1000           /* longest wait of one fetch (bounds shutdown time) */
 #define SVC_RETRY_BASE_MS 100            /* first redelivery delay; doubles per delivery */

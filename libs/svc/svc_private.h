@@ -36,6 +36,7 @@
 struct svc_consumer_thread {
 	struct svc *svc;
 	const struct ct_consumer *consumer;
+	bool first; /* the first thread of its durable: it reports the durable's gauges */
 	pthread_t thread;
 };
 
@@ -50,6 +51,7 @@ struct svc {
 	char *db_url;
 	struct bus *bus;
 	int replicas;
+	int consumer_threads; /* per durable (SHOP_CONSUMER_THREADS) */
 
 	atomic_bool stopping;
 	atomic_bool ready;
