@@ -81,7 +81,12 @@ extern char **environ;
 #define QUIET_MS 1500
 /* Messages a killed child had fetched come back after the ack wait. */
 #define CRASH_TIMEOUT_MS (BUS_ACK_WAIT_MS + 90000)
-#define BURST 200
+/* The crash case's burst. Consumers fetch up to SVC_FETCH_BATCH at once and
+ * commit a batch whole, so when the server is frozen more than one batch
+ * must still be unhandled, or the batch in hand could finish the burst and
+ * the case would prove nothing: six batches, of which the first two kills
+ * take at most two fifths plus a batch. */
+#define BURST (6 * SVC_FETCH_BATCH)
 #define RELAY_BURST 50
 
 /* ======================================================================
