@@ -9,12 +9,16 @@
 #   make check       unit tests, the promtool check of the metrics format, and
 #                    component tests (starts nats-server, PostgreSQL)
 #   make lint        cppcheck and the banned-function grep
+#   make docs        the event catalog docs/catalog/ from contracts/
+#                    (tools/catalog.py); `make check` fails when the
+#                    committed catalog differs from it
 #   make hardening   a normal (unsanitized) build of the binaries into
 #                    build/release, checked by tools/check-hardening.sh;
 #                    `make check` runs it too
 # On the host, against a running `docker compose up` (loadtest/README.md):
 #   make loadtest [RATE=1000] [DURATION=60] [MODE=run|saturate] [CEILINGS=1|0]
 #                 [DURABILITY=durable|relaxed|compare]
+#   make follow ORDER=<id>   print one order's events as they happen (js/follow.mjs)
 # Switches: V=1 shows full commands, SANITIZE=address,undefined, WERROR=1.
 
 BUILD ?= build
@@ -94,7 +98,7 @@ BINS += $(if $(LT_LIB),$(BUILD)/bin/shop-loadtest)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 COMPONENT_TESTS := $(patsubst tests/component/%.c,$(BUILD)/tests/%,$(wildcard tests/component/test_*.c))
 
-.PHONY: all check unit component lint hardening test clean loadtest
+.PHONY: all check unit component lint hardening test clean loadtest docs follow
 .SECONDARY:
 
 all: $(BINS)
@@ -191,6 +195,7 @@ check: all $(UNIT_TESTS) $(COMPONENT_TESTS) $(METRICS_SAMPLE)
 	$(Q)tests/run-binaries.sh $(UNIT_TESTS)
 	$(Q)tests/metrics/check_promtool.sh $(METRICS_SAMPLE)
 	$(Q)if [ -f tests/contracts/check_examples.py ]; then python3 tests/contracts/check_examples.py contracts; fi
+	$(Q)python3 tools/catalog.py check docs/catalog
 	$(Q)tools/lint.sh
 	$(Q)if [ -n "$(COMPONENT_TESTS)" ]; then tests/component/run.sh $(COMPONENT_TESTS); fi
 	$(Q)$(MAKE) --no-print-directory hardening
@@ -209,6 +214,10 @@ hardening:
 	$(Q)CC="$(CC)" tools/check-hardening.sh $(addprefix $(RELEASE_BUILD)/bin/shop-,$(SERVICES)) \
 		$(RELEASE_BUILD)/lib/*.a
 
+# The event catalog, generated (python3 only: runs on the host or in shop-dev).
+docs:
+	$(Q)python3 tools/catalog.py generate docs/catalog
+
 # Host side: everything runs in containers.
 test:
 	$(Q)tests/run-all.sh
@@ -217,6 +226,13 @@ test:
 loadtest:
 	$(Q)RATE=$(RATE) DURATION=$(DURATION) MODE=$(MODE) CEILINGS=$(CEILINGS) \
 		DURABILITY=$(DURABILITY) loadtest/run.sh
+
+# Host side, against a running `docker compose up`: one order's journey, live,
+# from the JavaScript follower in the node image (infra/docker/Dockerfile).
+ORDER ?=
+follow:
+	$(Q)test -n "$(ORDER)" || { echo "usage: make follow ORDER=<order id>"; exit 2; }
+	$(Q)docker compose run --rm follow $(ORDER)
 
 clean:
 	rm -rf $(BUILD)
