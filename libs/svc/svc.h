@@ -171,6 +171,10 @@ shop_status svc_tx_run(struct svc *svc, struct db *db, const char *correlation_i
  * another caller's thread and must not keep tx beyond the call. */
 shop_status svc_tx_run_grouped(struct svc *svc, const char *correlation_id,
 			       const char *traceparent, svc_tx_fn fn, void *arg);
+/* For tests: how many callers wait for the next group, and how many groups
+ * have run (each one transaction). */
+size_t svc_group_waiting(struct svc *svc);
+uint64_t svc_group_commits(struct svc *svc);
 
 /* Connections for HTTP handler threads: take one (waiting while
  * SVC_DB_POOL_MAX are in use), give it back. */

@@ -68,6 +68,7 @@ struct svc {
 	pthread_cond_t group_done;
 	struct svc_group_item *group_head, *group_tail;
 	bool group_leader;
+	atomic_ullong group_commits; /* groups run (tests read it) */
 
 	struct db *pool[SVC_DB_POOL_MAX]; /* idle connections for HTTP threads */
 	size_t pool_len;
