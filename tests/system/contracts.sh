@@ -24,8 +24,9 @@ out=$("${node[@]}" bus-check.mjs "$n")
 printf '%s\n' "$out"
 n=$(grep -cE '^(not )?ok ' <<<"$out" | awk -v n="$n" '{print n + $1}')
 
-# The contract example's shape, with a SKU the seeded catalogue has.
-body=$(sed 's/"KB-MX-BROWN"/"SKU-CABLE"/; s/"CABLE-USBC-2M"/"SKU-KEYBOARD"/' \
+# The contract example's shape, with SKUs the seeded catalogue has and the
+# provider's approving test card (it declines cards it does not know).
+body=$(sed 's/"KB-MX-BROWN"/"SKU-CABLE"/; s/"CABLE-USBC-2M"/"SKU-KEYBOARD"/; s/"tok_visa_4242"/"tok_visa"/' \
 	contracts/examples/place_order_request/valid/two_lines.json)
 order=$(docker run --rm --network "$net" shop-build curl -s -X POST -H 'Content-Type: application/json' \
 	--data "$body" http://gateway:8080/orders | sed -n 's/.*"order_id":"\([^"]*\)".*/\1/p')
