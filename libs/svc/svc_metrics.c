@@ -50,12 +50,12 @@ static shop_status svc_metrics_outbox_query(struct svc *svc, const char *sql, in
 	return st;
 }
 
-static shop_status svc_metrics_backlog(void *arg, double *ret_value)
+static shop_status svc_metrics_count_rows(void *arg, double *ret_value)
 {
+	const struct svc_metrics_count *c = arg;
 	int64_t n = 0;
 	bool null = false;
-	shop_status st = svc_metrics_outbox_query(
-		arg, "SELECT count(*) FROM outbox " SVC_OUTBOX_PENDING_WHERE, &n, &null);
+	shop_status st = svc_metrics_outbox_query(c->svc, c->sql, &n, &null);
 	if (st == SHOP_OK)
 		*ret_value = (double)n;
 	return st;
@@ -71,17 +71,6 @@ static shop_status svc_metrics_oldest(void *arg, double *ret_value)
 		int64_t age_ms = none ? 0 : clock_now_ms() - oldest;
 		*ret_value = age_ms > 0 ? (double)age_ms / 1000.0 : 0.0;
 	}
-	return st;
-}
-
-static shop_status svc_metrics_parked(void *arg, double *ret_value)
-{
-	int64_t n = 0;
-	bool null = false;
-	shop_status st = svc_metrics_outbox_query(
-		arg, "SELECT count(*) FROM outbox WHERE parked_at_ms IS NOT NULL", &n, &null);
-	if (st == SHOP_OK)
-		*ret_value = (double)n;
 	return st;
 }
 
@@ -158,14 +147,20 @@ struct svc_metrics *svc_metrics_new(struct svc *svc)
 				 SVC_LABELS("service", "route"), metrics_latency_buckets,
 				 METRICS_LATENCY_BUCKETS_N, &m->http_s),
 			 "http seconds");
+	m->backlog_rows = (struct svc_metrics_count){
+		svc, "SELECT count(*) FROM outbox " SVC_OUTBOX_PENDING_WHERE
+	};
+	m->parked_rows = (struct svc_metrics_count){
+		svc, "SELECT count(*) FROM outbox WHERE parked_at_ms IS NOT NULL"
+	};
 	svc_metrics_must(metrics_gauge_bind(m->outbox_backlog, SVC_LABELS(name),
-					    svc_metrics_backlog, svc),
+					    svc_metrics_count_rows, &m->backlog_rows),
 			 "outbox backlog");
 	svc_metrics_must(metrics_gauge_bind(m->outbox_oldest_s, SVC_LABELS(name),
 					    svc_metrics_oldest, svc),
 			 "outbox oldest");
 	svc_metrics_must(metrics_gauge_bind(m->outbox_parked, SVC_LABELS(name),
-					    svc_metrics_parked, svc),
+					    svc_metrics_count_rows, &m->parked_rows),
 			 "outbox parked");
 	return m;
 }

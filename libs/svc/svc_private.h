@@ -101,6 +101,12 @@ void svc_topology_lost(struct svc *svc);
 void *svc_consumer_main(void *arg);
 
 /* svc_metrics.c: the series every service has (docs/metrics.md). */
+/* A count of rows, computed at each scrape (svc_metrics.c). */
+struct svc_metrics_count {
+	struct svc *svc;
+	const char *sql; /* SELECT count(*) ... */
+};
+
 struct svc_metrics {
 	struct metrics_registry *reg;
 	struct metrics_counter *consumed;      /* service, durable, subject, outcome */
@@ -114,6 +120,7 @@ struct svc_metrics {
 	struct metrics_gauge *consumer_pending; /* service, stream, durable; computed */
 	struct metrics_counter *http_requests; /* service, route, status */
 	struct metrics_histogram *http_s;      /* service, route */
+	struct svc_metrics_count backlog_rows, parked_rows; /* the computed gauges' queries */
 };
 struct svc_metrics *svc_metrics_new(struct svc *svc);
 void svc_metrics_free(struct svc_metrics *m); /* accepts NULL */

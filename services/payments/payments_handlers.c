@@ -257,29 +257,42 @@ out:
 	return st;
 }
 
-/* Refunds a CHARGED payment (locked by the caller) in full. */
-static shop_status payments_refund(struct svc_tx *tx, struct payments_row *row,
-				   const struct log_ids *ids)
+/* Has the provider refund the order's charge, which the caller knows of (a
+ * recorded one, or one the provider just reported): a provider with nothing
+ * to refund is then an internal error, not a client's. WHAT names the
+ * charge in log lines. */
+static shop_status payments_refund_at_provider(struct svc_tx *tx, const char *order_id,
+					       const char *what,
+					       char refund_id[PAYMENTS_PROVIDER_ID_SIZE],
+					       const struct log_ids *ids)
 {
 	struct payments_provider *provider = payments_ctx_provider(tx);
-	char refund_id[PAYMENTS_PROVIDER_ID_SIZE];
-	shop_status st;
-
 	if (!provider) {
 		log_error(ids, "no card provider configured");
 		return SHOP_E_INTERNAL;
 	}
-	st = payments_provider_refund(provider, row->order_id, refund_id);
+	shop_status st = payments_provider_refund(provider, order_id, refund_id);
 	if (st == SHOP_E_NOT_FOUND || st == SHOP_E_CONFLICT) {
-		/* We recorded a charge the provider does not have. */
-		log_error(ids, "provider has no approved charge to refund: %s",
+		log_error(ids, "provider has no approved charge to refund (%s): %s", what,
 			  shop_status_name(st));
 		return SHOP_E_INTERNAL;
 	}
 	if (st != SHOP_OK) {
-		log_warn(ids, "refunding the charge failed: %s", shop_status_name(st));
+		log_warn(ids, "refunding %s failed: %s", what, shop_status_name(st));
 		return payments_after_provider_error(st);
 	}
+	return SHOP_OK;
+}
+
+/* Refunds a CHARGED payment (locked by the caller) in full. */
+static shop_status payments_refund(struct svc_tx *tx, struct payments_row *row,
+				   const struct log_ids *ids)
+{
+	char refund_id[PAYMENTS_PROVIDER_ID_SIZE];
+	shop_status st = payments_refund_at_provider(tx, row->order_id, "the recorded charge",
+						     refund_id, ids);
+	if (st != SHOP_OK)
+		return st;
 	st = payments_store_mark_refunded(tx->db, row->order_id, refund_id, tx->now_ms);
 	if (st == SHOP_OK)
 		st = payments_emit_refunded(tx, row);
@@ -296,25 +309,12 @@ static shop_status payments_refund_found(struct svc_tx *tx, const struct payment
 					 const struct payments_provider_charge_info *charge,
 					 const struct log_ids *ids)
 {
-	struct payments_provider *provider = payments_ctx_provider(tx);
 	char refund_id[PAYMENTS_PROVIDER_ID_SIZE];
 	struct payments_row refunded = *row;
-	shop_status st;
-
-	if (!provider) {
-		log_error(ids, "no card provider configured");
-		return SHOP_E_INTERNAL;
-	}
-	st = payments_provider_refund(provider, row->order_id, refund_id);
-	if (st == SHOP_E_NOT_FOUND || st == SHOP_E_CONFLICT) {
-		log_error(ids, "provider lost the approved charge it reported: %s",
-			  shop_status_name(st));
-		return SHOP_E_INTERNAL;
-	}
-	if (st != SHOP_OK) {
-		log_warn(ids, "refunding the unrecorded charge failed: %s", shop_status_name(st));
-		return payments_after_provider_error(st);
-	}
+	shop_status st = payments_refund_at_provider(tx, row->order_id, "the unrecorded charge",
+						     refund_id, ids);
+	if (st != SHOP_OK)
+		return st;
 	ids_uuid7(refunded.payment_id);
 	refunded.amount_cents = charge->amount_cents;
 	if (!TEXT_COPY(refunded.currency, charge->currency))
