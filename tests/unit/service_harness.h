@@ -233,6 +233,23 @@ static inline int64_t harness_outbox_count_for(struct db *db, const char *order_
 }
 
 /* The newest envelope in the outbox on SUBJECT, parsed; cJSON_Delete it. */
+/* The one event about ORDER_ID (its envelope's subject) on SUBJECT. */
+static inline cJSON *harness_outbox_for(struct db *db, const char *order_id, const char *subject)
+{
+	struct db_result *r = NULL;
+	char *pattern = xasprintf("%%\"subject\":\"%s\"%%", order_id);
+	assert_int_equal(db_query(db,
+				  "SELECT payload FROM outbox WHERE payload LIKE $1 AND subject = $2",
+				  DB_ARGS(pattern, subject), &r),
+			 SHOP_OK);
+	assert_int_equal(db_result_rows(r), 1);
+	cJSON *root = cJSON_Parse(db_result_text(r, 0, 0));
+	db_result_free(r);
+	free(pattern);
+	assert_non_null(root);
+	return root;
+}
+
 static inline cJSON *harness_outbox_last(struct db *db, const char *subject)
 {
 	struct db_result *r = NULL;
