@@ -116,7 +116,7 @@ $(BUILD)/obj/%.o: %.c $(GEN_CONTRACTS)
 $(EVT_GEN_OBJ): $(GEN)/contracts_gen.c $(GEN_CONTRACTS)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-unused-function -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/lib/libevt.a: $(call lib_objs,evt) $(EVT_GEN_OBJ)
 $(BUILD)/lib/lib%.a:
@@ -194,13 +194,13 @@ check: all $(UNIT_TESTS) $(COMPONENT_TESTS) $(METRICS_SAMPLE)
 	$(Q)tests/run-binaries.sh $(UNIT_TESTS)
 	$(Q)tests/metrics/check_promtool.sh $(METRICS_SAMPLE)
 	$(Q)if [ -f tests/contracts/check_examples.py ]; then python3 tests/contracts/check_examples.py contracts; fi
-	$(Q)tools/lint.sh
+	$(Q)BUILD=$(BUILD) tools/lint.sh
 	$(Q)if [ -n "$(COMPONENT_TESTS)" ]; then tests/component/run.sh $(COMPONENT_TESTS); fi
 	$(Q)$(MAKE) --no-print-directory hardening
 	$(Q)$(MAKE) --no-print-directory fuzz-check
 	$(Q)$(MAKE) --no-print-directory tsan
 
-lint:
+lint: $(GEN_CONTRACTS) $(addprefix $(GEN)/migrations_,$(addsuffix .c,$(SERVICES)))
 	$(Q)BUILD=$(BUILD) tools/lint.sh
 
 # Fuzzing (tests/fuzz/README.md): clang builds the libraries and the gateway
