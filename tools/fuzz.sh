@@ -33,15 +33,17 @@ run_one() {
 			return 1
 		fi
 	fi
-	if "$bin" "${opts[@]}" -dict="$build/inputs/$t.dict" -max_total_time="$seconds" \
-		"$corpus" "$build/inputs/seeds/$t" >"$log" 2>&1; then
-		local runs cov ft
+	local TIMEFORMAT='%U %S'
+	if { time "$bin" "${opts[@]}" -dict="$build/inputs/$t.dict" -max_total_time="$seconds" \
+		"$corpus" "$build/inputs/seeds/$t" >"$log" 2>&1; } 2>"$log.cpu"; then
+		local runs cov ft cpu
+		cpu=$(awk '{ printf "%.0f", $1 + $2 }' "$log.cpu")
 		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 		cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
 		ft=$(grep -oE 'ft: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
-		echo "ok - fuzz_$t: ${runs:-?} runs in ${seconds} s, cov ${cov:-?} ft ${ft:-?}, no report"
+		echo "ok - fuzz_$t finds nothing in ${seconds} s (${runs:-?} runs, ${cpu:-?} s CPU, cov ${cov:-?}, ft ${ft:-?})"
 	else
-		echo "not ok - fuzz_$t: ${seconds} s without a report"
+		echo "not ok - fuzz_$t finds nothing in ${seconds} s"
 		grep -E '^(==[0-9]+==|SUMMARY|.*runtime error|.*property failed|artifact_prefix|Test unit written)' "$log" |
 			head -30 | sed 's/^/#   /'
 		return 1

@@ -140,6 +140,14 @@ size_t ct_push_key(struct ct_ctx *cx, const char *key)
 	return mark;
 }
 
+void ct_pointer_of_key(const char *key, char out[CT_PATH_MAX])
+{
+	struct ct_ctx cx;
+	ct_ctx_init(&cx, NULL);
+	ct_push_key(&cx, key);
+	memcpy(out, cx.path, cx.len + 1);
+}
+
 size_t ct_push_index(struct ct_ctx *cx, size_t i)
 {
 	size_t mark = cx->len;

@@ -4,7 +4,8 @@
  * in, the parse context that keeps the JSON pointer of the value in hand,
  * and the checks and encoding helpers every reader and encoder calls.
  *
- * Only contracts_gen.c includes this; everyone else uses contracts_gen.h.
+ * contracts_gen.c includes this, and envelope.c for ct_pointer_of_key;
+ * everyone else uses contracts_gen.h.
  * The generated file defines ct_patterns and ct_n_patterns, the POSIX
  * extended regular expressions the rules index into.
  */
@@ -61,6 +62,9 @@ void ct_fail(struct ct_ctx *cx, const char *fmt, ...) __attribute__((format(prin
 /* Enter a member or an element: the path grows, the mark restores it (ct_pop). */
 size_t ct_push_key(struct ct_ctx *cx, const char *key);
 size_t ct_push_index(struct ct_ctx *cx, size_t i);
+/* The JSON pointer "/KEY" of a member of the root, as ct_push_key writes it:
+ * escaped, bytes that are not UTF-8 as '?', cut between characters. */
+void ct_pointer_of_key(const char *key, char out[CT_PATH_MAX]);
 void ct_pop(struct ct_ctx *cx, size_t mark);
 
 /* Checks one string against its rule and copies it into dst (size bytes,

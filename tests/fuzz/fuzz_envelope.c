@@ -5,7 +5,8 @@
  * type, the data through that message's parser, as the runtime dispatches
  * it. An accepted envelope must survive the producer's path unchanged:
  * evt_envelope_build of its attributes and data is accepted and parses back
- * to the same attributes.
+ * to the same attributes. Every error is valid UTF-8: the runtime puts it in
+ * the dead-letter reason and the log.
  */
 #include "fuzz.h"
 
@@ -21,6 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cJSON *root = NULL;
 	if (evt_envelope_parse((const char *)data, size, &root, &env, &errs) != SHOP_OK) {
 		FUZZ_CHECK(errs.len > 0 || errs.dropped > 0);
+		fuzz_check_errors(&errs);
 		return 0;
 	}
 	FUZZ_CHECK(errs.len == 0 && env.data != NULL);
@@ -28,7 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const struct ct_message *m = ct_message_by_type(env.type);
 	if (m) {
 		void *msg = xcalloc(1, m->data_size);
-		if (m->parse(env.data, msg, &errs) == SHOP_OK) {
+		if (m->parse(env.data, msg, &errs) != SHOP_OK) {
+			fuzz_check_errors(&errs);
+		} else {
 			cJSON *out = m->encode(msg);
 			FUZZ_CHECK(out != NULL);
 			cJSON_Delete(out);

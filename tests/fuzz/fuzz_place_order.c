@@ -5,7 +5,8 @@
  * as gateway_order_create does (Content-Type application/json, no
  * Idempotency-Key). A refusal must be one of the documented ones; an
  * accepted order's canonical JSON must be accepted again and be its own
- * canonical form, since an idempotent replay compares those bytes.
+ * canonical form, since an idempotent replay compares those bytes. The
+ * refusal's details (paths from the client's keys) are valid UTF-8.
  */
 #include "fuzz.h"
 
@@ -24,6 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(refusal.status == 400 || refusal.status == 422);
 		FUZZ_CHECK(cJSON_IsArray(refusal.details));
 		FUZZ_CHECK(cJSON_GetArraySize(refusal.details) > 0);
+		char *details = cJSON_PrintUnformatted(refusal.details);
+		FUZZ_CHECK(details != NULL && fuzz_utf8_valid(details));
+		free(details);
 		cJSON_Delete(refusal.details);
 		free(req);
 		return 0;
