@@ -7,7 +7,10 @@ Reads CONTRACTS_DIR/index.json and the JSON Schemas it names, resolves their
 $refs, and writes OUT_DIR/contracts_gen.h and OUT_DIR/contracts_gen.c: one C
 struct with a strict parser and an encoder per object type, named limits, the
 message table, and the stream and durable-consumer tables the bus layer
-declares.
+declares. What the generated readers and encoders call (the parse context,
+the string, integer, object and array checks, the encoding helpers) is a real
+source file, libs/evt/ct_runtime.c: this script writes no C of its own
+beyond types, rule tables, readers, encoders and the message tables.
 
 The generator understands a deliberately small subset of JSON Schema (draft
 2020-12) and refuses everything else with a message naming the file and the
