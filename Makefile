@@ -15,11 +15,16 @@
 #                    regression inputs and fuzzes each FUZZ_CHECK_SECONDS
 #   make tsan        the threaded tests under ThreadSanitizer, in a build of
 #                    their own (build/tsan); `make check` runs it too
+#   make docs        the event catalog docs/catalog/ from contracts/
+#                    (tools/catalog.py); `make check` fails when the
+#                    committed catalog differs from it
 #   make hardening   a normal (unsanitized) build of the binaries into
 #                    build/release, checked by tools/check-hardening.sh;
 #                    `make check` runs it too
 # On the host, against a running `docker compose up` (loadtest/README.md):
-#   make loadtest [RATE=1000] [DURATION=60] [MODE=run|saturate]
+#   make loadtest [RATE=1000] [DURATION=60] [MODE=run|saturate] [CEILINGS=1|0]
+#                 [DURABILITY=durable|relaxed|compare]
+#   make follow ORDER=<id>   print one order's events as they happen (js/follow.mjs)
 # Switches: V=1 shows full commands, SANITIZE=address,undefined, WERROR=1.
 
 BUILD ?= build
@@ -27,6 +32,8 @@ BUILD ?= build
 RATE ?= 1000
 DURATION ?= 60
 MODE ?= run
+CEILINGS ?= 1
+DURABILITY ?=
 GEN := $(BUILD)/gen
 PKGS := libnats libmicrohttpd libcjson sqlite3 libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -97,7 +104,8 @@ BINS += $(if $(LT_LIB),$(BUILD)/bin/shop-loadtest)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 COMPONENT_TESTS := $(patsubst tests/component/%.c,$(BUILD)/tests/%,$(wildcard tests/component/test_*.c))
 
-.PHONY: all check unit component lint hardening test clean loadtest fuzz fuzz-build fuzz-check tsan
+.PHONY: all check unit component lint hardening test clean loadtest docs follow fuzz fuzz-build \
+	fuzz-check tsan
 .SECONDARY:
 
 all: $(BINS)
@@ -194,6 +202,7 @@ check: all $(UNIT_TESTS) $(COMPONENT_TESTS) $(METRICS_SAMPLE)
 	$(Q)tests/run-binaries.sh $(UNIT_TESTS)
 	$(Q)tests/metrics/check_promtool.sh $(METRICS_SAMPLE)
 	$(Q)if [ -f tests/contracts/check_examples.py ]; then python3 tests/contracts/check_examples.py contracts; fi
+	$(Q)python3 tools/catalog.py check docs/catalog
 	$(Q)BUILD=$(BUILD) tools/lint.sh
 	$(Q)if [ -n "$(COMPONENT_TESTS)" ]; then tests/component/run.sh $(COMPONENT_TESTS); fi
 	$(Q)$(MAKE) --no-print-directory hardening
@@ -259,13 +268,25 @@ hardening:
 	$(Q)CC="$(CC)" tools/check-hardening.sh $(addprefix $(RELEASE_BUILD)/bin/shop-,$(SERVICES)) \
 		$(RELEASE_BUILD)/lib/*.a
 
+# The event catalog, generated (python3 only: runs on the host or in shop-dev).
+docs:
+	$(Q)python3 tools/catalog.py generate docs/catalog
+
 # Host side: everything runs in containers.
 test:
 	$(Q)tests/run-all.sh
 
 # Host side: drive the running compose deployment (loadtest/run.sh).
 loadtest:
-	$(Q)RATE=$(RATE) DURATION=$(DURATION) MODE=$(MODE) loadtest/run.sh
+	$(Q)RATE=$(RATE) DURATION=$(DURATION) MODE=$(MODE) CEILINGS=$(CEILINGS) \
+		DURABILITY=$(DURABILITY) loadtest/run.sh
+
+# Host side, against a running `docker compose up`: one order's journey, live,
+# from the JavaScript follower in the node image (infra/docker/Dockerfile).
+ORDER ?=
+follow:
+	$(Q)test -n "$(ORDER)" || { echo "usage: make follow ORDER=<order id>"; exit 2; }
+	$(Q)docker compose run --rm follow $(ORDER)
 
 clean:
 	rm -rf $(BUILD)

@@ -54,7 +54,106 @@ bool lt_phase_holds(const struct lt_report *r, const struct lt_phase *p)
 	       (r->target_paid_p99_ms <= 0 || paid_p99 <= r->target_paid_p99_ms);
 }
 
+/* ---- the headline figure and the ratios ---------------------------------- */
+
+static void lt_report_totals(const struct lt_report *r, int64_t *ret_terminal,
+			     int64_t *ret_accepted, double *ret_active_s, double *ret_offer_s)
+{
+	int64_t terminal = 0, accepted = 0;
+	double active = 0, offer = 0;
+	for (size_t i = 0; i < r->n_phase; i++) {
+		terminal += r->phase[i].shipped + r->phase[i].cancelled;
+		accepted += r->phase[i].accepted;
+		active += r->phase[i].offer_s + r->phase[i].drain_s;
+		offer += r->phase[i].offer_s;
+	}
+	*ret_terminal = terminal;
+	*ret_accepted = accepted;
+	*ret_active_s = active;
+	*ret_offer_s = offer;
+}
+
+double lt_report_throughput_of(const struct lt_report *r, const char **ret_what)
+{
+	if (r->mode && strcmp(r->mode, "saturate") == 0) {
+		*ret_what = "highest saturation step that held";
+		return r->best_rate;
+	}
+	int64_t terminal, accepted;
+	double active, offer;
+	lt_report_totals(r, &terminal, &accepted, &active, &offer);
+	*ret_what = "completed orders per second, offered phase plus drain";
+	return active > 0 ? (double)terminal / active : 0;
+}
+
+void lt_report_summarise(struct lt_report *r, const struct lt_usage *before,
+			 const struct lt_usage *after)
+{
+	int64_t terminal, accepted;
+	double active, offer;
+	lt_report_totals(r, &terminal, &accepted, &active, &offer);
+	lt_ratios_compute(&r->ceil, before, after, terminal, accepted, active, offer, &r->ratios);
+}
+
 /* ---- text ------------------------------------------------------------- */
+
+/* A figure, or "n/a" for the negative "unknown". */
+static const char *lt_fmt(char *buf, size_t size, int decimals, double v)
+{
+	if (v < 0)
+		snprintf(buf, size, "n/a");
+	else
+		snprintf(buf, size, "%.*f", decimals, v);
+	return buf;
+}
+
+static void lt_text_ceil(FILE *out, const char *name, const struct lt_ceil_rate *c)
+{
+	char b[32];
+	fprintf(out, "  %-34s %12s /s", name, lt_fmt(b, sizeof(b), 0, c->per_s));
+	if (c->per_s >= 0)
+		fprintf(out, "  (%lld in %.1fs, %lld errors)", (long long)c->count, c->seconds,
+			(long long)c->errors);
+	if (c->note[0])
+		fprintf(out, "  [%s]", c->note);
+	fprintf(out, "\n");
+}
+
+static void lt_text_ceilings(const struct lt_report *r, FILE *out)
+{
+	const struct lt_ceilings *c = &r->ceil;
+	const struct lt_ratios *q = &r->ratios;
+	char a[32], b[32], d[32];
+	fprintf(out, "ceilings, measured on this deployment just before the load:\n");
+	lt_text_ceil(out, "JetStream async publish, unique id", &c->js_publish);
+	lt_text_ceil(out, "JetStream pull, fetch 256 + Ack", &c->js_consume);
+	lt_text_ceil(out, "gateway GET /healthz, closed loop", &c->http);
+	char name[64];
+	snprintf(name, sizeof(name), "PostgreSQL commit (sync_commit=%s)", c->pg_synchronous_commit);
+	lt_text_ceil(out, name, &c->pg_commit);
+	snprintf(name, sizeof(name), "SQLite WAL commit (synchronous=%s)", c->sqlite_synchronous);
+	lt_text_ceil(out, name, &c->sqlite_commit);
+	fprintf(out, "the shop against them: %s orders/s completed, %s/s accepted\n",
+		lt_fmt(a, sizeof(a), 1, q->completed_per_s),
+		lt_fmt(b, sizeof(b), 1, q->accepted_per_s));
+	fprintf(out, "  bus: %s JetStream messages per order; uses %s of the publish and %s of "
+		     "the consume ceiling; bound %s orders/s\n",
+		lt_fmt(a, sizeof(a), 1, q->events_per_order),
+		lt_fmt(b, sizeof(b), 4, q->bus_publish_share),
+		lt_fmt(d, sizeof(d), 4, q->bus_consume_share),
+		lt_fmt(name, sizeof(name), 0, q->bus_orders_bound));
+	fprintf(out, "  gateway: accepted / bare request rate = %s\n",
+		lt_fmt(a, sizeof(a), 4, q->gateway_share));
+	fprintf(out, "  PostgreSQL: %s transactions per order (pg_stat_database, read-only "
+		     "ones included); uses %s of the commit ceiling; bound %s orders/s\n",
+		lt_fmt(a, sizeof(a), 1, q->pg_commits_per_order),
+		lt_fmt(b, sizeof(b), 4, q->pg_share),
+		lt_fmt(d, sizeof(d), 0, q->pg_orders_bound));
+	fprintf(out, "  SQLite: the commit ceiling allows %s commits per completed order "
+		     "(one writer per file)\n",
+		lt_fmt(a, sizeof(a), 1, q->sqlite_commits_per_order_budget));
+}
+
 
 static void lt_text_hist(FILE *out, const char *name, const struct lt_hist *h)
 {
@@ -103,7 +202,8 @@ static void lt_text_phase(const struct lt_report *r, const struct lt_phase *p, F
 
 void lt_report_text(const struct lt_report *r, FILE *out)
 {
-	fprintf(out, "== load test (%s), started %s\n", r->mode, r->started_at);
+	fprintf(out, "== load test (%s), started %s, durability %s\n", r->mode, r->started_at,
+		r->durability ? r->durability : "unknown");
 	fprintf(out, "gateway %s, bus %s, mix %s, in-flight bound %lld, timeout %lld ms\n",
 		r->gateway, r->nats, r->mix, (long long)r->max_inflight, (long long)r->timeout_ms);
 	for (size_t i = 0; i < r->n_phase; i++) {
@@ -125,6 +225,8 @@ void lt_report_text(const struct lt_report *r, FILE *out)
 	if (r->events_dropped)
 		fprintf(out, "WARNING: %lld bus events were dropped by the subscription\n",
 			(long long)r->events_dropped);
+	if (r->ceil.measured)
+		lt_text_ceilings(r, out);
 	if (strcmp(r->mode, "saturate") == 0) {
 		char acc[32] = "any", paid[32] = "any";
 		if (r->target_accept_p99_ms > 0)
@@ -216,12 +318,64 @@ static cJSON *lt_json_second(const struct lt_second *s)
 	return o;
 }
 
+/* A figure, or null for the negative "unknown". */
+static void lt_json_num(cJSON *o, const char *name, double v)
+{
+	if (v < 0)
+		cJSON_AddNullToObject(o, name);
+	else
+		cJSON_AddNumberToObject(o, name, v);
+}
+
+static cJSON *lt_json_ceil(const struct lt_ceil_rate *c)
+{
+	cJSON *o = cJSON_CreateObject();
+	lt_json_num(o, "per_s", c->per_s);
+	cJSON_AddNumberToObject(o, "count", (double)c->count);
+	cJSON_AddNumberToObject(o, "seconds", c->seconds);
+	cJSON_AddNumberToObject(o, "errors", (double)c->errors);
+	if (c->note[0])
+		cJSON_AddStringToObject(o, "note", c->note);
+	return o;
+}
+
+static cJSON *lt_json_ceilings(const struct lt_ceilings *c)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "jetstream_publish", lt_json_ceil(&c->js_publish));
+	cJSON_AddItemToObject(o, "jetstream_consume", lt_json_ceil(&c->js_consume));
+	cJSON_AddItemToObject(o, "gateway_healthz", lt_json_ceil(&c->http));
+	cJSON_AddItemToObject(o, "postgres_commit", lt_json_ceil(&c->pg_commit));
+	cJSON_AddItemToObject(o, "sqlite_commit", lt_json_ceil(&c->sqlite_commit));
+	cJSON_AddStringToObject(o, "postgres_synchronous_commit", c->pg_synchronous_commit);
+	cJSON_AddStringToObject(o, "sqlite_synchronous", c->sqlite_synchronous);
+	return o;
+}
+
+static cJSON *lt_json_ratios(const struct lt_ratios *q)
+{
+	cJSON *o = cJSON_CreateObject();
+	lt_json_num(o, "completed_per_s", q->completed_per_s);
+	lt_json_num(o, "accepted_per_s", q->accepted_per_s);
+	lt_json_num(o, "events_per_order", q->events_per_order);
+	lt_json_num(o, "bus_publish_share", q->bus_publish_share);
+	lt_json_num(o, "bus_consume_share", q->bus_consume_share);
+	lt_json_num(o, "bus_orders_bound", q->bus_orders_bound);
+	lt_json_num(o, "gateway_share", q->gateway_share);
+	lt_json_num(o, "pg_commits_per_order", q->pg_commits_per_order);
+	lt_json_num(o, "pg_share", q->pg_share);
+	lt_json_num(o, "pg_orders_bound", q->pg_orders_bound);
+	lt_json_num(o, "sqlite_commits_per_order_budget", q->sqlite_commits_per_order_budget);
+	return o;
+}
+
 shop_status lt_report_json(const struct lt_report *r, FILE *out)
 {
 	shop_status st = SHOP_E_INTERNAL;
 	char *text = NULL;
 	cJSON *root = cJSON_CreateObject();
 	cJSON_AddStringToObject(root, "mode", r->mode);
+	cJSON_AddStringToObject(root, "durability", r->durability ? r->durability : "unknown");
 	cJSON_AddStringToObject(root, "started_at", r->started_at);
 	cJSON *cfg = cJSON_AddObjectToObject(root, "config");
 	cJSON_AddStringToObject(cfg, "gateway", r->gateway);
@@ -249,6 +403,15 @@ shop_status lt_report_json(const struct lt_report *r, FILE *out)
 	cJSON *secs = cJSON_AddArrayToObject(root, "seconds");
 	for (size_t i = 0; i < r->n_sec; i++)
 		cJSON_AddItemToArray(secs, lt_json_second(&r->sec[i]));
+	const char *what = NULL;
+	cJSON *sum = cJSON_AddObjectToObject(root, "summary");
+	cJSON_AddStringToObject(sum, "durability", r->durability ? r->durability : "unknown");
+	cJSON_AddNumberToObject(sum, "throughput", lt_report_throughput_of(r, &what));
+	cJSON_AddStringToObject(sum, "throughput_of", what);
+	if (r->ceil.measured) {
+		cJSON_AddItemToObject(root, "ceilings", lt_json_ceilings(&r->ceil));
+		cJSON_AddItemToObject(root, "ratios", lt_json_ratios(&r->ratios));
+	}
 	text = cJSON_Print(root);
 	if (!text)
 		goto out;
@@ -416,8 +579,8 @@ shop_status lt_report_svg(const struct lt_report *r, FILE *out)
 		"<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
 		LT_SVG_WIDTH, height, LT_SVG_WIDTH, height);
 	char title[160];
-	snprintf(title, sizeof(title), "Throughput per second (orders/s), %s, started %s", r->mode,
-		 r->started_at);
+	snprintf(title, sizeof(title), "Throughput per second (orders/s), %s, %s durability, started %s",
+		 r->mode, r->durability ? r->durability : "unknown", r->started_at);
 	lt_svg_panel(r, out, 0, title, "", false, tput, sizeof(tput) / sizeof(tput[0]));
 	lt_svg_panel(r, out, 1,
 		     "Latency from the intended send time, of what completed in each second (log scale)",

@@ -10,6 +10,7 @@
 #define SHOP_LOADTEST_REPORT_H
 
 #include "core/status.h"
+#include "lt_ceil.h"
 #include "lt_hist.h"
 #include "lt_mix.h"
 #include "lt_orders.h"
@@ -86,7 +87,20 @@ struct lt_report {
 	size_t n_lag;
 	int64_t events_dropped; /* bus events the subscription lost (slow consumer) */
 	double best_rate;       /* saturate: the highest step that held; 0 if none */
+	/* "durable", "relaxed" or "unknown": how the deployment was started
+	 * (loadtest/run.sh tells); the ceilings say what the databases run with. */
+	const char *durability;
+	struct lt_ceilings ceil; /* ceil.measured false: not measured */
+	struct lt_ratios ratios; /* computed by lt_report_summarise */
 };
+
+/* The headline figure of a report: the best rate that held (saturate) or
+ * completed orders per second over the offered phases and their drains
+ * (run); *ret_what names which. */
+double lt_report_throughput_of(const struct lt_report *r, const char **ret_what);
+/* Fills r->ratios from the ceilings and the usage sampled around the load. */
+void lt_report_summarise(struct lt_report *r, const struct lt_usage *before,
+			 const struct lt_usage *after);
 
 shop_status lt_report_json(const struct lt_report *r, FILE *out);
 shop_status lt_report_svg(const struct lt_report *r, FILE *out);

@@ -11,6 +11,7 @@
  */
 #include "core/clock.h"
 #include "core/xalloc.h"
+#include "lt_ceil.h"
 #include "lt_run.h"
 
 #include <curl/curl.h>
@@ -24,6 +25,7 @@
 #include <time.h>
 
 #define LT_PATH_MAX 4096
+#define LT_COMPARE_FILE_MAX (64 * 1024 * 1024) /* a report.json */
 
 static void lt_usage(FILE *out)
 {
@@ -44,10 +46,63 @@ static void lt_usage(FILE *out)
 		"                       seconds per step (10)\n"
 		"  --p99-accept-ms N    saturate target for accept p99 (%d; 0 = none)\n"
 		"  --p99-paid-ms N      saturate target for POST->PAID p99 (%d; 0 = none)\n"
-		"  --results DIR        write DIR/<UTC stamp>/{summary.txt,report.json,report.svg}\n",
+		"  --results DIR        write DIR/<UTC stamp>/{summary.txt,report.json,report.svg}\n"
+		"  --durability NAME    how the deployment was started (durable, relaxed), for the report\n"
+		"  --ceilings           measure the building blocks' ceilings before the load\n"
+		"  --ceil-seconds S     seconds per ceiling (%d)\n"
+		"  --ceil-pg URL        PostgreSQL scratch database for the commit ceiling\n"
+		"  --ceil-sqlite PATH   SQLite scratch file (on the services' disk) for its ceiling\n"
+		"  --compare D R        print durable report D's throughput / relaxed report R's\n",
 		LT_DEFAULT_RATE, LT_DEFAULT_DURATION_S, LT_MIX_DEFAULT, LT_DEFAULT_MAX_INFLIGHT,
 		LT_DEFAULT_TIMEOUT_MS, LT_DEFAULT_DRAIN_S, LT_DEFAULT_P99_ACCEPT_MS,
-		LT_DEFAULT_P99_PAID_MS);
+		LT_DEFAULT_P99_PAID_MS, LT_CEIL_DEFAULT_SECONDS);
+}
+
+/* Reads a whole (small) file; NULL when it cannot. */
+static char *lt_read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "shop-loadtest: cannot read %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	size_t cap = 1 << 16, len = 0;
+	char *buf = xmalloc(cap);
+	size_t n;
+	while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+		len += n;
+		if (len + 1 == cap) {
+			if (cap >= LT_COMPARE_FILE_MAX) {
+				fprintf(stderr, "shop-loadtest: %s is too large\n", path);
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			cap *= 2;
+			buf = xrealloc(buf, cap);
+		}
+	}
+	buf[len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* --compare: 0 when the durable throughput is at least the target share of
+ * the relaxed one, 1 when not, 2 when the reports cannot be read. */
+static int lt_compare(const char *durable, const char *relaxed)
+{
+	int rc = 2;
+	double ratio = -1;
+	char *d = lt_read_file(durable);
+	char *r = d ? lt_read_file(relaxed) : NULL;
+	if (r && lt_compare_reports(d, r, stdout, &ratio) == SHOP_OK)
+		rc = ratio >= LT_DURABLE_TARGET ? 0 : 1;
+	else if (r)
+		fprintf(stderr, "shop-loadtest: %s or %s is not a load test report\n", durable,
+			relaxed);
+	free(d);
+	free(r);
+	return rc;
 }
 
 static int lt_number(const char *opt, const char *s, double min, double max, double *ret)
@@ -114,6 +169,9 @@ int main(int argc, char **argv)
 		.p99_paid_ms = LT_DEFAULT_P99_PAID_MS,
 	};
 	const char *results = NULL;
+	const char *durability = "unknown";
+	bool ceilings = false;
+	struct lt_ceil_config ceil_cfg = {.seconds = LT_CEIL_DEFAULT_SECONDS};
 	static const struct option opts[] = {
 		{"gateway", required_argument, NULL, 'g'},   {"nats", required_argument, NULL, 'n'},
 		{"monitor", required_argument, NULL, 'm'},   {"rate", required_argument, NULL, 'r'},
@@ -125,10 +183,17 @@ int main(int argc, char **argv)
 		{"sat-step", required_argument, NULL, '4'},
 		{"p99-accept-ms", required_argument, NULL, 'a'},
 		{"p99-paid-ms", required_argument, NULL, 'p'}, {"results", required_argument, NULL, 'o'},
+		{"durability", required_argument, NULL, 'u'},
+		{"ceilings", no_argument, NULL, 'C'},
+		{"ceil-seconds", required_argument, NULL, '5'},
+		{"ceil-pg", required_argument, NULL, '6'},
+		{"ceil-sqlite", required_argument, NULL, '7'},
+		{"compare", no_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
 	};
 	int c;
 	double v;
+	bool compare = false;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		int bad = 0;
 		switch (c) {
@@ -164,11 +229,28 @@ int main(int argc, char **argv)
 			break;
 		case 'a': bad = lt_number("--p99-accept-ms", optarg, 0, 1e7, &cfg.p99_accept_ms); break;
 		case 'p': bad = lt_number("--p99-paid-ms", optarg, 0, 1e7, &cfg.p99_paid_ms); break;
+		case 'u': durability = optarg; break;
+		case 'C': ceilings = true; break;
+		case '5':
+			bad = lt_number("--ceil-seconds", optarg, 1, LT_CEIL_SECONDS_MAX, &v);
+			ceil_cfg.seconds = (int64_t)v;
+			break;
+		case '6': ceil_cfg.pg_url = optarg; break;
+		case '7': ceil_cfg.sqlite_path = optarg; break;
+		case 'c': compare = true; break;
 		case 'h': lt_usage(stdout); return 0;
 		default: lt_usage(stderr); return 2;
 		}
 		if (bad)
 			return 2;
+	}
+	if (compare) {
+		if (argc - optind != 2) {
+			lt_usage(stderr);
+			return 2;
+		}
+		xalloc_init_cjson();
+		return lt_compare(argv[optind], argv[optind + 1]);
 	}
 	if (optind != argc) {
 		lt_usage(stderr);
@@ -215,13 +297,26 @@ int main(int argc, char **argv)
 		.drain_max_s = cfg.drain_max_s,
 		.target_accept_p99_ms = cfg.p99_accept_ms,
 		.target_paid_p99_ms = cfg.p99_paid_ms,
+		.durability = durability,
 	};
+	/* The ceilings first, on the idle deployment, then the counters the
+	 * ratios need, sampled around the load. */
+	struct lt_usage before = {-1, -1}, after = {-1, -1};
+	if (ceilings) {
+		ceil_cfg.nats = cfg.nats;
+		ceil_cfg.gateway = cfg.gateway;
+		lt_ceil_measure(&ceil_cfg, &report.ceil);
+		lt_ceil_usage_sample(cfg.monitor, ceil_cfg.pg_url, &before);
+	}
 	fprintf(stderr, "shop-loadtest: %s, %s\n", report.mode,
 		cfg.saturate ? "stepping the rate up" : "constant rate");
 	shop_status st = lt_run(&cfg, &report);
 	int rc = 2;
 	if (st != SHOP_OK)
 		goto out;
+	if (ceilings)
+		lt_ceil_usage_sample(cfg.monitor, ceil_cfg.pg_url, &after);
+	lt_report_summarise(&report, &before, &after);
 	lt_report_text(&report, stdout);
 	if (dir[0]) {
 		if (lt_write_file(dir, "summary.txt", &report, lt_write_text) ||

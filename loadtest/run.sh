@@ -10,6 +10,16 @@
 #                              SAT_MAX, SAT_STEP) until a step misses the targets
 #   MIX, MAX_INFLIGHT, DRAIN, TIMEOUT_MS, P99_ACCEPT_MS, P99_PAID_MS
 #   LOADTEST_ARGS              further shop-loadtest options, verbatim
+#   CEILINGS=1|0               measure the building blocks' ceilings first (1)
+#   CEIL_SECONDS=3             seconds per ceiling
+#   DURABILITY=                (empty) the running deployment as it is;
+#                              durable | relaxed: (re)start it first with the
+#                              defaults, or with infra/compose.relaxed.yml
+#                              (fsync off), then run; compare: durable, then
+#                              relaxed, then durable/relaxed throughput, and
+#                              the deployment is put back to durable
+#   SHOP_PG_PASSWORD_LOADTEST  the loadtest role's password, if not the
+#                              compose default
 #   COMPOSE_PROJECT_NAME       the deployment's project (default: this
 #                              directory's, as `docker compose up` chose it)
 # The generator image is built from infra/docker/Dockerfile (the runtime
@@ -19,9 +29,15 @@ cd "$(dirname "$0")/.."
 
 project=${COMPOSE_PROJECT_NAME:-$(docker compose config 2>/dev/null | sed -n 's/^name: //p' | head -1)}
 network=${project}_default
-if ! docker network inspect "$network" >/dev/null 2>&1; then
+compose=(docker compose -p "$project" -f docker-compose.yml)
+durability=${DURABILITY:-}
+case "$durability" in
+"" | durable | relaxed | compare) ;;
+*) echo "loadtest: DURABILITY must be durable, relaxed or compare" >&2; exit 2 ;;
+esac
+if [ -z "$durability" ] && ! docker network inspect "$network" >/dev/null 2>&1; then
 	echo "loadtest: no compose deployment '$project' is running (network $network);" \
-		"start it with 'docker compose up -d --wait' first" >&2
+		"start it with 'docker compose up -d --wait' first, or set DURABILITY" >&2
 	exit 2
 fi
 
@@ -45,8 +61,92 @@ args=(--rate "${RATE:-1000}" --duration "${DURATION:-60}" --results /results)
 # shellcheck disable=SC2206 # LOADTEST_ARGS is split on purpose
 [ -n "${LOADTEST_ARGS:-}" ] && args+=($LOADTEST_ARGS)
 
-mkdir -p loadtest/results
-# The container stops with the run (the generator bounds its own time); the
-# host user owns the results.
-exec docker run --rm --network "$network" --user "$(id -u):$(id -g)" \
-	-v "$PWD/loadtest/results:/results" shop-loadtest shop-loadtest "${args[@]}"
+# The SQLite ceiling writes on a docker volume of its own: the disk where
+# the services' SQLite volumes live. Created for the run, removed after.
+scratch=${project}_loadtest-scratch
+cleanup() { docker volume rm -f "$scratch" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+if [ "${CEILINGS:-1}" = 1 ]; then
+	pg_pw=${SHOP_PG_PASSWORD_LOADTEST-loadtest-dev-password}
+	args+=(--ceilings --ceil-sqlite /scratch/ceilings.db)
+	[ -n "$pg_pw" ] && args+=(--ceil-pg "postgresql://loadtest:$pg_pw@postgres:5432/loadtest")
+	[ -n "${CEIL_SECONDS:-}" ] && args+=(--ceil-seconds "$CEIL_SECONDS")
+fi
+
+# (Re)starts the deployment in durability $1; compose recreates only the
+# containers whose settings change (postgres and the SQLite services).
+deploy() {
+	local files=("${compose[@]}")
+	[ "$1" = relaxed ] && files+=(-f infra/compose.relaxed.yml)
+	echo "# deployment '$project': $1 durability" >&2
+	# The PostgreSQL image from this tree: its init script creates the
+	# loadtest role and passes the relaxed override's -c on to the server;
+	# an older shop-postgres:latest (the tag is shared) does neither.
+	"${files[@]}" build -q postgres >&2
+	"${files[@]}" up -d --wait >&2
+}
+
+# What the running deployment was started with, from the gateway's
+# environment: relaxed when its SQLite runs synchronous=NORMAL.
+detect() {
+	local id
+	id=$("${compose[@]}" ps -q gateway 2>/dev/null | head -1)
+	if [ -z "$id" ]; then echo unknown; return; fi
+	if docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$id" |
+		grep -qx 'SHOP_SQLITE_SYNCHRONOUS=NORMAL'; then
+		echo relaxed
+	else
+		echo durable
+	fi
+}
+
+# Runs the generator once; the report directory's host path goes to $last.
+last=
+run_once() {
+	local mode=$1 out rc=0
+	mkdir -p loadtest/results
+	docker volume create "$scratch" >/dev/null
+	# The volume is root's when new; hand it to the user the tool runs as.
+	docker run --rm --user 0 -v "$scratch:/scratch" shop-loadtest \
+		chown "$(id -u):$(id -g)" /scratch
+	# The container stops with the run (the generator bounds its own time);
+	# the host user owns the results.
+	out=$(mktemp)
+	docker run --rm --network "$network" --user "$(id -u):$(id -g)" \
+		-v "$PWD/loadtest/results:/results" -v "$scratch:/scratch" \
+		-e SHOP_SQLITE_SYNCHRONOUS="$([ "$mode" = relaxed ] && echo NORMAL || echo FULL)" \
+		shop-loadtest shop-loadtest --durability "$mode" "${args[@]}" | tee "$out" || rc=$?
+	last=$(sed -n 's|^report: /results/\([^/]*\)/.*|loadtest/results/\1|p' "$out")
+	rm -f "$out"
+	docker volume rm -f "$scratch" >/dev/null
+	return $rc
+}
+
+case "$durability" in
+"")
+	run_once "$(detect)"
+	;;
+durable | relaxed)
+	deploy "$durability"
+	run_once "$durability"
+	;;
+compare)
+	rc=0
+	deploy durable
+	run_once durable || rc=$?
+	d=$last
+	deploy relaxed
+	run_once relaxed || rc=$?
+	r=$last
+	deploy durable
+	if [ -z "$d" ] || [ -z "$r" ]; then
+		echo "loadtest: a run wrote no report; nothing to compare" >&2
+		exit 2
+	fi
+	echo "== durable vs relaxed ($d vs $r)"
+	docker run --rm --user "$(id -u):$(id -g)" -v "$PWD/loadtest/results:/results" \
+		shop-loadtest shop-loadtest --compare "/results/${d##*/}/report.json" \
+		"/results/${r##*/}/report.json" || rc=$?
+	exit $rc
+	;;
+esac

@@ -37,6 +37,11 @@ stage "dev image" docker build -q -t shop-dev --target dev -f infra/docker/Docke
 stage "unit, contract and component tests" docker run --rm -v "$PWD":/src:ro shop-dev bash -c \
 	'mkdir -p /tmp/w && tar -C /src --exclude=./build --exclude=./.git -cf - . | tar -C /tmp/w -xf - \
 	 && cd /tmp/w && make -j2 WERROR=1 SANITIZE=address,undefined check'
+stage "schema compatibility" tests/contracts/compat.sh
+# The event catalog's AsyncAPI documents, parsed by @asyncapi/parser in the
+# node image (npm ci from js/package-lock.json; nothing of it in the C build).
+stage "asyncapi" bash -c 'docker build -q -t shop-node --target node -f infra/docker/Dockerfile . >/dev/null &&
+	docker run --rm -v "$PWD/docs/catalog/asyncapi:/asyncapi:ro" shop-node validate-asyncapi.mjs $(cd docs/catalog/asyncapi && printf "/asyncapi/%s " *.json)'
 stage "system tests" tests/system/run.sh
 
 # A TAP directive is case-insensitive and follows the description.

@@ -4,11 +4,17 @@
 # database of the same name owned by it. pg_hba allows a role to connect only
 # to the database named after it ("sameuser"), and PUBLIC loses CONNECT, so
 # no service can read another's data. Then it runs the server in the
-# foreground (so `docker compose kill postgres` kills the real server).
+# foreground (so `docker compose kill postgres` kills the real server), with
+# any arguments given appended (`-c name=value`: infra/compose.relaxed.yml).
 # Passwords come from SHOP_PG_PASSWORD_<SERVICE> (development defaults in
 # docker-compose.yml).
+# The load test's ceilings (loadtest/README.md) get the same treatment under
+# the name "loadtest" when SHOP_PG_PASSWORD_LOADTEST is set: an ordinary
+# role, no superuser, owning a scratch database of its own and reaching no
+# service's data. Without the password it is not created.
 set -eu
 : "${SHOP_PG_SERVICES:=orders inventory payments}"
+[ -z "${SHOP_PG_PASSWORD_LOADTEST:-}" ] || SHOP_PG_SERVICES="$SHOP_PG_SERVICES loadtest"
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	initdb -D "$PGDATA" -U postgres --auth-local=peer --auth-host=scram-sha-256 >/dev/null
@@ -34,4 +40,4 @@ SQL
 	pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
 	echo "init: created databases and roles: $SHOP_PG_SERVICES"
 fi
-exec postgres -D "$PGDATA" -c listen_addresses='*' -c max_connections=200
+exec postgres -D "$PGDATA" -c listen_addresses='*' -c max_connections=200 "$@"

@@ -348,6 +348,21 @@ void db_rollback(struct db *db)
 	db_tx_end(db);
 }
 
+shop_status db_checkpoint(struct db *db, int64_t *ret_frames)
+{
+	if (!db)
+		return SHOP_E_INVALID;
+	if (ret_frames)
+		*ret_frames = 0;
+	if (db->backend != DB_SQLITE)
+		return SHOP_OK;
+	if (db->in_tx) {
+		db_set_error(db, "db_checkpoint inside a transaction");
+		return SHOP_E_INTERNAL;
+	}
+	return db_sqlite_checkpoint(db, ret_frames);
+}
+
 /* ---- migrations ---- */
 
 static char *db_replace_all(const char *s, const char *token, const char *with)

@@ -48,6 +48,11 @@
 /* How long db_open or a reconnect waits for PostgreSQL, unless the URL sets
  * connect_timeout. */
 #define DB_PG_CONNECT_TIMEOUT_S 5
+/* SQLite: WAL pages after which a writer checkpoints by itself. The
+ * runtime checkpoints on its own thread long before (db_checkpoint), so this
+ * is a backstop that bounds the WAL if that thread falls behind. */
+#define DB_SQLITE_AUTOCHECKPOINT_PAGES 10000
+#define DB_SQLITE_AUTOCHECKPOINT_PAGES_STR "10000"
 /* Prepared statements kept per connection (least recently used go first). */
 #define DB_STMT_CACHE_SIZE 64
 
@@ -112,6 +117,12 @@ shop_status db_savepoint_release(struct db *db);
 shop_status db_savepoint_rollback(struct db *db);
 
 shop_status db_migrate(struct db *db, const struct db_migration *migrations, size_t n);
+
+/* SQLite: copies committed WAL frames into the database file without
+ * waiting for readers or writers (a passive checkpoint), so writers never
+ * pay for it; *ret_frames (may be NULL) gets how many. PostgreSQL: nothing
+ * to do. */
+shop_status db_checkpoint(struct db *db, int64_t *ret_frames);
 
 /* Argument-list helpers: db_exec(db, sql, DB_ARGS(a, b), NULL). */
 #define DB_ARGS(...) \

@@ -105,6 +105,8 @@ void db_stmt_cache_clear(struct db_stmt_cache *c, void (*release)(void *ctx, voi
 shop_status db_sqlite_open(const char *path, struct db **ret_db, char err[DB_ERROR_MAX]);
 shop_status db_pg_open(const char *url, struct db **ret_db, char err[DB_ERROR_MAX]);
 
+shop_status db_sqlite_checkpoint(struct db *db, int64_t *ret_frames);
+
 /* Tests only: shortens the SQLite busy timeout of one connection so a lock
  * wait can be tested without waiting DB_SQLITE_BUSY_TIMEOUT_MS. */
 void db_sqlite_busy_timeout_set(struct db *db, int ms);

@@ -379,6 +379,14 @@ shop_status db_sqlite_open(const char *path, struct db **ret_db, char err[DB_ERR
 				      NULL, 0);
 	if (rc == SQLITE_OK)
 		rc = db_sqlite_pragma(db->handle, "PRAGMA foreign_keys=ON", NULL, 0);
+	/* Checkpoints belong to the runtime's checkpointer (db_checkpoint), not
+	 * to whichever writer crosses the threshold while holding the write
+	 * lock; the automatic one stays only as a backstop for a WAL that the
+	 * checkpointer cannot keep small. */
+	if (rc == SQLITE_OK)
+		rc = db_sqlite_pragma(db->handle,
+				      "PRAGMA wal_autocheckpoint=" DB_SQLITE_AUTOCHECKPOINT_PAGES_STR, NULL,
+				      0);
 	if (rc != SQLITE_OK) {
 		db_format_error(err, "sqlite: cannot set up %s: %s", path,
 				sqlite3_errmsg(db->handle));
@@ -391,6 +399,18 @@ fail:
 	sqlite3_close_v2(db->handle);
 	free(db);
 	return st;
+}
+
+shop_status db_sqlite_checkpoint(struct db *base, int64_t *ret_frames)
+{
+	struct db_sqlite *db = db_sqlite_of(base);
+	int log = 0, done = 0;
+	int rc = sqlite3_wal_checkpoint_v2(db->handle, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+	if (rc != SQLITE_OK)
+		return db_sqlite_fail(db, rc, "wal_checkpoint(PASSIVE)");
+	if (ret_frames)
+		*ret_frames = done > 0 ? done : 0;
+	return SHOP_OK;
 }
 
 void db_sqlite_busy_timeout_set(struct db *db, int ms)

@@ -124,6 +124,23 @@ struct db *svc_db_open_retrying(struct svc *svc)
 	return NULL;
 }
 
+/* SQLite only: the checkpointer. Every SVC_CHECKPOINT_INTERVAL_MS it copies
+ * committed WAL frames into the database file (a passive checkpoint, which
+ * waits for nobody), so the commits of consumers and requests never pay for
+ * it while holding the one write lock. */
+static void *svc_checkpoint_main(void *arg)
+{
+	struct svc *svc = arg;
+	struct db *db = svc_db_open_retrying(svc);
+	while (db && !svc_stopping(svc)) {
+		if (db_checkpoint(db, NULL) != SHOP_OK)
+			log_warn(NULL, "WAL checkpoint: %s", db_last_error(db));
+		svc_pause(svc, SVC_CHECKPOINT_INTERVAL_MS);
+	}
+	db_close(db);
+	return NULL;
+}
+
 static void *svc_task_main(void *arg)
 {
 	struct svc_task_thread *tt = arg;
@@ -393,20 +410,32 @@ static void *svc_signal_main(void *arg)
 static void svc_start_workers(struct svc *svc)
 {
 	const struct svc_spec *spec = svc->spec;
+	size_t durables = 0;
 	for (size_t i = 0; i < ct_n_consumers; i++)
 		if (strcmp(ct_consumers[i].service, spec->name) == 0)
-			svc->n_consumers++;
+			durables++;
+	/* Several threads per durable work as replicas in one process do: each
+	 * binds the durable, and JetStream hands each its own messages. */
+	svc->n_consumers = durables * (size_t)svc->consumer_threads;
 	svc->consumers = xcalloc(svc->n_consumers, sizeof(*svc->consumers));
 	for (size_t i = 0, k = 0; i < ct_n_consumers; i++) {
 		if (strcmp(ct_consumers[i].service, spec->name) != 0)
 			continue;
-		svc->consumers[k] = (struct svc_consumer_thread){ .svc = svc, .consumer = &ct_consumers[i] };
-		pthread_create(&svc->consumers[k].thread, NULL, svc_consumer_main, &svc->consumers[k]);
-		k++;
+		for (int t = 0; t < svc->consumer_threads; t++, k++) {
+			svc->consumers[k] = (struct svc_consumer_thread){
+				.svc = svc, .consumer = &ct_consumers[i], .first = t == 0
+			};
+			pthread_create(&svc->consumers[k].thread, NULL, svc_consumer_main,
+				       &svc->consumers[k]);
+		}
 	}
 	svc_metrics_bind_consumers(svc);
 	pthread_create(&svc->relay_thread, NULL, svc_relay_main, svc);
 	svc->relay_started = true;
+	if (strncmp(svc->db_url, "sqlite:", strlen("sqlite:")) == 0) {
+		pthread_create(&svc->checkpoint_thread, NULL, svc_checkpoint_main, svc);
+		svc->checkpoint_started = true;
+	}
 	svc->n_tasks = spec->n_tasks;
 	svc->tasks = xcalloc(spec->n_tasks, sizeof(*svc->tasks));
 	for (size_t i = 0; i < spec->n_tasks; i++) {
@@ -421,6 +450,8 @@ static void svc_join_workers(struct svc *svc)
 		pthread_join(svc->consumers[i].thread, NULL);
 	if (svc->relay_started)
 		pthread_join(svc->relay_thread, NULL);
+	if (svc->checkpoint_started)
+		pthread_join(svc->checkpoint_thread, NULL);
 	for (size_t i = 0; i < svc->n_tasks; i++)
 		pthread_join(svc->tasks[i].thread, NULL);
 }
@@ -428,7 +459,7 @@ static void svc_join_workers(struct svc *svc)
 int svc_main(const struct svc_spec *spec)
 {
 	int rc = 1;
-	int64_t port = 8080, replicas = 1;
+	int64_t port = 8080, replicas = 1, threads = 1;
 	struct svc *svc = svc_new(spec);
 	pthread_t signal_thread;
 
@@ -447,9 +478,11 @@ int svc_main(const struct svc_spec *spec)
 	pthread_create(&signal_thread, NULL, svc_signal_main, svc);
 
 	if (config_int("SHOP_HTTP_PORT", 8080, 1, 65535, &port) != SHOP_OK ||
-	    config_int("SHOP_STREAM_REPLICAS", 1, 1, 5, &replicas) != SHOP_OK)
+	    config_int("SHOP_STREAM_REPLICAS", 1, 1, 5, &replicas) != SHOP_OK ||
+	    config_int("SHOP_CONSUMER_THREADS", 1, 1, SVC_CONSUMER_THREADS_MAX, &threads) != SHOP_OK)
 		goto out;
 	svc->replicas = (int)replicas;
+	svc->consumer_threads = (int)threads;
 	svc->db_url = xstrdup(config_str("SHOP_DB_URL", spec->default_db_url));
 	const char *nats_url = config_str("SHOP_NATS_URL", "nats://127.0.0.1:4222");
 

@@ -11,6 +11,8 @@
  *   - runs one consumer thread per durable: each message is decoded, checked
  *     against its contract, claimed in the inbox and handled in ONE database
  *     transaction, then settled by the decision table in svc.c;
+ *   - on SQLite, checkpoints the WAL on a thread of its own, so writers
+ *     never do it while holding the write lock;
  *   - runs the outbox relay: woken when a transaction that emitted commits,
  *     polling as a fallback, publishing with Nats-Msg-Id = event id, marking
  *     rows only after the JetStream ack, purging them after a retention time;
@@ -33,6 +35,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Consumer threads per durable (SHOP_CONSUMER_THREADS, default 1). More
+ * than one overlaps the waits of a service whose handlers spend their time on
+ * database round trips and commits; it needs handlers that are safe when
+ * two messages of one stream run at once, as replicas already require. It
+ * buys nothing on SQLite (one writer) and contention on hot rows. */
+#define SVC_CONSUMER_THREADS_MAX 8
 #define SVC_FETCH_BATCH 64               /* messages asked for per fetch */
 #define SVC_FETCH_WAIT_MS 1000           /* longest wait of one fetch (bounds shutdown time) */
 #define SVC_RETRY_BASE_MS 100            /* first redelivery delay; doubles per delivery */
@@ -42,6 +50,7 @@
 #define SVC_OUTBOX_RETENTION_MS (24LL * 3600 * 1000) /* published rows kept (SHOP_OUTBOX_RETENTION_MS) */
 #define SVC_INBOX_RETENTION_MS (8LL * 24 * 3600 * 1000) /* > stream max age: a redelivery is always caught */
 #define SVC_PURGE_INTERVAL_MS 60000
+#define SVC_CHECKPOINT_INTERVAL_MS 500   /* SQLite: WAL checkpoint off the writers' path */
 #define SVC_HTTP_ROUTE_OTHER "other"   /* route label of a path no template names */
 /* Connections for HTTP threads, group commits and metrics: at most this
  * many exist at once (in use or idle); a request that finds them all busy
@@ -162,6 +171,10 @@ shop_status svc_tx_run(struct svc *svc, struct db *db, const char *correlation_i
  * another caller's thread and must not keep tx beyond the call. */
 shop_status svc_tx_run_grouped(struct svc *svc, const char *correlation_id,
 			       const char *traceparent, svc_tx_fn fn, void *arg);
+/* For tests: how many callers wait for the next group, and how many groups
+ * have run (each one transaction). */
+size_t svc_group_waiting(struct svc *svc);
+uint64_t svc_group_commits(struct svc *svc);
 
 /* Connections for HTTP handler threads: take one (waiting while
  * SVC_DB_POOL_MAX are in use), give it back. */

@@ -182,6 +182,8 @@ void svc_metrics_bind_consumers(struct svc *svc)
 {
 	for (size_t i = 0; i < svc->n_consumers; i++) {
 		struct svc_consumer_thread *ct = &svc->consumers[i];
+		if (!ct->first)
+			continue;
 		svc_metrics_must(metrics_gauge_bind(svc->metrics->consumer_pending,
 						    SVC_LABELS(svc->spec->name, ct->consumer->stream,
 							       ct->consumer->durable),

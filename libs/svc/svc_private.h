@@ -36,6 +36,7 @@
 struct svc_consumer_thread {
 	struct svc *svc;
 	const struct ct_consumer *consumer;
+	bool first; /* the first thread of its durable: it reports the durable's gauges */
 	pthread_t thread;
 };
 
@@ -50,6 +51,7 @@ struct svc {
 	char *db_url;
 	struct bus *bus;
 	int replicas;
+	int consumer_threads; /* per durable (SHOP_CONSUMER_THREADS) */
 
 	atomic_bool stopping;
 	atomic_bool ready;
@@ -66,6 +68,7 @@ struct svc {
 	pthread_cond_t group_done;
 	struct svc_group_item *group_head, *group_tail;
 	bool group_leader;
+	atomic_ullong group_commits; /* groups run (tests read it) */
 
 	struct db *pool[SVC_DB_POOL_MAX]; /* idle connections for HTTP threads */
 	size_t pool_len;
@@ -77,6 +80,8 @@ struct svc {
 	struct web_server *web;
 	pthread_t relay_thread;
 	bool relay_started;
+	pthread_t checkpoint_thread; /* SQLite only */
+	bool checkpoint_started;
 	struct svc_consumer_thread *consumers;
 	size_t n_consumers;
 	struct svc_task_thread *tasks;

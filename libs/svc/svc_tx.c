@@ -88,6 +88,7 @@ static void svc_group_commit(struct svc *svc, struct svc_group_item *group)
 			it->st = st;
 	if (st == SHOP_OK && emitted > 0 && svc->bus)
 		svc_relay_wake(svc);
+	atomic_fetch_add(&svc->group_commits, 1);
 	svc_db_release(svc, db);
 }
 
@@ -141,4 +142,19 @@ shop_status svc_tx_run_grouped(struct svc *svc, const char *correlation_id,
 	}
 	pthread_mutex_unlock(&svc->group_lock);
 	return self.st;
+}
+
+uint64_t svc_group_commits(struct svc *svc)
+{
+	return atomic_load(&svc->group_commits);
+}
+
+size_t svc_group_waiting(struct svc *svc)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&svc->group_lock);
+	for (const struct svc_group_item *it = svc->group_head; it; it = it->next)
+		n++;
+	pthread_mutex_unlock(&svc->group_lock);
+	return n;
 }

@@ -815,6 +815,29 @@ static void a_full_disk_is_unavailable_until_a_write_commits_again(void **state)
 	assert_int_equal(QUERY_INT(db, "SELECT count(*) FROM big"), 1);
 }
 
+/* Writers never checkpoint below the backstop (the runtime's checkpointer
+ * does it, off their path), and db_checkpoint copies committed frames into
+ * the file without a writer's help. */
+static void writers_leave_checkpoints_to_db_checkpoint(void **state)
+{
+	struct fixture *f = *state;
+	struct db *db = f->db;
+	assert_int_equal(QUERY_INT(db, "PRAGMA wal_autocheckpoint"), DB_SQLITE_AUTOCHECKPOINT_PAGES);
+	MUST(db, db_exec(db, "CREATE TABLE c (b BLOB)", DB_NOARGS, NULL));
+	for (int i = 0; i < 50; i++)
+		MUST(db, db_exec(db, "INSERT INTO c VALUES (zeroblob(8192))", DB_NOARGS, NULL));
+	int64_t frames = 0;
+	MUST(db, db_checkpoint(db, &frames));
+	assert_true(frames >= 100); /* 50 rows of two pages each, at least */
+	/* Everything is in the file now: a second checkpoint finds nothing new. */
+	int64_t again = -1;
+	MUST(db, db_checkpoint(db, &again));
+	assert_true(again >= frames); /* reports the WAL's frames, all checkpointed */
+	MUST(db, db_begin(db));
+	assert_int_equal(db_checkpoint(db, NULL), SHOP_E_INTERNAL);
+	db_rollback(db);
+}
+
 /* ---- groups ---- */
 
 #define T(fn, fx) cmocka_unit_test_prestate_setup_teardown(fn, test_setup, test_teardown, fx)
@@ -846,6 +869,7 @@ int main(void)
 		T(a_second_writer_waits_out_the_busy_timeout_then_is_unavailable, &sqlite_fx),
 		T(connections_use_wal_full_sync_and_foreign_keys, &sqlite_fx),
 		T(a_full_disk_is_unavailable_until_a_write_commits_again, &sqlite_fx),
+		T(writers_leave_checkpoints_to_db_checkpoint, &sqlite_fx),
 	};
 	const struct CMUnitTest pg_tests[] = {
 		COMMON_TESTS(&pg_fx),

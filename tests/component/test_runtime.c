@@ -81,7 +81,12 @@ extern char **environ;
 #define QUIET_MS 1500
 /* Messages a killed child had fetched come back after the ack wait. */
 #define CRASH_TIMEOUT_MS (BUS_ACK_WAIT_MS + 90000)
-#define BURST 200
+/* The crash case's burst. Consumers fetch up to SVC_FETCH_BATCH at once and
+ * commit a batch whole, so when the server is frozen more than one batch
+ * must still be unhandled, or the batch in hand could finish the burst and
+ * the case would prove nothing: six batches, of which the first two kills
+ * take at most two fifths plus a batch. */
+#define BURST (6 * SVC_FETCH_BATCH)
 #define RELAY_BURST 50
 
 /* ======================================================================
@@ -244,6 +249,7 @@ static struct {
 	struct child child;
 	struct nats_box box;
 	struct link box_link; /* to the private server, when the case has one */
+	int consumer_threads; /* SHOP_CONSUMER_THREADS of the case's children; 0: 1 */
 	char logs[LOGS_MAX][PATH_MAX + 32];
 	size_t n_logs;
 	bool passed;
@@ -447,6 +453,9 @@ static void child_spawn(struct child *c, const char *db_url, const char *nats_ur
 	env_set(env, &n, cap, "SHOP_LOG_LEVEL", "info");
 	env_set(env, &n, cap, RT_ENV_DELAY, delay);
 	env_set(env, &n, cap, RT_ENV_EMIT_FLAG, emit_flag ? emit_flag : "");
+	char threads[16];
+	snprintf(threads, sizeof(threads), "%d", fx.consumer_threads > 0 ? fx.consumer_threads : 1);
+	env_set(env, &n, cap, "SHOP_CONSUMER_THREADS", threads);
 
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
@@ -1297,6 +1306,49 @@ static void outbox_rows_are_marked_only_after_the_stream_stored_them_each_exactl
 	case_done();
 }
 
+/* Four consumer threads per durable, as four replicas would be: a burst in
+ * which every event is also published a second time under another
+ * Nats-Msg-Id (so two threads may hold both copies at once) is still handled
+ * exactly once per event, and each effect is published once. */
+static void several_threads_per_durable_handle_each_event_once(void **state)
+{
+	NEED_SERVERS();
+	fx.consumer_threads = 4;
+	child_start(&fx.child, fx.url, g.nats_url, 0, NULL);
+	struct placed *ps = xcalloc(RELAY_BURST, sizeof(*ps));
+	struct idset orders = { 0 };
+	for (size_t i = 0; i < RELAY_BURST; i++) {
+		placed_make(&ps[i], fx.tag, (int64_t)i + 1);
+		idset_add(&orders, ps[i].order_id);
+	}
+	placed_publish_all(g.main.bus, ps, RELAY_BURST);
+	for (size_t i = 0; i < RELAY_BURST; i++) {
+		char again[IDS_UUID_SIZE + 8];
+		snprintf(again, sizeof(again), "%s-again", ps[i].event_id);
+		placed_publish(&ps[i], again);
+	}
+
+	struct released_log seen = { 0 };
+	collect_released(&orders, RELAY_BURST, EFFECT_TIMEOUT_MS, &seen);
+	assert_int_equal(seen.len, RELAY_BURST);
+	released_assert_unique(&seen);
+	wait_orders_settled(EFFECT_TIMEOUT_MS);
+	for (size_t i = 0; i < RELAY_BURST; i++) {
+		assert_int_equal(released_count_order(&seen, ps[i].order_id), 1);
+		assert_int_equal(effects_of(ps[i].order_id), 1);
+		assert_int_equal(inbox_claims(ps[i].event_id), 1);
+	}
+	assert_int_equal(wait_count_at_most(0, EFFECT_TIMEOUT_MS, SQL_UNPUBLISHED, DB_NOARGS), 0);
+	child_stop(&fx.child);
+
+	released_log_free(&seen);
+	idset_free(&orders);
+	for (size_t i = 0; i < RELAY_BURST; i++)
+		placed_free(&ps[i]);
+	free(ps);
+	case_done();
+}
+
 /* The crash case kills the service twice in one burst, on a private server:
  *  1. with the server up: the message being handled when the process dies
  *     must come back (it may be acked only after its transaction commits);
@@ -1691,6 +1743,7 @@ int main(int argc, char **argv)
 		CASE(data_breaking_the_contract_is_dead_lettered_with_its_reason_and_not_redelivered),
 		CASE(a_handler_emitting_what_the_service_may_not_is_rolled_back_and_dead_lettered),
 		CASE(outbox_rows_are_marked_only_after_the_stream_stored_them_each_exactly_once),
+		CASE(several_threads_per_durable_handle_each_event_once),
 		CASE(a_service_killed_mid_burst_handles_every_event_exactly_once_after_restart),
 		CASE(the_relay_catches_up_after_the_broker_was_down_and_publishes_each_row_once),
 		CASE(service_routes_answer_503_until_the_service_is_ready),

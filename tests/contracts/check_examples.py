@@ -145,6 +145,12 @@ def list_json(directory):
     return sorted(f for f in os.listdir(directory) if f.endswith(".json"))
 
 
+# Files of contracts/ that describe the system rather than a message: the
+# index, the saga's transition table and the services' descriptions (read
+# by tools/catalog.py). Every other JSON file outside examples/ is a schema.
+DESCRIPTIONS = {"index.json", "saga.json", "services.json"}
+
+
 class Contracts:
     def __init__(self, root):
         self.root = root
@@ -155,7 +161,7 @@ class Contracts:
             dirnames[:] = sorted(d for d in dirnames if d != "examples")
             for name in sorted(filenames):
                 rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
-                if name.endswith(".json") and rel != "index.json":
+                if name.endswith(".json") and rel not in DESCRIPTIONS:
                     self.docs[rel] = load_json(os.path.join(dirpath, name))
         self.registry = Registry().with_resources(
             (doc.get("$id", self.base + rel), Resource.from_contents(doc, default_specification=DRAFT202012))

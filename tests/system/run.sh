@@ -48,6 +48,7 @@ rc=${PIPESTATUS[0]}
 # A short open-model load (loadtest/): zero errors, every order terminal.
 tests/system/loadtest-smoke.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+tests/system/contracts.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"; [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 # Then the cases that kill containers, numbered on from the ones above.
 tests/system/recovery.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" || rc=1
 "${compose[@]}" logs --no-color >"$logs/services.log" 2>&1
