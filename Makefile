@@ -8,7 +8,13 @@
 #   make all         libraries and the six service binaries into build/bin
 #   make check       unit tests, the promtool check of the metrics format, and
 #                    component tests (starts nats-server, PostgreSQL)
-#   make lint        cppcheck and the banned-function grep
+#   make lint        cppcheck and the banned-function grep (over the
+#                    generated files too) and the clang-format check
+#   make fuzz        every libFuzzer target (tests/fuzz) for FUZZ_SECONDS
+#                    (default 600) each; `make check` replays their
+#                    regression inputs and fuzzes each FUZZ_CHECK_SECONDS
+#   make tsan        the threaded tests under ThreadSanitizer, in a build of
+#                    their own (build/tsan); `make check` runs it too
 #   make docs        the event catalog docs/catalog/ from contracts/
 #                    (tools/catalog.py); `make check` fails when the
 #                    committed catalog differs from it
@@ -98,7 +104,8 @@ BINS += $(if $(LT_LIB),$(BUILD)/bin/shop-loadtest)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 COMPONENT_TESTS := $(patsubst tests/component/%.c,$(BUILD)/tests/%,$(wildcard tests/component/test_*.c))
 
-.PHONY: all check unit component lint hardening test clean loadtest docs follow
+.PHONY: all check unit component lint hardening test clean loadtest docs follow fuzz fuzz-build \
+	fuzz-check tsan
 .SECONDARY:
 
 all: $(BINS)
@@ -117,7 +124,7 @@ $(BUILD)/obj/%.o: %.c $(GEN_CONTRACTS)
 $(EVT_GEN_OBJ): $(GEN)/contracts_gen.c $(GEN_CONTRACTS)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-unused-function -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/lib/libevt.a: $(call lib_objs,evt) $(EVT_GEN_OBJ)
 $(BUILD)/lib/lib%.a:
@@ -196,12 +203,59 @@ check: all $(UNIT_TESTS) $(COMPONENT_TESTS) $(METRICS_SAMPLE)
 	$(Q)tests/metrics/check_promtool.sh $(METRICS_SAMPLE)
 	$(Q)if [ -f tests/contracts/check_examples.py ]; then python3 tests/contracts/check_examples.py contracts; fi
 	$(Q)python3 tools/catalog.py check docs/catalog
-	$(Q)tools/lint.sh
+	$(Q)BUILD=$(BUILD) tools/lint.sh
 	$(Q)if [ -n "$(COMPONENT_TESTS)" ]; then tests/component/run.sh $(COMPONENT_TESTS); fi
 	$(Q)$(MAKE) --no-print-directory hardening
+	$(Q)$(MAKE) --no-print-directory fuzz-check
+	$(Q)$(MAKE) --no-print-directory tsan
 
-lint:
-	$(Q)tools/lint.sh
+lint: $(GEN_CONTRACTS) $(addprefix $(GEN)/migrations_,$(addsuffix .c,$(SERVICES)))
+	$(Q)BUILD=$(BUILD) tools/lint.sh
+
+# Fuzzing (tests/fuzz/README.md): clang builds the libraries and the gateway
+# with libFuzzer's coverage hooks, ASan and UBSan (any report aborts), in a
+# tree of its own; each target links them with libFuzzer's main.
+# tools/fuzz-inputs.py writes the seeds and dictionaries from contracts/
+# and the system tests; tools/fuzz.sh runs the targets two at a time.
+FUZZ_BUILD := build/fuzz
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 600
+FUZZ_CHECK_SECONDS ?= 20
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(addprefix $(FUZZ_BUILD)/bin/fuzz_,$(FUZZ_TARGETS))
+
+$(BUILD)/bin/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/lib/libservice_gateway.a $(LIBS) $(GEN_CONTRACTS)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ-LD $@"
+	$(Q)$(CC) $(CPPFLAGS) -Iservices/gateway $(ALL_CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< \
+		$(BUILD)/lib/libservice_gateway.a $(LIBS) $(LDLIBS)
+$(BUILD)/inputs/.stamp: tools/fuzz-inputs.py $(CONTRACT_FILES) tests/system/cases.sh
+	@echo "  GEN     fuzz seeds and dictionaries"
+	$(Q)rm -rf $(BUILD)/inputs && python3 tools/fuzz-inputs.py contracts $(BUILD)/inputs && touch $@
+
+# CFLAGS through the environment: on the command line it would replace the
+# sanitizer flags the Makefile appends.
+fuzz-build:
+	$(Q)CFLAGS="-O1 -g -fno-sanitize-recover=all" $(MAKE) -s --no-print-directory BUILD=$(FUZZ_BUILD) \
+		CC=$(FUZZ_CC) SANITIZE=fuzzer-no-link,address,undefined $(FUZZ_BINS) $(FUZZ_BUILD)/inputs/.stamp
+
+fuzz: fuzz-build
+	$(Q)FUZZ_BUILD=$(FUZZ_BUILD) tools/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-check: fuzz-build
+	$(Q)FUZZ_BUILD=$(FUZZ_BUILD) tools/fuzz.sh $(FUZZ_CHECK_SECONDS) $(FUZZ_TARGETS)
+
+# ThreadSanitizer: the tests that run threads (the runtime's consumer,
+# relay, pool and tasks against the real servers; the group commit and pool
+# threads; the HTTP server; the metrics registry) in a build of their own.
+# Any report fails its test (halt_on_error); tests/tsan.supp holds the
+# suppressions, only for third-party code, each with its reason.
+TSAN_BUILD := build/tsan
+TSAN_TESTS := $(addprefix $(TSAN_BUILD)/tests/,test_runtime test_bus test_svc test_web test_metrics test_gateway)
+tsan:
+	$(Q)CFLAGS="-O1 -g" $(MAKE) -s --no-print-directory BUILD=$(TSAN_BUILD) SANITIZE=thread $(TSAN_TESTS)
+	$(Q)TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+		tests/component/run.sh $(TSAN_TESTS)
 
 # The binaries as shipped: a sanitized build (what `make check` tests) has
 # no FORTIFY, so the check needs its own normal build. Only the service

@@ -10,6 +10,7 @@
 #include "envelope.h"
 
 #include "core/xalloc.h"
+#include "ct_runtime.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -144,8 +145,11 @@ shop_status evt_envelope_parse(const char *json, size_t len, cJSON **ret_root,
 		bool again = false;
 		for (const cJSON *p = root->child; p != m && !again; p = p->next)
 			again = strcmp(p->string, m->string) == 0;
+		/* The name is the sender's: escaped and made valid UTF-8, as
+		 * the codecs do, since it goes into the dead-letter reason and
+		 * the log (fuzz_envelope found raw bytes there). */
 		char path[CT_PATH_MAX];
-		snprintf(path, sizeof(path), "/%s", m->string);
+		ct_pointer_of_key(m->string, path);
 		if (!known)
 			ct_errors_add(errs, path, "is not allowed");
 		else if (again)

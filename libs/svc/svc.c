@@ -252,8 +252,13 @@ static void svc_http_dispatch(struct svc *svc, const struct web_request *req,
 		struct db *db = NULL;
 		bool db_ok = svc_db_acquire(svc, &db) == SHOP_OK && db_ping(db) == SHOP_OK;
 		svc_db_release(svc, db);
-		bool bus_ok = svc->bus && bus_is_connected(svc->bus);
+		/* svc->bus is written by the main thread while this server
+		 * already runs: read it only after ready, which is stored after
+		 * it (so the atomic orders the two; ThreadSanitizer saw the
+		 * plain read race the write). Before that the broker counts as
+		 * not ready, as the service is not. */
 		bool started = atomic_load(&svc->ready);
+		bool bus_ok = started && svc->bus && bus_is_connected(svc->bus);
 		cJSON_AddBoolToObject(body, "database", db_ok);
 		cJSON_AddBoolToObject(body, "broker", bus_ok);
 		cJSON_AddBoolToObject(body, "started", started);

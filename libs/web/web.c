@@ -34,8 +34,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-/* An incoming X-Request-Id longer than this is replaced by a fresh one. */
-#define WEB_REQUEST_ID_MAX 64
 /* First allocation for a body whose length was not announced. */
 #define WEB_BODY_INITIAL 4096
 
@@ -63,7 +61,7 @@ struct web_request {
 	char id[WEB_REQUEST_ID_MAX + 1];
 };
 
-static bool web_request_id_valid(const char *s)
+bool web_request_id_valid(const char *s)
 {
 	size_t n = strnlen(s, WEB_REQUEST_ID_MAX + 1);
 	if (n == 0 || n > WEB_REQUEST_ID_MAX)

@@ -15,12 +15,14 @@
 #include "core/status.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define WEB_BODY_MAX (64 * 1024)      /* larger request bodies get 413 */
 #define WEB_CONNECTIONS_MAX 512       /* concurrent connections (threads) */
 #define WEB_CONNECTION_TIMEOUT_S 60   /* idle connection is closed after this */
+#define WEB_REQUEST_ID_MAX 64         /* a longer X-Request-Id is replaced */
 #define WEB_HEADERS_MAX 8             /* extra response headers per response */
 
 struct web_server;
@@ -55,6 +57,9 @@ const char *web_request_header(const struct web_request *req, const char *name);
 const char *web_request_query(const struct web_request *req, const char *name);
 const char *web_request_body(const struct web_request *req, size_t *ret_len);
 const char *web_request_id(const struct web_request *req);
+/* An incoming X-Request-Id the server keeps: 1 to WEB_REQUEST_ID_MAX of
+ * [A-Za-z0-9._-]; any other is replaced by a fresh UUID. */
+bool web_request_id_valid(const char *s);
 
 /* Sets status and takes ownership of body (may be NULL for no body). */
 void web_respond_json(struct web_response *res, int status, cJSON *body);

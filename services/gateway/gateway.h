@@ -64,6 +64,26 @@ struct gateway_http_status {
 };
 const struct gateway_http_status *gateway_http_status_of(shop_status st);
 
+/* Reading a request, before any I/O (and what the fuzz targets in
+ * tests/fuzz call, so they test exactly what the gateway accepts). */
+struct gateway_refusal {
+	int status;          /* HTTP */
+	const char *code;    /* the error body's code */
+	const char *message;
+	cJSON *details;      /* owned; NULL or an array for web_respond_error */
+};
+/* POST /orders: the Content-Type, body and Idempotency-Key (NULL when
+ * absent) as the gateway checks them. True with the request and its
+ * canonical JSON (malloc'd) on success; false with the refusal otherwise. */
+bool gateway_order_request_read(const char *content_type, const char *body, size_t len,
+				const char *idem_key, struct ct_place_order_request *ret_request,
+				char **ret_canonical, struct gateway_refusal *ret_refusal);
+/* An Idempotency-Key the gateway accepts: 1 to GATEWAY_IDEMPOTENCY_KEY_MAX
+ * printable characters. */
+bool gateway_idem_key_valid(const char *key);
+/* ?wait= of GET /orders/{id} (NULL when absent: 0); false when invalid. */
+bool gateway_wait_read(const char *wait, int64_t *ret_s);
+
 /* The "idempotency-purge" task. */
 extern const struct svc_task gateway_tasks[];
 extern const size_t gateway_n_tasks;

@@ -227,7 +227,7 @@ out:
 	return st;
 }
 
-static bool gateway_idem_key_valid(const char *key)
+bool gateway_idem_key_valid(const char *key)
 {
 	size_t n = strlen(key);
 	if (n == 0 || n > GATEWAY_IDEMPOTENCY_KEY_MAX)
@@ -247,46 +247,86 @@ static bool gateway_is_json(const char *content_type)
 	return next == '\0' || next == ';' || next == ' ';
 }
 
-static void gateway_order_create(struct svc *svc, const struct web_request *req,
-				 struct web_response *res)
+bool gateway_wait_read(const char *wait, int64_t *ret_s)
+{
+	if (!wait) {
+		*ret_s = 0;
+		return true;
+	}
+	char *end = NULL;
+	long v = strtol(wait, &end, 10);
+	if (!*wait || *end || v < 0 || v > GATEWAY_WAIT_MAX_S)
+		return false;
+	*ret_s = v;
+	return true;
+}
+
+bool gateway_order_request_read(const char *content_type, const char *body, size_t len,
+				const char *idem_key, struct ct_place_order_request *ret_request,
+				char **ret_canonical, struct gateway_refusal *ret_refusal)
 {
 	cJSON *json = NULL;
-	char *canonical = NULL;
 	struct ct_place_order_request *request = xcalloc(1, sizeof(*request));
 	struct ct_errors errs = { 0 };
-	struct gateway_create c = { 0 };
+	bool ok = false;
 
-	if (!gateway_is_json(web_request_header(req, "Content-Type"))) {
-		web_respond_error(res, 415, "unsupported_media_type",
-				  "Content-Type must be application/json", NULL);
+	if (!gateway_is_json(content_type)) {
+		*ret_refusal = (struct gateway_refusal){ 415, "unsupported_media_type",
+							"Content-Type must be application/json",
+							NULL };
 		goto out;
 	}
-	size_t len = 0;
-	const char *body = web_request_body(req, &len);
 	/* Exactly one JSON value: an order followed by more text is not one the
 	 * client can be sure we read as it meant. */
 	if (ct_json_parse(body, len, &json, &errs) != SHOP_OK) {
-		web_respond_error(res, 400, "malformed_json", "the body is not valid JSON",
-				  gateway_details(&errs));
+		*ret_refusal = (struct gateway_refusal){ 400, "malformed_json",
+							"the body is not valid JSON",
+							gateway_details(&errs) };
 		goto out;
 	}
 	if (ct_place_order_request_parse(json, request, &errs) != SHOP_OK) {
-		web_respond_error(res, 422, "invalid_order", "the order is not valid",
-				  gateway_details(&errs));
+		*ret_refusal = (struct gateway_refusal){ 422, "invalid_order",
+							"the order is not valid",
+							gateway_details(&errs) };
 		goto out;
 	}
-	const char *key = web_request_header(req, "Idempotency-Key");
-	if (key && !gateway_idem_key_valid(key)) {
-		web_respond_error(res, 400, "invalid_idempotency_key",
-				  "Idempotency-Key must be 1 to 255 printable characters", NULL);
+	if (idem_key && !gateway_idem_key_valid(idem_key)) {
+		*ret_refusal = (struct gateway_refusal){
+			400, "invalid_idempotency_key",
+			"Idempotency-Key must be 1 to 255 printable characters", NULL
+		};
 		goto out;
 	}
-
 	/* Re-encoded from the parsed request: the schema fixes the field order,
 	 * so a replay matches whatever the spacing or key order of its body. */
 	cJSON *encoded = ct_place_order_request_encode(request);
-	canonical = cJSON_PrintUnformatted(encoded);
+	*ret_canonical = cJSON_PrintUnformatted(encoded);
 	cJSON_Delete(encoded);
+	*ret_request = *request;
+	ok = true;
+out:
+	free(request);
+	cJSON_Delete(json);
+	return ok;
+}
+
+static void gateway_order_create(struct svc *svc, const struct web_request *req,
+				 struct web_response *res)
+{
+	char *canonical = NULL;
+	struct ct_place_order_request *request = xcalloc(1, sizeof(*request));
+	struct gateway_create c = { 0 };
+	struct gateway_refusal refusal;
+
+	size_t len = 0;
+	const char *body = web_request_body(req, &len);
+	const char *key = web_request_header(req, "Idempotency-Key");
+	if (!gateway_order_request_read(web_request_header(req, "Content-Type"), body, len, key,
+					request, &canonical, &refusal)) {
+		web_respond_error(res, refusal.status, refusal.code, refusal.message,
+				  refusal.details);
+		goto out;
+	}
 	c.request = request;
 	c.idem_key = key;
 	c.canonical = canonical;
@@ -318,7 +358,6 @@ out:
 	free(c.response);
 	free(canonical);
 	free(request);
-	cJSON_Delete(json);
 }
 
 /* ---- GET /orders/{id} ------------------------------------------------- */
@@ -379,16 +418,10 @@ static void gateway_order_get(struct svc *svc, const struct web_request *req, co
 {
 	struct gateway_ctx *ctx = svc_ctx(svc);
 	int64_t wait_s = 0;
-	const char *wait = web_request_query(req, "wait");
-	if (wait) {
-		char *end = NULL;
-		long v = strtol(wait, &end, 10);
-		if (!*wait || *end || v < 0 || v > GATEWAY_WAIT_MAX_S) {
-			web_respond_error(res, 400, "invalid_wait",
-					  "wait must be a whole number of seconds from 0 to 30", NULL);
-			return;
-		}
-		wait_s = v;
+	if (!gateway_wait_read(web_request_query(req, "wait"), &wait_s)) {
+		web_respond_error(res, 400, "invalid_wait",
+				  "wait must be a whole number of seconds from 0 to 30", NULL);
+		return;
 	}
 	if (!ids_uuid_valid(order_id)) {
 		gateway_fail(res, SHOP_E_NOT_FOUND, NULL);

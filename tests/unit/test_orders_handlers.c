@@ -580,8 +580,11 @@ static void the_sweeper_cancels_only_expired_pending_and_reserved_orders_as_time
 	char fresh[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
 	int64_t long_ago = clock_now_ms() - 2 * DEADLINE_MS;
 
+	/* The sweep goes by deadline, then order id; two ids of one
+	 * millisecond (UUIDv7) compare at random, so the reserved order's
+	 * deadline comes a millisecond later to be the last one swept. */
 	place_at(f, pending, long_ago, "corr-pending");
-	place_at(f, reserved_id, long_ago, "corr-reserved");
+	place_at(f, reserved_id, long_ago + 1, "corr-reserved");
 	place_at(f, paid_id, long_ago, "corr-paid");
 	place(f, fresh);
 	reserve_stock(f, reserved_id);
