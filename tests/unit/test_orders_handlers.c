@@ -603,9 +603,7 @@ static void the_sweeper_cancels_only_expired_pending_and_reserved_orders_as_time
 	assert_int_equal(order(f, fresh).status, ORDERS_STATUS_PENDING);
 	assert_int_equal(outbox_count(f, SUBJ_CANCELLED), 2);
 
-	/* The timeout belongs to the story of the request that placed it. (Not
-	 * "the last event": two orders placed in one millisecond have uuid7s in
-	 * random order, and the sweeper goes by id.) */
+	/* The timeout belongs to the story of the request that placed it. */
 	cJSON *ev = harness_outbox_for(f->db, reserved_id, SUBJ_CANCELLED);
 	assert_string_equal(data_str(ev, "reason"), "timeout");
 	assert_string_equal(data_str(ev, "order_id"), reserved_id);
