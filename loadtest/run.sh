@@ -42,7 +42,7 @@ if [ -z "$durability" ] && ! docker network inspect "$network" >/dev/null 2>&1; 
 fi
 
 echo "# building the generator image (shop-loadtest)" >&2
-docker build -q -t shop-loadtest --target runtime -f infra/docker/Dockerfile . >/dev/null
+docker build -q -t "shop-loadtest:${SHOP_TAG:-latest}" --target runtime -f infra/docker/Dockerfile . >/dev/null
 
 args=(--rate "${RATE:-1000}" --duration "${DURATION:-60}" --results /results)
 [ "${MODE:-run}" = saturate ] && args+=(--saturate)
@@ -107,7 +107,7 @@ run_once() {
 	mkdir -p loadtest/results
 	docker volume create "$scratch" >/dev/null
 	# The volume is root's when new; hand it to the user the tool runs as.
-	docker run --rm --user 0 -v "$scratch:/scratch" shop-loadtest \
+	docker run --rm --user 0 -v "$scratch:/scratch" "shop-loadtest:${SHOP_TAG:-latest}" \
 		chown "$(id -u):$(id -g)" /scratch
 	# The container stops with the run (the generator bounds its own time);
 	# the host user owns the results.
@@ -115,7 +115,7 @@ run_once() {
 	docker run --rm --network "$network" --user "$(id -u):$(id -g)" \
 		-v "$PWD/loadtest/results:/results" -v "$scratch:/scratch" \
 		-e SHOP_SQLITE_SYNCHRONOUS="$([ "$mode" = relaxed ] && echo NORMAL || echo FULL)" \
-		shop-loadtest shop-loadtest --durability "$mode" "${args[@]}" | tee "$out" || rc=$?
+		"shop-loadtest:${SHOP_TAG:-latest}" shop-loadtest --durability "$mode" "${args[@]}" | tee "$out" || rc=$?
 	last=$(sed -n 's|^report: /results/\([^/]*\)/.*|loadtest/results/\1|p' "$out")
 	rm -f "$out"
 	docker volume rm -f "$scratch" >/dev/null
@@ -145,7 +145,7 @@ compare)
 	fi
 	echo "== durable vs relaxed ($d vs $r)"
 	docker run --rm --user "$(id -u):$(id -g)" -v "$PWD/loadtest/results:/results" \
-		shop-loadtest shop-loadtest --compare "/results/${d##*/}/report.json" \
+		"shop-loadtest:${SHOP_TAG:-latest}" shop-loadtest --compare "/results/${d##*/}/report.json" \
 		"/results/${r##*/}/report.json" || rc=$?
 	exit $rc
 	;;

@@ -11,7 +11,12 @@
 # what cmocka prints when a suite finds no server) is counted apart, never as
 # passed: make test starts every server a suite needs, so here a skip means a
 # suite that must run did not, and it fails the run.
+#
+# Two checkouts can test at once on one Docker: give each its own
+# COMPOSE_PROJECT_NAME (the deployment) and SHOP_TAG (the tag of every image
+# it builds, "latest" by default), so neither runs the other's code.
 set -uo pipefail
+export SHOP_TAG=${SHOP_TAG:-latest}
 cd "$(dirname "$0")/.."
 
 log=$(mktemp)
@@ -32,16 +37,16 @@ stage() {
 	fi
 }
 
-stage "dev image" docker build -q -t shop-dev --target dev -f infra/docker/Dockerfile .
+stage "dev image" docker build -q -t "shop-dev:${SHOP_TAG:-latest}" --target dev -f infra/docker/Dockerfile .
 # The checkout is mounted read-only and copied, so nothing is written into it.
-stage "unit, contract and component tests" docker run --rm -v "$PWD":/src:ro shop-dev bash -c \
+stage "unit, contract and component tests" docker run --rm -v "$PWD":/src:ro "shop-dev:${SHOP_TAG:-latest}" bash -c \
 	'mkdir -p /tmp/w && tar -C /src --exclude=./build --exclude=./.git -cf - . | tar -C /tmp/w -xf - \
 	 && cd /tmp/w && make -j2 WERROR=1 SANITIZE=address,undefined check'
 stage "schema compatibility" tests/contracts/compat.sh
 # The event catalog's AsyncAPI documents, parsed by @asyncapi/parser in the
 # node image (npm ci from js/package-lock.json; nothing of it in the C build).
-stage "asyncapi" bash -c 'docker build -q -t shop-node --target node -f infra/docker/Dockerfile . >/dev/null &&
-	docker run --rm -v "$PWD/docs/catalog/asyncapi:/asyncapi:ro" shop-node validate-asyncapi.mjs $(cd docs/catalog/asyncapi && printf "/asyncapi/%s " *.json)'
+stage "asyncapi" bash -c 'docker build -q -t "shop-node:$SHOP_TAG" --target node -f infra/docker/Dockerfile . >/dev/null &&
+	docker run --rm -v "$PWD/docs/catalog/asyncapi:/asyncapi:ro" "shop-node:$SHOP_TAG" validate-asyncapi.mjs $(cd docs/catalog/asyncapi && printf "/asyncapi/%s " *.json)'
 stage "system tests" tests/system/run.sh
 
 # A TAP directive is case-insensitive and follows the description.

@@ -16,5 +16,5 @@ for f in $(git ls-tree -r --name-only "$base" contracts | grep '\.json$'); do
 	git show "$base:$f" >"$prev/$rel"
 done
 echo "# compat: previous versions from $(git log -1 --format='%h %s' "$base" | cut -c1-60)"
-docker run --rm -v "$PWD/contracts:/contracts:ro" -v "$prev:/prev:ro" -v "$PWD/tests/contracts:/t:ro" shop-dev \
+docker run --rm -v "$PWD/contracts:/contracts:ro" -v "$prev:/prev:ro" -v "$PWD/tests/contracts:/t:ro" "shop-dev:${SHOP_TAG:-latest}" \
 	python3 /t/check_compat.py /prev /contracts

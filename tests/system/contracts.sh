@@ -12,9 +12,9 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-0}
 net="${COMPOSE_PROJECT_NAME:-shoptest}_default"
-node=(docker run --rm --network "$net" -e SHOP_NATS_URL=nats://nats:4222 shop-node)
+node=(docker run --rm --network "$net" -e SHOP_NATS_URL=nats://nats:4222 "shop-node:${SHOP_TAG:-latest}")
 
-if ! docker build -q -t shop-node --target node -f infra/docker/Dockerfile . >/dev/null; then
+if ! docker build -q -t "shop-node:${SHOP_TAG:-latest}" --target node -f infra/docker/Dockerfile . >/dev/null; then
 	echo "not ok $((n + 1)) - node image builds"
 	exit 1
 fi
@@ -28,7 +28,7 @@ n=$(grep -cE '^(not )?ok ' <<<"$out" | awk -v n="$n" '{print n + $1}')
 # provider's approving test card (it declines cards it does not know).
 body=$(sed 's/"KB-MX-BROWN"/"SKU-CABLE"/; s/"CABLE-USBC-2M"/"SKU-KEYBOARD"/; s/"tok_visa_4242"/"tok_visa"/' \
 	contracts/examples/place_order_request/valid/two_lines.json)
-order=$(docker run --rm --network "$net" shop-build curl -s -X POST -H 'Content-Type: application/json' \
+order=$(docker run --rm --network "$net" "shop-build:${SHOP_TAG:-latest}" curl -s -X POST -H 'Content-Type: application/json' \
 	--data "$body" http://gateway:8080/orders | sed -n 's/.*"order_id":"\([^"]*\)".*/\1/p')
 journey=$("${node[@]}" follow.mjs "$order" --until-done 2>&1)
 frc=$?

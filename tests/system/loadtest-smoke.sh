@@ -13,7 +13,7 @@ SMOKE_RATE=50
 SMOKE_DURATION_S=10
 SMOKE_DRAIN_S=60
 
-out=$(docker run --rm --network "${COMPOSE_PROJECT_NAME:?}_default" shop-build \
+out=$(docker run --rm --network "${COMPOSE_PROJECT_NAME:?}_default" "shop-build:${SHOP_TAG:-latest}" \
 	/src/build/bin/shop-loadtest --rate $SMOKE_RATE --duration $SMOKE_DURATION_S \
 	--drain $SMOKE_DRAIN_S 2>/dev/null)
 result=$(grep '^result:' <<<"$out")

@@ -18,7 +18,7 @@ RECOVERY_ORDERS=6
 
 client() {
 	docker run --rm --network "${COMPOSE_PROJECT_NAME}_default" -v "$PWD/tests/system:/tests:ro" \
-		shop-build bash /tests/client.sh "$@"
+		"shop-build:${SHOP_TAG:-latest}" bash /tests/client.sh "$@"
 }
 . tests/system/tap.sh
 # check_all_shipped NAME ID...: every order SHIPPED with exactly one

@@ -26,7 +26,7 @@ if ! "${compose[@]}" build -q >"$logs/build.log" 2>&1; then
 	echo "not ok - compose images build"
 	exit 1
 fi
-docker build -q -t shop-build --target build -f infra/docker/Dockerfile . >/dev/null || {
+docker build -q -t "shop-build:${SHOP_TAG:-latest}" --target build -f infra/docker/Dockerfile . >/dev/null || {
 	echo "not ok - test runner image builds"; exit 1; }
 if ! "${compose[@]}" up -d --wait --wait-timeout 180 >"$logs/up.log" 2>&1; then
 	cat "$logs/up.log"
@@ -43,7 +43,7 @@ docker run --rm --network "${COMPOSE_PROJECT_NAME}_default" \
 	-v /var/run/docker.sock:/var/run/docker.sock -e COMPOSE_PROJECT_NAME \
 	-e GATEWAY=http://gateway:8080 -e SHOP_NATS_URL=nats://nats:4222 -e NATS_MONITOR=http://nats:8222 \
 	-e SHOP_DISPATCH_DELAY_MS \
-	shop-build bash /tests/cases.sh | tee "$logs/cases.tap"
+	"shop-build:${SHOP_TAG:-latest}" bash /tests/cases.sh | tee "$logs/cases.tap"
 rc=${PIPESTATUS[0]}
 # A short open-model load (loadtest/): zero errors, every order terminal.
 tests/system/loadtest-smoke.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
