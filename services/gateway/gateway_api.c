@@ -353,7 +353,7 @@ static void gateway_order_create(struct svc *svc, const struct web_request *req,
 		web_response_header(res, "Idempotent-Replayed", "true");
 	web_respond_json(res, c.status, cJSON_Parse(c.response));
 	struct log_ids ids = { .order_id = c.order_id, .correlation_id = web_request_id(req) };
-	log_info(&ids, c.replayed ? "order request replayed" : "order accepted");
+	log_debug(&ids, c.replayed ? "order request replayed" : "order accepted");
 out:
 	free(c.response);
 	free(canonical);

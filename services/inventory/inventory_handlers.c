@@ -198,17 +198,17 @@ shop_status inventory_handle_order_placed(struct svc_tx *tx, const void *data)
 
 	switch (res->outcome) {
 	case INVENTORY_OUTCOME_RESERVED:
-		log_info(&ids, "reserved %zu line(s), total %" PRId64 ".%02" PRId64 " %s",
+		log_debug(&ids, "reserved %zu line(s), total %" PRId64 ".%02" PRId64 " %s",
 			 res->n_lines, res->total_cents / 100, res->total_cents % 100, res->currency);
 		st = emit_reserved(tx, msg->order_id, res);
 		break;
 	case INVENTORY_OUTCOME_REJECTED:
-		log_info(&ids, "rejected: %s (%s%s)", res->reason, res->skus[0],
+		log_debug(&ids, "rejected: %s (%s%s)", res->reason, res->skus[0],
 			 res->n_skus > 1 ? ", ..." : "");
 		st = emit_rejected(tx, msg->order_id, res);
 		break;
 	default:
-		log_info(&ids, "order already decided or cancelled: nothing to reserve");
+		log_debug(&ids, "order already decided or cancelled: nothing to reserve");
 		st = SHOP_OK;
 		break;
 	}
@@ -232,11 +232,11 @@ static shop_status release(struct svc_tx *tx, const char *order_id, const char *
 	}
 	switch (res->outcome) {
 	case INVENTORY_OUTCOME_RELEASED:
-		log_info(&ids, "released %zu line(s): %s", res->n_lines, reason);
+		log_debug(&ids, "released %zu line(s): %s", res->n_lines, reason);
 		st = emit_released(tx, order_id, res);
 		break;
 	case INVENTORY_OUTCOME_TOMBSTONED:
-		log_info(&ids, "cancelled before placed (%s): a late OrderPlaced reserves nothing",
+		log_debug(&ids, "cancelled before placed (%s): a late OrderPlaced reserves nothing",
 			 reason);
 		break;
 	default:

@@ -81,7 +81,7 @@ static shop_status notifications_send(struct svc_tx *tx, const struct notificati
 	}
 	st = notifications_emit_sent(tx, &rec);
 	if (st == SHOP_OK)
-		log_info(&ids, "%s e-mail %s recorded", kind, notification_id);
+		log_debug(&ids, "%s e-mail %s recorded", kind, notification_id);
 	return st;
 }
 
@@ -92,7 +92,7 @@ static shop_status notifications_recipient(struct svc_tx *tx, const char *order_
 	shop_status st = notifications_store_recipient_email(tx->db, order_id, ret_email);
 	if (st == SHOP_E_NOT_FOUND) {
 		struct log_ids ids = notifications_log_ids(tx, order_id);
-		log_info(&ids, "recipient not known yet; retrying later");
+		log_debug(&ids, "recipient not known yet; retrying later");
 		return SHOP_E_NOT_READY;
 	}
 	return st;

@@ -151,7 +151,7 @@ static void orders_log_asked(const struct svc_tx *tx, const struct log_ids *ids,
 {
 	const char *why = orders_reason_name(row->cancel_reason);
 	if (in->kind != ORDERS_INPUT_PAID_DEADLINE_PASSED) {
-		log_info(ids, "%s: order stays PAID, cancellation requested from shipping (%s)",
+		log_debug(ids, "%s: order stays PAID, cancellation requested from shipping (%s)",
 			 orders_input_name(in->kind), why);
 		return;
 	}
@@ -190,11 +190,11 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 					    .cancel_requests = row.cancel_requests };
 		struct orders_decision d = orders_decide(&cur, in);
 		if (d.verdict == ORDERS_IGNORE) {
-			log_info(&ids, "%s ignored: order is %s", input, orders_status_name(row.status));
+			log_debug(&ids, "%s ignored: order is %s", input, orders_status_name(row.status));
 			return SHOP_OK;
 		}
 		if (d.verdict == ORDERS_DEFER) {
-			log_info(&ids, "%s deferred: order is still %s", input,
+			log_debug(&ids, "%s deferred: order is still %s", input,
 				 orders_status_name(row.status));
 			return SHOP_E_NOT_READY;
 		}
@@ -211,7 +211,7 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 		if (st != SHOP_OK)
 			return st;
 		if (!moved) {
-			log_info(&ids, "%s: order left %s meanwhile; deciding again", input,
+			log_debug(&ids, "%s: order left %s meanwhile; deciding again", input,
 				 orders_status_name(row.status));
 			continue;
 		}
@@ -224,7 +224,7 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 			log_warn(&ids, "%s: the shipment left before shipping saw the cancellation "
 				 "requested at %lld; the order ships", input,
 				 (long long)row.cancel_requested_at_ms);
-		log_info(&ids, "%s: %s -> %s%s%s", input, orders_status_name(cur.status),
+		log_debug(&ids, "%s: %s -> %s%s%s", input, orders_status_name(cur.status),
 			 orders_status_name(change.status), change.reason ? " " : "",
 			 change.reason ? orders_reason_name(change.reason) : "");
 		return orders_emit_transition(tx, &row);
@@ -273,7 +273,7 @@ shop_status orders_handle_place_order(struct svc_tx *tx, const void *data)
 	if (!inserted) {
 		/* The same command again (a gateway retry with a new event id):
 		 * the order and its OrderPlaced exist already. */
-		log_info(&ids, "place_order for an existing order: nothing to do");
+		log_debug(&ids, "place_order for an existing order: nothing to do");
 		goto out;
 	}
 
@@ -293,7 +293,7 @@ shop_status orders_handle_place_order(struct svc_tx *tx, const void *data)
 	ev->shipping_address = cmd->shipping_address;
 	st = svc_emit(tx, CT_MSG_ORDER_PLACED, cmd->order_id, ev);
 	if (st == SHOP_OK)
-		log_info(&ids, "order placed: PENDING until %lld", (long long)o.deadline_at_ms);
+		log_debug(&ids, "order placed: PENDING until %lld", (long long)o.deadline_at_ms);
 out:
 	free(ev);
 	cJSON_free(items);

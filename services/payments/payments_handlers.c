@@ -149,7 +149,7 @@ shop_status payments_handle_order_placed(struct svc_tx *tx, const void *data)
 		return st;
 	}
 	if (inserted)
-		log_info(&ids, "payment intent recorded");
+		log_debug(&ids, "payment intent recorded");
 	else
 		log_debug(&ids, "payment already known; intent left as it is");
 	return SHOP_OK;
@@ -209,7 +209,7 @@ static shop_status payments_charge(struct svc_tx *tx, const struct payments_row 
 						      msg->total_cents, msg->currency,
 						      res.attempts);
 		if (st == SHOP_OK)
-			log_info(ids, "payment %s authorized: %lld %s, charge %s after %lld attempt(s)",
+			log_debug(ids, "payment %s authorized: %lld %s, charge %s after %lld attempt(s)",
 				 payment_id, (long long)msg->total_cents, msg->currency,
 				 res.charge_id, (long long)res.attempts);
 	} else {
@@ -220,7 +220,7 @@ static shop_status payments_charge(struct svc_tx *tx, const struct payments_row 
 			st = payments_emit_declined(tx, row->order_id, res.decline_reason,
 						    msg->total_cents, msg->currency);
 		if (st == SHOP_OK)
-			log_info(ids, "payment declined: %s", res.decline_reason);
+			log_debug(ids, "payment declined: %s", res.decline_reason);
 	}
 	/* Under the row lock the guarded write cannot miss. */
 	return st == SHOP_E_CONFLICT ? SHOP_E_INTERNAL : st;
@@ -241,7 +241,7 @@ shop_status payments_handle_stock_reserved(struct svc_tx *tx, const void *data)
 		/* StockReserved comes from the inventory stream and
 		 * OrderPlaced (with the card token) from the orders stream:
 		 * the intent may simply not be here yet. */
-		log_info(&ids, "stock reserved before the payment intent arrived; retrying later");
+		log_debug(&ids, "stock reserved before the payment intent arrived; retrying later");
 		st = SHOP_E_NOT_READY;
 		goto out;
 	case PAYMENTS_ACT_CHARGE:
@@ -297,7 +297,7 @@ static shop_status payments_refund(struct svc_tx *tx, struct payments_row *row,
 	if (st == SHOP_OK)
 		st = payments_emit_refunded(tx, row);
 	if (st == SHOP_OK)
-		log_info(ids, "payment %s refunded: %lld %s, refund %s", row->payment_id,
+		log_debug(ids, "payment %s refunded: %lld %s, refund %s", row->payment_id,
 			 (long long)row->amount_cents, row->currency, refund_id);
 	return st == SHOP_E_CONFLICT ? SHOP_E_INTERNAL : st;
 }
@@ -357,7 +357,7 @@ static shop_status payments_cancel(struct svc_tx *tx, const struct payments_row 
 	if (st == SHOP_E_CONFLICT)
 		st = SHOP_E_INTERNAL; /* impossible under the row lock */
 	if (st == SHOP_OK)
-		log_info(ids, "payment intent cancelled; the provider holds no charge");
+		log_debug(ids, "payment intent cancelled; the provider holds no charge");
 	return st;
 }
 
@@ -385,7 +385,7 @@ shop_status payments_handle_order_cancelled(struct svc_tx *tx, const void *data)
 				goto out;
 			if (!inserted)
 				continue; /* a concurrent OrderPlaced won: decide again */
-			log_info(&ids, "order cancelled before its payment intent; remembered");
+			log_debug(&ids, "order cancelled before its payment intent; remembered");
 			goto out;
 		}
 		case PAYMENTS_ACT_CANCEL:

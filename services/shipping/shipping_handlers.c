@@ -173,11 +173,11 @@ shop_status shipping_handle_order_paid(struct svc_tx *tx, const void *data)
 			 * but an OrderPlaced that failed here (nak'd) is
 			 * redelivered after it: the address may simply not be
 			 * here yet. Redelivery brings it back. */
-			log_info(&ids, "order paid before the address arrived; retrying later");
+			log_debug(&ids, "order paid before the address arrived; retrying later");
 			st = SHOP_E_NOT_READY;
 			goto out;
 		case SHIPPING_SCHEDULE_SKIP_CANCELLED:
-			log_info(&ids, "order paid after its cancellation; nothing to ship");
+			log_debug(&ids, "order paid after its cancellation; nothing to ship");
 			st = SHOP_OK;
 			goto out;
 		case SHIPPING_SCHEDULE_SKIP_EXISTS:
@@ -201,7 +201,7 @@ shop_status shipping_handle_order_paid(struct svc_tx *tx, const void *data)
 		st = shipping_emit_scheduled(tx, &s);
 		if (st != SHOP_OK)
 			goto out;
-		log_info(&ids, "shipment %s scheduled, due in %lld ms", s.shipment_id,
+		log_debug(&ids, "shipment %s scheduled, due in %lld ms", s.shipment_id,
 			 (long long)(s.dispatch_at_ms - tx->now_ms));
 		goto out;
 	}
@@ -262,7 +262,7 @@ static shop_status shipping_cancel(struct svc_tx *tx, const char *order_id,
 			if (requested)
 				st = shipping_emit_cancelled_unscheduled(tx, &tomb);
 			if (st == SHOP_OK)
-				log_info(&ids, "order %s before shipping; remembered",
+				log_debug(&ids, "order %s before shipping; remembered",
 					 requested ? "cancellation requested" : "cancelled");
 			goto out;
 		}
@@ -277,7 +277,7 @@ static shop_status shipping_cancel(struct svc_tx *tx, const char *order_id,
 				goto out;
 			st = shipping_emit_cancelled(tx, &cur);
 			if (st == SHOP_OK)
-				log_info(&ids, "shipment %s cancelled", cur.shipment_id);
+				log_debug(&ids, "shipment %s cancelled", cur.shipment_id);
 			goto out;
 		case SHIPPING_CANCEL_TOO_LATE:
 			/* The shipment left before the cancellation reached us.
@@ -345,7 +345,7 @@ static shop_status shipping_dispatch_one(struct svc_tx *tx, void *arg)
 	if (st != SHOP_OK)
 		return st;
 	job->dispatched = true;
-	log_info(&ids, "shipment %s dispatched", s->shipment_id);
+	log_debug(&ids, "shipment %s dispatched", s->shipment_id);
 	return SHOP_OK;
 }
 
