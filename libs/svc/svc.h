@@ -175,6 +175,9 @@ shop_status svc_tx_run_grouped(struct svc *svc, const char *correlation_id,
  * have run (each one transaction). */
 size_t svc_group_waiting(struct svc *svc);
 uint64_t svc_group_commits(struct svc *svc);
+/* For tests: how many consumed batches had a failing message and were tried
+ * again with a savepoint per message (svc_consume.c). */
+uint64_t svc_batch_replays(struct svc *svc);
 
 /* Connections for HTTP handler threads: take one (waiting while
  * SVC_DB_POOL_MAX are in use), give it back. */

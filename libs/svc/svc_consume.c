@@ -157,21 +157,30 @@ static shop_status svc_item_decode(struct svc *svc, struct svc_item *it)
 	return SHOP_OK;
 }
 
-/* Claims one decoded message in the inbox and runs its handler, inside the
- * batch's transaction and a savepoint of its own: a message that fails is
- * undone alone and the batch goes on. Returns false when the transaction
- * itself is lost (the connection, or SQLite's storage, failed): the batch
- * must be rolled back whole. */
-static bool svc_item_apply(struct svc *svc, struct db *db, const char *consumer,
-			   struct svc_item *it, int *emitted)
+/* What became of one message's try inside the batch's transaction. */
+enum svc_apply {
+	SVC_APPLY_DONE,   /* handled, or found in the inbox: nothing to undo */
+	SVC_APPLY_FAILED, /* it->st says why; see svc_item_apply for what was undone */
+	SVC_APPLY_LOST,   /* the transaction itself is gone: roll the batch back */
+};
+
+/* Claims one decoded message in the inbox and runs its handler inside the
+ * batch's transaction. Careful, it runs under a savepoint of its own, so a
+ * message that fails is undone alone and the batch goes on (FAILED); LOST
+ * when even the savepoint cannot be taken or undone (the connection, or
+ * SQLite's storage, failed). Not careful, there is no savepoint, and a
+ * FAILED message leaves the transaction holding part of its writes: the
+ * caller must roll the whole batch back. */
+static enum svc_apply svc_item_apply(struct svc *svc, struct db *db, const char *consumer,
+				     struct svc_item *it, bool careful, int *emitted)
 {
 	struct svc_tx tx = { .svc = svc, .db = db, .cause = &it->env, .now_ms = clock_now_ms() };
 	int64_t claimed = 0;
-	shop_status st = db_savepoint(db);
+	shop_status st = careful ? db_savepoint(db) : SHOP_OK;
 	if (st != SHOP_OK) {
 		it->st = st;
 		snprintf(it->reason, sizeof(it->reason), "savepoint: %s", db_last_error(db));
-		return false;
+		return SVC_APPLY_LOST;
 	}
 	st = db_exec(db,
 		     "INSERT INTO inbox (consumer, event_id, received_at_ms) VALUES ($1, $2, $3) "
@@ -183,30 +192,58 @@ static bool svc_item_apply(struct svc *svc, struct db *db, const char *consumer,
 		st = svc_handler_status(it->handle(&tx, it->data), it->m, db, it->reason,
 					sizeof(it->reason));
 	it->st = st;
-	if (st == SHOP_OK) {
-		st = db_savepoint_release(db);
-		*emitted += tx.emitted;
-		if (st != SHOP_OK) {
-			it->st = st;
-			snprintf(it->reason, sizeof(it->reason), "release: %s", db_last_error(db));
-		}
-		return st == SHOP_OK;
+	if (st == SHOP_OK && careful && db_savepoint_release(db) != SHOP_OK) {
+		it->st = SHOP_E_UNAVAILABLE;
+		snprintf(it->reason, sizeof(it->reason), "release: %s", db_last_error(db));
+		return SVC_APPLY_LOST;
 	}
+	if (st == SHOP_OK) {
+		*emitted += tx.emitted;
+		return SVC_APPLY_DONE;
+	}
+	/* The inbox's duplicate wrote nothing: nothing to undo either way. */
+	if (st == SHOP_E_DUPLICATE && !careful)
+		return SVC_APPLY_DONE;
 	if (!it->reason[0])
 		snprintf(it->reason, sizeof(it->reason), "%s: %s", it->m->name, shop_status_name(st));
-	return db_savepoint_rollback(db) == SHOP_OK;
+	if (!careful)
+		return SVC_APPLY_FAILED;
+	return db_savepoint_rollback(db) == SHOP_OK ? SVC_APPLY_FAILED : SVC_APPLY_LOST;
+}
+
+/* Opens the batch's transaction; when it cannot, every message still to
+ * handle takes the reason and is retried. */
+static bool svc_batch_begin(struct db *db, struct svc_item *items, size_t n)
+{
+	shop_status st = db_begin(db);
+	if (st == SHOP_OK)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (items[i].st == SHOP_OK) {
+			items[i].st = st;
+			snprintf(items[i].reason, sizeof(items[i].reason), "begin: %s",
+				 db_last_error(db));
+		}
+	return false;
 }
 
 /*
- * Handles a fetched batch in ONE transaction: each message is decoded and
- * checked, then claimed and handled under a savepoint of its own, and the
- * batch commits once. One commit (one fsync) for the whole batch is what
- * makes a durable consumer fast; savepoints keep a failing message from
- * taking the others with it. Every item ends with a status for the settle
- * table: a message is acked only if the commit holding its effects
- * succeeded, so a failed commit or a lost transaction turns every handled
- * item back into SHOP_E_UNAVAILABLE (retried; the inbox makes the retry
- * safe).
+ * Handles a fetched batch in ONE transaction and one commit: one fsync for
+ * the whole batch is what makes a durable consumer fast. Every item ends
+ * with a status for the settle table, and a message is acked only if the
+ * commit holding its effects succeeded, so a failed commit or a lost
+ * transaction turns every handled item back into SHOP_E_UNAVAILABLE
+ * (retried; the inbox makes the retry safe).
+ *
+ * The first try takes no savepoints: nearly every batch succeeds whole, and
+ * a savepoint and its release are two more round trips per message (a
+ * quarter of the shop's PostgreSQL statements, docs/performance.md). When a
+ * message fails, the try is rolled back whole, that message keeps its
+ * status (what it would have had under a savepoint: the messages before it
+ * were applied, the same as now), and the batch is tried again without it,
+ * carefully: a savepoint per message, so one more failure is undone alone.
+ * Handlers are idempotent, as redelivery already requires, so running one
+ * again after a rollback is safe.
  */
 static void svc_handle_batch(struct svc *svc, struct db *db, const char *consumer,
 			     struct svc_item *items, size_t n)
@@ -218,27 +255,34 @@ static void svc_handle_batch(struct svc *svc, struct db *db, const char *consume
 		items[i].st = svc_item_decode(svc, &items[i]);
 		decoded += items[i].st == SHOP_OK;
 	}
-	if (decoded == 0)
+	if (decoded == 0 || !svc_batch_begin(db, items, n))
 		goto out;
-	shop_status st = db_begin(db);
-	if (st != SHOP_OK) {
-		for (i = 0; i < n; i++)
-			if (items[i].st == SHOP_OK) {
-				items[i].st = st;
-				snprintf(items[i].reason, sizeof(items[i].reason), "begin: %s",
-					 db_last_error(db));
-			}
-		goto out;
-	}
-	bool alive = true;
-	for (i = 0; i < n && alive; i++)
+	enum svc_apply a = SVC_APPLY_DONE;
+	for (i = 0; i < n && a == SVC_APPLY_DONE; i++)
 		if (items[i].st == SHOP_OK)
-			alive = svc_item_apply(svc, db, consumer, &items[i], &emitted);
-	if (alive) {
+			a = svc_item_apply(svc, db, consumer, &items[i], false, &emitted);
+	if (a != SVC_APPLY_DONE) {
+		/* Item i-1 failed: it keeps its status, the others start over. */
+		db_rollback(db);
+		emitted = 0;
+		atomic_fetch_add(&svc->batch_replays, 1);
+		metrics_counter_add(svc->metrics->batch_replays,
+				    (const char *const[]){ svc->spec->name, consumer }, 1);
+		for (size_t j = 0; j + 1 < i; j++)
+			if (items[j].st == SHOP_E_DUPLICATE)
+				items[j].st = SHOP_OK;
+		if (!svc_batch_begin(db, items, n))
+			goto out;
+		a = SVC_APPLY_DONE;
+		for (i = 0; i < n && a != SVC_APPLY_LOST; i++)
+			if (items[i].st == SHOP_OK)
+				a = svc_item_apply(svc, db, consumer, &items[i], true, &emitted);
+	}
+	shop_status st = SHOP_E_UNAVAILABLE;
+	if (a != SVC_APPLY_LOST) {
 		st = db_commit(db);
 	} else {
 		/* Item i-1 lost the transaction; the ones after it were not tried. */
-		st = SHOP_E_UNAVAILABLE;
 		db_rollback(db);
 		for (; i < n; i++)
 			if (items[i].st == SHOP_OK)
@@ -270,6 +314,11 @@ out:
 		else if (it->st != SHOP_E_DUPLICATE)
 			log_warn(&it->ids, "%s (%s)", it->reason, shop_status_name(it->st));
 	}
+}
+
+uint64_t svc_batch_replays(struct svc *svc)
+{
+	return atomic_load(&svc->batch_replays);
 }
 
 static void svc_items_release(struct svc_item *items, size_t n)

@@ -119,6 +119,11 @@ struct svc_metrics *svc_metrics_new(struct svc *svc)
 						    metrics_batch_buckets, METRICS_BATCH_BUCKETS_N,
 						    &m->batch_size),
 			 "batch size");
+	svc_metrics_must(metrics_counter_register(m->reg, "shop_batch_replays_total",
+						  "Batches tried again, a savepoint per message, after "
+						  "a message failed.",
+						  SVC_LABELS("service", "durable"), &m->batch_replays),
+			 "batch replays");
 	svc_metrics_must(metrics_gauge_register(m->reg, "shop_outbox_backlog",
 						"Outbox rows not yet published (parked ones apart).",
 						SVC_LABELS("service"), &m->outbox_backlog),

@@ -69,6 +69,7 @@ struct svc {
 	struct svc_group_item *group_head, *group_tail;
 	bool group_leader;
 	atomic_ullong group_commits; /* groups run (tests read it) */
+	atomic_ullong batch_replays; /* batches tried again with savepoints (tests read it) */
 
 	struct db *pool[SVC_DB_POOL_MAX]; /* idle connections for HTTP threads */
 	size_t pool_len;
@@ -114,6 +115,7 @@ struct svc_metrics {
 	struct metrics_counter *dead_letters;  /* service, durable, subject */
 	struct metrics_histogram *handler_s;   /* service, stream, durable */
 	struct metrics_histogram *batch_size;  /* service, stream, durable */
+	struct metrics_counter *batch_replays; /* service, durable */
 	struct metrics_gauge *outbox_backlog;  /* service; computed */
 	struct metrics_gauge *outbox_oldest_s; /* service; computed */
 	struct metrics_gauge *outbox_parked;   /* service; computed */

@@ -221,9 +221,10 @@ static void a_constraint_the_handler_breaks_is_dead_lettered_not_acked(void **st
 	assert_int_equal(svc_settle_decide(SHOP_E_DUPLICATE, 1), SVC_ACK);
 }
 
-/* A batch is one transaction with a savepoint per message: the message that
- * fails is undone alone (and settled by its own status), the others commit
- * together, and an event twice in one batch is handled once. */
+/* A batch is one transaction: the message that fails is undone alone (and
+ * settled by its own status), the others commit together, and an event
+ * twice in one batch is handled once. The failure costs the batch a second
+ * try, with a savepoint per message. */
 static void a_batch_commits_once_and_a_failing_message_is_undone_alone(void **state)
 {
 	struct fixture *f = *state;
@@ -247,6 +248,10 @@ static void a_batch_commits_once_and_a_failing_message_is_undone_alone(void **st
 	assert_int_equal(st[3], SHOP_E_INVALID);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 2);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 2);
+	/* b failed the first try (a and b ran), which was rolled back whole;
+	 * the second try ran a and c, each under a savepoint. */
+	assert_int_equal(svc_batch_replays(f->svc), 1);
+	assert_int_equal(handled, 4);
 
 	/* Redelivered with a fresh failure kind: a retried status, the rest
 	 * already done. */
@@ -256,6 +261,7 @@ static void a_batch_commits_once_and_a_failing_message_is_undone_alone(void **st
 	assert_int_equal(st[0], SHOP_E_DUPLICATE);
 	assert_int_equal(st[1], SHOP_E_NOT_READY);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 2);
+	assert_int_equal(svc_batch_replays(f->svc), 2);
 
 	/* The same event twice in one batch: the second finds the first's claim. */
 	const char *twice[] = { b, b };
@@ -265,10 +271,35 @@ static void a_batch_commits_once_and_a_failing_message_is_undone_alone(void **st
 	assert_int_equal(st[0], SHOP_OK);
 	assert_int_equal(st[1], SHOP_E_DUPLICATE);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 3);
+	assert_int_equal(svc_batch_replays(f->svc), 2); /* a duplicate is no failure */
 	free(a);
 	free(b);
 	free(c);
 	free(d);
+}
+
+/* A batch in which nothing fails is tried once: every handler runs once, no
+ * second try, and a message the inbox already has is skipped, not failed. */
+static void a_batch_without_failures_is_tried_once(void **state)
+{
+	struct fixture *f = *state;
+	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000301", ORDER_PLACED, order_placed_data);
+	char *b = test_envelope("0192f0c1-0000-7000-8000-000000000302", ORDER_PLACED, order_placed_data);
+	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000303", ORDER_PLACED, order_placed_data);
+	const char *batch[] = { a, b, a, c };
+	shop_status st[4];
+	assert_int_equal(svc_handle_envelopes(f->svc, f->db, "inventory", batch, 4, st), SHOP_OK);
+	assert_int_equal(st[0], SHOP_OK);
+	assert_int_equal(st[1], SHOP_OK);
+	assert_int_equal(st[2], SHOP_E_DUPLICATE);
+	assert_int_equal(st[3], SHOP_OK);
+	assert_int_equal(handled, 3);
+	assert_int_equal(svc_batch_replays(f->svc), 0);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 3);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 3);
+	free(a);
+	free(b);
+	free(c);
 }
 
 /* ---- group commit ---- */
@@ -721,6 +752,7 @@ int main(void)
 		T(failed_handler_rolls_back_inbox_and_outbox),
 		T(a_constraint_the_handler_breaks_is_dead_lettered_not_acked),
 		T(a_batch_commits_once_and_a_failing_message_is_undone_alone),
+		T(a_batch_without_failures_is_tried_once),
 		T(concurrent_grouped_transactions_share_commits_and_keep_their_own_outcomes),
 		T(the_pool_hands_out_at_most_its_bound_and_makes_the_next_one_wait),
 		T(after_commit_runs_after_a_committed_batch_that_handled_a_message),
