@@ -2,7 +2,8 @@
 # Entry point of the PostgreSQL container. On an empty data directory it
 # creates the cluster and, for each service in SHOP_PG_SERVICES, a role and a
 # database of the same name owned by it. pg_hba allows a role to connect only
-# to the database named after it ("sameuser"), and PUBLIC loses CONNECT, so
+# to the database named after it ("sameuser", over TCP or the Unix socket in
+# /run/postgresql), and PUBLIC loses CONNECT, so
 # no service can read another's data. Then it runs the server in the
 # foreground (so `docker compose kill postgres` kills the real server), with
 # any arguments given appended (`-c name=value`: infra/compose.relaxed.yml).
@@ -40,4 +41,10 @@ SQL
 	pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
 	echo "init: created databases and roles: $SHOP_PG_SERVICES"
 fi
+# The services connect over the Unix socket (a volume they share with this
+# container): the same rule as over TCP, a role to its own database with its
+# password. Added on every start, so a data directory made before the rule
+# existed gets it too.
+grep -q '^local sameuser all scram-sha-256$' "$PGDATA/pg_hba.conf" ||
+	echo 'local sameuser all scram-sha-256' >> "$PGDATA/pg_hba.conf"
 exec postgres -D "$PGDATA" -c listen_addresses='*' -c max_connections=200 "$@"
