@@ -19,12 +19,22 @@
  * NULL); column affinity turns them into integers where the schema says so.
  * Prepared statements are cached per connection by SQL text and are always
  * reset after use, so no statement keeps a read transaction open.
+ *
+ * Writers of one file in one process queue on that file's writer lock (a
+ * flag, a mutex and a condition variable) from BEGIN IMMEDIATE to the end
+ * of the transaction. SQLite's own busy handler would have them poll,
+ * sleeping up to 100 ms between tries, so the write lock sat free while
+ * writers slept: the gateway has seven writers on one file. A queued writer
+ * is woken the moment the lock is given back, and SQLite's busy timeout is
+ * left for writers in other processes and for writes outside a transaction.
  */
 #include "db_internal.h"
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/xalloc.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +46,28 @@
 /* Bytes the write probe stores after a storage failure (two pages). */
 #define DB_SQLITE_PROBE_BYTES "8192"
 
+/* Database files one process may have open at once: each has a writer lock
+ * (see the file comment). */
+#define DB_SQLITE_FILES_MAX 64
+
+struct db_sqlite_file {
+	char *path; /* as sqlite3_db_filename gives it: absolute */
+	int refs;   /* connections open on it */
+	pthread_mutex_t lock;
+	pthread_cond_t given; /* signalled when the writer gives the lock back */
+	bool taken;           /* a connection of this process is writing */
+};
+
+static pthread_mutex_t db_sqlite_files_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct db_sqlite_file *db_sqlite_files[DB_SQLITE_FILES_MAX];
+
 struct db_sqlite {
 	struct db base; /* first, so a struct db * is a struct db_sqlite * */
 	sqlite3 *handle;
 	struct db_stmt_cache cache;
+	struct db_sqlite_file *file; /* NULL for an in-memory database */
+	bool writing;                /* this connection holds file's writer lock */
+	int lock_timeout_ms;         /* longest wait for it */
 	/* A statement failed for want of working storage (disk full, I/O
 	 * error): db_ping proves a write works before it says the database is
 	 * back, since "SELECT 1" still answers from a full disk. */
@@ -245,23 +273,126 @@ static shop_status db_sqlite_script(struct db *base, const char *sql)
 	return db_sqlite_status_of(rc);
 }
 
+/* The writer lock of PATH, shared by every connection of this process on
+ * that file; NULL when DB_SQLITE_FILES_MAX files are open already. */
+static struct db_sqlite_file *db_sqlite_file_attach(const char *path)
+{
+	struct db_sqlite_file *f = NULL, **slot = NULL;
+	pthread_mutex_lock(&db_sqlite_files_lock);
+	for (size_t i = 0; i < DB_SQLITE_FILES_MAX && !f; i++) {
+		if (!db_sqlite_files[i])
+			slot = slot ? slot : &db_sqlite_files[i];
+		else if (strcmp(db_sqlite_files[i]->path, path) == 0)
+			f = db_sqlite_files[i];
+	}
+	if (!f && slot) {
+		f = xcalloc(1, sizeof(*f));
+		f->path = xstrdup(path);
+		pthread_mutex_init(&f->lock, NULL);
+		clock_cond_init(&f->given);
+		*slot = f;
+	}
+	if (f)
+		f->refs++;
+	pthread_mutex_unlock(&db_sqlite_files_lock);
+	return f;
+}
+
+static void db_sqlite_file_detach(struct db_sqlite_file *f)
+{
+	if (!f)
+		return;
+	pthread_mutex_lock(&db_sqlite_files_lock);
+	if (--f->refs == 0) {
+		for (size_t i = 0; i < DB_SQLITE_FILES_MAX; i++)
+			if (db_sqlite_files[i] == f)
+				db_sqlite_files[i] = NULL;
+		pthread_cond_destroy(&f->given);
+		pthread_mutex_destroy(&f->lock);
+		free(f->path);
+		free(f);
+	}
+	pthread_mutex_unlock(&db_sqlite_files_lock);
+}
+
+/* Waits for the file's writer lock, up to lock_timeout_ms. */
+static shop_status db_sqlite_writer_take(struct db_sqlite *db)
+{
+	struct db_sqlite_file *f = db->file;
+	if (!f || db->writing)
+		return SHOP_OK;
+	struct timespec until = clock_mono_deadline(db->lock_timeout_ms);
+	bool timed_out = false;
+	pthread_mutex_lock(&f->lock);
+	while (f->taken && !timed_out)
+		timed_out = pthread_cond_timedwait(&f->given, &f->lock, &until) != 0 && f->taken;
+	if (!timed_out)
+		f->taken = true;
+	pthread_mutex_unlock(&f->lock);
+	if (timed_out) {
+		db_set_error(&db->base,
+			     "sqlite: database busy: another connection of this process kept the "
+			     "write lock for %d ms",
+			     db->lock_timeout_ms);
+		return SHOP_E_UNAVAILABLE;
+	}
+	db->writing = true;
+	return SHOP_OK;
+}
+
+static void db_sqlite_file_give(struct db_sqlite_file *f)
+{
+	pthread_mutex_lock(&f->lock);
+	f->taken = false;
+	pthread_cond_signal(&f->given);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Gives the writer lock back once the transaction is over (committed,
+ * rolled back, or never begun). */
+static void db_sqlite_writer_give(struct db_sqlite *db)
+{
+	if (!db->writing || !sqlite3_get_autocommit(db->handle))
+		return;
+	db->writing = false;
+	db_sqlite_file_give(db->file);
+}
+
 /* IMMEDIATE takes the write lock now: two deferred transactions that both
  * read and then write would otherwise fail one of them on the upgrade. */
 static shop_status db_sqlite_begin(struct db *base)
 {
-	return db_sqlite_simple(base, "BEGIN IMMEDIATE");
-}
-
-static shop_status db_sqlite_commit(struct db *base)
-{
-	return db_sqlite_simple(base, "COMMIT");
+	struct db_sqlite *db = db_sqlite_of(base);
+	shop_status st = db_sqlite_writer_take(db);
+	if (st != SHOP_OK)
+		return st;
+	st = db_sqlite_simple(base, "BEGIN IMMEDIATE");
+	db_sqlite_writer_give(db); /* only if BEGIN failed */
+	return st;
 }
 
 static void db_sqlite_rollback(struct db *base)
 {
+	struct db_sqlite *db = db_sqlite_of(base);
 	/* Some errors (disk full, I/O) already rolled the transaction back. */
-	if (!sqlite3_get_autocommit(db_sqlite_of(base)->handle))
+	if (!sqlite3_get_autocommit(db->handle))
 		(void)db_sqlite_simple(base, "ROLLBACK");
+	db_sqlite_writer_give(db);
+}
+
+/* A COMMIT that fails can leave the transaction open (SQLITE_BUSY): it is
+ * lost all the same, so it is rolled back here and the lock given back. */
+static shop_status db_sqlite_commit(struct db *base)
+{
+	shop_status st = db_sqlite_simple(base, "COMMIT");
+	if (st != SHOP_OK) {
+		char why[DB_ERROR_MAX];
+		snprintf(why, sizeof(why), "%s", db_last_error(base));
+		db_sqlite_rollback(base);
+		db_set_error(base, "%s", why);
+	}
+	db_sqlite_writer_give(db_sqlite_of(base));
+	return st;
 }
 
 /* After a storage failure: writes and commits DB_SQLITE_PROBE_BYTES (more
@@ -274,14 +405,14 @@ static shop_status db_sqlite_probe(struct db *base)
 		return SHOP_OK;
 	shop_status st = db_sqlite_simple(base, "CREATE TABLE IF NOT EXISTS db_write_probe (filler BLOB)");
 	if (st == SHOP_OK)
-		st = db_sqlite_simple(base, "BEGIN IMMEDIATE");
+		st = db_sqlite_begin(base);
 	if (st != SHOP_OK)
 		return st;
 	st = db_sqlite_simple(base, "INSERT INTO db_write_probe VALUES (zeroblob(" DB_SQLITE_PROBE_BYTES "))");
 	if (st == SHOP_OK)
 		st = db_sqlite_simple(base, "DELETE FROM db_write_probe");
 	if (st == SHOP_OK)
-		st = db_sqlite_simple(base, "COMMIT");
+		st = db_sqlite_commit(base);
 	if (st != SHOP_OK) {
 		db_sqlite_rollback(base);
 		return st;
@@ -306,6 +437,9 @@ static void db_sqlite_close(struct db *base)
 	struct db_sqlite *db = db_sqlite_of(base);
 	db_stmt_cache_clear(&db->cache, db_sqlite_release, NULL);
 	sqlite3_close_v2(db->handle); /* rolls back an open transaction */
+	if (db->writing)
+		db_sqlite_file_give(db->file);
+	db_sqlite_file_detach(db->file);
 	free(db);
 }
 
@@ -361,6 +495,14 @@ shop_status db_sqlite_open(const char *path, struct db **ret_db, char err[DB_ERR
 		goto fail;
 	}
 	sqlite3_extended_result_codes(db->handle, 1);
+	db->lock_timeout_ms = DB_SQLITE_BUSY_TIMEOUT_MS;
+	const char *file = sqlite3_db_filename(db->handle, "main");
+	if (file && file[0] && !(db->file = db_sqlite_file_attach(file))) {
+		db_format_error(err, "sqlite: cannot open %s: more than %d database files open",
+				path, DB_SQLITE_FILES_MAX);
+		st = SHOP_E_LIMIT;
+		goto fail;
+	}
 	/* Before the first PRAGMA: switching to WAL needs a lock that another
 	 * process opening the same file may hold for a moment. */
 	sqlite3_busy_timeout(db->handle, DB_SQLITE_BUSY_TIMEOUT_MS);
@@ -397,6 +539,7 @@ shop_status db_sqlite_open(const char *path, struct db **ret_db, char err[DB_ERR
 	return SHOP_OK;
 fail:
 	sqlite3_close_v2(db->handle);
+	db_sqlite_file_detach(db->file);
 	free(db);
 	return st;
 }
@@ -415,6 +558,8 @@ shop_status db_sqlite_checkpoint(struct db *base, int64_t *ret_frames)
 
 void db_sqlite_busy_timeout_set(struct db *db, int ms)
 {
-	if (db && db->backend == DB_SQLITE)
+	if (db && db->backend == DB_SQLITE) {
 		sqlite3_busy_timeout(db_sqlite_of(db)->handle, ms);
+		db_sqlite_of(db)->lock_timeout_ms = ms;
+	}
 }

@@ -16,6 +16,8 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -754,6 +756,55 @@ static void a_second_writer_waits_out_the_busy_timeout_then_is_unavailable(void 
 	db_close(other);
 }
 
+/* Writers of one file in one process queue for its writer lock and are
+ * woken when it is given back; SQLite's busy handler (here set to give up at
+ * once) is never what they wait in. */
+struct queued_writer {
+	struct db *db;
+	atomic_bool done;
+	shop_status begin, commit;
+};
+
+static void *queued_writer_run(void *arg)
+{
+	struct queued_writer *w = arg;
+	w->begin = db_begin(w->db);
+	if (w->begin == SHOP_OK) {
+		w->commit = db_exec(w->db, "INSERT INTO w (x) VALUES (2)", DB_NOARGS, NULL);
+		if (w->commit == SHOP_OK)
+			w->commit = db_commit(w->db);
+		else
+			db_rollback(w->db);
+	}
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+static void a_writer_of_this_process_queues_for_the_lock_not_sqlites_busy_handler(void **state)
+{
+	struct fixture *f = *state;
+	struct db *db = f->db;
+	struct queued_writer w = { .begin = SHOP_E_INTERNAL, .commit = SHOP_E_INTERNAL };
+	pthread_t thread;
+	MUST(db, db_exec(db, "CREATE TABLE w (x BIGINT)", DB_NOARGS, NULL));
+	MUST(NULL, db_open(f->url, &w.db));
+	MUST(w.db, db_exec(w.db, "PRAGMA busy_timeout = 0", DB_NOARGS, NULL));
+	MUST(db, db_begin(db));
+	MUST(db, db_exec(db, "INSERT INTO w (x) VALUES (1)", DB_NOARGS, NULL));
+	assert_int_equal(pthread_create(&thread, NULL, queued_writer_run, &w), 0);
+	clock_sleep_ms(100);
+	assert_false(atomic_load(&w.done)); /* still queued, not refused */
+	MUST(db, db_commit(db));
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	assert_int_equal(w.begin, SHOP_OK);
+	assert_int_equal(w.commit, SHOP_OK);
+	assert_int_equal(QUERY_INT(db, "SELECT count(*) FROM w"), 2);
+	/* Given back on commit: this connection writes again at once. */
+	MUST(db, db_begin(db));
+	MUST(db, db_commit(db));
+	db_close(w.db);
+}
+
 static void connections_use_wal_full_sync_and_foreign_keys(void **state)
 {
 	struct fixture *f = *state;
@@ -867,6 +918,7 @@ int main(void)
 	const struct CMUnitTest sqlite_tests[] = {
 		COMMON_TESTS(&sqlite_fx),
 		T(a_second_writer_waits_out_the_busy_timeout_then_is_unavailable, &sqlite_fx),
+		T(a_writer_of_this_process_queues_for_the_lock_not_sqlites_busy_handler, &sqlite_fx),
 		T(connections_use_wal_full_sync_and_foreign_keys, &sqlite_fx),
 		T(a_full_disk_is_unavailable_until_a_write_commits_again, &sqlite_fx),
 		T(writers_leave_checkpoints_to_db_checkpoint, &sqlite_fx),
