@@ -36,14 +36,6 @@ shop_status inventory_status_parse(const char *s, enum inventory_status *ret_sta
 	return SHOP_E_INVALID;
 }
 
-enum inventory_place_action inventory_on_placed(enum inventory_status status)
-{
-	/* Any row at all means this order was decided already (a redelivery
-	 * under a new event id, or a second replica) or was cancelled before it
-	 * arrived; reserving again would hold stock twice or forever. */
-	return status == INVENTORY_STATUS_NONE ? INVENTORY_PLACE_RESERVE : INVENTORY_PLACE_IGNORE;
-}
-
 enum inventory_cancel_action inventory_on_cancel(enum inventory_status status)
 {
 	switch (status) {

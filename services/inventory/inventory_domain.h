@@ -64,12 +64,11 @@ enum inventory_status {
 const char *inventory_status_name(enum inventory_status status);
 shop_status inventory_status_parse(const char *s, enum inventory_status *ret_status);
 
-/* What OrderPlaced does to an order whose reservation is in STATUS. */
-enum inventory_place_action {
-	INVENTORY_PLACE_RESERVE, /* first time: try to reserve */
-	INVENTORY_PLACE_IGNORE,  /* already decided, or cancelled first */
-};
-enum inventory_place_action inventory_on_placed(enum inventory_status status);
+/* OrderPlaced reserves only for an order with no reservation row at all:
+ * any row means it was decided already (a redelivery under a new event id,
+ * or a second replica) or cancelled before it arrived, and reserving again
+ * would hold stock twice or forever. The row's insert enforces it (ON
+ * CONFLICT DO NOTHING; inventory_ops.c), so there is no function for it. */
 
 /* What OrderCancelled or PaymentDeclined does. */
 enum inventory_cancel_action {

@@ -198,16 +198,6 @@ static void split_of_merged_lines_never_needs_more_lines_than_the_order_had(void
 	assert_true(m <= INVENTORY_LINES_MAX);
 }
 
-static void order_placed_reserves_only_an_order_never_seen(void **state)
-{
-	assert_int_equal(inventory_on_placed(INVENTORY_STATUS_NONE), INVENTORY_PLACE_RESERVE);
-	assert_int_equal(inventory_on_placed(INVENTORY_STATUS_RESERVED), INVENTORY_PLACE_IGNORE);
-	assert_int_equal(inventory_on_placed(INVENTORY_STATUS_RELEASED), INVENTORY_PLACE_IGNORE);
-	assert_int_equal(inventory_on_placed(INVENTORY_STATUS_REJECTED), INVENTORY_PLACE_IGNORE);
-	assert_int_equal(inventory_on_placed(INVENTORY_STATUS_CANCELLED_BEFORE_PLACED),
-			 INVENTORY_PLACE_IGNORE);
-}
-
 static void cancel_releases_only_a_held_reservation_and_remembers_an_unseen_order(void **state)
 {
 	assert_int_equal(inventory_on_cancel(INVENTORY_STATUS_NONE), INVENTORY_CANCEL_TOMBSTONE);
@@ -251,7 +241,6 @@ int main(void)
 		cmocka_unit_test(a_negative_price_or_quantity_is_invalid_in_a_total),
 		cmocka_unit_test(split_keeps_every_line_within_the_limit_and_the_total_unchanged),
 		cmocka_unit_test(split_of_merged_lines_never_needs_more_lines_than_the_order_had),
-		cmocka_unit_test(order_placed_reserves_only_an_order_never_seen),
 		cmocka_unit_test(cancel_releases_only_a_held_reservation_and_remembers_an_unseen_order),
 		cmocka_unit_test(status_names_round_trip_and_unknown_names_are_refused),
 	};
