@@ -306,28 +306,34 @@ dup_copy=$(uuid)
 before=$(available SKU-MONITOR)
 cmd=$(envelope shop.gateway.place_order.v1 "$dup_order" "$(place_order_data "$dup_order" SKU-MONITOR)")
 echo "$cmd" | "$SHOPCTL" publish gateway.command.place_order.v1 "dup-a-$dup_order" >/dev/null
-# Without orders' inbox the copy would place a second order and take a
-# second monitor.
+wait_final "$dup_order"
+# The copy goes out once the first is handled: orders takes its commands on
+# several threads, so two published together could be handled either way
+# round. The marker that it was handled: orders counts, in /metrics, every
+# command it found in its inbox; without the inbox the copy would count as
+# "ok", place a second order and take a second monitor, and the wait fails.
+place_order_duplicates() {
+	curl -s http://orders:8080/metrics | awk '
+		/^shop_messages_consumed_total[{]service="orders",durable="orders",subject="gateway.command.place_order.v1",outcome="duplicate"[}]/ { n = $2 }
+		END { print n + 0 }'
+}
+dups_before=$(place_order_duplicates)
+more_duplicates() { [ "$(place_order_duplicates)" -gt "$dups_before" ]; }
 envelope shop.gateway.place_order.v1 "$dup_copy" "$(place_order_data "$dup_copy" SKU-MONITOR)" "$(jq -r .id <<<"$cmd")" |
 	"$SHOPCTL" publish gateway.command.place_order.v1 "dup-b-$dup_order" >/dev/null
-wait_final "$dup_order"
-check "a command published twice with one CloudEvents id places one order" \
-	test "$(body .status)" = SHIPPED -a "$(count_type OrderPlaced)" = 1 -a "$(count_type StockReserved)" = 1 -a "$(count_type PaymentAuthorized)" = 1
-# The marker: an order placed after the copy. Orders reads the GATEWAY
-# stream, inventory the ORDERS stream and the gateway the INVENTORY stream
-# each in order, so once the marker's StockReserved is in its timeline,
-# whatever the copy caused (an order, a stock take, its StockLevelChanged)
-# has reached the gateway. The marker takes a cable, not a monitor, so the
-# monitor's level is final then.
-wait_available SKU-MONITOR $((before - 1))
-place '[{"sku":"SKU-CABLE","quantity":1}]'
-if wait_event "$order_id" StockReserved; then
+if eventually more_duplicates; then
+	http GET "/orders/$dup_order"
+	check "a command published twice with one CloudEvents id places one order" \
+		test "$(body .status)" = SHIPPED -a "$(count_type OrderPlaced)" = 1 -a "$(count_type StockReserved)" = 1 -a "$(count_type PaymentAuthorized)" = 1
+	wait_available SKU-MONITOR $((before - 1))
 	check "a duplicated command takes stock once" test "$(available SKU-MONITOR)" = $((before - 1))
 	http GET "/orders/$dup_copy"
 	check "a duplicated command places no second order" test "$code" = 404
 else
-	fail "a duplicated command takes stock once" "the marker order was never reserved: $(cat "$tmp/body")"
-	fail "a duplicated command places no second order" "the marker order was never reserved"
+	for name in "a command published twice with one CloudEvents id places one order" \
+		"a duplicated command takes stock once" "a duplicated command places no second order"; do
+		fail "$name" "orders never settled the copy as a duplicate (metrics: $(place_order_duplicates), before: $dups_before)"
+	done
 fi
 
 # An event published again with its CloudEvents id (as a relay that lost its
