@@ -131,38 +131,43 @@ shop_status payments_provider_url_check(const char *service_url, const char *pro
 	return SHOP_OK;
 }
 
-/* Opens the connection and the ledger on first use; the caller holds p->mu. */
+/* libpq's options for the ledger's PostgreSQL sessions: part of the URL, so
+ * a session that libpq resets after a lost connection keeps them. */
+#define PROVIDER_PG_OPTIONS "options=-csynchronous_commit%3Doff"
+
+/* Opens the connection and the ledger on first use; the caller holds p->mu.
+ *
+ * On PostgreSQL the ledger shares the service's database, so its commit
+ * records go into the same write-ahead log, before those of the service
+ * transaction that acts on a charge. Flushing that commit flushes the
+ * ledger's too: nothing the service acted on can be lost, and a ledger
+ * commit lost in a crash belonged to a batch that is lost too and
+ * redelivered, which asks again under the same key. So the ledger's
+ * sessions do not wait for their own flush (synchronous_commit off), which
+ * serialised every charge behind one fsync on this one connection. On
+ * SQLite the ledger is a file of its own and keeps its commits durable. */
 static shop_status provider_connect(struct payments_provider *p)
 {
 	struct db *db = NULL;
+	char *url = NULL;
 	shop_status st;
 
 	if (p->db)
 		return SHOP_OK;
-	st = db_open(p->url, &db);
+	if (strncmp(p->url, "postgresql://", 13) == 0 || strncmp(p->url, "postgres://", 11) == 0)
+		url = xasprintf("%s%c" PROVIDER_PG_OPTIONS, p->url, strchr(p->url, '?') ? '&' : '?');
+	st = db_open(url ? url : p->url, &db);
 	if (st != SHOP_OK)
 		goto out;
 	st = db_migrate(db, provider_migrations,
 			sizeof(provider_migrations) / sizeof(provider_migrations[0]));
 	if (st != SHOP_OK)
 		goto out;
-	/* On PostgreSQL the ledger shares the service's database, so its
-	 * commit records go into the same write-ahead log, before those of
-	 * the service transaction that acts on a charge. Flushing that commit
-	 * flushes the ledger's too: nothing the service acted on can be lost,
-	 * and a ledger commit lost in a crash before it belonged to a batch
-	 * that is lost too and redelivered, which asks again under the same
-	 * key. So the ledger need not wait for its own flush, which serialised
-	 * every charge behind one fsync on this one connection. (On SQLite it
-	 * is a file of its own, and keeps its commits durable.) */
-	if (db_backend_of(db) == DB_POSTGRES)
-		st = db_exec(db, "SET synchronous_commit TO off", DB_NOARGS, NULL);
-	if (st != SHOP_OK)
-		goto out;
 	p->db = db;
 	db = NULL;
 out:
 	db_close(db);
+	free(url);
 	return st;
 }
 
@@ -473,5 +478,22 @@ out:
 	db_result_free(r);
 	if (st == SHOP_OK)
 		*ret_n = n;
+	return st;
+}
+
+shop_status payments_provider_session_text(struct payments_provider *p, const char *sql,
+					   char *out, size_t out_size)
+{
+	struct db_result *r = NULL;
+	pthread_mutex_lock(&p->mu);
+	shop_status st = provider_connect(p);
+	if (st == SHOP_OK)
+		st = db_query(p->db, sql, DB_NOARGS, &r);
+	if (st == SHOP_OK && (db_result_rows(r) != 1 || !db_result_text(r, 0, 0)))
+		st = SHOP_E_NOT_FOUND;
+	if (st == SHOP_OK && !text_copy(out, out_size, db_result_text(r, 0, 0)))
+		st = SHOP_E_LIMIT;
+	pthread_mutex_unlock(&p->mu);
+	db_result_free(r);
 	return st;
 }

@@ -120,6 +120,11 @@ shop_status payments_provider_open_charges(struct payments_provider *p, const ch
 					   struct payments_provider_charge_info *ret_infos,
 					   size_t *ret_n);
 
+/* Tests only: the first column of the first row of SQL (no parameters), run
+ * on the ledger's own connection, into out. */
+shop_status payments_provider_session_text(struct payments_provider *p, const char *sql,
+					   char *out, size_t out_size);
+
 /* The card rule, pure: what attempt number `attempt` (1-based) of token does. */
 enum payments_provider_outcome payments_provider_decide(const char *token, int64_t attempt);
 

@@ -308,6 +308,47 @@ static void a_charge_whose_handler_commit_failed_is_refunded_when_the_order_is_c
 	assert_int_equal(events_of(order_id, ""), 1);
 }
 
+/* The ledger's sessions commit without waiting for their own flush (see
+ * payments_provider.c), the service's own do, and a ledger session that
+ * libpq had to reset after its backend died keeps the setting. */
+static void the_ledger_alone_skips_its_own_flush_even_after_a_reconnect(void **state)
+{
+	char setting[16], pid[DB_I64_SIZE], again[DB_I64_SIZE];
+	struct db_result *r = NULL;
+	assert_int_equal(payments_provider_session_text(g.provider,
+							"SELECT current_setting('synchronous_commit')",
+							setting, sizeof(setting)),
+			 SHOP_OK);
+	assert_string_equal(setting, "off");
+	assert_int_equal(db_query(g.db, "SELECT current_setting('synchronous_commit')", DB_NOARGS,
+				  &r),
+			 SHOP_OK);
+	assert_string_equal(db_result_text(r, 0, 0), "on");
+	db_result_free(r);
+	r = NULL;
+
+	assert_int_equal(payments_provider_session_text(g.provider, "SELECT pg_backend_pid()::text",
+							pid, sizeof(pid)),
+			 SHOP_OK);
+	assert_int_equal(db_query(g.other[0], "SELECT pg_terminate_backend($1::int, 10000)::text",
+				  DB_ARGS(pid), &r),
+			 SHOP_OK);
+	assert_string_equal(db_result_text(r, 0, 0), "true");
+	db_result_free(r);
+	/* The first use finds the session gone; the next one resets it. */
+	shop_status st = SHOP_E_UNAVAILABLE;
+	for (int i = 0; i < 3 && st != SHOP_OK; i++)
+		st = payments_provider_session_text(g.provider, "SELECT pg_backend_pid()::text",
+						    again, sizeof(again));
+	assert_int_equal(st, SHOP_OK);
+	assert_string_not_equal(again, pid);
+	assert_int_equal(payments_provider_session_text(g.provider,
+							"SELECT current_setting('synchronous_commit')",
+							setting, sizeof(setting)),
+			 SHOP_OK);
+	assert_string_equal(setting, "off");
+}
+
 /* One replica's reconciliation: a whole walk of the ledger from its start. */
 struct reconciler {
 	pthread_barrier_t *start;
@@ -431,6 +472,7 @@ int main(void)
 		cmocka_unit_test(
 			a_charge_whose_handler_commit_failed_is_refunded_when_the_order_is_cancelled),
 		cmocka_unit_test(reconciliations_on_two_replicas_refund_each_late_charge_once),
+		cmocka_unit_test(the_ledger_alone_skips_its_own_flush_even_after_a_reconnect),
 	};
 	return cmocka_run_group_tests_name("payments_postgres", tests, group_setup, group_teardown);
 }
