@@ -155,7 +155,8 @@ static shop_status provider_connect(struct payments_provider *p)
 	if (p->db)
 		return SHOP_OK;
 	if (strncmp(p->url, "postgresql://", 13) == 0 || strncmp(p->url, "postgres://", 11) == 0)
-		url = xasprintf("%s%c" PROVIDER_PG_OPTIONS, p->url, strchr(p->url, '?') ? '&' : '?');
+		url = xasprintf("%s%c%s", p->url, strchr(p->url, '?') ? '&' : '?',
+				PROVIDER_PG_OPTIONS);
 	st = db_open(url ? url : p->url, &db);
 	if (st != SHOP_OK)
 		goto out;
