@@ -290,9 +290,9 @@ def report(steps, exceptions, whole_history=True):
         for cls, _ in files.values():
             counts[cls] = counts.get(cls, 0) + 1
         summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no schema changed"
-        label = commit[:10] if commit != "worktree" else "uncommitted changes"
+        label = f"{commit[:10]} {subject[:50]}" if commit != "worktree" else "uncommitted changes against HEAD"
         # Diagnostics only when something broke: TAP stays short otherwise.
-        tap(not bad, f"{label} {subject[:50]}: {summary}", diag if bad else ())
+        tap(not bad, f"{label}: {summary}", diag if bad else ())
     if whole_history:
         tap(not exceptions.unused(), "every exception excuses a break in history", exceptions.unused())
     return 1 if failed else 0
