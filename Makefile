@@ -15,9 +15,10 @@
 #                    regression inputs and fuzzes each FUZZ_CHECK_SECONDS
 #   make tsan        the threaded tests under ThreadSanitizer, in a build of
 #                    their own (build/tsan); `make check` runs it too
-#   make docs        the event catalog docs/catalog/ from contracts/
-#                    (tools/catalog.py); `make check` fails when the
-#                    committed catalog differs from it
+#   make docs        the event catalog docs/catalog/ from contracts/ and
+#                    their git history (tools/catalog.py; needs git and a
+#                    full clone, or SHOP_CONTRACT_HISTORY); `make check`
+#                    fails when the committed catalog differs from it
 #   make hardening   a normal (unsanitized) build of the binaries into
 #                    build/release, checked by tools/check-hardening.sh;
 #                    `make check` runs it too
@@ -268,9 +269,19 @@ hardening:
 	$(Q)CC="$(CC)" tools/check-hardening.sh $(addprefix $(RELEASE_BUILD)/bin/shop-,$(SERVICES)) \
 		$(RELEASE_BUILD)/lib/*.a
 
-# The event catalog, generated (python3 only: runs on the host or in shop-dev).
+# The event catalog, generated. Each message's version history comes from
+# git, which shop-dev lacks: on the host (no SHOP_CONTRACT_HISTORY),
+# tools/contract-history.sh reads it from the clone (a full one) and
+# tools/catalog.py runs in shop-dev:$SHOP_TAG (built like make test does);
+# where SHOP_CONTRACT_HISTORY names a directory it wrote (in shop-dev),
+# catalog.py runs directly.
 docs:
-	$(Q)python3 tools/catalog.py generate docs/catalog
+	$(Q)if [ -n "$$SHOP_CONTRACT_HISTORY" ]; then python3 tools/catalog.py generate docs/catalog; \
+	else h=$$(mktemp -d) && trap 'rm -rf "$$h"' EXIT && tools/contract-history.sh "$$h" && \
+		docker build -q -t "shop-dev:$${SHOP_TAG:-latest}" --target dev -f infra/docker/Dockerfile . >/dev/null && \
+		docker run --rm --user "$$(id -u):$$(id -g)" -v "$$PWD:/src" -w /src -v "$$h:/history:ro" \
+			-e SHOP_CONTRACT_HISTORY=/history -e PYTHONDONTWRITEBYTECODE=1 "shop-dev:$${SHOP_TAG:-latest}" \
+			python3 tools/catalog.py generate docs/catalog; fi
 
 # Host side: everything runs in containers.
 test:

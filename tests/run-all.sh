@@ -3,7 +3,8 @@
 # Compose v2 and nothing else:
 #   1. builds the trixie dev image,
 #   2. runs unit, contract and component tests inside it (the component tests
-#      start their own nats-server and PostgreSQL there),
+#      start their own nats-server and PostgreSQL there; the catalog check
+#      gets the history of contracts/, read with git here: a full clone),
 #   3. brings the compose deployment up and runs the system tests against it.
 # Every stage prints TAP lines; the last line counts them:
 # "N passed, M failed, K skipped". A stage that fails without a failing case
@@ -20,7 +21,8 @@ export SHOP_TAG=${SHOP_TAG:-latest}
 cd "$(dirname "$0")/.."
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+hist=$(mktemp -d)
+trap 'rm -f "$log"; rm -rf "$hist"' EXIT
 
 stage() {
 	local name=$1
@@ -38,8 +40,13 @@ stage() {
 }
 
 stage "dev image" docker build -q -t "shop-dev:${SHOP_TAG:-latest}" --target dev -f infra/docker/Dockerfile .
+# The history of contracts/, read with git here (the image has no git): the
+# catalog's version history, which make check compares (tools/catalog.py).
+# A shallow clone fails here, and says so.
+stage "contracts history" tools/contract-history.sh "$hist"
 # The checkout is mounted read-only and copied, so nothing is written into it.
-stage "unit, contract and component tests" docker run --rm -v "$PWD":/src:ro "shop-dev:${SHOP_TAG:-latest}" bash -c \
+stage "unit, contract and component tests" docker run --rm -v "$PWD":/src:ro \
+	-v "$hist":/history:ro -e SHOP_CONTRACT_HISTORY=/history "shop-dev:${SHOP_TAG:-latest}" bash -c \
 	'mkdir -p /tmp/w && tar -C /src --exclude=./build --exclude=./.git -cf - . | tar -C /tmp/w -xf - \
 	 && cd /tmp/w && make -j2 WERROR=1 SANITIZE=address,undefined check'
 stage "schema compatibility" tests/contracts/compat.sh

@@ -6,14 +6,25 @@ Usage:
   catalog.py check OUT_DIR      TAP: OUT_DIR equals what generate writes, and
                                 the C sources send and handle exactly the
                                 messages the index gives each service
+Both need $SHOP_CONTRACT_HISTORY: the directory tools/contract-history.sh
+writes from git (make docs and tests/run-all.sh make it on the host), the
+source of each message's version history; without it they fail and say so.
 
 Reads contracts/index.json, the schemas and examples, contracts/saga.json
 (the orders state machine, checked against the C by
 tests/unit/test_saga_table.c), contracts/services.json, the services'
 migrations (tables), docker-compose.yml (databases), the gateway's route
-comment, and the bus and consumer constants in libs/bus/bus.h and
-libs/svc/svc.h. Output is deterministic: no timestamps, stable order.
-Run from the repository root.
+comment, the bus and consumer constants in libs/bus/bus.h and
+libs/svc/svc.h, and the history of contracts/ with each change classed by
+tests/contracts/check_compat.py against contracts/compat-exceptions.json.
+Output is deterministic: no timestamps but commit dates, hashes cut to a
+fixed length, stable order; the same commits give the same pages in any
+full clone. Run from the repository root.
+
+A commit cannot name its own hash: pages generated before committing show
+that commit's schema changes as "uncommitted", and `check` accepts them so
+for HEAD's own changes only; `make docs` after the commit fills in the hash
+and date (commit it with the next change).
 """
 
 import difflib
@@ -25,6 +36,9 @@ import tempfile
 
 ROOT = "."
 CONTRACTS = "contracts"
+HASH_LEN = 10  # fixed, not git's --short (which grows with the repository)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "contracts"))
+import check_compat  # noqa: E402
 PARTICIPANTS = ["client", "gateway", "orders", "inventory", "payments", "shipping", "notifications"]
 
 
@@ -53,10 +67,31 @@ class Model:
                 if f.endswith(".json"):
                     self.schemas[f"{sub}/{f}"] = load(f"{CONTRACTS}/{sub}/{f}")
         self.schemas["envelope.v1.json"] = load(f"{CONTRACTS}/envelope.v1.json")
+        self.history = {}  # schema file -> [(commit, date, subject, class, [(Break, exception)])]
+        self.head = None
         self.constants = {}
         for h in ("libs/bus/bus.h", "libs/svc/svc.h"):
             for m in re.finditer(r"^#define (\w+)[ \t]+((?:(?!/\*)[^\n])+?)[ \t]*(?:/\*\s*(.*?)\s*\*/)?$", read(h), re.M):
                 self.constants[m.group(1)] = (m.group(2).strip(), m.group(3) or "")
+
+    def load_history(self, hdir):
+        """Every step of tools/contract-history.sh's output, classed by the
+        compatibility check, by schema file, oldest first."""
+        exceptions = check_compat.Exceptions(os.path.join(ROOT, CONTRACTS, "compat-exceptions.json"))
+        for commit, date, subject, files in check_compat.history(hdir, exceptions):
+            for rel, (cls, judged) in files.items():
+                self.history.setdefault(rel, []).append((commit, date, subject, cls, judged))
+        with open(os.path.join(hdir, "HEAD"), encoding="utf-8") as f:
+            self.head = f.read().strip()
+
+    def pending_head(self):
+        """The history as it read before HEAD was committed: HEAD's own
+        changes as uncommitted ones (see the module's docstring)."""
+        if any(c == "worktree" for steps in self.history.values() for c, *_ in steps):
+            return None
+        return {rel: [("worktree", "", "(uncommitted)", *rest) if c == self.head else (c, d, subj, *rest)
+                      for c, d, subj, *rest in steps]
+                for rel, steps in self.history.items()}
 
     def const(self, name):
         return self.constants[name][0]
@@ -370,7 +405,33 @@ def page_message(model, m):
     out += ["", "A compatible change keeps the version; a breaking one is a new major version "
             "(new `type` and subject), and the old one stays listed here until it is retired "
             "(checked by `tests/contracts/check_compat.py`).", ""]
+    out += version_history(model, rel, "../../..")
     return out
+
+
+def version_history(model, rel, up):
+    """Each commit that changed schema file rel or a definition it refers to,
+    with what the compatibility check made of it."""
+    out = ["## Version history", "",
+           f"Every commit that changed [`contracts/{rel}`]({up}/contracts/{rel}) or a definition it refers to, "
+           "oldest first, as `tests/contracts/check_compat.py` classes it against the version before.", "",
+           "| date | commit | change | compatibility |", "|---|---|---|---|"]
+    for commit, date, subject, cls, judged in model.history.get(rel, []):
+        if cls in ("breaking, excepted", "breaking"):
+            rules = {}
+            for b, _ in judged:
+                rules.setdefault(b.rule, []).append(f"`{b.at or '/'}`")
+            detail = "; ".join(f"{r} at {', '.join(ats)}" for r, ats in sorted(rules.items()))
+            if cls == "breaking, excepted":
+                cls = f"breaking, [excepted]({up}/contracts/compat-exceptions.json) ({detail})"
+            else:
+                cls = f"breaking, not excepted ({detail}): the compatibility check fails"
+        if cls == "new major version":
+            major = re.search(r"\.v(\d+)\.json$", rel)
+            cls = f"new major version (v{major.group(1)})" if major else "new"
+        shown = "uncommitted" if commit == "worktree" else f"`{commit[:HASH_LEN]}`"
+        out.append(f"| {date or '—'} | {shown} | {md_cell(subject)} | {cls} |")
+    return out + [""]
 
 
 def page_envelope(model):
@@ -383,7 +444,7 @@ def page_envelope(model):
     out += ["", "## Example", "", "```json",
             json.dumps(load(f"{CONTRACTS}/examples/envelope/valid/{fname}"), indent=2, ensure_ascii=False),
             "```", ""]
-    return out
+    return out + version_history(model, rel, "../..")
 
 
 def tables_of(service):
@@ -613,6 +674,17 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     model = Model()
+    hdir = os.environ.get("SHOP_CONTRACT_HISTORY", "")
+    if not hdir or not os.path.exists(os.path.join(hdir, "commits")):
+        why = (f"catalog: no contracts history in SHOP_CONTRACT_HISTORY={hdir!r}: the version history comes "
+               "from git; run tools/contract-history.sh DIR on the host (a full clone) and set "
+               "SHOP_CONTRACT_HISTORY=DIR, as make docs and tests/run-all.sh do")
+        if argv[1] == "check":
+            print(f"not ok 1 - {why}")
+            return 1
+        print(why, file=sys.stderr)
+        return 2
+    model.load_history(hdir)
     files = generate(model)
     if argv[1] == "generate":
         if os.path.isdir(argv[2]):
@@ -624,6 +696,14 @@ def main(argv):
     n, failed = 0, 0
     have = existing(argv[2]) if os.path.isdir(argv[2]) else {}
     diag = []
+    note = ""
+    pending = model.pending_head()
+    if pending is not None and any(have.get(rel) != text for rel, text in files.items()):
+        model.history = pending
+        before = generate(model)
+        if all(have.get(rel) == text for rel, text in before.items()) and set(have) == set(before):
+            files = before
+            note = f"; HEAD {model.head[:HASH_LEN]}'s own schema changes still read uncommitted: make docs fills them in"
     for rel in sorted(set(files) | set(have)):
         if rel not in have:
             diag.append(f"missing: {rel}")
@@ -633,7 +713,7 @@ def main(argv):
             diag.append(f"differs: {rel}")
             diag += list(difflib.unified_diff(have[rel].splitlines(), files[rel].splitlines(),
                                               "committed", "generated", lineterm="", n=1))[:20]
-    checks = [(not diag, f"{argv[2]} is what `make docs` generates ({len(files)} files)", diag)]
+    checks = [(not diag, f"{argv[2]} is what `make docs` generates ({len(files)} files){note}", diag)]
     checks += code_check(model)
     for ok, desc, d in checks:
         n += 1

@@ -147,8 +147,10 @@ def list_json(directory):
 
 # Files of contracts/ that describe the system rather than a message: the
 # index, the saga's transition table and the services' descriptions (read
-# by tools/catalog.py). Every other JSON file outside examples/ is a schema.
-DESCRIPTIONS = {"index.json", "saga.json", "services.json"}
+# by tools/catalog.py), and the compatibility check's exceptions
+# (tests/contracts/check_compat.py). Every other JSON file outside examples/
+# is a schema.
+DESCRIPTIONS = {"index.json", "saga.json", "services.json", "compat-exceptions.json"}
 
 
 class Contracts:
