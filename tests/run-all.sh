@@ -42,7 +42,7 @@ stage() {
 stage "dev image" docker build -q -t "shop-dev:${SHOP_TAG:-latest}" --target dev -f infra/docker/Dockerfile .
 # The history of contracts/, read with git here (the image has no git): the
 # catalog's version history, which make check compares (tools/catalog.py).
-# A shallow clone fails here, and says so.
+# A shallow clone is deepened from its origin here, or fails and says so.
 stage "contracts history" tools/contract-history.sh "$hist"
 # The checkout is mounted read-only and copied, so nothing is written into it.
 stage "unit, contract and component tests" docker run --rm -v "$PWD":/src:ro \

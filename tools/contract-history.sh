@@ -15,8 +15,10 @@
 # with hash "worktree", no date and tree "worktree" (a copy of contracts/)
 # stands for the change about to be committed.
 #
-# A shallow clone, or a checkout without .git (an export), lacks the history:
-# this fails and says so, and fetches nothing (`git fetch --unshallow` does).
+# A shallow clone lacks the history: this deepens it from its origin once
+# (`git fetch --unshallow`; the origin of a CI checkout is usually a local
+# path) and fails, saying so, when that cannot be done. A checkout without
+# .git (an export) fails.
 set -euo pipefail
 out=${1:?usage: contract-history.sh OUT_DIR}
 cd "$(dirname "$0")/.."
@@ -25,9 +27,13 @@ if ! git rev-parse --verify -q HEAD >/dev/null 2>&1; then
 	exit 1
 fi
 if [ "$(git rev-parse --is-shallow-repository)" = true ]; then
-	echo "contract-history: this clone is shallow, so the earlier versions of contracts/ are missing;" \
-		"run 'git fetch --unshallow' (nothing is fetched for you)" >&2
-	exit 1
+	echo "contract-history: this clone is shallow; fetching the earlier versions of contracts/ from its origin" >&2
+	if ! git fetch -q --unshallow 2>&1 | sed 's/^/contract-history: /' >&2 ||
+		[ "$(git rev-parse --is-shallow-repository)" = true ]; then
+		echo "contract-history: the clone is still shallow, so the earlier versions of contracts/" \
+			"are missing; clone it whole (or run 'git fetch --unshallow' where the origin is reachable)" >&2
+		exit 1
+	fi
 fi
 mkdir -p "$out/trees"
 git rev-parse HEAD >"$out/HEAD"

@@ -7,9 +7,9 @@
 #
 # tools/contract-history.sh extracts the versions with git on the host (the
 # image has no git, and make test copies the checkout without .git);
-# check_compat.py compares them in the dev image. In a shallow clone or a
-# checkout without .git the history is missing: this fails and says so, and
-# fetches nothing. CI runs on a full clone.
+# check_compat.py compares them in the dev image. A shallow clone is deepened
+# from its origin first; where that fails, or in a checkout without .git,
+# this fails and says so.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 hist=$(mktemp -d)
