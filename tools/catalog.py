@@ -140,6 +140,13 @@ class Model:
 # ---------------------------------------------------------------------------
 # Fields
 
+def printable(value):
+    """A schema value as text for a page: control characters (a pattern may
+    name them, decoded from the schema's \\u escapes) written back as \\uXXXX,
+    never as raw bytes in the Markdown."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: "\\u%04x" % ord(m.group()), str(value))
+
+
 def constraints(node):
     out = []
     for key in ("const", "enum", "pattern", "format", "minLength", "maxLength", "minimum", "maximum",
@@ -149,7 +156,7 @@ def constraints(node):
             if key == "enum":
                 v = ", ".join(f"`{x}`" for x in v)
             elif key in ("pattern", "const", "format"):
-                v = f"`{v}`"
+                v = f"`{printable(v)}`"
             out.append(f"{key} {v}")
     return "; ".join(out)
 
