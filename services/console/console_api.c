@@ -21,36 +21,39 @@
 
 #define CONSOLE_LABELS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
+/* Constant names: a failure to register is a bug, found at start-up. */
 static void console_metrics_must(shop_status st, const char *name)
 {
 	if (st == SHOP_OK)
 		return;
-	/* Constant names: a failure is a bug, found at start-up. */
 	log_error(NULL, "registering metric %s: %s", name, shop_status_name(st));
 	abort();
 }
 
 void console_metrics_init(struct console *c)
 {
+	const struct {
+		const char *name;
+		const char *help;
+		struct metrics_counter **handle;
+	} counters[] = {
+		{ "shop_console_events_sent_total", "Bus messages sent to stream clients.",
+		  &c->m_events },
+		{ "shop_console_clients_dropped_total",
+		  "Stream clients dropped because their queue was full.", &c->m_dropped },
+		{ "shop_console_clients_refused_total",
+		  "Stream clients refused because the console was full.", &c->m_refused },
+	};
 	c->metrics = metrics_registry_new();
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+		console_metrics_must(metrics_counter_register(c->metrics, counters[i].name,
+							      counters[i].help, NULL,
+							      counters[i].handle),
+				     counters[i].name);
 	console_metrics_must(metrics_gauge_register(c->metrics, "shop_console_stream_clients",
 						    "Clients connected to GET /stream.", NULL,
 						    &c->m_clients),
 			     "shop_console_stream_clients");
-	console_metrics_must(metrics_counter_register(c->metrics, "shop_console_events_sent_total",
-						      "Bus messages sent to stream clients.", NULL,
-						      &c->m_events),
-			     "shop_console_events_sent_total");
-	console_metrics_must(
-		metrics_counter_register(c->metrics, "shop_console_clients_dropped_total",
-					 "Stream clients dropped because their queue was full.",
-					 NULL, &c->m_dropped),
-		"shop_console_clients_dropped_total");
-	console_metrics_must(
-		metrics_counter_register(c->metrics, "shop_console_clients_refused_total",
-					 "Stream clients refused because the console was full.",
-					 NULL, &c->m_refused),
-		"shop_console_clients_refused_total");
 	/* The name and labels of every service's (docs/metrics.md). */
 	console_metrics_must(metrics_counter_register(c->metrics, "shop_http_requests_total",
 						      "HTTP requests answered, by route and status.",
