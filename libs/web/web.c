@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -61,6 +62,7 @@ struct web_server {
 /* What MHD's content reader callback gets for a streamed body. */
 struct web_stream {
 	const struct web_server *server;
+	int fd; /* the connection's socket, -1 if MHD would not tell */
 	web_stream_read_fn read;
 	web_stream_release_fn release;
 	void *arg;
@@ -192,10 +194,21 @@ static bool web_response_has_header(const struct web_response *res, const char *
 	return false;
 }
 
+/* True when the client has closed its side. MHD would see it only on its
+ * next write, which an idle stream may not make for a long time, and a
+ * stream's producer may hold resources (the console's broker consumers). */
+static bool web_stream_peer_gone(const struct web_stream *ws)
+{
+	if (ws->fd < 0)
+		return false;
+	struct pollfd p = { .fd = ws->fd, .events = POLLRDHUP };
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 /* MHD's content reader for a streamed body. With one thread per connection
  * and MHD's own polling, returning 0 would make MHD call again at once (a
  * busy loop), so a producer's "nothing yet" is waited out here, checking
- * between waits whether the server is stopping. */
+ * between waits whether the server is stopping or the client gone. */
 static ssize_t web_stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	(void)pos;
@@ -203,6 +216,8 @@ static ssize_t web_stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	for (;;) {
 		if (atomic_load(&ws->server->stopping))
 			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (web_stream_peer_gone(ws))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
 		ssize_t n = ws->read(ws->arg, buf, max);
 		if (n < 0)
 			return MHD_CONTENT_READER_END_OF_STREAM;
@@ -220,9 +235,13 @@ static void web_stream_free(void *cls)
 
 /* A streamed response; on success MHD owns the producer (res no longer does). */
 static struct MHD_Response *web_stream_response(const struct web_server *s,
+						struct MHD_Connection *conn,
 						struct web_response *res)
 {
 	struct web_stream *ws = xcalloc(1, sizeof(*ws));
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	ws->fd = info ? info->connect_fd : -1;
 	ws->server = s;
 	ws->read = res->stream.read;
 	ws->release = res->stream.release;
@@ -247,7 +266,7 @@ static enum MHD_Result web_queue(const struct web_server *s, struct web_request 
 	struct MHD_Response *mr;
 	bool has_body = true;
 	if (res->stream.read) {
-		mr = web_stream_response(s, res);
+		mr = web_stream_response(s, req->conn, res);
 	} else if (res->text) {
 		/* The response keeps the text: MHD copies it. */
 		mr = MHD_create_response_from_buffer_copy(res->text_len, res->text);

@@ -35,7 +35,8 @@
 #define WEB_STREAM_BLOCK 16384
 /* A stream's read function should return within this long even when it has
  * nothing to send (returning 0): the server checks in between whether it is
- * stopping, so web_server_stop waits at most about this long for a stream. */
+ * stopping (so web_server_stop waits at most about this long for a stream)
+ * and whether the client has gone (so its producer is released soon). */
 #define WEB_STREAM_WAIT_MAX_MS 1000
 
 /* What a stream's read function returns when the stream is over. */

@@ -412,8 +412,8 @@ check "the console's order stream holds nothing but that order's messages" \
 # In order: every event after the one that caused it (within the order), and
 # the order's own state changes (one stream) as in the timeline.
 check "the console streams every event after the event that caused it" \
-	test "$(jq '[.[].id] as $ids | [to_entries[] | .key as $i | ($ids | index(.value.causationid)) as $j
-		| select($j != null and $j >= $i)] | length' "$tmp/stream.events")" = 0 \
+	test "$(jq '[.[].id] as $ids | [to_entries[] | .key as $i | .value.causationid as $c
+		| ($ids | index($c)) as $j | select($j != null and $j >= $i)] | length' "$tmp/stream.events")" = 0 \
 	-a "$(jq '[.[].id] as $ids | [.[] | select(.causationid as $c | $ids | index($c))] | length' "$tmp/stream.events")" -ge 7
 check "the console streams the order's state changes in the timeline's order" \
 	test "$(jq -c '[.[] | select(.source == "/shop/orders") | .id]' "$tmp/stream.events")" = \
@@ -435,12 +435,12 @@ ephemeral_consumers() {
 no_ephemeral_consumers() { [ "$(ephemeral_consumers)" = 0 ]; }
 check "with no stream client the console holds no consumer on the broker" \
 	eventually no_ephemeral_consumers
-code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' \
+via_code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' \
 	--data-binary "$(order_json '[{"sku":"SKU-CABLE","quantity":1}]')" "$C/orders")
 via_console=$(body .order_id)
 wait_final "$via_console"
 check "an order placed through the console is the gateway's, and ships" \
-	test "$code" = 202 -a "$(body .order_id)" = "$via_console" -a "$(body .status)" = SHIPPED
+	test "$via_code" = 202 -a "$(body .order_id)" = "$via_console" -a "$(body .status)" = SHIPPED
 
 # --- /metrics on every service -----------------------------------------------
 # Prometheus's own checker reads each page (parse errors and lint advice both

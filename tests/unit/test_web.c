@@ -84,7 +84,7 @@ static void echo(const struct web_request *req, struct web_response *res)
 }
 
 /* A stream producer: "event 0\n" .. "event 2\n" with a "nothing yet" (0)
- * before each, then the end; or (idle) nothing, forever; or (ticking) one
+ * before each, then the end; or (idle) one byte, then nothing, forever; or (ticking) one
  * byte every 20 ms, forever. */
 enum producer_mode { PRODUCER_THREE, PRODUCER_IDLE, PRODUCER_TICKING };
 struct producer {
@@ -98,6 +98,10 @@ static ssize_t producer_read(void *arg, char *buf, size_t max)
 	struct producer *p = arg;
 	switch (p->mode) {
 	case PRODUCER_IDLE:
+		if (p->step++ == 0) {
+			buf[0] = ':'; /* so that the head is sent */
+			return 1;
+		}
 		clock_sleep_ms(50);
 		return 0;
 	case PRODUCER_TICKING:
@@ -849,6 +853,16 @@ static void stream_producer_is_released_when_the_client_goes_away(void **state)
 	assert_true(released_becomes(f, 1));
 }
 
+static void idle_stream_producer_is_released_soon_after_the_client_goes_away(void **state)
+{
+	struct fixture *f = *state;
+	int fd = request_open(f, "GET /stream-idle HTTP/1.1\r\nHost: test\r\n\r\n");
+	char buf[256];
+	assert_true(recv(fd, buf, sizeof(buf), 0) > 0); /* the head has come */
+	close(fd);
+	assert_true(released_becomes(f, 1)); /* without a write to fail */
+}
+
 static void stop_ends_a_stream_waiting_for_data_and_releases_it(void **state)
 {
 	struct fixture *f = *state;
@@ -914,6 +928,7 @@ int main(void)
 		WEB_TEST(stop_frees_requests_still_in_flight),
 		WEB_TEST(streamed_body_arrives_in_order_and_its_producer_is_released_once),
 		WEB_TEST(stream_producer_is_released_when_the_client_goes_away),
+		WEB_TEST(idle_stream_producer_is_released_soon_after_the_client_goes_away),
 		WEB_TEST(stop_ends_a_stream_waiting_for_data_and_releases_it),
 		WEB_TEST(stream_replaced_by_another_response_is_released_unsent),
 		cmocka_unit_test(server_start_rejects_a_malformed_address),
