@@ -15,7 +15,8 @@ of the binary: no file to install, no CDN, no build step beyond this.
 import re
 import sys
 
-from embed_sql import c_escape, c_literals, write_atomically
+sys.dont_write_bytecode = True  # importing embed_sql must leave no __pycache__ in tools/
+from embed_sql import c_escape, c_literals, write_atomically  # noqa: E402
 
 
 def main(argv):
