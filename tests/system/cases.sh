@@ -427,7 +427,7 @@ code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$C/stream?since=yesterday")
 check "the console refuses a malformed since with 400" test "$code" = 400 -a "$(body .error.code)" = invalid_since
 # An idle console holds no consumer: every consumer left is a durable.
 ephemeral_consumers() {
-	curl -s "$MON/jsz?consumers=true" |
+	curl -s "$MON/jsz?consumers=true&config=true" |
 		jq '[.account_details[].stream_detail[].consumer_detail[]? | select((.config.durable_name // "") == "")] | length'
 }
 no_ephemeral_consumers() { [ "$(ephemeral_consumers)" = 0 ]; }
