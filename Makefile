@@ -5,7 +5,7 @@
 #                    it, then bring the compose deployment up and run the
 #                    system tests against it; ends with "N passed, M failed"
 # Inside the dev image (what `make test` calls):
-#   make all         libraries and the six service binaries into build/bin
+#   make all         libraries and the seven service binaries into build/bin
 #   make check       unit tests, the promtool check of the metrics format, and
 #                    component tests (starts nats-server, PostgreSQL)
 #   make lint        cppcheck and the banned-function grep (over the
@@ -152,6 +152,13 @@ $(BUILD)/bin/shop-$(1): $(BUILD)/obj/services/$(1)/main.o $(BUILD)/lib/libservic
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
 
+# The console's page, embedded in its binary as a C string.
+$(GEN)/console_page.c: tools/embed_file.py tools/embed_sql.py services/console/page/index.html
+	@mkdir -p $(GEN)
+	@echo "  GEN     console page"
+	$(Q)python3 tools/embed_file.py console_page_html services/console/page/index.html $@
+$(BUILD)/lib/libservice_console.a: $(BUILD)/obj/gen/console_page.o
+
 $(BUILD)/obj/gen/%.o: $(GEN)/%.c $(GEN_CONTRACTS)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
@@ -210,7 +217,7 @@ check: all $(UNIT_TESTS) $(COMPONENT_TESTS) $(METRICS_SAMPLE)
 	$(Q)$(MAKE) --no-print-directory fuzz-check
 	$(Q)$(MAKE) --no-print-directory tsan
 
-lint: $(GEN_CONTRACTS) $(addprefix $(GEN)/migrations_,$(addsuffix .c,$(SERVICES)))
+lint: $(GEN_CONTRACTS) $(addprefix $(GEN)/migrations_,$(addsuffix .c,$(SERVICES))) $(GEN)/console_page.c
 	$(Q)BUILD=$(BUILD) tools/lint.sh
 
 # Fuzzing (tests/fuzz/README.md): clang builds the libraries and the gateway

@@ -146,4 +146,44 @@ shop_status bus_msg_term(struct bus_msg *m);
 shop_status bus_msg_dead_letter(struct bus *bus, struct bus_consumer *c, struct bus_msg *m,
 				const char *reason);
 
+/*
+ * Watching streams without touching anyone's durable (the console): one
+ * ordered ephemeral push consumer per source, created by bus_watch_start and
+ * deleted by bus_watch_stop (or by the server after its inactivity
+ * threshold, if the process dies). Within one source messages arrive once
+ * each and in stream order: nats.c recreates an ordered consumer at the next
+ * sequence after a gap, a missed heartbeat or a reconnect. Each source is
+ * delivered on its own nats.c thread, so across sources there is no order.
+ */
+#define BUS_WATCH_SOURCES_MAX 16       /* ordered consumers in one watch */
+#define BUS_WATCH_STOP_WAIT_MS 5000    /* longest wait for the last callback at stop */
+
+struct bus_watch;
+
+/* One stream to watch, and the subject filter of its ordered consumer. */
+struct bus_watch_source {
+	const char *stream;
+	const char *subject;
+};
+
+/* Called on a nats.c thread for each message; it must not block (a slow
+ * callback stalls that source for every watcher of the connection's
+ * dispatcher). data is valid only during the call. */
+typedef void (*bus_watch_fn)(void *arg, const char *stream, const char *subject,
+			     const char *data, size_t len);
+
+/* Starts one ordered consumer per source, delivering messages stored from
+ * now on (since_ms < 0) or from wall-clock time since_ms (milliseconds since
+ * the epoch). On failure nothing is left behind and fn will not be called
+ * again: SHOP_E_UNAVAILABLE while disconnected, SHOP_E_NOT_FOUND for a
+ * missing stream, SHOP_E_LIMIT beyond BUS_WATCH_SOURCES_MAX. */
+shop_status bus_watch_start(struct bus *bus, const struct bus_watch_source *sources, size_t n,
+			    int64_t since_ms, bus_watch_fn fn, void *arg,
+			    struct bus_watch **ret_watch);
+/* Deletes the consumers and waits until no callback runs or will run, so
+ * the caller may free arg once it returns SHOP_OK. SHOP_E_TIMEOUT after
+ * BUS_WATCH_STOP_WAIT_MS: a callback may still come, so arg must be kept
+ * (the watch itself is then kept too). Never call it from fn. Accepts NULL. */
+shop_status bus_watch_stop(struct bus_watch *w);
+
 #endif

@@ -14,9 +14,13 @@
  *   - the handler is called exactly once per accepted request, with the whole
  *     body, NUL-terminated for convenience (the length is authoritative);
  *   - every response carries X-Request-Id and Cache-Control: no-store, and
- *     Content-Type: application/json when it has a body.
- * The only shared state is the immutable struct web_server, so with one
- * thread per connection nothing here needs a lock.
+ *     Content-Type: application/json when it has a body;
+ *   - a streamed body's release function runs exactly once: MHD's free
+ *     callback owns it once the response is created, the web_response
+ *     before that.
+ * The only shared state is struct web_server, immutable but for the
+ * atomic stopping flag, so with one thread per connection nothing here
+ * needs a lock.
  */
 #include "web.h"
 
@@ -28,6 +32,8 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +54,18 @@ struct web_server {
 	web_handler_fn handler;
 	void *ctx;
 	uint16_t port;
+	/* Raised by web_server_stop before it stops MHD: a stream waiting for
+	 * data then ends, so stopping never waits on a stream's producer. */
+	atomic_bool stopping;
+};
+
+/* What MHD's content reader callback gets for a streamed body. */
+struct web_stream {
+	const struct web_server *server;
+	int fd; /* the connection's socket, -1 if MHD would not tell */
+	web_stream_read_fn read;
+	web_stream_release_fn release;
+	void *arg;
 };
 
 struct web_request {
@@ -147,10 +165,22 @@ static bool web_announced_too_large(struct MHD_Connection *conn)
 	return errno == ERANGE || n > WEB_BODY_MAX;
 }
 
-static void web_response_clear(struct web_response *res)
+/* Lets go of whatever body res holds, a stream's producer included. */
+static void web_response_drop_body(struct web_response *res)
 {
 	cJSON_Delete(res->body);
+	res->body = NULL;
 	free(res->text);
+	res->text = NULL;
+	res->text_len = 0;
+	if (res->stream.release)
+		res->stream.release(res->stream.arg);
+	memset(&res->stream, 0, sizeof(res->stream));
+}
+
+static void web_response_clear(struct web_response *res)
+{
+	web_response_drop_body(res);
 	for (size_t i = 0; i < res->n_headers && i < WEB_HEADERS_MAX; i++)
 		free(res->headers[i].value);
 	memset(res, 0, sizeof(*res));
@@ -164,14 +194,80 @@ static bool web_response_has_header(const struct web_response *res, const char *
 	return false;
 }
 
-/* Builds the MHD response for res (which keeps ownership of its parts) and
- * queues it. Returns MHD's verdict: MHD_NO makes MHD close the connection. */
-static enum MHD_Result web_queue(struct web_request *req, const struct web_response *res)
+/* True when the client has closed its side. MHD would see it only on its
+ * next write, which an idle stream may not make for a long time, and a
+ * stream's producer may hold resources (the console's broker consumers). */
+static bool web_stream_peer_gone(const struct web_stream *ws)
+{
+	if (ws->fd < 0)
+		return false;
+	struct pollfd p = { .fd = ws->fd, .events = POLLRDHUP };
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/* MHD's content reader for a streamed body. With one thread per connection
+ * and MHD's own polling, returning 0 would make MHD call again at once (a
+ * busy loop), so a producer's "nothing yet" is waited out here, checking
+ * between waits whether the server is stopping or the client gone. */
+static ssize_t web_stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	struct web_stream *ws = cls;
+	for (;;) {
+		if (atomic_load(&ws->server->stopping))
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (web_stream_peer_gone(ws))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		ssize_t n = ws->read(ws->arg, buf, max);
+		if (n < 0)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (n > 0)
+			return (size_t)n > max ? (ssize_t)max : n;
+	}
+}
+
+static void web_stream_free(void *cls)
+{
+	struct web_stream *ws = cls;
+	ws->release(ws->arg);
+	free(ws);
+}
+
+/* A streamed response; on success MHD owns the producer (res no longer does). */
+static struct MHD_Response *web_stream_response(const struct web_server *s,
+						struct MHD_Connection *conn,
+						struct web_response *res)
+{
+	struct web_stream *ws = xcalloc(1, sizeof(*ws));
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	ws->fd = info ? info->connect_fd : -1;
+	ws->server = s;
+	ws->read = res->stream.read;
+	ws->release = res->stream.release;
+	ws->arg = res->stream.arg;
+	struct MHD_Response *mr = MHD_create_response_from_callback(
+		MHD_SIZE_UNKNOWN, WEB_STREAM_BLOCK, web_stream_reader, ws, web_stream_free);
+	if (!mr) {
+		free(ws);
+		return NULL;
+	}
+	memset(&res->stream, 0, sizeof(res->stream));
+	return mr;
+}
+
+/* Builds the MHD response for res and queues it. res keeps ownership of its
+ * parts, except a stream's producer, which passes to MHD. Returns MHD's
+ * verdict: MHD_NO makes MHD close the connection. */
+static enum MHD_Result web_queue(const struct web_server *s, struct web_request *req,
+				 struct web_response *res)
 {
 	int status = res->status;
 	struct MHD_Response *mr;
 	bool has_body = true;
-	if (res->text) {
+	if (res->stream.read) {
+		mr = web_stream_response(s, req->conn, res);
+	} else if (res->text) {
 		/* The response keeps the text: MHD copies it. */
 		mr = MHD_create_response_from_buffer_copy(res->text_len, res->text);
 	} else if (res->body) {
@@ -210,13 +306,13 @@ static enum MHD_Result web_queue(struct web_request *req, const struct web_respo
 	return r;
 }
 
-static enum MHD_Result web_queue_too_large(struct web_request *req)
+static enum MHD_Result web_queue_too_large(const struct web_server *s, struct web_request *req)
 {
 	struct web_response res = { 0 };
 	char *message = xasprintf("request body is larger than %d bytes", WEB_BODY_MAX);
 	web_respond_error(&res, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", message, NULL);
 	free(message);
-	enum MHD_Result r = web_queue(req, &res);
+	enum MHD_Result r = web_queue(s, req, &res);
 	web_response_clear(&res);
 	return r;
 }
@@ -237,7 +333,7 @@ static enum MHD_Result web_dispatch(const struct web_server *s, struct web_reque
 		web_respond_error(&res, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
 				  "the handler produced no response", NULL);
 	}
-	enum MHD_Result r = web_queue(req, &res);
+	enum MHD_Result r = web_queue(s, req, &res);
 	web_response_clear(&res);
 	return r;
 }
@@ -258,7 +354,7 @@ static enum MHD_Result web_access(void *cls, struct MHD_Connection *conn, const 
 		*req_cls = req;
 		if (web_announced_too_large(conn)) {
 			req->too_large = true;
-			return web_queue_too_large(req);
+			return web_queue_too_large(s, req);
 		}
 		return MHD_YES;
 	}
@@ -271,7 +367,7 @@ static enum MHD_Result web_access(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (req->too_large)
-		return web_queue_too_large(req);
+		return web_queue_too_large(s, req);
 	return web_dispatch(s, req);
 }
 
@@ -315,6 +411,7 @@ shop_status web_server_start(const char *bind_addr, uint16_t port, web_handler_f
 	struct web_server *s = xcalloc(1, sizeof(*s));
 	s->handler = handler;
 	s->ctx = ctx;
+	atomic_init(&s->stopping, false);
 	s->daemon = MHD_start_daemon(
 		flags, port, NULL, NULL, web_access, s,
 		MHD_OPTION_SOCK_ADDR_LEN, addr_len, &addr.sa,
@@ -338,8 +435,10 @@ void web_server_stop(struct web_server *s)
 {
 	if (!s)
 		return;
-	/* Closes every connection and joins its thread; the completion
-	 * callback frees each request still in flight. */
+	/* Streams end first (within WEB_STREAM_WAIT_MAX_MS), then MHD closes
+	 * every connection and joins its thread; the completion callback
+	 * frees each request still in flight. */
+	atomic_store(&s->stopping, true);
 	MHD_stop_daemon(s->daemon);
 	free(s);
 }
@@ -384,10 +483,9 @@ const char *web_request_id(const struct web_request *req)
 void web_respond_text(struct web_response *res, int status, const char *content_type, char *text,
 		      size_t len)
 {
-	cJSON_Delete(res->body);
-	res->body = NULL;
-	if (res->text != text)
-		free(res->text);
+	if (res->text == text)
+		res->text = NULL; /* the same text again: keep it */
+	web_response_drop_body(res);
 	res->status = status;
 	res->text = text;
 	res->text_len = len;
@@ -396,13 +494,22 @@ void web_respond_text(struct web_response *res, int status, const char *content_
 
 void web_respond_json(struct web_response *res, int status, cJSON *body)
 {
-	free(res->text);
-	res->text = NULL;
-	res->text_len = 0;
-	if (res->body != body)
-		cJSON_Delete(res->body);
+	if (res->body == body)
+		res->body = NULL; /* the same body again: keep it */
+	web_response_drop_body(res);
 	res->status = status;
 	res->body = body;
+}
+
+void web_respond_stream(struct web_response *res, int status, const char *content_type,
+			web_stream_read_fn read, web_stream_release_fn release, void *arg)
+{
+	web_response_drop_body(res);
+	res->status = status;
+	res->stream.read = read;
+	res->stream.release = release;
+	res->stream.arg = arg;
+	web_response_header(res, "Content-Type", content_type);
 }
 
 void web_respond_error(struct web_response *res, int status, const char *code,

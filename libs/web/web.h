@@ -8,6 +8,11 @@
  * It runs one thread per connection, so a handler may block (the gateway's
  * long-poll GET does) without stalling other clients; WEB_CONNECTIONS_MAX
  * bounds the threads.
+ *
+ * A response may also be a stream of unknown length (Server-Sent Events):
+ * web_respond_stream hands the server a read function that the
+ * connection's own thread calls whenever the client can take more, until
+ * the stream ends, the client goes away or the server stops.
  */
 #ifndef SHOP_WEB_WEB_H
 #define SHOP_WEB_WEB_H
@@ -18,21 +23,47 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define WEB_BODY_MAX (64 * 1024)      /* larger request bodies get 413 */
 #define WEB_CONNECTIONS_MAX 512       /* concurrent connections (threads) */
 #define WEB_CONNECTION_TIMEOUT_S 60   /* idle connection is closed after this */
 #define WEB_REQUEST_ID_MAX 64         /* a longer X-Request-Id is replaced */
 #define WEB_HEADERS_MAX 8             /* extra response headers per response */
+/* Bytes a stream's read function is offered per call: one SSE event of a
+ * typical envelope fits several times over. */
+#define WEB_STREAM_BLOCK 16384
+/* A stream's read function should return within this long even when it has
+ * nothing to send (returning 0): the server checks in between whether it is
+ * stopping (so web_server_stop waits at most about this long for a stream)
+ * and whether the client has gone (so its producer is released soon). */
+#define WEB_STREAM_WAIT_MAX_MS 1000
+
+/* What a stream's read function returns when the stream is over. */
+#define WEB_STREAM_END ((ssize_t)-1)
 
 struct web_server;
 struct web_request;
+
+/* A streamed body. read copies up to max bytes into buf and returns how many,
+ * or 0 when nothing came within about WEB_STREAM_WAIT_MAX_MS (it is called
+ * again), or WEB_STREAM_END. It runs on the connection's own thread and may
+ * block that long. release is called exactly once, when the response is
+ * done with (stream ended, client gone, server stopped, or the response was
+ * never sent), and never while read runs. */
+typedef ssize_t (*web_stream_read_fn)(void *arg, char *buf, size_t max);
+typedef void (*web_stream_release_fn)(void *arg);
 
 struct web_response {
 	int status;
 	cJSON *body; /* owned by the response; serialised by the server */
 	char *text;  /* or a body already in text (owned), sent as it is */
 	size_t text_len;
+	struct {
+		web_stream_read_fn read; /* or a stream (arg owned through release) */
+		web_stream_release_fn release;
+		void *arg;
+	} stream;
 	struct {
 		const char *name;
 		char *value; /* owned */
@@ -67,6 +98,12 @@ void web_respond_json(struct web_response *res, int status, cJSON *body);
  * given Content-Type instead of JSON; for /metrics. */
 void web_respond_text(struct web_response *res, int status, const char *content_type, char *text,
 		      size_t len);
+/* Sets status and a streamed body of unknown length, sent with the given
+ * Content-Type (chunked on HTTP/1.1). The response owns arg from here on:
+ * release(arg) is called once whatever happens, also if the response is
+ * replaced or never sent. */
+void web_respond_stream(struct web_response *res, int status, const char *content_type,
+			web_stream_read_fn read, web_stream_release_fn release, void *arg);
 /* Error body in the shared shape; details may be NULL (taken otherwise). */
 void web_respond_error(struct web_response *res, int status, const char *code,
 		       const char *message, cJSON *details);

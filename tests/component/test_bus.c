@@ -1086,6 +1086,174 @@ static void batch_cut_by_a_server_kill_reports_ok_only_for_stored_messages(void 
 	free(present);
 }
 
+/* ---- watching: ordered ephemeral consumers ------------------------------ */
+
+#define WATCH_SEEN_MAX 64
+
+/* What a watch delivered, filled on nats.c threads. */
+struct watch_seen {
+	pthread_mutex_t mu;
+	size_t n;
+	char *data[WATCH_SEEN_MAX];
+	char stream[NAME_SIZE];
+};
+
+static void watch_seen_init(struct watch_seen *w)
+{
+	memset(w, 0, sizeof(*w));
+	pthread_mutex_init(&w->mu, NULL);
+}
+
+static void watch_seen_free(struct watch_seen *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		free(w->data[i]);
+	pthread_mutex_destroy(&w->mu);
+}
+
+static void watch_record(void *arg, const char *stream, const char *subject, const char *data,
+			 size_t len)
+{
+	struct watch_seen *w = arg;
+	pthread_mutex_lock(&w->mu);
+	if (w->n < WATCH_SEEN_MAX) {
+		w->data[w->n++] = xstrndup(data, len);
+		snprintf(w->stream, sizeof(w->stream), "%s", stream);
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+static size_t watch_seen_count(struct watch_seen *w)
+{
+	pthread_mutex_lock(&w->mu);
+	size_t n = w->n;
+	pthread_mutex_unlock(&w->mu);
+	return n;
+}
+
+/* Waits up to timeout_ms for at least want messages; returns how many came. */
+static size_t watch_wait(struct watch_seen *w, size_t want, int64_t timeout_ms)
+{
+	int64_t deadline = clock_mono_ms() + timeout_ms;
+	while (watch_seen_count(w) < want && clock_mono_ms() < deadline)
+		clock_sleep_ms(10);
+	return watch_seen_count(w);
+}
+
+static int64_t raw_stream_consumers(jsCtx *js, const char *stream)
+{
+	jsStreamInfo *si = NULL;
+	assert_int_equal(js_GetStreamInfo(&si, js, stream, NULL, NULL), NATS_OK);
+	int64_t n = (int64_t)si->State.Consumers;
+	jsStreamInfo_Destroy(si);
+	return n;
+}
+
+/* The server deletes a consumer on request, but polls keep it honest. */
+static bool stream_has_consumers(jsCtx *js, const char *stream, int64_t want)
+{
+	for (int i = 0; i < 100 && raw_stream_consumers(js, stream) != want; i++)
+		clock_sleep_ms(20);
+	return raw_stream_consumers(js, stream) == want;
+}
+
+static void publish_numbered(struct bus *bus, const struct names *n, const char *tag, int count)
+{
+	char subject[NAME_SIZE + 8], id[NAME_SIZE * 2], data[32];
+	snprintf(subject, sizeof(subject), "%s.w", n->prefix);
+	for (int i = 0; i < count; i++) {
+		snprintf(id, sizeof(id), "%s-%s-%d", n->stream, tag, i);
+		snprintf(data, sizeof(data), "%s-%d", tag, i);
+		publish_one(bus, subject, id, data);
+	}
+}
+
+static void watch_delivers_new_messages_in_order_and_leaves_no_consumer_behind(void **state)
+{
+	NEED_SERVER();
+	struct names n;
+	struct bus *bus = fixture_open(&n, NULL, 0);
+	struct watch_seen seen;
+	watch_seen_init(&seen);
+	publish_numbered(bus, &n, "old", 2);
+
+	const struct bus_watch_source src = { n.stream, n.wildcard };
+	struct bus_watch *w = NULL;
+	assert_int_equal(bus_watch_start(bus, &src, 1, -1, watch_record, &seen, &w), SHOP_OK);
+	assert_true(stream_has_consumers(raw_js, n.stream, 2)); /* the durable and the watch */
+	publish_numbered(bus, &n, "new", 5);
+	assert_int_equal(watch_wait(&seen, 5, 5000), 5);
+	clock_sleep_ms(200); /* nothing more comes */
+	assert_int_equal(bus_watch_stop(w), SHOP_OK);
+	assert_int_equal(seen.n, 5);
+	for (size_t i = 0; i < 5; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "new-%zu", i);
+		assert_string_equal(seen.data[i], want);
+	}
+	assert_string_equal(seen.stream, n.stream);
+	assert_true(stream_has_consumers(raw_js, n.stream, 1)); /* the durable is untouched */
+
+	struct bus_consumer *c = consumer_open(bus, n.stream, n.durable);
+	struct bus_msg **msgs = NULL;
+	assert_int_equal(fetch_some(c, 7, 2000, &msgs), 7); /* it still has everything */
+	ack_all(msgs, 7);
+	bus_msgs_free(msgs, 7);
+	bus_consumer_close(c);
+	watch_seen_free(&seen);
+	bus_close(bus);
+}
+
+static void watch_from_a_time_replays_what_was_stored_since(void **state)
+{
+	NEED_SERVER();
+	struct names n;
+	struct bus *bus = stream_open(&n);
+	struct watch_seen seen;
+	watch_seen_init(&seen);
+	publish_numbered(bus, &n, "before", 2);
+	clock_sleep_ms(50);
+	int64_t since = clock_now_ms();
+	clock_sleep_ms(50);
+	publish_numbered(bus, &n, "after", 3);
+
+	const struct bus_watch_source src = { n.stream, n.wildcard };
+	struct bus_watch *w = NULL;
+	assert_int_equal(bus_watch_start(bus, &src, 1, since, watch_record, &seen, &w), SHOP_OK);
+	assert_int_equal(watch_wait(&seen, 3, 5000), 3);
+	publish_numbered(bus, &n, "live", 1);
+	assert_int_equal(watch_wait(&seen, 4, 5000), 4);
+	clock_sleep_ms(200);
+	assert_int_equal(bus_watch_stop(w), SHOP_OK);
+	assert_int_equal(seen.n, 4);
+	assert_string_equal(seen.data[0], "after-0");
+	assert_string_equal(seen.data[2], "after-2");
+	assert_string_equal(seen.data[3], "live-0");
+	assert_true(stream_has_consumers(raw_js, n.stream, 0));
+	watch_seen_free(&seen);
+	bus_close(bus);
+}
+
+static void watch_of_a_missing_stream_fails_and_leaves_no_consumer(void **state)
+{
+	NEED_SERVER();
+	struct names n;
+	struct bus *bus = stream_open(&n);
+	struct watch_seen seen;
+	watch_seen_init(&seen);
+	char missing[NAME_SIZE + 8];
+	snprintf(missing, sizeof(missing), "%s_NONE", n.stream);
+	const struct bus_watch_source src[] = { { n.stream, n.wildcard }, { missing, "nowhere.>" } };
+	struct bus_watch *w = NULL;
+	assert_int_equal(bus_watch_start(bus, src, 2, -1, watch_record, &seen, &w),
+			 SHOP_E_NOT_FOUND);
+	assert_null(w);
+	assert_true(stream_has_consumers(raw_js, n.stream, 0));
+	assert_int_equal(bus_watch_stop(NULL), SHOP_OK);
+	watch_seen_free(&seen);
+	bus_close(bus);
+}
+
 /* ---- runner ------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -1138,6 +1306,9 @@ int main(void)
 		cmocka_unit_test(connecting_where_no_server_runs_gives_a_handle_that_fails_fast),
 		cmocka_unit_test(consumer_loop_survives_a_server_kill_and_restart),
 		cmocka_unit_test(batch_cut_by_a_server_kill_reports_ok_only_for_stored_messages),
+		cmocka_unit_test(watch_delivers_new_messages_in_order_and_leaves_no_consumer_behind),
+		cmocka_unit_test(watch_from_a_time_replays_what_was_stored_since),
+		cmocka_unit_test(watch_of_a_missing_stream_fails_and_leaves_no_consumer),
 	};
 	if (getenv("BUS_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("BUS_TEST_FILTER"));

