@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LT_CEIL_SETTLE_MS 10000      /* waiting for the last publish acks */
+#define LT_CEIL_SETTLE_MS 10000 /* waiting for the last publish acks */
 #define LT_CEIL_FETCH_WAIT_MS 1000
 #define LT_CEIL_HTTP_TIMEOUT_MS 5000
 #define LT_CEIL_BODY_MAX (1024 * 1024) /* /jsz without details is ~1 KiB */
@@ -120,7 +120,7 @@ static void lt_ceil_js_consume(jsCtx *js, int64_t seconds, int64_t available,
 	int64_t start = clock_mono_us(), deadline = start + seconds * 1000000;
 	int64_t got = 0;
 	while (got < available && clock_mono_us() < deadline) {
-		natsMsgList list = {0};
+		natsMsgList list = { 0 };
 		s = natsSubscription_Fetch(&list, sub, LT_CEIL_FETCH_BATCH, LT_CEIL_FETCH_WAIT_MS,
 					   &jerr);
 		if (s != NATS_OK && s != NATS_TIMEOUT) {
@@ -143,7 +143,7 @@ static void lt_ceil_js(const char *url, int64_t seconds, struct lt_ceilings *c)
 	natsConnection *nc = NULL;
 	natsOptions *no = NULL;
 	jsCtx *js = NULL;
-	struct lt_ceil_pub pub = {0};
+	struct lt_ceil_pub pub = { 0 };
 	jsErrCode jerr = 0;
 	bool created = false;
 	natsStatus s = natsOptions_Create(&no);
@@ -167,7 +167,7 @@ static void lt_ceil_js(const char *url, int64_t seconds, struct lt_ceilings *c)
 	s = natsConnection_JetStream(&js, nc, &jo);
 	jsStreamConfig sc;
 	jsStreamConfig_Init(&sc);
-	const char *subjects[] = {LT_CEIL_SUBJECT};
+	const char *subjects[] = { LT_CEIL_SUBJECT };
 	sc.Name = LT_CEIL_STREAM;
 	sc.Subjects = subjects;
 	sc.SubjectsLen = 1;
@@ -192,7 +192,8 @@ static void lt_ceil_js(const char *url, int64_t seconds, struct lt_ceilings *c)
 	/* Only acknowledged messages count as published. */
 	int64_t acked = atomic_load(&pub.acked);
 	c->js_publish.errors += atomic_load(&pub.failed);
-	c->js_publish.per_s = c->js_publish.seconds > 0 ? (double)acked / c->js_publish.seconds : -1;
+	c->js_publish.per_s = c->js_publish.seconds > 0 ? (double)acked / c->js_publish.seconds
+							: -1;
 	c->js_publish.count = acked;
 	lt_ceil_js_consume(js, seconds, acked, &c->js_consume);
 out:
@@ -294,11 +295,13 @@ static void *lt_ceil_db_loop(void *arg)
 	while (clock_mono_us() < w->deadline_us) {
 		const char *now = DB_I64(clock_now_ms());
 		if (db_begin(db) == SHOP_OK &&
-		    db_exec(db, "INSERT INTO ltceil_business (worker, payload, created_ms) "
-				"VALUES ($1, $2, $3)",
+		    db_exec(db,
+			    "INSERT INTO ltceil_business (worker, payload, created_ms) "
+			    "VALUES ($1, $2, $3)",
 			    DB_ARGS(DB_I64(w->id), payload, now), NULL) == SHOP_OK &&
-		    db_exec(db, "INSERT INTO ltceil_outbox (subject, payload, created_ms) "
-				"VALUES ($1, $2, $3)",
+		    db_exec(db,
+			    "INSERT INTO ltceil_outbox (subject, payload, created_ms) "
+			    "VALUES ($1, $2, $3)",
 			    DB_ARGS("ltceil.event", payload, now), NULL) == SHOP_OK &&
 		    db_commit(db) == SHOP_OK) {
 			w->commits++;
@@ -346,7 +349,7 @@ static void lt_ceil_db(const char *url, int n, int64_t seconds, struct lt_ceil_r
 	if (db_query(db, pg ? "SHOW synchronous_commit" : "PRAGMA synchronous", DB_NOARGS, &res) ==
 		    SHOP_OK &&
 	    db_result_rows(res) == 1) {
-		static const char *const sqlite_levels[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
+		static const char *const sqlite_levels[] = { "OFF", "NORMAL", "FULL", "EXTRA" };
 		const char *v = db_result_text(res, 0, 0);
 		int64_t level = db_result_int(res, 0, 0);
 		if (!pg && level >= 0 && level <= 3)
@@ -388,7 +391,7 @@ out:
 
 static void lt_ceil_sqlite_remove(const char *path)
 {
-	static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
 		char *p = xasprintf("%s%s", path, suffixes[i]);
 		unlink(p);
@@ -455,7 +458,7 @@ static size_t lt_ceil_collect(char *data, size_t size, size_t n, void *closure)
 static int64_t lt_ceil_jsz_messages(const char *monitor)
 {
 	int64_t v = -1;
-	struct lt_ceil_body b = {0};
+	struct lt_ceil_body b = { 0 };
 	char *url = xasprintf("%s/jsz", monitor);
 	CURL *e = lt_ceil_http_easy(url);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, lt_ceil_collect);

@@ -30,15 +30,15 @@
 
 #define LT_CEIL_DEFAULT_SECONDS 3
 #define LT_CEIL_SECONDS_MAX 30
-#define LT_CEIL_STREAM "LTCEIL"           /* the scratch stream, deleted after */
+#define LT_CEIL_STREAM "LTCEIL" /* the scratch stream, deleted after */
 #define LT_CEIL_SUBJECT "ltceil.msg"
 #define LT_CEIL_DURABLE "ltceil"
-#define LT_CEIL_MSG_SIZE 512              /* about one CloudEvents envelope */
-#define LT_CEIL_PUB_MAX_PENDING 4096      /* async publishes awaiting their ack */
-#define LT_CEIL_PUB_MSGS_MAX 1000000      /* a bound on the scratch stream's size */
-#define LT_CEIL_FETCH_BATCH 256           /* as the services fetch (BUS_FETCH_MAX) */
-#define LT_CEIL_HTTP_CONNECTIONS 16       /* closed loop: requests outstanding */
-#define LT_CEIL_PG_CONNECTIONS 4          /* committing threads on PostgreSQL */
+#define LT_CEIL_MSG_SIZE 512         /* about one CloudEvents envelope */
+#define LT_CEIL_PUB_MAX_PENDING 4096 /* async publishes awaiting their ack */
+#define LT_CEIL_PUB_MSGS_MAX 1000000 /* a bound on the scratch stream's size */
+#define LT_CEIL_FETCH_BATCH 256      /* as the services fetch (BUS_FETCH_MAX) */
+#define LT_CEIL_HTTP_CONNECTIONS 16  /* closed loop: requests outstanding */
+#define LT_CEIL_PG_CONNECTIONS 4     /* committing threads on PostgreSQL */
 #define LT_CEIL_NOTE_MAX 160
 #define LT_CEIL_SETTING_MAX 32
 
@@ -72,13 +72,13 @@ struct lt_ratios {
 	double completed_per_s; /* terminal orders / (offer + drain) seconds */
 	double accepted_per_s;  /* 202s / offer seconds */
 	double events_per_order;
-	double bus_publish_share;  /* completed/s x events per order / publish ceiling */
-	double bus_consume_share;  /* the same against the consume ceiling */
-	double bus_orders_bound;   /* publish ceiling / events per order */
-	double gateway_share;      /* accepted/s / bare request ceiling */
+	double bus_publish_share; /* completed/s x events per order / publish ceiling */
+	double bus_consume_share; /* the same against the consume ceiling */
+	double bus_orders_bound;  /* publish ceiling / events per order */
+	double gateway_share;     /* accepted/s / bare request ceiling */
 	double pg_commits_per_order;
-	double pg_share;           /* completed/s x commits per order / commit ceiling */
-	double pg_orders_bound;    /* commit ceiling / commits per order */
+	double pg_share;        /* completed/s x commits per order / commit ceiling */
+	double pg_orders_bound; /* commit ceiling / commits per order */
 	double sqlite_commits_per_order_budget; /* SQLite ceiling / completed per s */
 };
 

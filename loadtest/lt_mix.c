@@ -16,9 +16,12 @@
 #define LT_SKU_UNKNOWN "SKU-LOADTEST-UNKNOWN"
 
 static const char *const lt_kind_names[LT_KIND_COUNT] = {
-	[LT_KIND_APPROVED] = "approved",	 [LT_KIND_DECLINED] = "declined",
-	[LT_KIND_FLAKY] = "flaky",		 [LT_KIND_OUT_OF_STOCK] = "out_of_stock",
-	[LT_KIND_UNKNOWN_SKU] = "unknown_sku", [LT_KIND_CANCELLED] = "cancelled",
+	[LT_KIND_APPROVED] = "approved",
+	[LT_KIND_DECLINED] = "declined",
+	[LT_KIND_FLAKY] = "flaky",
+	[LT_KIND_OUT_OF_STOCK] = "out_of_stock",
+	[LT_KIND_UNKNOWN_SKU] = "unknown_sku",
+	[LT_KIND_CANCELLED] = "cancelled",
 };
 
 const char *lt_kind_name(enum lt_kind k)
@@ -30,7 +33,7 @@ shop_status lt_mix_parse(struct lt_mix *mix, const char *spec)
 {
 	shop_status st = SHOP_E_INVALID;
 	char buf[LT_MIX_SPEC_MAX + 1];
-	struct lt_mix m = {0};
+	struct lt_mix m = { 0 };
 
 	if (strlen(spec) > LT_MIX_SPEC_MAX)
 		goto out;

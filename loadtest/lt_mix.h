@@ -22,7 +22,7 @@ enum lt_kind {
 	LT_KIND_FLAKY,        /* tok_flaky: two retried failures, then SHIPPED */
 	LT_KIND_OUT_OF_STOCK, /* SKU-VINTAGE (never stocked): CANCELLED (out_of_stock) */
 	LT_KIND_UNKNOWN_SKU,  /* a SKU inventory does not know: CANCELLED (unknown_sku) */
-	LT_KIND_CANCELLED,    /* tok_visa, then POST /cancel at once: CANCELLED (or SHIPPED if late) */
+	LT_KIND_CANCELLED, /* tok_visa, then POST /cancel at once: CANCELLED (or SHIPPED if late) */
 	LT_KIND_COUNT,
 };
 

@@ -71,7 +71,8 @@ double lt_report_throughput(const char *json)
 
 static const char *lt_json_str(const cJSON *o, const char *a, const char *b)
 {
-	const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b);
+	const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a),
+							  b);
 	return cJSON_IsString(x) ? x->valuestring : "?";
 }
 

@@ -129,31 +129,33 @@ static void lt_text_ceilings(const struct lt_report *r, FILE *out)
 	lt_text_ceil(out, "JetStream pull, fetch 256 + Ack", &c->js_consume);
 	lt_text_ceil(out, "gateway GET /healthz, closed loop", &c->http);
 	char name[64];
-	snprintf(name, sizeof(name), "PostgreSQL commit (sync_commit=%s)", c->pg_synchronous_commit);
+	snprintf(name, sizeof(name), "PostgreSQL commit (sync_commit=%s)",
+		 c->pg_synchronous_commit);
 	lt_text_ceil(out, name, &c->pg_commit);
 	snprintf(name, sizeof(name), "SQLite WAL commit (synchronous=%s)", c->sqlite_synchronous);
 	lt_text_ceil(out, name, &c->sqlite_commit);
 	fprintf(out, "the shop against them: %s orders/s completed, %s/s accepted\n",
 		lt_fmt(a, sizeof(a), 1, q->completed_per_s),
 		lt_fmt(b, sizeof(b), 1, q->accepted_per_s));
-	fprintf(out, "  bus: %s JetStream messages per order; uses %s of the publish and %s of "
-		     "the consume ceiling; bound %s orders/s\n",
+	fprintf(out,
+		"  bus: %s JetStream messages per order; uses %s of the publish and %s of "
+		"the consume ceiling; bound %s orders/s\n",
 		lt_fmt(a, sizeof(a), 1, q->events_per_order),
 		lt_fmt(b, sizeof(b), 4, q->bus_publish_share),
 		lt_fmt(d, sizeof(d), 4, q->bus_consume_share),
 		lt_fmt(name, sizeof(name), 0, q->bus_orders_bound));
 	fprintf(out, "  gateway: accepted / bare request rate = %s\n",
 		lt_fmt(a, sizeof(a), 4, q->gateway_share));
-	fprintf(out, "  PostgreSQL: %s transactions per order (pg_stat_database, read-only "
-		     "ones included); uses %s of the commit ceiling; bound %s orders/s\n",
+	fprintf(out,
+		"  PostgreSQL: %s transactions per order (pg_stat_database, read-only "
+		"ones included); uses %s of the commit ceiling; bound %s orders/s\n",
 		lt_fmt(a, sizeof(a), 1, q->pg_commits_per_order),
-		lt_fmt(b, sizeof(b), 4, q->pg_share),
-		lt_fmt(d, sizeof(d), 0, q->pg_orders_bound));
-	fprintf(out, "  SQLite: the commit ceiling allows %s commits per completed order "
-		     "(one writer per file)\n",
+		lt_fmt(b, sizeof(b), 4, q->pg_share), lt_fmt(d, sizeof(d), 0, q->pg_orders_bound));
+	fprintf(out,
+		"  SQLite: the commit ceiling allows %s commits per completed order "
+		"(one writer per file)\n",
 		lt_fmt(a, sizeof(a), 1, q->sqlite_commits_per_order_budget));
 }
-
 
 static void lt_text_hist(FILE *out, const char *name, const struct lt_hist *h)
 {
@@ -161,15 +163,18 @@ static void lt_text_hist(FILE *out, const char *name, const struct lt_hist *h)
 		fprintf(out, "  %-22s (none)\n", name);
 		return;
 	}
-	fprintf(out, "  %-22s n=%-7lld p50 %9.1f  p90 %9.1f  p99 %9.1f  p99.9 %9.1f  max %9.1f ms\n",
+	fprintf(out,
+		"  %-22s n=%-7lld p50 %9.1f  p90 %9.1f  p99 %9.1f  p99.9 %9.1f  max %9.1f ms\n",
 		name, (long long)h->count, (double)lt_hist_percentile(h, 50) / 1000.0,
-		(double)lt_hist_percentile(h, 90) / 1000.0, (double)lt_hist_percentile(h, 99) / 1000.0,
+		(double)lt_hist_percentile(h, 90) / 1000.0,
+		(double)lt_hist_percentile(h, 99) / 1000.0,
 		(double)lt_hist_percentile(h, 99.9) / 1000.0, (double)h->max / 1000.0);
 }
 
 static void lt_text_phase(const struct lt_report *r, const struct lt_phase *p, FILE *out)
 {
-	fprintf(out, "offered %.0f orders/s for %llds: %lld due, %lld sent, %lld accepted (%.1f/s)\n",
+	fprintf(out,
+		"offered %.0f orders/s for %llds: %lld due, %lld sent, %lld accepted (%.1f/s)\n",
 		p->rate, (long long)p->duration_s, (long long)p->offered, (long long)p->sent,
 		(long long)p->accepted, p->offer_s > 0 ? (double)p->accepted / p->offer_s : 0.0);
 	fprintf(out,
@@ -221,7 +226,8 @@ void lt_report_text(const struct lt_report *r, FILE *out)
 		if (r->lag[i].max_total > lag_max)
 			lag_max = r->lag[i].max_total;
 	}
-	fprintf(out, "%s\n", r->n_lag ? "" : " (no consumer seen: monitoring unreachable, or no durables)");
+	fprintf(out, "%s\n",
+		r->n_lag ? "" : " (no consumer seen: monitoring unreachable, or no durables)");
 	if (r->events_dropped)
 		fprintf(out, "WARNING: %lld bus events were dropped by the subscription\n",
 			(long long)r->events_dropped);
@@ -233,8 +239,9 @@ void lt_report_text(const struct lt_report *r, FILE *out)
 			snprintf(acc, sizeof(acc), "<= %.0f ms", r->target_accept_p99_ms);
 		if (r->target_paid_p99_ms > 0)
 			snprintf(paid, sizeof(paid), "<= %.0f ms", r->target_paid_p99_ms);
-		fprintf(out, "saturation: highest rate that held (accept p99 %s, paid p99 %s, "
-			     "zero errors, all terminal): ",
+		fprintf(out,
+			"saturation: highest rate that held (accept p99 %s, paid p99 %s, "
+			"zero errors, all terminal): ",
 			acc, paid);
 		if (r->best_rate > 0)
 			fprintf(out, "%.0f orders/s\n", r->best_rate);
@@ -443,19 +450,58 @@ struct lt_svg_line {
 	double (*get)(const struct lt_second *s);
 };
 
-static double lt_get_rate(const struct lt_second *s) { return s->rate; }
-static double lt_get_sent(const struct lt_second *s) { return (double)s->sent; }
-static double lt_get_accepted(const struct lt_second *s) { return (double)s->accepted; }
-static double lt_get_completed(const struct lt_second *s) { return (double)s->completed; }
-static double lt_get_errors(const struct lt_second *s) { return (double)s->errors; }
-static double lt_get_acc50(const struct lt_second *s) { return (double)s->accept_p50_us / 1000.0; }
-static double lt_get_acc99(const struct lt_second *s) { return (double)s->accept_p99_us / 1000.0; }
-static double lt_get_paid99(const struct lt_second *s) { return (double)s->paid_p99_us / 1000.0; }
-static double lt_get_end50(const struct lt_second *s) { return (double)s->end_p50_us / 1000.0; }
-static double lt_get_end99(const struct lt_second *s) { return (double)s->end_p99_us / 1000.0; }
-static double lt_get_lag(const struct lt_second *s) { return (double)s->lag; }
-static double lt_get_outbox(const struct lt_second *s) { return (double)s->outbox_est; }
-static double lt_get_awaiting(const struct lt_second *s) { return (double)s->awaiting; }
+static double lt_get_rate(const struct lt_second *s)
+{
+	return s->rate;
+}
+static double lt_get_sent(const struct lt_second *s)
+{
+	return (double)s->sent;
+}
+static double lt_get_accepted(const struct lt_second *s)
+{
+	return (double)s->accepted;
+}
+static double lt_get_completed(const struct lt_second *s)
+{
+	return (double)s->completed;
+}
+static double lt_get_errors(const struct lt_second *s)
+{
+	return (double)s->errors;
+}
+static double lt_get_acc50(const struct lt_second *s)
+{
+	return (double)s->accept_p50_us / 1000.0;
+}
+static double lt_get_acc99(const struct lt_second *s)
+{
+	return (double)s->accept_p99_us / 1000.0;
+}
+static double lt_get_paid99(const struct lt_second *s)
+{
+	return (double)s->paid_p99_us / 1000.0;
+}
+static double lt_get_end50(const struct lt_second *s)
+{
+	return (double)s->end_p50_us / 1000.0;
+}
+static double lt_get_end99(const struct lt_second *s)
+{
+	return (double)s->end_p99_us / 1000.0;
+}
+static double lt_get_lag(const struct lt_second *s)
+{
+	return (double)s->lag;
+}
+static double lt_get_outbox(const struct lt_second *s)
+{
+	return (double)s->outbox_est;
+}
+static double lt_get_awaiting(const struct lt_second *s)
+{
+	return (double)s->awaiting;
+}
 
 static void lt_svg_text(FILE *out, double x, double y, const char *anchor, const char *text)
 {
@@ -508,14 +554,16 @@ static void lt_svg_panel(const struct lt_report *r, FILE *out, int index, const 
 		hi = ceil(log10(vmax > 10 ? vmax : 10));
 	char label[64];
 	lt_svg_text(out, x0, y0 - 10, "start", title);
-	fprintf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#999\"/>\n",
+	fprintf(out,
+		"<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#999\"/>\n",
 		x0, y0, x1 - x0, y1 - y0);
 	/* y grid: five steps, or one per decade. */
 	int ysteps = log_scale ? (int)hi : 5;
 	for (int i = 0; i <= ysteps; i++) {
 		double y = y1 - (y1 - y0) * i / ysteps;
 		double v = log_scale ? pow(10, i) : hi * i / ysteps;
-		fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n",
+		fprintf(out,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n",
 			x0, y, x1, y);
 		snprintf(label, sizeof(label), "%g%s", v, unit);
 		lt_svg_text(out, x0 - 4, y + 4, "end", label);
@@ -544,7 +592,8 @@ static void lt_svg_panel(const struct lt_report *r, FILE *out, int index, const 
 		}
 		fputs("\"/>\n", out);
 		double ly = y0 + 14 + 16 * (double)l;
-		fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>\n",
+		fprintf(out,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>\n",
 			x1 + 10, ly - 4, x1 + 28, ly - 4, lines[l].colour);
 		lt_svg_text(out, x1 + 32, ly, "start", lines[l].name);
 	}
@@ -553,23 +602,23 @@ static void lt_svg_panel(const struct lt_report *r, FILE *out, int index, const 
 shop_status lt_report_svg(const struct lt_report *r, FILE *out)
 {
 	static const struct lt_svg_line tput[] = {
-		{"offered rate", "#999", lt_get_rate},
-		{"sent", "#1f77b4", lt_get_sent},
-		{"accepted (202)", "#2ca02c", lt_get_accepted},
-		{"completed (terminal)", "#d62728", lt_get_completed},
-		{"errors", "#ff7f0e", lt_get_errors},
+		{ "offered rate", "#999", lt_get_rate },
+		{ "sent", "#1f77b4", lt_get_sent },
+		{ "accepted (202)", "#2ca02c", lt_get_accepted },
+		{ "completed (terminal)", "#d62728", lt_get_completed },
+		{ "errors", "#ff7f0e", lt_get_errors },
 	};
 	static const struct lt_svg_line lat[] = {
-		{"accept p50", "#98df8a", lt_get_acc50},
-		{"accept p99", "#2ca02c", lt_get_acc99},
-		{"to PAID p99", "#9467bd", lt_get_paid99},
-		{"to terminal p50", "#ff9896", lt_get_end50},
-		{"to terminal p99", "#d62728", lt_get_end99},
+		{ "accept p50", "#98df8a", lt_get_acc50 },
+		{ "accept p99", "#2ca02c", lt_get_acc99 },
+		{ "to PAID p99", "#9467bd", lt_get_paid99 },
+		{ "to terminal p50", "#ff9896", lt_get_end50 },
+		{ "to terminal p99", "#d62728", lt_get_end99 },
 	};
 	static const struct lt_svg_line backlog[] = {
-		{"awaiting terminal", "#d62728", lt_get_awaiting},
-		{"consumer lag", "#1f77b4", lt_get_lag},
-		{"gateway outbox (est.)", "#ff7f0e", lt_get_outbox},
+		{ "awaiting terminal", "#d62728", lt_get_awaiting },
+		{ "consumer lag", "#1f77b4", lt_get_lag },
+		{ "gateway outbox (est.)", "#ff7f0e", lt_get_outbox },
 	};
 	int height = LT_SVG_TOP + LT_SVG_PANELS * (LT_SVG_PANEL_H + LT_SVG_GAP);
 	fprintf(out,
@@ -579,14 +628,17 @@ shop_status lt_report_svg(const struct lt_report *r, FILE *out)
 		"<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
 		LT_SVG_WIDTH, height, LT_SVG_WIDTH, height);
 	char title[160];
-	snprintf(title, sizeof(title), "Throughput per second (orders/s), %s, %s durability, started %s",
-		 r->mode, r->durability ? r->durability : "unknown", r->started_at);
+	snprintf(title, sizeof(title),
+		 "Throughput per second (orders/s), %s, %s durability, started %s", r->mode,
+		 r->durability ? r->durability : "unknown", r->started_at);
 	lt_svg_panel(r, out, 0, title, "", false, tput, sizeof(tput) / sizeof(tput[0]));
-	lt_svg_panel(r, out, 1,
-		     "Latency from the intended send time, of what completed in each second (log scale)",
-		     "ms", true, lat, sizeof(lat) / sizeof(lat[0]));
-	lt_svg_panel(r, out, 2, "Backlog: orders awaiting a terminal event, consumer lag (messages)",
-		     "", false, backlog, sizeof(backlog) / sizeof(backlog[0]));
+	lt_svg_panel(
+		r, out, 1,
+		"Latency from the intended send time, of what completed in each second (log scale)",
+		"ms", true, lat, sizeof(lat) / sizeof(lat[0]));
+	lt_svg_panel(r, out, 2,
+		     "Backlog: orders awaiting a terminal event, consumer lag (messages)", "",
+		     false, backlog, sizeof(backlog) / sizeof(backlog[0]));
 	if (fputs("</svg>\n", out) < 0)
 		return SHOP_E_UNAVAILABLE;
 	return SHOP_OK;

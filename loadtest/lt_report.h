@@ -21,7 +21,7 @@
 
 #define LT_ERR_KINDS_MAX 32 /* distinct error kinds kept; more go to "other" */
 #define LT_ERR_NAME_MAX 32
-#define LT_DURABLES_MAX 32  /* consumers whose lag is tracked */
+#define LT_DURABLES_MAX 32 /* consumers whose lag is tracked */
 #define LT_DURABLE_NAME_MAX 64
 
 /* Errors by kind: "http_503", "timeout", "connect", "inflight_bound", ... */
@@ -65,12 +65,12 @@ struct lt_phase {
 	int64_t sent;     /* requests that left (offered minus in-flight-bound refusals) */
 	int64_t accepted; /* HTTP 202 */
 	int64_t paid, shipped, cancelled;
-	int64_t never_terminal; /* accepted, not terminal when the drain ended */
+	int64_t never_terminal;  /* accepted, not terminal when the drain ended */
 	double offer_s, drain_s; /* how long the phases took */
 	struct lt_errors errors;
 	struct lt_hist accept, paid_lat, end_lat;
 	int64_t outcome[LT_KIND_COUNT][3]; /* accepted orders by kind x enum lt_end */
-	bool holds; /* zero errors, all terminal, p99 targets met */
+	bool holds;                        /* zero errors, all terminal, p99 targets met */
 };
 
 struct lt_report {

@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LT_POLL_MAX_MS 10           /* longest sleep of the loop between events */
+#define LT_POLL_MAX_MS 10             /* longest sleep of the loop between events */
 #define LT_MONITOR_FIRST_WAIT_MS 3000 /* for the monitoring baseline before the load */
 #define LT_NS_PER_US 1000LL
 #define LT_NS_PER_MS 1000000LL
@@ -57,19 +57,19 @@ struct lt_gen {
 	struct lt_orders orders;
 	struct lt_mix mix;
 	struct lt_watch *watch;
-	int phase_no;             /* index into report->phase */
-	struct lt_phase *phase;   /* the current one */
-	double phase_rate;        /* offered rate now; 0 while draining */
-	int64_t seq;              /* orders placed so far in the run */
-	int64_t inflight;         /* place and cancel requests outstanding */
-	int64_t awaiting;         /* accepted orders of this phase not yet terminal */
+	int phase_no;           /* index into report->phase */
+	struct lt_phase *phase; /* the current one */
+	double phase_rate;      /* offered rate now; 0 while draining */
+	int64_t seq;            /* orders placed so far in the run */
+	int64_t inflight;       /* place and cancel requests outstanding */
+	int64_t awaiting;       /* accepted orders of this phase not yet terminal */
 	int64_t run_start_ns, next_tick_ns;
-	struct lt_second cur;     /* the second being counted */
+	struct lt_second cur; /* the second being counted */
 	struct lt_hist *sec_accept, *sec_paid, *sec_end;
 	bool monitor_busy;
 	int64_t lag_now, outbox_now; /* last monitoring sample, -1 unknown */
 	int64_t gw_seq_base;         /* GATEWAY last_seq before the load, -1 unknown */
-	int64_t commands_accepted;   /* 202s to POST /orders and /cancel: commands the gateway owes */
+	int64_t commands_accepted; /* 202s to POST /orders and /cancel: commands the gateway owes */
 	size_t sec_cap;
 };
 
@@ -112,8 +112,8 @@ static void lt_gen_error(struct lt_gen *g, const char *kind)
 }
 
 /* Starts a transfer; body NULL is a GET. */
-static void lt_gen_submit(struct lt_gen *g, enum lt_req_type type, const char *url, const char *body,
-			  enum lt_kind kind, int64_t intended_ns)
+static void lt_gen_submit(struct lt_gen *g, enum lt_req_type type, const char *url,
+			  const char *body, enum lt_kind kind, int64_t intended_ns)
 {
 	struct lt_req *r = xcalloc(1, sizeof(*r));
 	r->type = type;
@@ -279,8 +279,8 @@ static void lt_gen_collect(struct lt_gen *g, int64_t now)
 			else if (r->type == LT_REQ_CANCEL && ok)
 				g->commands_accepted++;
 			else if (!ok)
-				lt_gen_transfer_error(g, r->type == LT_REQ_CANCEL ? "cancel_" : "", rc,
-						      code, r->overflow);
+				lt_gen_transfer_error(g, r->type == LT_REQ_CANCEL ? "cancel_" : "",
+						      rc, code, r->overflow);
 			g->phase = saved;
 		}
 		lt_req_free(r);
@@ -333,8 +333,8 @@ static void lt_gen_tick(struct lt_gen *g, int64_t now)
 		"outbox~%lld\n",
 		s->t, s->rate, (long long)s->sent, (long long)s->accepted, (long long)s->completed,
 		(long long)s->errors, (long long)s->inflight, (long long)s->awaiting,
-		(double)s->accept_p99_us / 1000.0, (double)s->end_p99_us / 1000.0, (long long)s->lag,
-		(long long)s->outbox_est);
+		(double)s->accept_p99_us / 1000.0, (double)s->end_p99_us / 1000.0,
+		(long long)s->lag, (long long)s->outbox_est);
 	memset(s, 0, sizeof(*s));
 	lt_hist_reset(g->sec_accept);
 	lt_hist_reset(g->sec_paid);
@@ -390,7 +390,8 @@ static void lt_gen_phase(struct lt_gen *g, double rate, int64_t duration_s)
 			g->cur.sent++;
 			lt_gen_place(g, lt_pace_due(&pace, next));
 		}
-		int64_t wait_ns = next < pace.total ? lt_pace_due(&pace, next) - lt_pace_now_ns() : 0;
+		int64_t wait_ns = next < pace.total ? lt_pace_due(&pace, next) - lt_pace_now_ns()
+						    : 0;
 		/* Rounded up: a request may leave up to a millisecond late (its
 		 * latency still counts from its due time), but the loop never spins. */
 		int wait_ms = wait_ns > 0 ? (int)((wait_ns + LT_NS_PER_MS - 1) / LT_NS_PER_MS) : 0;
@@ -418,7 +419,7 @@ static void lt_gen_phase(struct lt_gen *g, double rate, int64_t duration_s)
 shop_status lt_run(const struct lt_config *cfg, struct lt_report *report)
 {
 	shop_status st = SHOP_E_INTERNAL;
-	struct lt_gen g = {0};
+	struct lt_gen g = { 0 };
 	g.cfg = cfg;
 	g.report = report;
 	g.lag_now = g.outbox_now = g.gw_seq_base = -1;
@@ -464,8 +465,8 @@ shop_status lt_run(const struct lt_config *cfg, struct lt_report *report)
 		lt_gen_phase(&g, cfg->rate, cfg->duration_s);
 	} else {
 		double rate = cfg->sat_start;
-		for (int step = 0; step < LT_SAT_STEPS_MAX && rate <= cfg->sat_max + 1e-9 &&
-				   !lt_stop_requested;
+		for (int step = 0;
+		     step < LT_SAT_STEPS_MAX && rate <= cfg->sat_max + 1e-9 && !lt_stop_requested;
 		     step++) {
 			lt_gen_phase(&g, floor(rate + 0.5), cfg->sat_step_s);
 			if (!g.phase->holds)

@@ -28,7 +28,7 @@
 #define LT_DURATION_MAX_S 3600
 #define LT_RATE_MAX 100000
 #define LT_INFLIGHT_MAX 4096
-#define LT_RESPONSE_MAX (64 * 1024)          /* an order answer is ~100 bytes */
+#define LT_RESPONSE_MAX (64 * 1024)               /* an order answer is ~100 bytes */
 #define LT_MONITOR_RESPONSE_MAX (8 * 1024 * 1024) /* /jsz with every consumer */
 
 struct lt_config {

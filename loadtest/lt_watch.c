@@ -109,14 +109,17 @@ shop_status lt_watch_start(const char *url, struct lt_watch **ret_watch)
 	if (st == SHOP_OK)
 		st = lt_watch_status(natsConnection_Connect(&w->nc, opts));
 	if (st == SHOP_OK)
-		st = lt_watch_status(natsConnection_Subscribe(&w->sub, w->nc, LT_SUBJECT_ORDER_EVENTS,
+		st = lt_watch_status(natsConnection_Subscribe(&w->sub, w->nc,
+							      LT_SUBJECT_ORDER_EVENTS,
 							      lt_watch_on_msg, w));
 	if (st == SHOP_OK)
-		st = lt_watch_status(natsSubscription_SetPendingLimits(w->sub, LT_WATCH_PENDING_MSGS,
-									LT_WATCH_PENDING_BYTES));
+		st = lt_watch_status(natsSubscription_SetPendingLimits(w->sub,
+								       LT_WATCH_PENDING_MSGS,
+								       LT_WATCH_PENDING_BYTES));
 	/* The subscription is live on the server once the flush returns. */
 	if (st == SHOP_OK)
-		st = lt_watch_status(natsConnection_FlushTimeout(w->nc, LT_WATCH_CONNECT_TIMEOUT_MS));
+		st = lt_watch_status(
+			natsConnection_FlushTimeout(w->nc, LT_WATCH_CONNECT_TIMEOUT_MS));
 	if (st != SHOP_OK)
 		goto out;
 	*ret_watch = w;
@@ -182,16 +185,19 @@ shop_status lt_watch_parse_jsz(const char *body, size_t len, struct lt_lag *lag,
 		const cJSON *s;
 		cJSON_ArrayForEach(s, streams)
 		{
-			const char *sname = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "name"));
+			const char *sname = cJSON_GetStringValue(
+				cJSON_GetObjectItemCaseSensitive(s, "name"));
 			if (!sname)
 				continue;
 			if (strcmp(sname, "GATEWAY") == 0)
-				gw_seq = lt_json_int(cJSON_GetObjectItemCaseSensitive(s, "state"), "last_seq");
+				gw_seq = lt_json_int(cJSON_GetObjectItemCaseSensitive(s, "state"),
+						     "last_seq");
 			const cJSON *c;
-			cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(s, "consumer_detail"))
+			cJSON_ArrayForEach(c,
+					   cJSON_GetObjectItemCaseSensitive(s, "consumer_detail"))
 			{
-				const char *cname =
-					cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "name"));
+				const char *cname = cJSON_GetStringValue(
+					cJSON_GetObjectItemCaseSensitive(c, "name"));
 				if (!cname)
 					continue;
 				char key[LT_DURABLE_NAME_MAX];

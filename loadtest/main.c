@@ -171,25 +171,33 @@ int main(int argc, char **argv)
 	const char *results = NULL;
 	const char *durability = "unknown";
 	bool ceilings = false;
-	struct lt_ceil_config ceil_cfg = {.seconds = LT_CEIL_DEFAULT_SECONDS};
+	struct lt_ceil_config ceil_cfg = { .seconds = LT_CEIL_DEFAULT_SECONDS };
 	static const struct option opts[] = {
-		{"gateway", required_argument, NULL, 'g'},   {"nats", required_argument, NULL, 'n'},
-		{"monitor", required_argument, NULL, 'm'},   {"rate", required_argument, NULL, 'r'},
-		{"duration", required_argument, NULL, 'd'},  {"mix", required_argument, NULL, 'x'},
-		{"max-inflight", required_argument, NULL, 'i'},
-		{"timeout-ms", required_argument, NULL, 't'}, {"drain", required_argument, NULL, 'D'},
-		{"saturate", no_argument, NULL, 'S'},	      {"sat-start", required_argument, NULL, '1'},
-		{"sat-factor", required_argument, NULL, '2'}, {"sat-max", required_argument, NULL, '3'},
-		{"sat-step", required_argument, NULL, '4'},
-		{"p99-accept-ms", required_argument, NULL, 'a'},
-		{"p99-paid-ms", required_argument, NULL, 'p'}, {"results", required_argument, NULL, 'o'},
-		{"durability", required_argument, NULL, 'u'},
-		{"ceilings", no_argument, NULL, 'C'},
-		{"ceil-seconds", required_argument, NULL, '5'},
-		{"ceil-pg", required_argument, NULL, '6'},
-		{"ceil-sqlite", required_argument, NULL, '7'},
-		{"compare", no_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
+		{ "gateway", required_argument, NULL, 'g' },
+		{ "nats", required_argument, NULL, 'n' },
+		{ "monitor", required_argument, NULL, 'm' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "mix", required_argument, NULL, 'x' },
+		{ "max-inflight", required_argument, NULL, 'i' },
+		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "drain", required_argument, NULL, 'D' },
+		{ "saturate", no_argument, NULL, 'S' },
+		{ "sat-start", required_argument, NULL, '1' },
+		{ "sat-factor", required_argument, NULL, '2' },
+		{ "sat-max", required_argument, NULL, '3' },
+		{ "sat-step", required_argument, NULL, '4' },
+		{ "p99-accept-ms", required_argument, NULL, 'a' },
+		{ "p99-paid-ms", required_argument, NULL, 'p' },
+		{ "results", required_argument, NULL, 'o' },
+		{ "durability", required_argument, NULL, 'u' },
+		{ "ceilings", no_argument, NULL, 'C' },
+		{ "ceil-seconds", required_argument, NULL, '5' },
+		{ "ceil-pg", required_argument, NULL, '6' },
+		{ "ceil-sqlite", required_argument, NULL, '7' },
+		{ "compare", no_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 	double v;
@@ -197,13 +205,27 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		int bad = 0;
 		switch (c) {
-		case 'g': cfg.gateway = optarg; break;
-		case 'n': cfg.nats = optarg; break;
-		case 'm': cfg.monitor = optarg; break;
-		case 'x': cfg.mix = optarg; break;
-		case 'o': results = optarg; break;
-		case 'S': cfg.saturate = true; break;
-		case 'r': bad = lt_number("--rate", optarg, 0.1, LT_RATE_MAX, &cfg.rate); break;
+		case 'g':
+			cfg.gateway = optarg;
+			break;
+		case 'n':
+			cfg.nats = optarg;
+			break;
+		case 'm':
+			cfg.monitor = optarg;
+			break;
+		case 'x':
+			cfg.mix = optarg;
+			break;
+		case 'o':
+			results = optarg;
+			break;
+		case 'S':
+			cfg.saturate = true;
+			break;
+		case 'r':
+			bad = lt_number("--rate", optarg, 0.1, LT_RATE_MAX, &cfg.rate);
+			break;
 		case 'd':
 			bad = lt_number("--duration", optarg, 1, LT_DURATION_MAX_S, &v);
 			cfg.duration_s = (int64_t)v;
@@ -220,26 +242,50 @@ int main(int argc, char **argv)
 			bad = lt_number("--drain", optarg, 0, LT_DURATION_MAX_S, &v);
 			cfg.drain_max_s = (int64_t)v;
 			break;
-		case '1': bad = lt_number("--sat-start", optarg, 0.1, LT_RATE_MAX, &cfg.sat_start); break;
-		case '2': bad = lt_number("--sat-factor", optarg, 1.05, 10, &cfg.sat_factor); break;
-		case '3': bad = lt_number("--sat-max", optarg, 0.1, LT_RATE_MAX, &cfg.sat_max); break;
+		case '1':
+			bad = lt_number("--sat-start", optarg, 0.1, LT_RATE_MAX, &cfg.sat_start);
+			break;
+		case '2':
+			bad = lt_number("--sat-factor", optarg, 1.05, 10, &cfg.sat_factor);
+			break;
+		case '3':
+			bad = lt_number("--sat-max", optarg, 0.1, LT_RATE_MAX, &cfg.sat_max);
+			break;
 		case '4':
 			bad = lt_number("--sat-step", optarg, 1, 600, &v);
 			cfg.sat_step_s = (int64_t)v;
 			break;
-		case 'a': bad = lt_number("--p99-accept-ms", optarg, 0, 1e7, &cfg.p99_accept_ms); break;
-		case 'p': bad = lt_number("--p99-paid-ms", optarg, 0, 1e7, &cfg.p99_paid_ms); break;
-		case 'u': durability = optarg; break;
-		case 'C': ceilings = true; break;
+		case 'a':
+			bad = lt_number("--p99-accept-ms", optarg, 0, 1e7, &cfg.p99_accept_ms);
+			break;
+		case 'p':
+			bad = lt_number("--p99-paid-ms", optarg, 0, 1e7, &cfg.p99_paid_ms);
+			break;
+		case 'u':
+			durability = optarg;
+			break;
+		case 'C':
+			ceilings = true;
+			break;
 		case '5':
 			bad = lt_number("--ceil-seconds", optarg, 1, LT_CEIL_SECONDS_MAX, &v);
 			ceil_cfg.seconds = (int64_t)v;
 			break;
-		case '6': ceil_cfg.pg_url = optarg; break;
-		case '7': ceil_cfg.sqlite_path = optarg; break;
-		case 'c': compare = true; break;
-		case 'h': lt_usage(stdout); return 0;
-		default: lt_usage(stderr); return 2;
+		case '6':
+			ceil_cfg.pg_url = optarg;
+			break;
+		case '7':
+			ceil_cfg.sqlite_path = optarg;
+			break;
+		case 'c':
+			compare = true;
+			break;
+		case 'h':
+			lt_usage(stdout);
+			return 0;
+		default:
+			lt_usage(stderr);
+			return 2;
 		}
 		if (bad)
 			return 2;
@@ -258,8 +304,9 @@ int main(int argc, char **argv)
 	}
 	struct lt_mix probe;
 	if (lt_mix_parse(&probe, cfg.mix) != SHOP_OK) {
-		fprintf(stderr, "shop-loadtest: --mix must be kind=weight,... with kinds among "
-				"approved, declined, flaky, out_of_stock, unknown_sku, cancelled\n");
+		fprintf(stderr,
+			"shop-loadtest: --mix must be kind=weight,... with kinds among "
+			"approved, declined, flaky, out_of_stock, unknown_sku, cancelled\n");
 		return 2;
 	}
 
@@ -276,7 +323,8 @@ int main(int argc, char **argv)
 		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
 		snprintf(dir, sizeof(dir), "%s/%s", results, stamp);
 		if ((mkdir(results, 0755) != 0 && errno != EEXIST) || mkdir(dir, 0755) != 0) {
-			fprintf(stderr, "shop-loadtest: cannot create %s: %s\n", dir, strerror(errno));
+			fprintf(stderr, "shop-loadtest: cannot create %s: %s\n", dir,
+				strerror(errno));
 			return 2;
 		}
 	}
@@ -301,7 +349,7 @@ int main(int argc, char **argv)
 	};
 	/* The ceilings first, on the idle deployment, then the counters the
 	 * ratios need, sampled around the load. */
-	struct lt_usage before = {-1, -1}, after = {-1, -1};
+	struct lt_usage before = { -1, -1 }, after = { -1, -1 };
 	if (ceilings) {
 		ceil_cfg.nats = cfg.nats;
 		ceil_cfg.gateway = cfg.gateway;
@@ -337,7 +385,8 @@ int main(int argc, char **argv)
 	if (cfg.saturate)
 		rc = report.best_rate > 0 ? 0 : 1;
 	else
-		rc = errors == 0 && never == 0 && accepted > 0 && report.events_dropped == 0 ? 0 : 1;
+		rc = errors == 0 && never == 0 && accepted > 0 && report.events_dropped == 0 ? 0
+											     : 1;
 out:
 	lt_run_report_release(&report);
 	curl_global_cleanup();

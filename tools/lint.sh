@@ -4,6 +4,7 @@
 #   2. a grep that bans closing nats.c's library (nats_Close*) anywhere;
 #   3. cppcheck over libs/, services/, tools/, loadtest/ and the generated
 #      C in $BUILD/gen (warnings are errors);
+#   4. clang-format: every C file is formatted as .clang-format says.
 # The generated files are C the compiler sees like any other, so the grep and
 # cppcheck see them too (make generates them before it calls this).
 # Prints one TAP line per check.
@@ -15,6 +16,7 @@ if ! [ -f "$gen/contracts_gen.c" ]; then
 	echo "not ok - the generated C exists ($gen: run make first)"
 	exit 1
 fi
+sources=$(find libs services tools loadtest tests -name '*.c' -o -name '*.h' | sort)
 files="$(find libs services tools loadtest -name '*.c' -o -name '*.h' | sort) $(find "$gen" -name '*.c' -o -name '*.h' | sort)"
 
 banned='\b(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol|tmpnam)[[:space:]]*\('
@@ -45,6 +47,17 @@ if out=$(cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portabil
 else
 	echo "not ok - cppcheck finds no warnings"
 	echo "$out" | sed 's/^/#   /'
+	status=1
+fi
+# Project sources only: the generated files follow the generator's layout.
+if ! command -v clang-format >/dev/null; then
+	echo "not ok - clang-format is installed (the dev image has it)"
+	status=1
+elif out=$(clang-format --dry-run --Werror $sources 2>&1); then
+	echo "ok - clang-format finds every C file formatted (.clang-format)"
+else
+	echo "not ok - clang-format finds every C file formatted (.clang-format)"
+	echo "$out" | grep -E '^[^ ].*: (error|warning):' | cut -d: -f1 | sort -u | sed 's/^/#   needs clang-format -i: /'
 	status=1
 fi
 exit $status

@@ -77,9 +77,9 @@ shop_status bus_status_from_nats(natsStatus s, jsErrCode jerr)
 	case NATS_CONNECTION_DISCONNECTED:
 	case NATS_IO_ERROR:
 	case NATS_STALE_CONNECTION:
-	case NATS_NO_RESPONDERS:      /* no stream listening (yet): JetStream restarting */
-	case NATS_MISSED_HEARTBEAT:   /* a pull request was lost with the server */
-	case NATS_LIMIT_REACHED:      /* 409 on a pull: too many waiting pulls, leader change */
+	case NATS_NO_RESPONDERS:       /* no stream listening (yet): JetStream restarting */
+	case NATS_MISSED_HEARTBEAT:    /* a pull request was lost with the server */
+	case NATS_LIMIT_REACHED:       /* 409 on a pull: too many waiting pulls, leader change */
 	case NATS_INSUFFICIENT_BUFFER: /* reconnect buffer full while disconnected */
 	case NATS_SLOW_CONSUMER:
 	case NATS_DRAINING:
@@ -171,7 +171,8 @@ shop_status bus_connect(const char *url, const char *name, struct bus **ret_bus)
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectWait(opts, BUS_RECONNECT_WAIT_MS);
 	if (s == NATS_OK)
-		s = natsOptions_SetReconnectJitter(opts, BUS_RECONNECT_JITTER_MS, BUS_RECONNECT_JITTER_MS);
+		s = natsOptions_SetReconnectJitter(opts, BUS_RECONNECT_JITTER_MS,
+						   BUS_RECONNECT_JITTER_MS);
 	if (s == NATS_OK)
 		s = natsOptions_SetPingInterval(opts, BUS_PING_INTERVAL_MS);
 	if (s == NATS_OK)
@@ -257,8 +258,9 @@ static bool bus_same_set(const char *const *a, size_t na, const char *const *b, 
 
 static bool bus_stream_matches(const jsStreamConfig *have, const jsStreamConfig *want)
 {
-	return have && bus_same_set((const char *const *)have->Subjects, (size_t)have->SubjectsLen,
-				    (const char *const *)want->Subjects, (size_t)want->SubjectsLen) &&
+	return have &&
+	       bus_same_set((const char *const *)have->Subjects, (size_t)have->SubjectsLen,
+			    (const char *const *)want->Subjects, (size_t)want->SubjectsLen) &&
 	       have->Retention == want->Retention && have->Storage == want->Storage &&
 	       have->MaxAge == want->MaxAge && have->Duplicates == want->Duplicates &&
 	       have->Replicas == want->Replicas;
@@ -377,7 +379,8 @@ shop_status bus_ensure_consumer(struct bus *bus, const char *stream, const char 
 		jsErrCode jerr = 0;
 		natsStatus s = js_GetConsumerInfo(&ci, bus->js, stream, durable, NULL, &jerr);
 		if (s == NATS_OK) {
-			bool same = bus_consumer_matches(ci->Config, &cfg, filter_subjects, n_filters);
+			bool same = bus_consumer_matches(ci->Config, &cfg, filter_subjects,
+							 n_filters);
 			jsConsumerInfo_Destroy(ci);
 			if (same)
 				return SHOP_OK;

@@ -29,22 +29,22 @@
 #define BUS_DUPLICATE_WINDOW_MS 120000 /* Nats-Msg-Id dedup window */
 #define BUS_STREAM_MAX_AGE_MS (7LL * 24 * 3600 * 1000)
 #define BUS_PUBLISH_TIMEOUT_MS 5000
-#define BUS_FETCH_MAX 256              /* largest batch one fetch asks for */
+#define BUS_FETCH_MAX 256 /* largest batch one fetch asks for */
 #define BUS_DEADLETTER_STREAM "DEADLETTER"
 #define BUS_DEADLETTER_PREFIX "deadletter" /* subject: deadletter.<stream>.<durable> */
-#define BUS_DLQ_REASON_MAX 1024        /* a longer dead-letter reason is cut */
+#define BUS_DLQ_REASON_MAX 1024            /* a longer dead-letter reason is cut */
 
 /* Connection behaviour. A server that stops answering is noticed after
  * BUS_PING_INTERVAL_MS * BUS_MAX_PINGS_OUT (a killed one at once, by the
  * closed socket); the client then retries every BUS_RECONNECT_WAIT_MS plus
  * up to BUS_RECONNECT_JITTER_MS, forever. */
 #define BUS_RECONNECT_WAIT_MS 500
-#define BUS_RECONNECT_JITTER_MS 250    /* so that replicas do not reconnect in step */
+#define BUS_RECONNECT_JITTER_MS 250 /* so that replicas do not reconnect in step */
 #define BUS_PING_INTERVAL_MS 2000
 #define BUS_MAX_PINGS_OUT 2
-#define BUS_CONNECT_TIMEOUT_MS 2000    /* one connection attempt to one server */
-#define BUS_API_TIMEOUT_MS 5000        /* stream and consumer management requests */
-#define BUS_PUBLISH_WINDOW 1024        /* unacknowledged publishes in flight in one batch */
+#define BUS_CONNECT_TIMEOUT_MS 2000 /* one connection attempt to one server */
+#define BUS_API_TIMEOUT_MS 5000     /* stream and consumer management requests */
+#define BUS_PUBLISH_WINDOW 1024     /* unacknowledged publishes in flight in one batch */
 /* A fetch waiting at least this long asks the server for idle heartbeats
  * (every quarter of the wait, at most BUS_FETCH_HEARTBEAT_MAX_MS), so a lost
  * pull request ends the fetch early with SHOP_E_UNAVAILABLE. */
@@ -155,8 +155,8 @@ shop_status bus_msg_dead_letter(struct bus *bus, struct bus_consumer *c, struct 
  * sequence after a gap, a missed heartbeat or a reconnect. Each source is
  * delivered on its own nats.c thread, so across sources there is no order.
  */
-#define BUS_WATCH_SOURCES_MAX 16       /* ordered consumers in one watch */
-#define BUS_WATCH_STOP_WAIT_MS 5000    /* longest wait for the last callback at stop */
+#define BUS_WATCH_SOURCES_MAX 16    /* ordered consumers in one watch */
+#define BUS_WATCH_STOP_WAIT_MS 5000 /* longest wait for the last callback at stop */
 
 struct bus_watch;
 
@@ -169,8 +169,8 @@ struct bus_watch_source {
 /* Called on a nats.c thread for each message; it must not block (a slow
  * callback stalls that source for every watcher of the connection's
  * dispatcher). data is valid only during the call. */
-typedef void (*bus_watch_fn)(void *arg, const char *stream, const char *subject,
-			     const char *data, size_t len);
+typedef void (*bus_watch_fn)(void *arg, const char *stream, const char *subject, const char *data,
+			     size_t len);
 
 /* Starts one ordered consumer per source, delivering messages stored from
  * now on (since_ms < 0) or from wall-clock time since_ms (milliseconds since

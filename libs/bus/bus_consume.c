@@ -128,7 +128,9 @@ shop_status bus_fetch(struct bus_consumer *c, size_t max, int64_t timeout_ms,
 		req.Expires = timeout_ms * BUS_NS_PER_MS;
 		if (timeout_ms >= BUS_FETCH_HEARTBEAT_MIN_WAIT_MS) {
 			int64_t hb = timeout_ms / 4;
-			req.Heartbeat = (hb < BUS_FETCH_HEARTBEAT_MAX_MS ? hb : BUS_FETCH_HEARTBEAT_MAX_MS) *
+			req.Heartbeat = (hb < BUS_FETCH_HEARTBEAT_MAX_MS
+						 ? hb
+						 : BUS_FETCH_HEARTBEAT_MAX_MS) *
 					BUS_NS_PER_MS;
 		}
 		s = natsSubscription_FetchRequest(&list, c->sub, &req);

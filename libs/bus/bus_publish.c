@@ -41,7 +41,7 @@ struct bus_batch {
 	shop_status *status;  /* meaningful when BUS_SLOT_DONE */
 	size_t *table;        /* open addressing, msg id -> index + 1, 0 = empty */
 	size_t mask;
-	size_t in_flight;     /* handed to nats.c, not yet reported */
+	size_t in_flight; /* handed to nats.c, not yet reported */
 };
 
 shop_status bus_nats_msg_new(const char *subject, const char *data, size_t len, natsMsg **ret_msg)
@@ -138,8 +138,7 @@ static bool bus_batch_find(const struct bus_batch *b, const char *id, size_t *re
 /* nats.c calls this once per asynchronous publish, on its own thread, with
  * either the server's ack or the error (a timeout after MaxWait included).
  * It owns msg and must destroy it. */
-static void bus_batch_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
-			     void *closure)
+static void bus_batch_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
 	(void)js;
 	struct bus *bus = closure;
@@ -328,9 +327,15 @@ unlock:
 	for (size_t i = 0; i < n; i++) {
 		shop_status si;
 		switch (b->state[i]) {
-		case BUS_SLOT_DONE: si = b->status[i]; break;
-		case BUS_SLOT_PENDING: si = SHOP_E_TIMEOUT; break; /* maybe stored */
-		default: si = stop; break;
+		case BUS_SLOT_DONE:
+			si = b->status[i];
+			break;
+		case BUS_SLOT_PENDING:
+			si = SHOP_E_TIMEOUT;
+			break; /* maybe stored */
+		default:
+			si = stop;
+			break;
 		}
 		ret_status[i] = si;
 		if (st == SHOP_OK)

@@ -37,8 +37,7 @@ struct bus_watch {
 	struct bus_watch_sub subs[BUS_WATCH_SOURCES_MAX];
 };
 
-static void bus_watch_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
-			     void *closure)
+static void bus_watch_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
 	(void)nc;
 	(void)sub;

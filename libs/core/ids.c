@@ -45,8 +45,8 @@ void ids_uuid7(char out[IDS_UUID_SIZE])
 	b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* RFC 9562 variant */
 	char hex[33];
 	ids_hex(b, 16, hex);
-	snprintf(out, IDS_UUID_SIZE, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
-		 hex + 16, hex + 20);
+	snprintf(out, IDS_UUID_SIZE, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
+		 hex + 20);
 }
 
 bool ids_uuid_valid(const char *s)

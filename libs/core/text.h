@@ -19,12 +19,12 @@ bool text_copy(char *dst, size_t size, const char *src);
 /* text_copy into an array whose size the compiler knows. Given a pointer,
  * sizeof would be the pointer's size: that fails to compile instead. */
 #define TEXT_IS_ARRAY(a) (!__builtin_types_compatible_p(__typeof__(a), __typeof__(&(a)[0])))
-#define TEXT_COPY(dst, src)                                                               \
-	text_copy((dst),                                                                  \
-		  sizeof(dst) + 0 * sizeof(struct {                                       \
-			  _Static_assert(TEXT_IS_ARRAY(dst), "TEXT_COPY needs an array"); \
-			  int unused;                                                     \
-		  }),                                                                     \
+#define TEXT_COPY(dst, src)                                                                        \
+	text_copy((dst), sizeof(dst) + 0 * sizeof(struct {                                         \
+					       _Static_assert(TEXT_IS_ARRAY(dst),                  \
+							      "TEXT_COPY needs an array");         \
+					       int unused;                                         \
+				       }),                                                         \
 		  (src))
 
 #endif

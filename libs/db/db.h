@@ -125,9 +125,12 @@ shop_status db_migrate(struct db *db, const struct db_migration *migrations, siz
 shop_status db_checkpoint(struct db *db, int64_t *ret_frames);
 
 /* Argument-list helpers: db_exec(db, sql, DB_ARGS(a, b), NULL). */
-#define DB_ARGS(...) \
-	(int)(sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(const char *)), \
-		(const char *const[]){ __VA_ARGS__ }
+#define DB_ARGS(...)                                                                               \
+	(int)(sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(const char *)),                \
+		(const char *const[])                                                              \
+	{                                                                                          \
+		__VA_ARGS__                                                                        \
+	}
 #define DB_NOARGS 0, NULL
 /* An integer as a parameter: DB_I64(n) is a string valid for the statement. */
 #define DB_I64_SIZE 24

@@ -133,8 +133,7 @@ static shop_status db_sqlite_fail(struct db_sqlite *db, int rc, const char *sql)
 	return db_sqlite_status_of(rc);
 }
 
-static shop_status db_sqlite_prepare(struct db_sqlite *db, const char *sql,
-				     sqlite3_stmt **ret_stmt)
+static shop_status db_sqlite_prepare(struct db_sqlite *db, const char *sql, sqlite3_stmt **ret_stmt)
 {
 	sqlite3_stmt *stmt = db_stmt_cache_get(&db->cache, sql);
 	if (stmt) {
@@ -403,12 +402,15 @@ static shop_status db_sqlite_probe(struct db *base)
 	struct db_sqlite *db = db_sqlite_of(base);
 	if (!db->storage_failed)
 		return SHOP_OK;
-	shop_status st = db_sqlite_simple(base, "CREATE TABLE IF NOT EXISTS db_write_probe (filler BLOB)");
+	shop_status st = db_sqlite_simple(base,
+					  "CREATE TABLE IF NOT EXISTS db_write_probe (filler BLOB)");
 	if (st == SHOP_OK)
 		st = db_sqlite_begin(base);
 	if (st != SHOP_OK)
 		return st;
-	st = db_sqlite_simple(base, "INSERT INTO db_write_probe VALUES (zeroblob(" DB_SQLITE_PROBE_BYTES "))");
+	st = db_sqlite_simple(base,
+			      "INSERT INTO db_write_probe VALUES (zeroblob(" DB_SQLITE_PROBE_BYTES
+			      "))");
 	if (st == SHOP_OK)
 		st = db_sqlite_simple(base, "DELETE FROM db_write_probe");
 	if (st == SHOP_OK)
@@ -517,7 +519,7 @@ shop_status db_sqlite_open(const char *path, struct db **ret_db, char err[DB_ERR
 	if (rc == SQLITE_OK)
 		rc = db_sqlite_pragma(db->handle,
 				      strcasecmp(sync, "NORMAL") == 0 ? "PRAGMA synchronous=NORMAL"
-								     : "PRAGMA synchronous=FULL",
+								      : "PRAGMA synchronous=FULL",
 				      NULL, 0);
 	if (rc == SQLITE_OK)
 		rc = db_sqlite_pragma(db->handle, "PRAGMA foreign_keys=ON", NULL, 0);
@@ -526,9 +528,9 @@ shop_status db_sqlite_open(const char *path, struct db **ret_db, char err[DB_ERR
 	 * lock; the automatic one stays only as a backstop for a WAL that the
 	 * checkpointer cannot keep small. */
 	if (rc == SQLITE_OK)
-		rc = db_sqlite_pragma(db->handle,
-				      "PRAGMA wal_autocheckpoint=" DB_SQLITE_AUTOCHECKPOINT_PAGES_STR, NULL,
-				      0);
+		rc = db_sqlite_pragma(
+			db->handle, "PRAGMA wal_autocheckpoint=" DB_SQLITE_AUTOCHECKPOINT_PAGES_STR,
+			NULL, 0);
 	if (rc != SQLITE_OK) {
 		db_format_error(err, "sqlite: cannot set up %s: %s", path,
 				sqlite3_errmsg(db->handle));
@@ -548,7 +550,8 @@ shop_status db_sqlite_checkpoint(struct db *base, int64_t *ret_frames)
 {
 	struct db_sqlite *db = db_sqlite_of(base);
 	int log = 0, done = 0;
-	int rc = sqlite3_wal_checkpoint_v2(db->handle, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+	int rc = sqlite3_wal_checkpoint_v2(db->handle, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
+					   &done);
 	if (rc != SQLITE_OK)
 		return db_sqlite_fail(db, rc, "wal_checkpoint(PASSIVE)");
 	if (ret_frames)

@@ -86,8 +86,9 @@ static size_t ct_utf8_seq(const unsigned char *s)
 	}
 	if (c >= 0xF0 && c <= 0xF4) {
 		unsigned char lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-		return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80 ? 4
-														   : 0;
+		return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80
+			       ? 4
+			       : 0;
 	}
 	return 0;
 }
@@ -175,7 +176,8 @@ static void ct_regex_compile(void)
 	for (size_t i = 0; i < ct_n_patterns; i++) {
 		if (regcomp(&ct_regex[i], ct_patterns[i], REG_EXTENDED | REG_NOSUB) != 0) {
 			/* The generator checked every pattern: this is a broken build. */
-			fprintf(stderr, "fatal: contract pattern %s does not compile\n", ct_patterns[i]);
+			fprintf(stderr, "fatal: contract pattern %s does not compile\n",
+				ct_patterns[i]);
 			abort();
 		}
 	}
@@ -212,8 +214,9 @@ static bool ct_is_date_time(const char *s)
 {
 	int y, mo, d, h, mi, sec, oh, om;
 	if (!ct_digits(s, 4, &y) || s[4] != '-' || !ct_digits(s + 5, 2, &mo) || s[7] != '-' ||
-	    !ct_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || !ct_digits(s + 11, 2, &h) ||
-	    s[13] != ':' || !ct_digits(s + 14, 2, &mi) || s[16] != ':' || !ct_digits(s + 17, 2, &sec))
+	    !ct_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+	    !ct_digits(s + 11, 2, &h) || s[13] != ':' || !ct_digits(s + 14, 2, &mi) ||
+	    s[16] != ':' || !ct_digits(s + 17, 2, &sec))
 		return false;
 	const char *p = s + 19;
 	if (*p == '.') {
@@ -226,14 +229,15 @@ static bool ct_is_date_time(const char *s)
 	if (*p == 'Z' || *p == 'z') {
 		p++;
 	} else if (*p == '+' || *p == '-') {
-		if (!ct_digits(p + 1, 2, &oh) || p[3] != ':' || !ct_digits(p + 4, 2, &om) || oh > 23 || om > 59)
+		if (!ct_digits(p + 1, 2, &oh) || p[3] != ':' || !ct_digits(p + 4, 2, &om) ||
+		    oh > 23 || om > 59)
 			return false;
 		p += 6;
 	} else {
 		return false;
 	}
-	return *p == '\0' && mo >= 1 && mo <= 12 && d >= 1 && d <= ct_days_in_month(y, mo) && h <= 23 &&
-	       mi <= 59 && sec <= 60;
+	return *p == '\0' && mo >= 1 && mo <= 12 && d >= 1 && d <= ct_days_in_month(y, mo) &&
+	       h <= 23 && mi <= 59 && sec <= 60;
 }
 
 static bool ct_is_uuid(const char *s)
@@ -241,7 +245,8 @@ static bool ct_is_uuid(const char *s)
 	for (int i = 0; i < 36; i++) {
 		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
 		char c = s[i];
-		bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+		bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+			   (c >= 'A' && c <= 'F');
 		if (dash ? c != '-' : !hex)
 			return false;
 	}
@@ -251,7 +256,7 @@ static bool ct_is_uuid(const char *s)
 /* Checks one string against its rule and copies it into dst (size bytes,
  * 4 * max_len + 1). One error per value: the first rule it breaks. */
 void ct_read_string(const cJSON *v, char *dst, size_t size, const struct ct_string_rule *r,
-			   struct ct_ctx *cx)
+		    struct ct_ctx *cx)
 {
 	size_t points, bytes;
 	if (!cJSON_IsString(v) || !v->valuestring) {
@@ -271,7 +276,8 @@ void ct_read_string(const cJSON *v, char *dst, size_t size, const struct ct_stri
 		if (r->min_len == 1)
 			ct_fail(cx, "must not be empty");
 		else
-			ct_fail(cx, "must be at least %zu character%s", r->min_len, ct_s(r->min_len));
+			ct_fail(cx, "must be at least %zu character%s", r->min_len,
+				ct_s(r->min_len));
 		return;
 	}
 	if (r->const_value && strcmp(s, r->const_value) != 0) {
@@ -340,7 +346,8 @@ static bool ct_json_has_nul(const char *text, size_t len)
 		if (text[i] == '"') {
 			in_string = !in_string;
 		} else if (in_string && text[i] == '\\') {
-			if (i + 5 < len && text[i + 1] == 'u' && memcmp(text + i + 2, "0000", 4) == 0)
+			if (i + 5 < len && text[i + 1] == 'u' &&
+			    memcmp(text + i + 2, "0000", 4) == 0)
 				return true;
 			i++; /* the escaped character, which may be a quote */
 		}
@@ -458,7 +465,6 @@ cJSON *ct_new_int(int64_t v)
 {
 	return cJSON_CreateNumber((double)v);
 }
-
 
 const struct ct_message *ct_message_by_subject(const char *subject)
 {

@@ -30,9 +30,9 @@ extern const size_t ct_n_patterns;
 enum ct_format { CT_FORMAT_NONE, CT_FORMAT_DATE_TIME, CT_FORMAT_UUID };
 
 struct ct_string_rule {
-	size_t min_len, max_len; /* code points */
-	int pattern;             /* index into ct_patterns, -1 for none */
-	const char *label;       /* names the value in "is not a valid <label>" */
+	size_t min_len, max_len;   /* code points */
+	int pattern;               /* index into ct_patterns, -1 for none */
+	const char *label;         /* names the value in "is not a valid <label>" */
 	const char *const *values; /* enum */
 	size_t n_values;
 	const char *values_text;
@@ -52,7 +52,6 @@ struct ct_ctx {
 	char path[CT_PATH_MAX];
 };
 
-
 /* Starts a parse at the root; errs may be NULL (only failed is kept). */
 void ct_ctx_init(struct ct_ctx *cx, struct ct_errors *errs);
 
@@ -70,7 +69,7 @@ void ct_pop(struct ct_ctx *cx, size_t mark);
 /* Checks one string against its rule and copies it into dst (size bytes,
  * 4 * max_len + 1). One error per value: the first rule it breaks. */
 void ct_read_string(const cJSON *v, char *dst, size_t size, const struct ct_string_rule *r,
-			   struct ct_ctx *cx);
+		    struct ct_ctx *cx);
 
 /* An integer within the rule, from a JSON number without a fraction. */
 void ct_read_int(const cJSON *v, int64_t *dst, const struct ct_int_rule *r, struct ct_ctx *cx);

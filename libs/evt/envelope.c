@@ -39,8 +39,8 @@ static bool evt_time_valid(const char *s)
 	if (*p == 'Z' || *p == 'z')
 		return p[1] == '\0';
 	if ((*p == '+' || *p == '-') && strlen(p) == 6)
-		return isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) && p[3] == ':' &&
-		       isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5]);
+		return isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
+		       p[3] == ':' && isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5]);
 	return false;
 }
 
@@ -83,8 +83,8 @@ static void evt_take(const cJSON *root, const char *name, char *out, size_t size
 }
 
 static const char *const evt_attributes[] = {
-	"specversion", "id",	      "source",	     "type",	    "time",	   "subject",
-	"datacontenttype", "data",    "correlationid", "causationid", "traceparent",
+	"specversion",     "id",   "source",        "type",        "time",        "subject",
+	"datacontenttype", "data", "correlationid", "causationid", "traceparent",
 };
 
 shop_status evt_envelope_parse(const char *json, size_t len, cJSON **ret_root,

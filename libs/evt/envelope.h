@@ -21,9 +21,9 @@
 
 #define EVT_SPECVERSION "1.0"
 #define EVT_DATACONTENTTYPE "application/json"
-#define EVT_ATTR_MAX 128     /* source, type and subject, in bytes */
-#define EVT_REF_MAX 64       /* correlationid and causationid, in bytes */
-#define EVT_TIME_MAX 40      /* RFC 3339 with offset and nanoseconds fits */
+#define EVT_ATTR_MAX 128             /* source, type and subject, in bytes */
+#define EVT_REF_MAX 64               /* correlationid and causationid, in bytes */
+#define EVT_TIME_MAX 40              /* RFC 3339 with offset and nanoseconds fits */
 #define EVT_MESSAGE_MAX (256 * 1024) /* largest envelope accepted from the bus */
 
 struct evt_envelope {

@@ -79,9 +79,9 @@ struct metrics_metric {
 	char *labels[METRICS_LABELS_MAX];
 	size_t n_bounds;
 	double *bounds;
-	pthread_mutex_t mu;   /* creating a series */
-	size_t series_n;      /* under mu, not counting the overflow series */
-	atomic_bool full;     /* series_n reached METRICS_SERIES_MAX */
+	pthread_mutex_t mu; /* creating a series */
+	size_t series_n;    /* under mu, not counting the overflow series */
+	atomic_bool full;   /* series_n reached METRICS_SERIES_MAX */
 	_Atomic(struct metrics_series *) overflow;
 	_Atomic(struct metrics_series *) slots[METRICS_SLOTS];
 };
@@ -126,7 +126,8 @@ static double bits_double(uint64_t b)
 static void cell_add_double(_Atomic uint64_t *cell, double delta)
 {
 	uint64_t old = atomic_load_explicit(cell, memory_order_relaxed);
-	while (!atomic_compare_exchange_weak_explicit(cell, &old, double_bits(bits_double(old) + delta),
+	while (!atomic_compare_exchange_weak_explicit(cell, &old,
+						      double_bits(bits_double(old) + delta),
 						      memory_order_relaxed, memory_order_relaxed))
 		;
 }
@@ -508,9 +509,8 @@ shop_status metrics_counter_register(struct metrics_registry *reg, const char *n
 	return st;
 }
 
-shop_status metrics_gauge_register(struct metrics_registry *reg, const char *name,
-				   const char *help, const char *const *labels,
-				   struct metrics_gauge **ret_gauge)
+shop_status metrics_gauge_register(struct metrics_registry *reg, const char *name, const char *help,
+				   const char *const *labels, struct metrics_gauge **ret_gauge)
 {
 	struct metrics_metric *m;
 	shop_status st = metric_register(reg, METRICS_GAUGE, name, help, labels, NULL, 0, &m);
@@ -525,8 +525,8 @@ shop_status metrics_histogram_register(struct metrics_registry *reg, const char 
 				       struct metrics_histogram **ret_histogram)
 {
 	struct metrics_metric *m;
-	shop_status st =
-		metric_register(reg, METRICS_HISTOGRAM, name, help, labels, bounds, n_bounds, &m);
+	shop_status st = metric_register(reg, METRICS_HISTOGRAM, name, help, labels, bounds,
+					 n_bounds, &m);
 	if (st == SHOP_OK)
 		*ret_histogram = (struct metrics_histogram *)m;
 	return st;
@@ -636,7 +636,10 @@ static void buf_escaped(struct metrics_buf *b, const char *s, bool quote)
 {
 	const char *run = s;
 	for (; *s; s++) {
-		const char *esc = *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" : quote && *s == '"' ? "\\\"" : NULL;
+		const char *esc = *s == '\\'           ? "\\\\"
+				  : *s == '\n'         ? "\\n"
+				  : quote && *s == '"' ? "\\\""
+						       : NULL;
 		if (!esc)
 			continue;
 		buf_put(b, run, (size_t)(s - run));
@@ -746,7 +749,8 @@ static void render_series(struct metrics_buf *b, const struct metrics_metric *m,
 			snprintf(num, sizeof(num), "%" PRIu64, cumulative);
 			buf_sample(b, m, "_bucket", s, "le", le, num);
 		}
-		format_double(num, bits_double(atomic_load_explicit(&s->cells[0], memory_order_relaxed)));
+		format_double(num, bits_double(atomic_load_explicit(&s->cells[0],
+								    memory_order_relaxed)));
 		buf_sample(b, m, "_sum", s, NULL, NULL, num);
 		snprintf(num, sizeof(num), "%" PRIu64, cumulative);
 		buf_sample(b, m, "_count", s, NULL, NULL, num);
@@ -780,7 +784,8 @@ char *metrics_render(struct metrics_registry *reg, size_t *ret_len)
 		buf_str(&b, "\n");
 		size_t ns = 0;
 		for (size_t k = 0; k < METRICS_SLOTS; k++) {
-			struct metrics_series *s = atomic_load_explicit(&m->slots[k], memory_order_acquire);
+			struct metrics_series *s = atomic_load_explicit(&m->slots[k],
+									memory_order_acquire);
 			if (s)
 				series[ns++] = s;
 		}

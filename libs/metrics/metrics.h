@@ -88,9 +88,8 @@ void metrics_registry_free(struct metrics_registry *reg); /* accepts NULL */
 shop_status metrics_counter_register(struct metrics_registry *reg, const char *name,
 				     const char *help, const char *const *labels,
 				     struct metrics_counter **ret_counter);
-shop_status metrics_gauge_register(struct metrics_registry *reg, const char *name,
-				   const char *help, const char *const *labels,
-				   struct metrics_gauge **ret_gauge);
+shop_status metrics_gauge_register(struct metrics_registry *reg, const char *name, const char *help,
+				   const char *const *labels, struct metrics_gauge **ret_gauge);
 shop_status metrics_histogram_register(struct metrics_registry *reg, const char *name,
 				       const char *help, const char *const *labels,
 				       const double *bounds, size_t n_bounds,

@@ -81,7 +81,8 @@ void svc_topology_lost(struct svc *svc)
 {
 	int64_t now = clock_mono_ms();
 	pthread_mutex_lock(&svc->lock);
-	bool due = svc->redeclared_at_ms == 0 || now - svc->redeclared_at_ms >= SVC_REDECLARE_INTERVAL_MS;
+	bool due = svc->redeclared_at_ms == 0 ||
+		   now - svc->redeclared_at_ms >= SVC_REDECLARE_INTERVAL_MS;
 	if (due)
 		svc->redeclared_at_ms = now;
 	pthread_mutex_unlock(&svc->lock);
@@ -89,7 +90,8 @@ void svc_topology_lost(struct svc *svc)
 		return;
 	shop_status st = svc_declare_topology(svc);
 	if (st == SHOP_OK)
-		log_warn(NULL, "a stream or durable was missing on the broker: topology declared again");
+		log_warn(NULL,
+			 "a stream or durable was missing on the broker: topology declared again");
 	else
 		log_warn(NULL, "declaring the topology again: %s", shop_status_name(st));
 }
@@ -291,7 +293,7 @@ static void svc_http(void *ctx, const struct web_request *req, struct web_respon
 	int64_t started = clock_mono_us();
 	const char *path = web_request_path(req);
 	svc_http_dispatch(svc, req, res);
-	const char *route = svc_http_own(path)	       ? path
+	const char *route = svc_http_own(path)      ? path
 			    : svc->spec->http_route ? svc->spec->http_route(path)
 						    : SVC_HTTP_ROUTE_OTHER;
 	svc_metrics_http(svc, route, res->status, started);
@@ -338,7 +340,8 @@ void svc_destroy(struct svc *svc)
 shop_status svc_migrate(const struct svc_spec *spec, struct db *db)
 {
 	shop_status st = db_migrate(db, svc_runtime_migrations,
-				    sizeof(svc_runtime_migrations) / sizeof(svc_runtime_migrations[0]));
+				    sizeof(svc_runtime_migrations) /
+					    sizeof(svc_runtime_migrations[0]));
 	if (st == SHOP_OK)
 		st = db_migrate(db, spec->migrations, spec->n_migrations);
 	return st;
@@ -384,8 +387,8 @@ static shop_status svc_declare_topology(struct svc *svc)
 	for (size_t i = 0; i < ct_n_consumers && st == SHOP_OK; i++) {
 		const struct ct_consumer *c = &ct_consumers[i];
 		if (strcmp(c->service, svc->spec->name) == 0)
-			st = bus_ensure_consumer(svc->bus, c->stream, c->durable, c->filter_subjects,
-						 c->n_filter_subjects);
+			st = bus_ensure_consumer(svc->bus, c->stream, c->durable,
+						 c->filter_subjects, c->n_filter_subjects);
 	}
 	return st;
 }
@@ -479,7 +482,8 @@ int svc_main(const struct svc_spec *spec)
 
 	if (config_int("SHOP_HTTP_PORT", 8080, 1, 65535, &port) != SHOP_OK ||
 	    config_int("SHOP_STREAM_REPLICAS", 1, 1, 5, &replicas) != SHOP_OK ||
-	    config_int("SHOP_CONSUMER_THREADS", 1, 1, SVC_CONSUMER_THREADS_MAX, &threads) != SHOP_OK)
+	    config_int("SHOP_CONSUMER_THREADS", 1, 1, SVC_CONSUMER_THREADS_MAX, &threads) !=
+		    SHOP_OK)
 		goto out;
 	svc->replicas = (int)replicas;
 	svc->consumer_threads = (int)threads;

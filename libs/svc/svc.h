@@ -41,16 +41,18 @@
  * two messages of one stream run at once, as replicas already require. It
  * buys nothing on SQLite (one writer) and contention on hot rows. */
 #define SVC_CONSUMER_THREADS_MAX 8
-#define SVC_FETCH_BATCH 64               /* messages asked for per fetch */
-#define SVC_FETCH_WAIT_MS 1000           /* longest wait of one fetch (bounds shutdown time) */
-#define SVC_RETRY_BASE_MS 100            /* first redelivery delay; doubles per delivery */
-#define SVC_RETRY_MAX_MS 30000           /* longest redelivery delay */
-#define SVC_RELAY_BATCH 256              /* outbox rows published per round */
-#define SVC_RELAY_POLL_MS 1000           /* relay poll when no commit woke it */
-#define SVC_OUTBOX_RETENTION_MS (24LL * 3600 * 1000) /* published rows kept (SHOP_OUTBOX_RETENTION_MS) */
-#define SVC_INBOX_RETENTION_MS (8LL * 24 * 3600 * 1000) /* > stream max age: a redelivery is always caught */
+#define SVC_FETCH_BATCH 64     /* messages asked for per fetch */
+#define SVC_FETCH_WAIT_MS 1000 /* longest wait of one fetch (bounds shutdown time) */
+#define SVC_RETRY_BASE_MS 100  /* first redelivery delay; doubles per delivery */
+#define SVC_RETRY_MAX_MS 30000 /* longest redelivery delay */
+#define SVC_RELAY_BATCH 256    /* outbox rows published per round */
+#define SVC_RELAY_POLL_MS 1000 /* relay poll when no commit woke it */
+#define SVC_OUTBOX_RETENTION_MS                                                                    \
+	(24LL * 3600 * 1000) /* published rows kept (SHOP_OUTBOX_RETENTION_MS) */
+#define SVC_INBOX_RETENTION_MS                                                                     \
+	(8LL * 24 * 3600 * 1000) /* > stream max age: a redelivery is always caught */
 #define SVC_PURGE_INTERVAL_MS 60000
-#define SVC_CHECKPOINT_INTERVAL_MS 500   /* SQLite: WAL checkpoint off the writers' path */
+#define SVC_CHECKPOINT_INTERVAL_MS 500 /* SQLite: WAL checkpoint off the writers' path */
 #define SVC_HTTP_ROUTE_OTHER "other"   /* route label of a path no template names */
 /* Connections for HTTP threads, group commits and metrics: at most this
  * many exist at once (in use or idle); a request that finds them all busy
@@ -59,7 +61,7 @@
  * relay + one per task connections to its database. */
 #define SVC_DB_POOL_MAX 16
 #define SVC_DB_ACQUIRE_WAIT_MS 2000
-#define SVC_GROUP_MAX 256                /* requests committed together by svc_tx_run_grouped */
+#define SVC_GROUP_MAX 256 /* requests committed together by svc_tx_run_grouped */
 /* A message that keeps failing for a reason that may pass (a fact not yet
  * arrived, a dependency down) is dead-lettered at this delivery, not at the
  * server's last one: if the dead-letter copy cannot be stored then, the
@@ -83,12 +85,12 @@ struct svc;
 /* One unit of work: a database transaction and what it emits. */
 struct svc_tx {
 	struct svc *svc;
-	struct db *db;                     /* inside BEGIN ... COMMIT */
-	const struct evt_envelope *cause;  /* the message being handled, or NULL */
-	const char *correlation_id;        /* when cause is NULL (HTTP, timers); may be NULL */
-	const char *traceparent;           /* when cause is NULL; may be NULL */
-	int64_t now_ms;                    /* wall clock at the start of the transaction */
-	int emitted;                       /* events written to the outbox so far */
+	struct db *db;                    /* inside BEGIN ... COMMIT */
+	const struct evt_envelope *cause; /* the message being handled, or NULL */
+	const char *correlation_id;       /* when cause is NULL (HTTP, timers); may be NULL */
+	const char *traceparent;          /* when cause is NULL; may be NULL */
+	int64_t now_ms;                   /* wall clock at the start of the transaction */
+	int emitted;                      /* events written to the outbox so far */
 };
 
 /* Handles one decoded message (data points to the generated struct of its
@@ -115,13 +117,13 @@ struct svc_task {
 };
 
 struct svc_spec {
-	const char *name;            /* producer / consumer name in contracts/index.json */
-	const char *default_db_url;  /* overridden by SHOP_DB_URL */
+	const char *name;           /* producer / consumer name in contracts/index.json */
+	const char *default_db_url; /* overridden by SHOP_DB_URL */
 	const struct db_migration *migrations;
 	size_t n_migrations;
 	const struct svc_route *routes;
 	size_t n_routes;
-	svc_handler_fn any_route;    /* handles consumed messages without a route, or NULL */
+	svc_handler_fn any_route; /* handles consumed messages without a route, or NULL */
 	const struct svc_task *tasks;
 	size_t n_tasks;
 	/* Runs once after migrations (seeding), in a transaction; may emit. NULL: none. */
@@ -133,7 +135,7 @@ struct svc_spec {
 	 * it must return one of a few constant strings, never the path itself.
 	 * NULL: every path of the service is SVC_HTTP_ROUTE_OTHER. */
 	const char *(*http_route)(const char *path);
-	void *ctx;                   /* service state, svc_ctx() returns it */
+	void *ctx; /* service state, svc_ctx() returns it */
 	/* Called by a consumer thread after a batch transaction committed
 	 * that handled at least one message (not after a batch that failed,
 	 * rolled back, or held only duplicates and rejects), so what the
@@ -169,8 +171,8 @@ shop_status svc_tx_run(struct svc *svc, struct db *db, const char *correlation_i
  * the shared commit: fn's own failure (its writes undone alone), the
  * commit's failure, or SHOP_OK once its writes are durable. fn runs on
  * another caller's thread and must not keep tx beyond the call. */
-shop_status svc_tx_run_grouped(struct svc *svc, const char *correlation_id,
-			       const char *traceparent, svc_tx_fn fn, void *arg);
+shop_status svc_tx_run_grouped(struct svc *svc, const char *correlation_id, const char *traceparent,
+			       svc_tx_fn fn, void *arg);
 /* For tests: how many callers wait for the next group, and how many groups
  * have run (each one transaction). */
 size_t svc_group_waiting(struct svc *svc);

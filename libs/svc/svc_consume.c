@@ -53,8 +53,7 @@ int64_t svc_retry_delay_ms(uint64_t deliveries)
 
 /* ---- handling one message --------------------------------------------- */
 
-static const struct svc_route *svc_route_find(const struct svc_spec *spec,
-					      enum ct_message_id id)
+static const struct svc_route *svc_route_find(const struct svc_spec *spec, enum ct_message_id id)
 {
 	for (size_t i = 0; i < spec->n_routes; i++)
 		if (spec->routes[i].message == id)
@@ -205,7 +204,8 @@ static enum svc_apply svc_item_apply(struct svc *svc, struct db *db, const char 
 	if (st == SHOP_E_DUPLICATE && !careful)
 		return SVC_APPLY_DONE;
 	if (!it->reason[0])
-		snprintf(it->reason, sizeof(it->reason), "%s: %s", it->m->name, shop_status_name(st));
+		snprintf(it->reason, sizeof(it->reason), "%s: %s", it->m->name,
+			 shop_status_name(st));
 	if (!careful)
 		return SVC_APPLY_FAILED;
 	return db_savepoint_rollback(db) == SHOP_OK ? SVC_APPLY_FAILED : SVC_APPLY_LOST;
@@ -478,7 +478,8 @@ void *svc_consumer_main(void *arg)
 			if (db_down && items[i].st == SHOP_E_UNAVAILABLE)
 				bus_msg_nak(msgs[i], SVC_DB_DOWN_REDELIVERY_MS);
 			else
-				outcome = svc_settle(svc, bc, msgs[i], items[i].st, items[i].reason);
+				outcome = svc_settle(svc, bc, msgs[i], items[i].st,
+						     items[i].reason);
 			metrics_counter_add(svc->metrics->consumed,
 					    (const char *const[]){ svc->spec->name, cons->durable,
 								   items[i].bus_subject, outcome },

@@ -66,7 +66,8 @@ static shop_status svc_metrics_oldest(void *arg, double *ret_value)
 	int64_t oldest = 0;
 	bool none = false;
 	shop_status st = svc_metrics_outbox_query(
-		arg, "SELECT min(created_at_ms) FROM outbox " SVC_OUTBOX_PENDING_WHERE, &oldest, &none);
+		arg, "SELECT min(created_at_ms) FROM outbox " SVC_OUTBOX_PENDING_WHERE, &oldest,
+		&none);
 	if (st == SHOP_OK) {
 		int64_t age_ms = none ? 0 : clock_now_ms() - oldest;
 		*ret_value = age_ms > 0 ? (double)age_ms / 1000.0 : 0.0;
@@ -92,10 +93,11 @@ struct svc_metrics *svc_metrics_new(struct svc *svc)
 	struct svc_metrics *m = xcalloc(1, sizeof(*m));
 	const char *name = svc->spec->name;
 	m->reg = metrics_registry_new();
-	svc_metrics_must(metrics_counter_register(
-				 m->reg, "shop_messages_consumed_total",
-				 "Messages a durable consumer settled, by outcome.",
-				 SVC_LABELS("service", "durable", "subject", "outcome"), &m->consumed),
+	svc_metrics_must(metrics_counter_register(m->reg, "shop_messages_consumed_total",
+						  "Messages a durable consumer settled, by outcome.",
+						  SVC_LABELS("service", "durable", "subject",
+							     "outcome"),
+						  &m->consumed),
 			 "consumed");
 	svc_metrics_must(metrics_counter_register(m->reg, "shop_messages_published_total",
 						  "Messages the relay published (acknowledged by "
@@ -107,31 +109,34 @@ struct svc_metrics *svc_metrics_new(struct svc *svc)
 						  SVC_LABELS("service", "durable", "subject"),
 						  &m->dead_letters),
 			 "dead letters");
-	svc_metrics_must(metrics_histogram_register(
-				 m->reg, "shop_handler_seconds",
-				 "Time from a message's delivery (its batch's fetch) to its settling.",
-				 SVC_LABELS("service", "stream", "durable"), metrics_latency_buckets,
-				 METRICS_LATENCY_BUCKETS_N, &m->handler_s),
-			 "handler");
+	svc_metrics_must(
+		metrics_histogram_register(
+			m->reg, "shop_handler_seconds",
+			"Time from a message's delivery (its batch's fetch) to its settling.",
+			SVC_LABELS("service", "stream", "durable"), metrics_latency_buckets,
+			METRICS_LATENCY_BUCKETS_N, &m->handler_s),
+		"handler");
 	svc_metrics_must(metrics_histogram_register(m->reg, "shop_batch_size",
 						    "Messages per fetched batch (one transaction).",
 						    SVC_LABELS("service", "stream", "durable"),
 						    metrics_batch_buckets, METRICS_BATCH_BUCKETS_N,
 						    &m->batch_size),
 			 "batch size");
-	svc_metrics_must(metrics_counter_register(m->reg, "shop_batch_replays_total",
-						  "Batches tried again, a savepoint per message, after "
-						  "a message failed.",
-						  SVC_LABELS("service", "durable"), &m->batch_replays),
-			 "batch replays");
+	svc_metrics_must(
+		metrics_counter_register(m->reg, "shop_batch_replays_total",
+					 "Batches tried again, a savepoint per message, after "
+					 "a message failed.",
+					 SVC_LABELS("service", "durable"), &m->batch_replays),
+		"batch replays");
 	svc_metrics_must(metrics_gauge_register(m->reg, "shop_outbox_backlog",
 						"Outbox rows not yet published (parked ones apart).",
 						SVC_LABELS("service"), &m->outbox_backlog),
 			 "outbox backlog");
-	svc_metrics_must(metrics_gauge_register(m->reg, "shop_outbox_oldest_unpublished_seconds",
-						"Age of the oldest unpublished outbox row; 0 when none.",
-						SVC_LABELS("service"), &m->outbox_oldest_s),
-			 "outbox oldest");
+	svc_metrics_must(
+		metrics_gauge_register(m->reg, "shop_outbox_oldest_unpublished_seconds",
+				       "Age of the oldest unpublished outbox row; 0 when none.",
+				       SVC_LABELS("service"), &m->outbox_oldest_s),
+		"outbox oldest");
 	svc_metrics_must(metrics_gauge_register(m->reg, "shop_outbox_parked",
 						"Outbox rows parked after JetStream refused them.",
 						SVC_LABELS("service"), &m->outbox_parked),
@@ -185,7 +190,8 @@ void svc_metrics_bind_consumers(struct svc *svc)
 		if (!ct->first)
 			continue;
 		svc_metrics_must(metrics_gauge_bind(svc->metrics->consumer_pending,
-						    SVC_LABELS(svc->spec->name, ct->consumer->stream,
+						    SVC_LABELS(svc->spec->name,
+							       ct->consumer->stream,
 							       ct->consumer->durable),
 						    svc_metrics_pending, ct),
 				 "consumer pending");
@@ -203,7 +209,9 @@ void svc_metrics_http(struct svc *svc, const char *route, int status, int64_t st
 {
 	char code[16];
 	snprintf(code, sizeof(code), "%d", status);
-	metrics_counter_add(svc->metrics->http_requests, SVC_LABELS(svc->spec->name, route, code), 1);
+	metrics_counter_add(svc->metrics->http_requests, SVC_LABELS(svc->spec->name, route, code),
+			    1);
 	double seconds = (double)(clock_mono_us() - started_mono_us) / 1e6;
-	metrics_histogram_observe(svc->metrics->http_s, SVC_LABELS(svc->spec->name, route), seconds);
+	metrics_histogram_observe(svc->metrics->http_s, SVC_LABELS(svc->spec->name, route),
+				  seconds);
 }

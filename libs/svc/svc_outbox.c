@@ -42,8 +42,8 @@ shop_status svc_emit(struct svc_tx *tx, enum ct_message_id message, const char *
 	const struct evt_envelope *cause = tx->cause;
 
 	if (strcmp(m->producer, tx->svc->spec->name) != 0) {
-		log_error(NULL, "refusing to emit %s: the contracts name %s as its producer", m->name,
-			  m->producer);
+		log_error(NULL, "refusing to emit %s: the contracts name %s as its producer",
+			  m->name, m->producer);
 		goto out;
 	}
 	/* A producer never writes what its consumers would reject. */
@@ -53,7 +53,8 @@ shop_status svc_emit(struct svc_tx *tx, enum ct_message_id message, const char *
 		goto out;
 	}
 	if (strlen(subject) == 0 || strlen(subject) > EVT_ATTR_MAX) {
-		log_error(NULL, "refusing to emit %s: subject length %zu", m->name, strlen(subject));
+		log_error(NULL, "refusing to emit %s: subject length %zu", m->name,
+			  strlen(subject));
 		goto out;
 	}
 
@@ -110,7 +111,9 @@ static shop_status svc_relay_note_refusal(struct db *db, const char *id, shop_st
 				  "parked_at_ms = CASE WHEN attempts + 1 >= CAST($3 AS BIGINT) "
 				  "THEN CAST($4 AS BIGINT) ELSE NULL END "
 				  "WHERE id = $1 RETURNING parked_at_ms",
-				  DB_ARGS(id, error, DB_I64(SVC_RELAY_MAX_ATTEMPTS), DB_I64(now_ms)), &r);
+				  DB_ARGS(id, error, DB_I64(SVC_RELAY_MAX_ATTEMPTS),
+					  DB_I64(now_ms)),
+				  &r);
 	*ret_parked = st == SHOP_OK && db_result_rows(r) == 1 && db_result_text(r, 0, 0) != NULL;
 	db_result_free(r);
 	return st;
@@ -170,13 +173,12 @@ static shop_status svc_relay_round(struct svc *svc, struct db *db, size_t *ret_r
 	 * instance per file, and holding SQLite's single write lock while
 	 * publishing would stall every writer, so there the read is unlocked. */
 	bool pg = db_backend_of(db) == DB_POSTGRES;
-	const char *select_sql =
-		pg ? "SELECT id, event_id, subject, payload FROM outbox "
-		     "WHERE published_at_ms IS NULL AND parked_at_ms IS NULL "
-		     "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
-		   : "SELECT id, event_id, subject, payload FROM outbox "
-		     "WHERE published_at_ms IS NULL AND parked_at_ms IS NULL "
-		     "ORDER BY id LIMIT $1";
+	const char *select_sql = pg ? "SELECT id, event_id, subject, payload FROM outbox "
+				      "WHERE published_at_ms IS NULL AND parked_at_ms IS NULL "
+				      "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+				    : "SELECT id, event_id, subject, payload FROM outbox "
+				      "WHERE published_at_ms IS NULL AND parked_at_ms IS NULL "
+				      "ORDER BY id LIMIT $1";
 
 	*ret_rows = 0;
 	*ret_failed = 0;
@@ -208,7 +210,9 @@ static shop_status svc_relay_round(struct svc *svc, struct db *db, size_t *ret_r
 	for (int i = 0; i < n && st == SHOP_OK; i++)
 		if (results[i] == SHOP_OK)
 			metrics_counter_add(svc->metrics->published,
-					    (const char *const[]){ svc->spec->name, out[i].subject }, 1);
+					    (const char *const[]){ svc->spec->name,
+								   out[i].subject },
+					    1);
 	for (int i = 0; i < n && st == SHOP_OK; i++) {
 		const char *id = db_result_text(rows, i, 0);
 		if (results[i] == SHOP_OK)
@@ -222,11 +226,12 @@ static shop_status svc_relay_round(struct svc *svc, struct db *db, size_t *ret_r
 		st = svc_relay_note_refusal(db, id, results[i], now_ms, &parked);
 		if (parked) {
 			atomic_fetch_add(&svc->outbox_parked, 1);
-			log_error(NULL,
-				  "outbox row %s (event %s on %s) parked after %d refusals (%s): "
-				  "the relay goes on without it; see docs/runbook.md to republish it",
-				  id, out[i].msg_id, out[i].subject, SVC_RELAY_MAX_ATTEMPTS,
-				  shop_status_name(results[i]));
+			log_error(
+				NULL,
+				"outbox row %s (event %s on %s) parked after %d refusals (%s): "
+				"the relay goes on without it; see docs/runbook.md to republish it",
+				id, out[i].msg_id, out[i].subject, SVC_RELAY_MAX_ATTEMPTS,
+				shop_status_name(results[i]));
 		}
 	}
 	if (st == SHOP_OK)
@@ -248,8 +253,9 @@ shop_status svc_purge(struct db *db, int64_t now_ms, int64_t outbox_retention_ms
 		      int64_t *ret_outbox_purged, int64_t *ret_inbox_purged)
 {
 	int64_t outbox_purged = 0, inbox_purged = 0;
-	shop_status st = db_exec(db, "DELETE FROM outbox WHERE published_at_ms IS NOT NULL "
-				     "AND published_at_ms < $1",
+	shop_status st = db_exec(db,
+				 "DELETE FROM outbox WHERE published_at_ms IS NOT NULL "
+				 "AND published_at_ms < $1",
 				 DB_ARGS(DB_I64(now_ms - outbox_retention_ms)), &outbox_purged);
 	if (st == SHOP_OK)
 		st = db_exec(db, "DELETE FROM inbox WHERE received_at_ms < $1",
@@ -290,7 +296,8 @@ void *svc_relay_main(void *arg)
 			if (st != SHOP_OK)
 				log_warn(NULL, "outbox relay: %s", db_last_error(db));
 			else
-				log_warn(NULL, "outbox relay: %zu of %zu events not yet stored, retrying",
+				log_warn(NULL,
+					 "outbox relay: %zu of %zu events not yet stored, retrying",
 					 failed, rows);
 			svc_pause(svc, SVC_FETCH_ERROR_PAUSE_MS);
 			continue;

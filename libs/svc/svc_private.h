@@ -59,7 +59,7 @@ struct svc {
 	pthread_cond_t wake;  /* relay wake-up and stop notification */
 	bool relay_pending;
 
-	int64_t redeclared_at_ms; /* clock_mono_ms of the last re-declaration */
+	int64_t redeclared_at_ms;   /* clock_mono_ms of the last re-declaration */
 	atomic_llong outbox_parked; /* rows this process parked */
 
 	/* Group commit (svc_tx_run_grouped): its own lock, so waiting writers
@@ -110,18 +110,18 @@ struct svc_metrics_count {
 
 struct svc_metrics {
 	struct metrics_registry *reg;
-	struct metrics_counter *consumed;      /* service, durable, subject, outcome */
-	struct metrics_counter *published;     /* service, subject */
-	struct metrics_counter *dead_letters;  /* service, durable, subject */
-	struct metrics_histogram *handler_s;   /* service, stream, durable */
-	struct metrics_histogram *batch_size;  /* service, stream, durable */
-	struct metrics_counter *batch_replays; /* service, durable */
-	struct metrics_gauge *outbox_backlog;  /* service; computed */
-	struct metrics_gauge *outbox_oldest_s; /* service; computed */
-	struct metrics_gauge *outbox_parked;   /* service; computed */
-	struct metrics_gauge *consumer_pending; /* service, stream, durable; computed */
-	struct metrics_counter *http_requests; /* service, route, status */
-	struct metrics_histogram *http_s;      /* service, route */
+	struct metrics_counter *consumed;                   /* service, durable, subject, outcome */
+	struct metrics_counter *published;                  /* service, subject */
+	struct metrics_counter *dead_letters;               /* service, durable, subject */
+	struct metrics_histogram *handler_s;                /* service, stream, durable */
+	struct metrics_histogram *batch_size;               /* service, stream, durable */
+	struct metrics_counter *batch_replays;              /* service, durable */
+	struct metrics_gauge *outbox_backlog;               /* service; computed */
+	struct metrics_gauge *outbox_oldest_s;              /* service; computed */
+	struct metrics_gauge *outbox_parked;                /* service; computed */
+	struct metrics_gauge *consumer_pending;             /* service, stream, durable; computed */
+	struct metrics_counter *http_requests;              /* service, route, status */
+	struct metrics_histogram *http_s;                   /* service, route */
 	struct svc_metrics_count backlog_rows, parked_rows; /* the computed gauges' queries */
 };
 struct svc_metrics *svc_metrics_new(struct svc *svc);

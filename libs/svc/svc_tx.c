@@ -100,11 +100,12 @@ static void svc_group_commit(struct svc *svc, struct svc_group_item *group)
  * So one commit (one fsync) serves every request that came in while the
  * previous one was writing, and a lone request still commits at once.
  */
-shop_status svc_tx_run_grouped(struct svc *svc, const char *correlation_id,
-			       const char *traceparent, svc_tx_fn fn, void *arg)
+shop_status svc_tx_run_grouped(struct svc *svc, const char *correlation_id, const char *traceparent,
+			       svc_tx_fn fn, void *arg)
 {
-	struct svc_group_item self = { .fn = fn, .arg = arg, .correlation_id = correlation_id,
-				       .traceparent = traceparent };
+	struct svc_group_item self = {
+		.fn = fn, .arg = arg, .correlation_id = correlation_id, .traceparent = traceparent
+	};
 	/* self lives on this stack while queued: this call does not return
 	 * before the leader has set self.done, after which nobody touches it
 	 * (and the leader unlinked it from the queue when it took the group). */

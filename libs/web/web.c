@@ -72,10 +72,10 @@ struct web_request {
 	struct MHD_Connection *conn;
 	const char *method; /* MHD's, valid for the whole request */
 	const char *path;
-	char *body;         /* body_len bytes and a NUL; NULL until data arrives */
+	char *body; /* body_len bytes and a NUL; NULL until data arrives */
 	size_t body_len;
 	size_t body_cap;
-	bool too_large;     /* body is over WEB_BODY_MAX: discard the rest, 413 */
+	bool too_large; /* body is over WEB_BODY_MAX: discard the rest, 413 */
 	char id[WEB_REQUEST_ID_MAX + 1];
 };
 
@@ -239,15 +239,17 @@ static struct MHD_Response *web_stream_response(const struct web_server *s,
 						struct web_response *res)
 {
 	struct web_stream *ws = xcalloc(1, sizeof(*ws));
-	const union MHD_ConnectionInfo *info =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	const union MHD_ConnectionInfo
+		*info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	ws->fd = info ? info->connect_fd : -1;
 	ws->server = s;
 	ws->read = res->stream.read;
 	ws->release = res->stream.release;
 	ws->arg = res->stream.arg;
-	struct MHD_Response *mr = MHD_create_response_from_callback(
-		MHD_SIZE_UNKNOWN, WEB_STREAM_BLOCK, web_stream_reader, ws, web_stream_free);
+	struct MHD_Response *mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+								    WEB_STREAM_BLOCK,
+								    web_stream_reader, ws,
+								    web_stream_free);
 	if (!mr) {
 		free(ws);
 		return NULL;
@@ -274,7 +276,7 @@ static enum MHD_Result web_queue(const struct web_server *s, struct web_request 
 		char *text = cJSON_PrintUnformatted(res->body);
 		if (text) {
 			mr = MHD_create_response_from_buffer_with_free_callback(strlen(text), text,
-										 cJSON_free);
+										cJSON_free);
 			if (!mr)
 				cJSON_free(text);
 		} else {
@@ -339,9 +341,8 @@ static enum MHD_Result web_dispatch(const struct web_server *s, struct web_reque
 }
 
 static enum MHD_Result web_access(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **req_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **req_cls)
 {
 	const struct web_server *s = cls;
 	struct web_request *req = *req_cls;
@@ -412,20 +413,20 @@ shop_status web_server_start(const char *bind_addr, uint16_t port, web_handler_f
 	s->handler = handler;
 	s->ctx = ctx;
 	atomic_init(&s->stopping, false);
-	s->daemon = MHD_start_daemon(
-		flags, port, NULL, NULL, web_access, s,
-		MHD_OPTION_SOCK_ADDR_LEN, addr_len, &addr.sa,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)WEB_CONNECTIONS_MAX,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)WEB_CONNECTION_TIMEOUT_S,
-		MHD_OPTION_NOTIFY_COMPLETED, web_completed, s,
-		MHD_OPTION_END);
+	s->daemon = MHD_start_daemon(flags, port, NULL, NULL, web_access, s,
+				     MHD_OPTION_SOCK_ADDR_LEN, addr_len, &addr.sa,
+				     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)WEB_CONNECTIONS_MAX,
+				     MHD_OPTION_CONNECTION_TIMEOUT,
+				     (unsigned int)WEB_CONNECTION_TIMEOUT_S,
+				     MHD_OPTION_NOTIFY_COMPLETED, web_completed, s, MHD_OPTION_END);
 	if (!s->daemon) {
 		/* Address in use or not ours, or out of threads/sockets: all things
 		 * a restart with backoff may cure. MHD has logged the reason. */
 		free(s);
 		return SHOP_E_UNAVAILABLE;
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon,
+							       MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : port;
 	*ret_server = s;
 	return SHOP_OK;
@@ -512,8 +513,8 @@ void web_respond_stream(struct web_response *res, int status, const char *conten
 	web_response_header(res, "Content-Type", content_type);
 }
 
-void web_respond_error(struct web_response *res, int status, const char *code,
-		       const char *message, cJSON *details)
+void web_respond_error(struct web_response *res, int status, const char *code, const char *message,
+		       cJSON *details)
 {
 	cJSON *list = details;
 	if (!list) {

@@ -25,11 +25,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define WEB_BODY_MAX (64 * 1024)      /* larger request bodies get 413 */
-#define WEB_CONNECTIONS_MAX 512       /* concurrent connections (threads) */
-#define WEB_CONNECTION_TIMEOUT_S 60   /* idle connection is closed after this */
-#define WEB_REQUEST_ID_MAX 64         /* a longer X-Request-Id is replaced */
-#define WEB_HEADERS_MAX 8             /* extra response headers per response */
+#define WEB_BODY_MAX (64 * 1024)    /* larger request bodies get 413 */
+#define WEB_CONNECTIONS_MAX 512     /* concurrent connections (threads) */
+#define WEB_CONNECTION_TIMEOUT_S 60 /* idle connection is closed after this */
+#define WEB_REQUEST_ID_MAX 64       /* a longer X-Request-Id is replaced */
+#define WEB_HEADERS_MAX 8           /* extra response headers per response */
 /* Bytes a stream's read function is offered per call: one SSE event of a
  * typical envelope fits several times over. */
 #define WEB_STREAM_BLOCK 16384
@@ -40,7 +40,7 @@
 #define WEB_STREAM_WAIT_MAX_MS 1000
 
 /* What a stream's read function returns when the stream is over. */
-#define WEB_STREAM_END ((ssize_t)-1)
+#define WEB_STREAM_END ((ssize_t) - 1)
 
 struct web_server;
 struct web_request;
@@ -105,8 +105,8 @@ void web_respond_text(struct web_response *res, int status, const char *content_
 void web_respond_stream(struct web_response *res, int status, const char *content_type,
 			web_stream_read_fn read, web_stream_release_fn release, void *arg);
 /* Error body in the shared shape; details may be NULL (taken otherwise). */
-void web_respond_error(struct web_response *res, int status, const char *code,
-		       const char *message, cJSON *details);
+void web_respond_error(struct web_response *res, int status, const char *code, const char *message,
+		       cJSON *details);
 /* Adds a response header. VALUE is copied; NAME is not (pass a literal). A
  * header named like a default one (Content-Type, Cache-Control) replaces it;
  * X-Request-Id belongs to the server and a handler's one is ignored.

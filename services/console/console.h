@@ -49,7 +49,7 @@
 #define CONSOLE_PROXY_TIMEOUT_MS 10000       /* connect, send, and the whole answer */
 #define CONSOLE_PROXY_REPLY_MAX (128 * 1024) /* a longer answer is a 502 */
 #define CONSOLE_GATEWAY_DEFAULT "gateway:8080"
-#define CONSOLE_HOST_MAX 255                 /* bytes of the gateway's host name */
+#define CONSOLE_HOST_MAX 255 /* bytes of the gateway's host name */
 
 /* One queued SSE event, already framed. */
 struct console_frame {

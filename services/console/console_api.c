@@ -65,8 +65,7 @@ void console_metrics_init(struct console *c)
 struct console_route {
 	const char *path;
 	const char *method;
-	void (*serve)(struct console *c, const struct web_request *req,
-		      struct web_response *res);
+	void (*serve)(struct console *c, const struct web_request *req, struct web_response *res);
 };
 
 static void console_page_serve(struct console *c, const struct web_request *req,
@@ -112,12 +111,9 @@ static void console_metrics_serve(struct console *c, const struct web_request *r
 }
 
 static const struct console_route console_routes[] = {
-	{ "/", "GET", console_page_serve },
-	{ "/stream", "GET", console_stream_serve },
-	{ "/orders", "POST", console_proxy_serve },
-	{ "/healthz", "GET", console_healthz_serve },
-	{ "/readyz", "GET", console_readyz_serve },
-	{ "/metrics", "GET", console_metrics_serve },
+	{ "/", "GET", console_page_serve },         { "/stream", "GET", console_stream_serve },
+	{ "/orders", "POST", console_proxy_serve }, { "/healthz", "GET", console_healthz_serve },
+	{ "/readyz", "GET", console_readyz_serve }, { "/metrics", "GET", console_metrics_serve },
 };
 
 void console_http(void *ctx, const struct web_request *req, struct web_response *res)

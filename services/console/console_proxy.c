@@ -206,8 +206,7 @@ static bool console_header_value_safe(const char *s)
 	return true;
 }
 
-void console_proxy_serve(struct console *c, const struct web_request *req,
-			 struct web_response *res)
+void console_proxy_serve(struct console *c, const struct web_request *req, struct web_response *res)
 {
 	size_t body_len = 0;
 	const char *body = web_request_body(req, &body_len);
@@ -218,7 +217,8 @@ void console_proxy_serve(struct console *c, const struct web_request *req,
 	int status = 0;
 	size_t off = 0, n = 0;
 
-	if ((key && !console_header_value_safe(key)) || (type && !console_header_value_safe(type))) {
+	if ((key && !console_header_value_safe(key)) ||
+	    (type && !console_header_value_safe(type))) {
 		web_respond_error(res, 400, "invalid_header",
 				  "Idempotency-Key and Content-Type must be printable ASCII", NULL);
 		return;

@@ -90,8 +90,8 @@ bool console_envelope_is_about(const char *data, size_t len, const char *order_i
 	if (id_len == 0 || !memmem(data, len, order_id, id_len))
 		return false;
 	cJSON *root = cJSON_ParseWithLength(data, len);
-	const char *subject =
-		cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "subject"));
+	const char *subject = cJSON_GetStringValue(
+		cJSON_GetObjectItemCaseSensitive(root, "subject"));
 	bool about = subject && strcmp(subject, order_id) == 0;
 	cJSON_Delete(root);
 	return about;
@@ -171,8 +171,12 @@ shop_status console_rfc3339_parse(const char *s, int64_t *ret_ms)
 	if (*p != '\0' || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 ||
 	    sec > 59)
 		return SHOP_E_INVALID;
-	struct tm tm = { .tm_year = year - 1900, .tm_mon = mon - 1, .tm_mday = day,
-			 .tm_hour = hour, .tm_min = min, .tm_sec = sec };
+	struct tm tm = { .tm_year = year - 1900,
+			 .tm_mon = mon - 1,
+			 .tm_mday = day,
+			 .tm_hour = hour,
+			 .tm_min = min,
+			 .tm_sec = sec };
 	time_t t = timegm(&tm);
 	/* timegm normalises 31 February into March: a changed day is invalid. */
 	if (t == (time_t)-1 || tm.tm_mday != day || tm.tm_mon != mon - 1)

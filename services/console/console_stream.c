@@ -48,7 +48,7 @@ struct console_client {
 };
 
 static void console_client_on_msg(void *arg, const char *stream, const char *subject,
-				   const char *data, size_t len)
+				  const char *data, size_t len)
 {
 	(void)stream;
 	(void)subject;
@@ -223,7 +223,8 @@ void console_stream_serve(struct console *c, const struct web_request *req,
 	}
 	if (since && *since && console_rfc3339_parse(since, &since_ms) != SHOP_OK) {
 		web_respond_error(res, 400, "invalid_since",
-				  "since must be an RFC 3339 time, like 2026-11-27T08:55:21Z", NULL);
+				  "since must be an RFC 3339 time, like 2026-11-27T08:55:21Z",
+				  NULL);
 		return;
 	}
 	if (!console_clients_enter(c)) {

@@ -25,8 +25,7 @@
 #include <string.h>
 
 /* Splits "host:port" into its parts; false when malformed. */
-static bool console_parse_host_port(const char *s, char *host, size_t host_size,
-				    uint16_t *ret_port)
+static bool console_parse_host_port(const char *s, char *host, size_t host_size, uint16_t *ret_port)
 {
 	const char *colon = strrchr(s, ':');
 	if (!colon || colon == s || (size_t)(colon - s) >= host_size)

@@ -67,10 +67,10 @@ const struct gateway_http_status *gateway_http_status_of(shop_status st);
 /* Reading a request, before any I/O (and what the fuzz targets in
  * tests/fuzz call, so they test exactly what the gateway accepts). */
 struct gateway_refusal {
-	int status;          /* HTTP */
-	const char *code;    /* the error body's code */
+	int status;       /* HTTP */
+	const char *code; /* the error body's code */
 	const char *message;
-	cJSON *details;      /* owned; NULL or an array for web_respond_error */
+	cJSON *details; /* owned; NULL or an array for web_respond_error */
 };
 /* POST /orders: the Content-Type, body and Idempotency-Key (NULL when
  * absent) as the gateway checks them. True with the request and its

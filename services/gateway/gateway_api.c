@@ -86,7 +86,8 @@ static cJSON *gateway_details(const struct ct_errors *errs)
 	cJSON *details = cJSON_CreateArray();
 	for (size_t i = 0; i < errs->len; i++) {
 		cJSON *d = cJSON_CreateObject();
-		cJSON_AddStringToObject(d, "field", errs->item[i].path[0] ? errs->item[i].path : "/");
+		cJSON_AddStringToObject(d, "field",
+					errs->item[i].path[0] ? errs->item[i].path : "/");
 		cJSON_AddStringToObject(d, "problem", errs->item[i].problem);
 		cJSON_AddItemToArray(details, d);
 	}
@@ -127,8 +128,8 @@ static void gateway_products(struct svc *svc, struct web_response *res)
 
 struct gateway_create {
 	const struct ct_place_order_request *request;
-	const char *idem_key;   /* NULL without the header */
-	const char *canonical;  /* the request as compact JSON, compared on replay */
+	const char *idem_key;  /* NULL without the header */
+	const char *canonical; /* the request as compact JSON, compared on replay */
 	/* results */
 	bool key_conflict;
 	bool replayed;
@@ -189,11 +190,13 @@ static shop_status gateway_create_tx(struct svc_tx *tx, void *arg)
 		 * the same key waits for this transaction, then replays. */
 		bool claimed = false;
 		st = gateway_store_idempotency_claim(tx->db, c->idem_key, c->canonical, c->status,
-						     c->response, c->order_id, tx->now_ms, &claimed);
+						     c->response, c->order_id, tx->now_ms,
+						     &claimed);
 		if (st != SHOP_OK)
 			goto out;
 		if (!claimed) {
-			st = gateway_create_replay(tx, c); /* replay or refusal: nothing is written */
+			st = gateway_create_replay(tx,
+						   c); /* replay or refusal: nothing is written */
 			goto out;
 		}
 	}
@@ -272,22 +275,22 @@ bool gateway_order_request_read(const char *content_type, const char *body, size
 
 	if (!gateway_is_json(content_type)) {
 		*ret_refusal = (struct gateway_refusal){ 415, "unsupported_media_type",
-							"Content-Type must be application/json",
-							NULL };
+							 "Content-Type must be application/json",
+							 NULL };
 		goto out;
 	}
 	/* Exactly one JSON value: an order followed by more text is not one the
 	 * client can be sure we read as it meant. */
 	if (ct_json_parse(body, len, &json, &errs) != SHOP_OK) {
 		*ret_refusal = (struct gateway_refusal){ 400, "malformed_json",
-							"the body is not valid JSON",
-							gateway_details(&errs) };
+							 "the body is not valid JSON",
+							 gateway_details(&errs) };
 		goto out;
 	}
 	if (ct_place_order_request_parse(json, request, &errs) != SHOP_OK) {
 		*ret_refusal = (struct gateway_refusal){ 422, "invalid_order",
-							"the order is not valid",
-							gateway_details(&errs) };
+							 "the order is not valid",
+							 gateway_details(&errs) };
 		goto out;
 	}
 	if (idem_key && !gateway_idem_key_valid(idem_key)) {
@@ -342,7 +345,8 @@ static void gateway_order_create(struct svc *svc, const struct web_request *req,
 	}
 	if (c.key_conflict) {
 		web_respond_error(res, 422, "idempotency_key_reused",
-				  "this Idempotency-Key was used with a different request body", NULL);
+				  "this Idempotency-Key was used with a different request body",
+				  NULL);
 		goto out;
 	}
 	char location[sizeof(GATEWAY_ORDERS_PREFIX) + IDS_UUID_SIZE];

@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const char *const gateway_status_names[GATEWAY_STATUS_COUNT] = {
-	[GATEWAY_PENDING] = "PENDING", [GATEWAY_RESERVED] = "RESERVED", [GATEWAY_PAID] = "PAID",
+	[GATEWAY_PENDING] = "PENDING", [GATEWAY_RESERVED] = "RESERVED",   [GATEWAY_PAID] = "PAID",
 	[GATEWAY_SHIPPED] = "SHIPPED", [GATEWAY_CANCELLED] = "CANCELLED",
 };
 
@@ -60,8 +60,7 @@ bool gateway_status_of_event(enum ct_message_id id, enum gateway_status *ret_sta
 	}
 }
 
-enum gateway_idempotency_verdict gateway_idempotency_decide(const char *stored,
-							    const char *request)
+enum gateway_idempotency_verdict gateway_idempotency_decide(const char *stored, const char *request)
 {
 	return strcmp(stored, request) == 0 ? GATEWAY_IDEMPOTENCY_REPLAY
 					    : GATEWAY_IDEMPOTENCY_REFUSE;

@@ -24,17 +24,17 @@ static char *gateway_store_dup(const struct db_result *r, int row, int col)
 /* ---- idempotency records ---- */
 
 shop_status gateway_store_idempotency_claim(struct db *db, const char *key, const char *request,
-					    int status, const char *response,
-					    const char *order_id, int64_t now_ms, bool *ret_claimed)
+					    int status, const char *response, const char *order_id,
+					    int64_t now_ms, bool *ret_claimed)
 {
 	int64_t claimed = 0;
-	shop_status st = db_exec(db,
-				 "INSERT INTO idempotency_keys (idem_key, request, status, response, "
-				 "order_id, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) "
-				 "ON CONFLICT (idem_key) DO NOTHING",
-				 DB_ARGS(key, request, DB_I64(status), response, order_id,
-					 DB_I64(now_ms)),
-				 &claimed);
+	shop_status st =
+		db_exec(db,
+			"INSERT INTO idempotency_keys (idem_key, request, status, response, "
+			"order_id, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) "
+			"ON CONFLICT (idem_key) DO NOTHING",
+			DB_ARGS(key, request, DB_I64(status), response, order_id, DB_I64(now_ms)),
+			&claimed);
 	if (st == SHOP_OK)
 		*ret_claimed = claimed > 0;
 	return st;
@@ -90,11 +90,12 @@ shop_status gateway_store_view_create(struct db *db, const char *order_id, const
 				      const char *items_json, int64_t now_ms, bool *ret_created)
 {
 	int64_t created = 0;
-	shop_status st = db_exec(db,
-				 "INSERT INTO orders_view (order_id, status, customer_id, items, "
-				 "created_at_ms, updated_at_ms) VALUES ($1, 'PENDING', $2, $3, $4, $4) "
-				 "ON CONFLICT (order_id) DO NOTHING",
-				 DB_ARGS(order_id, customer_id, items_json, DB_I64(now_ms)), &created);
+	shop_status st =
+		db_exec(db,
+			"INSERT INTO orders_view (order_id, status, customer_id, items, "
+			"created_at_ms, updated_at_ms) VALUES ($1, 'PENDING', $2, $3, $4, $4) "
+			"ON CONFLICT (order_id) DO NOTHING",
+			DB_ARGS(order_id, customer_id, items_json, DB_I64(now_ms)), &created);
 	if (st == SHOP_OK && ret_created)
 		*ret_created = created > 0;
 	return st;
@@ -105,12 +106,12 @@ shop_status gateway_store_view_price(struct db *db, const char *order_id, const 
 				     bool *ret_found)
 {
 	int64_t changed = 0;
-	shop_status st = db_exec(db,
-				 "UPDATE orders_view SET items = $2, total_cents = $3, currency = $4, "
-				 "updated_at_ms = $5 WHERE order_id = $1",
-				 DB_ARGS(order_id, items_json, DB_I64(total_cents), currency,
-					 DB_I64(now_ms)),
-				 &changed);
+	shop_status st = db_exec(
+		db,
+		"UPDATE orders_view SET items = $2, total_cents = $3, currency = $4, "
+		"updated_at_ms = $5 WHERE order_id = $1",
+		DB_ARGS(order_id, items_json, DB_I64(total_cents), currency, DB_I64(now_ms)),
+		&changed);
 	if (st == SHOP_OK)
 		*ret_found = changed > 0;
 	return st;
@@ -119,7 +120,8 @@ shop_status gateway_store_view_price(struct db *db, const char *order_id, const 
 shop_status gateway_store_view_total(struct db *db, const char *order_id, int64_t total_cents,
 				     const char *currency)
 {
-	return db_exec(db, "UPDATE orders_view SET total_cents = $2, currency = $3 WHERE order_id = $1",
+	return db_exec(db,
+		       "UPDATE orders_view SET total_cents = $2, currency = $3 WHERE order_id = $1",
 		       DB_ARGS(order_id, DB_I64(total_cents), currency), NULL);
 }
 
@@ -147,7 +149,8 @@ shop_status gateway_store_view_set_status(struct db *db, const char *order_id,
 	return db_exec(db,
 		       "UPDATE orders_view SET status = $2, reason = $3, updated_at_ms = $4 "
 		       "WHERE order_id = $1",
-		       DB_ARGS(order_id, gateway_status_name(status), reason, DB_I64(now_ms)), NULL);
+		       DB_ARGS(order_id, gateway_status_name(status), reason, DB_I64(now_ms)),
+		       NULL);
 }
 
 shop_status gateway_store_view_get(struct db *db, const char *order_id,
@@ -155,10 +158,11 @@ shop_status gateway_store_view_get(struct db *db, const char *order_id,
 {
 	struct db_result *r = NULL, *t = NULL;
 	struct gateway_view v = { 0 };
-	shop_status st = db_query(db,
-				  "SELECT status, reason, customer_id, items, total_cents, currency, "
-				  "created_at_ms, updated_at_ms FROM orders_view WHERE order_id = $1",
-				  DB_ARGS(order_id), &r);
+	shop_status st =
+		db_query(db,
+			 "SELECT status, reason, customer_id, items, total_cents, currency, "
+			 "created_at_ms, updated_at_ms FROM orders_view WHERE order_id = $1",
+			 DB_ARGS(order_id), &r);
 	if (st != SHOP_OK)
 		goto out;
 	if (db_result_rows(r) == 0) {
@@ -234,19 +238,20 @@ shop_status gateway_store_timeline_add(struct db *db, const char *order_id, cons
 /* ---- the catalogue ---- */
 
 shop_status gateway_store_catalogue_put(struct db *db, const char *sku, const char *name,
-					int64_t price_cents, const char *currency, int64_t available,
-					int64_t revision)
+					int64_t price_cents, const char *currency,
+					int64_t available, int64_t revision)
 {
-	return db_exec(db,
-		       "INSERT INTO catalogue (sku, name, price_cents, currency, available, revision) "
-		       "VALUES ($1, $2, $3, $4, $5, $6) "
-		       "ON CONFLICT (sku) DO UPDATE SET name = excluded.name, "
-		       "price_cents = excluded.price_cents, currency = excluded.currency, "
-		       "available = excluded.available, revision = excluded.revision "
-		       "WHERE catalogue.revision < excluded.revision",
-		       DB_ARGS(sku, name, DB_I64(price_cents), currency, DB_I64(available),
-			       DB_I64(revision)),
-		       NULL);
+	return db_exec(
+		db,
+		"INSERT INTO catalogue (sku, name, price_cents, currency, available, revision) "
+		"VALUES ($1, $2, $3, $4, $5, $6) "
+		"ON CONFLICT (sku) DO UPDATE SET name = excluded.name, "
+		"price_cents = excluded.price_cents, currency = excluded.currency, "
+		"available = excluded.available, revision = excluded.revision "
+		"WHERE catalogue.revision < excluded.revision",
+		DB_ARGS(sku, name, DB_I64(price_cents), currency, DB_I64(available),
+			DB_I64(revision)),
+		NULL);
 }
 
 shop_status gateway_store_catalogue_list(struct db *db, struct gateway_product **ret_products,

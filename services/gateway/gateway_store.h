@@ -39,8 +39,8 @@ extern const size_t gateway_n_migrations;
  * waits for this transaction (the row lock on PostgreSQL, the write lock
  * on SQLite) and then finds it taken. */
 shop_status gateway_store_idempotency_claim(struct db *db, const char *key, const char *request,
-					    int status, const char *response,
-					    const char *order_id, int64_t now_ms, bool *ret_claimed);
+					    int status, const char *response, const char *order_id,
+					    int64_t now_ms, bool *ret_claimed);
 
 /* The first request under a key, and its answer. */
 struct gateway_idempotency_record {
@@ -90,21 +90,21 @@ shop_status gateway_store_view_set_status(struct db *db, const char *order_id,
 
 struct gateway_timeline_entry {
 	char *type;
-	char *source;   /* the producing service */
-	char *time;     /* RFC 3339, from the envelope */
+	char *source; /* the producing service */
+	char *time;   /* RFC 3339, from the envelope */
 	char *event_id;
-	char *detail;   /* NULL when the event has none */
+	char *detail; /* NULL when the event has none */
 };
 
 /* One order as the view holds it, with its timeline in order. */
 struct gateway_view {
 	enum gateway_status status;
-	char *reason;      /* NULL unless cancelled */
+	char *reason; /* NULL unless cancelled */
 	char *customer_id;
-	char *items;       /* a JSON array */
+	char *items; /* a JSON array */
 	bool has_total;
 	int64_t total_cents;
-	char *currency;    /* NULL until reserved */
+	char *currency; /* NULL until reserved */
 	int64_t created_at_ms;
 	int64_t updated_at_ms;
 	struct gateway_timeline_entry *timeline;
@@ -136,8 +136,8 @@ struct gateway_product {
  * stored: stock levels of one product may be redelivered or arrive out of
  * order. */
 shop_status gateway_store_catalogue_put(struct db *db, const char *sku, const char *name,
-					int64_t price_cents, const char *currency, int64_t available,
-					int64_t revision);
+					int64_t price_cents, const char *currency,
+					int64_t available, int64_t revision);
 
 /* Every product, by SKU; free the array with gateway_store_catalogue_release. */
 shop_status gateway_store_catalogue_list(struct db *db, struct gateway_product **ret_products,

@@ -108,16 +108,17 @@ enum inventory_outcome {
 
 struct inventory_result {
 	enum inventory_outcome outcome;
-	char reason[INVENTORY_REASON_MAX + 1];              /* REJECTED */
+	char reason[INVENTORY_REASON_MAX + 1];                 /* REJECTED */
 	char skus[INVENTORY_LINES_MAX][INVENTORY_SKU_MAX + 1]; /* REJECTED: the SKUs at fault */
 	size_t n_skus;
 	struct inventory_priced_line lines[INVENTORY_LINES_MAX]; /* RESERVED, RELEASED */
 	size_t n_lines;
-	int64_t total_cents;                                 /* RESERVED, RELEASED */
+	int64_t total_cents; /* RESERVED, RELEASED */
 	char currency[INVENTORY_CURRENCY_MAX + 1];
 	/* New levels of the products touched (RESERVED, RELEASED, SEEDED). */
 	struct inventory_product levels[INVENTORY_CATALOGUE_MAX > INVENTORY_LINES_MAX
-					? INVENTORY_CATALOGUE_MAX : INVENTORY_LINES_MAX];
+						? INVENTORY_CATALOGUE_MAX
+						: INVENTORY_LINES_MAX];
 	size_t n_levels;
 };
 
@@ -132,8 +133,8 @@ shop_status inventory_reserve(struct db *db, int64_t now_ms, const char *order_i
 shop_status inventory_release(struct db *db, int64_t now_ms, const char *order_id,
 			      const char *reason, struct inventory_result *ret_result);
 /* Inserts the catalogue's missing products; the levels are the new ones. */
-shop_status inventory_seed(struct db *db, const struct inventory_seed_product *catalogue,
-			   size_t n, struct inventory_result *ret_result);
+shop_status inventory_seed(struct db *db, const struct inventory_seed_product *catalogue, size_t n,
+			   struct inventory_result *ret_result);
 
 /* ---- handlers (inventory_handlers.c) ---- */
 

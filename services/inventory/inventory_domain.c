@@ -102,7 +102,8 @@ shop_status inventory_total_cents(const struct inventory_priced_line *lines, siz
 		int64_t line_total;
 		if (lines[i].quantity < 0 || lines[i].unit_price_cents < 0)
 			return SHOP_E_INVALID;
-		if (__builtin_mul_overflow(lines[i].quantity, lines[i].unit_price_cents, &line_total) ||
+		if (__builtin_mul_overflow(lines[i].quantity, lines[i].unit_price_cents,
+					   &line_total) ||
 		    __builtin_add_overflow(total, line_total, &total) ||
 		    total > INVENTORY_TOTAL_MAX_CENTS)
 			return SHOP_E_LIMIT;
@@ -112,8 +113,7 @@ shop_status inventory_total_cents(const struct inventory_priced_line *lines, siz
 }
 
 shop_status inventory_lines_split(const struct inventory_priced_line *in, size_t n,
-				  struct inventory_priced_line *out, size_t out_max,
-				  size_t *ret_n)
+				  struct inventory_priced_line *out, size_t out_max, size_t *ret_n)
 {
 	size_t m = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -121,8 +121,9 @@ shop_status inventory_lines_split(const struct inventory_priced_line *in, size_t
 		if (left < 1)
 			return SHOP_E_INVALID;
 		while (left > 0) {
-			int64_t q = left < INVENTORY_LINE_QUANTITY_MAX ? left
-								       : INVENTORY_LINE_QUANTITY_MAX;
+			int64_t q = left < INVENTORY_LINE_QUANTITY_MAX
+					    ? left
+					    : INVENTORY_LINE_QUANTITY_MAX;
 			if (m == out_max)
 				return SHOP_E_LIMIT;
 			out[m] = in[i];

@@ -34,12 +34,12 @@
 #include <stdint.h>
 
 /* Limits, as contracts/schemas/common.v1.json states them. */
-#define INVENTORY_SKU_MAX 32                   /* bytes in a SKU */
-#define INVENTORY_NAME_MAX 100                 /* bytes in a product name */
-#define INVENTORY_CURRENCY_MAX 3               /* ISO 4217 code */
-#define INVENTORY_REASON_MAX 32                /* bytes in a reason */
-#define INVENTORY_LINES_MAX 50                 /* lines in one order or event */
-#define INVENTORY_LINE_QUANTITY_MAX 1000       /* units in one line */
+#define INVENTORY_SKU_MAX 32             /* bytes in a SKU */
+#define INVENTORY_NAME_MAX 100           /* bytes in a product name */
+#define INVENTORY_CURRENCY_MAX 3         /* ISO 4217 code */
+#define INVENTORY_REASON_MAX 32          /* bytes in a reason */
+#define INVENTORY_LINES_MAX 50           /* lines in one order or event */
+#define INVENTORY_LINE_QUANTITY_MAX 1000 /* units in one line */
 /* Largest total an event can carry: $defs/amount_cents, 50 lines of 1000
  * units at the unit price ceiling ($defs/cents), so a valid order at valid
  * prices never exceeds it (inventory_handlers.c asserts it equals
@@ -109,7 +109,6 @@ shop_status inventory_total_cents(const struct inventory_priced_line *lines, siz
  * can carry them. SHOP_E_LIMIT when more than out_max lines would result
  * (never for lines merged from a valid order: see the file comment). */
 shop_status inventory_lines_split(const struct inventory_priced_line *in, size_t n,
-				  struct inventory_priced_line *out, size_t out_max,
-				  size_t *ret_n);
+				  struct inventory_priced_line *out, size_t out_max, size_t *ret_n);
 
 #endif

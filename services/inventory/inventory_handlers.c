@@ -37,8 +37,8 @@ _Static_assert(CT_STOCK_LEVEL_CHANGED_NAME_MAX >= INVENTORY_NAME_MAX, "a product
 _Static_assert(INVENTORY_TOTAL_MAX_CENTS == CT_AMOUNT_CENTS_MAX, "the contract's total ceiling");
 _Static_assert(CT_STOCK_RESERVED_TOTAL_CENTS_MAX >= INVENTORY_TOTAL_MAX_CENTS,
 	       "StockReserved carries any total");
-_Static_assert(INVENTORY_TOTAL_MAX_CENTS >=
-		       (int64_t)CT_ORDER_PLACED_ITEMS_MAX * CT_ORDER_LINE_QUANTITY_MAX * CT_CENTS_MAX,
+_Static_assert(INVENTORY_TOTAL_MAX_CENTS >= (int64_t)CT_ORDER_PLACED_ITEMS_MAX *
+						    CT_ORDER_LINE_QUANTITY_MAX * CT_CENTS_MAX,
 	       "the largest valid order at the highest valid price is not too large");
 
 /* Why a PaymentDeclined releases stock, in the words of OrderCancelled. */
@@ -76,8 +76,7 @@ static shop_status emit_levels(struct svc_tx *tx, const struct inventory_result 
 		const struct inventory_product *p = &res->levels[i];
 		struct ct_stock_level_changed ev;
 		memset(&ev, 0, sizeof(ev));
-		if (!TEXT_COPY(ev.sku, p->sku) ||
-		    !TEXT_COPY(ev.name, p->name) ||
+		if (!TEXT_COPY(ev.sku, p->sku) || !TEXT_COPY(ev.name, p->name) ||
 		    !TEXT_COPY(ev.currency, p->currency))
 			return SHOP_E_INTERNAL;
 		ev.price_cents = p->price_cents;
@@ -103,8 +102,7 @@ static shop_status emit_reserved(struct svc_tx *tx, const char *order_id,
 		return SHOP_E_INTERNAL;
 
 	memset(&ev, 0, sizeof(ev));
-	if (!TEXT_COPY(ev.order_id, order_id) ||
-	    !TEXT_COPY(ev.currency, res->currency))
+	if (!TEXT_COPY(ev.order_id, order_id) || !TEXT_COPY(ev.currency, res->currency))
 		return SHOP_E_INTERNAL;
 	for (size_t i = 0; i < n; i++) {
 		if (!TEXT_COPY(ev.lines[i].sku, lines[i].sku))
@@ -125,8 +123,7 @@ static shop_status emit_rejected(struct svc_tx *tx, const char *order_id,
 {
 	struct ct_stock_rejected ev;
 	memset(&ev, 0, sizeof(ev));
-	if (!TEXT_COPY(ev.order_id, order_id) ||
-	    !TEXT_COPY(ev.reason, res->reason))
+	if (!TEXT_COPY(ev.order_id, order_id) || !TEXT_COPY(ev.reason, res->reason))
 		return SHOP_E_INTERNAL;
 	for (size_t i = 0; i < res->n_skus; i++) {
 		if (!TEXT_COPY(ev.skus[i], res->skus[i]))
@@ -199,12 +196,13 @@ shop_status inventory_handle_order_placed(struct svc_tx *tx, const void *data)
 	switch (res->outcome) {
 	case INVENTORY_OUTCOME_RESERVED:
 		log_debug(&ids, "reserved %zu line(s), total %" PRId64 ".%02" PRId64 " %s",
-			 res->n_lines, res->total_cents / 100, res->total_cents % 100, res->currency);
+			  res->n_lines, res->total_cents / 100, res->total_cents % 100,
+			  res->currency);
 		st = emit_reserved(tx, msg->order_id, res);
 		break;
 	case INVENTORY_OUTCOME_REJECTED:
 		log_debug(&ids, "rejected: %s (%s%s)", res->reason, res->skus[0],
-			 res->n_skus > 1 ? ", ..." : "");
+			  res->n_skus > 1 ? ", ..." : "");
 		st = emit_rejected(tx, msg->order_id, res);
 		break;
 	default:
@@ -237,7 +235,7 @@ static shop_status release(struct svc_tx *tx, const char *order_id, const char *
 		break;
 	case INVENTORY_OUTCOME_TOMBSTONED:
 		log_debug(&ids, "cancelled before placed (%s): a late OrderPlaced reserves nothing",
-			 reason);
+			  reason);
 		break;
 	default:
 		log_debug(&ids, "nothing held to release");

@@ -182,7 +182,7 @@ shop_status inventory_reserve(struct db *db, int64_t now_ms, const char *order_i
 		result_reset(res, INVENTORY_OUTCOME_REJECTED);
 		add_sku(res, sku);
 		return TEXT_COPY(res->reason, INVENTORY_REASON_OUT_OF_STOCK) ? SHOP_OK
-									      : SHOP_E_LIMIT;
+									     : SHOP_E_LIMIT;
 	}
 
 	for (size_t i = 0; i < n; i++) {
@@ -270,8 +270,8 @@ shop_status inventory_release(struct db *db, int64_t now_ms, const char *order_i
 	return SHOP_OK;
 }
 
-shop_status inventory_seed(struct db *db, const struct inventory_seed_product *catalogue,
-			   size_t n, struct inventory_result *ret_result)
+shop_status inventory_seed(struct db *db, const struct inventory_seed_product *catalogue, size_t n,
+			   struct inventory_result *ret_result)
 {
 	struct inventory_result *res = ret_result;
 	shop_status st;

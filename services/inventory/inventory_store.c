@@ -32,9 +32,7 @@ static shop_status product_from_row(const struct db_result *r, int row,
 	const char *currency = db_result_text(r, row, 3);
 
 	memset(&p, 0, sizeof(p));
-	if (!sku || !name || !currency ||
-	    !TEXT_COPY(p.sku, sku) ||
-	    !TEXT_COPY(p.name, name) ||
+	if (!sku || !name || !currency || !TEXT_COPY(p.sku, sku) || !TEXT_COPY(p.name, name) ||
 	    !TEXT_COPY(p.currency, currency))
 		return SHOP_E_INTERNAL;
 	p.price_cents = db_result_int(r, row, 2);
@@ -69,13 +67,13 @@ shop_status inventory_store_product_insert(struct db *db, const struct inventory
 	int64_t changes = 0;
 	/* revision starts at 1 so the seed's StockLevelChanged is newer than
 	 * "nothing known" (0) in every reader. */
-	shop_status st = db_exec(db,
-				 "INSERT INTO products (sku, name, price_cents, currency, available, "
-				 "initial_stock, revision) VALUES ($1, $2, $3, $4, $5, $5, 1) "
-				 "ON CONFLICT (sku) DO NOTHING",
-				 DB_ARGS(p->sku, p->name, DB_I64(p->price_cents), p->currency,
-					 DB_I64(p->stock)),
-				 &changes);
+	shop_status st = db_exec(
+		db,
+		"INSERT INTO products (sku, name, price_cents, currency, available, "
+		"initial_stock, revision) VALUES ($1, $2, $3, $4, $5, $5, 1) "
+		"ON CONFLICT (sku) DO NOTHING",
+		DB_ARGS(p->sku, p->name, DB_I64(p->price_cents), p->currency, DB_I64(p->stock)),
+		&changes);
 	if (st != SHOP_OK)
 		return st;
 	*ret_inserted = changes > 0;
@@ -114,10 +112,11 @@ shop_status inventory_store_stock_give(struct db *db, const char *sku, int64_t q
 {
 	struct db_result *r = NULL;
 	struct inventory_product p;
-	shop_status st = db_query(db,
-				  "UPDATE products SET available = available + $2, "
-				  "revision = revision + 1 WHERE sku = $1 RETURNING " PRODUCT_COLUMNS,
-				  DB_ARGS(sku, DB_I64(quantity)), &r);
+	shop_status st =
+		db_query(db,
+			 "UPDATE products SET available = available + $2, "
+			 "revision = revision + 1 WHERE sku = $1 RETURNING " PRODUCT_COLUMNS,
+			 DB_ARGS(sku, DB_I64(quantity)), &r);
 	if (st != SHOP_OK)
 		goto out;
 	/* Products are never deleted, and lines reference them. */
@@ -193,11 +192,11 @@ shop_status inventory_store_reservation_transition(struct db *db, const char *or
 	/* The status in the WHERE clause is the guard: of two replicas releasing
 	 * the same reservation, the second waits for the first and then matches
 	 * no row, so stock is given back once. */
-	shop_status st = db_exec(db,
-				 "UPDATE reservations SET status = $3, reason = COALESCE($4, reason), "
-				 "updated_at_ms = $5 WHERE order_id = $1 AND status = $2",
-				 DB_ARGS(order_id, from_name, to_name, reason, DB_I64(now_ms)),
-				 &changes);
+	shop_status st =
+		db_exec(db,
+			"UPDATE reservations SET status = $3, reason = COALESCE($4, reason), "
+			"updated_at_ms = $5 WHERE order_id = $1 AND status = $2",
+			DB_ARGS(order_id, from_name, to_name, reason, DB_I64(now_ms)), &changes);
 	if (st != SHOP_OK)
 		return st;
 	*ret_changed = changes > 0;

@@ -48,9 +48,9 @@ const char *notifications_reason_text(const char *reason)
 {
 	if (!reason)
 		return NULL;
-	for (size_t i = 0; i < sizeof(notifications_reasons) / sizeof(notifications_reasons[0]); i++)
+	for (size_t i = 0; i < sizeof(notifications_reasons) / sizeof(notifications_reasons[0]);
+	     i++)
 		if (strcmp(notifications_reasons[i].reason, reason) == 0)
 			return notifications_reasons[i].text;
 	return NULL;
 }
-

@@ -34,7 +34,8 @@ static struct log_ids notifications_log_ids(const struct svc_tx *tx, const char 
 }
 
 /* The one place that fills NotificationSent from what was recorded. */
-static shop_status notifications_emit_sent(struct svc_tx *tx, const struct notifications_record *rec)
+static shop_status notifications_emit_sent(struct svc_tx *tx,
+					   const struct notifications_record *rec)
 {
 	struct ct_notification_sent ev;
 	memset(&ev, 0, sizeof(ev));
@@ -158,4 +159,5 @@ const struct svc_route notifications_routes[] = {
 	{ CT_MSG_ORDER_SHIPPED, notifications_handle_order_shipped },
 	{ CT_MSG_ORDER_CANCELLED, notifications_handle_order_cancelled },
 };
-const size_t notifications_n_routes = sizeof(notifications_routes) / sizeof(notifications_routes[0]);
+const size_t notifications_n_routes = sizeof(notifications_routes) /
+				      sizeof(notifications_routes[0]);

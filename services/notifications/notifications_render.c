@@ -38,9 +38,9 @@ static shop_status notifications_render_received(const struct notifications_fact
 						 struct notifications_mail *m)
 {
 	int64_t n = f->item_count < 0 ? 0 : f->item_count;
-	shop_status st = notifications_fits(
-		snprintf(m->subject, sizeof(m->subject), "We received your order %s", f->order_id),
-		sizeof(m->subject));
+	shop_status st = notifications_fits(snprintf(m->subject, sizeof(m->subject),
+						     "We received your order %s", f->order_id),
+					    sizeof(m->subject));
 	if (st != SHOP_OK)
 		return st;
 	return notifications_fits(
@@ -55,24 +55,25 @@ static shop_status notifications_render_received(const struct notifications_fact
 static shop_status notifications_render_shipped(const struct notifications_facts *f,
 						struct notifications_mail *m)
 {
-	shop_status st = notifications_fits(
-		snprintf(m->subject, sizeof(m->subject), "Your order %s has shipped", f->order_id),
-		sizeof(m->subject));
+	shop_status st = notifications_fits(snprintf(m->subject, sizeof(m->subject),
+						     "Your order %s has shipped", f->order_id),
+					    sizeof(m->subject));
 	if (st != SHOP_OK)
 		return st;
-	return notifications_fits(snprintf(m->body, sizeof(m->body),
-					   "Hello,\n\n"
-					   "your order %s is on its way.\n\n" NOTIFICATIONS_SIGNATURE,
-					   f->order_id),
-				  sizeof(m->body));
+	return notifications_fits(
+		snprintf(m->body, sizeof(m->body),
+			 "Hello,\n\n"
+			 "your order %s is on its way.\n\n" NOTIFICATIONS_SIGNATURE,
+			 f->order_id),
+		sizeof(m->body));
 }
 
 static shop_status notifications_render_cancelled(const struct notifications_facts *f,
 						  struct notifications_mail *m)
 {
-	shop_status st = notifications_fits(
-		snprintf(m->subject, sizeof(m->subject), "Your order %s was cancelled", f->order_id),
-		sizeof(m->subject));
+	shop_status st = notifications_fits(snprintf(m->subject, sizeof(m->subject),
+						     "Your order %s was cancelled", f->order_id),
+					    sizeof(m->subject));
 	if (st != SHOP_OK)
 		return st;
 

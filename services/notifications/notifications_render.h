@@ -16,10 +16,10 @@
 
 #include <stdint.h>
 
-#define NOTIFICATIONS_SUBJECT_MAX 160  /* bytes in a subject line, without the NUL */
-#define NOTIFICATIONS_BODY_MAX 1024    /* bytes in a body, without the NUL */
-#define NOTIFICATIONS_ORDER_ID_MAX 64  /* longest order id an e-mail names */
-#define NOTIFICATIONS_REASON_MAX 64    /* longest unknown reason shown verbatim */
+#define NOTIFICATIONS_SUBJECT_MAX 160 /* bytes in a subject line, without the NUL */
+#define NOTIFICATIONS_BODY_MAX 1024   /* bytes in a body, without the NUL */
+#define NOTIFICATIONS_ORDER_ID_MAX 64 /* longest order id an e-mail names */
+#define NOTIFICATIONS_REASON_MAX 64   /* longest unknown reason shown verbatim */
 
 /* What an e-mail is about. */
 struct notifications_facts {

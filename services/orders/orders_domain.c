@@ -13,10 +13,8 @@
 #include <string.h>
 
 static const char *const status_names[ORDERS_STATUS_COUNT] = {
-	[ORDERS_STATUS_PENDING] = "PENDING",
-	[ORDERS_STATUS_RESERVED] = "RESERVED",
-	[ORDERS_STATUS_PAID] = "PAID",
-	[ORDERS_STATUS_SHIPPED] = "SHIPPED",
+	[ORDERS_STATUS_PENDING] = "PENDING",     [ORDERS_STATUS_RESERVED] = "RESERVED",
+	[ORDERS_STATUS_PAID] = "PAID",           [ORDERS_STATUS_SHIPPED] = "SHIPPED",
 	[ORDERS_STATUS_CANCELLED] = "CANCELLED",
 };
 
@@ -46,7 +44,9 @@ static const char *const input_names[ORDERS_INPUT_COUNT] = {
 static struct orders_decision decision_apply(const struct orders_state *current,
 					     enum orders_status to, enum orders_reason reason)
 {
-	return (struct orders_decision){ .verdict = ORDERS_APPLY, .status = to, .reason = reason,
+	return (struct orders_decision){ .verdict = ORDERS_APPLY,
+					 .status = to,
+					 .reason = reason,
 					 .cancel_requested = current->cancel_requested,
 					 .cancel_reason = current->cancel_reason,
 					 .cancel_requests = current->cancel_requests };
@@ -68,7 +68,8 @@ static struct orders_decision decision_ask_shipping(const struct orders_state *c
 static struct orders_decision decision_keep(enum orders_verdict verdict,
 					    const struct orders_state *current)
 {
-	return (struct orders_decision){ .verdict = verdict, .status = current->status,
+	return (struct orders_decision){ .verdict = verdict,
+					 .status = current->status,
 					 .reason = ORDERS_REASON_NONE,
 					 .cancel_requested = current->cancel_requested,
 					 .cancel_reason = current->cancel_reason,
@@ -104,7 +105,8 @@ struct orders_decision orders_decide(const struct orders_state *current,
 		/* Only a stock reason may cancel from here; anything else would
 		 * break "reason says why", and the handler refuses such a message
 		 * as invalid before it asks. */
-		if (in->reason != ORDERS_REASON_OUT_OF_STOCK && in->reason != ORDERS_REASON_UNKNOWN_SKU)
+		if (in->reason != ORDERS_REASON_OUT_OF_STOCK &&
+		    in->reason != ORDERS_REASON_UNKNOWN_SKU)
 			return decision_keep(ORDERS_IGNORE, current);
 		return forward_from(current, ORDERS_STATUS_PENDING, ORDERS_STATUS_CANCELLED,
 				    in->reason);
@@ -218,9 +220,12 @@ const char *orders_input_name(enum orders_input_kind kind)
 const char *orders_verdict_name(enum orders_verdict verdict)
 {
 	switch (verdict) {
-	case ORDERS_APPLY: return "apply";
-	case ORDERS_IGNORE: return "ignore";
-	case ORDERS_DEFER: return "defer";
+	case ORDERS_APPLY:
+		return "apply";
+	case ORDERS_IGNORE:
+		return "ignore";
+	case ORDERS_DEFER:
+		return "defer";
 	}
 	return "unknown";
 }

@@ -78,15 +78,15 @@ enum orders_reason {
 
 /* The facts that can reach an order. */
 enum orders_input_kind {
-	ORDERS_INPUT_PLACED,              /* PlaceOrder for an order that exists */
+	ORDERS_INPUT_PLACED, /* PlaceOrder for an order that exists */
 	ORDERS_INPUT_STOCK_RESERVED,
-	ORDERS_INPUT_STOCK_REJECTED,      /* carries out_of_stock or unknown_sku */
+	ORDERS_INPUT_STOCK_REJECTED, /* carries out_of_stock or unknown_sku */
 	ORDERS_INPUT_PAYMENT_AUTHORIZED,
 	ORDERS_INPUT_PAYMENT_DECLINED,
 	ORDERS_INPUT_SHIPMENT_DISPATCHED,
-	ORDERS_INPUT_CANCEL_REQUESTED,    /* the customer's CancelOrder */
+	ORDERS_INPUT_CANCEL_REQUESTED, /* the customer's CancelOrder */
 	ORDERS_INPUT_DEADLINE_PASSED,
-	ORDERS_INPUT_SHIPMENT_CANCELLED,  /* shipping's answer to a requested cancellation */
+	ORDERS_INPUT_SHIPMENT_CANCELLED,   /* shipping's answer to a requested cancellation */
 	ORDERS_INPUT_PAID_DEADLINE_PASSED, /* PAID with no answer from shipping for too long */
 };
 #define ORDERS_INPUT_COUNT 10
@@ -104,7 +104,7 @@ struct orders_state {
 	enum orders_status status;
 	bool cancel_requested;
 	enum orders_reason cancel_reason; /* customer_cancelled or timeout when requested */
-	int cancel_requests;              /* OrderCancellationRequested sent; 0 when not requested */
+	int cancel_requests; /* OrderCancellationRequested sent; 0 when not requested */
 };
 
 struct orders_input {
@@ -124,11 +124,11 @@ enum orders_verdict {
 
 struct orders_decision {
 	enum orders_verdict verdict;
-	enum orders_status status; /* the new status when APPLY, else the current one */
-	enum orders_reason reason; /* set when the new status is CANCELLED */
-	bool cancel_requested;     /* the mark after the decision (kept, never cleared) */
+	enum orders_status status;        /* the new status when APPLY, else the current one */
+	enum orders_reason reason;        /* set when the new status is CANCELLED */
+	bool cancel_requested;            /* the mark after the decision (kept, never cleared) */
 	enum orders_reason cancel_reason; /* the request's reason after the decision */
-	int cancel_requests;       /* after the decision; one more means: ask shipping */
+	int cancel_requests;              /* after the decision; one more means: ask shipping */
 };
 
 struct orders_decision orders_decide(const struct orders_state *current,

@@ -50,7 +50,6 @@ _Static_assert(ORDERS_FIELD_SIZE(struct orders_row, correlation_id) >=
 		       ORDERS_FIELD_SIZE(struct evt_envelope, correlationid),
 	       "orders_row.correlation_id is smaller than the envelope allows");
 
-
 static struct log_ids orders_log_ids(const struct svc_tx *tx, const char *order_id)
 {
 	return (struct log_ids){
@@ -84,7 +83,8 @@ static shop_status orders_emit_transition(struct svc_tx *tx, const struct orders
 	switch (row->status) {
 	case ORDERS_STATUS_RESERVED: {
 		struct ct_order_reserved ev = { 0 };
-		fits = TEXT_COPY(ev.order_id, row->order_id) && TEXT_COPY(ev.currency, row->currency);
+		fits = TEXT_COPY(ev.order_id, row->order_id) &&
+		       TEXT_COPY(ev.currency, row->currency);
 		ev.total_cents = row->total_cents;
 		if (fits)
 			return svc_emit(tx, CT_MSG_ORDER_RESERVED, row->order_id, &ev);
@@ -152,16 +152,18 @@ static void orders_log_asked(const struct svc_tx *tx, const struct log_ids *ids,
 	const char *why = orders_reason_name(row->cancel_reason);
 	if (in->kind != ORDERS_INPUT_PAID_DEADLINE_PASSED) {
 		log_debug(ids, "%s: order stays PAID, cancellation requested from shipping (%s)",
-			 orders_input_name(in->kind), why);
+			  orders_input_name(in->kind), why);
 		return;
 	}
 	int64_t waited = orders_paid_deadline_ms(tx->svc);
 	if (row->cancel_requests < ORDERS_CANCEL_REQUESTS_MAX)
-		log_error(ids, "PAID order without an answer from shipping for over %lld ms: "
+		log_error(ids,
+			  "PAID order without an answer from shipping for over %lld ms: "
 			  "cancellation requested from shipping (%s), request %d of %d",
 			  (long long)waited, why, row->cancel_requests, ORDERS_CANCEL_REQUESTS_MAX);
 	else
-		log_error(ids, "PAID order without an answer from shipping for over %lld ms: "
+		log_error(ids,
+			  "PAID order without an answer from shipping for over %lld ms: "
 			  "last cancellation request (%s), %d of %d; if shipping does not answer "
 			  "it, the order stays PAID until an operator acts (see the dead-letter "
 			  "stream for what was lost)",
@@ -190,12 +192,13 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 					    .cancel_requests = row.cancel_requests };
 		struct orders_decision d = orders_decide(&cur, in);
 		if (d.verdict == ORDERS_IGNORE) {
-			log_debug(&ids, "%s ignored: order is %s", input, orders_status_name(row.status));
+			log_debug(&ids, "%s ignored: order is %s", input,
+				  orders_status_name(row.status));
 			return SHOP_OK;
 		}
 		if (d.verdict == ORDERS_DEFER) {
 			log_debug(&ids, "%s deferred: order is still %s", input,
-				 orders_status_name(row.status));
+				  orders_status_name(row.status));
 			return SHOP_E_NOT_READY;
 		}
 
@@ -212,7 +215,7 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 			return st;
 		if (!moved) {
 			log_debug(&ids, "%s: order left %s meanwhile; deciding again", input,
-				 orders_status_name(row.status));
+				  orders_status_name(row.status));
 			continue;
 		}
 		orders_row_apply(&row, &change, tx->now_ms);
@@ -221,12 +224,13 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 			return orders_emit_cancellation_requested(tx, &row);
 		}
 		if (cur.cancel_requested && change.status == ORDERS_STATUS_SHIPPED)
-			log_warn(&ids, "%s: the shipment left before shipping saw the cancellation "
-				 "requested at %lld; the order ships", input,
-				 (long long)row.cancel_requested_at_ms);
+			log_warn(&ids,
+				 "%s: the shipment left before shipping saw the cancellation "
+				 "requested at %lld; the order ships",
+				 input, (long long)row.cancel_requested_at_ms);
 		log_debug(&ids, "%s: %s -> %s%s%s", input, orders_status_name(cur.status),
-			 orders_status_name(change.status), change.reason ? " " : "",
-			 change.reason ? orders_reason_name(change.reason) : "");
+			  orders_status_name(change.status), change.reason ? " " : "",
+			  change.reason ? orders_reason_name(change.reason) : "");
 		return orders_emit_transition(tx, &row);
 	}
 	log_error(&ids, "%s: order still moving after %d attempts", input,
@@ -409,8 +413,8 @@ shop_status orders_sweep(struct svc *svc, struct db *db)
 	for (size_t i = 0; i < n; i++) {
 		/* One transaction per order: one failure does not undo the others,
 		 * and the relay can publish each cancellation as it commits. */
-		st = svc_tx_run(svc, db, due[i].correlation_id[0] ? due[i].correlation_id : NULL, NULL,
-				orders_sweep_one, &due[i]);
+		st = svc_tx_run(svc, db, due[i].correlation_id[0] ? due[i].correlation_id : NULL,
+				NULL, orders_sweep_one, &due[i]);
 		if (st == SHOP_OK)
 			continue;
 		struct log_ids ids = { .order_id = due[i].order_id,

@@ -17,9 +17,9 @@
 #include <string.h>
 
 /* The columns orders_store_get reads, in the order row_read expects them. */
-#define ORDERS_ROW_COLUMNS                                                             \
-	"order_id, status, reason, customer_id, email, total_cents, currency, payment_id, " \
-	"shipment_id, correlation_id, created_at_ms, updated_at_ms, deadline_at_ms, version, " \
+#define ORDERS_ROW_COLUMNS                                                                         \
+	"order_id, status, reason, customer_id, email, total_cents, currency, payment_id, "        \
+	"shipment_id, correlation_id, created_at_ms, updated_at_ms, deadline_at_ms, version, "     \
 	"cancel_requested_at_ms, cancel_reason, cancel_requests"
 
 static shop_status row_read(const struct db_result *r, int i, struct orders_row *row)
@@ -113,27 +113,28 @@ shop_status orders_store_transition(struct db *db, const char *order_id,
 	 * shipping: the status alone does not change on that move. The count
 	 * of requests sent is in the guard for the same reason: a repeated
 	 * request changes neither status nor mark, and only grows it. */
-#define ORDERS_TRANSITION_SQL(mark_guard)                                                  \
-	"UPDATE orders SET status = $1, reason = $2, "                                         \
-	"total_cents = COALESCE($3, total_cents), currency = COALESCE($4, currency), "        \
-	"payment_id = COALESCE($5, payment_id), shipment_id = COALESCE($6, shipment_id), "    \
-	"cancel_requested_at_ms = COALESCE(cancel_requested_at_ms, $10), "                     \
-	"cancel_reason = COALESCE(cancel_reason, $11), cancel_requests = $12, "                \
-	"updated_at_ms = $7, version = version + 1 "                                           \
-	"WHERE order_id = $8 AND status = $9 AND cancel_requests = $13 "                       \
+#define ORDERS_TRANSITION_SQL(mark_guard)                                                          \
+	"UPDATE orders SET status = $1, reason = $2, "                                             \
+	"total_cents = COALESCE($3, total_cents), currency = COALESCE($4, currency), "             \
+	"payment_id = COALESCE($5, payment_id), shipment_id = COALESCE($6, shipment_id), "         \
+	"cancel_requested_at_ms = COALESCE(cancel_requested_at_ms, $10), "                         \
+	"cancel_reason = COALESCE(cancel_reason, $11), cancel_requests = $12, "                    \
+	"updated_at_ms = $7, version = version + 1 "                                               \
+	"WHERE order_id = $8 AND status = $9 AND cancel_requests = $13 "                           \
 	"AND cancel_requested_at_ms " mark_guard
 	static const char sql_unmarked[] = ORDERS_TRANSITION_SQL("IS NULL");
 	static const char sql_marked[] = ORDERS_TRANSITION_SQL("IS NOT NULL");
 #undef ORDERS_TRANSITION_SQL
 	int64_t changes = 0;
 	shop_status st = db_exec(db, from->cancel_requested ? sql_marked : sql_unmarked,
-				 DB_ARGS(orders_status_name(c->status), orders_reason_name(c->reason),
+				 DB_ARGS(orders_status_name(c->status),
+					 orders_reason_name(c->reason),
 					 c->has_total ? DB_I64(c->total_cents) : NULL, c->currency,
 					 c->payment_id, c->shipment_id, DB_I64(now_ms), order_id,
 					 orders_status_name(from->status),
 					 c->cancel_requested ? DB_I64(now_ms) : NULL,
-					 orders_reason_name(c->cancel_reason), DB_I64(c->cancel_requests),
-					 DB_I64(from->cancel_requests)),
+					 orders_reason_name(c->cancel_reason),
+					 DB_I64(c->cancel_requests), DB_I64(from->cancel_requests)),
 				 &changes);
 	if (st != SHOP_OK)
 		return st;
@@ -172,10 +173,9 @@ shop_status orders_store_find_expired(struct db *db, int64_t now_ms, size_t max,
 {
 	/* Both statuses by name, so each is a range scan of the
 	 * (status, deadline_at_ms) index. */
-	static const char sql[] =
-		"SELECT order_id, correlation_id FROM orders "
-		"WHERE status IN ('PENDING', 'RESERVED') AND deadline_at_ms < $1 "
-		"ORDER BY deadline_at_ms, order_id LIMIT $2";
+	static const char sql[] = "SELECT order_id, correlation_id FROM orders "
+				  "WHERE status IN ('PENDING', 'RESERVED') AND deadline_at_ms < $1 "
+				  "ORDER BY deadline_at_ms, order_id LIMIT $2";
 	struct db_result *r = NULL;
 	size_t n = 0;
 	shop_status st = db_query(db, sql, DB_ARGS(DB_I64(now_ms), DB_I64(max)), &r);
@@ -211,7 +211,8 @@ shop_status orders_store_find_paid_overdue(struct db *db, int64_t before_ms, int
 	struct db_result *r = NULL;
 	size_t n = 0;
 	shop_status st = db_query(db, sql,
-				  DB_ARGS(DB_I64(before_ms), DB_I64(max_requests), DB_I64(max)), &r);
+				  DB_ARGS(DB_I64(before_ms), DB_I64(max_requests), DB_I64(max)),
+				  &r);
 	if (st != SHOP_OK)
 		goto out;
 	for (int i = 0; i < db_result_rows(r) && n < max; i++) {

@@ -29,11 +29,11 @@ extern const size_t orders_n_migrations;
  * contract-checked messages, so it cannot happen without a bug). The
  * contracts bound strings in characters, up to 4 UTF-8 bytes each;
  * orders_handlers.c checks at compile time that these hold what they carry. */
-#define ORDERS_ID_MAX 64               /* order, payment and shipment ids: UUIDs */
+#define ORDERS_ID_MAX 64 /* order, payment and shipment ids: UUIDs */
 #define ORDERS_CUSTOMER_ID_MAX (4 * 64)
 #define ORDERS_EMAIL_MAX (4 * 254)
-#define ORDERS_CURRENCY_MAX 8          /* ISO 4217 is 3; room for a contract change */
-#define ORDERS_CORRELATION_MAX 64      /* EVT_REF_MAX */
+#define ORDERS_CURRENCY_MAX 8     /* ISO 4217 is 3; room for a contract change */
+#define ORDERS_CORRELATION_MAX 64 /* EVT_REF_MAX */
 
 /* A new order, as PlaceOrder carries it. */
 struct orders_new {
@@ -55,13 +55,13 @@ struct orders_row {
 	char email[ORDERS_EMAIL_MAX + 1];
 	bool has_total;
 	int64_t total_cents;
-	char currency[ORDERS_CURRENCY_MAX + 1];  /* "" until reserved */
-	char payment_id[ORDERS_ID_MAX + 1];      /* "" until paid */
-	char shipment_id[ORDERS_ID_MAX + 1];     /* "" until shipped */
-	bool cancel_requested;                   /* a PAID order's cancel awaits shipping */
-	int64_t cancel_requested_at_ms;          /* when it was asked; 0 when not */
-	enum orders_reason cancel_reason;        /* why it was asked; NONE when not */
-	int cancel_requests;                     /* OrderCancellationRequested sent */
+	char currency[ORDERS_CURRENCY_MAX + 1]; /* "" until reserved */
+	char payment_id[ORDERS_ID_MAX + 1];     /* "" until paid */
+	char shipment_id[ORDERS_ID_MAX + 1];    /* "" until shipped */
+	bool cancel_requested;                  /* a PAID order's cancel awaits shipping */
+	int64_t cancel_requested_at_ms;         /* when it was asked; 0 when not */
+	enum orders_reason cancel_reason;       /* why it was asked; NONE when not */
+	int cancel_requests;                    /* OrderCancellationRequested sent */
 	char correlation_id[ORDERS_CORRELATION_MAX + 1];
 	int64_t created_at_ms;
 	int64_t updated_at_ms;

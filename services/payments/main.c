@@ -43,8 +43,9 @@ int main(void)
 	}
 	const char *provider_url = config_str("SHOP_PAYMENTS_PROVIDER_DB_URL", derived);
 	if (payments_provider_url_check(service_url, provider_url) != SHOP_OK) {
-		fprintf(stderr, "payments: SHOP_PAYMENTS_PROVIDER_DB_URL must not be the service's "
-				"own SQLite file (one writer per file: charges would never commit)\n");
+		fprintf(stderr,
+			"payments: SHOP_PAYMENTS_PROVIDER_DB_URL must not be the service's "
+			"own SQLite file (one writer per file: charges would never commit)\n");
 		return 2;
 	}
 	ctx.provider = payments_provider_create(provider_url);

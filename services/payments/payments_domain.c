@@ -11,10 +11,8 @@
 #include <string.h>
 
 static const char *const status_names[PAYMENTS_STATUS_COUNT] = {
-	[PAYMENTS_NEW] = "NEW",
-	[PAYMENTS_CHARGED] = "CHARGED",
-	[PAYMENTS_DECLINED] = "DECLINED",
-	[PAYMENTS_CANCELLED] = "CANCELLED",
+	[PAYMENTS_NEW] = "NEW",           [PAYMENTS_CHARGED] = "CHARGED",
+	[PAYMENTS_DECLINED] = "DECLINED", [PAYMENTS_CANCELLED] = "CANCELLED",
 	[PAYMENTS_REFUNDED] = "REFUNDED",
 };
 
@@ -38,8 +36,7 @@ shop_status payments_status_parse(const char *s, enum payments_status *ret_statu
 	return SHOP_E_INVALID;
 }
 
-enum payments_action payments_decide(enum payments_event ev, bool exists,
-				     enum payments_status st)
+enum payments_action payments_decide(enum payments_event ev, bool exists, enum payments_status st)
 {
 	switch (ev) {
 	case PAYMENTS_EV_ORDER_PLACED:

@@ -54,14 +54,14 @@ enum payments_event {
 #define PAYMENTS_EVENT_COUNT 4
 
 enum payments_action {
-	PAYMENTS_ACT_NONE,      /* duplicate, stale or illegal: nothing to do */
-	PAYMENTS_ACT_WAIT,      /* an earlier fact is missing: SHOP_E_NOT_READY */
-	PAYMENTS_ACT_CREATE,    /* record the intent (NEW) with the card token */
-	PAYMENTS_ACT_CHARGE,    /* charge the reserved total through the provider */
-	PAYMENTS_ACT_CANCEL,    /* NEW: ask the provider by key; REFUNDED when it
+	PAYMENTS_ACT_NONE,         /* duplicate, stale or illegal: nothing to do */
+	PAYMENTS_ACT_WAIT,         /* an earlier fact is missing: SHOP_E_NOT_READY */
+	PAYMENTS_ACT_CREATE,       /* record the intent (NEW) with the card token */
+	PAYMENTS_ACT_CHARGE,       /* charge the reserved total through the provider */
+	PAYMENTS_ACT_CANCEL,       /* NEW: ask the provider by key; REFUNDED when it
 				 * holds a charge, else CANCELLED */
-	PAYMENTS_ACT_TOMBSTONE, /* no intent yet: remember the cancellation */
-	PAYMENTS_ACT_REFUND,    /* CHARGED -> REFUNDED through the provider */
+	PAYMENTS_ACT_TOMBSTONE,    /* no intent yet: remember the cancellation */
+	PAYMENTS_ACT_REFUND,       /* CHARGED -> REFUNDED through the provider */
 	PAYMENTS_ACT_REFUND_FOUND, /* CANCELLED -> REFUNDED: give back a charge
 				    * the row never recorded */
 };
@@ -80,8 +80,7 @@ shop_status payments_status_parse(const char *s, enum payments_status *ret_statu
 
 /* The decision table: what event ev does to a payment that exists with
  * status st, or does not exist (exists false; st is then ignored). */
-enum payments_action payments_decide(enum payments_event ev, bool exists,
-				     enum payments_status st);
+enum payments_action payments_decide(enum payments_event ev, bool exists, enum payments_status st);
 
 /* What a charge outcome makes of a NEW payment: SHOP_OK with CHARGED or
  * DECLINED, or SHOP_E_UNAVAILABLE for a transient failure (the message is

@@ -81,8 +81,7 @@ static shop_status payments_emit_authorized(struct svc_tx *tx, const char *order
 {
 	struct ct_payment_authorized ev;
 	memset(&ev, 0, sizeof(ev));
-	if (!TEXT_COPY(ev.order_id, order_id) ||
-	    !TEXT_COPY(ev.payment_id, payment_id) ||
+	if (!TEXT_COPY(ev.order_id, order_id) || !TEXT_COPY(ev.payment_id, payment_id) ||
 	    !TEXT_COPY(ev.currency, currency))
 		return SHOP_E_INTERNAL;
 	ev.amount_cents = amount_cents;
@@ -96,8 +95,7 @@ static shop_status payments_emit_declined(struct svc_tx *tx, const char *order_i
 {
 	struct ct_payment_declined ev;
 	memset(&ev, 0, sizeof(ev));
-	if (!TEXT_COPY(ev.order_id, order_id) ||
-	    !TEXT_COPY(ev.reason, reason) ||
+	if (!TEXT_COPY(ev.order_id, order_id) || !TEXT_COPY(ev.reason, reason) ||
 	    !TEXT_COPY(ev.currency, currency))
 		return SHOP_E_INTERNAL;
 	ev.amount_cents = amount_cents;
@@ -108,8 +106,7 @@ static shop_status payments_emit_refunded(struct svc_tx *tx, const struct paymen
 {
 	struct ct_payment_refunded ev;
 	memset(&ev, 0, sizeof(ev));
-	if (!TEXT_COPY(ev.order_id, row->order_id) ||
-	    !TEXT_COPY(ev.payment_id, row->payment_id) ||
+	if (!TEXT_COPY(ev.order_id, row->order_id) || !TEXT_COPY(ev.payment_id, row->payment_id) ||
 	    !TEXT_COPY(ev.currency, row->currency))
 		return SHOP_E_INTERNAL;
 	ev.amount_cents = row->amount_cents;
@@ -143,7 +140,8 @@ shop_status payments_handle_order_placed(struct svc_tx *tx, const void *data)
 	 * CREATE when no row, NONE otherwise), taken atomically: a row that
 	 * exists, even a cancellation's tombstone, is left as it is. */
 	shop_status st = payments_store_insert_intent(tx->db, msg->order_id,
-						      msg->payment.card_token, tx->now_ms, &inserted);
+						      msg->payment.card_token, tx->now_ms,
+						      &inserted);
 	if (st != SHOP_OK) {
 		log_warn(&ids, "recording the payment intent failed: %s", shop_status_name(st));
 		return st;
@@ -169,7 +167,8 @@ static shop_status payments_charge(struct svc_tx *tx, const struct payments_row 
 		return SHOP_E_INTERNAL;
 	}
 	if (!payments_amount_valid(msg->total_cents)) {
-		log_error(ids, "reserved total %lld cannot be charged", (long long)msg->total_cents);
+		log_error(ids, "reserved total %lld cannot be charged",
+			  (long long)msg->total_cents);
 		return SHOP_E_INVALID;
 	}
 	st = payments_provider_charge(provider, row->order_id, row->card_token, msg->total_cents,
@@ -209,9 +208,10 @@ static shop_status payments_charge(struct svc_tx *tx, const struct payments_row 
 						      msg->total_cents, msg->currency,
 						      res.attempts);
 		if (st == SHOP_OK)
-			log_debug(ids, "payment %s authorized: %lld %s, charge %s after %lld attempt(s)",
-				 payment_id, (long long)msg->total_cents, msg->currency,
-				 res.charge_id, (long long)res.attempts);
+			log_debug(ids,
+				  "payment %s authorized: %lld %s, charge %s after %lld attempt(s)",
+				  payment_id, (long long)msg->total_cents, msg->currency,
+				  res.charge_id, (long long)res.attempts);
 	} else {
 		st = payments_store_mark_declined(tx->db, row->order_id, res.decline_reason,
 						  msg->total_cents, msg->currency, res.attempts,
@@ -298,7 +298,7 @@ static shop_status payments_refund(struct svc_tx *tx, struct payments_row *row,
 		st = payments_emit_refunded(tx, row);
 	if (st == SHOP_OK)
 		log_debug(ids, "payment %s refunded: %lld %s, refund %s", row->payment_id,
-			 (long long)row->amount_cents, row->currency, refund_id);
+			  (long long)row->amount_cents, row->currency, refund_id);
 	return st == SHOP_E_CONFLICT ? SHOP_E_INTERNAL : st;
 }
 
@@ -326,7 +326,8 @@ static shop_status payments_refund_found(struct svc_tx *tx, const struct payment
 	if (st == SHOP_OK)
 		st = payments_emit_refunded(tx, &refunded);
 	if (st == SHOP_OK)
-		log_warn(ids, "charge %s was never recorded (payment %s); refunded: %lld %s, refund %s",
+		log_warn(ids,
+			 "charge %s was never recorded (payment %s); refunded: %lld %s, refund %s",
 			 charge->charge_id, payments_status_name(row->status),
 			 (long long)charge->amount_cents, charge->currency, refund_id);
 	return st == SHOP_E_CONFLICT ? SHOP_E_INTERNAL : st;
@@ -451,9 +452,8 @@ shop_status payments_reconcile(struct svc *svc, struct db *db)
 				 open[i].charge_id);
 			continue;
 		}
-		if (st == SHOP_OK &&
-		    payments_decide(PAYMENTS_EV_CHARGE_FOUND, true, row.status) !=
-			    PAYMENTS_ACT_REFUND_FOUND)
+		if (st == SHOP_OK && payments_decide(PAYMENTS_EV_CHARGE_FOUND, true, row.status) !=
+					     PAYMENTS_ACT_REFUND_FOUND)
 			continue;
 		if (st == SHOP_OK)
 			st = svc_tx_run(svc, db, NULL, NULL, payments_reconcile_one, &open[i]);

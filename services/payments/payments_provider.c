@@ -52,7 +52,7 @@ static const struct db_migration provider_migrations[] = {
 struct payments_provider {
 	pthread_mutex_t mu; /* guards db: one connection, shared by consumer threads */
 	char *url;
-	struct db *db;      /* NULL until first use, and after a failed connect */
+	struct db *db; /* NULL until first use, and after a failed connect */
 };
 
 struct payments_provider *payments_provider_create(const char *url)
@@ -482,8 +482,8 @@ out:
 	return st;
 }
 
-shop_status payments_provider_session_text(struct payments_provider *p, const char *sql,
-					   char *out, size_t out_size)
+shop_status payments_provider_session_text(struct payments_provider *p, const char *sql, char *out,
+					   size_t out_size)
 {
 	struct db_result *r = NULL;
 	pthread_mutex_lock(&p->mu);

@@ -71,7 +71,7 @@ enum payments_provider_outcome {
 };
 
 struct payments_provider_charge_result {
-	enum payments_provider_outcome outcome; /* APPROVED or DECLINED */
+	enum payments_provider_outcome outcome;    /* APPROVED or DECLINED */
 	char charge_id[PAYMENTS_PROVIDER_ID_SIZE]; /* "" when declined */
 	int64_t attempts;                          /* attempts it took, >= 1 */
 	const char *decline_reason;                /* static; NULL when approved */
@@ -122,8 +122,8 @@ shop_status payments_provider_open_charges(struct payments_provider *p, const ch
 
 /* Tests only: the first column of the first row of SQL (no parameters), run
  * on the ledger's own connection, into out. */
-shop_status payments_provider_session_text(struct payments_provider *p, const char *sql,
-					   char *out, size_t out_size);
+shop_status payments_provider_session_text(struct payments_provider *p, const char *sql, char *out,
+					   size_t out_size);
 
 /* The card rule, pure: what attempt number `attempt` (1-based) of token does. */
 enum payments_provider_outcome payments_provider_decide(const char *token, int64_t attempt);

@@ -13,13 +13,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PAYMENTS_COLUMNS                                                              \
-	"order_id, card_token, status, amount_cents, currency, payment_id, charge_id," \
+#define PAYMENTS_COLUMNS                                                                           \
+	"order_id, card_token, status, amount_cents, currency, payment_id, charge_id,"             \
 	" refund_id, decline_reason, attempts, created_at_ms, updated_at_ms"
 
 shop_status payments_store_insert_intent(struct db *db, const char *order_id,
-					 const char *card_token, int64_t now_ms,
-					 bool *ret_inserted)
+					 const char *card_token, int64_t now_ms, bool *ret_inserted)
 {
 	int64_t changes = 0;
 	shop_status st = db_exec(db,
@@ -36,11 +35,12 @@ shop_status payments_store_insert_tombstone(struct db *db, const char *order_id,
 					    bool *ret_inserted)
 {
 	int64_t changes = 0;
-	shop_status st = db_exec(db,
-				 "INSERT INTO payments (order_id, card_token, status, attempts,"
-				 " created_at_ms, updated_at_ms) VALUES ($1, '', 'CANCELLED', 0, $2, $2)"
-				 " ON CONFLICT (order_id) DO NOTHING",
-				 DB_ARGS(order_id, DB_I64(now_ms)), &changes);
+	shop_status st =
+		db_exec(db,
+			"INSERT INTO payments (order_id, card_token, status, attempts,"
+			" created_at_ms, updated_at_ms) VALUES ($1, '', 'CANCELLED', 0, $2, $2)"
+			" ON CONFLICT (order_id) DO NOTHING",
+			DB_ARGS(order_id, DB_I64(now_ms)), &changes);
 	if (st == SHOP_OK)
 		*ret_inserted = changes > 0;
 	return st;
@@ -70,7 +70,8 @@ shop_status payments_store_get(struct db *db, const char *order_id, struct payme
 {
 	struct payments_row row = { 0 };
 	struct db_result *r = NULL;
-	shop_status st = db_query(db, "SELECT " PAYMENTS_COLUMNS " FROM payments WHERE order_id = $1",
+	shop_status st = db_query(db,
+				  "SELECT " PAYMENTS_COLUMNS " FROM payments WHERE order_id = $1",
 				  DB_ARGS(order_id), &r);
 	if (st != SHOP_OK)
 		goto out;
@@ -90,9 +91,9 @@ shop_status payments_store_lock_get(struct db *db, const char *order_id,
 				    struct payments_row *ret_row)
 {
 	int64_t changes = 0;
-	shop_status st = db_exec(db,
-				 "UPDATE payments SET updated_at_ms = updated_at_ms WHERE order_id = $1",
-				 DB_ARGS(order_id), &changes);
+	shop_status st =
+		db_exec(db, "UPDATE payments SET updated_at_ms = updated_at_ms WHERE order_id = $1",
+			DB_ARGS(order_id), &changes);
 	if (st != SHOP_OK)
 		return st;
 	if (changes == 0)
@@ -111,10 +112,9 @@ static shop_status store_transition(struct db *db, const char *sql, int nparams,
 	return changes == 1 ? SHOP_OK : SHOP_E_CONFLICT;
 }
 
-shop_status payments_store_mark_charged(struct db *db, const char *order_id,
-					const char *payment_id, const char *charge_id,
-					int64_t amount_cents, const char *currency,
-					int64_t attempts, int64_t now_ms)
+shop_status payments_store_mark_charged(struct db *db, const char *order_id, const char *payment_id,
+					const char *charge_id, int64_t amount_cents,
+					const char *currency, int64_t attempts, int64_t now_ms)
 {
 	return store_transition(db,
 				"UPDATE payments SET status = 'CHARGED', payment_id = $2,"
@@ -124,9 +124,9 @@ shop_status payments_store_mark_charged(struct db *db, const char *order_id,
 					currency, DB_I64(attempts), DB_I64(now_ms)));
 }
 
-shop_status payments_store_mark_declined(struct db *db, const char *order_id,
-					 const char *reason, int64_t amount_cents,
-					 const char *currency, int64_t attempts, int64_t now_ms)
+shop_status payments_store_mark_declined(struct db *db, const char *order_id, const char *reason,
+					 int64_t amount_cents, const char *currency,
+					 int64_t attempts, int64_t now_ms)
 {
 	return store_transition(db,
 				"UPDATE payments SET status = 'DECLINED', decline_reason = $2,"
@@ -158,8 +158,8 @@ shop_status payments_store_mark_refunded_found(struct db *db, const char *order_
 					DB_I64(amount_cents), currency, refund_id, DB_I64(now_ms)));
 }
 
-shop_status payments_store_mark_refunded(struct db *db, const char *order_id,
-					 const char *refund_id, int64_t now_ms)
+shop_status payments_store_mark_refunded(struct db *db, const char *order_id, const char *refund_id,
+					 int64_t now_ms)
 {
 	return store_transition(db,
 				"UPDATE payments SET status = 'REFUNDED', refund_id = $2,"

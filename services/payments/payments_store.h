@@ -69,14 +69,13 @@ shop_status payments_store_lock_get(struct db *db, const char *order_id,
 				    struct payments_row *ret_row);
 
 /* NEW -> CHARGED with what was charged. */
-shop_status payments_store_mark_charged(struct db *db, const char *order_id,
-					const char *payment_id, const char *charge_id,
-					int64_t amount_cents, const char *currency,
-					int64_t attempts, int64_t now_ms);
+shop_status payments_store_mark_charged(struct db *db, const char *order_id, const char *payment_id,
+					const char *charge_id, int64_t amount_cents,
+					const char *currency, int64_t attempts, int64_t now_ms);
 /* NEW -> DECLINED with the provider's reason. */
-shop_status payments_store_mark_declined(struct db *db, const char *order_id,
-					 const char *reason, int64_t amount_cents,
-					 const char *currency, int64_t attempts, int64_t now_ms);
+shop_status payments_store_mark_declined(struct db *db, const char *order_id, const char *reason,
+					 int64_t amount_cents, const char *currency,
+					 int64_t attempts, int64_t now_ms);
 /* NEW -> CANCELLED. */
 shop_status payments_store_mark_cancelled(struct db *db, const char *order_id, int64_t now_ms);
 /* FROM (NEW or CANCELLED) -> REFUNDED for a charge the provider holds but the
@@ -88,7 +87,7 @@ shop_status payments_store_mark_refunded_found(struct db *db, const char *order_
 					       const char *currency, const char *refund_id,
 					       int64_t now_ms);
 /* CHARGED -> REFUNDED with the provider's refund id. */
-shop_status payments_store_mark_refunded(struct db *db, const char *order_id,
-					 const char *refund_id, int64_t now_ms);
+shop_status payments_store_mark_refunded(struct db *db, const char *order_id, const char *refund_id,
+					 int64_t now_ms);
 
 #endif

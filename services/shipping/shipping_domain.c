@@ -87,4 +87,3 @@ int64_t shipping_dispatch_at(int64_t now_ms, int64_t delay_ms)
 		return INT64_MAX;
 	return now_ms + delay_ms;
 }
-

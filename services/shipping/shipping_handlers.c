@@ -83,8 +83,7 @@ static shop_status shipping_shipment_new(const struct svc_tx *tx, const char *or
 	const char *traceparent = tx->cause ? tx->cause->traceparent : tx->traceparent;
 	if (!TEXT_COPY(s.order_id, order_id))
 		return SHOP_E_INVALID;
-	if (!TEXT_COPY(s.correlation_id, correlation_id) ||
-	    !TEXT_COPY(s.traceparent, traceparent))
+	if (!TEXT_COPY(s.correlation_id, correlation_id) || !TEXT_COPY(s.traceparent, traceparent))
 		return SHOP_E_INTERNAL;
 	if (state == SHIPPING_STATE_SCHEDULED) {
 		char id[IDS_UUID_SIZE];
@@ -106,8 +105,7 @@ static shop_status shipping_emit_scheduled(struct svc_tx *tx, const struct shipp
 	memset(&ev, 0, sizeof(ev));
 	char due[CLOCK_RFC3339_SIZE];
 	clock_rfc3339(s->dispatch_at_ms, due);
-	if (!TEXT_COPY(ev.order_id, s->order_id) ||
-	    !TEXT_COPY(ev.shipment_id, s->shipment_id) ||
+	if (!TEXT_COPY(ev.order_id, s->order_id) || !TEXT_COPY(ev.shipment_id, s->shipment_id) ||
 	    !TEXT_COPY(ev.dispatch_at, due))
 		return SHOP_E_INTERNAL;
 	return svc_emit(tx, CT_MSG_SHIPMENT_SCHEDULED, s->order_id, &ev);
@@ -117,8 +115,7 @@ static shop_status shipping_emit_dispatched(struct svc_tx *tx, const struct ship
 {
 	struct ct_shipment_dispatched ev;
 	memset(&ev, 0, sizeof(ev));
-	if (!TEXT_COPY(ev.order_id, s->order_id) ||
-	    !TEXT_COPY(ev.shipment_id, s->shipment_id))
+	if (!TEXT_COPY(ev.order_id, s->order_id) || !TEXT_COPY(ev.shipment_id, s->shipment_id))
 		return SHOP_E_INTERNAL;
 	return svc_emit(tx, CT_MSG_SHIPMENT_DISPATCHED, s->order_id, &ev);
 }
@@ -127,8 +124,7 @@ static shop_status shipping_emit_cancelled(struct svc_tx *tx, const struct shipp
 {
 	struct ct_shipment_cancelled ev;
 	memset(&ev, 0, sizeof(ev));
-	if (!TEXT_COPY(ev.order_id, s->order_id) ||
-	    !TEXT_COPY(ev.shipment_id, s->shipment_id))
+	if (!TEXT_COPY(ev.order_id, s->order_id) || !TEXT_COPY(ev.shipment_id, s->shipment_id))
 		return SHOP_E_INTERNAL;
 	return svc_emit(tx, CT_MSG_SHIPMENT_CANCELLED, s->order_id, &ev);
 }
@@ -202,7 +198,7 @@ shop_status shipping_handle_order_paid(struct svc_tx *tx, const void *data)
 		if (st != SHOP_OK)
 			goto out;
 		log_debug(&ids, "shipment %s scheduled, due in %lld ms", s.shipment_id,
-			 (long long)(s.dispatch_at_ms - tx->now_ms));
+			  (long long)(s.dispatch_at_ms - tx->now_ms));
 		goto out;
 	}
 	log_error(&ids, "shipment state kept changing while scheduling");
@@ -263,13 +259,14 @@ static shop_status shipping_cancel(struct svc_tx *tx, const char *order_id,
 				st = shipping_emit_cancelled_unscheduled(tx, &tomb);
 			if (st == SHOP_OK)
 				log_debug(&ids, "order %s before shipping; remembered",
-					 requested ? "cancellation requested" : "cancelled");
+					  requested ? "cancellation requested" : "cancelled");
 			goto out;
 		}
 		case SHIPPING_CANCEL_SHIPMENT:
 			/* The same guarded move the dispatcher makes from
 			 * SCHEDULED: exactly one of the two wins. */
-			st = shipping_store_shipment_move(tx->db, order_id, SHIPPING_STATE_SCHEDULED,
+			st = shipping_store_shipment_move(tx->db, order_id,
+							  SHIPPING_STATE_SCHEDULED,
 							  SHIPPING_STATE_CANCELLED, tx->now_ms);
 			if (st == SHOP_E_CONFLICT)
 				continue; /* the dispatcher won: decide again (too late) */
@@ -288,7 +285,8 @@ static shop_status shipping_cancel(struct svc_tx *tx, const char *order_id,
 			 * a dispatched shipment: orders cancels a paid order
 			 * only on our ShipmentCancelled.) */
 			log_warn(&ids, "order %s after shipment %s was dispatched; too late",
-				 requested ? "cancellation requested" : "cancelled", cur.shipment_id);
+				 requested ? "cancellation requested" : "cancelled",
+				 cur.shipment_id);
 			st = SHOP_OK;
 			goto out;
 		case SHIPPING_CANCEL_ALREADY:
@@ -367,13 +365,15 @@ shop_status shipping_dispatch_due(struct svc *svc, struct db *db, int64_t now_ms
 	for (size_t i = 0; i < report.due; i++) {
 		struct shipping_dispatch_job job = { .shipment = &rows[i], .dispatched = false };
 		st = svc_tx_run(svc, db, shipping_nonempty(rows[i].correlation_id),
-				shipping_nonempty(rows[i].traceparent), shipping_dispatch_one, &job);
+				shipping_nonempty(rows[i].traceparent), shipping_dispatch_one,
+				&job);
 		if (st == SHOP_OK) {
 			report.dispatched += job.dispatched;
 			continue;
 		}
 		struct log_ids ids = { .order_id = rows[i].order_id,
-				       .correlation_id = shipping_nonempty(rows[i].correlation_id) };
+				       .correlation_id = shipping_nonempty(
+					       rows[i].correlation_id) };
 		log_warn(&ids, "dispatching shipment %s failed: %s", rows[i].shipment_id,
 			 shop_status_name(st));
 		/* The row stays SCHEDULED and due, so the next run retries it.

@@ -43,7 +43,8 @@ out:
 }
 
 /* Columns in the order every SELECT below lists them. */
-#define SHIPPING_COLUMNS "order_id, shipment_id, status, dispatch_at_ms, correlation_id, traceparent"
+#define SHIPPING_COLUMNS                                                                           \
+	"order_id, shipment_id, status, dispatch_at_ms, correlation_id, traceparent"
 
 static shop_status shipping_row_read(const struct db_result *r, int row,
 				     struct shipping_shipment *ret_shipment)
@@ -66,7 +67,8 @@ shop_status shipping_store_shipment_get(struct db *db, const char *order_id,
 					struct shipping_shipment *ret_shipment)
 {
 	struct db_result *r = NULL;
-	shop_status st = db_query(db, "SELECT " SHIPPING_COLUMNS " FROM shipments WHERE order_id = $1",
+	shop_status st = db_query(db,
+				  "SELECT " SHIPPING_COLUMNS " FROM shipments WHERE order_id = $1",
 				  DB_ARGS(order_id), &r);
 	if (st != SHOP_OK)
 		goto out;
@@ -92,14 +94,14 @@ shop_status shipping_store_shipment_insert(struct db *db, const struct shipping_
 	char due[DB_I64_SIZE];
 	db_i64_format(due, s->dispatch_at_ms);
 	int64_t changes = 0;
-	shop_status st = db_exec(db,
-				 "INSERT INTO shipments (order_id, shipment_id, status, dispatch_at_ms, "
-				 "correlation_id, traceparent, created_at_ms, updated_at_ms) "
-				 "VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING",
-				 DB_ARGS(s->order_id, voided ? NULL : s->shipment_id, status,
-					 voided ? NULL : due, s->correlation_id, s->traceparent,
-					 DB_I64(now_ms)),
-				 &changes);
+	shop_status st = db_exec(
+		db,
+		"INSERT INTO shipments (order_id, shipment_id, status, dispatch_at_ms, "
+		"correlation_id, traceparent, created_at_ms, updated_at_ms) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING",
+		DB_ARGS(s->order_id, voided ? NULL : s->shipment_id, status, voided ? NULL : due,
+			s->correlation_id, s->traceparent, DB_I64(now_ms)),
+		&changes);
 	if (st != SHOP_OK)
 		return st;
 	return changes == 1 ? SHOP_OK : SHOP_E_CONFLICT;

@@ -35,7 +35,7 @@ struct shipping_shipment {
 	char order_id[SHIPPING_REF_SIZE];
 	char shipment_id[SHIPPING_REF_SIZE]; /* "" for a VOIDED tombstone */
 	enum shipping_state state;
-	int64_t dispatch_at_ms;              /* 0 for a VOIDED tombstone */
+	int64_t dispatch_at_ms; /* 0 for a VOIDED tombstone */
 	char correlation_id[SHIPPING_REF_SIZE];
 	char traceparent[IDS_TRACEPARENT_SIZE];
 };

@@ -52,11 +52,12 @@ static inline bool pg_race_lock_wait_seen(struct db *observer)
 	for (int64_t waited = 0; waited < PG_RACE_LOCK_WAIT_MAX_MS;
 	     waited += PG_RACE_LOCK_WAIT_POLL_MS) {
 		struct db_result *r = NULL;
-		assert_int_equal(db_query(observer,
-					  "SELECT COUNT(*) FROM pg_stat_activity"
-					  " WHERE datname = current_database() AND wait_event_type = 'Lock'",
-					  DB_NOARGS, &r),
-				 SHOP_OK);
+		assert_int_equal(
+			db_query(observer,
+				 "SELECT COUNT(*) FROM pg_stat_activity"
+				 " WHERE datname = current_database() AND wait_event_type = 'Lock'",
+				 DB_NOARGS, &r),
+			SHOP_OK);
 		int64_t n = db_result_int(r, 0, 0);
 		db_result_free(r);
 		if (n > 0)

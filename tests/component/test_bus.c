@@ -53,10 +53,10 @@ static jsCtx *raw_js;
 
 /* ---- helpers ---------------------------------------------------------- */
 
-#define NEED_SERVER()             \
-	do {                      \
-		if (!test_url)    \
-			skip();   \
+#define NEED_SERVER()                                                                              \
+	do {                                                                                       \
+		if (!test_url)                                                                     \
+			skip();                                                                    \
 	} while (0)
 
 /* Names unique to this process and call: stream "BUS_<pid>_<n>", subject
@@ -111,8 +111,7 @@ static struct bus *fixture_open(struct names *n, const char *const *filters, siz
 }
 
 /* A binding to DURABLE on STREAM, which must exist. */
-static struct bus_consumer *consumer_open(struct bus *bus, const char *stream,
-					  const char *durable)
+static struct bus_consumer *consumer_open(struct bus *bus, const char *stream, const char *durable)
 {
 	struct bus_consumer *c = NULL;
 	assert_int_equal(bus_consumer_open(bus, stream, durable, &c), SHOP_OK);
@@ -211,8 +210,9 @@ static void batch_make(struct batch *b, const struct names *n, const char *subje
 	for (size_t i = 0; i < count; i++) {
 		b->ids[i] = xasprintf("%s-%zu", n->stream, i);
 		const char *d = data ? data : b->ids[i];
-		b->out[i] = (struct bus_out){ .subject = subject, .msg_id = b->ids[i], .data = d,
-					      .len = strlen(d) };
+		b->out[i] = (struct bus_out){
+			.subject = subject, .msg_id = b->ids[i], .data = d, .len = strlen(d)
+		};
 	}
 }
 
@@ -440,7 +440,8 @@ static void ensure_consumer_sets_ack_wait_max_deliver_and_max_ack_pending(void *
 	assert_string_equal(cfg->Durable, n.durable);
 	assert_true(cfg->DeliverSubject == NULL || cfg->DeliverSubject[0] == '\0');
 	bool one_filter = (cfg->FilterSubject && strcmp(cfg->FilterSubject, n.wildcard) == 0) ||
-			  (cfg->FilterSubjectsLen == 1 && strcmp(cfg->FilterSubjects[0], n.wildcard) == 0);
+			  (cfg->FilterSubjectsLen == 1 &&
+			   strcmp(cfg->FilterSubjects[0], n.wildcard) == 0);
 	assert_true(one_filter);
 	jsConsumerInfo_Destroy(ci);
 	bus_close(bus);
@@ -486,8 +487,10 @@ static void same_msg_id_twice_is_stored_once_and_reported_duplicate(void **state
 	struct bus *bus = fixture_open(&n, NULL, 0);
 	char subject[NAME_SIZE + 8];
 	snprintf(subject, sizeof(subject), "%s.x", n.prefix);
-	struct bus_out o = { .subject = subject, .msg_id = "0192f0c1-7d2a-7abc-8def-0123456789ab",
-			     .data = "{\"n\":1}", .len = 7 };
+	struct bus_out o = { .subject = subject,
+			     .msg_id = "0192f0c1-7d2a-7abc-8def-0123456789ab",
+			     .data = "{\"n\":1}",
+			     .len = 7 };
 	bool dup = true;
 	assert_int_equal(bus_publish(bus, &o, &dup), SHOP_OK);
 	assert_false(dup);
@@ -539,7 +542,8 @@ static void batch_of_2000_is_stored_exactly_once_and_a_rerun_only_finds_duplicat
 
 	/* An empty batch is fine; a malformed message is refused alone. */
 	assert_int_equal(bus_publish_batch(bus, out, 0, st), SHOP_OK);
-	struct bus_out mixed[2] = { out[0], { .subject = subject, .msg_id = "", .data = "", .len = 0 } };
+	struct bus_out mixed[2] = { out[0],
+				    { .subject = subject, .msg_id = "", .data = "", .len = 0 } };
 	assert_int_equal(bus_publish_batch(bus, mixed, 2, st), SHOP_E_INVALID);
 	assert_int_equal(st[0], SHOP_OK);
 	assert_int_equal(st[1], SHOP_E_INVALID);
@@ -715,7 +719,8 @@ static void dead_letter_stores_a_copy_with_its_origin_and_stops_redelivery(void 
 	struct bus_consumer *c = one.c;
 	const char *durable = one.durable, *subject = one.subject;
 	const char *dlq_subjects[] = { BUS_DEADLETTER_PREFIX ".>" };
-	assert_int_equal(bus_ensure_stream(bus, BUS_DEADLETTER_STREAM, dlq_subjects, 1, 1), SHOP_OK);
+	assert_int_equal(bus_ensure_stream(bus, BUS_DEADLETTER_STREAM, dlq_subjects, 1, 1),
+			 SHOP_OK);
 	publish_one(bus, subject, "filler-so-the-seq-is-not-1", "{}");
 
 	struct bus_msg **msgs = NULL;
@@ -735,7 +740,8 @@ static void dead_letter_stores_a_copy_with_its_origin_and_stops_redelivery(void 
 		 durable);
 	snprintf(dlq_durable, sizeof(dlq_durable), "%s_dlq", n.durable);
 	const char *dlq_filters[] = { dlq_subject };
-	assert_int_equal(bus_ensure_consumer(bus, BUS_DEADLETTER_STREAM, dlq_durable, dlq_filters, 1),
+	assert_int_equal(bus_ensure_consumer(bus, BUS_DEADLETTER_STREAM, dlq_durable, dlq_filters,
+					     1),
 			 SHOP_OK);
 	struct bus_consumer *dc = consumer_open(bus, BUS_DEADLETTER_STREAM, dlq_durable);
 	struct bus_msg **dl = NULL;
@@ -779,7 +785,9 @@ static void connecting_where_no_server_runs_gives_a_handle_that_fails_fast(void 
 	shop_status st = bus_publish(bus, &o, NULL);
 	assert_true(st == SHOP_E_UNAVAILABLE || st == SHOP_E_TIMEOUT);
 	shop_status sts[2] = { SHOP_OK, SHOP_OK };
-	struct bus_out two[2] = { o, { .subject = "nowhere.y", .msg_id = "nowhere-2", .data = "", .len = 0 } };
+	struct bus_out two[2] = {
+		o, { .subject = "nowhere.y", .msg_id = "nowhere-2", .data = "", .len = 0 }
+	};
 	st = bus_publish_batch(bus, two, 2, sts);
 	assert_true(st == SHOP_E_UNAVAILABLE || st == SHOP_E_TIMEOUT);
 	for (int i = 0; i < 2; i++)
@@ -880,7 +888,8 @@ static void consumer_loop_survives_a_server_kill_and_restart(void **state)
 	snprintf(idle_subject, sizeof(idle_subject), "%s.idle", n.prefix);
 	snprintf(idle_durable, sizeof(idle_durable), "%s_idle", n.durable);
 	const char *idle_filters[] = { idle_subject };
-	assert_int_equal(bus_ensure_consumer(bus, n.stream, idle_durable, idle_filters, 1), SHOP_OK);
+	assert_int_equal(bus_ensure_consumer(bus, n.stream, idle_durable, idle_filters, 1),
+			 SHOP_OK);
 	struct bus_consumer *idle = consumer_open(bus, n.stream, idle_durable);
 	struct long_fetch lf = { .c = idle, .timeout_ms = 4000 };
 	pthread_t t;
@@ -1243,7 +1252,8 @@ static void watch_of_a_missing_stream_fails_and_leaves_no_consumer(void **state)
 	watch_seen_init(&seen);
 	char missing[NAME_SIZE + 8];
 	snprintf(missing, sizeof(missing), "%s_NONE", n.stream);
-	const struct bus_watch_source src[] = { { n.stream, n.wildcard }, { missing, "nowhere.>" } };
+	const struct bus_watch_source src[] = { { n.stream, n.wildcard },
+						{ missing, "nowhere.>" } };
 	struct bus_watch *w = NULL;
 	assert_int_equal(bus_watch_start(bus, src, 2, -1, watch_record, &seen, &w),
 			 SHOP_E_NOT_FOUND);
@@ -1295,7 +1305,8 @@ int main(void)
 		cmocka_unit_test(ensure_consumer_sets_ack_wait_max_deliver_and_max_ack_pending),
 		cmocka_unit_test(consumer_with_two_filters_receives_only_those_subjects),
 		cmocka_unit_test(same_msg_id_twice_is_stored_once_and_reported_duplicate),
-		cmocka_unit_test(batch_of_2000_is_stored_exactly_once_and_a_rerun_only_finds_duplicates),
+		cmocka_unit_test(
+			batch_of_2000_is_stored_exactly_once_and_a_rerun_only_finds_duplicates),
 		cmocka_unit_test(fetch_from_an_empty_consumer_returns_nothing_after_the_timeout),
 		cmocka_unit_test(binding_a_missing_durable_is_not_found),
 		cmocka_unit_test(two_consumers_on_one_durable_split_the_messages),
@@ -1306,7 +1317,8 @@ int main(void)
 		cmocka_unit_test(connecting_where_no_server_runs_gives_a_handle_that_fails_fast),
 		cmocka_unit_test(consumer_loop_survives_a_server_kill_and_restart),
 		cmocka_unit_test(batch_cut_by_a_server_kill_reports_ok_only_for_stored_messages),
-		cmocka_unit_test(watch_delivers_new_messages_in_order_and_leaves_no_consumer_behind),
+		cmocka_unit_test(
+			watch_delivers_new_messages_in_order_and_leaves_no_consumer_behind),
 		cmocka_unit_test(watch_from_a_time_replays_what_was_stored_since),
 		cmocka_unit_test(watch_of_a_missing_stream_fails_and_leaves_no_consumer),
 	};

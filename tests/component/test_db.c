@@ -50,7 +50,8 @@ static struct fixture pg_fx = { .backend = DB_POSTGRES };
 static void must_ok(struct db *db, shop_status st, const char *what, int line)
 {
 	if (st != SHOP_OK)
-		fail_msg("line %d: %s: %s: %s", line, what, shop_status_name(st), db_last_error(db));
+		fail_msg("line %d: %s: %s: %s", line, what, shop_status_name(st),
+			 db_last_error(db));
 }
 #define MUST(db, call) must_ok((db), (call), #call, __LINE__)
 
@@ -160,8 +161,8 @@ static void null_params_and_null_cells_stay_null(void **state)
 	struct fixture *f = *state;
 	struct db *db = f->db;
 	struct db_result *r = NULL;
-	MUST(db, db_exec(db, "CREATE TABLE n (k TEXT PRIMARY KEY, v TEXT, i BIGINT)", DB_NOARGS,
-			 NULL));
+	MUST(db,
+	     db_exec(db, "CREATE TABLE n (k TEXT PRIMARY KEY, v TEXT, i BIGINT)", DB_NOARGS, NULL));
 	MUST(db, db_exec(db, "INSERT INTO n (k, v, i) VALUES ($1, $2, $3)",
 			 DB_ARGS("null", NULL, NULL), NULL));
 	MUST(db, db_exec(db, "INSERT INTO n (k, v, i) VALUES ($1, $2, $3)",
@@ -184,8 +185,15 @@ static void integers_round_trip_as_decimal_text_at_any_magnitude(void **state)
 	struct fixture *f = *state;
 	struct db *db = f->db;
 	static const int64_t values[] = {
-		0, 1, -1, -42, INT64_C(9007199254740992) /* 2^53 */, INT64_C(9007199254740993),
-		-INT64_C(9007199254740992), INT64_MAX, INT64_MIN,
+		0,
+		1,
+		-1,
+		-42,
+		INT64_C(9007199254740992) /* 2^53 */,
+		INT64_C(9007199254740993),
+		-INT64_C(9007199254740992),
+		INT64_MAX,
+		INT64_MIN,
 	};
 	const size_t n = sizeof(values) / sizeof(values[0]);
 	struct db_result *r = NULL;
@@ -268,8 +276,10 @@ static void a_savepoint_undoes_one_failure_and_the_transaction_commits_the_rest(
 	MUST(db, db_commit(db));
 	char buf[64];
 	assert_int_equal(QUERY_INT(db, "SELECT count(*) FROM u"), 2);
-	assert_string_equal(QUERY_TEXT(db, "SELECT string_agg_k FROM (SELECT min(k) || max(k) "
-					   "AS string_agg_k FROM u) t", buf),
+	assert_string_equal(QUERY_TEXT(db,
+				       "SELECT string_agg_k FROM (SELECT min(k) || max(k) "
+				       "AS string_agg_k FROM u) t",
+				       buf),
 			    "ad");
 	/* Outside a transaction there is nothing to save. */
 	assert_int_equal(db_savepoint(db), SHOP_E_INTERNAL);
@@ -353,7 +363,8 @@ static void exec_counts_the_rows_a_statement_changed(void **state)
 	MUST(db, db_exec(db, "CREATE TABLE t (x BIGINT)", DB_NOARGS, &changes));
 	assert_int_equal(changes, 0);
 	for (int i = 1; i <= 3; i++) {
-		MUST(db, db_exec(db, "INSERT INTO t (x) VALUES ($1)", DB_ARGS(DB_I64(i)), &changes));
+		MUST(db,
+		     db_exec(db, "INSERT INTO t (x) VALUES ($1)", DB_ARGS(DB_I64(i)), &changes));
 		assert_int_equal(changes, 1);
 	}
 	MUST(db, db_exec(db, "UPDATE t SET x = x * 10", DB_NOARGS, &changes));
@@ -437,8 +448,7 @@ static void a_failed_migration_leaves_no_trace(void **state)
 	assert_int_not_equal(db_query(db, "SELECT x FROM half", DB_NOARGS, &r), SHOP_OK);
 	assert_null(r);
 	char buf[64];
-	assert_string_equal(QUERY_TEXT(db, "SELECT name FROM schema_migrations", buf),
-			    "0001_good");
+	assert_string_equal(QUERY_TEXT(db, "SELECT name FROM schema_migrations", buf), "0001_good");
 }
 
 static void auto_id_never_reuses_the_id_of_a_deleted_max_row(void **state)
@@ -449,8 +459,8 @@ static void auto_id_never_reuses_the_id_of_a_deleted_max_row(void **state)
 	};
 	MUST(f->db, db_migrate(f->db, m, 1));
 	for (int i = 0; i < 3; i++)
-		MUST(f->db, db_exec(f->db, "INSERT INTO events (body) VALUES ($1)", DB_ARGS("e"),
-				    NULL));
+		MUST(f->db,
+		     db_exec(f->db, "INSERT INTO events (body) VALUES ($1)", DB_ARGS("e"), NULL));
 	assert_int_equal(QUERY_INT(f->db, "SELECT max(id) FROM events"), 3);
 	/* A reader that remembers "last seen id = 3" would skip a reused 3. */
 	MUST(f->db, db_exec(f->db, "DELETE FROM events WHERE id = 3", DB_NOARGS, NULL));
@@ -469,8 +479,8 @@ static void statement_cache_stays_correct_across_hundreds_of_distinct_statements
 	struct db_result *r = NULL;
 	char sql[128];
 	const int n = 300;
-	MUST(db, db_exec(db, "CREATE TABLE kv (k BIGINT PRIMARY KEY, v BIGINT NOT NULL)",
-			 DB_NOARGS, NULL));
+	MUST(db, db_exec(db, "CREATE TABLE kv (k BIGINT PRIMARY KEY, v BIGINT NOT NULL)", DB_NOARGS,
+			 NULL));
 	for (int i = 0; i < n; i++) {
 		snprintf(sql, sizeof(sql), "INSERT INTO kv (k, v) VALUES ($1, $2 + %d)", i);
 		MUST(db, db_exec(db, sql, DB_ARGS(DB_I64(i), DB_I64(i * 10)), NULL));
@@ -500,8 +510,7 @@ static void statements_need_exactly_the_params_they_use(void **state)
 	struct db_result *r = NULL;
 	assert_int_equal(db_query(db, "SELECT CAST($1 AS BIGINT)", DB_ARGS("1", "2"), &r),
 			 SHOP_E_INTERNAL);
-	assert_int_equal(db_query(db, "SELECT CAST($1 AS BIGINT)", DB_NOARGS, &r),
-			 SHOP_E_INTERNAL);
+	assert_int_equal(db_query(db, "SELECT CAST($1 AS BIGINT)", DB_NOARGS, &r), SHOP_E_INTERNAL);
 	assert_int_equal(db_exec(db, "SELECT 1; SELECT 2", DB_NOARGS, NULL), SHOP_E_INTERNAL);
 	assert_int_equal(db_exec(db, "SELECT 1", DB_PARAMS_MAX + 1, NULL, NULL), SHOP_E_LIMIT);
 	assert_null(r);
@@ -539,7 +548,8 @@ static void *worker_run(void *arg)
 	while (w->done < INCREMENTS) {
 		st = db_begin(db);
 		if (st == SHOP_OK)
-			st = db_exec(db, "UPDATE counter SET n = n + 1 WHERE id = 1", DB_NOARGS, NULL);
+			st = db_exec(db, "UPDATE counter SET n = n + 1 WHERE id = 1", DB_NOARGS,
+				     NULL);
 		if (st == SHOP_OK)
 			st = db_exec(db, "INSERT INTO increments (worker, seq) VALUES ($1, $2)",
 				     DB_ARGS(DB_I64(w->id), DB_I64(w->done)), NULL);
@@ -600,7 +610,8 @@ struct migrator {
 static const struct db_migration replica_migrations[] = {
 	{ "0001_ledger", "CREATE TABLE ledger (id @AUTO_ID@, note TEXT NOT NULL);" },
 	{ "0002_seed", "INSERT INTO ledger (note) VALUES ('once');" },
-	{ "0003_more", "CREATE TABLE other (x BIGINT);\nINSERT INTO ledger (note) VALUES ('twice');" },
+	{ "0003_more",
+	  "CREATE TABLE other (x BIGINT);\nINSERT INTO ledger (note) VALUES ('twice');" },
 };
 
 static void *migrator_run(void *arg)
@@ -646,8 +657,8 @@ static void terminate_backend_of(struct fixture *f, struct db *victim)
 	char pid[32];
 	QUERY_TEXT(victim, "SELECT pg_backend_pid()", pid);
 	/* With a timeout the call returns once the backend is gone. */
-	MUST(f->pg.admin, db_query(f->pg.admin, "SELECT pg_terminate_backend($1, 5000)",
-				   DB_ARGS(pid), &r));
+	MUST(f->pg.admin,
+	     db_query(f->pg.admin, "SELECT pg_terminate_backend($1, 5000)", DB_ARGS(pid), &r));
 	assert_string_equal(db_result_text(r, 0, 0), "t");
 	db_result_free(r);
 }
@@ -873,7 +884,8 @@ static void writers_leave_checkpoints_to_db_checkpoint(void **state)
 {
 	struct fixture *f = *state;
 	struct db *db = f->db;
-	assert_int_equal(QUERY_INT(db, "PRAGMA wal_autocheckpoint"), DB_SQLITE_AUTOCHECKPOINT_PAGES);
+	assert_int_equal(QUERY_INT(db, "PRAGMA wal_autocheckpoint"),
+			 DB_SQLITE_AUTOCHECKPOINT_PAGES);
 	MUST(db, db_exec(db, "CREATE TABLE c (b BLOB)", DB_NOARGS, NULL));
 	for (int i = 0; i < 50; i++)
 		MUST(db, db_exec(db, "INSERT INTO c VALUES (zeroblob(8192))", DB_NOARGS, NULL));
@@ -892,33 +904,33 @@ static void writers_leave_checkpoints_to_db_checkpoint(void **state)
 /* ---- groups ---- */
 
 #define T(fn, fx) cmocka_unit_test_prestate_setup_teardown(fn, test_setup, test_teardown, fx)
-#define COMMON_TESTS(fx)                                                                   \
-	T(params_bind_by_number_in_any_order, fx),                                         \
-	T(null_params_and_null_cells_stay_null, fx),                                       \
-	T(integers_round_trip_as_decimal_text_at_any_magnitude, fx),                       \
-	T(unique_violation_is_a_duplicate_and_the_transaction_can_be_redone, fx),          \
-	T(a_failed_statement_dooms_the_transaction_on_both_backends, fx),                  \
-	T(a_savepoint_undoes_one_failure_and_the_transaction_commits_the_rest, fx),        \
-	T(constraint_violations_other_than_unique_are_conflicts, fx),                      \
-	T(rollback_discards_changes, fx),                                                  \
-	T(commit_keeps_changes_for_every_connection, fx),                                  \
-	T(exec_counts_the_rows_a_statement_changed, fx),                                   \
-	T(conditional_decrement_affects_no_rows_when_it_would_go_negative, fx),            \
-	T(migrations_apply_once_and_are_skipped_the_second_time, fx),                      \
-	T(a_failed_migration_leaves_no_trace, fx),                                         \
-	T(auto_id_never_reuses_the_id_of_a_deleted_max_row, fx),                           \
-	T(statement_cache_stays_correct_across_hundreds_of_distinct_statements, fx),       \
-	T(statements_need_exactly_the_params_they_use, fx),                                \
-	T(ping_answers_on_a_live_connection, fx),                                          \
-	T(concurrent_writers_with_their_own_connections_lose_no_increment, fx),             \
-	T(replicas_migrating_at_once_apply_each_migration_exactly_once, fx)
+#define COMMON_TESTS(fx)                                                                           \
+	T(params_bind_by_number_in_any_order, fx), T(null_params_and_null_cells_stay_null, fx),    \
+		T(integers_round_trip_as_decimal_text_at_any_magnitude, fx),                       \
+		T(unique_violation_is_a_duplicate_and_the_transaction_can_be_redone, fx),          \
+		T(a_failed_statement_dooms_the_transaction_on_both_backends, fx),                  \
+		T(a_savepoint_undoes_one_failure_and_the_transaction_commits_the_rest, fx),        \
+		T(constraint_violations_other_than_unique_are_conflicts, fx),                      \
+		T(rollback_discards_changes, fx),                                                  \
+		T(commit_keeps_changes_for_every_connection, fx),                                  \
+		T(exec_counts_the_rows_a_statement_changed, fx),                                   \
+		T(conditional_decrement_affects_no_rows_when_it_would_go_negative, fx),            \
+		T(migrations_apply_once_and_are_skipped_the_second_time, fx),                      \
+		T(a_failed_migration_leaves_no_trace, fx),                                         \
+		T(auto_id_never_reuses_the_id_of_a_deleted_max_row, fx),                           \
+		T(statement_cache_stays_correct_across_hundreds_of_distinct_statements, fx),       \
+		T(statements_need_exactly_the_params_they_use, fx),                                \
+		T(ping_answers_on_a_live_connection, fx),                                          \
+		T(concurrent_writers_with_their_own_connections_lose_no_increment, fx),            \
+		T(replicas_migrating_at_once_apply_each_migration_exactly_once, fx)
 
 int main(void)
 {
 	const struct CMUnitTest sqlite_tests[] = {
 		COMMON_TESTS(&sqlite_fx),
 		T(a_second_writer_waits_out_the_busy_timeout_then_is_unavailable, &sqlite_fx),
-		T(a_writer_of_this_process_queues_for_the_lock_not_sqlites_busy_handler, &sqlite_fx),
+		T(a_writer_of_this_process_queues_for_the_lock_not_sqlites_busy_handler,
+		  &sqlite_fx),
 		T(connections_use_wal_full_sync_and_foreign_keys, &sqlite_fx),
 		T(a_full_disk_is_unavailable_until_a_write_commits_again, &sqlite_fx),
 		T(writers_leave_checkpoints_to_db_checkpoint, &sqlite_fx),
@@ -930,7 +942,8 @@ int main(void)
 		T(an_unreachable_server_is_unavailable_and_the_error_hides_the_password, &pg_fx),
 		T(the_service_name_becomes_the_application_name, &pg_fx),
 	};
-	int failed = cmocka_run_group_tests_name("db_sqlite", sqlite_tests, sqlite_group_setup, NULL);
+	int failed = cmocka_run_group_tests_name("db_sqlite", sqlite_tests, sqlite_group_setup,
+						 NULL);
 	failed += cmocka_run_group_tests_name("db_postgres", pg_tests, pg_group_setup,
 					      pg_group_teardown);
 	return failed;

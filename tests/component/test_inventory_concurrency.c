@@ -77,7 +77,8 @@ static int test_teardown(void **state)
 		static const char *const suffixes[] = { "", "-wal", "-shm" };
 		for (size_t i = 0; i < 3; i++) {
 			char path[URL_MAX + 8];
-			snprintf(path, sizeof(path), "%s%s", f->url + strlen("sqlite:"), suffixes[i]);
+			snprintf(path, sizeof(path), "%s%s", f->url + strlen("sqlite:"),
+				 suffixes[i]);
 			(void)unlink(path);
 		}
 	} else {
@@ -129,7 +130,7 @@ struct worker {
 	int id;
 	int reserved_limited; /* units of SKU-LIMITED this worker reserved and kept */
 	int retries;
-	shop_status failure;  /* first non-OK status, SHOP_OK if none */
+	shop_status failure; /* first non-OK status, SHOP_OK if none */
 	pthread_barrier_t *start;
 };
 
@@ -215,16 +216,17 @@ static void replicas_reserving_at_once_never_oversell(void **state)
 	pthread_barrier_destroy(&start);
 
 	/* Far more orders wanted the scarce products than there were. */
-	int64_t held_limited = query_int(
-		f->db, "SELECT COALESCE(SUM(l.quantity), 0) FROM reservation_lines l "
-		       "JOIN reservations r ON r.order_id = l.order_id "
-		       "WHERE r.status = 'RESERVED' AND l.sku = 'SKU-LIMITED'");
+	int64_t held_limited =
+		query_int(f->db, "SELECT COALESCE(SUM(l.quantity), 0) FROM reservation_lines l "
+				 "JOIN reservations r ON r.order_id = l.order_id "
+				 "WHERE r.status = 'RESERVED' AND l.sku = 'SKU-LIMITED'");
 	assert_int_equal(held_limited, limited);
 	assert_true(held_limited <= 3);
-	assert_int_equal(query_int(f->db, "SELECT available FROM products WHERE sku = 'SKU-LIMITED'"),
+	assert_int_equal(query_int(f->db,
+				   "SELECT available FROM products WHERE sku = 'SKU-LIMITED'"),
 			 3 - held_limited);
-	assert_true(query_int(f->db, "SELECT COUNT(*) FROM reservations WHERE status = 'REJECTED'") >
-		    0);
+	assert_true(query_int(f->db,
+			      "SELECT COUNT(*) FROM reservations WHERE status = 'REJECTED'") > 0);
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM reservations"),
 			 WORKERS * ORDERS_PER_WORKER);
 	inventory_harness_assert_invariant(f->db);
@@ -294,7 +296,8 @@ static void a_cancellation_racing_its_order_never_leaves_stock_held(void **state
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM reservations WHERE status IN "
 					  "('RESERVED', 'REJECTED')"),
 			 0);
-	assert_int_equal(query_int(f->db, "SELECT available FROM products WHERE sku = 'SKU-HEADSET'"),
+	assert_int_equal(query_int(f->db,
+				   "SELECT available FROM products WHERE sku = 'SKU-HEADSET'"),
 			 60);
 	inventory_harness_assert_invariant(f->db);
 }
@@ -306,8 +309,8 @@ static shop_status deliver(struct svc *svc, struct db *db, const char *type, con
 			   cJSON *data)
 {
 	char *json = harness_envelope_encode(
-		&(struct harness_envelope){ .type = type, .subject = order_id,
-					    .correlation_id = order_id },
+		&(struct harness_envelope){
+			.type = type, .subject = order_id, .correlation_id = order_id },
 		data);
 	shop_status st = harness_deliver(svc, db, "inventory", json, NULL, 0);
 	free(json);
@@ -322,9 +325,9 @@ static void handlers_emit_through_the_outbox_on_this_backend(void **state)
 	ids_uuid7(order_id);
 
 	for (int start = 0; start < 2; start++) /* a restart announces nothing more */
-		assert_int_equal(
-			svc_tx_run(svc, f->db, NULL, NULL, inventory_harness_run_init, NULL),
-			SHOP_OK);
+		assert_int_equal(svc_tx_run(svc, f->db, NULL, NULL, inventory_harness_run_init,
+					    NULL),
+				 SHOP_OK);
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM outbox"),
 			 (int64_t)inventory_catalogue_len);
 
@@ -349,19 +352,21 @@ static void handlers_emit_through_the_outbox_on_this_backend(void **state)
 	/* 7 seeded levels, StockReserved + 2 levels, StockReleased + 2 levels. */
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM outbox"),
 			 (int64_t)inventory_catalogue_len + 6);
-	assert_int_equal(query_int(f->db, "SELECT available FROM products WHERE sku = 'SKU-LIMITED'"),
+	assert_int_equal(query_int(f->db,
+				   "SELECT available FROM products WHERE sku = 'SKU-LIMITED'"),
 			 3);
-	assert_int_equal(query_int(f->db, "SELECT revision FROM products WHERE sku = 'SKU-LIMITED'"),
+	assert_int_equal(query_int(f->db,
+				   "SELECT revision FROM products WHERE sku = 'SKU-LIMITED'"),
 			 3);
 	inventory_harness_assert_invariant(f->db);
 	svc_destroy(svc);
 }
 
 #define T(name, fx) cmocka_unit_test_prestate_setup_teardown(name, test_setup, test_teardown, fx)
-#define ALL_TESTS(fx)                                                  \
-	T(replicas_reserving_at_once_never_oversell, fx),              \
-	T(a_cancellation_racing_its_order_never_leaves_stock_held, fx), \
-	T(handlers_emit_through_the_outbox_on_this_backend, fx)
+#define ALL_TESTS(fx)                                                                              \
+	T(replicas_reserving_at_once_never_oversell, fx),                                          \
+		T(a_cancellation_racing_its_order_never_leaves_stock_held, fx),                    \
+		T(handlers_emit_through_the_outbox_on_this_backend, fx)
 
 int main(void)
 {

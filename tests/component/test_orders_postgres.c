@@ -72,9 +72,9 @@ static void place_at(const char *order_id, int64_t now)
 {
 	struct ct_place_order *c = xcalloc(1, sizeof(*c));
 	orders_harness_place_fill(c, order_id);
-	assert_int_equal(
-		harness_handle(g.svc, g.db, orders_handle_place_order, c, now, "corr-test"),
-		SHOP_OK);
+	assert_int_equal(harness_handle(g.svc, g.db, orders_handle_place_order, c, now,
+					"corr-test"),
+			 SHOP_OK);
 	free(c);
 }
 
@@ -267,7 +267,7 @@ static void the_paid_deadline_asks_shipping_again_and_again_on_postgresql(void *
 struct replica {
 	pthread_barrier_t *start; /* NULL: go at once */
 	struct db *db;
-	svc_handler_fn fn;        /* NULL: run the deadline sweeper instead */
+	svc_handler_fn fn; /* NULL: run the deadline sweeper instead */
 	const void *data;
 	shop_status st;
 };
@@ -301,8 +301,9 @@ static shop_status interleave(svc_handler_fn fn_a, const void *data_a, svc_handl
 	assert_int_equal(db_open(g.pg.url, &b.db), SHOP_OK);
 	assert_int_equal(db_open(g.pg.url, &observer), SHOP_OK);
 
-	struct svc_tx tx = { .svc = g.svc, .db = da, .now_ms = clock_now_ms(),
-			     .correlation_id = "corr-test" };
+	struct svc_tx tx = {
+		.svc = g.svc, .db = da, .now_ms = clock_now_ms(), .correlation_id = "corr-test"
+	};
 	assert_int_equal(db_begin(da), SHOP_OK);
 	assert_int_equal(fn_a(&tx, data_a), SHOP_OK);
 
@@ -343,8 +344,8 @@ static void a_second_cancel_of_a_paid_order_blocked_behind_the_first_asks_nothin
 	struct ct_cancel_order cancel = cancel_order(id);
 	/* B read PAID without the mark and blocks on the row; A's commit
 	 * leaves the status PAID, so only the mark in the guard stops B. */
-	assert_int_equal(interleave(orders_handle_cancel_order, &cancel,
-				    orders_handle_cancel_order, &cancel),
+	assert_int_equal(interleave(orders_handle_cancel_order, &cancel, orders_handle_cancel_order,
+				    &cancel),
 			 SHOP_OK);
 	struct orders_row row = order(id);
 	assert_int_equal(row.status, ORDERS_STATUS_PAID);
@@ -390,7 +391,8 @@ static void a_timeout_blocked_behind_a_payment_leaves_the_order_paid(void **stat
  * found asked once. */
 static shop_status paid_deadline_after_one_request(struct svc_tx *tx, const void *data)
 {
-	struct orders_input in = { .kind = ORDERS_INPUT_PAID_DEADLINE_PASSED, .cancel_requests = 1 };
+	struct orders_input in = { .kind = ORDERS_INPUT_PAID_DEADLINE_PASSED,
+				   .cancel_requests = 1 };
 	struct orders_change facts = { 0 };
 	return orders_advance(tx, data, &in, &facts);
 }
@@ -459,8 +461,10 @@ int main(void)
 		cmocka_unit_test(an_order_goes_from_placed_to_shipped_on_postgresql),
 		cmocka_unit_test(the_sweeper_cancels_expired_orders_on_postgresql),
 		cmocka_unit_test(a_paid_orders_cancellation_waits_for_shipping_on_postgresql),
-		cmocka_unit_test(a_cancel_blocked_behind_a_reservation_decides_again_and_cancels_it),
-		cmocka_unit_test(a_second_cancel_of_a_paid_order_blocked_behind_the_first_asks_nothing_more),
+		cmocka_unit_test(
+			a_cancel_blocked_behind_a_reservation_decides_again_and_cancels_it),
+		cmocka_unit_test(
+			a_second_cancel_of_a_paid_order_blocked_behind_the_first_asks_nothing_more),
 		cmocka_unit_test(a_duplicate_reservation_blocked_behind_the_first_is_ignored),
 		cmocka_unit_test(a_timeout_blocked_behind_a_payment_leaves_the_order_paid),
 		cmocka_unit_test(the_paid_deadline_asks_shipping_again_and_again_on_postgresql),

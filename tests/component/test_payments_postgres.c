@@ -233,7 +233,8 @@ static void a_cancellation_racing_the_charge_never_leaves_money_taken(void **sta
 		if (st == PAYMENTS_REFUNDED) {
 			refunded++;
 			assert_int_equal(ledger_of(order_id), 11);
-			assert_int_equal(events_of(order_id, "payments.event.payment_authorized.v1"),
+			assert_int_equal(events_of(order_id,
+						   "payments.event.payment_authorized.v1"),
 					 1);
 			assert_int_equal(events_of(order_id, "payments.event.payment_refunded.v1"),
 					 1);
@@ -315,9 +316,9 @@ static void the_ledger_alone_skips_its_own_flush_even_after_a_reconnect(void **s
 {
 	char setting[16], pid[DB_I64_SIZE], again[DB_I64_SIZE];
 	struct db_result *r = NULL;
-	assert_int_equal(payments_provider_session_text(g.provider,
-							"SELECT current_setting('synchronous_commit')",
-							setting, sizeof(setting)),
+	assert_int_equal(payments_provider_session_text(
+				 g.provider, "SELECT current_setting('synchronous_commit')",
+				 setting, sizeof(setting)),
 			 SHOP_OK);
 	assert_string_equal(setting, "off");
 	assert_int_equal(db_query(g.db, "SELECT current_setting('synchronous_commit')", DB_NOARGS,
@@ -342,9 +343,9 @@ static void the_ledger_alone_skips_its_own_flush_even_after_a_reconnect(void **s
 						    again, sizeof(again));
 	assert_int_equal(st, SHOP_OK);
 	assert_string_not_equal(again, pid);
-	assert_int_equal(payments_provider_session_text(g.provider,
-							"SELECT current_setting('synchronous_commit')",
-							setting, sizeof(setting)),
+	assert_int_equal(payments_provider_session_text(
+				 g.provider, "SELECT current_setting('synchronous_commit')",
+				 setting, sizeof(setting)),
 			 SHOP_OK);
 	assert_string_equal(setting, "off");
 }
@@ -383,7 +384,8 @@ static void reconciliations_on_two_replicas_refund_each_late_charge_once(void **
 		for (int i = 0; i < ORDERS; i++) {
 			struct payments_provider_charge_result late;
 			ids_uuid7(ids[i]);
-			assert_int_equal(order_placed_on(g.db, ids[i], PAYMENTS_CARD_VISA), SHOP_OK);
+			assert_int_equal(order_placed_on(g.db, ids[i], PAYMENTS_CARD_VISA),
+					 SHOP_OK);
 			assert_int_equal(order_cancelled_on(g.db, ids[i]), SHOP_OK);
 			assert_int_equal(status_of(ids[i]), PAYMENTS_CANCELLED);
 			/* A charge still in flight when the cancellation asked. */
@@ -393,17 +395,20 @@ static void reconciliations_on_two_replicas_refund_each_late_charge_once(void **
 					 SHOP_OK);
 		}
 		pthread_barrier_t start;
-		struct reconciler a = { .start = &start, .svc = g.svc, .ctx = &g.ctx,
-					.db = g.other[0] };
-		struct reconciler b = { .start = &start, .svc = other_svc, .ctx = &other_ctx,
-					.db = g.other[1] };
+		struct reconciler a = {
+			.start = &start, .svc = g.svc, .ctx = &g.ctx, .db = g.other[0]
+		};
+		struct reconciler b = {
+			.start = &start, .svc = other_svc, .ctx = &other_ctx, .db = g.other[1]
+		};
 		pg_race_together(&start, reconciler_run, &a, &b);
 		assert_int_equal(a.st, SHOP_OK);
 		assert_int_equal(b.st, SHOP_OK);
 		for (int i = 0; i < ORDERS; i++) {
 			assert_int_equal(status_of(ids[i]), PAYMENTS_REFUNDED);
 			assert_int_equal(ledger_of(ids[i]), 11);
-			assert_int_equal(events_of(ids[i], "payments.event.payment_refunded.v1"), 1);
+			assert_int_equal(events_of(ids[i], "payments.event.payment_refunded.v1"),
+					 1);
 			assert_int_equal(events_of(ids[i], ""), 1);
 		}
 	}

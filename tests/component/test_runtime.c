@@ -99,14 +99,13 @@ static struct {
 } child_cfg;
 
 static const struct db_migration rt_migrations[] = {
-	{ "001_rt_effects",
-	  "CREATE TABLE rt_effects (\n"
-	  "  id @AUTO_ID@,\n"
-	  "  order_id TEXT NOT NULL,\n"
-	  "  customer_id TEXT NOT NULL,\n"
-	  "  event_id TEXT NOT NULL,\n"
-	  "  handled_at_ms BIGINT NOT NULL\n"
-	  ");\n" },
+	{ "001_rt_effects", "CREATE TABLE rt_effects (\n"
+			    "  id @AUTO_ID@,\n"
+			    "  order_id TEXT NOT NULL,\n"
+			    "  customer_id TEXT NOT NULL,\n"
+			    "  event_id TEXT NOT NULL,\n"
+			    "  handled_at_ms BIGINT NOT NULL\n"
+			    ");\n" },
 };
 
 static bool has_prefix(const char *s, const char *prefix)
@@ -122,11 +121,11 @@ static shop_status rt_on_order_placed(struct svc_tx *tx, const void *data)
 	const struct ct_order_placed *op = data;
 	if (child_cfg.delay_ms > 0)
 		clock_sleep_ms(child_cfg.delay_ms);
-	shop_status st = db_exec(tx->db,
-				 "INSERT INTO rt_effects (order_id, customer_id, event_id, handled_at_ms) "
-				 "VALUES ($1, $2, $3, $4)",
-				 DB_ARGS(op->order_id, op->customer_id, tx->cause->id, DB_I64(tx->now_ms)),
-				 NULL);
+	shop_status st = db_exec(
+		tx->db,
+		"INSERT INTO rt_effects (order_id, customer_id, event_id, handled_at_ms) "
+		"VALUES ($1, $2, $3, $4)",
+		DB_ARGS(op->order_id, op->customer_id, tx->cause->id, DB_I64(tx->now_ms)), NULL);
 	if (st != SHOP_OK)
 		return st;
 	if (has_prefix(op->customer_id, RT_EMIT_FOREIGN)) {
@@ -244,8 +243,8 @@ struct child {
 static struct {
 	char url[URL_SIZE];
 	struct pg_scratch pg; /* PostgreSQL: the case's database */
-	char tag[NAME_SIZE]; /* customer id of this case's orders */
-	struct db *db;       /* the parent's connection to the child's database */
+	char tag[NAME_SIZE];  /* customer id of this case's orders */
+	struct db *db;        /* the parent's connection to the child's database */
 	struct child child;
 	struct nats_box box;
 	struct link box_link; /* to the private server, when the case has one */
@@ -255,10 +254,10 @@ static struct {
 	bool passed;
 } fx;
 
-#define NEED_SERVERS()             \
-	do {                       \
-		if (!g.available)  \
-			skip();    \
+#define NEED_SERVERS()                                                                             \
+	do {                                                                                       \
+		if (!g.available)                                                                  \
+			skip();                                                                    \
 	} while (0)
 
 static shop_status link_open(struct link *l, const char *url)
@@ -428,8 +427,8 @@ static void child_wait_ready(struct child *c, const char *log_path)
 
 /* Starts the service on db_url and nats_url; returns its log's path in
  * log_path. emit_flag (may be NULL) turns on the emitting task. */
-static void child_spawn(struct child *c, const char *db_url, const char *nats_url,
-			int64_t delay_ms, const char *emit_flag, char log_path[PATH_MAX])
+static void child_spawn(struct child *c, const char *db_url, const char *nats_url, int64_t delay_ms,
+			const char *emit_flag, char log_path[PATH_MAX])
 {
 	char port[16], delay[24];
 	c->port = nats_box_free_port();
@@ -471,8 +470,8 @@ static void child_spawn(struct child *c, const char *db_url, const char *nats_ur
 }
 
 /* child_spawn, then waits until the service is ready. */
-static void child_start(struct child *c, const char *db_url, const char *nats_url,
-			int64_t delay_ms, const char *emit_flag)
+static void child_start(struct child *c, const char *db_url, const char *nats_url, int64_t delay_ms,
+			const char *emit_flag)
 {
 	char log_path[PATH_MAX];
 	child_spawn(c, db_url, nats_url, delay_ms, emit_flag, log_path);
@@ -526,7 +525,8 @@ static void fresh_database(void)
 {
 	int k = counter_next();
 	if (g.backend == DB_SQLITE) {
-		snprintf(fx.url, sizeof(fx.url), "sqlite:%s/rt_%d_%d.db", g.workdir, (int)getpid(), k);
+		snprintf(fx.url, sizeof(fx.url), "sqlite:%s/rt_%d_%d.db", g.workdir, (int)getpid(),
+			 k);
 		return;
 	}
 	assert_int_equal(pg_scratch_create(&fx.pg, "rt"), 0);
@@ -585,7 +585,7 @@ static int64_t inbox_claims(const char *event_id)
 }
 
 static int64_t wait_count_at_least(int64_t want, int64_t timeout_ms, const char *sql, int nparams,
-				  const char *const *params)
+				   const char *const *params)
 {
 	int64_t deadline = clock_mono_ms() + timeout_ms;
 	int64_t v = query_int(sql, nparams, params);
@@ -597,7 +597,7 @@ static int64_t wait_count_at_least(int64_t want, int64_t timeout_ms, const char 
 }
 
 static int64_t wait_count_at_most(int64_t want, int64_t timeout_ms, const char *sql, int nparams,
-				 const char *const *params)
+				  const char *const *params)
 {
 	int64_t deadline = clock_mono_ms() + timeout_ms;
 	int64_t v = query_int(sql, nparams, params);
@@ -640,9 +640,11 @@ static void placed_make(struct placed *p, const char *customer, int64_t quantity
 	op->items[1].quantity = 3;
 	snprintf(op->payment.card_token, sizeof(op->payment.card_token), "tok_visa");
 	snprintf(op->shipping_address.name, sizeof(op->shipping_address.name), "Ada Lovelace");
-	snprintf(op->shipping_address.line1, sizeof(op->shipping_address.line1), "12 St James's Square");
+	snprintf(op->shipping_address.line1, sizeof(op->shipping_address.line1),
+		 "12 St James's Square");
 	snprintf(op->shipping_address.city, sizeof(op->shipping_address.city), "London");
-	snprintf(op->shipping_address.postal_code, sizeof(op->shipping_address.postal_code), "SW1Y 4JH");
+	snprintf(op->shipping_address.postal_code, sizeof(op->shipping_address.postal_code),
+		 "SW1Y 4JH");
 	snprintf(op->shipping_address.country, sizeof(op->shipping_address.country), "GB");
 	cJSON *data = ct_order_placed_encode(op);
 	assert_non_null(data);
@@ -974,7 +976,8 @@ static void wait_orders_settled_on(jsCtx *js, int64_t timeout_ms)
 	for (;;) {
 		jsConsumerInfo *ci = NULL;
 		jsErrCode jerr = 0;
-		assert_int_equal(js_GetConsumerInfo(&ci, js, "ORDERS", durable, NULL, &jerr), NATS_OK);
+		assert_int_equal(js_GetConsumerInfo(&ci, js, "ORDERS", durable, NULL, &jerr),
+				 NATS_OK);
 		int64_t ack_pending = ci->NumAckPending;
 		uint64_t pending = ci->NumPending;
 		int64_t redelivered = ci->NumRedelivered;
@@ -1044,7 +1047,8 @@ static void case_done(void)
 	fx.passed = true;
 }
 
-static void an_event_is_handled_once_and_its_effect_is_published_once_with_its_causation(void **state)
+static void an_event_is_handled_once_and_its_effect_is_published_once_with_its_causation(
+	void **state)
 {
 	NEED_SERVERS();
 	child_start(&fx.child, fx.url, g.nats_url, 0, NULL);
@@ -1073,9 +1077,10 @@ static void an_event_is_handled_once_and_its_effect_is_published_once_with_its_c
 	/* In the service's database: handled once, claimed in the inbox,
 	 * the outbox row marked once the stream had it. */
 	assert_int_equal(effects_of(p.order_id), 1);
-	assert_int_equal(query_int("SELECT count(*) FROM inbox WHERE consumer = $1 AND event_id = $2",
-				   DB_ARGS(inventory_durable("ORDERS"), p.event_id)),
-			 1);
+	assert_int_equal(
+		query_int("SELECT count(*) FROM inbox WHERE consumer = $1 AND event_id = $2",
+			  DB_ARGS(inventory_durable("ORDERS"), p.event_id)),
+		1);
 	assert_int_equal(wait_count_at_least(1, EFFECT_TIMEOUT_MS,
 					     "SELECT count(*) FROM outbox WHERE event_id = $1 AND "
 					     "published_at_ms IS NOT NULL",
@@ -1130,7 +1135,8 @@ static void the_same_event_id_under_two_msg_ids_is_stored_twice_and_handled_once
 	case_done();
 }
 
-static void data_breaking_the_contract_is_dead_lettered_with_its_reason_and_not_redelivered(void **state)
+static void data_breaking_the_contract_is_dead_lettered_with_its_reason_and_not_redelivered(
+	void **state)
 {
 	NEED_SERVERS();
 	child_start(&fx.child, fx.url, g.nats_url, 0, NULL);
@@ -1143,7 +1149,8 @@ static void data_breaking_the_contract_is_dead_lettered_with_its_reason_and_not_
 	struct dead d;
 	dead_collect(&d, bad.event_id, EFFECT_TIMEOUT_MS);
 	assert_int_equal(d.count, 1);
-	if (!strstr(d.reason, "data violates the contract") || !strstr(d.reason, "/items/0/quantity"))
+	if (!strstr(d.reason, "data violates the contract") ||
+	    !strstr(d.reason, "/items/0/quantity"))
 		fail_msg("unexpected dead-letter reason: \"%s\"", d.reason);
 	assert_string_equal(d.stream, "ORDERS");
 	assert_string_equal(d.consumer, inventory_durable("ORDERS"));
@@ -1176,7 +1183,8 @@ static void data_breaking_the_contract_is_dead_lettered_with_its_reason_and_not_
 	case_done();
 }
 
-static void a_handler_emitting_what_the_service_may_not_is_rolled_back_and_dead_lettered(void **state)
+static void a_handler_emitting_what_the_service_may_not_is_rolled_back_and_dead_lettered(
+	void **state)
 {
 	NEED_SERVERS();
 	child_start(&fx.child, fx.url, g.nats_url, 0, NULL);
@@ -1376,7 +1384,8 @@ static void a_service_killed_mid_burst_handles_every_event_exactly_once_after_re
 	link_close(&fx.box_link);
 
 	/* 1: kill with the broker up. */
-	int64_t first = wait_count_at_least(BURST / 5, EFFECT_TIMEOUT_MS, count_sql, DB_ARGS(fx.tag));
+	int64_t first = wait_count_at_least(BURST / 5, EFFECT_TIMEOUT_MS, count_sql,
+					    DB_ARGS(fx.tag));
 	child_kill(&fx.child);
 	assert_true(first >= BURST / 5);
 	first = query_int(count_sql, DB_ARGS(fx.tag));
@@ -1402,10 +1411,12 @@ static void a_service_killed_mid_burst_handles_every_event_exactly_once_after_re
 	handled = query_int(count_sql, DB_ARGS(fx.tag));
 	assert_true(handled > frozen_at);
 	if (handled >= BURST)
-		fail_msg("all %d events were handled before the kills: the case proves nothing", BURST);
+		fail_msg("all %d events were handled before the kills: the case proves nothing",
+			 BURST);
 	print_message("# killed with the broker up after %lld of %d events, with it frozen after "
 		      "%lld (%lld never acked)\n",
-		      (long long)first, BURST, (long long)handled, (long long)(handled - frozen_at));
+		      (long long)first, BURST, (long long)handled,
+		      (long long)(handled - frozen_at));
 
 	/* 3: same store, same database. What the dead processes had fetched
 	 * comes back after the ack wait. */
@@ -1422,9 +1433,10 @@ static void a_service_killed_mid_burst_handles_every_event_exactly_once_after_re
 				 released_count_order(&seen, ps[i].order_id));
 
 	wait_orders_settled_on(fx.box_link.js, CRASH_TIMEOUT_MS);
-	struct db_result *r = query("SELECT count(*), count(DISTINCT order_id), count(DISTINCT event_id) "
-				    "FROM rt_effects WHERE customer_id = $1",
-				    DB_ARGS(fx.tag));
+	struct db_result
+		*r = query("SELECT count(*), count(DISTINCT order_id), count(DISTINCT event_id) "
+			   "FROM rt_effects WHERE customer_id = $1",
+			   DB_ARGS(fx.tag));
 	assert_int_equal(db_result_int(r, 0, 0), BURST);
 	assert_int_equal(db_result_int(r, 0, 1), BURST);
 	assert_int_equal(db_result_int(r, 0, 2), BURST);
@@ -1471,9 +1483,10 @@ static void the_relay_catches_up_after_the_broker_was_down_and_publishes_each_ro
 	child_start(&fx.child, fx.url, fx.box.url, 0, flag);
 
 	/* Up: the task's events flow. */
-	assert_true(wait_count_at_least(5, EFFECT_TIMEOUT_MS,
-					"SELECT count(*) FROM outbox WHERE published_at_ms IS NOT NULL",
-					DB_NOARGS) >= 5);
+	assert_true(
+		wait_count_at_least(5, EFFECT_TIMEOUT_MS,
+				    "SELECT count(*) FROM outbox WHERE published_at_ms IS NOT NULL",
+				    DB_NOARGS) >= 5);
 
 	/* Down: rows pile up, none written since the kill is marked published. */
 	nats_box_kill(&fx.box);
@@ -1577,12 +1590,14 @@ static void a_row_jetstream_keeps_refusing_is_parked_and_the_rows_behind_it_go_o
 {
 	NEED_SERVERS();
 	char flag[PATH_MAX + 32], event_id[IDS_UUID_SIZE];
-	snprintf(flag, sizeof(flag), "%s/emit-park-%d-%d", g.workdir, (int)getpid(), counter_next());
+	snprintf(flag, sizeof(flag), "%s/emit-park-%d-%d", g.workdir, (int)getpid(),
+		 counter_next());
 	flag_raise(flag);
 	child_start(&fx.child, fx.url, g.nats_url, 0, flag);
-	assert_true(wait_count_at_least(3, EFFECT_TIMEOUT_MS,
-					"SELECT count(*) FROM outbox WHERE published_at_ms IS NOT NULL",
-					DB_NOARGS) >= 3);
+	assert_true(
+		wait_count_at_least(3, EFFECT_TIMEOUT_MS,
+				    "SELECT count(*) FROM outbox WHERE published_at_ms IS NOT NULL",
+				    DB_NOARGS) >= 3);
 
 	const size_t too_big = 2u * 1024 * 1024; /* nats-server's default max_payload is 1 MiB */
 	char *payload = xmalloc(too_big + 1);
@@ -1610,24 +1625,27 @@ static void a_row_jetstream_keeps_refusing_is_parked_and_the_rows_behind_it_go_o
 					     "AND parked_at_ms IS NOT NULL",
 					     DB_ARGS(event_id)),
 			 1);
-	assert_int_equal(query_int("SELECT attempts FROM outbox WHERE event_id = $1", DB_ARGS(event_id)),
+	assert_int_equal(query_int("SELECT attempts FROM outbox WHERE event_id = $1",
+				   DB_ARGS(event_id)),
 			 SVC_RELAY_MAX_ATTEMPTS);
 	assert_int_equal(query_int("SELECT count(*) FROM outbox WHERE event_id = $1 AND "
 				   "published_at_ms IS NULL AND last_error LIKE '%refused%'",
 				   DB_ARGS(event_id)),
 			 1);
 	/* Rows behind it keep going out. */
-	int64_t behind = query_int("SELECT count(*) FROM outbox WHERE id > $1", DB_ARGS(DB_I64(big_id)));
+	int64_t behind = query_int("SELECT count(*) FROM outbox WHERE id > $1",
+				   DB_ARGS(DB_I64(big_id)));
 	assert_true(wait_count_at_least(behind + 3, EFFECT_TIMEOUT_MS,
 					"SELECT count(*) FROM outbox WHERE id > $1 AND "
 					"published_at_ms IS NOT NULL",
 					DB_ARGS(DB_I64(big_id))) >= behind + 3);
 	assert_int_equal(unlink(flag), 0);
-	assert_int_equal(wait_count_at_most(0, EFFECT_TIMEOUT_MS,
-					    "SELECT count(*) FROM outbox WHERE published_at_ms IS NULL "
-					    "AND parked_at_ms IS NULL",
-					    DB_NOARGS),
-			 0);
+	assert_int_equal(
+		wait_count_at_most(0, EFFECT_TIMEOUT_MS,
+				   "SELECT count(*) FROM outbox WHERE published_at_ms IS NULL "
+				   "AND parked_at_ms IS NULL",
+				   DB_NOARGS),
+		0);
 	child_stop(&fx.child);
 	case_done();
 }
@@ -1645,9 +1663,10 @@ static void a_broker_that_lost_its_store_gets_the_topology_back_and_work_resumes
 	snprintf(flag, sizeof(flag), "%s/emit", fx.box.dir);
 	flag_raise(flag);
 	child_start(&fx.child, fx.url, fx.box.url, 0, flag);
-	assert_true(wait_count_at_least(3, EFFECT_TIMEOUT_MS,
-					"SELECT count(*) FROM outbox WHERE published_at_ms IS NOT NULL",
-					DB_NOARGS) >= 3);
+	assert_true(
+		wait_count_at_least(3, EFFECT_TIMEOUT_MS,
+				    "SELECT count(*) FROM outbox WHERE published_at_ms IS NOT NULL",
+				    DB_NOARGS) >= 3);
 
 	nats_box_kill(&fx.box);
 	snprintf(store, sizeof(store), "%s/js", fx.box.dir);
@@ -1669,10 +1688,13 @@ static void a_broker_that_lost_its_store_gets_the_topology_back_and_work_resumes
 	struct placed p;
 	placed_make(&p, fx.tag, 1);
 	struct bus_out o = { .subject = ct_messages[CT_MSG_ORDER_PLACED].subject,
-			     .msg_id = p.event_id, .data = p.json, .len = strlen(p.json) };
+			     .msg_id = p.event_id,
+			     .data = p.json,
+			     .len = strlen(p.json) };
 	int64_t deadline = clock_mono_ms() + EFFECT_TIMEOUT_MS;
 	shop_status st;
-	while ((st = bus_publish(fx.box_link.bus, &o, NULL)) != SHOP_OK && clock_mono_ms() < deadline)
+	while ((st = bus_publish(fx.box_link.bus, &o, NULL)) != SHOP_OK &&
+	       clock_mono_ms() < deadline)
 		clock_sleep_ms(100);
 	assert_int_equal(st, SHOP_OK);
 	assert_int_equal(wait_count_at_least(1, EFFECT_TIMEOUT_MS,
@@ -1699,7 +1721,8 @@ static int group_setup_common(enum db_backend backend)
 	g.workdir = getenv("SHOP_TEST_WORKDIR");
 	if (!g.nats_url || !*g.nats_url || !g.workdir || !*g.workdir ||
 	    (backend == DB_POSTGRES && (!g.pg_url || !*g.pg_url))) {
-		fprintf(stderr, "# the runtime tests need tests/component/run.sh (servers and workdir)\n");
+		fprintf(stderr,
+			"# the runtime tests need tests/component/run.sh (servers and workdir)\n");
 		return 0; /* every case skips */
 	}
 	ssize_t n = readlink("/proc/self/exe", g.self, sizeof(g.self) - 1);

@@ -31,11 +31,11 @@ static void two_dispatchers_racing_dispatch_once(void **state);
 static void a_dispatcher_blocked_behind_a_cancellation_request_dispatches_nothing(void **state);
 static void cancellation_requests_racing_the_dispatcher_have_exactly_one_winner(void **state);
 
-#define TEST_EXTRA_CASES                                                                \
-	T(cancellation_racing_a_payment_still_cancels_the_shipment),                      \
-		T(payment_racing_a_cancellation_schedules_nothing),                       \
-		T(two_dispatchers_racing_dispatch_once),                                  \
-		T(a_dispatcher_blocked_behind_a_cancellation_request_dispatches_nothing), \
+#define TEST_EXTRA_CASES                                                                           \
+	T(cancellation_racing_a_payment_still_cancels_the_shipment),                               \
+		T(payment_racing_a_cancellation_schedules_nothing),                                \
+		T(two_dispatchers_racing_dispatch_once),                                           \
+		T(a_dispatcher_blocked_behind_a_cancellation_request_dispatches_nothing),          \
 		T(cancellation_requests_racing_the_dispatcher_have_exactly_one_winner),
 
 #include "../unit/test_shipping_handlers.c"
@@ -136,8 +136,9 @@ static void a_dispatcher_blocked_behind_a_cancellation_request_dispatches_nothin
 	struct db *observer = NULL;
 	assert_int_equal(db_open(f->url, &d.db), SHOP_OK);
 	assert_int_equal(db_open(f->url, &observer), SHOP_OK);
-	struct svc_tx tx = { .svc = f->svc, .db = f->db, .correlation_id = "first",
-			     .now_ms = f->t0 + 1 };
+	struct svc_tx tx = {
+		.svc = f->svc, .db = f->db, .correlation_id = "first", .now_ms = f->t0 + 1
+	};
 	assert_int_equal(db_begin(f->db), SHOP_OK);
 	assert_int_equal(shipping_handle_order_cancellation_requested(&tx, &req), SHOP_OK);
 	pthread_t thread;
@@ -172,7 +173,9 @@ static void *pivot_racer_main(void *arg)
 	struct pivot_racer *r = arg;
 	pthread_barrier_wait(r->start);
 	if (r->req) {
-		struct svc_tx tx = { .svc = r->f->svc, .db = r->db, .correlation_id = "racer",
+		struct svc_tx tx = { .svc = r->f->svc,
+				     .db = r->db,
+				     .correlation_id = "racer",
 				     .now_ms = r->f->t0 + TEST_DELAY_MS };
 		r->st = harness_tx_try(&tx, shipping_handle_order_cancellation_requested, r->req);
 	} else {

@@ -23,7 +23,8 @@ static void fuzz_header(const char *name, const char *value)
 {
 	if (strcasecmp(name, "Idempotency-Key") == 0) {
 		bool ok = gateway_idem_key_valid(value);
-		FUZZ_CHECK(!ok || (strlen(value) >= 1 && strlen(value) <= GATEWAY_IDEMPOTENCY_KEY_MAX));
+		FUZZ_CHECK(!ok ||
+			   (strlen(value) >= 1 && strlen(value) <= GATEWAY_IDEMPOTENCY_KEY_MAX));
 	} else if (strcasecmp(name, "traceparent") == 0) {
 		char child[IDS_TRACEPARENT_SIZE];
 		ids_traceparent_child(value, child);

@@ -26,7 +26,7 @@
 
 #define DEADLINE_MS 60000
 #define PAID_DEADLINE_MS 600000 /* far from DEADLINE_MS: each case knows which it meets */
-#define ORDER_TOTAL_CENTS 2599 /* what stock_reserved prices the order at */
+#define ORDER_TOTAL_CENTS 2599  /* what stock_reserved prices the order at */
 
 /* The spec main.c wires, on DB_URL, with CTX's deadlines set to DEADLINE_MS
  * and PAID_DEADLINE_MS. */

@@ -67,8 +67,9 @@ static inline shop_status harness_handle(struct svc *svc, struct db *db, svc_han
 					 const void *msg, int64_t now_ms,
 					 const char *correlation_id)
 {
-	struct svc_tx tx = { .svc = svc, .db = db, .correlation_id = correlation_id,
-			     .now_ms = now_ms };
+	struct svc_tx tx = {
+		.svc = svc, .db = db, .correlation_id = correlation_id, .now_ms = now_ms
+	};
 	assert_int_equal(db_begin(db), SHOP_OK);
 	shop_status st = fn(&tx, msg);
 	if (st == SHOP_OK)
@@ -114,8 +115,8 @@ static inline shop_status harness_run(struct svc *svc, struct db *db, svc_handle
 
 /* The attributes of an envelope; NULL picks the default. */
 struct harness_envelope {
-	const char *id;             /* default: a fresh UUIDv7 */
-	const char *source;         /* default: "/shop/test" */
+	const char *id;     /* default: a fresh UUIDv7 */
+	const char *source; /* default: "/shop/test" */
 	const char *type;
 	const char *subject;
 	const char *correlation_id; /* default: the event id */
@@ -238,10 +239,10 @@ static inline cJSON *harness_outbox_for(struct db *db, const char *order_id, con
 {
 	struct db_result *r = NULL;
 	char *pattern = xasprintf("%%\"subject\":\"%s\"%%", order_id);
-	assert_int_equal(db_query(db,
-				  "SELECT payload FROM outbox WHERE payload LIKE $1 AND subject = $2",
-				  DB_ARGS(pattern, subject), &r),
-			 SHOP_OK);
+	assert_int_equal(
+		db_query(db, "SELECT payload FROM outbox WHERE payload LIKE $1 AND subject = $2",
+			 DB_ARGS(pattern, subject), &r),
+		SHOP_OK);
 	assert_int_equal(db_result_rows(r), 1);
 	cJSON *root = cJSON_Parse(db_result_text(r, 0, 0));
 	db_result_free(r);
@@ -278,8 +279,8 @@ static inline void harness_address_fill(struct ct_address *a)
 /* An OrderPlaced for ORDER_ID by EMAIL with N lines given as sku, quantity
  * pairs, paid with the visa test card. */
 static inline void harness_order_placed_fill(struct ct_order_placed *m, const char *order_id,
-					     const char *email, size_t n,
-					     const char *const *skus, const int *quantities)
+					     const char *email, size_t n, const char *const *skus,
+					     const int *quantities)
 {
 	assert_true(n <= CT_ORDER_PLACED_ITEMS_MAX);
 	memset(m, 0, sizeof(*m));

@@ -119,9 +119,10 @@ static void envelope_filter_matches_the_subject_only(void **state)
 {
 	assert_true(about("{\"type\":\"t\",\"subject\":\"" ORDER_ID "\",\"data\":{}}", ORDER_ID));
 	/* The id elsewhere (data, correlationid) is not the subject. */
-	assert_false(about("{\"subject\":\"SKU-MOUSE\",\"correlationid\":\"" ORDER_ID "\"}",
-			   ORDER_ID));
-	assert_false(about("{\"subject\":\"x\",\"data\":{\"subject\":\"" ORDER_ID "\"}}", ORDER_ID));
+	assert_false(
+		about("{\"subject\":\"SKU-MOUSE\",\"correlationid\":\"" ORDER_ID "\"}", ORDER_ID));
+	assert_false(
+		about("{\"subject\":\"x\",\"data\":{\"subject\":\"" ORDER_ID "\"}}", ORDER_ID));
 	/* A prefix of the id is another order. */
 	assert_false(about("{\"subject\":\"" ORDER_ID "0\"}", ORDER_ID));
 	assert_false(about("{\"subject\":\"" ORDER_ID, ORDER_ID)); /* not JSON */
@@ -164,11 +165,22 @@ static void rfc3339_times_parse_to_epoch_milliseconds(void **state)
 static void malformed_times_are_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"", "now", "2026-11-27", "2026-11-27T08:55:21", "2026-11-27T08:55Z",
-		"2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z",
-		"2026-11-27T24:00:00Z", "2026-11-27T08:60:00Z", "2026-11-27T08:55:60Z",
-		"2026-11-27T08:55:21.Z", "2026-11-27T08:55:21+0100", "2026-11-27T08:55:21Z ",
-		"2026-11-27T08:55:21+24:00", "+2026-11-27T08:55:21Z",
+		"",
+		"now",
+		"2026-11-27",
+		"2026-11-27T08:55:21",
+		"2026-11-27T08:55Z",
+		"2026-13-01T00:00:00Z",
+		"2026-02-30T00:00:00Z",
+		"2025-02-29T00:00:00Z",
+		"2026-11-27T24:00:00Z",
+		"2026-11-27T08:60:00Z",
+		"2026-11-27T08:55:60Z",
+		"2026-11-27T08:55:21.Z",
+		"2026-11-27T08:55:21+0100",
+		"2026-11-27T08:55:21Z ",
+		"2026-11-27T08:55:21+24:00",
+		"+2026-11-27T08:55:21Z",
 		"2026-11-27T08:55:21.0000000000000000000000000000000Z",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -216,8 +228,8 @@ static void gateway_answer_that_cannot_be_trusted_is_invalid(void **state)
 	char body[64];
 	static const char *const bad[] = {
 		"",
-		"HTTP/1.1 202 Accepted\r\nContent-Length: 7\r\n", /* head not ended */
-		"HTTP/1.1 202 Accepted\r\nContent-Length: 7\r\n\r\n{}",  /* cut short */
+		"HTTP/1.1 202 Accepted\r\nContent-Length: 7\r\n",       /* head not ended */
+		"HTTP/1.1 202 Accepted\r\nContent-Length: 7\r\n\r\n{}", /* cut short */
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
 		"HTTP/1.1 2x0 OK\r\n\r\n",
 		"HTTP/1.1 999 No\r\n\r\n",

@@ -230,7 +230,8 @@ static void invalid_example_is_rejected_at_its_path(void **state)
 	cJSON *doc = load_json(ex->path);
 	assert_non_null(doc);
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(doc, "data");
-	const char *at = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "expect_error_at"));
+	const char *at = cJSON_GetStringValue(
+		cJSON_GetObjectItemCaseSensitive(doc, "expect_error_at"));
 	assert_non_null(data);
 	assert_non_null(at);
 	unsigned char *out = xmalloc(c.size), *before = xmalloc(c.size);
@@ -270,7 +271,8 @@ static void every_message_and_type_has_valid_and_invalid_examples(void **state)
 {
 	const char *kinds[] = { "valid", "invalid" };
 	for (size_t i = 0; i < CT_MSG__COUNT + sizeof type_codecs / sizeof type_codecs[0]; i++) {
-		const char *name = i < CT_MSG__COUNT ? ct_messages[i].name : type_codecs[i - CT_MSG__COUNT].name;
+		const char *name = i < CT_MSG__COUNT ? ct_messages[i].name
+						     : type_codecs[i - CT_MSG__COUNT].name;
 		for (size_t k = 0; k < 2; k++) {
 			char path[512];
 			size_t n = 0;
@@ -313,7 +315,8 @@ static void order_with_three_bad_fields_reports_all_three_paths(void **state)
 	cJSON_ReplaceItemInObjectCaseSensitive(json, "email", cJSON_CreateString("not-an-email"));
 	cJSON *line = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(json, "items"), 1);
 	cJSON_ReplaceItemInObjectCaseSensitive(line, "quantity", cJSON_CreateNumber(0));
-	cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(json, "shipping_address"),
+	cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(json,
+										"shipping_address"),
 					       "country", cJSON_CreateString("gb"));
 
 	assert_int_equal(ct_order_placed_parse(json, NULL, &errs), SHOP_E_INVALID);
@@ -341,8 +344,9 @@ static void bad_elements_of_one_array_are_all_reported(void **state)
 
 static void missing_wrong_and_unknown_fields_have_readable_problems(void **state)
 {
-	cJSON *json = cJSON_Parse("{\"customer_id\":\"\",\"email\":7,\"items\":\"x\",\"payment\":{},"
-				  "\"shipping_address\":[],\"coupon\":true}");
+	cJSON *json = cJSON_Parse(
+		"{\"customer_id\":\"\",\"email\":7,\"items\":\"x\",\"payment\":{},"
+		"\"shipping_address\":[],\"coupon\":true}");
 	struct ct_errors errs = { 0 };
 	assert_int_equal(ct_place_order_parse(json, NULL, &errs), SHOP_E_INVALID);
 	assert_error(&errs, "/order_id", "is required");
@@ -514,7 +518,8 @@ static void malformed_utf8_is_rejected(void **state)
 static void enum_and_pattern_problems_name_the_rule(void **state)
 {
 	struct ct_errors errs = { 0 };
-	cJSON *json = cJSON_Parse("{\"order_id\":\"" ORDER_ID "\",\"reason\":\"bored\",\"skus\":[\"ok-sku\"]}");
+	cJSON *json = cJSON_Parse("{\"order_id\":\"" ORDER_ID
+				  "\",\"reason\":\"bored\",\"skus\":[\"ok-sku\"]}");
 	assert_int_equal(ct_stock_rejected_parse(json, NULL, &errs), SHOP_E_INVALID);
 	assert_error(&errs, "/reason", "must be one of: out_of_stock, unknown_sku");
 	assert_error(&errs, "/skus/0", "is not a valid sku");
@@ -570,7 +575,8 @@ static void date_times_follow_rfc_3339(void **state)
 		cJSON_AddStringToObject(json, "dispatch_at", cases[i].value);
 		shop_status st = ct_shipment_scheduled_parse(json, NULL, &errs);
 		if ((st == SHOP_OK) != cases[i].ok)
-			fail_msg("%s should be %s", cases[i].value, cases[i].ok ? "accepted" : "rejected");
+			fail_msg("%s should be %s", cases[i].value,
+				 cases[i].ok ? "accepted" : "rejected");
 		if (!cases[i].ok)
 			assert_non_null(error_at(&errs, "/dispatch_at"));
 		cJSON_Delete(json);
@@ -579,7 +585,8 @@ static void date_times_follow_rfc_3339(void **state)
 
 /* ---- numbers ---- */
 
-static shop_status parse_revision(cJSON *revision, struct ct_stock_level_changed *out, struct ct_errors *errs)
+static shop_status parse_revision(cJSON *revision, struct ct_stock_level_changed *out,
+				  struct ct_errors *errs)
 {
 	cJSON *json = cJSON_Parse("{\"sku\":\"KB-1\",\"name\":\"Keyboard\",\"price_cents\":100,"
 				  "\"currency\":\"EUR\",\"available\":0}");
@@ -593,7 +600,8 @@ static void integers_are_exact_and_within_their_bounds(void **state)
 {
 	struct ct_stock_level_changed out;
 	struct ct_errors errs = { 0 };
-	assert_int_equal(parse_revision(cJSON_CreateNumber(9007199254740991.0), &out, &errs), SHOP_OK);
+	assert_int_equal(parse_revision(cJSON_CreateNumber(9007199254740991.0), &out, &errs),
+			 SHOP_OK);
 	assert_true(out.revision == CT_STOCK_LEVEL_CHANGED_REVISION_MAX);
 	assert_int_equal(parse_revision(cJSON_CreateNumber(2.0), &out, &errs), SHOP_OK);
 	assert_int_equal(out.revision, 2);
@@ -601,8 +609,10 @@ static void integers_are_exact_and_within_their_bounds(void **state)
 	const double bad[] = { 9007199254740992.0, 1.5, 0.0, -1.0, 1e300, -1e300 };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(&errs, 0, sizeof errs);
-		assert_int_equal(parse_revision(cJSON_CreateNumber(bad[i]), &out, &errs), SHOP_E_INVALID);
-		assert_error(&errs, "/revision", "must be an integer between 1 and 9007199254740991");
+		assert_int_equal(parse_revision(cJSON_CreateNumber(bad[i]), &out, &errs),
+				 SHOP_E_INVALID);
+		assert_error(&errs, "/revision",
+			     "must be an integer between 1 and 9007199254740991");
 	}
 	memset(&errs, 0, sizeof errs);
 	assert_int_equal(parse_revision(cJSON_CreateTrue(), &out, &errs), SHOP_E_INVALID);
@@ -617,7 +627,8 @@ static void integers_are_exact_and_within_their_bounds(void **state)
 static void encoding_emits_exactly_the_schema_fields(void **state)
 {
 	struct ct_order_placed *in = xcalloc(1, sizeof *in);
-	const char *fields[] = { "order_id", "customer_id", "email", "items", "payment", "shipping_address" };
+	const char *fields[] = { "order_id", "customer_id", "email",
+				 "items",    "payment",     "shipping_address" };
 	in->items_len = 1000; /* more than fit: encoding stops at the array's size */
 	cJSON *json = ct_order_placed_encode(in);
 	assert_non_null(json);
@@ -626,7 +637,9 @@ static void encoding_emits_exactly_the_schema_fields(void **state)
 		assert_string_equal(cJSON_GetArrayItem(json, (int)i)->string, fields[i]);
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(json, "items")),
 			 CT_ORDER_PLACED_ITEMS_MAX);
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(json, "shipping_address")), 5);
+	assert_int_equal(cJSON_GetArraySize(
+				 cJSON_GetObjectItemCaseSensitive(json, "shipping_address")),
+			 5);
 	cJSON_Delete(json);
 	free(in);
 	assert_null(ct_order_placed_encode(NULL));
@@ -700,8 +713,10 @@ static void message_table_follows_the_index_in_order(void **state)
 		assert_int_equal(c->id, i);
 		assert_string_equal(c->name, str(m, "name"));
 		assert_string_equal(c->title, str(m, "title"));
-		assert_int_equal(c->kind, strcmp(str(m, "kind"), "event") == 0 ? CT_KIND_EVENT : CT_KIND_COMMAND);
-		assert_int_equal(c->version, cJSON_GetObjectItemCaseSensitive(m, "version")->valueint);
+		assert_int_equal(c->kind, strcmp(str(m, "kind"), "event") == 0 ? CT_KIND_EVENT
+									       : CT_KIND_COMMAND);
+		assert_int_equal(c->version,
+				 cJSON_GetObjectItemCaseSensitive(m, "version")->valueint);
 		assert_string_equal(c->type, str(m, "type"));
 		assert_string_equal(c->subject, str(m, "subject"));
 		assert_string_equal(c->stream, str(m, "stream"));
@@ -709,12 +724,14 @@ static void message_table_follows_the_index_in_order(void **state)
 		const cJSON *consumers = cJSON_GetObjectItemCaseSensitive(m, "consumers");
 		assert_int_equal(c->n_consumers, cJSON_GetArraySize(consumers));
 		for (size_t k = 0; k < c->n_consumers; k++)
-			assert_string_equal(c->consumers[k], cJSON_GetArrayItem(consumers, (int)k)->valuestring);
+			assert_string_equal(c->consumers[k],
+					    cJSON_GetArrayItem(consumers, (int)k)->valuestring);
 		assert_true(c->data_size > 0);
 		assert_non_null(c->parse);
 		assert_non_null(c->encode);
 	}
-	assert_int_equal(ct_messages[CT_MSG_ORDER_PLACED].data_size, sizeof(struct ct_order_placed));
+	assert_int_equal(ct_messages[CT_MSG_ORDER_PLACED].data_size,
+			 sizeof(struct ct_order_placed));
 	cJSON_Delete(index);
 }
 
@@ -724,15 +741,18 @@ static void every_message_is_found_by_subject_and_by_type(void **state)
 		assert_ptr_equal(ct_message_by_subject(ct_messages[i].subject), &ct_messages[i]);
 		assert_ptr_equal(ct_message_by_type(ct_messages[i].type), &ct_messages[i]);
 	}
-	assert_ptr_equal(ct_message_by_subject("orders.event.order_placed.v1"), &ct_messages[CT_MSG_ORDER_PLACED]);
-	assert_ptr_equal(ct_message_by_type("shop.gateway.place_order.v1"), &ct_messages[CT_MSG_PLACE_ORDER]);
+	assert_ptr_equal(ct_message_by_subject("orders.event.order_placed.v1"),
+			 &ct_messages[CT_MSG_ORDER_PLACED]);
+	assert_ptr_equal(ct_message_by_type("shop.gateway.place_order.v1"),
+			 &ct_messages[CT_MSG_PLACE_ORDER]);
 }
 
 static void unknown_subjects_and_types_find_nothing(void **state)
 {
 	assert_null(ct_message_by_subject("orders.event.order_placed.v2"));
 	assert_null(ct_message_by_subject("orders.event.order_placed"));
-	assert_null(ct_message_by_subject("shop.orders.order_placed.v1")); /* a type, not a subject */
+	assert_null(
+		ct_message_by_subject("shop.orders.order_placed.v1")); /* a type, not a subject */
 	assert_null(ct_message_by_subject(""));
 	assert_null(ct_message_by_subject(NULL));
 	assert_null(ct_message_by_type("orders.event.order_placed.v1"));
@@ -752,7 +772,8 @@ static void streams_follow_the_index(void **state)
 		assert_string_equal(ct_streams[i].owner, str(s, "owner"));
 		assert_int_equal(ct_streams[i].n_subjects, cJSON_GetArraySize(subjects));
 		for (size_t k = 0; k < ct_streams[i].n_subjects; k++)
-			assert_string_equal(ct_streams[i].subjects[k], cJSON_GetArrayItem(subjects, (int)k)->valuestring);
+			assert_string_equal(ct_streams[i].subjects[k],
+					    cJSON_GetArrayItem(subjects, (int)k)->valuestring);
 	}
 	cJSON_Delete(index);
 }
@@ -760,7 +781,8 @@ static void streams_follow_the_index(void **state)
 static const struct ct_consumer *consumer_find(const char *service, const char *stream)
 {
 	for (size_t i = 0; i < ct_n_consumers; i++)
-		if (strcmp(ct_consumers[i].service, service) == 0 && strcmp(ct_consumers[i].stream, stream) == 0)
+		if (strcmp(ct_consumers[i].service, service) == 0 &&
+		    strcmp(ct_consumers[i].stream, stream) == 0)
 			return &ct_consumers[i];
 	return NULL;
 }
@@ -785,10 +807,11 @@ static void consumers_are_exactly_the_durables_the_index_implies(void **state)
 		const cJSON *service;
 		cJSON_ArrayForEach(service, cJSON_GetObjectItemCaseSensitive(m, "consumers"))
 		{
-			const struct ct_consumer *c = consumer_find(service->valuestring, str(m, "stream"));
+			const struct ct_consumer *c = consumer_find(service->valuestring,
+								    str(m, "stream"));
 			if (!c || !has_filter(c, str(m, "subject")))
-				fail_msg("%s should filter %s on %s", service->valuestring, str(m, "subject"),
-					 str(m, "stream"));
+				fail_msg("%s should filter %s on %s", service->valuestring,
+					 str(m, "subject"), str(m, "stream"));
 			filters++;
 		}
 	}
@@ -833,7 +856,8 @@ static void limits_are_named_after_the_schemas(void **state)
 	assert_int_equal(CT_STOCK_REJECTED_SKUS_ITEM_MAX, 32);
 	assert_true(CT_STOCK_LEVEL_CHANGED_REVISION_MAX == INT64_C(9007199254740991));
 	assert_int_equal(sizeof(((struct ct_place_order *)0)->email), 4 * 254 + 1);
-	assert_int_equal(sizeof(((struct ct_place_order *)0)->items) / sizeof(struct ct_order_line), 50);
+	assert_int_equal(sizeof(((struct ct_place_order *)0)->items) / sizeof(struct ct_order_line),
+			 50);
 }
 
 /* ---- one JSON value, read whole ---- */
@@ -841,7 +865,12 @@ static void limits_are_named_after_the_schemas(void **state)
 static void json_text_must_be_exactly_one_value(void **state)
 {
 	static const char *const bad[] = {
-		"{\"a\":1} garbage", "{\"a\":1}{\"a\":1}", "{\"a\":1}\x00", "[1] 2", "{\"a\":", "",
+		"{\"a\":1} garbage",
+		"{\"a\":1}{\"a\":1}",
+		"{\"a\":1}\x00",
+		"[1] 2",
+		"{\"a\":",
+		"",
 		"   ",
 	};
 	static const size_t bad_len[] = { 15, 14, 8, 5, 5, 0, 3 };
@@ -1008,25 +1037,33 @@ static size_t add_example_cases(struct CMUnitTest **tests, size_t n, struct exam
 			size_t n_files = 0;
 			char **files = list_dir(dir, true, &n_files);
 			for (size_t f = 0; files && f < n_files; f++) {
-				struct example ex = { .dir = xstrdup(dirs[d]), .path = xasprintf("%s/%s", dir, files[f]) };
+				struct example ex = { .dir = xstrdup(dirs[d]),
+						      .path = xasprintf("%s/%s", dir, files[f]) };
 				if (k == 0) {
-					ex.test_name = xasprintf("examples/%s/valid/%s is accepted and round-trips",
-								  dirs[d], files[f]);
+					ex.test_name = xasprintf(
+						"examples/%s/valid/%s is accepted and round-trips",
+						dirs[d], files[f]);
 				} else {
 					cJSON *doc = load_json(ex.path);
 					const char *at = cJSON_GetStringValue(
-						cJSON_GetObjectItemCaseSensitive(doc, "expect_error_at"));
-					ex.test_name = xasprintf("examples/%s/invalid/%s is rejected at %s", dirs[d],
-								  files[f], at ? (*at ? at : "the root") : "(no expect_error_at)");
+						cJSON_GetObjectItemCaseSensitive(doc,
+										 "expect_error_at"));
+					ex.test_name = xasprintf(
+						"examples/%s/invalid/%s is rejected at %s", dirs[d],
+						files[f],
+						at ? (*at ? at : "the root")
+						   : "(no expect_error_at)");
 					cJSON_Delete(doc);
 				}
-				*examples = xrealloc(*examples, (*n_examples + 1) * sizeof **examples);
+				*examples = xrealloc(*examples,
+						     (*n_examples + 1) * sizeof **examples);
 				(*examples)[(*n_examples)++] = ex;
 				*tests = xrealloc(*tests, (n + 1) * sizeof **tests);
 				(*tests)[n++] = (struct CMUnitTest){
 					.name = NULL,
-					.test_func = k == 0 ? valid_example_is_accepted_and_round_trips
-							    : invalid_example_is_rejected_at_its_path,
+					.test_func =
+						k == 0 ? valid_example_is_accepted_and_round_trips
+						       : invalid_example_is_rejected_at_its_path,
 				};
 			}
 			free_list(files, n_files);

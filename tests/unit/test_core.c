@@ -106,7 +106,7 @@ static void traceparent_child_ignores_every_invalid_parent(void **state)
 		"00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
 		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
 		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", /* 00 is 55 long */
-		"00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-0100", /* short trace */
+		"00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-0100",  /* short trace */
 		"00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
 		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", /* no dash after */
 		"",

@@ -325,7 +325,8 @@ static void idempotency_records_expire_after_their_retention(void **state)
 				 NULL),
 			 SHOP_OK);
 	assert_int_equal(db_exec(f->db, insert,
-				 DB_ARGS("kept", DB_I64(now - GATEWAY_IDEMPOTENCY_RETENTION_MS)), NULL),
+				 DB_ARGS("kept", DB_I64(now - GATEWAY_IDEMPOTENCY_RETENTION_MS)),
+				 NULL),
 			 SHOP_OK);
 
 	int64_t purged = -1;
@@ -333,8 +334,9 @@ static void idempotency_records_expire_after_their_retention(void **state)
 							 GATEWAY_IDEMPOTENCY_RETENTION_MS, &purged),
 			 SHOP_OK);
 	assert_int_equal(purged, 1);
-	assert_int_equal(harness_query_int(f->db, "SELECT COUNT(*) FROM idempotency_keys "
-						  "WHERE idem_key = $1",
+	assert_int_equal(harness_query_int(f->db,
+					   "SELECT COUNT(*) FROM idempotency_keys "
+					   "WHERE idem_key = $1",
 					   "kept"),
 			 1);
 	assert_int_equal(harness_query_int(f->db, "SELECT COUNT(*) FROM idempotency_keys", NULL),
@@ -588,8 +590,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(idempotency_records_expire_after_their_retention,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(a_body_with_text_after_the_order_is_malformed, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(a_body_with_text_after_the_order_is_malformed,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			an_invalid_traceparent_starts_a_new_trace_and_the_command_is_valid, setup,
 			teardown),
@@ -600,8 +602,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			a_waiting_get_answers_as_soon_as_the_final_status_is_committed, setup,
 			teardown),
-		cmocka_unit_test_setup_teardown(a_waiting_get_answers_at_its_deadline_when_nothing_changes,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			a_waiting_get_answers_at_its_deadline_when_nothing_changes, setup,
+			teardown),
 	};
 	log_init("gateway-test", LOG_LVL_ERROR);
 	return cmocka_run_group_tests_name("gateway", tests, backend_group_setup,

@@ -43,7 +43,8 @@ static void the_view_moves_only_forward_and_never_from_a_final_status(void **sta
 				fail_msg("%s -> %s: %s, expected %s",
 					 gateway_status_name((enum gateway_status)from),
 					 gateway_status_name((enum gateway_status)to),
-					 got ? "advances" : "stays", advances[from][to] ? "advances" : "stays");
+					 got ? "advances" : "stays",
+					 advances[from][to] ? "advances" : "stays");
 		}
 }
 
@@ -62,7 +63,7 @@ static void every_status_name_parses_back_and_unknown_names_do_not(void **state)
 {
 	(void)state;
 	static const char *const names[GATEWAY_STATUS_COUNT] = {
-		[PENDING] = "PENDING", [RESERVED] = "RESERVED", [PAID] = "PAID",
+		[PENDING] = "PENDING", [RESERVED] = "RESERVED",   [PAID] = "PAID",
 		[SHIPPED] = "SHIPPED", [CANCELLED] = "CANCELLED",
 	};
 	for (int s = 0; s < GATEWAY_STATUS_COUNT; s++) {
@@ -108,7 +109,8 @@ static void only_orders_status_events_decide_a_status(void **state)
 	for (int id = 0; id < CT_MSG__COUNT; id++) {
 		enum gateway_status got = PENDING;
 		bool decides = gateway_status_of_event((enum ct_message_id)id, &got);
-		if (decides != (status_of_event[id] >= 0) || (decides && (int)got != status_of_event[id]))
+		if (decides != (status_of_event[id] >= 0) ||
+		    (decides && (int)got != status_of_event[id]))
 			fail_msg("%s: %s", ct_messages[id].name,
 				 decides ? gateway_status_name(got) : "decides nothing");
 	}
@@ -121,8 +123,10 @@ static void the_same_request_under_a_taken_key_replays_and_another_is_refused(vo
 		const char *stored, *request;
 		enum gateway_idempotency_verdict verdict;
 	} cases[] = {
-		{ "{\"customer_id\":\"c-1\"}", "{\"customer_id\":\"c-1\"}", GATEWAY_IDEMPOTENCY_REPLAY },
-		{ "{\"customer_id\":\"c-1\"}", "{\"customer_id\":\"c-2\"}", GATEWAY_IDEMPOTENCY_REFUSE },
+		{ "{\"customer_id\":\"c-1\"}", "{\"customer_id\":\"c-1\"}",
+		  GATEWAY_IDEMPOTENCY_REPLAY },
+		{ "{\"customer_id\":\"c-1\"}", "{\"customer_id\":\"c-2\"}",
+		  GATEWAY_IDEMPOTENCY_REFUSE },
 		{ "{\"customer_id\":\"c-1\"}", "{\"customer_id\":\"c-1\",\"x\":1}",
 		  GATEWAY_IDEMPOTENCY_REFUSE },
 		{ "{}", "", GATEWAY_IDEMPOTENCY_REFUSE },
@@ -141,7 +145,7 @@ static void every_failed_status_has_one_http_answer(void **state)
 		int http;
 		const char *code;
 	} table[] = {
-		{ SHOP_E_INVALID, 500, "internal" },   /* our own command refused: our fault */
+		{ SHOP_E_INVALID, 500, "internal" }, /* our own command refused: our fault */
 		{ SHOP_E_LIMIT, 500, "internal" },
 		{ SHOP_E_NOT_FOUND, 404, "not_found" },
 		{ SHOP_E_CONFLICT, 409, "conflict" },
@@ -150,15 +154,15 @@ static void every_failed_status_has_one_http_answer(void **state)
 		{ SHOP_E_UNAVAILABLE, 503, "unavailable" },
 		{ SHOP_E_TIMEOUT, 503, "unavailable" },
 		{ SHOP_E_INTERNAL, 500, "internal" },
-		{ SHOP_OK, 500, "internal" },           /* a success answered as a failure is a bug */
+		{ SHOP_OK, 500, "internal" }, /* a success answered as a failure is a bug */
 		{ (shop_status)1000, 500, "internal" }, /* and so is a status no one knows */
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		const struct gateway_http_status *h = gateway_http_status_of(table[i].st);
 		assert_non_null(h);
 		if (h->status != table[i].http || strcmp(h->code, table[i].code) != 0)
-			fail_msg("%s: %d %s, expected %d %s", shop_status_name(table[i].st), h->status,
-				 h->code, table[i].http, table[i].code);
+			fail_msg("%s: %d %s, expected %d %s", shop_status_name(table[i].st),
+				 h->status, h->code, table[i].http, table[i].code);
 		assert_non_null(h->message);
 	}
 	assert_string_equal(gateway_http_status_of(SHOP_E_NOT_FOUND)->message, "no such order");

@@ -241,7 +241,8 @@ int main(void)
 		cmocka_unit_test(a_negative_price_or_quantity_is_invalid_in_a_total),
 		cmocka_unit_test(split_keeps_every_line_within_the_limit_and_the_total_unchanged),
 		cmocka_unit_test(split_of_merged_lines_never_needs_more_lines_than_the_order_had),
-		cmocka_unit_test(cancel_releases_only_a_held_reservation_and_remembers_an_unseen_order),
+		cmocka_unit_test(
+			cancel_releases_only_a_held_reservation_and_remembers_an_unseen_order),
 		cmocka_unit_test(status_names_round_trip_and_unknown_names_are_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -72,9 +72,9 @@ static char *envelope(const char *type, const char *subject, const char *event_i
 	char corr[IDS_UUID_SIZE + 8];
 	snprintf(corr, sizeof(corr), "corr-%s", subject);
 	return harness_envelope_encode(&(struct harness_envelope){ .id = event_id,
-								    .type = type,
-								    .subject = subject,
-								    .correlation_id = corr },
+								   .type = type,
+								   .subject = subject,
+								   .correlation_id = corr },
 				       data);
 }
 
@@ -356,8 +356,8 @@ static void the_largest_order_is_reserved_with_a_total_above_any_unit_price(void
 	/* What consumers will read: the event passes its contract. */
 	struct ct_stock_reserved ev;
 	struct ct_errors errs = { 0 };
-	assert_int_equal(ct_stock_reserved_parse(cJSON_GetObjectItemCaseSensitive(doc, "data"),
-						 &ev, &errs),
+	assert_int_equal(ct_stock_reserved_parse(cJSON_GetObjectItemCaseSensitive(doc, "data"), &ev,
+						 &errs),
 			 SHOP_OK);
 	assert_int_equal(ev.total_cents, 445000000LL);
 	assert_int_equal(ev.lines_len, INVENTORY_LINES_MAX);
@@ -377,10 +377,11 @@ static void an_order_priced_beyond_the_contract_is_dead_lettered_and_holds_nothi
 	struct fixture *f = *state;
 	/* Only a price above the contract's ceiling, written by hand, can make
 	 * a valid order's total too large for any event. */
-	assert_int_equal(db_exec(f->db,
-				 "UPDATE products SET price_cents = 200000000 WHERE sku = 'SKU-MOUSE'",
-				 DB_NOARGS, NULL),
-			 SHOP_OK);
+	assert_int_equal(
+		db_exec(f->db,
+			"UPDATE products SET price_cents = 200000000 WHERE sku = 'SKU-MOUSE'",
+			DB_NOARGS, NULL),
+		SHOP_OK);
 	const char *skus[INVENTORY_LINES_MAX];
 	int q[INVENTORY_LINES_MAX];
 	for (size_t i = 0; i < INVENTORY_LINES_MAX; i++) {

@@ -317,20 +317,22 @@ static void stock_taken_between_check_and_update_rejects_and_gives_back(void **s
 	 * SKU-CABLE, every SKU-MOUSE is taken, after the availability check
 	 * passed. The conditional UPDATE must miss and the cable come back. */
 	if (db_backend_of(f->db) == DB_SQLITE) {
-		assert_int_equal(db_exec(f->db,
-					 "CREATE TRIGGER steal AFTER UPDATE OF available ON products "
-					 "WHEN NEW.sku = 'SKU-CABLE' AND NEW.available < OLD.available "
-					 "BEGIN UPDATE products SET available = 0 "
-					 "WHERE sku = 'SKU-MOUSE'; END",
-					 DB_NOARGS, NULL),
-				 SHOP_OK);
+		assert_int_equal(
+			db_exec(f->db,
+				"CREATE TRIGGER steal AFTER UPDATE OF available ON products "
+				"WHEN NEW.sku = 'SKU-CABLE' AND NEW.available < OLD.available "
+				"BEGIN UPDATE products SET available = 0 "
+				"WHERE sku = 'SKU-MOUSE'; END",
+				DB_NOARGS, NULL),
+			SHOP_OK);
 	} else {
-		assert_int_equal(db_exec(f->db,
-					 "CREATE FUNCTION steal() RETURNS trigger LANGUAGE plpgsql AS "
-					 "$body$ BEGIN UPDATE products SET available = 0 "
-					 "WHERE sku = 'SKU-MOUSE'; RETURN NULL; END $body$",
-					 DB_NOARGS, NULL),
-				 SHOP_OK);
+		assert_int_equal(
+			db_exec(f->db,
+				"CREATE FUNCTION steal() RETURNS trigger LANGUAGE plpgsql AS "
+				"$body$ BEGIN UPDATE products SET available = 0 "
+				"WHERE sku = 'SKU-MOUSE'; RETURN NULL; END $body$",
+				DB_NOARGS, NULL),
+			SHOP_OK);
 		assert_int_equal(db_exec(f->db,
 					 "CREATE TRIGGER steal AFTER UPDATE OF available ON products "
 					 "FOR EACH ROW WHEN (NEW.sku = 'SKU-CABLE' AND "
@@ -393,10 +395,11 @@ static void a_price_beyond_the_contract_makes_a_total_too_large_and_holds_nothin
 	 * price above the contract's ceiling (2 000 000 EUR, written by hand:
 	 * StockLevelChanged could not announce it) makes 50000 mice do. */
 	assert_int_equal(db_begin(f->db), SHOP_OK);
-	assert_int_equal(db_exec(f->db,
-				 "UPDATE products SET price_cents = 200000000 WHERE sku = 'SKU-MOUSE'",
-				 DB_NOARGS, NULL),
-			 SHOP_OK);
+	assert_int_equal(
+		db_exec(f->db,
+			"UPDATE products SET price_cents = 200000000 WHERE sku = 'SKU-MOUSE'",
+			DB_NOARGS, NULL),
+		SHOP_OK);
 	assert_int_equal(db_commit(f->db), SHOP_OK);
 	struct inventory_line l[INVENTORY_LINES_MAX];
 	for (size_t i = 0; i < INVENTORY_LINES_MAX; i++)
@@ -465,7 +468,8 @@ static void the_invariant_holds_after_a_random_mix_of_operations(void **state)
 			reserved += f->res.outcome == INVENTORY_OUTCOME_RESERVED;
 			rejected += f->res.outcome == INVENTORY_OUTCOME_REJECTED;
 		} else {
-			assert_int_equal(release(f, order_id, reasons[rng_next(&seed) % 3]), SHOP_OK);
+			assert_int_equal(release(f, order_id, reasons[rng_next(&seed) % 3]),
+					 SHOP_OK);
 			released += f->res.outcome == INVENTORY_OUTCOME_RELEASED;
 			tombstoned += f->res.outcome == INVENTORY_OUTCOME_TOMBSTONED;
 		}

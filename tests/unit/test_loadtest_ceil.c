@@ -32,10 +32,10 @@ static void ratios_divide_the_shops_rates_by_the_ceilings(void **state)
 {
 	(void)state;
 	struct lt_ceilings c = ceilings_made_up();
-	struct lt_usage before = {.js_messages = 1000, .pg_commits = 500};
+	struct lt_usage before = { .js_messages = 1000, .pg_commits = 500 };
 	/* 1,000 terminal orders in 10 s (8 s offered), 20 messages and 12
 	 * transactions per order. */
-	struct lt_usage after = {.js_messages = 21000, .pg_commits = 12500};
+	struct lt_usage after = { .js_messages = 21000, .pg_commits = 12500 };
 	struct lt_ratios r;
 	lt_ratios_compute(&c, &before, &after, 1000, 1200, 10, 8, &r);
 	assert_float_equal(r.completed_per_s, 100, 1e-9);
@@ -56,8 +56,8 @@ static void an_unknown_input_makes_every_ratio_built_on_it_unknown(void **state)
 	(void)state;
 	struct lt_ceilings c = ceilings_made_up();
 	c.pg_commit.per_s = -1; /* PostgreSQL could not be measured */
-	struct lt_usage before = {.js_messages = -1, .pg_commits = 10};
-	struct lt_usage after = {.js_messages = 5000, .pg_commits = 1010};
+	struct lt_usage before = { .js_messages = -1, .pg_commits = 10 };
+	struct lt_usage after = { .js_messages = 5000, .pg_commits = 1010 };
 	struct lt_ratios r;
 	lt_ratios_compute(&c, &before, &after, 100, 100, 10, 10, &r);
 	assert_true(r.events_per_order < 0);
@@ -73,14 +73,14 @@ static void no_orders_completed_gives_no_per_order_figures(void **state)
 {
 	(void)state;
 	struct lt_ceilings c = ceilings_made_up();
-	struct lt_usage before = {0, 0}, after = {100, 100};
+	struct lt_usage before = { 0, 0 }, after = { 100, 100 };
 	struct lt_ratios r;
 	lt_ratios_compute(&c, &before, &after, 0, 0, 10, 10, &r);
 	assert_float_equal(r.completed_per_s, 0, 1e-12);
 	assert_true(r.events_per_order < 0);
 	assert_true(r.pg_commits_per_order < 0);
 	/* A counter that went backwards (a restarted server) is unknown. */
-	struct lt_usage later = {50, 50};
+	struct lt_usage later = { 50, 50 };
 	lt_ratios_compute(&c, &after, &later, 10, 10, 10, 10, &r);
 	assert_true(r.events_per_order < 0);
 	assert_true(r.pg_commits_per_order < 0);
@@ -91,7 +91,7 @@ static void ceilings_not_measured_give_no_ratios(void **state)
 	(void)state;
 	struct lt_ceilings c;
 	memset(&c, 0, sizeof(c));
-	struct lt_usage u = {-1, -1};
+	struct lt_usage u = { -1, -1 };
 	struct lt_ratios r;
 	lt_ratios_compute(&c, &u, &u, 100, 100, 10, 10, &r);
 	assert_true(r.gateway_share < 0);
@@ -133,7 +133,7 @@ static void the_json_report_carries_durability_ceilings_and_ratios(void **state)
 	snprintf(r.ceil.pg_synchronous_commit, sizeof(r.ceil.pg_synchronous_commit), "off");
 	r.ceil.sqlite_commit.per_s = -1;
 	snprintf(r.ceil.sqlite_commit.note, sizeof(r.ceil.sqlite_commit.note), "no file");
-	struct lt_usage before = {0, 0}, after = {20000, -1};
+	struct lt_usage before = { 0, 0 }, after = { 20000, -1 };
 	lt_report_summarise(&r, &before, &after);
 
 	char *text = report_json_of(&r);
@@ -144,9 +144,10 @@ static void the_json_report_carries_durability_ceilings_and_ratios(void **state)
 	assert_string_equal(cJSON_GetObjectItem(sum, "durability")->valuestring, "relaxed");
 	assert_float_equal(cJSON_GetObjectItem(sum, "throughput")->valuedouble, 50, 1e-9);
 	cJSON *ceil = cJSON_GetObjectItem(root, "ceilings");
-	assert_float_equal(
-		cJSON_GetObjectItem(cJSON_GetObjectItem(ceil, "jetstream_publish"), "per_s")->valuedouble,
-		40000, 1e-9);
+	assert_float_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(ceil, "jetstream_publish"),
+					       "per_s")
+				   ->valuedouble,
+			   40000, 1e-9);
 	cJSON *lite = cJSON_GetObjectItem(ceil, "sqlite_commit");
 	assert_true(cJSON_IsNull(cJSON_GetObjectItem(lite, "per_s")));
 	assert_string_equal(cJSON_GetObjectItem(lite, "note")->valuestring, "no file");
@@ -154,8 +155,8 @@ static void the_json_report_carries_durability_ceilings_and_ratios(void **state)
 			    "off");
 	cJSON *ratios = cJSON_GetObjectItem(root, "ratios");
 	assert_float_equal(cJSON_GetObjectItem(ratios, "events_per_order")->valuedouble, 20, 1e-9);
-	assert_float_equal(cJSON_GetObjectItem(ratios, "gateway_share")->valuedouble,
-			   100.0 / 20000, 1e-12);
+	assert_float_equal(cJSON_GetObjectItem(ratios, "gateway_share")->valuedouble, 100.0 / 20000,
+			   1e-12);
 	assert_true(cJSON_IsNull(cJSON_GetObjectItem(ratios, "pg_commits_per_order")));
 	cJSON_Delete(root);
 	free(text);

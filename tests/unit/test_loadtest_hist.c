@@ -49,11 +49,11 @@ static void percentiles_of_a_uniform_distribution_are_within_the_bound(void **st
 	struct lt_hist *h = hist_new();
 	for (int64_t v = 1; v <= 1000000; v++)
 		lt_hist_record(h, v);
-	const double qs[] = {50, 90, 99, 99.9};
+	const double qs[] = { 50, 90, 99, 99.9 };
 	for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
 		double truth = qs[i] * 10000;
 		double got = (double)lt_hist_percentile(h, qs[i]);
-		assert_true(got >= truth);                          /* never under */
+		assert_true(got >= truth);                             /* never under */
 		assert_true(got <= truth * (1.0 + 1.0 / LT_HIST_SUB)); /* at most 0.8 % over */
 	}
 	assert_int_equal(lt_hist_percentile(h, 100), 1000000);

@@ -37,11 +37,11 @@ static void due_count_counts_requests_whose_time_has_come(void **state)
 	struct lt_pace p;
 	lt_pace_init(&p, LT_NS_PER_S, 50, 10);
 	assert_int_equal(lt_pace_due_count(&p, 0), 0);
-	assert_int_equal(lt_pace_due_count(&p, LT_NS_PER_S), 1);                /* request 0 */
-	assert_int_equal(lt_pace_due_count(&p, LT_NS_PER_S + 19999999), 1);     /* 20 ms apart */
+	assert_int_equal(lt_pace_due_count(&p, LT_NS_PER_S), 1);            /* request 0 */
+	assert_int_equal(lt_pace_due_count(&p, LT_NS_PER_S + 19999999), 1); /* 20 ms apart */
 	assert_int_equal(lt_pace_due_count(&p, LT_NS_PER_S + 20000000), 2);
-	assert_int_equal(lt_pace_due_count(&p, 2 * LT_NS_PER_S), 51);           /* a stalled second */
-	assert_int_equal(lt_pace_due_count(&p, 100 * LT_NS_PER_S), 500);        /* never past total */
+	assert_int_equal(lt_pace_due_count(&p, 2 * LT_NS_PER_S), 51);    /* a stalled second */
+	assert_int_equal(lt_pace_due_count(&p, 100 * LT_NS_PER_S), 500); /* never past total */
 	/* At every instant, exactly the requests due by then are counted. */
 	for (int64_t t = LT_NS_PER_S; t < 3 * LT_NS_PER_S; t += 7777777) {
 		int64_t n = lt_pace_due_count(&p, t);
@@ -53,7 +53,7 @@ static void due_count_counts_requests_whose_time_has_come(void **state)
 static void the_mix_deals_every_kind_in_its_share(void **state)
 {
 	struct lt_mix m;
-	int64_t seen[LT_KIND_COUNT] = {0};
+	int64_t seen[LT_KIND_COUNT] = { 0 };
 	assert_int_equal(lt_mix_parse(&m, LT_MIX_DEFAULT), SHOP_OK);
 	for (int i = 0; i < 100; i++)
 		seen[lt_mix_next(&m)]++;

@@ -100,8 +100,9 @@ static void the_json_report_parses_and_holds_the_figures(void **state)
 	cJSON *secs = cJSON_GetObjectItem(root, "seconds");
 	assert_int_equal(cJSON_GetArraySize(secs), 20);
 	assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(secs, 1), "consumer_lag")));
-	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
-				    cJSON_GetObjectItem(root, "config"), "gateway")),
+	assert_string_equal(cJSON_GetStringValue(
+				    cJSON_GetObjectItem(cJSON_GetObjectItem(root, "config"),
+							"gateway")),
 			    "http://gateway:8080/?a=<b>&c");
 	cJSON_Delete(root);
 	free(text);
@@ -175,8 +176,12 @@ static void the_svg_is_well_formed_and_escapes_its_text(void **state)
 
 static void an_empty_run_still_draws_a_well_formed_svg(void **state)
 {
-	struct lt_report r = {.mode = "run", .started_at = "x", .gateway = "g", .nats = "n",
-			      .monitor = "m", .mix = "approved=1"};
+	struct lt_report r = { .mode = "run",
+			       .started_at = "x",
+			       .gateway = "g",
+			       .nats = "n",
+			       .monitor = "m",
+			       .mix = "approved=1" };
 	char *svg = write_to_string(lt_report_svg, &r);
 	assert_well_formed_xml(svg);
 	free(svg);
@@ -198,19 +203,19 @@ static void order_events_give_their_kind_and_order_id(void **state)
 	assert_string_equal(id, "01a21c37-6109-777b-9353-304b3057919d");
 	assert_int_equal(lt_watch_parse(LT_SUBJECT_CANCELLED, ev, strlen(ev), &kind, id), SHOP_OK);
 	assert_int_equal(kind, LT_EV_CANCELLED);
-	assert_int_equal(lt_watch_parse("orders.event.order_reserved.v1", ev, strlen(ev), &kind, id),
+	assert_int_equal(lt_watch_parse("orders.event.order_reserved.v1", ev, strlen(ev), &kind,
+					id),
 			 SHOP_E_NOT_FOUND);
 	assert_int_equal(lt_watch_parse(LT_SUBJECT_SHIPPED, "{}", 2, &kind, id), SHOP_E_INVALID);
 }
 
 static void monitoring_gives_lag_per_durable_and_the_gateway_sequence(void **state)
 {
-	const char *jsz =
-		"{\"account_details\":[{\"stream_detail\":["
-		"{\"name\":\"GATEWAY\",\"state\":{\"last_seq\":120},\"consumer_detail\":["
-		"{\"name\":\"orders\",\"num_pending\":7,\"num_ack_pending\":3}]},"
-		"{\"name\":\"ORDERS\",\"state\":{\"last_seq\":99},\"consumer_detail\":["
-		"{\"name\":\"payments\",\"num_pending\":10,\"num_ack_pending\":0}]}]}]}";
+	const char *jsz = "{\"account_details\":[{\"stream_detail\":["
+			  "{\"name\":\"GATEWAY\",\"state\":{\"last_seq\":120},\"consumer_detail\":["
+			  "{\"name\":\"orders\",\"num_pending\":7,\"num_ack_pending\":3}]},"
+			  "{\"name\":\"ORDERS\",\"state\":{\"last_seq\":99},\"consumer_detail\":["
+			  "{\"name\":\"payments\",\"num_pending\":10,\"num_ack_pending\":0}]}]}]}";
 	struct lt_lag lag[LT_DURABLES_MAX];
 	size_t n = 0;
 	int64_t total = 0, seq = 0;

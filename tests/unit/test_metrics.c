@@ -18,10 +18,10 @@
 #include "metrics/metrics.h"
 
 /* The overflow counter every registry carries, as rendered when unused. */
-#define OVERFLOW_HEADER                                                                     \
-	"# HELP shop_metrics_series_overflow_total Updates sent to a metric's overflow series " \
-	"(label values \"other\") because it had too many series or the values were too "     \
-	"long or not UTF-8.\n"                                                                 \
+#define OVERFLOW_HEADER                                                                            \
+	"# HELP shop_metrics_series_overflow_total Updates sent to a metric's overflow series "    \
+	"(label values \"other\") because it had too many series or the values were too "          \
+	"long or not UTF-8.\n"                                                                     \
 	"# TYPE shop_metrics_series_overflow_total counter\n"
 
 static char *render(struct metrics_registry *reg)
@@ -89,7 +89,8 @@ static void counting_from_several_threads_loses_nothing(void **state)
 			 SHOP_OK);
 	assert_int_equal(metrics_histogram_register(reg, "t_values", "Values.",
 						    (const char *const[]){ "subject", NULL },
-						    (const double[]){ 0.5, 1.5 }, 2, &arg.histogram),
+						    (const double[]){ 0.5, 1.5 }, 2,
+						    &arg.histogram),
 			 SHOP_OK);
 	pthread_t threads[COUNT_THREADS], renderer;
 	atomic_bool done = false;
@@ -109,9 +110,11 @@ static void counting_from_several_threads_loses_nothing(void **state)
 	char want[128];
 	int per_subject = COUNT_THREADS * COUNT_PER_THREAD / COUNT_SUBJECTS;
 	for (int i = 0; i < COUNT_SUBJECTS; i++) {
-		snprintf(want, sizeof(want), "t_msgs_total{subject=\"s%02d\"} %d\n", i, per_subject);
+		snprintf(want, sizeof(want), "t_msgs_total{subject=\"s%02d\"} %d\n", i,
+			 per_subject);
 		assert_non_null(strstr(text, want));
-		snprintf(want, sizeof(want), "t_values_count{subject=\"s%02d\"} %d\n", i, per_subject);
+		snprintf(want, sizeof(want), "t_values_count{subject=\"s%02d\"} %d\n", i,
+			 per_subject);
 		assert_non_null(strstr(text, want));
 	}
 	/* One series per subject: none was created twice by racing threads. */
@@ -134,18 +137,18 @@ static void histogram_places_values_in_buckets_and_renders_them_cumulative(void 
 	metrics_histogram_observe(h, r, 0.25); /* "le" is inclusive: in 0.25 */
 	metrics_histogram_observe(h, r, 0.5);
 	metrics_histogram_observe(h, r, 10);
-	metrics_histogram_observe(h, r, 11); /* only in +Inf */
+	metrics_histogram_observe(h, r, 11);        /* only in +Inf */
 	metrics_histogram_observe(h, r, 0.0 / 0.0); /* NaN: dropped */
 	char *text = render(reg);
-	assert_string_equal(text, OVERFLOW_HEADER
-			    "# HELP t_seconds Latency.\n"
-			    "# TYPE t_seconds histogram\n"
-			    "t_seconds_bucket{route=\"/orders\",le=\"0.25\"} 2\n"
-			    "t_seconds_bucket{route=\"/orders\",le=\"1\"} 3\n"
-			    "t_seconds_bucket{route=\"/orders\",le=\"10\"} 4\n"
-			    "t_seconds_bucket{route=\"/orders\",le=\"+Inf\"} 5\n"
-			    "t_seconds_sum{route=\"/orders\"} 21.875\n"
-			    "t_seconds_count{route=\"/orders\"} 5\n");
+	assert_string_equal(text,
+			    OVERFLOW_HEADER "# HELP t_seconds Latency.\n"
+					    "# TYPE t_seconds histogram\n"
+					    "t_seconds_bucket{route=\"/orders\",le=\"0.25\"} 2\n"
+					    "t_seconds_bucket{route=\"/orders\",le=\"1\"} 3\n"
+					    "t_seconds_bucket{route=\"/orders\",le=\"10\"} 4\n"
+					    "t_seconds_bucket{route=\"/orders\",le=\"+Inf\"} 5\n"
+					    "t_seconds_sum{route=\"/orders\"} 21.875\n"
+					    "t_seconds_count{route=\"/orders\"} 5\n");
 	free(text);
 	metrics_registry_free(reg);
 }
@@ -177,7 +180,8 @@ static void label_values_and_help_are_escaped(void **state)
 {
 	struct metrics_registry *reg = metrics_registry_new();
 	struct metrics_counter *c;
-	assert_int_equal(metrics_counter_register(reg, "t_esc_total", "Back\\slash and\nnewline \"kept\".",
+	assert_int_equal(metrics_counter_register(reg, "t_esc_total",
+						  "Back\\slash and\nnewline \"kept\".",
 						  (const char *const[]){ "v", NULL }, &c),
 			 SHOP_OK);
 	metrics_counter_add(c, (const char *const[]){ "a\\b\"c\nd" }, 1);
@@ -217,7 +221,8 @@ static void series_beyond_the_limit_go_to_one_overflow_series(void **state)
 	assert_non_null(strstr(text, "t_ids_total{id=\"other\",kind=\"other\"} 12\n"));
 	assert_null(strstr(text, "id0512"));
 	assert_null(strstr(text, "xxxx"));
-	assert_non_null(strstr(text, "shop_metrics_series_overflow_total{metric=\"t_ids_total\"} 12\n"));
+	assert_non_null(
+		strstr(text, "shop_metrics_series_overflow_total{metric=\"t_ids_total\"} 12\n"));
 	free(text);
 	metrics_registry_free(reg);
 }
@@ -247,18 +252,18 @@ static void computed_gauges_are_read_at_render_and_left_out_when_they_fail(void 
 			 SHOP_OK);
 	assert_int_equal(metrics_gauge_bind(g, (const char *const[]){ "a" }, gauge_fixed, &pending),
 			 SHOP_E_DUPLICATE);
-	assert_int_equal(metrics_gauge_bind(g, (const char *const[]){ "bad\xff" }, gauge_fixed, &pending),
+	assert_int_equal(metrics_gauge_bind(g, (const char *const[]){ "bad\xff" }, gauge_fixed,
+					    &pending),
 			 SHOP_E_INVALID);
 	metrics_gauge_set(g, (const char *const[]){ "a" }, 99); /* ignored: computed */
 	metrics_gauge_set(g, (const char *const[]){ "c" }, -1.5);
 	metrics_gauge_add(g, (const char *const[]){ "c" }, 0.25);
 	pending = 7;
 	char *text = render(reg);
-	assert_string_equal(text, OVERFLOW_HEADER
-			    "# HELP t_pending Pending.\n"
-			    "# TYPE t_pending gauge\n"
-			    "t_pending{durable=\"a\"} 7\n"
-			    "t_pending{durable=\"c\"} -1.25\n");
+	assert_string_equal(text, OVERFLOW_HEADER "# HELP t_pending Pending.\n"
+						  "# TYPE t_pending gauge\n"
+						  "t_pending{durable=\"a\"} 7\n"
+						  "t_pending{durable=\"c\"} -1.25\n");
 	free(text);
 	metrics_registry_free(reg);
 }
@@ -276,7 +281,8 @@ static void computed_gauge_cannot_bind_beyond_the_limit(void **state)
 		metrics_gauge_set(g, (const char *const[]){ k }, 1);
 	}
 	double v = 1;
-	assert_int_equal(metrics_gauge_bind(g, (const char *const[]){ "one_more" }, gauge_fixed, &v),
+	assert_int_equal(metrics_gauge_bind(g, (const char *const[]){ "one_more" }, gauge_fixed,
+					    &v),
 			 SHOP_E_LIMIT);
 	metrics_gauge_set(g, (const char *const[]){ "one_more" }, 1); /* now "other" exists */
 	assert_int_equal(metrics_gauge_bind(g, (const char *const[]){ "other" }, gauge_fixed, &v),
@@ -299,8 +305,10 @@ static void invalid_names_and_buckets_are_refused(void **state)
 	/* Only a trailing _count is reserved. */
 	assert_int_equal(metrics_counter_register(reg, "x_count_total", "H.", NULL, &c), SHOP_OK);
 	assert_int_equal(metrics_counter_register(reg, NULL, "H.", NULL, &c), SHOP_E_INVALID);
-	assert_int_equal(metrics_counter_register(reg, "no_help_total", "", NULL, &c), SHOP_E_INVALID);
-	assert_int_equal(metrics_counter_register(reg, "no_help_total", NULL, NULL, &c), SHOP_E_INVALID);
+	assert_int_equal(metrics_counter_register(reg, "no_help_total", "", NULL, &c),
+			 SHOP_E_INVALID);
+	assert_int_equal(metrics_counter_register(reg, "no_help_total", NULL, NULL, &c),
+			 SHOP_E_INVALID);
 
 	assert_int_equal(metrics_gauge_register(reg, "g_total", "H.", NULL, &g), SHOP_E_INVALID);
 	assert_int_equal(metrics_gauge_register(reg, "g_count", "H.", NULL, &g), SHOP_E_INVALID);
@@ -310,9 +318,12 @@ static void invalid_names_and_buckets_are_refused(void **state)
 	static const char *const bad_labels[] = { "le", "quantile", "__name", "1x", "a-b", "" };
 	for (size_t i = 0; i < sizeof(bad_labels) / sizeof(bad_labels[0]); i++)
 		assert_int_equal(metrics_gauge_register(reg, "g", "H.",
-							(const char *const[]){ bad_labels[i], NULL }, &g),
+							(const char *const[]){ bad_labels[i],
+									       NULL },
+							&g),
 				 SHOP_E_INVALID);
-	assert_int_equal(metrics_gauge_register(reg, "g", "H.", (const char *const[]){ "a", "a", NULL }, &g),
+	assert_int_equal(metrics_gauge_register(reg, "g", "H.",
+						(const char *const[]){ "a", "a", NULL }, &g),
 			 SHOP_E_INVALID);
 	assert_int_equal(metrics_gauge_register(reg, "g", "H.",
 						(const char *const[]){ "a", "b", "c", "d", "e", "f",
@@ -320,19 +331,25 @@ static void invalid_names_and_buckets_are_refused(void **state)
 						&g),
 			 SHOP_E_INVALID);
 
-	assert_int_equal(metrics_histogram_register(reg, "h", "H.", NULL, (const double[]){ 1, 1 }, 2, &h),
+	assert_int_equal(metrics_histogram_register(reg, "h", "H.", NULL, (const double[]){ 1, 1 },
+						    2, &h),
 			 SHOP_E_INVALID);
-	assert_int_equal(metrics_histogram_register(reg, "h", "H.", NULL, (const double[]){ 2, 1 }, 2, &h),
+	assert_int_equal(metrics_histogram_register(reg, "h", "H.", NULL, (const double[]){ 2, 1 },
+						    2, &h),
 			 SHOP_E_INVALID);
-	assert_int_equal(metrics_histogram_register(reg, "h", "H.", NULL, (const double[]){ 1.0 / 0.0 }, 1, &h),
+	assert_int_equal(metrics_histogram_register(reg, "h", "H.", NULL,
+						    (const double[]){ 1.0 / 0.0 }, 1, &h),
 			 SHOP_E_INVALID);
-	assert_int_equal(metrics_histogram_register(reg, "h", "H.", NULL, NULL, 0, &h), SHOP_E_INVALID);
+	assert_int_equal(metrics_histogram_register(reg, "h", "H.", NULL, NULL, 0, &h),
+			 SHOP_E_INVALID);
 
 	/* Taken names: one's own, and the overflow counter's. */
 	assert_int_equal(metrics_gauge_register(reg, "g", "H.", NULL, &g), SHOP_OK);
-	assert_int_equal(metrics_histogram_register(reg, "g", "H.", NULL, (const double[]){ 1 }, 1, &h),
+	assert_int_equal(metrics_histogram_register(reg, "g", "H.", NULL, (const double[]){ 1 }, 1,
+						    &h),
 			 SHOP_E_DUPLICATE);
-	assert_int_equal(metrics_counter_register(reg, "shop_metrics_series_overflow_total", "H.", NULL, &c),
+	assert_int_equal(metrics_counter_register(reg, "shop_metrics_series_overflow_total", "H.",
+						  NULL, &c),
 			 SHOP_E_DUPLICATE);
 	metrics_registry_free(reg);
 }
@@ -357,7 +374,9 @@ static void render_is_sorted_and_stable(void **state)
 	struct metrics_counter *zc, *ac;
 	struct metrics_gauge *mg;
 	assert_int_equal(metrics_counter_register(reg, "z_total", "Z.",
-						  (const char *const[]){ "subject", "outcome", NULL }, &zc),
+						  (const char *const[]){ "subject", "outcome",
+									 NULL },
+						  &zc),
 			 SHOP_OK);
 	assert_int_equal(metrics_gauge_register(reg, "m_gauge", "M.", NULL, &mg), SHOP_OK);
 	assert_int_equal(metrics_counter_register(reg, "a_total", "A.", NULL, &ac), SHOP_OK);
@@ -371,9 +390,7 @@ static void render_is_sorted_and_stable(void **state)
 				   "a_total 0\n"
 				   "# HELP m_gauge M.\n"
 				   "# TYPE m_gauge gauge\n"
-				   "m_gauge 0.1\n"
-				   OVERFLOW_HEADER
-				   "# HELP z_total Z.\n"
+				   "m_gauge 0.1\n" OVERFLOW_HEADER "# HELP z_total Z.\n"
 				   "# TYPE z_total counter\n"
 				   "z_total{subject=\"\",outcome=\"ok\"} 4\n"
 				   "z_total{subject=\"orders.a\",outcome=\"ok\"} 3\n"

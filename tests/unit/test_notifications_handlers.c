@@ -120,10 +120,11 @@ static int64_t count(struct fixture *f, const char *sql, const char *arg)
 static int64_t mails(struct fixture *f, const char *kind)
 {
 	struct db_result *r = NULL;
-	assert_int_equal(db_query(f->db,
-				  "SELECT COUNT(*) FROM notifications WHERE order_id = $1 AND kind = $2",
-				  DB_ARGS(f->order, kind), &r),
-			 SHOP_OK);
+	assert_int_equal(
+		db_query(f->db,
+			 "SELECT COUNT(*) FROM notifications WHERE order_id = $1 AND kind = $2",
+			 DB_ARGS(f->order, kind), &r),
+		SHOP_OK);
 	int64_t n = db_result_int(r, 0, 0);
 	db_result_free(r);
 	return n;
@@ -139,11 +140,12 @@ static int64_t sent_events(struct fixture *f)
 static struct db_result *mail_row(struct fixture *f, const char *kind)
 {
 	struct db_result *r = NULL;
-	assert_int_equal(db_query(f->db,
-				  "SELECT email, subject_line, body, notification_id FROM notifications "
-				  "WHERE order_id = $1 AND kind = $2",
-				  DB_ARGS(f->order, kind), &r),
-			 SHOP_OK);
+	assert_int_equal(
+		db_query(f->db,
+			 "SELECT email, subject_line, body, notification_id FROM notifications "
+			 "WHERE order_id = $1 AND kind = $2",
+			 DB_ARGS(f->order, kind), &r),
+		SHOP_OK);
 	assert_int_equal(db_result_rows(r), 1);
 	return r;
 }
@@ -168,7 +170,8 @@ static void order_placed_records_the_order_received_mail_and_announces_it(void *
 	cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "kind")->valuestring,
 			    "order_received");
-	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "order_id")->valuestring, f->order);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "order_id")->valuestring,
+			    f->order);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "email")->valuestring,
 			    "ada@example.com");
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "notification_id")->valuestring,
@@ -194,7 +197,8 @@ static void order_shipped_before_the_recipient_is_not_ready_and_writes_nothing(v
 	struct fixture *f = *state;
 	assert_int_equal(ship(f), SHOP_E_NOT_READY);
 	assert_int_equal(cancel(f, "timeout"), SHOP_E_NOT_READY);
-	assert_int_equal(count(f, "SELECT COUNT(*) FROM notifications WHERE order_id = $1", f->order),
+	assert_int_equal(count(f, "SELECT COUNT(*) FROM notifications WHERE order_id = $1",
+			       f->order),
 			 0);
 	assert_int_equal(sent_events(f), 0);
 }

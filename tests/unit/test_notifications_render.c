@@ -43,7 +43,8 @@ static void order_received_says_item_for_a_single_item(void **state)
 
 static void order_shipped_names_the_order(void **state)
 {
-	struct notifications_facts f = { .kind = NOTIFICATIONS_KIND_ORDER_SHIPPED, .order_id = ORDER };
+	struct notifications_facts f = { .kind = NOTIFICATIONS_KIND_ORDER_SHIPPED,
+					 .order_id = ORDER };
 	struct notifications_mail m = rendered(&f);
 	assert_string_equal(m.subject, "Your order " ORDER " has shipped");
 	assert_non_null(strstr(m.body, "your order " ORDER " is on its way"));
@@ -82,8 +83,10 @@ static void order_cancelled_shows_an_unknown_plain_reason_verbatim(void **state)
 
 static void order_cancelled_never_echoes_an_unsafe_or_missing_reason(void **state)
 {
-	const char *const bad[] = { "two words", "line\nbreak", "", NULL,
-				    "a-reason-that-is-far-too-long-to-be-shown-in-an-email-to-a-customer" };
+	const char *const bad[] = {
+		"two words", "line\nbreak", "", NULL,
+		"a-reason-that-is-far-too-long-to-be-shown-in-an-email-to-a-customer"
+	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct notifications_facts f = { .kind = NOTIFICATIONS_KIND_ORDER_CANCELLED,
 						 .order_id = ORDER,
@@ -97,8 +100,10 @@ static void order_cancelled_never_echoes_an_unsafe_or_missing_reason(void **stat
 
 static void an_order_id_that_could_break_a_header_is_refused(void **state)
 {
-	const char *const bad[] = { "", NULL, "abc\r\nBcc: everyone@example.com", "has space",
-				    "0192f0c1-7d2a-7abc-8def-0123456789ab-0192f0c1-7d2a-7abc-8def-0123456789ab" };
+	const char *const bad[] = {
+		"", NULL, "abc\r\nBcc: everyone@example.com", "has space",
+		"0192f0c1-7d2a-7abc-8def-0123456789ab-0192f0c1-7d2a-7abc-8def-0123456789ab"
+	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct notifications_facts f = { .kind = NOTIFICATIONS_KIND_ORDER_SHIPPED,
 						 .order_id = bad[i] };

@@ -31,8 +31,8 @@ struct cell {
 	enum orders_verdict verdict;
 	enum orders_status status; /* the status after the decision */
 	enum orders_reason reason;
-	bool marks;                /* the decision asks shipping (once more) to cancel */
-	enum orders_reason why;    /* when it asks first: the request's reason */
+	bool marks;             /* the decision asks shipping (once more) to cancel */
+	enum orders_reason why; /* when it asks first: the request's reason */
 };
 
 #define APPLY(to, why) { ORDERS_APPLY, (to), (why), false, ORDERS_REASON_NONE }
@@ -188,8 +188,8 @@ static void expect_row(enum orders_input_kind kind, const int *rows, size_t n)
 		expect_cell(rows[i], kind);
 }
 
-#define EXPECT(kind, ...)                                                                  \
-	expect_row((kind), (const int[]){ __VA_ARGS__ },                                   \
+#define EXPECT(kind, ...)                                                                          \
+	expect_row((kind), (const int[]){ __VA_ARGS__ },                                           \
 		   sizeof((const int[]){ __VA_ARGS__ }) / sizeof(int))
 
 static void every_cell_of_the_transition_table_is_decided_as_specified(void **state)
@@ -240,8 +240,10 @@ static void stock_rejected_after_pending_is_ignored(void **state)
 static void stock_rejected_without_a_stock_reason_changes_nothing(void **state)
 {
 	static const enum orders_reason not_stock[] = {
-		ORDERS_REASON_NONE, ORDERS_REASON_PAYMENT_DECLINED,
-		ORDERS_REASON_CUSTOMER_CANCELLED, ORDERS_REASON_TIMEOUT,
+		ORDERS_REASON_NONE,
+		ORDERS_REASON_PAYMENT_DECLINED,
+		ORDERS_REASON_CUSTOMER_CANCELLED,
+		ORDERS_REASON_TIMEOUT,
 	};
 	for (size_t i = 0; i < sizeof(not_stock) / sizeof(not_stock[0]); i++) {
 		struct orders_input in = { .kind = ORDERS_INPUT_STOCK_REJECTED,
@@ -412,8 +414,10 @@ static void paid_deadline_found_before_the_order_moved_is_ignored(void **state)
 
 static void shipment_cancelled_after_a_timeout_request_cancels_as_timeout(void **state)
 {
-	struct orders_state cur = { .status = PAID, .cancel_requested = true,
-				    .cancel_reason = TIMEOUT, .cancel_requests = 2 };
+	struct orders_state cur = { .status = PAID,
+				    .cancel_requested = true,
+				    .cancel_reason = TIMEOUT,
+				    .cancel_requests = 2 };
 	struct orders_input in = input_of(ORDERS_INPUT_SHIPMENT_CANCELLED, PAID);
 	struct orders_decision d = orders_decide(&cur, &in);
 	assert_int_equal(d.verdict, ORDERS_APPLY);
@@ -451,7 +455,8 @@ static void an_applied_decision_moves_forward_and_has_a_reason_exactly_when_canc
 			struct orders_decision d = orders_decide(&cur, &in);
 			/* The mark is never cleared, and set only on PAID. */
 			assert_true(d.cancel_requested || !cur.cancel_requested);
-			assert_true(!d.cancel_requested || cur.cancel_requested || d.status == PAID);
+			assert_true(!d.cancel_requested || cur.cancel_requested ||
+				    d.status == PAID);
 			/* Requests only grow, one at a time, bounded; a request
 			 * has its reason. */
 			assert_true(d.cancel_requests == cur.cancel_requests ||
@@ -480,7 +485,8 @@ static void status_and_reason_names_round_trip(void **state)
 {
 	for (int i = 0; i < ORDERS_STATUS_COUNT; i++) {
 		enum orders_status st = PENDING;
-		assert_int_equal(orders_status_parse(orders_status_name((enum orders_status)i), &st),
+		assert_int_equal(orders_status_parse(orders_status_name((enum orders_status)i),
+						     &st),
 				 SHOP_OK);
 		assert_int_equal(st, i);
 	}
@@ -529,9 +535,11 @@ int main(void)
 		cmocka_unit_test(shipment_dispatched_moves_paid_to_shipped),
 		cmocka_unit_test(shipment_dispatched_again_is_ignored),
 		cmocka_unit_test(cancel_of_pending_or_reserved_order_is_customer_cancelled_at_once),
-		cmocka_unit_test(cancel_of_paid_order_only_requests_the_cancellation_and_stays_paid),
+		cmocka_unit_test(
+			cancel_of_paid_order_only_requests_the_cancellation_and_stays_paid),
 		cmocka_unit_test(cancel_again_while_a_cancellation_is_requested_is_ignored),
-		cmocka_unit_test(shipment_cancelled_cancels_a_requested_cancellation_as_customer_cancelled),
+		cmocka_unit_test(
+			shipment_cancelled_cancels_a_requested_cancellation_as_customer_cancelled),
 		cmocka_unit_test(shipment_cancelled_without_a_request_is_ignored),
 		cmocka_unit_test(shipment_dispatched_wins_over_a_requested_cancellation),
 		cmocka_unit_test(cancel_of_shipped_order_is_ignored),
@@ -539,12 +547,14 @@ int main(void)
 		cmocka_unit_test(deadline_after_payment_is_ignored),
 		cmocka_unit_test(paid_deadline_asks_shipping_to_cancel_a_paid_order_as_timeout),
 		cmocka_unit_test(paid_deadline_is_ignored_before_payment_and_after_the_end),
-		cmocka_unit_test(an_unanswered_request_is_asked_again_with_its_reason_up_to_the_last),
+		cmocka_unit_test(
+			an_unanswered_request_is_asked_again_with_its_reason_up_to_the_last),
 		cmocka_unit_test(paid_deadline_found_before_the_order_moved_is_ignored),
 		cmocka_unit_test(shipment_cancelled_after_a_timeout_request_cancels_as_timeout),
 		cmocka_unit_test(anything_on_cancelled_is_ignored),
 		cmocka_unit_test(anything_on_shipped_is_ignored),
-		cmocka_unit_test(an_applied_decision_moves_forward_and_has_a_reason_exactly_when_cancelled),
+		cmocka_unit_test(
+			an_applied_decision_moves_forward_and_has_a_reason_exactly_when_cancelled),
 		cmocka_unit_test(status_and_reason_names_round_trip),
 		cmocka_unit_test(unknown_names_are_invalid_and_leave_the_output_alone),
 	};

@@ -131,16 +131,18 @@ static int64_t outbox_count(struct fixture *f, const char *subject)
 
 static const char *data_str(const cJSON *envelope, const char *name)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(envelope, "data"), name);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(envelope,
+											   "data"),
+							  name);
 	assert_true(cJSON_IsString(v));
 	return v->valuestring;
 }
 
 static double data_num(const cJSON *envelope, const char *name)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(envelope, "data"), name);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(envelope,
+											   "data"),
+							  name);
 	assert_true(cJSON_IsNumber(v));
 	return v->valuedouble;
 }
@@ -189,12 +191,14 @@ static void place_order_creates_a_pending_order_and_emits_order_placed_with_its_
 	assert_string_equal(row.customer_id, "cust-42");
 	assert_string_equal(row.email, "ada@example.com");
 	assert_int_equal(row.version, 1);
-	assert_int_equal(count_rows(f,
-				    "SELECT count(*) FROM orders WHERE items = "
-				    "'[{\"sku\":\"SKU-1\",\"quantity\":2},{\"sku\":\"SKU-2\",\"quantity\":1}]' "
-				    "AND order_id = $1",
-				    id),
-			 1);
+	assert_int_equal(
+		count_rows(
+			f,
+			"SELECT count(*) FROM orders WHERE items = "
+			"'[{\"sku\":\"SKU-1\",\"quantity\":2},{\"sku\":\"SKU-2\",\"quantity\":1}]' "
+			"AND order_id = $1",
+			id),
+		1);
 
 	assert_int_equal(harness_outbox_total(f->db), 1);
 	cJSON *ev = harness_outbox_last(f->db, SUBJ_PLACED);
@@ -202,8 +206,8 @@ static void place_order_creates_a_pending_order_and_emits_order_placed_with_its_
 	assert_string_equal(attr(ev, "correlationid"), "corr-place");
 	struct ct_order_placed placed;
 	struct ct_errors errs = { 0 };
-	assert_int_equal(ct_order_placed_parse(cJSON_GetObjectItemCaseSensitive(ev, "data"), &placed,
-					       &errs),
+	assert_int_equal(ct_order_placed_parse(cJSON_GetObjectItemCaseSensitive(ev, "data"),
+					       &placed, &errs),
 			 SHOP_OK);
 	struct ct_place_order *want = place_cmd((char[IDS_UUID_SIZE]){ 0 });
 	assert_string_equal(placed.order_id, id);
@@ -440,7 +444,8 @@ static void cancel_after_payment_asks_shipping_and_the_order_stays_paid(void **s
 	cJSON_Delete(ev);
 }
 
-static void shipment_cancelled_after_the_request_cancels_the_order_as_customer_cancelled(void **state)
+static void shipment_cancelled_after_the_request_cancels_the_order_as_customer_cancelled(
+	void **state)
 {
 	struct fixture *f = *state;
 	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];

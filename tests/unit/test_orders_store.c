@@ -60,8 +60,9 @@ static bool insert(struct db *db, const char *id, const char *email, int64_t cre
 static bool move_from(struct db *db, const char *id, enum orders_status from, bool marked,
 		      const struct orders_change *c, int64_t now)
 {
-	const struct orders_state st = { .status = from, .cancel_requested = marked,
-					  .cancel_requests = marked ? 1 : 0 };
+	const struct orders_state st = { .status = from,
+					 .cancel_requested = marked,
+					 .cancel_requests = marked ? 1 : 0 };
 	bool moved = true;
 	assert_int_equal(orders_store_transition(db, id, &st, c, now, &moved), SHOP_OK);
 	return moved;
@@ -75,21 +76,30 @@ static bool move(struct db *db, const char *id, enum orders_status from,
 }
 
 static const struct orders_change to_reserved = {
-	.status = ORDERS_STATUS_RESERVED, .has_total = true, .total_cents = 2599, .currency = "EUR",
+	.status = ORDERS_STATUS_RESERVED,
+	.has_total = true,
+	.total_cents = 2599,
+	.currency = "EUR",
 };
 static const struct orders_change to_paid = {
-	.status = ORDERS_STATUS_PAID, .payment_id = "pay-1",
+	.status = ORDERS_STATUS_PAID,
+	.payment_id = "pay-1",
 };
 static const struct orders_change to_cancelled = {
-	.status = ORDERS_STATUS_CANCELLED, .reason = ORDERS_REASON_TIMEOUT,
+	.status = ORDERS_STATUS_CANCELLED,
+	.reason = ORDERS_REASON_TIMEOUT,
 };
 static const struct orders_change to_cancel_requested = {
-	.status = ORDERS_STATUS_PAID, .cancel_requested = true,
-	.cancel_reason = ORDERS_REASON_CUSTOMER_CANCELLED, .cancel_requests = 1,
+	.status = ORDERS_STATUS_PAID,
+	.cancel_requested = true,
+	.cancel_reason = ORDERS_REASON_CUSTOMER_CANCELLED,
+	.cancel_requests = 1,
 };
 static const struct orders_change to_customer_cancelled = {
-	.status = ORDERS_STATUS_CANCELLED, .reason = ORDERS_REASON_CUSTOMER_CANCELLED,
-	.cancel_requested = true, .cancel_reason = ORDERS_REASON_CUSTOMER_CANCELLED,
+	.status = ORDERS_STATUS_CANCELLED,
+	.reason = ORDERS_REASON_CUSTOMER_CANCELLED,
+	.cancel_requested = true,
+	.cancel_reason = ORDERS_REASON_CUSTOMER_CANCELLED,
 	.cancel_requests = 1,
 };
 
@@ -263,8 +273,8 @@ static void the_cancellation_mark_is_set_once_and_guards_the_update(void **state
 	assert_int_equal(row.version, 4);
 	assert_true(row.cancel_requested_at_ms == NOW + 30);
 
-	assert_true(move_from(db, "o-1", ORDERS_STATUS_PAID, true, &to_customer_cancelled,
-			      NOW + 50));
+	assert_true(
+		move_from(db, "o-1", ORDERS_STATUS_PAID, true, &to_customer_cancelled, NOW + 50));
 	assert_int_equal(orders_store_get(db, "o-1", &row), SHOP_OK);
 	assert_int_equal(row.status, ORDERS_STATUS_CANCELLED);
 	assert_true(row.cancel_requested_at_ms == NOW + 30);
@@ -275,15 +285,20 @@ static void a_repeated_request_is_guarded_by_the_requests_count_and_keeps_its_re
 	struct db *db = *state;
 	struct orders_row row;
 	const struct orders_change timeout_asked = {
-		.status = ORDERS_STATUS_PAID, .cancel_requested = true,
-		.cancel_reason = ORDERS_REASON_TIMEOUT, .cancel_requests = 1,
+		.status = ORDERS_STATUS_PAID,
+		.cancel_requested = true,
+		.cancel_reason = ORDERS_REASON_TIMEOUT,
+		.cancel_requests = 1,
 	};
 	const struct orders_change asked_again = {
-		.status = ORDERS_STATUS_PAID, .cancel_requested = true,
-		.cancel_reason = ORDERS_REASON_CUSTOMER_CANCELLED, .cancel_requests = 2,
+		.status = ORDERS_STATUS_PAID,
+		.cancel_requested = true,
+		.cancel_reason = ORDERS_REASON_CUSTOMER_CANCELLED,
+		.cancel_requests = 2,
 	};
 	const struct orders_state asked_once = { .status = ORDERS_STATUS_PAID,
-						 .cancel_requested = true, .cancel_requests = 1 };
+						 .cancel_requested = true,
+						 .cancel_requests = 1 };
 	bool moved = false;
 	insert(db, "o-1", "a@example.com", NOW, NOW + 60000);
 	move(db, "o-1", ORDERS_STATUS_PENDING, &to_reserved, NOW + 10);
@@ -315,8 +330,11 @@ static void the_schema_refuses_a_cancellation_mark_before_payment(void **state)
 {
 	struct db *db = *state;
 	const struct orders_change reserved_marked = {
-		.status = ORDERS_STATUS_RESERVED, .has_total = true, .total_cents = 1,
-		.currency = "EUR", .cancel_requested = true,
+		.status = ORDERS_STATUS_RESERVED,
+		.has_total = true,
+		.total_cents = 1,
+		.currency = "EUR",
+		.cancel_requested = true,
 	};
 	const struct orders_state pending = { .status = ORDERS_STATUS_PENDING };
 	bool moved = false;
@@ -331,7 +349,8 @@ static void the_schema_refuses_a_cancelled_order_without_a_reason(void **state)
 	struct db *db = *state;
 	const struct orders_change no_reason = { .status = ORDERS_STATUS_CANCELLED };
 	const struct orders_change reason_not_cancelled = {
-		.status = ORDERS_STATUS_PAID, .reason = ORDERS_REASON_TIMEOUT,
+		.status = ORDERS_STATUS_PAID,
+		.reason = ORDERS_REASON_TIMEOUT,
 	};
 	const struct orders_state pending = { .status = ORDERS_STATUS_PENDING };
 	bool moved = false;
@@ -396,8 +415,10 @@ static void paid_query_finds_paid_orders_unmoved_since_before_and_not_asked_enou
 	struct orders_due due[8];
 	size_t n = 99;
 	const struct orders_change asked_max = {
-		.status = ORDERS_STATUS_PAID, .cancel_requested = true,
-		.cancel_reason = ORDERS_REASON_TIMEOUT, .cancel_requests = 3,
+		.status = ORDERS_STATUS_PAID,
+		.cancel_requested = true,
+		.cancel_reason = ORDERS_REASON_TIMEOUT,
+		.cancel_requests = 3,
 	};
 	const struct orders_state unasked = { .status = ORDERS_STATUS_PAID };
 	bool moved = false;

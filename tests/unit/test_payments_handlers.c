@@ -86,8 +86,10 @@ static int teardown(void **state)
 	payments_provider_destroy(f->provider);
 	db_close(f->db);
 	if (f->dir[0]) {
-		static const char *const files[] = { "payments.db", "payments.db-wal",
-						     "payments.db-shm", "payments-provider.db",
+		static const char *const files[] = { "payments.db",
+						     "payments.db-wal",
+						     "payments.db-shm",
+						     "payments-provider.db",
 						     "payments-provider.db-wal",
 						     "payments-provider.db-shm" };
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -162,8 +164,8 @@ static void emitted_read(struct fixture *f, struct emitted *out)
 {
 	struct db_result *r = NULL;
 	memset(out, 0, sizeof(*out));
-	assert_int_equal(db_query(f->db, "SELECT subject, payload FROM outbox ORDER BY id", DB_NOARGS,
-				  &r),
+	assert_int_equal(db_query(f->db, "SELECT subject, payload FROM outbox ORDER BY id",
+				  DB_NOARGS, &r),
 			 SHOP_OK);
 	out->n = (size_t)db_result_rows(r);
 	assert_true(out->n <= OUTBOX_MAX);
@@ -339,8 +341,8 @@ static void flaky_card_is_retried_until_the_third_attempt_authorizes_once(void *
 
 	/* One charge at the provider: asking again returns the same one. */
 	struct payments_provider_charge_result r;
-	assert_int_equal(payments_provider_charge(f->provider, f->order_id, PAYMENTS_CARD_FLAKY, TOTAL,
-						  CURRENCY, &r),
+	assert_int_equal(payments_provider_charge(f->provider, f->order_id, PAYMENTS_CARD_FLAKY,
+						  TOTAL, CURRENCY, &r),
 			 SHOP_OK);
 	assert_string_equal(r.charge_id, row.charge_id);
 	assert_int_equal(r.attempts, 3);
@@ -511,8 +513,7 @@ static void reconciliation_leaves_paid_and_undecided_payments_alone(void **state
 	assert_int_equal(outbox_count(f), 1); /* only the paid order's PaymentAuthorized */
 }
 
-static void order_cancelled_before_order_placed_leaves_a_tombstone_order_placed_keeps(
-	void **state)
+static void order_cancelled_before_order_placed_leaves_a_tombstone_order_placed_keeps(void **state)
 {
 	struct fixture *f = *state;
 	assert_int_equal(order_cancelled(f), SHOP_OK);
@@ -680,8 +681,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(on_sqlite_files_a_cancelled_charge_is_refunded,
 						setup_files, teardown),
 		cmocka_unit_test_setup_teardown(
-			on_sqlite_files_a_late_charge_on_a_cancelled_order_is_reconciled, setup_files,
-			teardown),
+			on_sqlite_files_a_late_charge_on_a_cancelled_order_is_reconciled,
+			setup_files, teardown),
 	};
 	return cmocka_run_group_tests_name("payments_handlers", tests, NULL, NULL);
 }

@@ -160,9 +160,9 @@ static void a_key_reused_for_a_different_request_is_refused(void **state)
 	char key[IDS_UUID_SIZE];
 	new_key(key);
 	assert_int_equal(charge(p, key, PAYMENTS_CARD_VISA, &r), SHOP_OK);
-	assert_int_equal(
-		payments_provider_charge(p, key, PAYMENTS_CARD_VISA, AMOUNT + 1, CURRENCY, &r),
-		SHOP_E_CONFLICT);
+	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_VISA, AMOUNT + 1, CURRENCY,
+						  &r),
+			 SHOP_E_CONFLICT);
 	assert_int_equal(payments_provider_charge(p, key, PAYMENTS_CARD_VISA, AMOUNT, "USD", &r),
 			 SHOP_E_CONFLICT);
 	assert_int_equal(charge(p, key, PAYMENTS_CARD_DECLINED, &r), SHOP_E_CONFLICT);
@@ -360,8 +360,8 @@ static void an_unreachable_ledger_is_a_retryable_failure(void **state)
 {
 	struct payments_provider_charge_result r;
 	char refund_id[PAYMENTS_PROVIDER_ID_SIZE];
-	struct payments_provider *p =
-		payments_provider_create("sqlite:/nonexistent-dir/for/sure/ledger.db");
+	struct payments_provider *p = payments_provider_create(
+		"sqlite:/nonexistent-dir/for/sure/ledger.db");
 	shop_status st = charge(p, "k", PAYMENTS_CARD_VISA, &r);
 	assert_int_not_equal(st, SHOP_OK);
 	st = payments_provider_refund(p, "k", refund_id);
@@ -413,9 +413,11 @@ static void a_ledger_in_the_service_sqlite_file_is_refused(void **state)
 {
 	const char *svc_url = "sqlite:/var/lib/shop/payments.db";
 	assert_int_equal(payments_provider_url_check(svc_url, svc_url), SHOP_E_CONFLICT);
-	assert_int_equal(payments_provider_url_check(svc_url, "sqlite:/var/lib/shop/payments-provider.db"),
+	assert_int_equal(payments_provider_url_check(svc_url,
+						     "sqlite:/var/lib/shop/payments-provider.db"),
 			 SHOP_OK);
-	assert_int_equal(payments_provider_url_check("sqlite::memory:", "sqlite::memory:"), SHOP_OK);
+	assert_int_equal(payments_provider_url_check("sqlite::memory:", "sqlite::memory:"),
+			 SHOP_OK);
 	const char *pg = "postgresql://payments@postgres/payments";
 	assert_int_equal(payments_provider_url_check(pg, pg), SHOP_OK);
 }
@@ -446,8 +448,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(only_an_approved_charge_is_found_by_its_key, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(
-			open_charges_are_walked_in_key_order_without_refunded_or_declined_ones, setup,
-			teardown),
+			open_charges_are_walked_in_key_order_without_refunded_or_declined_ones,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(threads_charging_one_key_at_once_share_one_charge,
 						setup, teardown),
 		cmocka_unit_test(the_ledger_survives_a_restart_of_the_provider),

@@ -74,14 +74,17 @@ static const cJSON *row_for(enum orders_status st, bool requested, enum orders_i
 			    enum orders_reason reason)
 {
 	const cJSON *row;
-	cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(saga, "transitions")) {
+	cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(saga, "transitions"))
+	{
 		enum orders_status from;
 		assert_int_equal(orders_status_parse(str(row, "from"), &from), SHOP_OK);
-		bool row_requested = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "requested"));
+		bool row_requested = cJSON_IsTrue(
+			cJSON_GetObjectItemCaseSensitive(row, "requested"));
 		const char *with = str(row, "with_reason");
 		if (from != st || row_requested != requested || input_kind(str(row, "on")) != kind)
 			continue;
-		if (with && (!orders_reason_name(reason) || strcmp(with, orders_reason_name(reason)) != 0))
+		if (with &&
+		    (!orders_reason_name(reason) || strcmp(with, orders_reason_name(reason)) != 0))
 			continue;
 		return row;
 	}
@@ -117,13 +120,14 @@ static void check_cell(enum orders_status st, bool requested, enum orders_input_
 		cur.cancel_reason = ORDERS_REASON_CUSTOMER_CANCELLED;
 		cur.cancel_requests = 1;
 	}
-	struct orders_input in = { .kind = kind, .reason = reason,
+	struct orders_input in = { .kind = kind,
+				   .reason = reason,
 				   .cancel_requests = cur.cancel_requests };
 	struct orders_decision d = orders_decide(&cur, &in);
 	const cJSON *row = row_for(st, requested, kind, reason);
-	print_message("# %s%s + %s%s%s: %s\n", orders_status_name(st), requested ? " (requested)" : "",
-		      orders_input_name(kind), reason ? " " : "", reason ? orders_reason_name(reason) : "",
-		      orders_verdict_name(d.verdict));
+	print_message("# %s%s + %s%s%s: %s\n", orders_status_name(st),
+		      requested ? " (requested)" : "", orders_input_name(kind), reason ? " " : "",
+		      reason ? orders_reason_name(reason) : "", orders_verdict_name(d.verdict));
 	if (!row) {
 		assert_int_not_equal(d.verdict, ORDERS_APPLY);
 		return;
@@ -169,18 +173,22 @@ static void every_cell_applies_exactly_the_rows_of_the_file(void **state)
 			for (int k = 0; k < ORDERS_INPUT_COUNT; k++) {
 				if (k != ORDERS_INPUT_STOCK_REJECTED) {
 					check_cell((enum orders_status)s, requested,
-						   (enum orders_input_kind)k, ORDERS_REASON_NONE, &applied);
+						   (enum orders_input_kind)k, ORDERS_REASON_NONE,
+						   &applied);
 					continue;
 				}
-				check_cell((enum orders_status)s, requested, (enum orders_input_kind)k,
-					   ORDERS_REASON_OUT_OF_STOCK, &applied);
-				check_cell((enum orders_status)s, requested, (enum orders_input_kind)k,
-					   ORDERS_REASON_UNKNOWN_SKU, &applied);
+				check_cell((enum orders_status)s, requested,
+					   (enum orders_input_kind)k, ORDERS_REASON_OUT_OF_STOCK,
+					   &applied);
+				check_cell((enum orders_status)s, requested,
+					   (enum orders_input_kind)k, ORDERS_REASON_UNKNOWN_SKU,
+					   &applied);
 			}
 		}
 	}
 	/* Every row was some cell: none is unreachable or a duplicate. */
-	assert_int_equal(applied, cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(saga, "transitions")));
+	assert_int_equal(applied,
+			 cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(saga, "transitions")));
 }
 
 int main(void)

@@ -47,8 +47,10 @@ static void payment_for_an_existing_shipment_is_a_duplicate(void **state)
 static void cancel_decisions_follow_the_state_machine(void **state)
 {
 	assert_int_equal(shipping_decide_cancel(SHIPPING_STATE_NONE), SHIPPING_CANCEL_REMEMBER);
-	assert_int_equal(shipping_decide_cancel(SHIPPING_STATE_SCHEDULED), SHIPPING_CANCEL_SHIPMENT);
-	assert_int_equal(shipping_decide_cancel(SHIPPING_STATE_DISPATCHED), SHIPPING_CANCEL_TOO_LATE);
+	assert_int_equal(shipping_decide_cancel(SHIPPING_STATE_SCHEDULED),
+			 SHIPPING_CANCEL_SHIPMENT);
+	assert_int_equal(shipping_decide_cancel(SHIPPING_STATE_DISPATCHED),
+			 SHIPPING_CANCEL_TOO_LATE);
 	assert_int_equal(shipping_decide_cancel(SHIPPING_STATE_CANCELLED), SHIPPING_CANCEL_ALREADY);
 	assert_int_equal(shipping_decide_cancel(SHIPPING_STATE_VOIDED), SHIPPING_CANCEL_ALREADY);
 }
@@ -92,7 +94,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(payment_without_an_address_waits_for_it),
 		cmocka_unit_test(payment_with_an_address_and_no_shipment_schedules_one),
-		cmocka_unit_test(payment_for_a_cancelled_order_schedules_nothing_even_without_address),
+		cmocka_unit_test(
+			payment_for_a_cancelled_order_schedules_nothing_even_without_address),
 		cmocka_unit_test(payment_for_an_existing_shipment_is_a_duplicate),
 		cmocka_unit_test(cancel_decisions_follow_the_state_machine),
 		cmocka_unit_test(only_scheduled_shipments_at_or_past_their_time_are_due),

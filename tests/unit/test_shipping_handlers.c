@@ -133,8 +133,7 @@ static void order_paid(struct ct_order_paid *m, const char *order_id)
 	ids_uuid7(m->payment_id);
 }
 
-static void cancellation_requested(struct ct_order_cancellation_requested *m,
-				   const char *order_id)
+static void cancellation_requested(struct ct_order_cancellation_requested *m, const char *order_id)
 {
 	memset(m, 0, sizeof(*m));
 	snprintf(m->order_id, sizeof(m->order_id), "%s", order_id);
@@ -270,7 +269,8 @@ static void order_paid_schedules_a_shipment_due_after_the_configured_delay(void 
 	cJSON *data = outbox_last_data(f, CT_MSG_SHIPMENT_SCHEDULED, &root);
 	char due[CLOCK_RFC3339_SIZE];
 	clock_rfc3339(f->t0 + TEST_DELAY_MS, due);
-	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "dispatch_at")->valuestring, due);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "dispatch_at")->valuestring,
+			    due);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "order_id")->valuestring, order);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "shipment_id")->valuestring,
 			    s.shipment_id);
@@ -429,7 +429,8 @@ static void cancellation_request_after_dispatch_emits_nothing(void **state)
 	assert_int_equal(outbox_count(f, CT_MSG_SHIPMENT_DISPATCHED), 1);
 }
 
-static void cancellation_request_before_any_shipment_answers_and_a_later_order_paid_schedules_nothing(
+static void
+cancellation_request_before_any_shipment_answers_and_a_later_order_paid_schedules_nothing(
 	void **state)
 {
 	struct fixture *f = *state;
@@ -442,8 +443,8 @@ static void cancellation_request_before_any_shipment_answers_and_a_later_order_p
 	cJSON *root = NULL;
 	cJSON *data = outbox_last_data(f, CT_MSG_SHIPMENT_CANCELLED, &root);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "order_id")->valuestring, order);
-	assert_true(ids_uuid_valid(
-		cJSON_GetObjectItemCaseSensitive(data, "shipment_id")->valuestring));
+	assert_true(
+		ids_uuid_valid(cJSON_GetObjectItemCaseSensitive(data, "shipment_id")->valuestring));
 	cJSON_Delete(root);
 
 	assert_int_equal(pay(f, order, f->t0 + 2), SHOP_OK);
@@ -565,7 +566,8 @@ static void redelivered_order_paid_envelope_is_a_duplicate_and_schedules_once(vo
 	/* The event OrderPaid caused is part of the same conversation. */
 	cJSON *root = NULL;
 	outbox_last_data(f, CT_MSG_SHIPMENT_SCHEDULED, &root);
-	assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "causationid")->valuestring, event);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "causationid")->valuestring,
+			    event);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "correlationid")->valuestring,
 			    order);
 	cJSON_Delete(root);
@@ -607,8 +609,8 @@ int main(void)
 		T(a_second_dispatcher_run_dispatches_nothing),
 		T(dispatcher_works_off_a_backlog_larger_than_one_batch),
 		cmocka_unit_test_setup_teardown(
-			scheduled_shipment_survives_a_restart_and_is_dispatched_once, setup_persistent,
-			teardown),
+			scheduled_shipment_survives_a_restart_and_is_dispatched_once,
+			setup_persistent, teardown),
 		T(redelivered_order_paid_envelope_is_a_duplicate_and_schedules_once),
 		T(a_cancellation_request_reaches_its_handler_through_the_routes),
 		TEST_EXTRA_CASES

@@ -76,11 +76,13 @@ static int setup(void **state)
 	assert_int_equal(db_open("sqlite::memory:", &f->db), SHOP_OK);
 	assert_int_equal(svc_migrate(&test_spec, f->db), SHOP_OK);
 	f->svc = svc_create_detached(&test_spec);
-	assert_int_equal(db_exec(f->db,
-				 "CREATE TABLE t_rules (k TEXT UNIQUE, n INTEGER NOT NULL CHECK (n > 0))",
-				 DB_NOARGS, NULL),
-			 SHOP_OK);
-	assert_int_equal(db_exec(f->db, "INSERT INTO t_rules (k, n) VALUES ('taken', 1)", DB_NOARGS, NULL),
+	assert_int_equal(
+		db_exec(f->db,
+			"CREATE TABLE t_rules (k TEXT UNIQUE, n INTEGER NOT NULL CHECK (n > 0))",
+			DB_NOARGS, NULL),
+		SHOP_OK);
+	assert_int_equal(db_exec(f->db, "INSERT INTO t_rules (k, n) VALUES ('taken', 1)", DB_NOARGS,
+				 NULL),
 			 SHOP_OK);
 	handled = 0;
 	test_result = SHOP_OK;
@@ -158,7 +160,9 @@ static void handled_event_is_claimed_in_the_inbox_and_its_effects_reach_the_outb
 			 SHOP_OK);
 	assert_int_equal(handled, 1);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 1);
-	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE published_at_ms IS NULL"), 1);
+	assert_int_equal(test_count(f->db,
+				    "SELECT COUNT(*) FROM outbox WHERE published_at_ms IS NULL"),
+			 1);
 }
 
 static void duplicate_event_is_acked_without_side_effects(void **state)
@@ -233,9 +237,11 @@ static void a_batch_commits_once_and_a_failing_message_is_undone_alone(void **st
 		"\"email\":\"ada@example.com\",\"items\":[{\"sku\":\"SKU-CABLE\",\"quantity\":2}],"
 		"\"payment\":{\"card_token\":\"tok_visa\"},\"shipping_address\":{\"name\":\"Ada\","
 		"\"line1\":\"1 St\",\"city\":\"London\",\"postal_code\":\"N1\",\"country\":\"GB\"}}";
-	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000201", ORDER_PLACED, order_placed_data);
+	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000201", ORDER_PLACED,
+				order_placed_data);
 	char *b = test_envelope("0192f0c1-0000-7000-8000-000000000202", ORDER_PLACED, bad_customer);
-	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000203", ORDER_PLACED, order_placed_data);
+	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000203", ORDER_PLACED,
+				order_placed_data);
 	char *d = test_envelope("0192f0c1-0000-7000-8000-000000000204", ORDER_PLACED, bad_customer);
 	const char *batch[] = { a, b, c, "{not json", a, d };
 	shop_status st[6];
@@ -257,7 +263,8 @@ static void a_batch_commits_once_and_a_failing_message_is_undone_alone(void **st
 	 * already done. */
 	test_statement = NULL;
 	test_result = SHOP_E_NOT_READY;
-	assert_int_equal(svc_handle_envelopes(f->svc, f->db, "inventory", batch + 4, 2, st), SHOP_OK);
+	assert_int_equal(svc_handle_envelopes(f->svc, f->db, "inventory", batch + 4, 2, st),
+			 SHOP_OK);
 	assert_int_equal(st[0], SHOP_E_DUPLICATE);
 	assert_int_equal(st[1], SHOP_E_NOT_READY);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 2);
@@ -283,9 +290,12 @@ static void a_batch_commits_once_and_a_failing_message_is_undone_alone(void **st
 static void a_batch_without_failures_is_tried_once(void **state)
 {
 	struct fixture *f = *state;
-	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000301", ORDER_PLACED, order_placed_data);
-	char *b = test_envelope("0192f0c1-0000-7000-8000-000000000302", ORDER_PLACED, order_placed_data);
-	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000303", ORDER_PLACED, order_placed_data);
+	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000301", ORDER_PLACED,
+				order_placed_data);
+	char *b = test_envelope("0192f0c1-0000-7000-8000-000000000302", ORDER_PLACED,
+				order_placed_data);
+	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000303", ORDER_PLACED,
+				order_placed_data);
 	const char *batch[] = { a, b, a, c };
 	shop_status st[4];
 	assert_int_equal(svc_handle_envelopes(f->svc, f->db, "inventory", batch, 4, st), SHOP_OK);
@@ -311,8 +321,8 @@ static atomic_bool group_leading; /* caller 0 is inside the first group */
 
 struct group_caller {
 	struct svc *svc;
-	int n;               /* caller number: odd ones fail */
-	shop_status st;      /* what svc_tx_run_grouped returned */
+	int n;          /* caller number: odd ones fail */
+	shop_status st; /* what svc_tx_run_grouped returned */
 	pthread_t thread;
 };
 
@@ -369,7 +379,9 @@ static void concurrent_grouped_transactions_share_commits_and_keep_their_own_out
 	atomic_store(&group_leading, false);
 	for (int i = 0; i < GROUP_CALLERS; i++) {
 		callers[i] = (struct group_caller){ .svc = f->svc, .n = i };
-		assert_int_equal(pthread_create(&callers[i].thread, NULL, group_caller_main, &callers[i]), 0);
+		assert_int_equal(pthread_create(&callers[i].thread, NULL, group_caller_main,
+						&callers[i]),
+				 0);
 		while (i == 0 && !atomic_load(&group_leading))
 			clock_sleep_ms(1);
 	}
@@ -488,10 +500,14 @@ static void after_commit_runs_after_a_committed_batch_that_handled_a_message(voi
 	struct svc *svc = svc_create_detached(&spec);
 	hook_calls = 0;
 	hook_seen_inbox = -1;
-	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000301", ORDER_PLACED, order_placed_data);
-	char *b = test_envelope("0192f0c1-0000-7000-8000-000000000302", ORDER_PLACED, order_placed_data);
-	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000303", ORDER_PLACED, order_placed_data);
-	char *d = test_envelope("0192f0c1-0000-7000-8000-000000000304", ORDER_PLACED, order_placed_data);
+	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000301", ORDER_PLACED,
+				order_placed_data);
+	char *b = test_envelope("0192f0c1-0000-7000-8000-000000000302", ORDER_PLACED,
+				order_placed_data);
+	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000303", ORDER_PLACED,
+				order_placed_data);
+	char *d = test_envelope("0192f0c1-0000-7000-8000-000000000304", ORDER_PLACED,
+				order_placed_data);
 	shop_status st[2];
 
 	const char *both[] = { a, b };
@@ -568,9 +584,9 @@ static void data_violating_the_contract_is_invalid_and_names_the_path(void **sta
 static void unknown_type_and_unconsumed_messages_are_invalid(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(
-		deliver(f, "0192f0c1-0000-7000-8000-000000000005", "shop.nothing.v1", "{}"),
-		SHOP_E_INVALID);
+	assert_int_equal(deliver(f, "0192f0c1-0000-7000-8000-000000000005", "shop.nothing.v1",
+				 "{}"),
+			 SHOP_E_INVALID);
 	/* order_paid exists, but inventory does not consume it. */
 	assert_int_equal(deliver(f, "0192f0c1-0000-7000-8000-000000000006",
 				 "shop.orders.order_paid.v1",
@@ -587,7 +603,8 @@ static void emitted_event_carries_causation_correlation_and_trace(void **state)
 				 order_placed_data),
 			 SHOP_OK);
 	struct db_result *r = NULL;
-	assert_int_equal(db_query(f->db, "SELECT subject, payload, event_id FROM outbox", DB_NOARGS, &r),
+	assert_int_equal(db_query(f->db, "SELECT subject, payload, event_id FROM outbox", DB_NOARGS,
+				  &r),
 			 SHOP_OK);
 	assert_string_equal(db_result_text(r, 0, 0), "inventory.event.stock_released.v1");
 	cJSON *root = NULL;
@@ -624,14 +641,16 @@ static shop_status test_emit_foreign(struct svc_tx *tx, void *arg)
 static void emitting_another_services_event_is_refused(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(svc_tx_run(f->svc, f->db, NULL, NULL, test_emit_foreign, NULL), SHOP_E_INVALID);
+	assert_int_equal(svc_tx_run(f->svc, f->db, NULL, NULL, test_emit_foreign, NULL),
+			 SHOP_E_INVALID);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 0);
 }
 
 static void emitting_data_that_breaks_the_contract_is_refused_and_rolled_back(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(svc_tx_run(f->svc, f->db, NULL, NULL, test_emit_invalid, NULL), SHOP_E_INVALID);
+	assert_int_equal(svc_tx_run(f->svc, f->db, NULL, NULL, test_emit_invalid, NULL),
+			 SHOP_E_INVALID);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 0);
 }
 
@@ -644,7 +663,8 @@ static void purge_drops_old_published_rows_and_old_inbox_records_only(void **sta
 	const char *rows =
 		"INSERT INTO outbox (event_id, subject, payload, created_at_ms, published_at_ms) VALUES "
 		"('e-old', 's', '{}', 1, $1), ('e-new', 's', '{}', 1, $2), ('e-unsent', 's', '{}', 0, NULL)";
-	assert_int_equal(db_exec(f->db, rows, DB_ARGS(DB_I64(now - keep - 1), DB_I64(now - keep)), NULL),
+	assert_int_equal(db_exec(f->db, rows, DB_ARGS(DB_I64(now - keep - 1), DB_I64(now - keep)),
+				 NULL),
 			 SHOP_OK);
 	const char *inbox = "INSERT INTO inbox (consumer, event_id, received_at_ms) VALUES "
 			    "('c', 'i-old', $1), ('c', 'i-new', $2)";
@@ -658,11 +678,15 @@ static void purge_drops_old_published_rows_and_old_inbox_records_only(void **sta
 	assert_int_equal(svc_purge(f->db, now, keep, &outbox_purged, &inbox_purged), SHOP_OK);
 	assert_int_equal(outbox_purged, 1);
 	assert_int_equal(inbox_purged, 1);
-	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE event_id = 'e-old'"), 0);
-	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE event_id IN ('e-new', 'e-unsent')"), 2);
-	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox WHERE event_id = 'i-new'"), 1);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE event_id = 'e-old'"),
+			 0);
+	assert_int_equal(
+		test_count(f->db,
+			   "SELECT COUNT(*) FROM outbox WHERE event_id IN ('e-new', 'e-unsent')"),
+		2);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox WHERE event_id = 'i-new'"),
+			 1);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 1);
-
 }
 
 static void settle_table_acks_retries_and_dead_letters(void **state)
@@ -683,9 +707,11 @@ static void retried_failures_are_dead_lettered_before_the_last_delivery(void **s
 {
 	assert_true(SVC_GIVE_UP_DELIVERY < BUS_MAX_DELIVER);
 	assert_int_equal(svc_settle_decide(SHOP_E_NOT_READY, SVC_GIVE_UP_DELIVERY - 1), SVC_RETRY);
-	assert_int_equal(svc_settle_decide(SHOP_E_NOT_READY, SVC_GIVE_UP_DELIVERY), SVC_DEAD_LETTER);
+	assert_int_equal(svc_settle_decide(SHOP_E_NOT_READY, SVC_GIVE_UP_DELIVERY),
+			 SVC_DEAD_LETTER);
 	assert_int_equal(svc_settle_decide(SHOP_E_INTERNAL, SVC_GIVE_UP_DELIVERY), SVC_DEAD_LETTER);
-	assert_int_equal(svc_settle_decide(SHOP_E_UNAVAILABLE, BUS_MAX_DELIVER - 1), SVC_DEAD_LETTER);
+	assert_int_equal(svc_settle_decide(SHOP_E_UNAVAILABLE, BUS_MAX_DELIVER - 1),
+			 SVC_DEAD_LETTER);
 	/* Each later delivery (a failed copy naks the message) tries again. */
 	for (uint64_t d = SVC_GIVE_UP_DELIVERY; d <= BUS_MAX_DELIVER; d++)
 		assert_int_equal(svc_settle_decide(SHOP_E_TIMEOUT, d), SVC_DEAD_LETTER);
@@ -731,7 +757,8 @@ static void envelope_rejects_unknown_attributes_and_reports_every_problem(void *
 	cJSON *root = NULL;
 	struct evt_envelope env;
 	struct ct_errors errs = { 0 };
-	assert_int_equal(evt_envelope_parse(json, strlen(json), &root, &env, &errs), SHOP_E_INVALID);
+	assert_int_equal(evt_envelope_parse(json, strlen(json), &root, &env, &errs),
+			 SHOP_E_INVALID);
 	assert_null(root);
 	bool saw_extra = false, saw_spec = false, saw_data = false;
 	for (size_t i = 0; i < errs.len; i++) {

@@ -42,12 +42,12 @@
 /* ---- the server side: a handler whose behaviour is picked by path ---- */
 
 struct reply {
-	int status;       /* 0 when nothing parseable came back */
-	char *raw;        /* everything read, NUL-terminated */
+	int status; /* 0 when nothing parseable came back */
+	char *raw;  /* everything read, NUL-terminated */
 	size_t raw_len;
 	const char *body; /* inside raw */
 	size_t body_len;
-	cJSON *json;      /* the body parsed, or NULL */
+	cJSON *json; /* the body parsed, or NULL */
 };
 
 /* Replies and scratch buffers belong to the fixture, so a case that fails
@@ -56,7 +56,7 @@ struct reply {
 struct fixture {
 	struct web_server *server;
 	uint16_t port;
-	atomic_int calls; /* how many times the handler ran */
+	atomic_int calls;    /* how many times the handler ran */
 	atomic_int released; /* stream producers released */
 	struct reply reply;
 	char *scratch;
@@ -159,8 +159,8 @@ static void test_handler(void *ctx, const struct web_request *req, struct web_re
 		/* A body that is not JSON (a /metrics page): sent as it is, with
 		 * its own Content-Type, including a NUL-free text's every byte. */
 		web_respond_json(res, 200, cJSON_CreateString("replaced"));
-		web_respond_text(res, 200, "text/plain; version=0.0.4", xstrdup("a 1\nb{x=\"y\"} 2\n"),
-				 strlen("a 1\nb{x=\"y\"} 2\n"));
+		web_respond_text(res, 200, "text/plain; version=0.0.4",
+				 xstrdup("a 1\nb{x=\"y\"} 2\n"), strlen("a 1\nb{x=\"y\"} 2\n"));
 	} else if (strcmp(path, "/empty") == 0) {
 		web_respond_json(res, 204, NULL);
 	} else if (strcmp(path, "/header") == 0) {
@@ -459,8 +459,7 @@ static void valid_incoming_request_id_is_echoed(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const ids[] = {
-		"abc-123_X.y",
-		"a",
+		"abc-123_X.y", "a",
 		"0123456789012345678901234567890123456789012345678901234567890123", /* 64 */
 	};
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
@@ -533,10 +532,10 @@ static void body_of_exactly_the_limit_is_accepted(void **state)
 	struct fixture *f = *state;
 	struct reply *r = &f->reply;
 	const char *body = body_of(f, WEB_BODY_MAX);
-	http(f->port, r, POST_ECHO "Content-Length: %d\r\n\r\n%s",
-	     WEB_BODY_MAX, body);
+	http(f->port, r, POST_ECHO "Content-Length: %d\r\n\r\n%s", WEB_BODY_MAX, body);
 	assert_int_equal(r->status, 200);
-	assert_int_equal(cJSON_GetObjectItemCaseSensitive(r->json, "body_len")->valueint, WEB_BODY_MAX);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(r->json, "body_len")->valueint,
+			 WEB_BODY_MAX);
 	assert_string_equal(json_str(r->json, "body"), body);
 }
 
@@ -559,8 +558,7 @@ static void announced_body_over_the_limit_gets_413_and_the_handler_is_not_called
 	char buf[128];
 	/* Only the headers are sent: the answer must come without the body
 	 * being read at all. */
-	http(f->port, r, POST_ECHO "Content-Length: %d\r\n\r\n",
-	     WEB_BODY_MAX + 1);
+	http(f->port, r, POST_ECHO "Content-Length: %d\r\n\r\n", WEB_BODY_MAX + 1);
 	assert_int_equal(r->status, 413);
 	assert_error_shape(r, "payload_too_large");
 	assert_non_null(reply_header(r, "X-Request-Id", buf, sizeof(buf)));
@@ -609,7 +607,8 @@ static void request_headers_are_looked_up_case_insensitively(void **state)
 {
 	struct fixture *f = *state;
 	struct reply *r = &f->reply;
-	http(f->port, r, "GET /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\nX-TEST: yes\r\n\r\n");
+	http(f->port, r,
+	     "GET /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\nX-TEST: yes\r\n\r\n");
 	assert_int_equal(r->status, 200);
 	assert_string_equal(json_str(r->json, "x_test"), "yes");
 }
@@ -760,7 +759,8 @@ static void *slow_client(void *arg)
 	int64_t t0 = clock_mono_ms();
 	int fd = client_connect(job->port);
 	if (fd >= 0) {
-		client_send_str(fd, "GET /sleep HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+		client_send_str(fd,
+				"GET /sleep HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
 		client_read(fd, &r);
 		close(fd);
 		job->status = r.status;
@@ -833,7 +833,8 @@ static void streamed_body_arrives_in_order_and_its_producer_is_released_once(voi
 	char type[64];
 	http_get(f->port, "/stream", r);
 	assert_int_equal(r->status, 200);
-	assert_string_equal(reply_header(r, "Content-Type", type, sizeof(type)), "text/event-stream");
+	assert_string_equal(reply_header(r, "Content-Type", type, sizeof(type)),
+			    "text/event-stream");
 	const char *e0 = strstr(r->raw, "event 0\n");
 	const char *e1 = strstr(r->raw, "event 1\n");
 	const char *e2 = strstr(r->raw, "event 2\n");
