@@ -306,6 +306,7 @@ dup_copy=$(uuid)
 before=$(available SKU-MONITOR)
 cmd=$(envelope shop.gateway.place_order.v1 "$dup_order" "$(place_order_data "$dup_order" SKU-MONITOR)")
 echo "$cmd" | "$SHOPCTL" publish gateway.command.place_order.v1 "dup-a-$dup_order" >/dev/null
+wait_event "$dup_order" OrderPlaced # the gateway knows it only from then on
 wait_final "$dup_order"
 # The copy goes out once the first is handled: orders takes its commands on
 # several threads, so two published together could be handled either way
@@ -372,6 +373,10 @@ envelope shop.payments.payment_authorized.v1 "$ooo" "{\"order_id\":\"$ooo\",\"pa
 	"$SHOPCTL" publish payments.event.payment_authorized.v1 "ooo-2-$ooo" >/dev/null
 envelope shop.gateway.place_order.v1 "$ooo" "{\"order_id\":\"$ooo\",\"customer_id\":\"c\",\"email\":\"a@example.com\",\"items\":[{\"sku\":\"SKU-MOUSE\",\"quantity\":1}],\"payment\":{\"card_token\":\"tok_visa\"},\"shipping_address\":$addr}" |
 	"$SHOPCTL" publish gateway.command.place_order.v1 "ooo-3-$ooo" >/dev/null
+# The command went to the bus, not through the gateway, which knows the order
+# only once OrderPlaced reaches it (until then it answers 404 at once, long-poll
+# or not): wait for that, then for the end.
+wait_event "$ooo" OrderPlaced
 wait_final "$ooo"
 check "events delivered before the ones they follow still end in a legal final state" \
 	test "$(body .status)" = SHIPPED
