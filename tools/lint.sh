@@ -4,7 +4,8 @@
 #   2. a grep that bans closing nats.c's library (nats_Close*) anywhere;
 #   3. cppcheck over libs/, services/, tools/, loadtest/ and the generated
 #      C in $BUILD/gen (warnings are errors);
-#   4. clang-format: every C file is formatted as .clang-format says.
+#   4. clang-format: every C file is formatted as .clang-format says;
+#   5. no subject literal in the services' C (subjects come from the index).
 # The generated files are C the compiler sees like any other, so the grep and
 # cppcheck see them too (make generates them before it calls this).
 # Prints one TAP line per check.
@@ -48,6 +49,17 @@ else
 	echo "not ok - cppcheck finds no warnings"
 	echo "$out" | sed 's/^/#   /'
 	status=1
+fi
+# Subjects come from the contracts index through the generated tables
+# (ct_messages, ct_consumers), never from a literal: a literal could name a
+# subject the index does not have, which no contract check would see.
+subject_re='"(gateway|orders|inventory|payments|shipping|notifications)\.(event|command)\.'
+if hits=$(grep -nE "$subject_re" $(find libs services -name '*.c' -o -name '*.h' | sort)); then
+	echo "not ok - no subject literals in the services' C (they come from the contracts index)"
+	echo "$hits" | sed 's/^/#   /'
+	status=1
+else
+	echo "ok - no subject literals in the services' C (they come from the contracts index)"
 fi
 # Project sources only: the generated files follow the generator's layout.
 if ! command -v clang-format >/dev/null; then

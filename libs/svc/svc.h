@@ -41,6 +41,9 @@
  * two messages of one stream run at once, as replicas already require. It
  * buys nothing on SQLite (one writer) and contention on hot rows. */
 #define SVC_CONSUMER_THREADS_MAX 8
+/* Outbox rows a consumer's transaction keeps in memory before it writes
+ * them (one INSERT for all of them; svc_outbox.c). */
+#define SVC_OUTBOX_ROWS_MAX 256
 #define SVC_FETCH_BATCH 64     /* messages asked for per fetch */
 #define SVC_FETCH_WAIT_MS 1000 /* longest wait of one fetch (bounds shutdown time) */
 #define SVC_RETRY_BASE_MS 100  /* first redelivery delay; doubles per delivery */
@@ -81,6 +84,7 @@
 #define SVC_REDECLARE_INTERVAL_MS 2000
 
 struct svc;
+struct svc_outbox_rows;
 
 /* One unit of work: a database transaction and what it emits. */
 struct svc_tx {
@@ -91,6 +95,10 @@ struct svc_tx {
 	const char *traceparent;          /* when cause is NULL; may be NULL */
 	int64_t now_ms;                   /* wall clock at the start of the transaction */
 	int emitted;                      /* events written to the outbox so far */
+	/* Set by the consumer loop: svc_emit keeps the rows here and the loop
+	 * writes them with one statement before the commit (svc_outbox.c).
+	 * NULL everywhere else: each row is inserted at once. */
+	struct svc_outbox_rows *rows;
 };
 
 /* Handles one decoded message (data points to the generated struct of its

@@ -164,16 +164,21 @@ enum svc_apply {
 };
 
 /* Claims one decoded message in the inbox and runs its handler inside the
- * batch's transaction. Careful, it runs under a savepoint of its own, so a
- * message that fails is undone alone and the batch goes on (FAILED); LOST
- * when even the savepoint cannot be taken or undone (the connection, or
- * SQLite's storage, failed). Not careful, there is no savepoint, and a
+ * batch's transaction, its events kept in ROWS. Careful, it runs under a
+ * savepoint of its own and its rows are written before the savepoint is
+ * released, so a message that fails (its rows included) is undone alone and
+ * the batch goes on (FAILED); LOST when even the savepoint cannot be taken
+ * or undone (the connection, or SQLite's storage, failed). Not careful,
+ * there is no savepoint and the rows wait for the end of the batch; a
  * FAILED message leaves the transaction holding part of its writes: the
  * caller must roll the whole batch back. */
 static enum svc_apply svc_item_apply(struct svc *svc, struct db *db, const char *consumer,
-				     struct svc_item *it, bool careful, int *emitted)
+				     struct svc_item *it, bool careful,
+				     struct svc_outbox_rows *rows, int *emitted)
 {
-	struct svc_tx tx = { .svc = svc, .db = db, .cause = &it->env, .now_ms = clock_now_ms() };
+	struct svc_tx tx = {
+		.svc = svc, .db = db, .cause = &it->env, .now_ms = clock_now_ms(), .rows = rows
+	};
 	int64_t claimed = 0;
 	shop_status st = careful ? db_savepoint(db) : SHOP_OK;
 	if (st != SHOP_OK) {
@@ -185,11 +190,19 @@ static enum svc_apply svc_item_apply(struct svc *svc, struct db *db, const char 
 		     "INSERT INTO inbox (consumer, event_id, received_at_ms) VALUES ($1, $2, $3) "
 		     "ON CONFLICT DO NOTHING",
 		     DB_ARGS(consumer, it->env.id, DB_I64(tx.now_ms)), &claimed);
-	if (st == SHOP_OK && claimed == 0)
+	if (st == SHOP_OK && claimed == 0) {
 		st = SHOP_E_DUPLICATE;
-	else if (st == SHOP_OK)
-		st = svc_handler_status(it->handle(&tx, it->data), it->m, db, it->reason,
-					sizeof(it->reason));
+	} else if (st == SHOP_OK) {
+		st = it->handle(&tx, it->data);
+		if (st == SHOP_OK && careful)
+			st = svc_outbox_rows_write(db, rows);
+		st = svc_handler_status(st, it->m, db, it->reason, sizeof(it->reason));
+	}
+	/* A failure's rows go with it (careful: only its own are kept; not
+	 * careful: the whole try is rolled back). The inbox's duplicate ran no
+	 * handler and added none. */
+	if (st != SHOP_OK && st != SHOP_E_DUPLICATE)
+		svc_outbox_rows_clear(rows);
 	it->st = st;
 	if (st == SHOP_OK && careful && db_savepoint_release(db) != SHOP_OK) {
 		it->st = SHOP_E_UNAVAILABLE;
@@ -237,13 +250,17 @@ static bool svc_batch_begin(struct db *db, struct svc_item *items, size_t n)
  *
  * The first try takes no savepoints: nearly every batch succeeds whole, and
  * a savepoint and its release are two more round trips per message (a
- * quarter of the shop's PostgreSQL statements, docs/performance.md). When a
- * message fails, the try is rolled back whole, that message keeps its
- * status (what it would have had under a savepoint: the messages before it
- * were applied, the same as now), and the batch is tried again without it,
- * carefully: a savepoint per message, so one more failure is undone alone.
- * Handlers are idempotent, as redelivery already requires, so running one
- * again after a rollback is safe.
+ * quarter of the shop's PostgreSQL statements, docs/performance.md). Its
+ * events are kept in memory and written with one statement before the
+ * commit, rather than one INSERT each. When a message fails, the try is
+ * rolled back whole, that message keeps its status (what it would have had
+ * under a savepoint: the messages before it were applied, the same as now),
+ * and the batch is tried again without it, carefully: a savepoint per
+ * message, its events written before the savepoint is released, so one more
+ * failure is undone alone. (When the events' statement is what failed, no
+ * message is blamed and all of them are tried carefully.) Handlers are
+ * idempotent, as redelivery already requires, so running one again after a
+ * rollback is safe.
  */
 static void svc_handle_batch(struct svc *svc, struct db *db, const char *consumer,
 			     struct svc_item *items, size_t n)
@@ -257,26 +274,37 @@ static void svc_handle_batch(struct svc *svc, struct db *db, const char *consume
 	}
 	if (decoded == 0 || !svc_batch_begin(db, items, n))
 		goto out;
+	struct svc_outbox_rows rows = { 0 };
 	enum svc_apply a = SVC_APPLY_DONE;
+	size_t blamed = n; /* the message that failed the first try; n: none */
 	for (i = 0; i < n && a == SVC_APPLY_DONE; i++)
-		if (items[i].st == SHOP_OK)
-			a = svc_item_apply(svc, db, consumer, &items[i], false, &emitted);
+		if (items[i].st == SHOP_OK) {
+			a = svc_item_apply(svc, db, consumer, &items[i], false, &rows, &emitted);
+			blamed = a == SVC_APPLY_DONE ? n : i;
+		}
+	/* The try's events, all with one statement. Should that fail, no one
+	 * message is to blame yet: the careful try below finds which. */
+	if (a == SVC_APPLY_DONE && svc_outbox_rows_write(db, &rows) != SHOP_OK)
+		a = SVC_APPLY_FAILED;
 	if (a != SVC_APPLY_DONE) {
-		/* Item i-1 failed: it keeps its status, the others start over. */
+		/* The blamed message keeps its status, the others start over. */
 		db_rollback(db);
+		svc_outbox_rows_clear(&rows);
 		emitted = 0;
 		atomic_fetch_add(&svc->batch_replays, 1);
 		metrics_counter_add(svc->metrics->batch_replays,
 				    (const char *const[]){ svc->spec->name, consumer }, 1);
-		for (size_t j = 0; j + 1 < i; j++)
-			if (items[j].st == SHOP_E_DUPLICATE)
+		for (size_t j = 0; j < n; j++)
+			if (j != blamed && items[j].st == SHOP_E_DUPLICATE)
 				items[j].st = SHOP_OK;
 		if (!svc_batch_begin(db, items, n))
 			goto out;
 		a = SVC_APPLY_DONE;
 		for (i = 0; i < n && a != SVC_APPLY_LOST; i++)
 			if (items[i].st == SHOP_OK)
-				a = svc_item_apply(svc, db, consumer, &items[i], true, &emitted);
+				a = svc_item_apply(svc, db, consumer, &items[i], true, &rows,
+						   &emitted);
+		svc_outbox_rows_clear(&rows); /* written item by item; empty unless lost */
 	}
 	shop_status st = SHOP_E_UNAVAILABLE;
 	if (a != SVC_APPLY_LOST) {

@@ -135,6 +135,17 @@ void svc_metrics_http(struct svc *svc, const char *route, int status, int64_t st
 
 /* svc_outbox.c */
 void svc_relay_wake(struct svc *svc);
+/* Outbox rows svc_emit keeps for a consumer's transaction (svc_tx.rows),
+ * in emit order. */
+struct svc_outbox_rows {
+	cJSON *rows; /* array of {"e", "s", "p", "c"}: event id, subject, payload, created */
+	size_t n;
+};
+/* Writes the kept rows into the outbox with one statement, in emit order,
+ * and empties the list; SHOP_OK at once when it is empty. */
+shop_status svc_outbox_rows_write(struct db *db, struct svc_outbox_rows *r);
+/* Forgets the kept rows (their transaction was rolled back). */
+void svc_outbox_rows_clear(struct svc_outbox_rows *r);
 void *svc_relay_main(void *arg);
 
 #endif

@@ -312,6 +312,76 @@ static void a_batch_without_failures_is_tried_once(void **state)
 	free(c);
 }
 
+/* A batch's events are written with one statement before its commit, in
+ * the order they were emitted, so the relay publishes them in that order. */
+static void a_batchs_events_are_written_in_emit_order(void **state)
+{
+	struct fixture *f = *state;
+	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000401", ORDER_PLACED,
+				order_placed_data);
+	char *b = test_envelope("0192f0c1-0000-7000-8000-000000000402", ORDER_PLACED,
+				order_placed_data);
+	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000403", ORDER_PLACED,
+				order_placed_data);
+	const char *batch[] = { c, a, b };
+	shop_status st[3];
+	assert_int_equal(svc_handle_envelopes(f->svc, f->db, "inventory", batch, 3, st), SHOP_OK);
+	assert_int_equal(st[0], SHOP_OK);
+	assert_int_equal(st[1], SHOP_OK);
+	assert_int_equal(st[2], SHOP_OK);
+	struct db_result *r = NULL;
+	assert_int_equal(
+		db_query(f->db,
+			 "SELECT group_concat(substr(json_extract(payload, '$.causationid'), 34),"
+			 " ',') FROM (SELECT payload FROM outbox ORDER BY id)",
+			 DB_NOARGS, &r),
+		SHOP_OK);
+	assert_string_equal(db_result_text(r, 0, 0), "403,401,402");
+	db_result_free(r);
+	free(a);
+	free(b);
+	free(c);
+}
+
+/* When the batch's events cannot be written, no one message is to blame
+ * yet: the careful try writes each message's events under its savepoint and
+ * finds the one whose events the database refuses. */
+static void a_refused_event_is_charged_to_the_message_that_emitted_it(void **state)
+{
+	struct fixture *f = *state;
+	static const char bad_sku[] =
+		"{\"order_id\":\"0192f0c1-7d2a-7abc-8def-0123456789ab\",\"customer_id\":\"c-1\","
+		"\"email\":\"ada@example.com\",\"items\":[{\"sku\":\"SKU-REFUSED\",\"quantity\":2}],"
+		"\"payment\":{\"card_token\":\"tok_visa\"},\"shipping_address\":{\"name\":\"Ada\","
+		"\"line1\":\"1 St\",\"city\":\"London\",\"postal_code\":\"N1\",\"country\":\"GB\"}}";
+	assert_int_equal(db_exec(f->db,
+				 "CREATE TRIGGER refuse BEFORE INSERT ON outbox "
+				 "WHEN NEW.payload LIKE '%SKU-REFUSED%' "
+				 "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+				 DB_NOARGS, NULL),
+			 SHOP_OK);
+	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000501", ORDER_PLACED,
+				order_placed_data);
+	char *b = test_envelope("0192f0c1-0000-7000-8000-000000000502", ORDER_PLACED, bad_sku);
+	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000503", ORDER_PLACED,
+				order_placed_data);
+	const char *batch[] = { a, b, c };
+	shop_status st[3];
+	assert_int_equal(svc_handle_envelopes(f->svc, f->db, "inventory", batch, 3, st), SHOP_OK);
+	assert_int_equal(st[0], SHOP_OK);
+	assert_int_not_equal(st[1], SHOP_OK);
+	assert_int_equal(st[2], SHOP_OK);
+	assert_int_equal(svc_batch_replays(f->svc), 1);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 2);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 2);
+	assert_int_equal(
+		test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE payload LIKE '%SKU-REFUSED%'"),
+		0);
+	free(a);
+	free(b);
+	free(c);
+}
+
 /* ---- group commit ---- */
 
 #define GROUP_CALLERS 16
@@ -780,6 +850,8 @@ int main(void)
 		T(a_constraint_the_handler_breaks_is_dead_lettered_not_acked),
 		T(a_batch_commits_once_and_a_failing_message_is_undone_alone),
 		T(a_batch_without_failures_is_tried_once),
+		T(a_batchs_events_are_written_in_emit_order),
+		T(a_refused_event_is_charged_to_the_message_that_emitted_it),
 		T(concurrent_grouped_transactions_share_commits_and_keep_their_own_outcomes),
 		T(the_pool_hands_out_at_most_its_bound_and_makes_the_next_one_wait),
 		T(after_commit_runs_after_a_committed_batch_that_handled_a_message),
