@@ -198,6 +198,20 @@ static void audit_check_orders(const struct audit_data *d, const struct audit_op
 	}
 }
 
+/* Order I of orders, joined with its row in T (keyed by order id): its
+ * id, its fate, and T's integer columns 1..N in V (zeros when T has no
+ * row for it). */
+static const char *audit_order_join(const struct audit_data *d, int i, const struct audit_table *t,
+				    int64_t *v, int n, enum audit_fate *ret_fate)
+{
+	const char *id = db_result_text(d->orders.rows, i, 0);
+	int row = audit_table_find(t, id ? id : "");
+	for (int c = 0; c < n; c++)
+		v[c] = row < 0 ? 0 : db_result_int(t->rows, row, c + 1);
+	*ret_fate = audit_fate_of(db_result_text(d->orders.rows, i, 1));
+	return id;
+}
+
 static void audit_check_charges(const struct audit_data *d, struct audit_report *r)
 {
 	if (!audit_need(r, AUDIT_CHARGES, d->orders_ok, "orders", d->orders_err) ||
@@ -205,16 +219,12 @@ static void audit_check_charges(const struct audit_data *d, struct audit_report 
 		return;
 	/* Every order, with or without ledger rows (a shipped order needs one)... */
 	for (int i = 0; i < d->orders.n; i++) {
-		const char *id = db_result_text(d->orders.rows, i, 0);
-		int row = audit_table_find(&d->ledger, id ? id : "");
-		struct audit_ledger l = { 0 };
-		if (row >= 0)
-			l = (struct audit_ledger){ db_result_int(d->ledger.rows, row, 1),
-						   db_result_int(d->ledger.rows, row, 2) };
+		int64_t v[2];
+		enum audit_fate fate;
+		const char *id = audit_order_join(d, i, &d->ledger, v, 2, &fate);
+		struct audit_ledger l = { v[0], v[1] };
 		r->results[AUDIT_CHARGES].checked++;
-		const char *why = audit_money_verdict(audit_fate_of(
-							      db_result_text(d->orders.rows, i, 1)),
-						      &l);
+		const char *why = audit_money_verdict(fate, &l);
 		if (why)
 			audit_report_violation(r, AUDIT_CHARGES, id,
 					       "%s (%lld charged, %lld refunded)", why,
@@ -274,17 +284,12 @@ static void audit_check_mails(const struct audit_data *d, struct audit_report *r
 	    !audit_need(r, AUDIT_NOTIFICATIONS, d->mails_ok, "notifications", d->mails_err))
 		return;
 	for (int i = 0; i < d->orders.n; i++) {
-		const char *id = db_result_text(d->orders.rows, i, 0);
-		int row = audit_table_find(&d->mails, id ? id : "");
-		struct audit_mails m = { 0 };
-		if (row >= 0)
-			m = (struct audit_mails){ db_result_int(d->mails.rows, row, 1),
-						  db_result_int(d->mails.rows, row, 2),
-						  db_result_int(d->mails.rows, row, 3) };
+		int64_t v[3];
+		enum audit_fate fate;
+		const char *id = audit_order_join(d, i, &d->mails, v, 3, &fate);
+		struct audit_mails m = { v[0], v[1], v[2] };
 		r->results[AUDIT_NOTIFICATIONS].checked++;
-		const char *why = audit_mails_verdict(audit_fate_of(
-							      db_result_text(d->orders.rows, i, 1)),
-						      &m);
+		const char *why = audit_mails_verdict(fate, &m);
 		if (why)
 			audit_report_violation(r, AUDIT_NOTIFICATIONS, id, "%s", why);
 	}
