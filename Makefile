@@ -95,6 +95,9 @@ SERVICES := $(notdir $(wildcard services/*))
 SERVICE_LIBS := $(foreach s,$(SERVICES),$(BUILD)/lib/libservice_$(s).a)
 BINS := $(addprefix $(BUILD)/bin/shop-,$(SERVICES)) $(if $(wildcard tools/shopctl),$(BUILD)/bin/shopctl)
 
+SHOPCTL_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out tools/shopctl/main.c,$(wildcard tools/shopctl/*.c)))
+SHOPCTL_LIB := $(if $(SHOPCTL_OBJS),$(BUILD)/lib/libshopctl.a)
+
 # The load generator: its modules archived (the unit tests link them), its
 # main apart, and libcurl for it alone (no service links libcurl).
 LT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out loadtest/main.c,$(wildcard loadtest/*.c)))
@@ -164,7 +167,9 @@ $(BUILD)/obj/gen/%.o: $(GEN)/%.c $(GEN_CONTRACTS)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/bin/shopctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/shopctl/*.c)) $(LIBS)
+# shopctl: its modules archived (the audit's tests link them), its main apart.
+$(SHOPCTL_LIB): $(SHOPCTL_OBJS)
+$(BUILD)/bin/shopctl: $(BUILD)/obj/tools/shopctl/main.o $(SHOPCTL_LIB) $(LIBS)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -178,19 +183,19 @@ $(BUILD)/bin/shop-loadtest: $(BUILD)/obj/loadtest/main.o $(LT_LIB) $(LIBS)
 
 # Tests: one binary per file, linked with every service's non-main objects
 # (archived, so a test pulls in only the modules it calls) and the libraries.
-$(BUILD)/tests/%: tests/unit/%.c $(SERVICE_LIBS) $(LIBS) $(GEN_CONTRACTS)
+$(BUILD)/tests/%: tests/unit/%.c $(SERVICE_LIBS) $(SHOPCTL_LIB) $(LIBS) $(GEN_CONTRACTS)
 	@mkdir -p $(dir $@)
 	@echo "  TEST-CC $<"
-	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SERVICE_LIBS) $(LIBS) $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(CPPFLAGS) -Itools $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SERVICE_LIBS) $(SHOPCTL_LIB) $(LIBS) $(LDLIBS) -lcmocka
 # The load generator's tests link its modules instead of the services'.
 $(BUILD)/tests/test_loadtest_%: tests/unit/test_loadtest_%.c $(LT_LIB) $(LIBS) $(GEN_CONTRACTS)
 	@mkdir -p $(dir $@)
 	@echo "  TEST-CC $<"
 	$(Q)$(CC) $(CPPFLAGS) -Iloadtest $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LT_LIB) $(LIBS) $(LT_LIBS) $(LDLIBS) -lcmocka
-$(BUILD)/tests/%: tests/component/%.c $(SERVICE_LIBS) $(LIBS) $(GEN_CONTRACTS)
+$(BUILD)/tests/%: tests/component/%.c $(SERVICE_LIBS) $(SHOPCTL_LIB) $(LIBS) $(GEN_CONTRACTS)
 	@mkdir -p $(dir $@)
 	@echo "  TEST-CC $<"
-	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SERVICE_LIBS) $(LIBS) $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(CPPFLAGS) -Itools $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SERVICE_LIBS) $(SHOPCTL_LIB) $(LIBS) $(LDLIBS) -lcmocka
 
 # The metrics format check: a program that renders every kind of metric,
 # whose output tests/metrics/check_promtool.sh feeds to promtool.

@@ -41,6 +41,7 @@ shop_status bus_status_from_nats(natsStatus s, jsErrCode jerr)
 		break;
 	case JSStreamNotFoundErr:
 	case JSConsumerNotFoundErr:
+	case JSNoMessageFoundErr:
 		return SHOP_E_NOT_FOUND;
 	case JSStreamMessageExceedsMaximumErr:
 		return SHOP_E_LIMIT;
@@ -420,5 +421,38 @@ shop_status bus_consumer_pending(struct bus *bus, const char *stream, const char
 	if (ret_ack_pending)
 		*ret_ack_pending = (uint64_t)ci->NumAckPending;
 	jsConsumerInfo_Destroy(ci);
+	return SHOP_OK;
+}
+
+shop_status bus_stream_state(struct bus *bus, const char *stream, uint64_t *ret_messages,
+			     uint64_t *ret_first_seq, uint64_t *ret_last_seq)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetStreamInfo(&si, bus->js, stream, NULL, &jerr);
+	if (s != NATS_OK)
+		return bus_status_from_nats(s, jerr);
+	if (ret_messages)
+		*ret_messages = si->State.Msgs;
+	if (ret_first_seq)
+		*ret_first_seq = si->State.FirstSeq;
+	if (ret_last_seq)
+		*ret_last_seq = si->State.LastSeq;
+	jsStreamInfo_Destroy(si);
+	return SHOP_OK;
+}
+
+shop_status bus_stream_get(struct bus *bus, const char *stream, uint64_t seq,
+			   struct bus_msg **ret_msg)
+{
+	natsMsg *nm = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetMsg(&nm, bus->js, stream, seq, NULL, &jerr);
+	if (s != NATS_OK)
+		return bus_status_from_nats(s, jerr);
+	struct bus_msg *m = xcalloc(1, sizeof(*m));
+	m->msg = nm;
+	m->stream_seq = seq;
+	*ret_msg = m;
 	return SHOP_OK;
 }

@@ -113,6 +113,18 @@ shop_status bus_publish(struct bus *bus, const struct bus_out *msg, bool *ret_du
 shop_status bus_consumer_pending(struct bus *bus, const char *stream, const char *durable,
 				 uint64_t *ret_pending, uint64_t *ret_ack_pending);
 
+/* What STREAM holds: its message count and the sequences of its first and
+ * last messages (any pointer may be NULL); SHOP_E_NOT_FOUND for no such
+ * stream. One API request. */
+shop_status bus_stream_state(struct bus *bus, const char *stream, uint64_t *ret_messages,
+			     uint64_t *ret_first_seq, uint64_t *ret_last_seq);
+/* The message STREAM stores at SEQ, read directly (no consumer):
+ * SHOP_E_NOT_FOUND for a sequence that holds none. Free it with
+ * bus_msg_free. Its deliveries read 0. */
+shop_status bus_stream_get(struct bus *bus, const char *stream, uint64_t seq,
+			   struct bus_msg **ret_msg);
+void bus_msg_free(struct bus_msg *m); /* accepts NULL */
+
 /* Binds to an existing durable (SHOP_E_NOT_FOUND if there is none); several
  * processes may bind the same one. A consumer is used by one thread at a
  * time, and its messages are settled before it is closed. */

@@ -159,16 +159,20 @@ shop_status bus_fetch(struct bus_consumer *c, size_t max, int64_t timeout_ms,
 	return SHOP_OK;
 }
 
+void bus_msg_free(struct bus_msg *m)
+{
+	if (m) {
+		natsMsg_Destroy(m->msg);
+		free(m);
+	}
+}
+
 void bus_msgs_free(struct bus_msg **msgs, size_t n)
 {
 	if (!msgs)
 		return;
-	for (size_t i = 0; i < n; i++) {
-		if (msgs[i]) {
-			natsMsg_Destroy(msgs[i]->msg);
-			free(msgs[i]);
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		bus_msg_free(msgs[i]);
 	free(msgs);
 }
 

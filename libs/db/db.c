@@ -115,7 +115,7 @@ void db_init(struct db *db, const struct db_ops *ops, enum db_backend backend)
 	db->error[0] = '\0';
 }
 
-shop_status db_open(const char *url, struct db **ret_db)
+static shop_status db_open_mode(const char *url, bool readonly, struct db **ret_db)
 {
 	static const char sqlite_prefix[] = "sqlite:";
 	db_open_error[0] = '\0';
@@ -131,15 +131,25 @@ shop_status db_open(const char *url, struct db **ret_db)
 			db_format_error(db_open_error, "db_open: sqlite URL without a path");
 			return SHOP_E_INVALID;
 		}
-		return db_sqlite_open(path, ret_db, db_open_error);
+		return db_sqlite_open(path, readonly, ret_db, db_open_error);
 	}
 	if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0)
-		return db_pg_open(url, ret_db, db_open_error);
+		return db_pg_open(url, readonly, ret_db, db_open_error);
 	/* Name only the scheme: the rest may hold a password. */
 	size_t scheme = strcspn(url, ":");
 	db_format_error(db_open_error, "db_open: unknown URL scheme \"%.*s\"",
 			(int)(scheme < 20 ? scheme : 20), url);
 	return SHOP_E_INVALID;
+}
+
+shop_status db_open(const char *url, struct db **ret_db)
+{
+	return db_open_mode(url, false, ret_db);
+}
+
+shop_status db_open_readonly(const char *url, struct db **ret_db)
+{
+	return db_open_mode(url, true, ret_db);
 }
 
 void db_close(struct db *db)

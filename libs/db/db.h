@@ -76,6 +76,12 @@ struct db_migration {
 /* An unreachable server is SHOP_E_UNAVAILABLE (retry), a malformed URL
  * SHOP_E_INVALID. */
 shop_status db_open(const char *url, struct db **ret_db);
+/* The same URLs, for a tool that reads another program's live database
+ * (shopctl audit): SQLite opens the file read-only and sets nothing that
+ * writes (no journal mode switch, never the write lock; a live WAL is read,
+ * not checkpointed); every PostgreSQL session, reconnects included, starts
+ * its transactions read-only (default_transaction_read_only). */
+shop_status db_open_readonly(const char *url, struct db **ret_db);
 void db_close(struct db *db); /* accepts NULL */
 enum db_backend db_backend_of(const struct db *db);
 /* Why the last call failed, safe to log (no password). db_last_error(NULL)

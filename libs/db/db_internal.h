@@ -101,9 +101,11 @@ void *db_stmt_cache_remove(struct db_stmt_cache *c, const char *sql);
 void db_stmt_cache_clear(struct db_stmt_cache *c, void (*release)(void *ctx, void *handle),
 			 void *ctx);
 
-/* Backends. On failure ERR explains why (no password in it). */
-shop_status db_sqlite_open(const char *path, struct db **ret_db, char err[DB_ERROR_MAX]);
-shop_status db_pg_open(const char *url, struct db **ret_db, char err[DB_ERROR_MAX]);
+/* Backends. On failure ERR explains why (no password in it). READONLY: see
+ * db_open_readonly. */
+shop_status db_sqlite_open(const char *path, bool readonly, struct db **ret_db,
+			   char err[DB_ERROR_MAX]);
+shop_status db_pg_open(const char *url, bool readonly, struct db **ret_db, char err[DB_ERROR_MAX]);
 
 shop_status db_sqlite_checkpoint(struct db *db, int64_t *ret_frames);
 

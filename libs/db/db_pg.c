@@ -360,7 +360,7 @@ static char *db_pg_url_password(const char *url)
 	return xstrndup(colon + 1, (size_t)(at - colon - 1));
 }
 
-shop_status db_pg_open(const char *url, struct db **ret_db, char err[DB_ERROR_MAX])
+shop_status db_pg_open(const char *url, bool readonly, struct db **ret_db, char err[DB_ERROR_MAX])
 {
 	shop_status st;
 	char *password = db_pg_url_password(url);
@@ -379,10 +379,16 @@ shop_status db_pg_open(const char *url, struct db **ret_db, char err[DB_ERROR_MA
 
 	/* Defaults first: with expand_dbname the URL (dbname) comes later and
 	 * overrides them, so a connect_timeout in the URL wins. */
-	const char *keys[4], *values[4];
+	const char *keys[5], *values[5];
 	int k = 0;
 	keys[k] = "connect_timeout";
 	values[k++] = DB_PG_STR(DB_PG_CONNECT_TIMEOUT_S);
+	/* A startup option, not a SET after connecting: PQreset keeps it, so
+	 * a reconnected session is read-only too. */
+	if (readonly) {
+		keys[k] = "options";
+		values[k++] = "-c default_transaction_read_only=on";
+	}
 	const char *service = config_str("SHOP_SERVICE", NULL);
 	if (service) {
 		keys[k] = "application_name";

@@ -476,7 +476,8 @@ static int db_sqlite_pragma(sqlite3 *h, const char *sql, char *out, size_t out_s
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-shop_status db_sqlite_open(const char *path, struct db **ret_db, char err[DB_ERROR_MAX])
+shop_status db_sqlite_open(const char *path, bool readonly, struct db **ret_db,
+			   char err[DB_ERROR_MAX])
 {
 	shop_status st;
 	const char *sync = config_str("SHOP_SQLITE_SYNCHRONOUS", "FULL");
@@ -488,7 +489,9 @@ shop_status db_sqlite_open(const char *path, struct db **ret_db, char err[DB_ERR
 	db_init(&db->base, &db_sqlite_ops, DB_SQLITE);
 	/* NOMUTEX: a connection is used by one thread only (see db.h). */
 	int rc = sqlite3_open_v2(path, &db->handle,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+				 (readonly ? SQLITE_OPEN_READONLY
+					   : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+					 SQLITE_OPEN_NOMUTEX,
 				 NULL);
 	if (rc != SQLITE_OK) {
 		db_format_error(err, "sqlite: cannot open %s: %s", path,
@@ -508,26 +511,32 @@ shop_status db_sqlite_open(const char *path, struct db **ret_db, char err[DB_ERR
 	/* Before the first PRAGMA: switching to WAL needs a lock that another
 	 * process opening the same file may hold for a moment. */
 	sqlite3_busy_timeout(db->handle, DB_SQLITE_BUSY_TIMEOUT_MS);
-
-	char mode[16];
-	rc = db_sqlite_pragma(db->handle, "PRAGMA journal_mode=WAL", mode, sizeof(mode));
-	if (rc == SQLITE_OK && strcasecmp(mode, "wal") != 0 && strcasecmp(mode, "memory") != 0) {
+	/* A reader of another program's file keeps that program's settings:
+	 * the journal mode and synchronous are the writer's business, and
+	 * query_only refuses any write this connection might still try. */
+	char mode[16] = "";
+	if (readonly)
+		rc = db_sqlite_pragma(db->handle, "PRAGMA query_only=ON", NULL, 0);
+	else
+		rc = db_sqlite_pragma(db->handle, "PRAGMA journal_mode=WAL", mode, sizeof(mode));
+	if (!readonly && rc == SQLITE_OK && strcasecmp(mode, "wal") != 0 &&
+	    strcasecmp(mode, "memory") != 0) {
 		db_format_error(err, "sqlite: %s: journal_mode is %s, WAL is required", path, mode);
 		st = SHOP_E_INTERNAL;
 		goto fail;
 	}
-	if (rc == SQLITE_OK)
+	if (!readonly && rc == SQLITE_OK)
 		rc = db_sqlite_pragma(db->handle,
 				      strcasecmp(sync, "NORMAL") == 0 ? "PRAGMA synchronous=NORMAL"
 								      : "PRAGMA synchronous=FULL",
 				      NULL, 0);
-	if (rc == SQLITE_OK)
+	if (!readonly && rc == SQLITE_OK)
 		rc = db_sqlite_pragma(db->handle, "PRAGMA foreign_keys=ON", NULL, 0);
 	/* Checkpoints belong to the runtime's checkpointer (db_checkpoint), not
 	 * to whichever writer crosses the threshold while holding the write
 	 * lock; the automatic one stays only as a backstop for a WAL that the
 	 * checkpointer cannot keep small. */
-	if (rc == SQLITE_OK)
+	if (!readonly && rc == SQLITE_OK)
 		rc = db_sqlite_pragma(
 			db->handle, "PRAGMA wal_autocheckpoint=" DB_SQLITE_AUTOCHECKPOINT_PAGES_STR,
 			NULL, 0);

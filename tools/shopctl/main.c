@@ -6,13 +6,28 @@
  *       JetStream ack (the system tests use it to inject duplicated and
  *       out-of-order events; operators to replay a dead letter by hand)
  *
+ *   shopctl audit [--json] [--details N] [--deadline-ms MS] [--allow-dead-letters]
+ *       checks the shop's invariants across every service's database, the
+ *       provider's ledger and the dead-letter stream (audit.h); prints one
+ *       line per check and up to N violations of each (default 10), or one
+ *       JSON report. An order is in flight until --deadline-ms after it was
+ *       accepted (default SHOP_ORDER_DEADLINE_MS, else 60000). Databases:
+ *       SHOP_AUDIT_{GATEWAY,ORDERS,INVENTORY,PAYMENTS,NOTIFICATIONS}_DB, the
+ *       URLs db_open takes, each opened read-only.
+ *
  * SHOP_NATS_URL names the servers (default nats://127.0.0.1:4222).
- * Exit status: 0 stored, 3 stored earlier (duplicate), 1 error, 2 usage.
+ * Exit status: publish: 0 stored, 3 stored earlier (duplicate), 1 error;
+ * audit: 0 passed, 1 a violation or a check that could not run; 2 usage.
  */
+#include "audit.h"
+
 #include "bus/bus.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/xalloc.h"
+#include "db/db.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +37,9 @@
 
 static int shopctl_usage(void)
 {
-	fprintf(stderr, "usage: shopctl publish SUBJECT MSG_ID < payload\n");
+	fprintf(stderr, "usage: shopctl publish SUBJECT MSG_ID < payload\n"
+			"       shopctl audit [--json] [--details N] [--deadline-ms MS] "
+			"[--allow-dead-letters]\n");
 	return 2;
 }
 
@@ -57,9 +74,100 @@ out:
 	return rc;
 }
 
+/* Longest deadline the audit accepts: a week, the streams' retention. */
+#define SHOPCTL_DEADLINE_MAX_MS (7LL * 24 * 3600 * 1000)
+#define SHOPCTL_DEADLINE_DEFAULT_MS 60000
+
+/* A decimal option value in [min, max]. */
+static bool shopctl_parse_int(const char *text, int64_t min, int64_t max, int64_t *ret_value)
+{
+	char *end = NULL;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	if (errno || end == text || *end || v < min || v > max)
+		return false;
+	*ret_value = v;
+	return true;
+}
+
+/* The database of one service, read-only; NULL (and a message) when its
+ * variable is unset or it cannot be opened, which fails the checks that
+ * need it rather than the whole audit. */
+static struct db *shopctl_audit_open(const char *var)
+{
+	const char *url = config_str(var, NULL);
+	struct db *db = NULL;
+	if (!url)
+		fprintf(stderr, "shopctl audit: %s is not set\n", var);
+	else if (db_open_readonly(url, &db) != SHOP_OK)
+		fprintf(stderr, "shopctl audit: %s: %s\n", var, db_last_error(NULL));
+	return db;
+}
+
+static int shopctl_audit(int argc, char **argv)
+{
+	bool json = false;
+	int64_t details = AUDIT_DETAILS_DEFAULT;
+	struct audit_options opt = { .now_ms = clock_now_ms() };
+	if (config_int("SHOP_ORDER_DEADLINE_MS", SHOPCTL_DEADLINE_DEFAULT_MS, 1,
+		       SHOPCTL_DEADLINE_MAX_MS, &opt.deadline_ms) != SHOP_OK) {
+		fprintf(stderr, "shopctl audit: SHOP_ORDER_DEADLINE_MS is not a deadline\n");
+		return 2;
+	}
+	for (int i = 2; i < argc; i++) {
+		bool has_value = i + 1 < argc;
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "--allow-dead-letters") == 0)
+			opt.allow_dead_letters = true;
+		else if (strcmp(argv[i], "--details") == 0 && has_value &&
+			 shopctl_parse_int(argv[i + 1], 0, AUDIT_DETAILS_MAX, &details))
+			i++;
+		else if (strcmp(argv[i], "--deadline-ms") == 0 && has_value &&
+			 shopctl_parse_int(argv[i + 1], 1, SHOPCTL_DEADLINE_MAX_MS,
+					   &opt.deadline_ms))
+			i++;
+		else
+			return shopctl_usage();
+	}
+	struct audit_sources src = {
+		.gateway = shopctl_audit_open("SHOP_AUDIT_GATEWAY_DB"),
+		.orders = shopctl_audit_open("SHOP_AUDIT_ORDERS_DB"),
+		.inventory = shopctl_audit_open("SHOP_AUDIT_INVENTORY_DB"),
+		.payments = shopctl_audit_open("SHOP_AUDIT_PAYMENTS_DB"),
+		.notifications = shopctl_audit_open("SHOP_AUDIT_NOTIFICATIONS_DB"),
+		.dead_letter_stream = BUS_DEADLETTER_STREAM,
+	};
+	const char *url = config_str("SHOP_NATS_URL", "nats://127.0.0.1:4222");
+	if (bus_connect(url, "shopctl-audit", &src.bus) != SHOP_OK)
+		fprintf(stderr, "shopctl audit: cannot connect to %s\n", url);
+	struct audit_report report;
+	audit_report_init(&report, (size_t)details);
+	audit_run(&src, &opt, &report);
+	if (json) {
+		char *text = audit_report_json(&report);
+		printf("%s\n", text);
+		free(text);
+	} else {
+		audit_report_print(&report, stdout);
+	}
+	int rc = audit_report_passed(&report) ? 0 : 1;
+	audit_report_release(&report);
+	bus_close(src.bus);
+	db_close(src.gateway);
+	db_close(src.orders);
+	db_close(src.inventory);
+	db_close(src.payments);
+	db_close(src.notifications);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
+	xalloc_init_cjson();
 	if (argc == 4 && strcmp(argv[1], "publish") == 0)
 		return shopctl_publish(argv[2], argv[3]);
+	if (argc >= 2 && strcmp(argv[1], "audit") == 0)
+		return shopctl_audit(argc, argv);
 	return shopctl_usage();
 }
