@@ -285,31 +285,46 @@ static void a_batch_commits_once_and_a_failing_message_is_undone_alone(void **st
 	free(d);
 }
 
+/* N envelopes of order_placed with ids ...SERIES01, ...SERIES02, ... and the
+ * given data (order_placed_data where DATAS is NULL or an entry is). */
+static void envelopes_make(char **out, size_t n, int series, const char *const *datas)
+{
+	for (size_t i = 0; i < n; i++) {
+		char id[64];
+		snprintf(id, sizeof(id), "0192f0c1-0000-7000-8000-000000000%d%02zu", series, i + 1);
+		out[i] = test_envelope(id, ORDER_PLACED,
+				       datas && datas[i] ? datas[i] : order_placed_data);
+	}
+}
+
+static void envelopes_free(char **e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(e[i]);
+}
+
+static void statuses_are(const shop_status *st, const shop_status *want, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(st[i], want[i]);
+}
+
 /* A batch in which nothing fails is tried once: every handler runs once, no
  * second try, and a message the inbox already has is skipped, not failed. */
 static void a_batch_without_failures_is_tried_once(void **state)
 {
 	struct fixture *f = *state;
-	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000301", ORDER_PLACED,
-				order_placed_data);
-	char *b = test_envelope("0192f0c1-0000-7000-8000-000000000302", ORDER_PLACED,
-				order_placed_data);
-	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000303", ORDER_PLACED,
-				order_placed_data);
-	const char *batch[] = { a, b, a, c };
+	char *e[3];
+	envelopes_make(e, 3, 3, NULL);
+	const char *batch[] = { e[0], e[1], e[0], e[2] };
 	shop_status st[4];
 	assert_int_equal(svc_handle_envelopes(f->svc, f->db, "inventory", batch, 4, st), SHOP_OK);
-	assert_int_equal(st[0], SHOP_OK);
-	assert_int_equal(st[1], SHOP_OK);
-	assert_int_equal(st[2], SHOP_E_DUPLICATE);
-	assert_int_equal(st[3], SHOP_OK);
+	statuses_are(st, (const shop_status[]){ SHOP_OK, SHOP_OK, SHOP_E_DUPLICATE, SHOP_OK }, 4);
 	assert_int_equal(handled, 3);
 	assert_int_equal(svc_batch_replays(f->svc), 0);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 3);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 3);
-	free(a);
-	free(b);
-	free(c);
+	envelopes_free(e, 3);
 }
 
 /* A batch's events are written with one statement before its commit, in
@@ -317,18 +332,12 @@ static void a_batch_without_failures_is_tried_once(void **state)
 static void a_batchs_events_are_written_in_emit_order(void **state)
 {
 	struct fixture *f = *state;
-	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000401", ORDER_PLACED,
-				order_placed_data);
-	char *b = test_envelope("0192f0c1-0000-7000-8000-000000000402", ORDER_PLACED,
-				order_placed_data);
-	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000403", ORDER_PLACED,
-				order_placed_data);
-	const char *batch[] = { c, a, b };
+	char *e[3];
+	envelopes_make(e, 3, 4, NULL);
+	const char *batch[] = { e[2], e[0], e[1] };
 	shop_status st[3];
 	assert_int_equal(svc_handle_envelopes(f->svc, f->db, "inventory", batch, 3, st), SHOP_OK);
-	assert_int_equal(st[0], SHOP_OK);
-	assert_int_equal(st[1], SHOP_OK);
-	assert_int_equal(st[2], SHOP_OK);
+	statuses_are(st, (const shop_status[]){ SHOP_OK, SHOP_OK, SHOP_OK }, 3);
 	struct db_result *r = NULL;
 	assert_int_equal(
 		db_query(f->db,
@@ -338,9 +347,7 @@ static void a_batchs_events_are_written_in_emit_order(void **state)
 		SHOP_OK);
 	assert_string_equal(db_result_text(r, 0, 0), "403,401,402");
 	db_result_free(r);
-	free(a);
-	free(b);
-	free(c);
+	envelopes_free(e, 3);
 }
 
 /* When the batch's events cannot be written, no one message is to blame
@@ -360,26 +367,19 @@ static void a_refused_event_is_charged_to_the_message_that_emitted_it(void **sta
 				 "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
 				 DB_NOARGS, NULL),
 			 SHOP_OK);
-	char *a = test_envelope("0192f0c1-0000-7000-8000-000000000501", ORDER_PLACED,
-				order_placed_data);
-	char *b = test_envelope("0192f0c1-0000-7000-8000-000000000502", ORDER_PLACED, bad_sku);
-	char *c = test_envelope("0192f0c1-0000-7000-8000-000000000503", ORDER_PLACED,
-				order_placed_data);
-	const char *batch[] = { a, b, c };
+	char *e[3];
+	envelopes_make(e, 3, 5, (const char *const[]){ NULL, bad_sku, NULL });
+	const char *batch[] = { e[0], e[1], e[2] };
 	shop_status st[3];
 	assert_int_equal(svc_handle_envelopes(f->svc, f->db, "inventory", batch, 3, st), SHOP_OK);
-	assert_int_equal(st[0], SHOP_OK);
-	assert_int_not_equal(st[1], SHOP_OK);
-	assert_int_equal(st[2], SHOP_OK);
+	statuses_are(st, (const shop_status[]){ SHOP_OK, SHOP_E_CONFLICT, SHOP_OK }, 3);
 	assert_int_equal(svc_batch_replays(f->svc), 1);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 2);
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 2);
 	assert_int_equal(
 		test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE payload LIKE '%SKU-REFUSED%'"),
 		0);
-	free(a);
-	free(b);
-	free(c);
+	envelopes_free(e, 3);
 }
 
 /* ---- group commit ---- */
