@@ -187,6 +187,12 @@ $(BUILD)/tests/test_loadtest_%: tests/unit/test_loadtest_%.c $(LT_LIB) $(LIBS) $
 	@mkdir -p $(dir $@)
 	@echo "  TEST-CC $<"
 	$(Q)$(CC) $(CPPFLAGS) -Iloadtest $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LT_LIB) $(LIBS) $(LT_LIBS) $(LDLIBS) -lcmocka
+# shopctl's tests link its modules (all but main.c).
+SHOPCTL_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out tools/shopctl/main.c,$(wildcard tools/shopctl/*.c)))
+$(BUILD)/tests/test_shopctl_%: tests/unit/test_shopctl_%.c $(SHOPCTL_OBJS) $(LIBS) $(GEN_CONTRACTS)
+	@mkdir -p $(dir $@)
+	@echo "  TEST-CC $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SHOPCTL_OBJS) $(LIBS) $(LDLIBS) -lcmocka
 $(BUILD)/tests/%: tests/component/%.c $(SERVICE_LIBS) $(LIBS) $(GEN_CONTRACTS)
 	@mkdir -p $(dir $@)
 	@echo "  TEST-CC $<"

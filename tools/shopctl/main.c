@@ -5,10 +5,17 @@
  *       publishes one message with Nats-Msg-Id MSG_ID and waits for the
  *       JetStream ack (the system tests use it to inject duplicated and
  *       out-of-order events; operators to replay a dead letter by hand)
+ *   shopctl services [--json]
+ *       lists every service instance that answers the NATS service API's
+ *       $SRV.PING: service, instance id, version, endpoints, and whether
+ *       its status endpoint says ready; one line per instance, sorted
+ *       (shopctl_services.c). Exit status 0 when any answered.
  *
  * SHOP_NATS_URL names the servers (default nats://127.0.0.1:4222).
  * Exit status: 0 stored, 3 stored earlier (duplicate), 1 error, 2 usage.
  */
+#include "shopctl.h"
+
 #include "bus/bus.h"
 #include "core/config.h"
 #include "core/xalloc.h"
@@ -22,7 +29,8 @@
 
 static int shopctl_usage(void)
 {
-	fprintf(stderr, "usage: shopctl publish SUBJECT MSG_ID < payload\n");
+	fprintf(stderr, "usage: shopctl publish SUBJECT MSG_ID < payload\n"
+			"       shopctl services [--json]\n");
 	return 2;
 }
 
@@ -61,5 +69,10 @@ int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "publish") == 0)
 		return shopctl_publish(argv[2], argv[3]);
+	if (argc >= 2 && argc <= 3 && strcmp(argv[1], "services") == 0) {
+		if (argc == 3 && strcmp(argv[2], "--json") != 0)
+			return shopctl_usage();
+		return shopctl_services(argc == 3);
+	}
 	return shopctl_usage();
 }
