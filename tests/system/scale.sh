@@ -28,18 +28,16 @@ payments_count() {
 	return 1
 }
 
-if "${compose[@]}" up -d --wait --wait-timeout 120 --no-recreate --scale payments=2 payments \
-	>/dev/null 2>&1 && payments_count 2; then
-	pass "with payments scaled to two replicas shopctl services lists two ready payments instances"
-else
-	fail "with payments scaled to two replicas shopctl services lists two ready payments instances" \
-		"listed: ${listed:-nothing}"
-fi
-if "${compose[@]}" up -d --wait --wait-timeout 120 --no-recreate --scale payments=1 payments \
-	>/dev/null 2>&1 && payments_count 1; then
-	pass "scaled back to one replica, the stopped payments instance leaves the registry"
-else
-	fail "scaled back to one replica, the stopped payments instance leaves the registry" \
-		"listed: ${listed:-nothing}"
-fi
+# scale_case N NAME: scales payments to N replicas, then expects N listed.
+scale_case() {
+	if "${compose[@]}" up -d --wait --wait-timeout 120 --no-recreate --scale "payments=$1" payments \
+		>/dev/null 2>&1 && payments_count "$1"; then
+		pass "$2"
+	else
+		fail "$2" "listed: ${listed:-nothing}"
+	fi
+}
+
+scale_case 2 "with payments scaled to two replicas shopctl services lists two ready payments instances"
+scale_case 1 "scaled back to one replica, the stopped payments instance leaves the registry"
 [ "$failed" -eq 0 ]
