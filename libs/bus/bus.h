@@ -221,8 +221,9 @@ shop_status bus_service_register(struct bus *bus, const char *name, const char *
 /* The instance id the registry answers with. */
 const char *bus_service_id(const struct bus_service *s);
 /* Stops answering and waits (up to BUS_SERVICE_STOP_WAIT_MS) until no status
- * call runs or will run, so arg may be freed afterwards. Call it before
- * bus_close. Accepts NULL. */
+ * call runs or will run, so arg may be freed afterwards. Past the wait (the
+ * broker unreachable) a late call stays possible until bus_close: keep arg
+ * until then. Call it before bus_close. Accepts NULL. */
 void bus_service_unregister(struct bus_service *s);
 
 /* Discovery, for operators' tools: requests on subject (a $SRV.PING or

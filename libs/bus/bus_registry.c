@@ -9,9 +9,11 @@
  * and nats.c may still be delivering a request while the service stops from
  * another thread, so unregistering waits for the micro library's done
  * handler, which it calls once the last endpoint's subscription has
- * finished its last callback. Until then the struct and the caller's arg
- * stay alive; if the wait times out they are deliberately left alive (a
- * small leak at exit beats a use after free).
+ * finished its last callback. If that takes longer than the wait (the
+ * broker is unreachable, so the drain cannot finish), the struct is handed
+ * over to the done handler, which frees it whenever it comes (at the latest
+ * when the connection is closed); the caller's arg must then outlive the
+ * connection, as a service's state does.
  */
 #include "bus_private.h"
 
@@ -39,6 +41,7 @@ struct bus_service {
 	pthread_mutex_t mu;
 	pthread_cond_t done_cond; /* done went true; CLOCK_MONOTONIC */
 	bool done;                /* the micro library called its done handler */
+	bool orphaned;            /* unregister gave up waiting: the done handler frees */
 };
 
 static microError *bus_service_on_status(microRequest *req)
@@ -52,20 +55,23 @@ static microError *bus_service_on_status(microRequest *req)
 	return err;
 }
 
-static void bus_service_on_done(microService *m)
-{
-	struct bus_service *s = microService_GetState(m);
-	pthread_mutex_lock(&s->mu);
-	s->done = true;
-	pthread_cond_broadcast(&s->done_cond);
-	pthread_mutex_unlock(&s->mu);
-}
-
 static void bus_service_free(struct bus_service *s)
 {
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->done_cond);
 	free(s);
+}
+
+static void bus_service_on_done(microService *m)
+{
+	struct bus_service *s = microService_GetState(m);
+	pthread_mutex_lock(&s->mu);
+	bool orphaned = s->orphaned;
+	s->done = true;
+	pthread_cond_broadcast(&s->done_cond);
+	pthread_mutex_unlock(&s->mu);
+	if (orphaned)
+		bus_service_free(s);
 }
 
 /* The micro library's errors carry text we do not log here (a library does
@@ -142,17 +148,17 @@ void bus_service_unregister(struct bus_service *s)
 {
 	if (!s)
 		return;
-	bool done = false;
 	microError_Ignore(microService_Destroy(s->micro));
 	struct timespec deadline = clock_mono_deadline(BUS_SERVICE_STOP_WAIT_MS);
 	pthread_mutex_lock(&s->mu);
 	while (!s->done)
 		if (pthread_cond_timedwait(&s->done_cond, &s->mu, &deadline) != 0)
 			break;
-	done = s->done;
+	bool done = s->done;
+	s->orphaned = !done; /* a request may still come: the done handler frees s */
 	pthread_mutex_unlock(&s->mu);
 	if (done)
-		bus_service_free(s); /* else a request may still be delivered: keep s */
+		bus_service_free(s);
 }
 
 /* ---- discovery ---------------------------------------------------------- */
