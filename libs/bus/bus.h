@@ -198,4 +198,58 @@ shop_status bus_watch_start(struct bus *bus, const struct bus_watch_source *sour
  * (the watch itself is then kept too). Never call it from fn. Accepts NULL. */
 shop_status bus_watch_stop(struct bus_watch *w);
 
+/*
+ * The service registry: the NATS service API ("micro": $SRV.PING, $SRV.INFO,
+ * $SRV.STATS). A registered instance answers those with its name, an
+ * instance id nats.c draws (a NUID, unique per process), its version and its
+ * endpoints, and counts the requests each endpoint served. Its one endpoint,
+ * "status", answers on shop.<service>.<id>.status with the JSON of the
+ * instance's /readyz, so an operator can ask any instance whether it is ready
+ * without reaching its HTTP port.
+ *
+ * Registering subscribes only: it works while the connection is still
+ * trying its first connect (nats.c sends the subscriptions once connected,
+ * and again after every reconnect), so a service registers at start and
+ * never waits for the broker.
+ */
+#define BUS_SERVICE_SUBJECT_PREFIX "shop" /* status subject: shop.<service>.<id>.status */
+#define BUS_SERVICE_STATUS_ENDPOINT "status"
+#define BUS_SERVICE_STOP_WAIT_MS 2000 /* longest wait for the last request at unregister */
+#define BUS_SERVICE_SUBJECT_MAX 256   /* bytes of a status subject */
+
+struct bus_service;
+
+/* The instance's readiness as JSON (what /readyz answers), in memory the
+ * registry frees, or NULL when it cannot be had. Called on a nats.c thread
+ * for each status request: it may take a short while (a database ping),
+ * never long. */
+typedef char *(*bus_status_fn)(void *arg);
+
+/* Registers this process as an instance of service name (letters, digits,
+ * '-' and '_'). status(arg) answers the status endpoint. SHOP_E_INVALID for a
+ * bad name, SHOP_E_UNAVAILABLE when the connection is closed. */
+shop_status bus_service_register(struct bus *bus, const char *name, const char *version,
+				 bus_status_fn status, void *arg, struct bus_service **ret_service);
+/* The instance id the registry answers with. */
+const char *bus_service_id(const struct bus_service *s);
+/* Stops answering and waits (up to BUS_SERVICE_STOP_WAIT_MS) until no status
+ * call runs or will run, so arg may be freed afterwards. Past the wait (the
+ * broker unreachable) a late call stays possible until bus_close: keep arg
+ * until then. Call it before bus_close. Accepts NULL. */
+void bus_service_unregister(struct bus_service *s);
+
+/* Discovery, for operators' tools: requests on subject (a $SRV.PING or
+ * $SRV.INFO) and gathers every reply that arrives within wait_ms, up to max
+ * of them. ret_replies[i] is a NUL-terminated copy; free the array with
+ * bus_replies_free. No reply is SHOP_OK with *ret_n == 0. */
+shop_status bus_request_gather(struct bus *bus, const char *subject, int64_t wait_ms, size_t max,
+			       char ***ret_replies, size_t *ret_n);
+/* One request with an empty body; the first reply, NUL-terminated, for the
+ * caller to free. SHOP_E_TIMEOUT when none came within timeout_ms,
+ * SHOP_E_UNAVAILABLE when no one listens. */
+shop_status bus_request(struct bus *bus, const char *subject, int64_t timeout_ms, char **ret_reply);
+void bus_replies_free(char **replies, size_t n); /* accepts NULL */
+/* Waits up to timeout_ms for the connection to be up; true when it is. */
+bool bus_wait_connected(struct bus *bus, int64_t timeout_ms);
+
 #endif

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/version.h"
 #include "core/xalloc.h"
 
 #include <errno.h>
@@ -218,6 +219,41 @@ void svc_db_release(struct svc *svc, struct db *db)
 
 /* ---- HTTP: probes, then the service's routes --------------------------- */
 
+/* Ready: schema migrated and streams declared, database and broker
+ * reachable now. Adds what it found to body (the /readyz answer, which the
+ * registry's status endpoint also gives) and returns whether all is well. */
+static bool svc_readiness(struct svc *svc, cJSON *body)
+{
+	struct db *db = NULL;
+	bool db_ok = svc_db_acquire(svc, &db) == SHOP_OK && db_ping(db) == SHOP_OK;
+	svc_db_release(svc, db);
+	/* svc->bus is written by the main thread while this server
+	 * already runs: read it only after ready, which is stored after
+	 * it (so the atomic orders the two; ThreadSanitizer saw the
+	 * plain read race the write). Before that the broker counts as
+	 * not ready, as the service is not. */
+	bool started = atomic_load(&svc->ready);
+	bool bus_ok = started && svc->bus && bus_is_connected(svc->bus);
+	cJSON_AddBoolToObject(body, "database", db_ok);
+	cJSON_AddBoolToObject(body, "broker", bus_ok);
+	cJSON_AddBoolToObject(body, "started", started);
+	bool ok = db_ok && bus_ok && started;
+	cJSON_AddStringToObject(body, "status", ok ? "ready" : "not_ready");
+	return ok;
+}
+
+/* The registry's status endpoint (libs/bus): the same JSON as /readyz. */
+static char *svc_registry_status(void *arg)
+{
+	struct svc *svc = arg;
+	cJSON *body = cJSON_CreateObject();
+	cJSON_AddStringToObject(body, "service", svc->spec->name);
+	svc_readiness(svc, body);
+	char *json = cJSON_PrintUnformatted(body);
+	cJSON_Delete(body);
+	return json;
+}
+
 /* The runtime's own routes, answered whatever state the service is in. */
 static bool svc_http_own(const char *path)
 {
@@ -249,23 +285,7 @@ static void svc_http_dispatch(struct svc *svc, const struct web_request *req,
 			web_respond_json(res, 200, body);
 			return;
 		}
-		/* Ready: schema migrated and streams declared, database and
-		 * broker reachable now. */
-		struct db *db = NULL;
-		bool db_ok = svc_db_acquire(svc, &db) == SHOP_OK && db_ping(db) == SHOP_OK;
-		svc_db_release(svc, db);
-		/* svc->bus is written by the main thread while this server
-		 * already runs: read it only after ready, which is stored after
-		 * it (so the atomic orders the two; ThreadSanitizer saw the
-		 * plain read race the write). Before that the broker counts as
-		 * not ready, as the service is not. */
-		bool started = atomic_load(&svc->ready);
-		bool bus_ok = started && svc->bus && bus_is_connected(svc->bus);
-		cJSON_AddBoolToObject(body, "database", db_ok);
-		cJSON_AddBoolToObject(body, "broker", bus_ok);
-		cJSON_AddBoolToObject(body, "started", started);
-		bool ok = db_ok && bus_ok && started;
-		cJSON_AddStringToObject(body, "status", ok ? "ready" : "not_ready");
+		bool ok = svc_readiness(svc, body);
 		web_respond_json(res, ok ? 200 : 503, body);
 		return;
 	}
@@ -503,6 +523,15 @@ int svc_main(const struct svc_spec *spec)
 		log_error(NULL, "cannot create a NATS connection to %s", nats_url);
 		goto out;
 	}
+	/* The registry only subscribes, so it is done at once, connected or not;
+	 * a service that cannot register still serves (it is merely not listed). */
+	shop_status reg = bus_service_register(svc->bus, spec->name, SHOP_VERSION,
+					       svc_registry_status, svc, &svc->registry);
+	if (reg != SHOP_OK)
+		log_warn(NULL, "not registered with the NATS service API: %s",
+			 shop_status_name(reg));
+	else
+		log_info(NULL, "registered as instance %s", bus_service_id(svc->registry));
 	while (!svc_stopping(svc) && svc_declare_topology(svc) != SHOP_OK) {
 		log_warn(NULL, "streams not declared yet (is NATS up?); retrying");
 		svc_pause(svc, SVC_STARTUP_RETRY_MS);
@@ -525,6 +554,8 @@ out:
 	pthread_mutex_unlock(&svc->lock);
 	svc_join_workers(svc);
 	web_server_stop(svc->web);
+	/* Before the connection goes: a status request in flight uses svc. */
+	bus_service_unregister(svc->registry);
 	bus_close(svc->bus);
 	/* The signal thread may still wait in sigwait(): wake it. */
 	pthread_kill(signal_thread, SIGTERM);

@@ -16,6 +16,9 @@
  *   - runs the outbox relay: woken when a transaction that emitted commits,
  *     polling as a fallback, publishing with Nats-Msg-Id = event id, marking
  *     rows only after the JetStream ack, purging them after a retention time;
+ *   - registers the instance with the NATS service API (libs/bus:
+ *     $SRV.PING/INFO/STATS and a status endpoint answering /readyz's JSON),
+ *     at once, connected or not;
  *   - serves /healthz and /readyz (and the service's own routes) over HTTP;
  *   - stops cleanly on SIGTERM or SIGINT.
  * A handler or task never publishes: it writes state and calls svc_emit() in

@@ -50,6 +50,7 @@ struct svc {
 	const struct svc_spec *spec;
 	char *db_url;
 	struct bus *bus;
+	struct bus_service *registry; /* $SRV.* answers; NULL if registering failed */
 	int replicas;
 	int consumer_threads; /* per durable (SHOP_CONSUMER_THREADS) */
 

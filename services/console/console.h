@@ -93,6 +93,7 @@ shop_status console_rfc3339_parse(const char *s, int64_t *ret_ms);
 /* The service's shared state. */
 struct console {
 	struct bus *bus;
+	struct bus_service *registry; /* $SRV.* answers; NULL if registering failed */
 	const char *gateway_host;
 	uint16_t gateway_port;
 	pthread_mutex_t mu;
@@ -123,6 +124,9 @@ shop_status console_http_reply_parse(const char *raw, size_t len, int *ret_statu
 
 /* The web handler: routes every request of the console. ctx is the console. */
 void console_http(void *ctx, const struct web_request *req, struct web_response *res);
+/* The console's /readyz JSON, for the registry's status endpoint
+ * (bus_service_register); ctx is the struct console. */
+char *console_registry_status(void *ctx);
 
 /* The page, embedded at build time from services/console/page/ (generated). */
 extern const char console_page_html[];

@@ -89,16 +89,34 @@ static void console_healthz_serve(struct console *c, const struct web_request *r
 	web_respond_json(res, 200, body);
 }
 
-static void console_readyz_serve(struct console *c, const struct web_request *req,
-				 struct web_response *res)
+/* Ready: connected to NATS. The /readyz body; *ret_ok tells which. */
+static cJSON *console_readiness(struct console *c, bool *ret_ok)
 {
-	(void)req;
 	bool broker = bus_is_connected(c->bus);
 	cJSON *body = cJSON_CreateObject();
 	cJSON_AddStringToObject(body, "service", CONSOLE_SERVICE_NAME);
 	cJSON_AddBoolToObject(body, "broker", broker);
 	cJSON_AddStringToObject(body, "status", broker ? "ready" : "not_ready");
-	web_respond_json(res, broker ? 200 : 503, body);
+	*ret_ok = broker;
+	return body;
+}
+
+static void console_readyz_serve(struct console *c, const struct web_request *req,
+				 struct web_response *res)
+{
+	(void)req;
+	bool ok = false;
+	cJSON *body = console_readiness(c, &ok);
+	web_respond_json(res, ok ? 200 : 503, body);
+}
+
+char *console_registry_status(void *ctx)
+{
+	bool ok = false;
+	cJSON *body = console_readiness(ctx, &ok);
+	char *json = cJSON_PrintUnformatted(body);
+	cJSON_Delete(body);
+	return json;
 }
 
 static void console_metrics_serve(struct console *c, const struct web_request *req,

@@ -17,6 +17,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/version.h"
 #include "core/xalloc.h"
 
 #include <signal.h>
@@ -79,6 +80,11 @@ int main(void)
 		log_error(NULL, "cannot create a NATS connection to %s", nats_url);
 		goto out;
 	}
+	/* Listed by $SRV.PING like the six services; without it the console
+	 * still serves, merely unlisted. */
+	if (bus_service_register(c.bus, CONSOLE_SERVICE_NAME, SHOP_VERSION, console_registry_status,
+				 &c, &c.registry) != SHOP_OK)
+		log_warn(NULL, "not registered with the NATS service API");
 	if (web_server_start(config_str("SHOP_HTTP_BIND", "0.0.0.0"), (uint16_t)port, console_http,
 			     &c, &web) != SHOP_OK) {
 		log_error(NULL, "cannot listen on port %lld", (long long)port);
@@ -92,6 +98,7 @@ int main(void)
 out:
 	/* Streams end first and stop their watches; then the connection goes. */
 	web_server_stop(web);
+	bus_service_unregister(c.registry);
 	bus_close(c.bus);
 	metrics_registry_free(c.metrics);
 	log_info(NULL, "stopped");

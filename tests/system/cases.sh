@@ -85,6 +85,23 @@ for s in gateway orders inventory payments shipping notifications console; do
 	check "$s answers /readyz with 200 and names itself" test "$c" = 200 -a "$(body .service)" = "$s"
 done
 
+# --- service registry -----------------------------------------------------------
+# Every instance registers with the NATS service API ($SRV.PING/INFO/STATS);
+# shopctl services finds them without a list. SHOP_SERVICES is every C service
+# of docker-compose.yml (run.sh reads it from the compose file).
+"$SHOPCTL" services --json >"$tmp/services.json" 2>"$tmp/services.err"
+listed=$(jq -r '[.instances[].service] | sort | join(" ")' "$tmp/services.json")
+want=$(echo "${SHOP_SERVICES:-}" | tr ' ' '\n' | grep . | sort | tr '\n' ' ' | sed 's/ $//')
+check "shopctl services lists one instance of every service in docker-compose.yml" \
+	test -n "$want" -a "$listed" = "$want"
+check "every listed instance has a version, a status endpoint, and says ready" test "$(jq \
+	'[.instances[] | (.version | length > 0) and (.endpoints | index("status") != null) and .status == "ready"] | all' \
+	"$tmp/services.json")" = true
+"$SHOPCTL" services >"$tmp/services.txt" 2>>"$tmp/services.err"
+check "shopctl services prints one line per instance, sorted" \
+	test "$(wc -l <"$tmp/services.txt")" = "$(jq '.instances | length' "$tmp/services.json")" -a \
+	"$(cut -d' ' -f1 "$tmp/services.txt" | tr '\n' ' ' | sed 's/ $//')" = "$listed"
+
 # --- catalogue ---------------------------------------------------------------
 http GET /products
 check "products lists the seeded catalogue" test "$code" = 200 -a "$(body '.products | length')" -ge 6

@@ -37,12 +37,17 @@ if ! "${compose[@]}" up -d --wait --wait-timeout 180 >"$logs/up.log" 2>&1; then
 	exit 1
 fi
 echo "ok - compose deployment becomes healthy"
+# The C services of the compose file (those whose command is a shop-
+# program): the registry case expects each of them to answer $SRV.PING.
+SHOP_SERVICES=$("${compose[@]}" config --format json |
+	docker run --rm -i "shop-build:${SHOP_TAG:-latest}" jq -r '[.services | to_entries[] | select((.value.command // [])[0] // "" | startswith("shop-")) | .key] | join(" ")')
+export SHOP_SERVICES
 
 docker run --rm --network "${COMPOSE_PROJECT_NAME}_default" \
 	-v "$PWD/tests/system:/tests:ro" \
 	-v /var/run/docker.sock:/var/run/docker.sock -e COMPOSE_PROJECT_NAME \
 	-e GATEWAY=http://gateway:8080 -e CONSOLE=http://console:8080 -e SHOP_NATS_URL=nats://nats:4222 -e NATS_MONITOR=http://nats:8222 \
-	-e SHOP_DISPATCH_DELAY_MS \
+	-e SHOP_DISPATCH_DELAY_MS -e SHOP_SERVICES \
 	"shop-build:${SHOP_TAG:-latest}" bash /tests/cases.sh | tee "$logs/cases.tap"
 rc=${PIPESTATUS[0]}
 # A short open-model load (loadtest/): zero errors, every order terminal.
@@ -50,7 +55,10 @@ tests/system/loadtest-smoke.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | t
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 tests/system/contracts.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"; [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 # Then the cases that kill containers, numbered on from the ones above.
-tests/system/recovery.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" || rc=1
+tests/system/recovery.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+# Scaling payments to two replicas: both are listed by the registry.
+tests/system/scale.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" || rc=1
 "${compose[@]}" logs --no-color >"$logs/services.log" 2>&1
 if [ "$rc" -ne 0 ]; then
 	echo "# service logs (last lines; all in $logs/services.log):"

@@ -5,6 +5,11 @@
  *       publishes one message with Nats-Msg-Id MSG_ID and waits for the
  *       JetStream ack (the system tests use it to inject duplicated and
  *       out-of-order events; operators to replay a dead letter by hand)
+ *   shopctl services [--json]
+ *       lists every service instance that answers the NATS service API's
+ *       $SRV.PING: service, instance id, version, endpoints, and whether
+ *       its status endpoint says ready; one line per instance, sorted
+ *       (shopctl_services.c). Exit status 0 when any answered.
  *
  *   shopctl audit [--json] [--details N] [--deadline-ms MS] [--allow-dead-letters]
  *       checks the shop's invariants across every service's database, the
@@ -20,6 +25,7 @@
  * audit: 0 passed, 1 a violation or a check that could not run; 2 usage.
  */
 #include "audit.h"
+#include "shopctl.h"
 
 #include "bus/bus.h"
 #include "core/clock.h"
@@ -38,6 +44,7 @@
 static int shopctl_usage(void)
 {
 	fprintf(stderr, "usage: shopctl publish SUBJECT MSG_ID < payload\n"
+			"       shopctl services [--json]\n"
 			"       shopctl audit [--json] [--details N] [--deadline-ms MS] "
 			"[--allow-dead-letters]\n");
 	return 2;
@@ -169,5 +176,10 @@ int main(int argc, char **argv)
 		return shopctl_publish(argv[2], argv[3]);
 	if (argc >= 2 && strcmp(argv[1], "audit") == 0)
 		return shopctl_audit(argc, argv);
+	if (argc >= 2 && argc <= 3 && strcmp(argv[1], "services") == 0) {
+		if (argc == 3 && strcmp(argv[2], "--json") != 0)
+			return shopctl_usage();
+		return shopctl_services(argc == 3);
+	}
 	return shopctl_usage();
 }
