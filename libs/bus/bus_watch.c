@@ -10,6 +10,15 @@
  * (natsSubscription_SetOnCompleteCB, called once its last message callback
  * has returned) and stopping waits until all of them have run.
  *
+ * A watch from a time starts at a stream sequence, not at the time: the
+ * first message stored at or after it, found by a binary search over the
+ * stream's stored times (bus_watch_seq_at). nats.c 3.10.1 keeps the start
+ * time when it recreates an ordered consumer after a gap or a missed
+ * heartbeat and adds the start sequence to it, a configuration the server
+ * refuses, so a subscription started by time could go silent for good (seen
+ * as a replay that delivered nothing); started by sequence, its
+ * recreations stay valid.
+ *
  * Invariant: live counts the subscriptions whose completion callback has
  * not run yet; it is guarded by mu and only ever decreases after start.
  */
@@ -57,6 +66,54 @@ static void bus_watch_on_complete(void *closure)
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* The time STREAM stored SEQ at, in ns; SHOP_E_NOT_FOUND for a sequence
+ * that holds nothing (deleted or purged). */
+static shop_status bus_watch_time_of(struct bus *bus, const char *stream, uint64_t seq,
+				     int64_t *ret_ns)
+{
+	natsMsg *m = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetMsg(&m, bus->js, stream, seq, NULL, &jerr);
+	if (s != NATS_OK)
+		return bus_status_from_nats(s, jerr);
+	*ret_ns = natsMsg_GetTime(m);
+	natsMsg_Destroy(m);
+	return SHOP_OK;
+}
+
+/* The first sequence of STREAM stored at or after SINCE_MS (last + 1 when
+ * none is, so what comes next is delivered). Times grow with sequences in a
+ * stream, so a binary search finds it in log2(messages) reads. A sequence
+ * that holds nothing counts as "before": the replay starts a little early
+ * rather than late. */
+static shop_status bus_watch_seq_at(struct bus *bus, const char *stream, int64_t since_ms,
+				    uint64_t *ret_seq)
+{
+	uint64_t first = 0, last = 0;
+	shop_status st = bus_stream_state(bus, stream, NULL, &first, &last);
+	if (st != SHOP_OK)
+		return st;
+	int64_t since_ns = since_ms * BUS_NS_PER_MS;
+	uint64_t lo = first ? first : 1, hi = last + 1; /* the answer is in [lo, hi] */
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		int64_t t = 0;
+		st = bus_watch_time_of(bus, stream, mid, &t);
+		if (st == SHOP_E_NOT_FOUND) {
+			t = INT64_MIN;
+			st = SHOP_OK;
+		}
+		if (st != SHOP_OK)
+			return st;
+		if (t >= since_ns)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	*ret_seq = lo;
+	return SHOP_OK;
+}
+
 static shop_status bus_watch_subscribe(struct bus *bus, struct bus_watch *w,
 				       const struct bus_watch_source *src, int64_t since_ms)
 {
@@ -68,8 +125,12 @@ static shop_status bus_watch_subscribe(struct bus *bus, struct bus_watch *w,
 	if (since_ms < 0) {
 		so.Config.DeliverPolicy = js_DeliverNew;
 	} else {
-		so.Config.DeliverPolicy = js_DeliverByStartTime;
-		so.Config.OptStartTime = since_ms * BUS_NS_PER_MS;
+		uint64_t seq = 0;
+		shop_status st = bus_watch_seq_at(bus, src->stream, since_ms, &seq);
+		if (st != SHOP_OK)
+			return st;
+		so.Config.DeliverPolicy = js_DeliverByStartSequence;
+		so.Config.OptStartSeq = seq;
 	}
 	ws->watch = w;
 	ws->stream = xstrdup(src->stream);

@@ -447,10 +447,12 @@ check "the console streams the order's state changes in the timeline's order" \
 	test "$(jq -c '[.[] | select(.source == "/shop/orders") | .id]' "$tmp/stream.events")" = \
 	"$(jq -c '[.timeline[] | select(.source == "orders") | .event_id]' "$tmp/stream.timeline")"
 
-# ?since= is not checked here yet: a replay opened while another client
-# watches the same order came back with only the latest events in some runs
-# (3 of 11), an open bug of this increment; tests/component/test_bus.c
-# checks the replay itself (bus_watch_start with a start time).
+# From a time: the same order replayed, its PlaceOrder command included.
+curl -sN --max-time 4 "$C/stream?order=$live&since=$t0" >"$tmp/stream.since"
+check "a stream from a time before the order replays its command and every event" \
+	test "$(sse_json "$tmp/stream.since" | jq -s -c '[.[] | select(.type | startswith("shop.gateway.") | not) | .id] | sort')" = \
+	"$(jq -c '[.timeline[].event_id] | sort' "$tmp/stream.timeline")" \
+	-a "$(sse_json "$tmp/stream.since" | jq -s '[.[] | select(.type == "shop.gateway.place_order.v1")] | length')" = 1
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$C/stream?since=yesterday")
 check "the console refuses a malformed since with 400" test "$code" = 400 -a "$(body .error.code)" = invalid_since
 # An idle console holds no consumer: every consumer left is a durable.
