@@ -15,7 +15,10 @@ tests/fuzz:
   place_order        the place_order_request examples and the order bodies
                      the system tests send (tests/system/cases.sh);
   headers            request heads built from the headers and queries the
-                     system tests send.
+                     system tests send;
+  rows               the items of every valid place_order_request example
+                     and a value of each other column, each prefixed by the
+                     byte that makes fuzz_rows pick that column.
 
 Dictionaries hold the JSON tokens, every property name of the schemas as a
 JSON key, their enum and const values as JSON strings, the envelope's
@@ -102,7 +105,7 @@ def main(argv):
     values.update(m['type'] for m in messages if 'type' in m)
     entries = JSON_TOKENS + ['"%s":' % n for n in sorted(names)] + ['"%s"' % v for v in sorted(values)]
     json_dict = ''.join('%s\n' % dict_entry(e) for e in entries).encode()
-    for t in ('codecs', 'roundtrip', 'envelope', 'place_order'):
+    for t in ('codecs', 'roundtrip', 'envelope', 'place_order', 'rows'):
         write(os.path.join(out, t + '.dict'), json_dict)
     write(os.path.join(out, 'headers.dict'), ''.join('%s\n' % dict_entry(e) for e in HEADER_TOKENS).encode())
 
@@ -121,6 +124,18 @@ def main(argv):
                 write(os.path.join(seeds, 'envelope', 'wrapped-%s-%s' % (m['name'], f)), body)
     for kind, f, text in examples(root, 'place_order_request'):
         write(os.path.join(seeds, 'place_order', '%s-%s' % (kind, f)), text)
+    # fuzz_rows: the first byte picks the column (see tests/fuzz/fuzz_rows.c);
+    # the gateway stores an order's items as the request's array.
+    for kind, f, text in examples(root, 'place_order_request'):
+        try:
+            items = json.loads(text).get('items')
+        except (ValueError, AttributeError):
+            continue
+        if kind == 'valid' and isinstance(items, list):
+            write(os.path.join(seeds, 'rows', 'items-%s' % f), bytes([0]) + json.dumps(items).encode())
+    for column, value in ((1, 'payment_declined'), (2, 'cust-42'), (3, 'EUR'), (4, 'order_shipped'),
+                          (5, 'PENDING'), (5, 'CANCELLED')):
+        write(os.path.join(seeds, 'rows', 'column%d-%s' % (column, value)), bytes([column]) + value.encode())
 
     # The system tests' HTTP: their order bodies, headers and queries.
     system = os.path.join(os.path.dirname(os.path.abspath(root)), 'tests', 'system', 'cases.sh')

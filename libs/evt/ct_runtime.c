@@ -109,6 +109,12 @@ static bool ct_utf8_count(const char *s, size_t *ret_points, size_t *ret_bytes)
 	return true;
 }
 
+bool ct_utf8_valid(const char *s)
+{
+	size_t points = 0, bytes = 0;
+	return ct_utf8_count(s, &points, &bytes);
+}
+
 static void ct_path_put(struct ct_ctx *cx, const char *bytes, size_t n)
 {
 	if (cx->len + n >= sizeof cx->path)

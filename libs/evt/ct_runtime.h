@@ -64,6 +64,9 @@ size_t ct_push_index(struct ct_ctx *cx, size_t i);
 /* The JSON pointer "/KEY" of a member of the root, as ct_push_key writes it:
  * escaped, bytes that are not UTF-8 as '?', cut between characters. */
 void ct_pointer_of_key(const char *key, char out[CT_PATH_MAX]);
+/* Whether S (NUL-terminated) is well-formed UTF-8: what a string must be
+ * before it goes into JSON the shop sends. */
+bool ct_utf8_valid(const char *s);
 void ct_pop(struct ct_ctx *cx, size_t mark);
 
 /* Checks one string against its rule and copies it into dst (size bytes,

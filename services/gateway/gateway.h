@@ -55,6 +55,10 @@ bool gateway_changes_wait(struct gateway_ctx *ctx, uint64_t seen, const struct t
 void gateway_http(void *ctx, const struct web_request *req, struct web_response *res);
 /* The route template of a path, for the runtime's HTTP metrics. */
 const char *gateway_route_of(const char *path);
+/* The body of GET /orders/{id} for a stored view. SHOP_E_INTERNAL when the
+ * row is damaged: items not a JSON array, or a text that is not UTF-8
+ * (the API answers 500 and logs it). tests/fuzz/fuzz_rows.c feeds it. */
+shop_status gateway_view_json(const char *order_id, const struct gateway_view *v, cJSON **ret_json);
 
 /* How the API answers a failed call: the one table from status to HTTP. */
 struct gateway_http_status {

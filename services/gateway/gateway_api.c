@@ -28,6 +28,7 @@
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "evt/ct_runtime.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -366,17 +367,42 @@ out:
 
 /* ---- GET /orders/{id} ------------------------------------------------- */
 
-static cJSON *gateway_view_json(const char *order_id, const struct gateway_view *v)
+/* Whether the strings of a stored view can go into JSON as they are. */
+static bool gateway_view_texts_valid(const struct gateway_view *v)
 {
+	const char *texts[] = { v->reason, v->customer_id, v->currency };
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		if (texts[i] && !ct_utf8_valid(texts[i]))
+			return false;
+	for (size_t i = 0; i < v->timeline_len; i++) {
+		const struct gateway_timeline_entry *t = &v->timeline[i];
+		const char *entry[] = { t->type, t->source, t->time, t->event_id, t->detail };
+		for (size_t j = 0; j < sizeof(entry) / sizeof(entry[0]); j++)
+			if (entry[j] && !ct_utf8_valid(entry[j]))
+				return false;
+	}
+	return true;
+}
+
+shop_status gateway_view_json(const char *order_id, const struct gateway_view *v, cJSON **ret_json)
+{
+	/* The row is read back from the gateway's own file, but a damaged
+	 * file or a hand edit must give a clear error, not a response that is
+	 * not JSON (bytes that are not UTF-8) or not the documented shape. */
+	cJSON *items = v->items ? cJSON_Parse(v->items) : cJSON_CreateArray();
+	if (!cJSON_IsArray(items) || !gateway_view_texts_valid(v) ||
+	    (v->items && !ct_utf8_valid(v->items))) {
+		cJSON_Delete(items);
+		return SHOP_E_INTERNAL;
+	}
 	cJSON *o = cJSON_CreateObject();
 	char stamp[CLOCK_RFC3339_SIZE];
 	cJSON_AddStringToObject(o, "order_id", order_id);
 	cJSON_AddStringToObject(o, "status", gateway_status_name(v->status));
 	if (v->reason)
 		cJSON_AddStringToObject(o, "reason", v->reason);
-	cJSON_AddStringToObject(o, "customer_id", v->customer_id);
-	cJSON *items = v->items ? cJSON_Parse(v->items) : NULL;
-	cJSON_AddItemToObject(o, "items", items ? items : cJSON_CreateArray());
+	cJSON_AddStringToObject(o, "customer_id", v->customer_id ? v->customer_id : "");
+	cJSON_AddItemToObject(o, "items", items);
 	if (v->has_total)
 		cJSON_AddNumberToObject(o, "total_cents", (double)v->total_cents);
 	else
@@ -401,7 +427,8 @@ static cJSON *gateway_view_json(const char *order_id, const struct gateway_view 
 			cJSON_AddStringToObject(e, "detail", t->detail);
 		cJSON_AddItemToArray(timeline, e);
 	}
-	return o;
+	*ret_json = o;
+	return SHOP_OK;
 }
 
 /* Reads the view on a pooled connection, given back at once so that a
@@ -447,7 +474,15 @@ static void gateway_order_get(struct svc *svc, const struct web_request *req, co
 			return;
 		}
 		if (gateway_status_final(view.status) || clock_mono_ms() >= deadline) {
-			web_respond_json(res, 200, gateway_view_json(order_id, &view));
+			cJSON *json = NULL;
+			if (gateway_view_json(order_id, &view, &json) == SHOP_OK) {
+				web_respond_json(res, 200, json);
+			} else {
+				struct log_ids ids = { .order_id = order_id };
+				log_error(&ids, "the stored view of this order is damaged "
+						"(items not a JSON array, or text not UTF-8)");
+				gateway_fail(res, SHOP_E_INTERNAL, NULL);
+			}
 			gateway_store_view_release(&view);
 			return;
 		}

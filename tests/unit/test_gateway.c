@@ -369,6 +369,40 @@ static void a_body_with_text_after_the_order_is_malformed(void **state)
 	cJSON_Delete(r.json);
 }
 
+/* A view row damaged in the gateway's own file (items that are not a JSON
+ * array, text that is not UTF-8) is a 500 with the error shape, never a
+ * body that is not JSON or not the documented shape. */
+static void a_damaged_view_row_is_a_500_not_a_malformed_body(void **state)
+{
+	struct fixture *f = *state;
+	uint16_t port = serve(f);
+	struct reply r;
+	post_order(port, "", valid_order, &r);
+	assert_int_equal(r.status, 202);
+	char path[128];
+	snprintf(path, sizeof(path), "/orders/%s", reply_str(&r, "order_id"));
+	char *order_id = strdup(reply_str(&r, "order_id"));
+	cJSON_Delete(r.json);
+	get_path(port, path, &r);
+	assert_int_equal(r.status, 200);
+	cJSON_Delete(r.json);
+	static const char *const damage[] = {
+		"UPDATE orders_view SET items = '{\"sku\":\"SKU-CABLE\"}' WHERE order_id = $1",
+		"UPDATE orders_view SET items = '[1' WHERE order_id = $1",
+		"UPDATE orders_view SET items = '[]', customer_id = CAST(X'63FF' AS TEXT) "
+		"WHERE order_id = $1",
+	};
+	for (size_t i = 0; i < sizeof(damage) / sizeof(damage[0]); i++) {
+		assert_int_equal(db_exec(f->db, damage[i], DB_ARGS(order_id), NULL), SHOP_OK);
+		get_path(port, path, &r);
+		assert_int_equal(r.status, 500);
+		const cJSON *error = cJSON_GetObjectItemCaseSensitive(r.json, "error");
+		assert_non_null(cJSON_GetObjectItem(error, "code"));
+		cJSON_Delete(r.json);
+	}
+	free(order_id);
+}
+
 /* The header from the issue: uppercase hex. The order is accepted under a
  * new trace and its command is one orders will take, not dead-letter. */
 static void an_invalid_traceparent_starts_a_new_trace_and_the_command_is_valid(void **state)
@@ -591,6 +625,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(idempotency_records_expire_after_their_retention,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_body_with_text_after_the_order_is_malformed,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(a_damaged_view_row_is_a_500_not_a_malformed_body,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			an_invalid_traceparent_starts_a_new_trace_and_the_command_is_valid, setup,
