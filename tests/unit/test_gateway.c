@@ -392,7 +392,12 @@ static void a_damaged_view_row_is_a_500_not_a_malformed_body(void **state)
 		"UPDATE orders_view SET items = '[]', customer_id = CAST(X'63FF' AS TEXT) "
 		"WHERE order_id = $1",
 	};
-	for (size_t i = 0; i < sizeof(damage) / sizeof(damage[0]); i++) {
+	/* Text that is not UTF-8 can only be stored on SQLite: PostgreSQL checks
+	 * the encoding of what it stores (and reads X'..' as bytea). */
+	size_t n = sizeof(damage) / sizeof(damage[0]);
+	if (db_backend_of(f->db) == DB_POSTGRES)
+		n--;
+	for (size_t i = 0; i < n; i++) {
 		assert_int_equal(db_exec(f->db, damage[i], DB_ARGS(order_id), NULL), SHOP_OK);
 		get_path(port, path, &r);
 		assert_int_equal(r.status, 500);
