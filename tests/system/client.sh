@@ -37,11 +37,26 @@ place() {
 	done
 }
 
+# How many times (a quarter second apart) final re-reads a SHIPPED order
+# whose timeline lacks one of its four events.
+FINAL_SETTLE_TRIES=80
+
 final() {
+	local whole='.status != "SHIPPED" or ([.timeline[]?.type] as $t
+		| all("OrderPlaced", "PaymentAuthorized", "ShipmentScheduled", "ShipmentDispatched";
+			. as $x | $t | index($x) != null))'
 	for id in "$@"; do
 		curl -s "$G/orders/$id?wait=30" >/tmp/final.out
-		# The compensations and notifications may trail the terminal status;
-		# these counts are all written before it.
+		# The gateway reads each stream with a durable of its own, so the
+		# terminal status (ORDERS stream) can be projected before events of
+		# the PAYMENTS and SHIPPING streams that came earlier: a SHIPPED
+		# order is read again until all four are there (a missing one stays
+		# 0 after the wait and fails the case; a second copy shows as 2).
+		for _ in $(seq 1 $FINAL_SETTLE_TRIES); do
+			jq -e "$whole" /tmp/final.out >/dev/null && break
+			sleep 0.25
+			curl -s "$G/orders/$id" >/tmp/final.out
+		done
 		jq -r --arg id "$id" '[$id, (.status // "MISSING"),
 			([.timeline[]? | select(.type == "OrderPlaced")] | length),
 			([.timeline[]? | select(.type == "PaymentAuthorized")] | length),
