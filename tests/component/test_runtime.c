@@ -802,6 +802,26 @@ static void idset_free(struct idset *s)
 	s->len = 0;
 }
 
+/* A burst of N OrderPlaced for this case's customer, with quantities 1, 2,
+ * ... (all 1 when SAME_QUANTITY), their order ids added to ORDERS. */
+static struct placed *burst_make(size_t n, bool same_quantity, struct idset *orders)
+{
+	struct placed *ps = xcalloc(n, sizeof(*ps));
+	for (size_t i = 0; i < n; i++) {
+		placed_make(&ps[i], fx.tag, same_quantity ? 1 : (int64_t)i + 1);
+		idset_add(orders, ps[i].order_id);
+	}
+	return ps;
+}
+
+static void burst_free(struct placed *ps, size_t n, struct idset *orders)
+{
+	for (size_t i = 0; i < n; i++)
+		placed_free(&ps[i]);
+	free(ps);
+	idset_free(orders);
+}
+
 /* One StockReleased found on the stream. */
 struct released {
 	char id[IDS_UUID_SIZE];
@@ -1290,12 +1310,8 @@ static void outbox_rows_are_marked_only_after_the_stream_stored_them_each_exactl
 {
 	NEED_SERVERS();
 	child_start(&fx.child, fx.url, g.nats_url, 0, NULL);
-	struct placed *ps = xcalloc(RELAY_BURST, sizeof(*ps));
 	struct idset orders = { 0 };
-	for (size_t i = 0; i < RELAY_BURST; i++) {
-		placed_make(&ps[i], fx.tag, (int64_t)i + 1);
-		idset_add(&orders, ps[i].order_id);
-	}
+	struct placed *ps = burst_make(RELAY_BURST, false, &orders);
 	placed_publish_all(g.main.bus, ps, RELAY_BURST);
 
 	struct released_log seen = { 0 };
@@ -1311,10 +1327,7 @@ static void outbox_rows_are_marked_only_after_the_stream_stored_them_each_exactl
 	child_stop(&fx.child);
 
 	released_log_free(&seen);
-	idset_free(&orders);
-	for (size_t i = 0; i < RELAY_BURST; i++)
-		placed_free(&ps[i]);
-	free(ps);
+	burst_free(ps, RELAY_BURST, &orders);
 	case_done();
 }
 
@@ -1327,12 +1340,8 @@ static void several_threads_per_durable_handle_each_event_once(void **state)
 	NEED_SERVERS();
 	fx.consumer_threads = 4;
 	child_start(&fx.child, fx.url, g.nats_url, 0, NULL);
-	struct placed *ps = xcalloc(RELAY_BURST, sizeof(*ps));
 	struct idset orders = { 0 };
-	for (size_t i = 0; i < RELAY_BURST; i++) {
-		placed_make(&ps[i], fx.tag, (int64_t)i + 1);
-		idset_add(&orders, ps[i].order_id);
-	}
+	struct placed *ps = burst_make(RELAY_BURST, false, &orders);
 	placed_publish_all(g.main.bus, ps, RELAY_BURST);
 	for (size_t i = 0; i < RELAY_BURST; i++) {
 		char again[IDS_UUID_SIZE + 8];
@@ -1354,10 +1363,7 @@ static void several_threads_per_durable_handle_each_event_once(void **state)
 	child_stop(&fx.child);
 
 	released_log_free(&seen);
-	idset_free(&orders);
-	for (size_t i = 0; i < RELAY_BURST; i++)
-		placed_free(&ps[i]);
-	free(ps);
+	burst_free(ps, RELAY_BURST, &orders);
 	case_done();
 }
 
@@ -1378,12 +1384,8 @@ static void a_service_killed_mid_burst_handles_every_event_exactly_once_after_re
 	/* Slow handling, so each kill lands in the middle of a fetched batch. */
 	child_start(&fx.child, fx.url, fx.box.url, 15, NULL);
 	assert_int_equal(link_open(&fx.box_link, fx.box.url), SHOP_OK);
-	struct placed *ps = xcalloc(BURST, sizeof(*ps));
 	struct idset orders = { 0 };
-	for (size_t i = 0; i < BURST; i++) {
-		placed_make(&ps[i], fx.tag, 1);
-		idset_add(&orders, ps[i].order_id);
-	}
+	struct placed *ps = burst_make(BURST, true, &orders);
 	placed_publish_all(fx.box_link.bus, ps, BURST);
 	link_close(&fx.box_link);
 
@@ -1454,10 +1456,7 @@ static void a_service_killed_mid_burst_handles_every_event_exactly_once_after_re
 	child_stop(&fx.child);
 
 	released_log_free(&seen);
-	idset_free(&orders);
-	for (size_t i = 0; i < BURST; i++)
-		placed_free(&ps[i]);
-	free(ps);
+	burst_free(ps, BURST, &orders);
 	link_close(&fx.box_link);
 	nats_box_kill(&fx.box);
 	case_done();
