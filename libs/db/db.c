@@ -291,6 +291,41 @@ out:
 	return st;
 }
 
+shop_status db_exec_commit(struct db *db, const char *sql, int nparams, const char *const *params,
+			   int64_t *ret_changes, bool *ret_over)
+{
+	*ret_over = false;
+	if (!db || !sql)
+		return SHOP_E_INVALID;
+	if (!db->in_tx) {
+		db_set_error(db, "db_exec_commit without db_begin");
+		return SHOP_E_INTERNAL;
+	}
+	if (!db->ops->run_commit || db->tx_error != SHOP_OK || nparams < 0 ||
+	    nparams > DB_PARAMS_MAX || (nparams > 0 && !params)) {
+		/* The plain path, which also refuses what is wrong. */
+		shop_status st = db_exec(db, sql, nparams, params, ret_changes);
+		if (st != SHOP_OK)
+			return st;
+		*ret_over = true;
+		return db_commit(db);
+	}
+	int64_t changes = 0;
+	bool over = false;
+	shop_status st = db->ops->run_commit(db, sql, nparams, params, &changes, &over);
+	if (!over) {
+		db_tx_note(db, st); /* the statement failed: the transaction stays */
+		return st;
+	}
+	*ret_over = true;
+	if (st == SHOP_OK && ret_changes)
+		*ret_changes = changes;
+	if (st != SHOP_OK)
+		db->ops->rollback(db);
+	db_tx_end(db);
+	return st;
+}
+
 /* One savepoint level, under a fixed name: a batch of messages gives each
  * its own in turn, never nested. */
 #define DB_SAVEPOINT_SQL "SAVEPOINT db_item"

@@ -111,6 +111,14 @@ void db_result_free(struct db_result *r); /* accepts NULL */
 shop_status db_begin(struct db *db);
 shop_status db_commit(struct db *db);
 void db_rollback(struct db *db);
+/* db_exec, then db_commit if it succeeded: on PostgreSQL in one round trip
+ * (the COMMIT is pipelined behind the statement). *ret_over says which
+ * happened. False: the statement failed, nothing was committed, and the
+ * transaction is still open and failed, as after a failed db_exec (roll it
+ * back, or to its savepoint). True: the COMMIT ran, the return value is its
+ * outcome, and the transaction is over either way. */
+shop_status db_exec_commit(struct db *db, const char *sql, int nparams, const char *const *params,
+			   int64_t *ret_changes, bool *ret_over);
 
 /* A savepoint inside a transaction (one level: release or roll back before
  * the next). db_savepoint_rollback undoes everything since db_savepoint,

@@ -32,6 +32,12 @@ struct db_ops {
 			   int64_t *ret_changes, struct db_result **ret_result);
 	/* Several statements without parameters (migrations). */
 	shop_status (*script)(struct db *db, const char *sql);
+	/* Optional: run, then commit the transaction, as one request.
+	 * *ret_over false: the statement failed, no COMMIT ran, and the
+	 * transaction is open and failed. True: the return value is the
+	 * COMMIT's. Without it, db_exec_commit calls run, then commit. */
+	shop_status (*run_commit)(struct db *db, const char *sql, int nparams,
+				  const char *const *params, int64_t *ret_changes, bool *ret_over);
 	shop_status (*begin)(struct db *db);
 	shop_status (*commit)(struct db *db);
 	/* Must leave the connection outside any transaction, whatever state it

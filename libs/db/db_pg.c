@@ -13,6 +13,14 @@
  * session has none. A session lost inside a transaction loses the
  * transaction: the common layer refuses everything until db_rollback.
  *
+ * Round trips are what a statement costs most on a busy machine (each one
+ * wakes the server's process and ours: docs/performance.md), so db_begin
+ * sends nothing. The BEGIN goes out with the transaction's first statement,
+ * in one pipeline (libpq's pipeline mode: several commands sent before any
+ * answer is read), and db_exec_commit sends its statement and the COMMIT the
+ * same way. A transaction that ends before any statement ran never reaches
+ * the server at all.
+ *
  * Messages kept for db_last_error never contain the password: libpq does not
  * put it in its messages, and what we keep is redacted anyway.
  */
@@ -44,7 +52,8 @@ struct db_pg_stmt {
 struct db_pg {
 	struct db base; /* first, so a struct db * is a struct db_pg * */
 	PGconn *conn;
-	bool broken; /* reset before the next call */
+	bool broken;        /* reset before the next call */
+	bool begin_pending; /* db_begin's BEGIN, not sent yet */
 	uint64_t stmt_seq;
 	struct db_stmt_cache cache;
 	/* The password as written in the URL, to redact messages that quote the
@@ -205,12 +214,99 @@ static struct db_result *db_pg_copy(const PGresult *res)
 	return r;
 }
 
-static shop_status db_pg_run(struct db *base, const char *sql, int nparams,
-			     const char *const *params, int64_t *ret_changes,
-			     struct db_result **ret_result)
+/* The commands of one pipeline, in the order they are sent. */
+enum db_pg_cmd { DB_PG_CMD_BEGIN, DB_PG_CMD_STMT, DB_PG_CMD_COMMIT, DB_PG_CMDS };
+
+static bool db_pg_send_simple(PGconn *conn, const char *sql)
 {
-	struct db_pg *db = db_pg_of(base);
+	return PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+}
+
+/*
+ * Runs the prepared statement S in one round trip with what the transaction
+ * owes around it: the deferred BEGIN (when BEGIN) and the COMMIT (when
+ * COMMIT). *ret_res is the statement's result, NULL when none came (the
+ * caller clears it). Returns the failure of BEGIN, of COMMIT or of the
+ * pipeline itself, with db->base.error set; the statement's own outcome is
+ * the caller's to read from *ret_res. A statement that fails makes the
+ * server skip the COMMIT (PGRES_PIPELINE_ABORTED) and leaves the
+ * transaction failed, for the caller's rollback, as outside a pipeline.
+ */
+static shop_status db_pg_pipeline(struct db_pg *db, const struct db_pg_stmt *s, const char *sql,
+				  int nparams, const char *const *params, bool begin, bool commit,
+				  PGresult **ret_res)
+{
+	PGconn *conn = db->conn;
+	PGresult *res[DB_PG_CMDS] = { NULL };
+	shop_status st = SHOP_OK;
+	*ret_res = NULL;
+	if (!PQenterPipelineMode(conn))
+		return db_pg_fail(db, NULL, sql);
+	bool sent = (!begin || db_pg_send_simple(conn, "BEGIN")) &&
+		    PQsendQueryPrepared(conn, s->name, nparams, params, NULL, NULL, 0) == 1 &&
+		    (!commit || db_pg_send_simple(conn, "COMMIT")) && PQpipelineSync(conn) == 1;
+	if (!sent) {
+		st = db_pg_fail(db, NULL, sql);
+		db->broken = true; /* what was sent is unknown: start a new session */
+		goto out;
+	}
+	/* Each command's result is followed by a NULL, and the sync's result
+	 * ends the pipeline. Two NULLs in a row: the session is gone. */
+	int cmd = begin ? DB_PG_CMD_BEGIN : DB_PG_CMD_STMT;
+	int nulls = 0;
+	for (;;) {
+		PGresult *r = PQgetResult(conn);
+		if (!r) {
+			if (++nulls == 2)
+				break;
+			cmd = cmd == DB_PG_CMD_STMT && !commit ? DB_PG_CMDS : cmd + 1;
+			continue;
+		}
+		nulls = 0;
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			break;
+		}
+		if (cmd >= DB_PG_CMDS || res[cmd]) {
+			PQclear(r); /* more than one result for a command: keep the first */
+			continue;
+		}
+		res[cmd] = r;
+	}
+	if (begin && PQresultStatus(res[DB_PG_CMD_BEGIN]) != PGRES_COMMAND_OK) {
+		st = db_pg_fail(db, res[DB_PG_CMD_BEGIN], "BEGIN");
+	} else if (commit && PQresultStatus(res[DB_PG_CMD_STMT]) != PGRES_PIPELINE_ABORTED &&
+		   PQresultStatus(res[DB_PG_CMD_STMT]) != PGRES_FATAL_ERROR &&
+		   PQresultStatus(res[DB_PG_CMD_COMMIT]) != PGRES_COMMAND_OK) {
+		st = db_pg_fail(db, res[DB_PG_CMD_COMMIT], "COMMIT");
+	} else if (commit && res[DB_PG_CMD_COMMIT] &&
+		   PQresultStatus(res[DB_PG_CMD_COMMIT]) == PGRES_COMMAND_OK &&
+		   strcmp(PQcmdStatus(res[DB_PG_CMD_COMMIT]), "COMMIT") != 0) {
+		db_set_error(&db->base, "postgres: COMMIT ended in %s",
+			     PQcmdStatus(res[DB_PG_CMD_COMMIT]));
+		st = SHOP_E_INTERNAL;
+	}
+	*ret_res = res[DB_PG_CMD_STMT];
+	res[DB_PG_CMD_STMT] = NULL;
+out:
+	/* Refused only with results still unread, which the loop above leaves
+	 * only on a lost session: then PQreset starts afresh. */
+	if (!PQexitPipelineMode(conn))
+		db->broken = true;
+	PQclear(res[DB_PG_CMD_BEGIN]);
+	PQclear(res[DB_PG_CMD_COMMIT]);
+	return st;
+}
+
+/* One statement; with COMMIT, the transaction's COMMIT goes with it, and
+ * *ret_over (COMMIT only) says whether it ran: the statement succeeded. */
+static shop_status db_pg_exec(struct db_pg *db, const char *sql, int nparams,
+			      const char *const *params, bool commit, int64_t *ret_changes,
+			      struct db_result **ret_result, bool *ret_over)
+{
+	struct db *base = &db->base;
 	struct db_pg_stmt *s = NULL;
+	PGresult *res = NULL;
 	shop_status st = db_pg_ready(db);
 	if (st == SHOP_OK)
 		st = db_pg_prepare(db, sql, &s);
@@ -221,8 +317,21 @@ static shop_status db_pg_run(struct db *base, const char *sql, int nparams,
 			     s->nparams, nparams, DB_PG_SQL_QUOTE, sql);
 		return SHOP_E_INTERNAL;
 	}
-	PGresult *res = PQexecPrepared(db->conn, s->name, nparams, params, NULL, NULL, 0);
+	bool begin = db->begin_pending;
+	db->begin_pending = false; /* sent now, or the transaction failed */
+	shop_status piped = SHOP_OK;
+	if (begin || commit)
+		piped = db_pg_pipeline(db, s, sql, nparams, params, begin, commit, &res);
+	else
+		res = PQexecPrepared(db->conn, s->name, nparams, params, NULL, NULL, 0);
 	ExecStatusType es = PQresultStatus(res);
+	bool ran = es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK;
+	if (ret_over)
+		*ret_over = ran;
+	if (piped != SHOP_OK && (ran || es == PGRES_PIPELINE_ABORTED || !res)) {
+		st = piped; /* the statement did not fail by itself */
+		goto out;
+	}
 	if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
 		st = db_pg_fail(db, res, sql);
 		/* "cached plan must not change result type" after a table changed
@@ -243,6 +352,20 @@ out:
 	return st;
 }
 
+static shop_status db_pg_run(struct db *base, const char *sql, int nparams,
+			     const char *const *params, int64_t *ret_changes,
+			     struct db_result **ret_result)
+{
+	return db_pg_exec(db_pg_of(base), sql, nparams, params, false, ret_changes, ret_result,
+			  NULL);
+}
+
+static shop_status db_pg_run_commit(struct db *base, const char *sql, int nparams,
+				    const char *const *params, int64_t *ret_changes, bool *ret_over)
+{
+	return db_pg_exec(db_pg_of(base), sql, nparams, params, true, ret_changes, NULL, ret_over);
+}
+
 /* A statement without parameters through the simple protocol (several
  * statements allowed); RET_TAG (may be NULL) receives the command tag of
  * the last one. */
@@ -251,7 +374,15 @@ static shop_status db_pg_simple(struct db_pg *db, const char *sql, char *ret_tag
 	shop_status st = db_pg_ready(db);
 	if (st != SHOP_OK)
 		return st;
-	PGresult *res = PQexec(db->conn, sql);
+	/* The simple protocol takes several statements in one message: the
+	 * deferred BEGIN rides in front, and the tag is still the last one's. */
+	char *joined = NULL;
+	if (db->begin_pending) {
+		db->begin_pending = false;
+		joined = xasprintf("BEGIN; %s", sql);
+	}
+	PGresult *res = PQexec(db->conn, joined ? joined : sql);
+	free(joined);
 	ExecStatusType es = PQresultStatus(res);
 	if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK && es != PGRES_EMPTY_QUERY)
 		st = db_pg_fail(db, res, sql);
@@ -268,13 +399,23 @@ static shop_status db_pg_script(struct db *base, const char *sql)
 
 static shop_status db_pg_begin(struct db *base)
 {
-	return db_pg_simple(db_pg_of(base), "BEGIN", NULL, 0);
+	struct db_pg *db = db_pg_of(base);
+	/* A lost session is found now, as when BEGIN went out at once. */
+	shop_status st = db_pg_ready(db);
+	if (st == SHOP_OK)
+		db->begin_pending = true;
+	return st;
 }
 
 static shop_status db_pg_commit(struct db *base)
 {
+	struct db_pg *db = db_pg_of(base);
 	char tag[32];
-	shop_status st = db_pg_simple(db_pg_of(base), "COMMIT", tag, sizeof(tag));
+	if (db->begin_pending) { /* nothing ran: nothing to commit */
+		db->begin_pending = false;
+		return SHOP_OK;
+	}
+	shop_status st = db_pg_simple(db, "COMMIT", tag, sizeof(tag));
 	/* COMMIT of an aborted transaction "succeeds" with the tag ROLLBACK. */
 	if (st == SHOP_OK && strcmp(tag, "COMMIT") != 0) {
 		db_set_error(base, "postgres: COMMIT ended in %s", tag);
@@ -286,6 +427,7 @@ static shop_status db_pg_commit(struct db *base)
 static void db_pg_rollback(struct db *base)
 {
 	struct db_pg *db = db_pg_of(base);
+	db->begin_pending = false;
 	if (db->broken || PQstatus(db->conn) != CONNECTION_OK ||
 	    PQtransactionStatus(db->conn) == PQTRANS_IDLE)
 		return; /* nothing to roll back, or the server already did */
@@ -320,6 +462,7 @@ static void db_pg_close(struct db *base)
 static const struct db_ops db_pg_ops = {
 	.auto_id = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
 	.run = db_pg_run,
+	.run_commit = db_pg_run_commit,
 	.script = db_pg_script,
 	.begin = db_pg_begin,
 	.commit = db_pg_commit,

@@ -300,8 +300,8 @@ static bool svc_batch_begin(struct db *db, struct svc_item *items, size_t n)
  * a savepoint and its release are two more round trips per message (a
  * quarter of the shop's PostgreSQL statements, docs/performance.md). It
  * claims all its messages in the inbox with one statement, and its events
- * are kept in memory and written with one statement before the commit,
- * rather than one INSERT each. When a message fails, the try is
+ * are kept in memory and written with one statement sent together with the
+ * commit (db_exec_commit), rather than one INSERT each. When a message fails, the try is
  * rolled back whole, that message keeps its status (what it would have had
  * under a savepoint: the messages before it were applied, the same as now),
  * and the batch is tried again without it, carefully: a savepoint per
@@ -333,10 +333,16 @@ static void svc_handle_batch(struct svc *svc, struct db *db, const char *consume
 			a = svc_item_apply(svc, db, consumer, &items[i], false, &rows, &emitted);
 			blamed = a == SVC_APPLY_DONE ? n : i;
 		}
-	/* The try's events, all with one statement. Should that fail, no one
-	 * message is to blame yet: the careful try below finds which. */
-	if (a == SVC_APPLY_DONE && svc_outbox_rows_write(db, &rows) != SHOP_OK)
-		a = SVC_APPLY_FAILED;
+	/* The try's events, all with one statement, and the commit, in one
+	 * round trip. Should the events' statement fail, no one message is to
+	 * blame yet: the careful try below finds which. */
+	shop_status st = SHOP_E_UNAVAILABLE;
+	if (a == SVC_APPLY_DONE) {
+		bool over = false;
+		st = svc_outbox_rows_commit(db, &rows, &over);
+		if (!over)
+			a = SVC_APPLY_FAILED;
+	}
 	if (a != SVC_APPLY_DONE) {
 		/* The blamed message keeps its status, the others start over. */
 		db_rollback(db);
@@ -356,16 +362,17 @@ static void svc_handle_batch(struct svc *svc, struct db *db, const char *consume
 				a = svc_item_apply(svc, db, consumer, &items[i], true, &rows,
 						   &emitted);
 		svc_outbox_rows_clear(&rows); /* written item by item; empty unless lost */
-	}
-	shop_status st = SHOP_E_UNAVAILABLE;
-	if (a != SVC_APPLY_LOST) {
-		st = db_commit(db);
-	} else {
-		/* Item i-1 lost the transaction; the ones after it were not tried. */
-		db_rollback(db);
-		for (; i < n; i++)
-			if (items[i].st == SHOP_OK)
-				items[i].st = SHOP_E_UNAVAILABLE;
+		st = SHOP_E_UNAVAILABLE;
+		if (a != SVC_APPLY_LOST) {
+			st = db_commit(db);
+		} else {
+			/* Item i-1 lost the transaction; the ones after it were not
+			 * tried. */
+			db_rollback(db);
+			for (; i < n; i++)
+				if (items[i].st == SHOP_OK)
+					items[i].st = SHOP_E_UNAVAILABLE;
+		}
 	}
 	if (st != SHOP_OK) {
 		emitted = 0;

@@ -32,17 +32,16 @@ void svc_relay_wake(struct svc *svc)
 /*
  * A consumer's transaction writes its outbox rows with one statement before
  * its commit instead of one INSERT per event: each INSERT is a round trip to
- * PostgreSQL, and a batch emits a few events per message. The rows are read
+ * PostgreSQL, and a batch emits a few events per message. The first try of
+ * a batch sends that statement and the COMMIT together (db_exec_commit). The rows are read
  * from a JSON array in the order they were emitted, so their ids (and the
  * relay's publishing order) follow the emit order as before.
  */
-shop_status svc_outbox_rows_write(struct db *db, struct svc_outbox_rows *r)
+static shop_status svc_outbox_rows_run(struct db *db, struct svc_outbox_rows *r, bool commit,
+				       bool *ret_over)
 {
-	if (r->n == 0)
-		return SHOP_OK;
 	char *json = cJSON_PrintUnformatted(r->rows);
-	shop_status st = db_exec(
-		db,
+	const char *sql =
 		db_backend_of(db) == DB_POSTGRES
 			? "INSERT INTO outbox (event_id, subject, payload, created_at_ms) "
 			  "SELECT r->>'e', r->>'s', r->>'p', CAST(r->>'c' AS BIGINT) "
@@ -50,11 +49,25 @@ shop_status svc_outbox_rows_write(struct db *db, struct svc_outbox_rows *r)
 			  "ORDER BY o"
 			: "INSERT INTO outbox (event_id, subject, payload, created_at_ms) "
 			  "SELECT value->>'e', value->>'s', value->>'p', value->>'c' "
-			  "FROM json_each($1) ORDER BY key",
-		DB_ARGS(json), NULL);
+			  "FROM json_each($1) ORDER BY key";
+	shop_status st = commit ? db_exec_commit(db, sql, DB_ARGS(json), NULL, ret_over)
+				: db_exec(db, sql, DB_ARGS(json), NULL);
 	free(json);
 	svc_outbox_rows_clear(r);
 	return st;
+}
+
+shop_status svc_outbox_rows_write(struct db *db, struct svc_outbox_rows *r)
+{
+	return r->n == 0 ? SHOP_OK : svc_outbox_rows_run(db, r, false, NULL);
+}
+
+shop_status svc_outbox_rows_commit(struct db *db, struct svc_outbox_rows *r, bool *ret_over)
+{
+	if (r->n > 0)
+		return svc_outbox_rows_run(db, r, true, ret_over);
+	*ret_over = true;
+	return db_commit(db);
 }
 
 void svc_outbox_rows_clear(struct svc_outbox_rows *r)

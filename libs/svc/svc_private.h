@@ -145,6 +145,10 @@ struct svc_outbox_rows {
 /* Writes the kept rows into the outbox with one statement, in emit order,
  * and empties the list; SHOP_OK at once when it is empty. */
 shop_status svc_outbox_rows_write(struct db *db, struct svc_outbox_rows *r);
+/* Writes the rows and commits, in one round trip on PostgreSQL (the commit
+ * alone when there are none). *ret_over: see db_exec_commit; false means
+ * the rows' statement failed and the transaction is still open. */
+shop_status svc_outbox_rows_commit(struct db *db, struct svc_outbox_rows *r, bool *ret_over);
 /* Forgets the kept rows (their transaction was rolled back). */
 void svc_outbox_rows_clear(struct svc_outbox_rows *r);
 void *svc_relay_main(void *arg);

@@ -220,7 +220,9 @@ shop_status payments_provider_charge(struct payments_provider *p, const char *ke
 {
 	struct payments_provider_charge_result res = { 0 };
 	struct db_result *row = NULL;
-	bool began = false, committed = false;
+	/* ended: the transaction is over, committed or (by db_exec_commit)
+	 * rolled back, so provider_end must not roll it back. */
+	bool began = false, ended = false, over = false;
 	shop_status st = SHOP_E_INVALID;
 
 	if (!key || !*key || !token || !currency || !*currency || amount_cents < 0)
@@ -235,19 +237,16 @@ shop_status payments_provider_charge(struct payments_provider *p, const char *ke
 		goto out;
 
 	const char *now = DB_I64(clock_now_ms());
-	/* Insert-or-touch: either way the row is ours (locked) until commit. */
-	st = db_exec(p->db,
-		     "INSERT INTO provider_charges (idempotency_key, card_token, amount_cents,"
-		     " currency, attempts, refunded, created_at_ms, updated_at_ms)"
-		     " VALUES ($1, $2, $3, $4, 0, 0, $5, $5)"
-		     " ON CONFLICT (idempotency_key) DO UPDATE SET updated_at_ms = $5",
-		     DB_ARGS(key, token, DB_I64(amount_cents), currency, now), NULL);
-	if (st != SHOP_OK)
-		goto out;
+	/* Insert-or-touch: either way the row is ours (locked) until commit,
+	 * and RETURNING reads it back in the same round trip (the new row, or
+	 * the one a request with this key left). */
 	st = db_query(p->db,
-		      "SELECT card_token, amount_cents, currency, attempts, outcome, charge_id"
-		      " FROM provider_charges WHERE idempotency_key = $1",
-		      DB_ARGS(key), &row);
+		      "INSERT INTO provider_charges (idempotency_key, card_token, amount_cents,"
+		      " currency, attempts, refunded, created_at_ms, updated_at_ms)"
+		      " VALUES ($1, $2, $3, $4, 0, 0, $5, $5)"
+		      " ON CONFLICT (idempotency_key) DO UPDATE SET updated_at_ms = $5"
+		      " RETURNING card_token, amount_cents, currency, attempts, outcome, charge_id",
+		      DB_ARGS(key, token, DB_I64(amount_cents), currency, now), &row);
 	if (st != SHOP_OK)
 		goto out;
 	if (db_result_rows(row) != 1) {
@@ -277,46 +276,45 @@ shop_status payments_provider_charge(struct payments_provider *p, const char *ke
 			res.decline_reason = PAYMENTS_PROVIDER_DECLINE_REASON;
 		}
 		st = db_commit(p->db);
-		committed = st == SHOP_OK;
+		ended = true;
 		goto out;
 	}
 
+	/* The decision is written and committed in one round trip. */
 	int64_t attempt = db_result_int(row, 0, 3) + 1;
 	res.attempts = attempt;
 	res.outcome = payments_provider_decide(token, attempt);
 	switch (res.outcome) {
 	case PAYMENTS_PROVIDER_APPROVED:
 		provider_id_new("ch_", res.charge_id);
-		st = db_exec(p->db,
-			     "UPDATE provider_charges SET attempts = $2, outcome = 'APPROVED',"
-			     " charge_id = $3, updated_at_ms = $4 WHERE idempotency_key = $1",
-			     DB_ARGS(key, DB_I64(attempt), res.charge_id, now), NULL);
+		st = db_exec_commit(
+			p->db,
+			"UPDATE provider_charges SET attempts = $2, outcome = 'APPROVED',"
+			" charge_id = $3, updated_at_ms = $4 WHERE idempotency_key = $1",
+			DB_ARGS(key, DB_I64(attempt), res.charge_id, now), NULL, &over);
 		break;
 	case PAYMENTS_PROVIDER_DECLINED:
 		res.decline_reason = PAYMENTS_PROVIDER_DECLINE_REASON;
-		st = db_exec(p->db,
-			     "UPDATE provider_charges SET attempts = $2, outcome = 'DECLINED',"
-			     " updated_at_ms = $3 WHERE idempotency_key = $1",
-			     DB_ARGS(key, DB_I64(attempt), now), NULL);
+		st = db_exec_commit(p->db,
+				    "UPDATE provider_charges SET attempts = $2, outcome = 'DECLINED',"
+				    " updated_at_ms = $3 WHERE idempotency_key = $1",
+				    DB_ARGS(key, DB_I64(attempt), now), NULL, &over);
 		break;
 	case PAYMENTS_PROVIDER_TRANSIENT:
-		st = db_exec(p->db,
-			     "UPDATE provider_charges SET attempts = $2, updated_at_ms = $3"
-			     " WHERE idempotency_key = $1",
-			     DB_ARGS(key, DB_I64(attempt), now), NULL);
+		st = db_exec_commit(p->db,
+				    "UPDATE provider_charges SET attempts = $2, updated_at_ms = $3"
+				    " WHERE idempotency_key = $1",
+				    DB_ARGS(key, DB_I64(attempt), now), NULL, &over);
 		break;
 	}
+	ended = over;
 	if (st != SHOP_OK)
 		goto out;
-	st = db_commit(p->db);
-	if (st != SHOP_OK)
-		goto out;
-	committed = true;
 	/* The attempt is on the ledger; the caller retries with the same key. */
 	if (res.outcome == PAYMENTS_PROVIDER_TRANSIENT)
 		st = SHOP_E_UNAVAILABLE;
 out:
-	provider_end(p, began && !committed);
+	provider_end(p, began && !ended);
 	db_result_free(row);
 	if (st == SHOP_OK)
 		*ret_result = res;

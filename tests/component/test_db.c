@@ -649,6 +649,53 @@ static void replicas_migrating_at_once_apply_each_migration_exactly_once(void **
 	assert_int_equal(QUERY_INT(f->db, "SELECT count(*) FROM schema_migrations"), 3);
 }
 
+static void exec_commit_commits_or_leaves_the_failed_transaction_open(void **state)
+{
+	struct fixture *f = *state;
+	struct db *db = f->db, *other = NULL;
+	bool over = false;
+	MUST(db, db_exec(db, "CREATE TABLE t (k TEXT PRIMARY KEY)", DB_NOARGS, NULL));
+	MUST(db, db_begin(db));
+	MUST(db, db_exec(db, "INSERT INTO t (k) VALUES ($1)", DB_ARGS("a"), NULL));
+	int64_t changes = 0;
+	MUST(db,
+	     db_exec_commit(db, "INSERT INTO t (k) VALUES ($1)", DB_ARGS("b"), &changes, &over));
+	assert_true(over);
+	assert_int_equal(changes, 1);
+	MUST(NULL, db_open(f->url, &other));
+	assert_int_equal(QUERY_INT(other, "SELECT count(*) FROM t"), 2);
+	db_close(other);
+
+	/* The statement fails: no COMMIT, and the transaction is still open
+	 * and failed, so the commit is refused and the rollback undoes it all. */
+	MUST(db, db_begin(db));
+	MUST(db, db_exec(db, "INSERT INTO t (k) VALUES ($1)", DB_ARGS("c"), NULL));
+	assert_int_equal(db_exec_commit(db, "INSERT INTO t (k) VALUES ($1)", DB_ARGS("a"), NULL,
+					&over),
+			 SHOP_E_DUPLICATE);
+	assert_false(over);
+	assert_int_not_equal(db_commit(db), SHOP_OK);
+	assert_int_equal(QUERY_INT(db, "SELECT count(*) FROM t"), 2);
+
+	/* Under a savepoint the transaction goes on after the failure. */
+	MUST(db, db_begin(db));
+	MUST(db, db_exec(db, "INSERT INTO t (k) VALUES ($1)", DB_ARGS("d"), NULL));
+	MUST(db, db_savepoint(db));
+	assert_int_equal(db_exec_commit(db, "INSERT INTO t (k) VALUES ($1)", DB_ARGS("a"), NULL,
+					&over),
+			 SHOP_E_DUPLICATE);
+	assert_false(over);
+	MUST(db, db_savepoint_rollback(db));
+	MUST(db, db_exec_commit(db, "INSERT INTO t (k) VALUES ($1)", DB_ARGS("e"), NULL, &over));
+	assert_true(over);
+	assert_int_equal(QUERY_INT(db, "SELECT count(*) FROM t"), 4);
+	assert_int_equal(QUERY_INT(db, "SELECT count(*) FROM t WHERE k IN ('a', 'b', 'd', 'e')"),
+			 4);
+	/* Outside a transaction it is a caller bug. */
+	assert_int_equal(db_exec_commit(db, "SELECT 1", DB_NOARGS, NULL, &over), SHOP_E_INTERNAL);
+	assert_false(over);
+}
+
 /* ---- PostgreSQL only ---- */
 
 static void terminate_backend_of(struct fixture *f, struct db *victim)
@@ -739,6 +786,104 @@ static void the_service_name_becomes_the_application_name(void **state)
 	assert_string_equal(QUERY_TEXT(db, "SELECT current_setting('application_name')", buf),
 			    "test-db-service");
 	db_close(db);
+}
+
+/* The state pg_stat_activity shows for VICTIM's session. */
+static const char *session_state(struct fixture *f, const char *pid, char *out, size_t size)
+{
+	struct db_result *r = NULL;
+	MUST(f->pg.admin,
+	     db_query(f->pg.admin, "SELECT state FROM pg_stat_activity WHERE pid = CAST($1 AS INT)",
+		      DB_ARGS(pid), &r));
+	assert_int_equal(db_result_rows(r), 1);
+	snprintf(out, size, "%s", db_result_text(r, 0, 0));
+	db_result_free(r);
+	return out;
+}
+
+static void begin_goes_out_with_the_first_statement(void **state)
+{
+	struct fixture *f = *state;
+	struct db *db = f->db;
+	char pid[32], st[64];
+	QUERY_TEXT(db, "SELECT pg_backend_pid()", pid);
+	MUST(db, db_exec(db, "CREATE TABLE t (k TEXT)", DB_NOARGS, NULL));
+	/* db_begin sends nothing: one round trip fewer per transaction. */
+	MUST(db, db_begin(db));
+	assert_string_equal(session_state(f, pid, st, sizeof(st)), "idle");
+	MUST(db, db_exec(db, "INSERT INTO t (k) VALUES ($1)", DB_ARGS("x"), NULL));
+	assert_string_equal(session_state(f, pid, st, sizeof(st)), "idle in transaction");
+	MUST(db, db_commit(db));
+	assert_string_equal(session_state(f, pid, st, sizeof(st)), "idle");
+	/* A transaction with no statement never reaches the server. */
+	MUST(db, db_begin(db));
+	MUST(db, db_commit(db));
+	MUST(db, db_begin(db));
+	db_rollback(db);
+	/* A savepoint can be the first statement, and the first statement can
+	 * fail and be rolled back like any other. */
+	MUST(db, db_begin(db));
+	MUST(db, db_savepoint(db));
+	assert_string_equal(session_state(f, pid, st, sizeof(st)), "idle in transaction");
+	MUST(db, db_savepoint_release(db));
+	MUST(db, db_commit(db));
+	MUST(db, db_begin(db));
+	assert_int_equal(db_exec(db, "INSERT INTO nowhere (k) VALUES ($1)", DB_ARGS("x"), NULL),
+			 SHOP_E_INTERNAL);
+	assert_non_null(strstr(db_last_error(db), "nowhere"));
+	db_rollback(db);
+	assert_string_equal(session_state(f, pid, st, sizeof(st)), "idle");
+	assert_int_equal(QUERY_INT(db, "SELECT count(*) FROM t"), 1);
+}
+
+static void a_session_lost_before_the_first_statement_loses_the_transaction(void **state)
+{
+	struct fixture *f = *state;
+	struct db *db = f->db;
+	bool over = true;
+	MUST(db, db_exec(db, "CREATE TABLE t (k TEXT)", DB_NOARGS, NULL));
+	MUST(db, db_begin(db));
+	terminate_backend_of(f, db);
+	assert_int_equal(db_exec(db, "INSERT INTO t (k) VALUES ($1)", DB_ARGS("lost"), NULL),
+			 SHOP_E_UNAVAILABLE);
+	assert_int_equal(db_commit(db), SHOP_E_UNAVAILABLE);
+	db_rollback(db);
+	/* The same with the COMMIT in the pipeline. */
+	MUST(db, db_begin(db));
+	terminate_backend_of(f, db);
+	assert_int_equal(db_exec_commit(db, "INSERT INTO t (k) VALUES ($1)", DB_ARGS("lost"), NULL,
+					&over),
+			 SHOP_E_UNAVAILABLE);
+	assert_false(over);
+	db_rollback(db);
+	MUST(db, db_begin(db));
+	MUST(db,
+	     db_exec_commit(db, "INSERT INTO t (k) VALUES ($1)", DB_ARGS("redone"), NULL, &over));
+	assert_true(over);
+	assert_int_equal(QUERY_INT(db, "SELECT count(*) FROM t"), 1);
+}
+
+static void a_commit_that_fails_in_the_pipeline_ends_the_transaction(void **state)
+{
+	struct fixture *f = *state;
+	struct db *db = f->db;
+	bool over = false;
+	/* A deferred unique check runs at COMMIT: the statement succeeds and
+	 * the COMMIT fails. */
+	MUST(db, db_exec(db, "CREATE TABLE u (k INT UNIQUE DEFERRABLE INITIALLY DEFERRED)",
+			 DB_NOARGS, NULL));
+	MUST(db, db_exec(db, "INSERT INTO u (k) VALUES (1)", DB_NOARGS, NULL));
+	MUST(db, db_begin(db));
+	assert_int_equal(db_exec_commit(db, "INSERT INTO u (k) VALUES (1)", DB_NOARGS, NULL, &over),
+			 SHOP_E_DUPLICATE);
+	assert_true(over);
+	assert_non_null(strstr(db_last_error(db), "23505"));
+	/* Over: a new transaction starts at once, and the failed one left
+	 * nothing. */
+	MUST(db, db_begin(db));
+	MUST(db, db_exec(db, "INSERT INTO u (k) VALUES (2)", DB_NOARGS, NULL));
+	MUST(db, db_commit(db));
+	assert_int_equal(QUERY_INT(db, "SELECT count(*) FROM u"), 2);
 }
 
 /* ---- SQLite only ---- */
@@ -922,7 +1067,8 @@ static void writers_leave_checkpoints_to_db_checkpoint(void **state)
 		T(statements_need_exactly_the_params_they_use, fx),                                \
 		T(ping_answers_on_a_live_connection, fx),                                          \
 		T(concurrent_writers_with_their_own_connections_lose_no_increment, fx),            \
-		T(replicas_migrating_at_once_apply_each_migration_exactly_once, fx)
+		T(replicas_migrating_at_once_apply_each_migration_exactly_once, fx),               \
+		T(exec_commit_commits_or_leaves_the_failed_transaction_open, fx)
 
 int main(void)
 {
@@ -941,6 +1087,9 @@ int main(void)
 		T(a_transaction_lost_with_its_connection_must_be_redone, &pg_fx),
 		T(an_unreachable_server_is_unavailable_and_the_error_hides_the_password, &pg_fx),
 		T(the_service_name_becomes_the_application_name, &pg_fx),
+		T(begin_goes_out_with_the_first_statement, &pg_fx),
+		T(a_session_lost_before_the_first_statement_loses_the_transaction, &pg_fx),
+		T(a_commit_that_fails_in_the_pipeline_ends_the_transaction, &pg_fx),
 	};
 	int failed = cmocka_run_group_tests_name("db_sqlite", sqlite_tests, sqlite_group_setup,
 						 NULL);
