@@ -294,21 +294,24 @@ static void *lt_ceil_db_loop(void *arg)
 	payload[sizeof(payload) - 1] = '\0';
 	while (clock_mono_us() < w->deadline_us) {
 		const char *now = DB_I64(clock_now_ms());
+		bool over = false;
+		/* As a consumer's batch does it: the outbox row goes out with the
+		 * COMMIT (db_exec_commit), the BEGIN with the first statement. */
 		if (db_begin(db) == SHOP_OK &&
 		    db_exec(db,
 			    "INSERT INTO ltceil_business (worker, payload, created_ms) "
 			    "VALUES ($1, $2, $3)",
 			    DB_ARGS(DB_I64(w->id), payload, now), NULL) == SHOP_OK &&
-		    db_exec(db,
-			    "INSERT INTO ltceil_outbox (subject, payload, created_ms) "
-			    "VALUES ($1, $2, $3)",
-			    DB_ARGS("ltceil.event", payload, now), NULL) == SHOP_OK &&
-		    db_commit(db) == SHOP_OK) {
+		    db_exec_commit(db,
+				   "INSERT INTO ltceil_outbox (subject, payload, created_ms) "
+				   "VALUES ($1, $2, $3)",
+				   DB_ARGS("ltceil.event", payload, now), NULL, &over) == SHOP_OK) {
 			w->commits++;
 			continue;
 		}
 		snprintf(w->error, sizeof(w->error), "%s", db_last_error(db));
-		db_rollback(db);
+		if (!over)
+			db_rollback(db);
 		w->errors++;
 		if (w->errors > 100)
 			break;

@@ -59,7 +59,8 @@ static shop_status svc_outbox_rows_run(struct db *db, struct svc_outbox_rows *r,
 
 shop_status svc_outbox_rows_write(struct db *db, struct svc_outbox_rows *r)
 {
-	return r->n == 0 ? SHOP_OK : svc_outbox_rows_run(db, r, false, NULL);
+	bool over = false; /* not asked for: no COMMIT goes with these rows */
+	return r->n == 0 ? SHOP_OK : svc_outbox_rows_run(db, r, false, &over);
 }
 
 shop_status svc_outbox_rows_commit(struct db *db, struct svc_outbox_rows *r, bool *ret_over)
@@ -201,8 +202,13 @@ static shop_status svc_relay_note_refusal(struct db *db, const char *id, shop_st
  * ids travel as one array parameter (a PostgreSQL array literal, or a JSON
  * array that SQLite's json_each reads), so the SQL text stays fixed and is
  * prepared once, and a batch of 256 costs one round trip, not 256. */
+/* Marks the rows JetStream stored. With COMMIT, the transaction's COMMIT
+ * goes out with that statement (db_exec_commit) and *ret_over says whether
+ * it ran; without, or when no row is to mark, *ret_over is false and the
+ * transaction is the caller's to end. */
 static shop_status svc_relay_mark_published(struct db *db, bool pg, const struct db_result *rows,
-					    const shop_status *results, int n, const char *now)
+					    const shop_status *results, int n, const char *now,
+					    bool commit, bool *ret_over)
 {
 	/* Each id is at most 20 digits plus a separator. */
 	char *ids = xmalloc((size_t)n * (DB_I64_SIZE + 1) + 3);
@@ -220,14 +226,16 @@ static shop_status svc_relay_mark_published(struct db *db, bool pg, const struct
 	}
 	ids[len++] = pg ? '}' : ']';
 	ids[len] = '\0';
+	const char *sql = pg ? "UPDATE outbox SET published_at_ms = $1 "
+			       "WHERE id = ANY (CAST($2 AS BIGINT[]))"
+			     : "UPDATE outbox SET published_at_ms = $1 "
+			       "WHERE id IN (SELECT value FROM json_each($2))";
 	shop_status st = SHOP_OK;
-	if (marked > 0)
-		st = db_exec(db,
-			     pg ? "UPDATE outbox SET published_at_ms = $1 "
-				  "WHERE id = ANY (CAST($2 AS BIGINT[]))"
-				: "UPDATE outbox SET published_at_ms = $1 "
-				  "WHERE id IN (SELECT value FROM json_each($2))",
-			     DB_ARGS(now, ids), NULL);
+	*ret_over = false;
+	if (marked > 0 && commit)
+		st = db_exec_commit(db, sql, DB_ARGS(now, ids), NULL, ret_over);
+	else if (marked > 0)
+		st = db_exec(db, sql, DB_ARGS(now, ids), NULL);
 	free(ids);
 	return st;
 }
@@ -284,7 +292,12 @@ static shop_status svc_relay_round(struct svc *svc, struct db *db, size_t *ret_r
 	int64_t now_ms = clock_now_ms();
 	char now[DB_I64_SIZE];
 	db_i64_format(now, now_ms);
-	st = svc_relay_mark_published(db, pg, rows, results, n, now);
+	/* Nearly always every row was stored: then the marks and the COMMIT
+	 * go out together, one round trip. */
+	bool all_stored = true, over = false;
+	for (int i = 0; i < n; i++)
+		all_stored = all_stored && results[i] == SHOP_OK;
+	st = svc_relay_mark_published(db, pg, rows, results, n, now, all_stored, &over);
 	for (int i = 0; i < n && st == SHOP_OK; i++)
 		if (results[i] == SHOP_OK)
 			metrics_counter_add(svc->metrics->published,
@@ -312,9 +325,10 @@ static shop_status svc_relay_round(struct svc *svc, struct db *db, size_t *ret_r
 				shop_status_name(results[i]));
 		}
 	}
-	if (st == SHOP_OK)
+	/* Over: committed, or rolled back, with the marks. */
+	if (!over && st == SHOP_OK)
 		st = db_commit(db);
-	else
+	else if (!over)
 		db_rollback(db);
 	*ret_rows = (size_t)n;
 	pg = false; /* committed or rolled back above */
