@@ -158,6 +158,12 @@ void db_close(struct db *db)
 		db->ops->close(db);
 }
 
+void db_writer_first(struct db *db)
+{
+	if (db && db->ops->writer_first)
+		db->ops->writer_first(db);
+}
+
 enum db_backend db_backend_of(const struct db *db)
 {
 	return db->backend;

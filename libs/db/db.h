@@ -120,6 +120,13 @@ void db_rollback(struct db *db);
 shop_status db_exec_commit(struct db *db, const char *sql, int nparams, const char *const *params,
 			   int64_t *ret_changes, bool *ret_over);
 
+/* Puts this connection in the class of writers someone is waiting for (an
+ * HTTP request), as opposed to writers working through a backlog (the
+ * default: a consumer, the relay). On SQLite, where the writers of one
+ * process queue for the file, the lock alternates between the classes when
+ * both wait, first class first. On PostgreSQL nothing changes. */
+void db_writer_first(struct db *db);
+
 /* A savepoint inside a transaction (one level: release or roll back before
  * the next). db_savepoint_rollback undoes everything since db_savepoint,
  * a failed statement included, and the transaction goes on as if it had not

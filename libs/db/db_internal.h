@@ -48,6 +48,8 @@ struct db_ops {
 	/* Optional, outside a transaction: proves the database can take writes
 	 * again after a failure SELECT 1 would not notice (SQLite's disk full). */
 	shop_status (*probe)(struct db *db);
+	/* Optional: see db_writer_first. */
+	void (*writer_first)(struct db *db);
 	void (*close)(struct db *db);
 };
 
@@ -118,5 +120,8 @@ shop_status db_sqlite_checkpoint(struct db *db, int64_t *ret_frames);
 /* Tests only: shortens the SQLite busy timeout of one connection so a lock
  * wait can be tested without waiting DB_SQLITE_BUSY_TIMEOUT_MS. */
 void db_sqlite_busy_timeout_set(struct db *db, int ms);
+/* Tests only: how many writers of this process wait for DB's file, per
+ * class (db_writer_first). */
+void db_sqlite_writers_waiting(struct db *db, int *ret_first, int *ret_backlog);
 
 #endif

@@ -27,6 +27,14 @@
  * writers slept: the gateway has seven writers on one file. A queued writer
  * is woken the moment the lock is given back, and SQLite's busy timeout is
  * left for writers in other processes and for writes outside a transaction.
+ *
+ * Writers come in two classes (db_writer_first): those someone is waiting
+ * for (an HTTP request) and those working through a backlog (a consumer,
+ * the relay). When both wait, the lock alternates between them, starting
+ * with the first class: a request waits for at most one backlog
+ * transaction instead of one per consumer, and no consumer starves. Each
+ * class has its own condition variable, so giving the lock back wakes only
+ * a writer that may take it.
  */
 #include "db_internal.h"
 
@@ -54,8 +62,12 @@ struct db_sqlite_file {
 	char *path; /* as sqlite3_db_filename gives it: absolute */
 	int refs;   /* connections open on it */
 	pthread_mutex_t lock;
-	pthread_cond_t given; /* signalled when the writer gives the lock back */
-	bool taken;           /* a connection of this process is writing */
+	/* Signalled when the lock is given back, per class (db_writer_first):
+	 * [0] backlog writers, [1] first writers. */
+	pthread_cond_t given[2];
+	int waiting[2];  /* writers waiting for the lock, per class */
+	bool taken;      /* a connection of this process is writing */
+	bool last_first; /* the last writer to take it was of the first class */
 };
 
 static pthread_mutex_t db_sqlite_files_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -67,6 +79,7 @@ struct db_sqlite {
 	struct db_stmt_cache cache;
 	struct db_sqlite_file *file; /* NULL for an in-memory database */
 	bool writing;                /* this connection holds file's writer lock */
+	bool first;                  /* its writer class: see db_writer_first */
 	int lock_timeout_ms;         /* longest wait for it */
 	/* A statement failed for want of working storage (disk full, I/O
 	 * error): db_ping proves a write works before it says the database is
@@ -288,7 +301,8 @@ static struct db_sqlite_file *db_sqlite_file_attach(const char *path)
 		f = xcalloc(1, sizeof(*f));
 		f->path = xstrdup(path);
 		pthread_mutex_init(&f->lock, NULL);
-		clock_cond_init(&f->given);
+		clock_cond_init(&f->given[0]);
+		clock_cond_init(&f->given[1]);
 		*slot = f;
 	}
 	if (f)
@@ -306,12 +320,34 @@ static void db_sqlite_file_detach(struct db_sqlite_file *f)
 		for (size_t i = 0; i < DB_SQLITE_FILES_MAX; i++)
 			if (db_sqlite_files[i] == f)
 				db_sqlite_files[i] = NULL;
-		pthread_cond_destroy(&f->given);
+		pthread_cond_destroy(&f->given[0]);
+		pthread_cond_destroy(&f->given[1]);
 		pthread_mutex_destroy(&f->lock);
 		free(f->path);
 		free(f);
 	}
 	pthread_mutex_unlock(&db_sqlite_files_lock);
+}
+
+/* Whether a writer of class FIRST may take F's lock now (F->lock held):
+ * it is free, and the other class is not owed its turn. */
+static bool db_sqlite_may_take(const struct db_sqlite_file *f, bool first)
+{
+	if (f->taken)
+		return false;
+	if (first)
+		return !(f->last_first && f->waiting[0] > 0);
+	return f->waiting[1] == 0 || f->last_first;
+}
+
+/* Wakes one writer that may take F's free lock, if any waits (F->lock
+ * held). */
+static void db_sqlite_file_wake(struct db_sqlite_file *f)
+{
+	if (f->waiting[1] > 0 && db_sqlite_may_take(f, true))
+		pthread_cond_signal(&f->given[1]);
+	else if (f->waiting[0] > 0 && db_sqlite_may_take(f, false))
+		pthread_cond_signal(&f->given[0]);
 }
 
 /* Waits for the file's writer lock, up to lock_timeout_ms. */
@@ -322,11 +358,19 @@ static shop_status db_sqlite_writer_take(struct db_sqlite *db)
 		return SHOP_OK;
 	struct timespec until = clock_mono_deadline(db->lock_timeout_ms);
 	bool timed_out = false;
+	int cls = db->first ? 1 : 0;
 	pthread_mutex_lock(&f->lock);
-	while (f->taken && !timed_out)
-		timed_out = pthread_cond_timedwait(&f->given, &f->lock, &until) != 0 && f->taken;
-	if (!timed_out)
+	f->waiting[cls]++;
+	while (!timed_out && !db_sqlite_may_take(f, db->first))
+		timed_out = pthread_cond_timedwait(&f->given[cls], &f->lock, &until) != 0 &&
+			    !db_sqlite_may_take(f, db->first);
+	f->waiting[cls]--;
+	if (!timed_out) {
 		f->taken = true;
+		f->last_first = db->first;
+	} else {
+		db_sqlite_file_wake(f); /* a turn owed to this writer passes on */
+	}
 	pthread_mutex_unlock(&f->lock);
 	if (timed_out) {
 		db_set_error(&db->base,
@@ -343,7 +387,7 @@ static void db_sqlite_file_give(struct db_sqlite_file *f)
 {
 	pthread_mutex_lock(&f->lock);
 	f->taken = false;
-	pthread_cond_signal(&f->given);
+	db_sqlite_file_wake(f);
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -445,6 +489,11 @@ static void db_sqlite_close(struct db *base)
 	free(db);
 }
 
+static void db_sqlite_writer_first(struct db *base)
+{
+	db_sqlite_of(base)->first = true;
+}
+
 static const struct db_ops db_sqlite_ops = {
 	.auto_id = "INTEGER PRIMARY KEY AUTOINCREMENT",
 	.run = db_sqlite_run,
@@ -454,6 +503,7 @@ static const struct db_ops db_sqlite_ops = {
 	.rollback = db_sqlite_rollback,
 	.migration_lock = db_sqlite_migration_lock,
 	.probe = db_sqlite_probe,
+	.writer_first = db_sqlite_writer_first,
 	.close = db_sqlite_close,
 };
 
@@ -566,6 +616,18 @@ shop_status db_sqlite_checkpoint(struct db *base, int64_t *ret_frames)
 	if (ret_frames)
 		*ret_frames = done > 0 ? done : 0;
 	return SHOP_OK;
+}
+
+void db_sqlite_writers_waiting(struct db *db, int *ret_first, int *ret_backlog)
+{
+	struct db_sqlite_file *f = db_sqlite_of(db)->file;
+	*ret_first = *ret_backlog = 0;
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->lock);
+	*ret_first = f->waiting[1];
+	*ret_backlog = f->waiting[0];
+	pthread_mutex_unlock(&f->lock);
 }
 
 void db_sqlite_busy_timeout_set(struct db *db, int ms)

@@ -186,6 +186,10 @@ shop_status svc_db_acquire(struct svc *svc, struct db **ret_db)
 		return st; /* every connection busy for SVC_DB_ACQUIRE_WAIT_MS */
 	if (!db) {
 		st = db_open(svc->db_url, &db);
+		/* Someone waits for every write of an HTTP thread: it goes before
+		 * the consumers' and the relay's on SQLite (db_writer_first). */
+		if (st == SHOP_OK)
+			db_writer_first(db);
 		if (st != SHOP_OK) {
 			db_close(db);
 			pthread_mutex_lock(&svc->lock);

@@ -961,6 +961,80 @@ static void a_writer_of_this_process_queues_for_the_lock_not_sqlites_busy_handle
 	db_close(w.db);
 }
 
+struct ordered_writer {
+	struct db *db;
+	const char *name;
+	atomic_int *next; /* the order in which the writers got the lock */
+	int order;
+	shop_status st;
+};
+
+static void *ordered_writer_run(void *arg)
+{
+	struct ordered_writer *w = arg;
+	w->st = db_begin(w->db);
+	if (w->st != SHOP_OK)
+		return NULL;
+	w->order = atomic_fetch_add(w->next, 1);
+	w->st = db_exec(w->db, "INSERT INTO w (name) VALUES ($1)", DB_ARGS(w->name), NULL);
+	if (w->st == SHOP_OK)
+		w->st = db_commit(w->db);
+	else
+		db_rollback(w->db);
+	return NULL;
+}
+
+/* Waits until FIRST and BACKLOG writers queue for DB's file. */
+static void writers_wait_for(struct db *db, int first, int backlog)
+{
+	int f = -1, b = -1;
+	for (int i = 0; i < 500 && (f != first || b != backlog); i++) {
+		db_sqlite_writers_waiting(db, &f, &b);
+		if (f != first || b != backlog)
+			clock_sleep_ms(10);
+	}
+	if (f != first || b != backlog)
+		fail_msg("writers waiting: %d first and %d backlog, wanted %d and %d", f, b, first,
+			 backlog);
+}
+
+static void writers_someone_waits_for_go_first_but_never_twice_while_a_consumer_waits(void **state)
+{
+	struct fixture *f = *state;
+	struct db *db = f->db;
+	atomic_int next = 0;
+	struct ordered_writer w[3] = {
+		{ .name = "consumer", .next = &next, .order = -1 },
+		{ .name = "request 1", .next = &next, .order = -1 },
+		{ .name = "request 2", .next = &next, .order = -1 },
+	};
+	pthread_t threads[3];
+	MUST(db, db_exec(db, "CREATE TABLE w (name TEXT)", DB_NOARGS, NULL));
+	for (int i = 0; i < 3; i++) {
+		MUST(NULL, db_open(f->url, &w[i].db));
+		if (i > 0)
+			db_writer_first(w[i].db);
+	}
+	/* The consumer queues first and the requests after it: the requests
+	 * still go first, then the consumer has its turn before the second. */
+	MUST(db, db_begin(db));
+	assert_int_equal(pthread_create(&threads[0], NULL, ordered_writer_run, &w[0]), 0);
+	writers_wait_for(db, 0, 1);
+	assert_int_equal(pthread_create(&threads[1], NULL, ordered_writer_run, &w[1]), 0);
+	writers_wait_for(db, 1, 1);
+	assert_int_equal(pthread_create(&threads[2], NULL, ordered_writer_run, &w[2]), 0);
+	writers_wait_for(db, 2, 1);
+	MUST(db, db_commit(db));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pthread_join(threads[i], NULL), 0);
+		MUST(w[i].db, w[i].st);
+		db_close(w[i].db);
+	}
+	assert_int_equal(w[0].order, 1);
+	assert_true((w[1].order == 0 && w[2].order == 2) || (w[1].order == 2 && w[2].order == 0));
+	assert_int_equal(QUERY_INT(db, "SELECT count(*) FROM w"), 3);
+}
+
 static void connections_use_wal_full_sync_and_foreign_keys(void **state)
 {
 	struct fixture *f = *state;
@@ -1076,6 +1150,8 @@ int main(void)
 		COMMON_TESTS(&sqlite_fx),
 		T(a_second_writer_waits_out_the_busy_timeout_then_is_unavailable, &sqlite_fx),
 		T(a_writer_of_this_process_queues_for_the_lock_not_sqlites_busy_handler,
+		  &sqlite_fx),
+		T(writers_someone_waits_for_go_first_but_never_twice_while_a_consumer_waits,
 		  &sqlite_fx),
 		T(connections_use_wal_full_sync_and_foreign_keys, &sqlite_fx),
 		T(a_full_disk_is_unavailable_until_a_write_commits_again, &sqlite_fx),
