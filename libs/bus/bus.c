@@ -442,6 +442,21 @@ shop_status bus_stream_state(struct bus *bus, const char *stream, uint64_t *ret_
 	return SHOP_OK;
 }
 
+shop_status bus_stream_delete(struct bus *bus, const char *stream, uint64_t seq)
+{
+	jsErrCode jerr = 0;
+	return bus_status_from_nats(js_DeleteMsg(bus->js, stream, seq, NULL, &jerr), jerr);
+}
+
+shop_status bus_stream_purge(struct bus *bus, const char *stream, const char *subject)
+{
+	jsOptions o;
+	jsErrCode jerr = 0;
+	jsOptions_Init(&o);
+	o.Stream.Purge.Subject = subject;
+	return bus_status_from_nats(js_PurgeStream(bus->js, stream, &o, &jerr), jerr);
+}
+
 shop_status bus_stream_get(struct bus *bus, const char *stream, uint64_t seq,
 			   struct bus_msg **ret_msg)
 {

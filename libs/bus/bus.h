@@ -124,6 +124,11 @@ shop_status bus_stream_state(struct bus *bus, const char *stream, uint64_t *ret_
 shop_status bus_stream_get(struct bus *bus, const char *stream, uint64_t seq,
 			   struct bus_msg **ret_msg);
 void bus_msg_free(struct bus_msg *m); /* accepts NULL */
+/* Deletes the message STREAM stores at SEQ (SHOP_E_NOT_FOUND if none). */
+shop_status bus_stream_delete(struct bus *bus, const char *stream, uint64_t seq);
+/* Removes every message of STREAM, or only those on SUBJECT (a filter,
+ * wildcards allowed) when it is not NULL. */
+shop_status bus_stream_purge(struct bus *bus, const char *stream, const char *subject);
 
 /* Binds to an existing durable (SHOP_E_NOT_FOUND if there is none); several
  * processes may bind the same one. A consumer is used by one thread at a

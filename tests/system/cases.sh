@@ -474,6 +474,40 @@ wait_final "$via_console"
 check "an order placed through the console is the gateway's, and ships" \
 	test "$via_code" = 202 -a "$(body .order_id)" = "$via_console" -a "$(body .status)" = SHIPPED
 
+# --- dead letters: shopctl dlq ---------------------------------------------------
+# A poison event on a consumed subject (its amount is not a number, which the
+# schema refuses): each of its consumers dead-letters it with the reason, the
+# shop goes on, and `shopctl dlq replay` puts it back on its subject, where
+# the same consumers refuse it again under new entries.
+poison=$(uuid)
+envelope shop.payments.payment_authorized.v1 "$poison" "{\"order_id\":\"$poison\",\"payment_id\":\"$(uuid)\",\"amount_cents\":\"lots\",\"currency\":\"EUR\",\"attempts\":1}" |
+	"$SHOPCTL" publish payments.event.payment_authorized.v1 "poison-$poison" >/dev/null
+dlq_list() { "$SHOPCTL" dlq list PAYMENTS >"$tmp/dlq" 2>"$tmp/dlq.err"; }
+poison_listed() { dlq_list && [ "$(grep -c "order=$poison reason: " "$tmp/dlq")" -ge "$1" ]; }
+if eventually poison_listed 2; then
+	check "a poison event is dead-lettered by each consumer, with its origin and reason" \
+		grep -q "^[0-9]* payments.event.payment_authorized.v1 PAYMENTS.orders deliveries=[0-9]* order=$poison reason: ..*" "$tmp/dlq"
+else
+	fail "a poison event is dead-lettered by each consumer, with its origin and reason" "listing: $(cat "$tmp/dlq" "$tmp/dlq.err")"
+fi
+place '[{"sku":"SKU-CABLE","quantity":1}]'
+wait_final "$order_id"
+check "orders keep completing past a dead-lettered event" test "$(body .status)" = SHIPPED
+before=$(grep "order=$poison " "$tmp/dlq" | cut -d' ' -f1 | sort | tr '\n' ' ')
+"$SHOPCTL" dlq replay --all PAYMENTS >"$tmp/replay" 2>&1
+# Replayed: the old entries are gone, and the consumers refused the copies
+# again under new ones.
+poison_again() { poison_listed 2 && [ "$(grep "order=$poison " "$tmp/dlq" | cut -d' ' -f1 | sort | tr '\n' ' ')" != "$before" ] &&
+	! grep -qE "^($(echo "$before" | xargs | tr ' ' '|')) " "$tmp/dlq"; }
+if eventually poison_again; then
+	pass "shopctl dlq replay puts dead letters back on their subject, through the consumers again"
+else
+	fail "shopctl dlq replay puts dead letters back on their subject, through the consumers again" "before: $before; replay: $(cat "$tmp/replay"); now: $(cat "$tmp/dlq")"
+fi
+"$SHOPCTL" dlq purge PAYMENTS >/dev/null 2>&1
+dlq_list
+check "shopctl dlq purge empties the dead letters of one origin" test ! -s "$tmp/dlq"
+
 # --- /metrics on every service -----------------------------------------------
 # Prometheus's own checker reads each page (parse errors and lint advice both
 # fail), and the counters say what the cases above made the services do.

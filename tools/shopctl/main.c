@@ -20,9 +20,20 @@
  *       SHOP_AUDIT_{GATEWAY,ORDERS,INVENTORY,PAYMENTS,NOTIFICATIONS}_DB, the
  *       URLs db_open takes, each opened read-only.
  *
+ *   shopctl dlq list [STREAM[.DURABLE]]
+ *   shopctl dlq show SEQ
+ *   shopctl dlq replay SEQ | --all [STREAM[.DURABLE]]
+ *   shopctl dlq purge [STREAM[.DURABLE]]
+ *       the dead letters (shopctl_dlq.c): one line each (sequence, subject
+ *       it came from, stream.durable that gave up, deliveries, order,
+ *       reason); one with its envelope; replayed on the subject they came
+ *       from, through every consumer's inbox, then deleted; or removed.
+ *       STREAM[.DURABLE] keeps to the dead letters of that origin.
+ *
  * SHOP_NATS_URL names the servers (default nats://127.0.0.1:4222).
  * Exit status: publish: 0 stored, 3 stored earlier (duplicate), 1 error;
- * audit: 0 passed, 1 a violation or a check that could not run; 2 usage.
+ * audit: 0 passed, 1 a violation or a check that could not run; dlq: 0
+ * done, 1 error (no such dead letter included); 2 usage.
  */
 #include "audit.h"
 #include "shopctl.h"
@@ -46,7 +57,11 @@ static int shopctl_usage(void)
 	fprintf(stderr, "usage: shopctl publish SUBJECT MSG_ID < payload\n"
 			"       shopctl services [--json]\n"
 			"       shopctl audit [--json] [--details N] [--deadline-ms MS] "
-			"[--allow-dead-letters]\n");
+			"[--allow-dead-letters]\n"
+			"       shopctl dlq list [STREAM[.DURABLE]]\n"
+			"       shopctl dlq show SEQ\n"
+			"       shopctl dlq replay SEQ | --all [STREAM[.DURABLE]]\n"
+			"       shopctl dlq purge [STREAM[.DURABLE]]\n");
 	return 2;
 }
 
@@ -169,6 +184,68 @@ static int shopctl_audit(int argc, char **argv)
 	return rc;
 }
 
+/* A dead letter's stream sequence. */
+static bool shopctl_parse_seq(const char *text, uint64_t *ret_seq)
+{
+	int64_t v = 0;
+	if (!shopctl_parse_int(text, 1, INT64_MAX, &v))
+		return false;
+	*ret_seq = (uint64_t)v;
+	return true;
+}
+
+static int shopctl_dlq(int argc, char **argv)
+{
+	const char *cmd = argv[2];
+	const char *arg = argc > 3 ? argv[3] : NULL;
+	const char *only = NULL;
+	uint64_t seq = 0;
+	bool all = false;
+	if (strcmp(cmd, "list") == 0 || strcmp(cmd, "purge") == 0) {
+		if (argc > 4)
+			return shopctl_usage();
+		only = arg;
+	} else if (strcmp(cmd, "show") == 0) {
+		if (argc != 4 || !shopctl_parse_seq(arg, &seq))
+			return shopctl_usage();
+	} else if (strcmp(cmd, "replay") == 0) {
+		all = arg && strcmp(arg, "--all") == 0;
+		if (all ? argc > 5 : argc != 4 || !shopctl_parse_seq(arg, &seq))
+			return shopctl_usage();
+		only = all && argc == 5 ? argv[4] : NULL;
+	} else {
+		return shopctl_usage();
+	}
+	struct bus *bus = NULL;
+	const char *url = config_str("SHOP_NATS_URL", "nats://127.0.0.1:4222");
+	if (bus_connect(url, "shopctl-dlq", &bus) != SHOP_OK) {
+		fprintf(stderr, "shopctl dlq: cannot connect to %s\n", url);
+		return 1;
+	}
+	size_t n = 0;
+	shop_status st;
+	const char *dlq = BUS_DEADLETTER_STREAM;
+	if (strcmp(cmd, "list") == 0)
+		st = shopctl_dlq_list(bus, dlq, only, stdout, &n);
+	else if (strcmp(cmd, "show") == 0)
+		st = shopctl_dlq_show(bus, dlq, seq, stdout);
+	else if (strcmp(cmd, "purge") == 0)
+		st = shopctl_dlq_purge(bus, dlq, only);
+	else if (all)
+		st = shopctl_dlq_replay_all(bus, dlq, only, stdout, &n);
+	else
+		st = shopctl_dlq_replay(bus, dlq, seq, stdout);
+	if (st == SHOP_OK && (strcmp(cmd, "list") == 0 || all))
+		fprintf(stderr, "%zu dead letter%s%s\n", n, n == 1 ? "" : "s",
+			all ? " replayed" : "");
+	if (st != SHOP_OK)
+		fprintf(stderr, "shopctl dlq %s: %s\n", cmd,
+			st == SHOP_E_NOT_FOUND && seq ? "no dead letter at that sequence"
+						      : shop_status_name(st));
+	bus_close(bus);
+	return st == SHOP_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	xalloc_init_cjson();
@@ -176,6 +253,8 @@ int main(int argc, char **argv)
 		return shopctl_publish(argv[2], argv[3]);
 	if (argc >= 2 && strcmp(argv[1], "audit") == 0)
 		return shopctl_audit(argc, argv);
+	if (argc >= 3 && strcmp(argv[1], "dlq") == 0)
+		return shopctl_dlq(argc, argv);
 	if (argc >= 2 && argc <= 3 && strcmp(argv[1], "services") == 0) {
 		if (argc == 3 && strcmp(argv[2], "--json") != 0)
 			return shopctl_usage();

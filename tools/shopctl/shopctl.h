@@ -9,6 +9,10 @@
 #include "core/status.h"
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct bus;
 
 /* Longest wait for $SRV.PING replies: every instance on a working broker
  * answers within milliseconds, one that has not by then counts as gone. */
@@ -65,5 +69,22 @@ char *shopctl_instances_json(const struct shopctl_instance *v, size_t n);
 
 /* shopctl services [--json]: exit status 0 when any instance answered. */
 int shopctl_services(int json);
+
+/* Dead letters (shopctl_dlq.c), in the dead-letter stream STREAM. ONLY is
+ * "STREAM" or "STREAM.DURABLE" of their origin, or NULL for all of them. */
+/* Longest order id a listing line shows. */
+#define SHOPCTL_DLQ_ORDER_MAX 128
+/* One line per dead letter, oldest first; *ret_n counts them. */
+shop_status shopctl_dlq_list(struct bus *bus, const char *stream, const char *only, FILE *out,
+			     size_t *ret_n);
+/* The line of the one at SEQ, then its envelope. */
+shop_status shopctl_dlq_show(struct bus *bus, const char *stream, uint64_t seq, FILE *out);
+/* Publishes the one at SEQ on the subject it came from, then deletes it;
+ * SHOP_E_NOT_FOUND when there is none, SHOP_E_INVALID when it does not say
+ * where it came from. */
+shop_status shopctl_dlq_replay(struct bus *bus, const char *stream, uint64_t seq, FILE *out);
+shop_status shopctl_dlq_replay_all(struct bus *bus, const char *stream, const char *only, FILE *out,
+				   size_t *ret_n);
+shop_status shopctl_dlq_purge(struct bus *bus, const char *stream, const char *only);
 
 #endif
