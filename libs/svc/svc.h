@@ -204,6 +204,15 @@ struct svc *svc_create_detached(const struct svc_spec *spec);
 void svc_destroy(struct svc *svc); /* accepts NULL */
 /* Applies the runtime's migrations (outbox, inbox), then the service's. */
 shop_status svc_migrate(const struct svc_spec *spec, struct db *db);
+/* PostgreSQL with two roles (SHOP_DB_OWNER_URL): svc_migrate on owner, a
+ * connection as the role that owns the schema, then grants the role runtime
+ * is connected as what the service needs and nothing more: USAGE on the
+ * schema, SELECT, INSERT, UPDATE and DELETE on its tables, USAGE on its
+ * sequences (identity columns), and only SELECT on schema_migrations. So
+ * the runtime role can neither change the schema (CREATE, ALTER, DROP,
+ * TRUNCATE) nor forge the migration record. Safe for replicas starting
+ * together (under the migration lock). */
+shop_status svc_migrate_owned(const struct svc_spec *spec, struct db *owner, struct db *runtime);
 /* Handles one envelope as the consumer loop would, minus the bus: contract
  * check, inbox claim and handler in one transaction. consumer is the durable
  * name recorded in the inbox. Returns the handler's status (SHOP_E_DUPLICATE
