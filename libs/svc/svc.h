@@ -4,8 +4,12 @@
  * A service describes itself in a struct svc_spec (its name in the contracts,
  * migrations, message handlers, periodic tasks, optional HTTP routes) and
  * calls svc_main(). The runtime then:
- *   - opens the database (retrying until it is reachable), applies the
- *     runtime's own migrations (outbox, inbox) and then the service's;
+ *   - claims a SQLite file for this process (db_claim: a second instance
+ *     on the same file stops with an error), opens the database (retrying
+ *     until it is reachable), applies the runtime's own migrations (outbox,
+ *     inbox) and then the service's, as the schema's owner when
+ *     SHOP_DB_OWNER_URL names one (svc_migrate_owned), and from then on
+ *     works only as SHOP_DB_URL's role;
  *   - connects to NATS (forever retrying) and declares every stream in the
  *     contracts index and this service's durable consumers;
  *   - runs one consumer thread per durable: each message is decoded, checked

@@ -130,7 +130,7 @@ static void gateway_products(struct svc *svc, struct web_response *res)
 struct gateway_create {
 	const struct ct_place_order_request *request;
 	const char *idem_key;  /* NULL without the header */
-	const char *canonical; /* the request as compact JSON, compared on replay */
+	const char *canonical; /* the request as compact JSON; its fingerprint is kept */
 	/* results */
 	bool key_conflict;
 	bool replayed;
@@ -190,7 +190,9 @@ static shop_status gateway_create_tx(struct svc_tx *tx, void *arg)
 		 * gateway_store_idempotency_claim): a concurrent request with
 		 * the same key waits for this transaction, then replays. */
 		bool claimed = false;
-		st = gateway_store_idempotency_claim(tx->db, c->idem_key, c->canonical, c->status,
+		char fingerprint[GATEWAY_FINGERPRINT_SIZE];
+		gateway_idempotency_fingerprint(c->canonical, fingerprint);
+		st = gateway_store_idempotency_claim(tx->db, c->idem_key, fingerprint, c->status,
 						     c->response, c->order_id, tx->now_ms,
 						     &claimed);
 		if (st != SHOP_OK)

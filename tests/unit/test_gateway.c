@@ -457,6 +457,12 @@ static void a_key_reused_with_another_body_is_refused(void **state)
 	assert_int_equal(other.status, 422);
 	assert_int_equal(count(f, "SELECT COUNT(*) FROM orders_view"), 1);
 	assert_int_equal(harness_outbox_total(f->db), 1);
+	/* What the record keeps: a fingerprint of the request, not the request
+	 * with its card token. */
+	assert_int_equal(count(f, "SELECT COUNT(*) FROM idempotency_keys WHERE request LIKE "
+				  "'sha256:%' AND request NOT LIKE '%tok_visa%'"),
+			 1);
+	assert_int_equal(count(f, "SELECT COUNT(*) FROM idempotency_keys"), 1);
 	cJSON_Delete(first.json);
 	cJSON_Delete(again.json);
 	cJSON_Delete(other.json);
