@@ -115,6 +115,17 @@ void db_init(struct db *db, const struct db_ops *ops, enum db_backend backend)
 	db->error[0] = '\0';
 }
 
+const char *db_url_sqlite_path(const char *url)
+{
+	static const char sqlite_prefix[] = "sqlite:";
+	if (strncmp(url, sqlite_prefix, strlen(sqlite_prefix)) != 0)
+		return NULL;
+	const char *path = url + strlen(sqlite_prefix);
+	if (strncmp(path, "//", 2) == 0) /* sqlite:///abs/path */
+		path += 2;
+	return path;
+}
+
 static shop_status db_open_mode(const char *url, bool readonly, struct db **ret_db)
 {
 	static const char sqlite_prefix[] = "sqlite:";
@@ -124,9 +135,7 @@ static shop_status db_open_mode(const char *url, bool readonly, struct db **ret_
 		return SHOP_E_INVALID;
 	}
 	if (strncmp(url, sqlite_prefix, strlen(sqlite_prefix)) == 0) {
-		const char *path = url + strlen(sqlite_prefix);
-		if (strncmp(path, "//", 2) == 0) /* sqlite:///abs/path */
-			path += 2;
+		const char *path = db_url_sqlite_path(url);
 		if (!*path) {
 			db_format_error(db_open_error, "db_open: sqlite URL without a path");
 			return SHOP_E_INVALID;
@@ -488,6 +497,13 @@ done:
 	free(sql);
 	db_result_free(r);
 	return st;
+}
+
+shop_status db_migration_lock(struct db *db)
+{
+	if (!db || !db->in_tx)
+		return SHOP_E_INVALID;
+	return db->ops->migration_lock(db);
 }
 
 shop_status db_migrate(struct db *db, const struct db_migration *migrations, size_t n)

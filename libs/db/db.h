@@ -138,12 +138,40 @@ shop_status db_savepoint_release(struct db *db);
 shop_status db_savepoint_rollback(struct db *db);
 
 shop_status db_migrate(struct db *db, const struct db_migration *migrations, size_t n);
+/* Inside a transaction: takes the lock db_migrate holds while it applies a
+ * migration (released at the end of the transaction), for other schema
+ * chores that replicas starting together must not run at once (on
+ * PostgreSQL two GRANTs on one table at once fail with "tuple concurrently
+ * updated"). */
+shop_status db_migration_lock(struct db *db);
 
 /* SQLite: copies committed WAL frames into the database file without
  * waiting for readers or writers (a passive checkpoint), so writers never
  * pay for it; *ret_frames (may be NULL) gets how many. PostgreSQL: nothing
  * to do. */
 shop_status db_checkpoint(struct db *db, int64_t *ret_frames);
+
+/* One process per SQLite file. SQLite itself lets any number of processes
+ * open a file, and two instances of a service on one file would each run
+ * the relay and the consumers as if alone: duplicate publishes at best, and
+ * on a shared volume over a network filesystem a corrupted file. So a
+ * service claims its file for the life of the process: an exclusive
+ * flock() on "<file>" DB_CLAIM_SUFFIX beside it, which the kernel drops
+ * when the process ends however it ends (a SIGKILL included: the next start
+ * is never locked out by a dead holder; the file itself stays). The claim
+ * file holds "<host> pid <pid>" of the holder, for the refusal's message.
+ * A PostgreSQL URL or ":memory:" needs no claim: SHOP_OK and *ret_claim
+ * NULL. SHOP_E_CONFLICT when another process holds the file (ret_holder,
+ * which may be NULL, gets its "<host> pid <pid>"); SHOP_E_UNAVAILABLE when
+ * the claim file cannot be opened or locked (ret_holder gets why). flock()
+ * is only as good as the filesystem's: local disks and Docker volumes on
+ * one host, not NFS. */
+#define DB_CLAIM_SUFFIX ".lock"
+#define DB_CLAIM_HOLDER_MAX 160 /* "<host> pid <pid>" as read back from the claim file */
+struct db_claim;
+shop_status db_claim(const char *url, struct db_claim **ret_claim, char *ret_holder,
+		     size_t holder_size);
+void db_claim_release(struct db_claim *claim); /* accepts NULL */
 
 /* Argument-list helpers: db_exec(db, sql, DB_ARGS(a, b), NULL). */
 #define DB_ARGS(...)                                                                               \

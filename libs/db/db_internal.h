@@ -22,6 +22,10 @@
 
 #include <stdarg.h>
 
+/* The file path of a "sqlite:" URL ("" when it has none); NULL for any
+ * other scheme. */
+const char *db_url_sqlite_path(const char *url);
+
 struct db_ops {
 	/* Replacement for @AUTO_ID@ in migration SQL. */
 	const char *auto_id;

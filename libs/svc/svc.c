@@ -113,18 +113,23 @@ void svc_pause(struct svc *svc, int64_t ms)
 	pthread_mutex_unlock(&svc->lock);
 }
 
-/* Opens a connection, retrying until it works or the service stops. */
-struct db *svc_db_open_retrying(struct svc *svc)
+static struct db *svc_db_open_url_retrying(struct svc *svc, const char *url)
 {
 	while (!svc_stopping(svc)) {
 		struct db *db = NULL;
-		if (db_open(svc->db_url, &db) == SHOP_OK)
+		if (db_open(url, &db) == SHOP_OK)
 			return db;
 		log_warn(NULL, "database not reachable yet: %s", db_last_error(db));
 		db_close(db);
 		svc_pause(svc, SVC_STARTUP_RETRY_MS);
 	}
 	return NULL;
+}
+
+/* Opens a connection, retrying until it works or the service stops. */
+struct db *svc_db_open_retrying(struct svc *svc)
+{
+	return svc_db_open_url_retrying(svc, svc->db_url);
 }
 
 /* SQLite only: the checkpointer. Every SVC_CHECKPOINT_INTERVAL_MS it copies
@@ -357,6 +362,8 @@ void svc_destroy(struct svc *svc)
 	free(svc->consumers);
 	free(svc->tasks);
 	free(svc->db_url);
+	free(svc->db_owner_url);
+	db_claim_release(svc->db_claim);
 	svc_metrics_free(svc->metrics);
 	free(svc);
 }
@@ -371,28 +378,100 @@ shop_status svc_migrate(const struct svc_spec *spec, struct db *db)
 	return st;
 }
 
+/* The grants of svc_migrate_owned, each built by the server's format() so
+ * that the schema and role names are quoted by PostgreSQL itself ($1 the
+ * schema, $2 the runtime role). schema_migrations is read-only to the
+ * runtime: it may look, never record or erase a migration. */
+static const char svc_grants_sql[] =
+	"SELECT format('GRANT USAGE ON SCHEMA %1$I TO %2$I', $1::text, $2::text),"
+	" format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %1$I TO %2$I',"
+	" $1::text, $2::text),"
+	" format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA %1$I TO %2$I', $1::text, $2::text),"
+	" format('REVOKE INSERT, UPDATE, DELETE ON %1$I.schema_migrations FROM %2$I',"
+	" $1::text, $2::text)";
+
+shop_status svc_migrate_owned(const struct svc_spec *spec, struct db *owner, struct db *runtime)
+{
+	struct db_result *who = NULL, *where = NULL, *grants = NULL;
+	bool began = false;
+	shop_status st = SHOP_E_INVALID;
+	if (db_backend_of(owner) != DB_POSTGRES || db_backend_of(runtime) != DB_POSTGRES)
+		goto out;
+	st = svc_migrate(spec, owner);
+	if (st != SHOP_OK)
+		goto out;
+	st = db_query(runtime, "SELECT current_user", DB_NOARGS, &who);
+	if (st == SHOP_OK)
+		st = db_query(owner, "SELECT current_schema(), current_user", DB_NOARGS, &where);
+	if (st != SHOP_OK)
+		goto out;
+	const char *role = db_result_text(who, 0, 0);
+	const char *schema = db_result_text(where, 0, 0);
+	if (!role || !schema) {
+		st = SHOP_E_INTERNAL;
+		goto out;
+	}
+	/* One role for both: it owns everything already. */
+	if (strcmp(role, db_result_text(where, 0, 1)) == 0)
+		goto out;
+	st = db_query(owner, svc_grants_sql, DB_ARGS(schema, role), &grants);
+	if (st == SHOP_OK)
+		st = db_begin(owner);
+	began = st == SHOP_OK;
+	if (st == SHOP_OK)
+		st = db_migration_lock(owner);
+	for (int i = 0; i < 4 && st == SHOP_OK; i++)
+		st = db_exec(owner, db_result_text(grants, 0, i), DB_NOARGS, NULL);
+	if (st == SHOP_OK) {
+		began = false;
+		st = db_commit(owner);
+	}
+out:
+	if (began)
+		db_rollback(owner);
+	db_result_free(who);
+	db_result_free(where);
+	db_result_free(grants);
+	return st;
+}
+
 static shop_status svc_init_tx(struct svc_tx *tx, void *arg)
 {
 	const struct svc_spec *spec = arg;
 	return spec->init(tx);
 }
 
-/* Migrations and the init hook, retried while the database is unreachable. */
+/* Migrations, on the owner's connection when there is one (closed once
+ * done: the service keeps no session that can change the schema), then
+ * the init hook as the runtime role; retried while the database is
+ * unreachable. */
 static shop_status svc_prepare_database(struct svc *svc)
 {
 	shop_status st = SHOP_E_UNAVAILABLE;
 	struct db *db = svc_db_open_retrying(svc);
-	while (db && !svc_stopping(svc)) {
-		st = svc_migrate(svc->spec, db);
+	struct db *owner = NULL;
+	if (db && svc->db_owner_url)
+		owner = svc_db_open_url_retrying(svc, svc->db_owner_url);
+	while (db && (owner || !svc->db_owner_url) && !svc_stopping(svc)) {
+		st = owner ? svc_migrate_owned(svc->spec, owner, db) : svc_migrate(svc->spec, db);
 		if (st == SHOP_OK && svc->spec->init)
 			st = svc_tx_run(svc, db, NULL, NULL, svc_init_tx, (void *)svc->spec);
 		if (st != SHOP_E_UNAVAILABLE)
 			break;
-		log_warn(NULL, "database not ready for migrations: %s", db_last_error(db));
+		log_warn(NULL, "database not ready for migrations: %s",
+			 db_last_error(owner ? owner : db));
 		svc_pause(svc, SVC_STARTUP_RETRY_MS);
 	}
-	if (st != SHOP_OK && db)
-		log_error(NULL, "migrations failed: %s", db_last_error(db));
+	if (st != SHOP_OK && db) {
+		/* A runtime role without DDL rights cannot migrate: say which
+		 * setting is missing rather than only "permission denied". */
+		log_error(NULL, "migrations failed: %s%s",
+			  owner ? db_last_error(owner) : db_last_error(db),
+			  owner ? ""
+				: " (if SHOP_DB_URL's role may not change the schema, "
+				  "set SHOP_DB_OWNER_URL to the owner's)");
+	}
+	db_close(owner);
 	db_close(db);
 	return st;
 }
@@ -512,6 +591,29 @@ int svc_main(const struct svc_spec *spec)
 	svc->replicas = (int)replicas;
 	svc->consumer_threads = (int)threads;
 	svc->db_url = xstrdup(config_str("SHOP_DB_URL", spec->default_db_url));
+	const char *owner_url = config_str("SHOP_DB_OWNER_URL", NULL);
+	if (owner_url && strncmp(svc->db_url, "sqlite:", strlen("sqlite:")) == 0) {
+		log_error(NULL, "SHOP_DB_OWNER_URL is for PostgreSQL; SHOP_DB_URL is SQLite");
+		goto out;
+	}
+	if (owner_url)
+		svc->db_owner_url = xstrdup(owner_url);
+	/* Before anything else touches the file, and before the HTTP port, so
+	 * a second instance says why it stops rather than "address in use". */
+	char holder[DB_CLAIM_HOLDER_MAX];
+	shop_status claimed = db_claim(svc->db_url, &svc->db_claim, holder, sizeof(holder));
+	if (claimed == SHOP_E_CONFLICT) {
+		log_error(NULL,
+			  "refusing to start: %s is in use by another instance (%s). A service "
+			  "on SQLite runs as one instance per database file; to run replicas, "
+			  "use PostgreSQL (docs/configuration.md)",
+			  svc->db_url, holder);
+		goto out;
+	}
+	if (claimed != SHOP_OK) {
+		log_error(NULL, "cannot claim the database file of %s: %s", svc->db_url, holder);
+		goto out;
+	}
 	const char *nats_url = config_str("SHOP_NATS_URL", "nats://127.0.0.1:4222");
 
 	if (web_server_start(config_str("SHOP_HTTP_BIND", "0.0.0.0"), (uint16_t)port, svc_http, svc,

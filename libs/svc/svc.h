@@ -4,8 +4,12 @@
  * A service describes itself in a struct svc_spec (its name in the contracts,
  * migrations, message handlers, periodic tasks, optional HTTP routes) and
  * calls svc_main(). The runtime then:
- *   - opens the database (retrying until it is reachable), applies the
- *     runtime's own migrations (outbox, inbox) and then the service's;
+ *   - claims a SQLite file for this process (db_claim: a second instance
+ *     on the same file stops with an error), opens the database (retrying
+ *     until it is reachable), applies the runtime's own migrations (outbox,
+ *     inbox) and then the service's, as the schema's owner when
+ *     SHOP_DB_OWNER_URL names one (svc_migrate_owned), and from then on
+ *     works only as SHOP_DB_URL's role;
  *   - connects to NATS (forever retrying) and declares every stream in the
  *     contracts index and this service's durable consumers;
  *   - runs one consumer thread per durable: each message is decoded, checked
@@ -204,6 +208,15 @@ struct svc *svc_create_detached(const struct svc_spec *spec);
 void svc_destroy(struct svc *svc); /* accepts NULL */
 /* Applies the runtime's migrations (outbox, inbox), then the service's. */
 shop_status svc_migrate(const struct svc_spec *spec, struct db *db);
+/* PostgreSQL with two roles (SHOP_DB_OWNER_URL): svc_migrate on owner, a
+ * connection as the role that owns the schema, then grants the role runtime
+ * is connected as what the service needs and nothing more: USAGE on the
+ * schema, SELECT, INSERT, UPDATE and DELETE on its tables, USAGE on its
+ * sequences (identity columns), and only SELECT on schema_migrations. So
+ * the runtime role can neither change the schema (CREATE, ALTER, DROP,
+ * TRUNCATE) nor forge the migration record. Safe for replicas starting
+ * together (under the migration lock). */
+shop_status svc_migrate_owned(const struct svc_spec *spec, struct db *owner, struct db *runtime);
 /* Handles one envelope as the consumer loop would, minus the bus: contract
  * check, inbox claim and handler in one transaction. consumer is the durable
  * name recorded in the inbox. Returns the handler's status (SHOP_E_DUPLICATE

@@ -49,6 +49,8 @@ struct svc_task_thread {
 struct svc {
 	const struct svc_spec *spec;
 	char *db_url;
+	char *db_owner_url;        /* SHOP_DB_OWNER_URL: migrations run there; NULL: on db_url */
+	struct db_claim *db_claim; /* SQLite: this process's claim on the file */
 	struct bus *bus;
 	struct bus_service *registry; /* $SRV.* answers; NULL if registering failed */
 	int replicas;

@@ -18,18 +18,24 @@
  *   - a streamed body's release function runs exactly once: MHD's free
  *     callback owns it once the response is created, the web_response
  *     before that.
- * The only shared state is struct web_server, immutable but for the
- * atomic stopping flag, so with one thread per connection nothing here
- * needs a lock.
+ *   - a connection is cut when its request's head or body is not in by its
+ *     deadline (web.h): a watcher thread walks the open connections and
+ *     shuts the socket down through a duplicate of its descriptor that
+ *     this file owns, so it can never hit a descriptor MHD has closed and
+ *     the kernel given to someone else.
+ * The shared state is struct web_server: immutable but for the atomic
+ * stopping flag and the connection list, which conns_lock guards.
  */
 #include "web.h"
 
+#include "core/clock.h"
 #include "core/ids.h"
 #include "core/xalloc.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -38,7 +44,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* First allocation for a body whose length was not announced. */
 #define WEB_BODY_INITIAL 4096
@@ -49,14 +57,37 @@ static const char web_internal_body[] =
 	"{\"error\":{\"code\":\"internal\",\"message\":\"response could not be serialised\","
 	"\"details\":[]}}";
 
+/* Where a connection's current request is, for its deadlines. */
+enum web_phase {
+	WEB_PHASE_HEAD,    /* waiting for a request's head: WEB_HEADER_DEADLINE_MS */
+	WEB_PHASE_BODY,    /* head in, body coming: WEB_BODY_DEADLINE_MS */
+	WEB_PHASE_HANDLER, /* request complete: the handler and the response, no deadline */
+};
+
+/* One open connection, MHD's socket context for it. */
+struct web_conn {
+	struct web_conn *prev, *next;
+	int fd; /* our duplicate of the socket, -1 if there is none */
+	enum web_phase phase;
+	int64_t since_ms; /* when the phase began (monotonic) */
+	bool cut;
+};
+
 struct web_server {
 	struct MHD_Daemon *daemon;
 	web_handler_fn handler;
 	void *ctx;
 	uint16_t port;
+	struct web_limits limits;
 	/* Raised by web_server_stop before it stops MHD: a stream waiting for
 	 * data then ends, so stopping never waits on a stream's producer. */
 	atomic_bool stopping;
+	pthread_mutex_t conns_lock;
+	pthread_cond_t watcher_wake; /* monotonic clock; stop */
+	struct web_conn *conns;      /* every open connection */
+	pthread_t watcher;
+	bool watcher_started;
+	atomic_uint_fast64_t cut; /* connections cut for a deadline */
 };
 
 /* What MHD's content reader callback gets for a streamed body. */
@@ -340,17 +371,104 @@ static enum MHD_Result web_dispatch(const struct web_server *s, struct web_reque
 	return r;
 }
 
+/* ---- deadlines ----------------------------------------------------------- */
+
+static void web_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+			    enum MHD_ConnectionNotificationCode code)
+{
+	struct web_server *s = cls;
+	struct web_conn *c = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo
+			*info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		c = xcalloc(1, sizeof(*c));
+		/* Our own descriptor of the socket: MHD closes its own whenever
+		 * it likes, ours stays valid until the CLOSED notice below. */
+		c->fd = info ? fcntl(info->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
+		c->phase = WEB_PHASE_HEAD;
+		c->since_ms = clock_mono_ms();
+		pthread_mutex_lock(&s->conns_lock);
+		c->next = s->conns;
+		if (s->conns)
+			s->conns->prev = c;
+		s->conns = c;
+		pthread_mutex_unlock(&s->conns_lock);
+		*socket_context = c;
+		return;
+	}
+	if (!c)
+		return;
+	pthread_mutex_lock(&s->conns_lock);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&s->conns_lock);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+	*socket_context = NULL;
+}
+
+/* The connection's request moved on to PHASE: its deadline starts now. */
+static void web_conn_enter(struct web_server *s, struct MHD_Connection *conn, enum web_phase phase)
+{
+	const union MHD_ConnectionInfo
+		*info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct web_conn *c = info ? info->socket_context : NULL;
+	if (!c)
+		return;
+	pthread_mutex_lock(&s->conns_lock);
+	c->phase = phase;
+	c->since_ms = clock_mono_ms();
+	pthread_mutex_unlock(&s->conns_lock);
+}
+
+/* The watcher: cuts every connection whose phase outlived its deadline.
+ * shutdown() wakes the connection's thread, whose read then ends, and MHD
+ * closes the connection as if the client had gone. */
+static void *web_watcher_main(void *arg)
+{
+	struct web_server *s = arg;
+	pthread_mutex_lock(&s->conns_lock);
+	while (!atomic_load(&s->stopping)) {
+		int64_t now = clock_mono_ms();
+		for (struct web_conn *c = s->conns; c; c = c->next) {
+			int64_t limit = c->phase == WEB_PHASE_HEAD   ? s->limits.header_deadline_ms
+					: c->phase == WEB_PHASE_BODY ? s->limits.body_deadline_ms
+								     : -1;
+			if (limit < 0 || c->cut || c->fd < 0 || now - c->since_ms < limit)
+				continue;
+			(void)shutdown(c->fd, SHUT_RDWR);
+			c->cut = true;
+			atomic_fetch_add(&s->cut, 1);
+		}
+		struct timespec until = clock_mono_deadline(WEB_DEADLINE_CHECK_MS);
+		pthread_cond_timedwait(&s->watcher_wake, &s->conns_lock, &until);
+	}
+	pthread_mutex_unlock(&s->conns_lock);
+	return NULL;
+}
+
+uint64_t web_server_cut_count(const struct web_server *s)
+{
+	return atomic_load(&((struct web_server *)s)->cut);
+}
+
 static enum MHD_Result web_access(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **req_cls)
 {
-	const struct web_server *s = cls;
+	struct web_server *s = cls;
 	struct web_request *req = *req_cls;
 
 	if (!req) {
 		/* Headers are in, no body has been read. Refusing here keeps an
 		 * announced oversized body off the wire (no 100 Continue either);
 		 * MHD then closes the connection after the 413. */
+		web_conn_enter(s, conn, WEB_PHASE_BODY);
 		req = web_request_new(conn, url, method);
 		*req_cls = req;
 		if (web_announced_too_large(conn)) {
@@ -367,6 +485,7 @@ static enum MHD_Result web_access(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	web_conn_enter(s, conn, WEB_PHASE_HANDLER);
 	if (req->too_large)
 		return web_queue_too_large(s, req);
 	return web_dispatch(s, req);
@@ -375,12 +494,33 @@ static enum MHD_Result web_access(void *cls, struct MHD_Connection *conn, const 
 static void web_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 			  enum MHD_RequestTerminationCode toe)
 {
+	/* A kept-alive connection now waits for its next request's head. */
+	web_conn_enter(cls, conn, WEB_PHASE_HEAD);
 	web_request_free(*req_cls);
 	*req_cls = NULL;
 }
 
 shop_status web_server_start(const char *bind_addr, uint16_t port, web_handler_fn handler,
 			     void *ctx, struct web_server **ret_server)
+{
+	static const struct web_limits defaults = {
+		.connections_per_ip = WEB_CONNECTIONS_PER_IP_MAX,
+		.header_deadline_ms = WEB_HEADER_DEADLINE_MS,
+		.body_deadline_ms = WEB_BODY_DEADLINE_MS,
+	};
+	return web_server_start_limited(bind_addr, port, handler, ctx, &defaults, ret_server);
+}
+
+static void web_server_free(struct web_server *s)
+{
+	pthread_cond_destroy(&s->watcher_wake);
+	pthread_mutex_destroy(&s->conns_lock);
+	free(s);
+}
+
+shop_status web_server_start_limited(const char *bind_addr, uint16_t port, web_handler_fn handler,
+				     void *ctx, const struct web_limits *limits,
+				     struct web_server **ret_server)
 {
 	union {
 		struct sockaddr sa;
@@ -391,7 +531,8 @@ shop_status web_server_start(const char *bind_addr, uint16_t port, web_handler_f
 	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			     MHD_USE_ERROR_LOG;
 
-	if (!handler || !ret_server)
+	if (!handler || !ret_server || !limits || limits->connections_per_ip == 0 ||
+	    limits->header_deadline_ms <= 0 || limits->body_deadline_ms <= 0)
 		return SHOP_E_INVALID;
 	if (!bind_addr)
 		bind_addr = "0.0.0.0";
@@ -412,19 +553,32 @@ shop_status web_server_start(const char *bind_addr, uint16_t port, web_handler_f
 	struct web_server *s = xcalloc(1, sizeof(*s));
 	s->handler = handler;
 	s->ctx = ctx;
+	s->limits = *limits;
 	atomic_init(&s->stopping, false);
+	atomic_init(&s->cut, 0);
+	pthread_mutex_init(&s->conns_lock, NULL);
+	clock_cond_init(&s->watcher_wake);
 	s->daemon = MHD_start_daemon(flags, port, NULL, NULL, web_access, s,
 				     MHD_OPTION_SOCK_ADDR_LEN, addr_len, &addr.sa,
 				     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)WEB_CONNECTIONS_MAX,
+				     MHD_OPTION_PER_IP_CONNECTION_LIMIT, limits->connections_per_ip,
 				     MHD_OPTION_CONNECTION_TIMEOUT,
 				     (unsigned int)WEB_CONNECTION_TIMEOUT_S,
-				     MHD_OPTION_NOTIFY_COMPLETED, web_completed, s, MHD_OPTION_END);
+				     MHD_OPTION_NOTIFY_COMPLETED, web_completed, s,
+				     MHD_OPTION_NOTIFY_CONNECTION, web_conn_notify, s,
+				     MHD_OPTION_END);
 	if (!s->daemon) {
 		/* Address in use or not ours, or out of threads/sockets: all things
 		 * a restart with backoff may cure. MHD has logged the reason. */
-		free(s);
+		web_server_free(s);
 		return SHOP_E_UNAVAILABLE;
 	}
+	if (pthread_create(&s->watcher, NULL, web_watcher_main, s) != 0) {
+		MHD_stop_daemon(s->daemon);
+		web_server_free(s);
+		return SHOP_E_UNAVAILABLE;
+	}
+	s->watcher_started = true;
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon,
 							       MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : port;
@@ -440,8 +594,13 @@ void web_server_stop(struct web_server *s)
 	 * every connection and joins its thread; the completion callback
 	 * frees each request still in flight. */
 	atomic_store(&s->stopping, true);
+	pthread_mutex_lock(&s->conns_lock);
+	pthread_cond_broadcast(&s->watcher_wake);
+	pthread_mutex_unlock(&s->conns_lock);
+	if (s->watcher_started)
+		pthread_join(s->watcher, NULL);
 	MHD_stop_daemon(s->daemon);
-	free(s);
+	web_server_free(s);
 }
 
 uint16_t web_server_port(const struct web_server *s)

@@ -28,8 +28,24 @@
 #define WEB_BODY_MAX (64 * 1024)    /* larger request bodies get 413 */
 #define WEB_CONNECTIONS_MAX 512     /* concurrent connections (threads) */
 #define WEB_CONNECTION_TIMEOUT_S 60 /* idle connection is closed after this */
-#define WEB_REQUEST_ID_MAX 64       /* a longer X-Request-Id is replaced */
-#define WEB_HEADERS_MAX 8           /* extra response headers per response */
+/* The front door: what keeps one client from holding every connection.
+ * From one IP address at most WEB_CONNECTIONS_PER_IP_MAX connections are
+ * open at once (one more is closed as soon as it is accepted): above the
+ * load test's 256 requests in flight, well below WEB_CONNECTIONS_MAX, so
+ * others always find some left. A connection must deliver a request's
+ * whole head (request line and headers) within WEB_HEADER_DEADLINE_MS of
+ * being opened, or of the previous response on a kept-alive connection, and
+ * its whole body within WEB_BODY_DEADLINE_MS of the head; otherwise it is
+ * cut (closed without an answer), however steadily the bytes trickle in,
+ * which MHD's idle timeout alone does not catch. Once the request is in,
+ * the handler's time is its own (a long-poll, a stream). A watcher checks
+ * every WEB_DEADLINE_CHECK_MS, so a cut comes at most that late. */
+#define WEB_CONNECTIONS_PER_IP_MAX 320
+#define WEB_HEADER_DEADLINE_MS 10000
+#define WEB_BODY_DEADLINE_MS 15000 /* 64 KiB at 4.4 KB/s or faster */
+#define WEB_DEADLINE_CHECK_MS 250
+#define WEB_REQUEST_ID_MAX 64 /* a longer X-Request-Id is replaced */
+#define WEB_HEADERS_MAX 8     /* extra response headers per response */
 /* Bytes a stream's read function is offered per call: one SSE event of a
  * typical envelope fits several times over. */
 #define WEB_STREAM_BLOCK 16384
@@ -77,6 +93,18 @@ typedef void (*web_handler_fn)(void *ctx, const struct web_request *req, struct 
 
 shop_status web_server_start(const char *bind_addr, uint16_t port, web_handler_fn handler,
 			     void *ctx, struct web_server **ret_server);
+/* The front door's limits, for tests that cannot wait the real ones out:
+ * web_server_start uses the constants above. */
+struct web_limits {
+	unsigned int connections_per_ip;
+	int64_t header_deadline_ms;
+	int64_t body_deadline_ms;
+};
+shop_status web_server_start_limited(const char *bind_addr, uint16_t port, web_handler_fn handler,
+				     void *ctx, const struct web_limits *limits,
+				     struct web_server **ret_server);
+/* Connections cut so far for missing a deadline. */
+uint64_t web_server_cut_count(const struct web_server *s);
 void web_server_stop(struct web_server *s); /* accepts NULL */
 /* The port the server listens on: the one asked for, or the one the kernel
  * chose when web_server_start was given port 0. */

@@ -20,6 +20,13 @@
 #include <time.h>
 
 #define GATEWAY_WAIT_MAX_S 30 /* largest ?wait= on GET /orders/{id} */
+/* GETs with ?wait= above 0 held at once: each holds a connection and its
+ * thread for up to GATEWAY_WAIT_MAX_S, so without a cap long-polls alone
+ * could take every one of WEB_CONNECTIONS_MAX. One more is answered at once
+ * with 503 too_many_waiters and Retry-After: GATEWAY_LONG_POLL_RETRY_AFTER_S
+ * (a plain GET, without ?wait=, is never refused for it). */
+#define GATEWAY_LONG_POLLS_MAX 128
+#define GATEWAY_LONG_POLL_RETRY_AFTER_S "1"
 #define GATEWAY_IDEMPOTENCY_KEY_MAX 255
 /* How long a replay by Idempotency-Key is possible: records older than this
  * are deleted, and the key then places a new order. 24 h covers any sane
@@ -39,6 +46,7 @@ struct gateway_ctx {
 	pthread_cond_t changed; /* monotonic clock: clock_cond_init */
 	uint64_t generation;    /* projection commits so far */
 	int waiting;            /* GETs waiting on changed now */
+	int long_polls;         /* GETs with ?wait= admitted and not yet answered */
 };
 
 void gateway_ctx_init(struct gateway_ctx *ctx);

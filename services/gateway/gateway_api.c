@@ -130,7 +130,7 @@ static void gateway_products(struct svc *svc, struct web_response *res)
 struct gateway_create {
 	const struct ct_place_order_request *request;
 	const char *idem_key;  /* NULL without the header */
-	const char *canonical; /* the request as compact JSON, compared on replay */
+	const char *canonical; /* the request as compact JSON; its fingerprint is kept */
 	/* results */
 	bool key_conflict;
 	bool replayed;
@@ -190,7 +190,9 @@ static shop_status gateway_create_tx(struct svc_tx *tx, void *arg)
 		 * gateway_store_idempotency_claim): a concurrent request with
 		 * the same key waits for this transaction, then replays. */
 		bool claimed = false;
-		st = gateway_store_idempotency_claim(tx->db, c->idem_key, c->canonical, c->status,
+		char fingerprint[GATEWAY_FINGERPRINT_SIZE];
+		gateway_idempotency_fingerprint(c->canonical, fingerprint);
+		st = gateway_store_idempotency_claim(tx->db, c->idem_key, fingerprint, c->status,
 						     c->response, c->order_id, tx->now_ms,
 						     &claimed);
 		if (st != SHOP_OK)
@@ -444,21 +446,11 @@ static shop_status gateway_order_read(struct svc *svc, const char *order_id,
 	return st;
 }
 
-static void gateway_order_get(struct svc *svc, const struct web_request *req, const char *order_id,
-			      struct web_response *res)
+/* Answers the order's view, once it is final or WAIT_S have passed. */
+static void gateway_order_poll(struct svc *svc, const char *order_id, int64_t wait_s,
+			       struct web_response *res)
 {
 	struct gateway_ctx *ctx = svc_ctx(svc);
-	int64_t wait_s = 0;
-	if (!gateway_wait_read(web_request_query(req, "wait"), &wait_s)) {
-		web_respond_error(res, 400, "invalid_wait",
-				  "wait must be a whole number of seconds from 0 to 30", NULL);
-		return;
-	}
-	if (!ids_uuid_valid(order_id)) {
-		gateway_fail(res, SHOP_E_NOT_FOUND, NULL);
-		return;
-	}
-
 	/* Long-poll: read, and until the order is final or the time is up,
 	 * sleep until the projection commits a change and read again. The
 	 * generation is taken before each read, so a commit between the read
@@ -489,6 +481,53 @@ static void gateway_order_get(struct svc *svc, const struct web_request *req, co
 		gateway_store_view_release(&view);
 		gateway_changes_wait(ctx, seen, &until);
 	}
+}
+
+/* Takes one of GATEWAY_LONG_POLLS_MAX places for a waiting GET. */
+static bool gateway_long_poll_enter(struct gateway_ctx *ctx)
+{
+	pthread_mutex_lock(&ctx->lock);
+	bool admitted = ctx->long_polls < GATEWAY_LONG_POLLS_MAX;
+	if (admitted)
+		ctx->long_polls++;
+	pthread_mutex_unlock(&ctx->lock);
+	return admitted;
+}
+
+static void gateway_long_poll_leave(struct gateway_ctx *ctx)
+{
+	pthread_mutex_lock(&ctx->lock);
+	ctx->long_polls--;
+	pthread_mutex_unlock(&ctx->lock);
+}
+
+static void gateway_order_get(struct svc *svc, const struct web_request *req, const char *order_id,
+			      struct web_response *res)
+{
+	struct gateway_ctx *ctx = svc_ctx(svc);
+	int64_t wait_s = 0;
+	if (!gateway_wait_read(web_request_query(req, "wait"), &wait_s)) {
+		web_respond_error(res, 400, "invalid_wait",
+				  "wait must be a whole number of seconds from 0 to 30", NULL);
+		return;
+	}
+	if (!ids_uuid_valid(order_id)) {
+		gateway_fail(res, SHOP_E_NOT_FOUND, NULL);
+		return;
+	}
+	if (wait_s == 0) {
+		gateway_order_poll(svc, order_id, 0, res);
+		return;
+	}
+	if (!gateway_long_poll_enter(ctx)) {
+		web_response_header(res, "Retry-After", GATEWAY_LONG_POLL_RETRY_AFTER_S);
+		web_respond_error(res, 503, "too_many_waiters",
+				  "too many GETs are waiting (?wait=); retry, or ask without wait",
+				  NULL);
+		return;
+	}
+	gateway_order_poll(svc, order_id, wait_s, res);
+	gateway_long_poll_leave(ctx);
 }
 
 /* ---- POST /orders/{id}/cancel ----------------------------------------- */

@@ -60,8 +60,20 @@ bool gateway_status_of_event(enum ct_message_id id, enum gateway_status *ret_sta
 	}
 }
 
+void gateway_idempotency_fingerprint(const char *request, char out[GATEWAY_FINGERPRINT_SIZE])
+{
+	size_t prefix = sizeof(GATEWAY_FINGERPRINT_PREFIX) - 1;
+	memcpy(out, GATEWAY_FINGERPRINT_PREFIX, prefix);
+	sha256_hex(request, strlen(request), out + prefix);
+}
+
 enum gateway_idempotency_verdict gateway_idempotency_decide(const char *stored, const char *request)
 {
-	return strcmp(stored, request) == 0 ? GATEWAY_IDEMPOTENCY_REPLAY
-					    : GATEWAY_IDEMPOTENCY_REFUSE;
+	char mine[GATEWAY_FINGERPRINT_SIZE];
+	size_t prefix = sizeof(GATEWAY_FINGERPRINT_PREFIX) - 1;
+	if (strncmp(stored, GATEWAY_FINGERPRINT_PREFIX, prefix) != 0)
+		return strcmp(stored, request) == 0 ? GATEWAY_IDEMPOTENCY_REPLAY
+						    : GATEWAY_IDEMPOTENCY_REFUSE;
+	gateway_idempotency_fingerprint(request, mine);
+	return strcmp(stored, mine) == 0 ? GATEWAY_IDEMPOTENCY_REPLAY : GATEWAY_IDEMPOTENCY_REFUSE;
 }

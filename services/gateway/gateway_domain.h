@@ -16,6 +16,7 @@
 #define SHOP_GATEWAY_DOMAIN_H
 
 #include "contracts_gen.h"
+#include "core/sha256.h"
 
 #include <stdbool.h>
 
@@ -52,9 +53,19 @@ enum gateway_idempotency_verdict {
 	GATEWAY_IDEMPOTENCY_REFUSE, /* another request under the same key */
 };
 
-/* STORED and REQUEST are the canonical JSON of the first request under the
- * key and of this one (re-encoded from the parsed request, so spacing and
- * key order do not count). */
+/* What an idempotency record keeps of its request: "sha256:" and the hex
+ * SHA-256 of the request's canonical JSON (re-encoded from the parsed
+ * request, so spacing and key order do not count). Never the request itself:
+ * it holds the card token, which has no business in the gateway's database
+ * for the 24 hours a key lives. */
+#define GATEWAY_FINGERPRINT_PREFIX "sha256:"
+#define GATEWAY_FINGERPRINT_SIZE (sizeof(GATEWAY_FINGERPRINT_PREFIX) - 1 + SHA256_HEX_SIZE)
+void gateway_idempotency_fingerprint(const char *request, char out[GATEWAY_FINGERPRINT_SIZE]);
+
+/* STORED is what the record under the key keeps (a fingerprint; or, in a
+ * record written before fingerprints, the canonical JSON itself, compared
+ * as it is until the purge removes it), REQUEST this request's canonical
+ * JSON. */
 enum gateway_idempotency_verdict gateway_idempotency_decide(const char *stored,
 							    const char *request);
 

@@ -2,7 +2,7 @@
  * gateway_store.h - the gateway's tables: every statement the gateway runs.
  *
  * Three kinds of data, all the gateway's own (migrations/001_init.sql):
- *   idempotency_keys  the first request and answer under each
+ *   idempotency_keys  the first request's fingerprint and answer under each
  *                     Idempotency-Key, kept GATEWAY_IDEMPOTENCY_RETENTION_MS
  *   orders_view,      the read model of orders and their timelines,
  *   timeline          projected from events (gateway_projection.c)
@@ -33,7 +33,8 @@ extern const size_t gateway_n_migrations;
 
 /* ---- idempotency records ---- */
 
-/* Claims KEY for the request REQUEST (its canonical JSON), answered with
+/* Claims KEY for the request REQUEST (its fingerprint, see
+ * gateway_idempotency_fingerprint), answered with
  * STATUS and RESPONSE for ORDER_ID, unless the key is taken: then nothing
  * is written and *ret_claimed is false. A concurrent claim of the same key
  * waits for this transaction (the row lock on PostgreSQL, the write lock
@@ -44,7 +45,7 @@ shop_status gateway_store_idempotency_claim(struct db *db, const char *key, cons
 
 /* The first request under a key, and its answer. */
 struct gateway_idempotency_record {
-	char *request;  /* canonical JSON */
+	char *request;  /* its fingerprint (canonical JSON in a record made before them) */
 	int status;     /* HTTP */
 	char *response; /* the body */
 	char *order_id;

@@ -21,15 +21,19 @@
  *                                  the handler's transaction holds it while
  *                                  it calls the provider).
  * The provider connects on first use, so a database still starting is a
- * retried message, not a failed start.
+ * retried message, not a failed start. A ledger in the service's own
+ * PostgreSQL database is migrated with the service's tables.
  */
 #include "core/config.h"
+#include "core/xalloc.h"
 #include "payments_handlers.h"
 #include "payments_provider.h"
 #include "payments_store.h"
 #include "svc/svc.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 int main(void)
 {
@@ -50,11 +54,26 @@ int main(void)
 	}
 	ctx.provider = payments_provider_create(provider_url);
 
+	/* A ledger in the service's own PostgreSQL database is migrated with
+	 * the service, by the owner role (SHOP_DB_OWNER_URL): the role both
+	 * connect as at run time cannot create its table. */
+	size_t n_migrations = payments_n_migrations;
+	struct db_migration *migrations = xcalloc(payments_n_migrations +
+							  payments_provider_n_migrations,
+						  sizeof(*migrations));
+	memcpy(migrations, payments_migrations, payments_n_migrations * sizeof(*migrations));
+	if (strcmp(provider_url, service_url) == 0 && strncmp(service_url, "sqlite:", 7) != 0) {
+		memcpy(migrations + n_migrations, payments_provider_migrations,
+		       payments_provider_n_migrations * sizeof(*migrations));
+		n_migrations += payments_provider_n_migrations;
+		payments_provider_migrated_by_service(ctx.provider);
+	}
+
 	const struct svc_spec spec = {
 		.name = PAYMENTS_SERVICE_NAME,
 		.default_db_url = PAYMENTS_DEFAULT_DB_URL,
-		.migrations = payments_migrations,
-		.n_migrations = payments_n_migrations,
+		.migrations = migrations,
+		.n_migrations = n_migrations,
 		.routes = payments_routes,
 		.n_routes = payments_n_routes,
 		.tasks = payments_tasks,
@@ -63,5 +82,6 @@ int main(void)
 	};
 	int rc = svc_main(&spec);
 	payments_provider_destroy(ctx.provider);
+	free(migrations);
 	return rc;
 }

@@ -11,10 +11,12 @@
  * key never gets two charge ids or two refund ids. On SQLite BEGIN IMMEDIATE
  * serialises writers anyway.
  *
- * The ledger's schema belongs to the provider, not to the service's
- * migrations, and is applied on first connection: on SQLite the ledger lives
- * in its own file (see payments_provider_url_derive), which the service's
- * migrations never see.
+ * The ledger's schema belongs to the provider and is applied on first
+ * connection when the ledger lives apart (on SQLite a file of its own, see
+ * payments_provider_url_derive, which the service's migrations never see).
+ * A ledger in the service's own PostgreSQL database is migrated with the
+ * service instead (payments_provider_migrated_by_service), by the owner
+ * role: the role the provider connects as may not change the schema.
  */
 #include "payments_provider.h"
 
@@ -33,7 +35,7 @@
 
 /* The ledger's own migrations, applied by db_migrate (which serialises
  * replicas) under names that cannot collide with the service's. */
-static const struct db_migration provider_migrations[] = {
+const struct db_migration payments_provider_migrations[] = {
 	{ "payments_provider_001_charges",
 	  "CREATE TABLE provider_charges ("
 	  " idempotency_key TEXT PRIMARY KEY,"
@@ -48,11 +50,14 @@ static const struct db_migration provider_migrations[] = {
 	  " created_at_ms BIGINT NOT NULL,"
 	  " updated_at_ms BIGINT NOT NULL)" },
 };
+const size_t payments_provider_n_migrations = sizeof(payments_provider_migrations) /
+					      sizeof(payments_provider_migrations[0]);
 
 struct payments_provider {
 	pthread_mutex_t mu; /* guards db: one connection, shared by consumer threads */
 	char *url;
-	struct db *db; /* NULL until first use, and after a failed connect */
+	struct db *db;        /* NULL until first use, and after a failed connect */
+	bool migrated_by_svc; /* the service's migrations hold the ledger's */
 };
 
 struct payments_provider *payments_provider_create(const char *url)
@@ -61,6 +66,11 @@ struct payments_provider *payments_provider_create(const char *url)
 	pthread_mutex_init(&p->mu, NULL);
 	p->url = xstrdup(url);
 	return p;
+}
+
+void payments_provider_migrated_by_service(struct payments_provider *p)
+{
+	p->migrated_by_svc = true;
 }
 
 void payments_provider_destroy(struct payments_provider *p)
@@ -160,8 +170,8 @@ static shop_status provider_connect(struct payments_provider *p)
 	st = db_open(url ? url : p->url, &db);
 	if (st != SHOP_OK)
 		goto out;
-	st = db_migrate(db, provider_migrations,
-			sizeof(provider_migrations) / sizeof(provider_migrations[0]));
+	if (!p->migrated_by_svc)
+		st = db_migrate(db, payments_provider_migrations, payments_provider_n_migrations);
 	if (st != SHOP_OK)
 		goto out;
 	p->db = db;

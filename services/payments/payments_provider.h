@@ -38,6 +38,7 @@
 
 #include "core/ids.h"
 #include "core/status.h"
+#include "db/db.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -90,6 +91,14 @@ struct payments_provider;
 
 /* No I/O: the connection to url is opened on first use. */
 struct payments_provider *payments_provider_create(const char *url);
+/* The ledger's migrations (provider_charges). */
+extern const struct db_migration payments_provider_migrations[];
+extern const size_t payments_provider_n_migrations;
+/* The ledger shares the service's database and the service's migrations
+ * include payments_provider_migrations: the provider does not run them
+ * itself (its connection is the service's runtime role, which has no DDL
+ * rights). Call before first use. */
+void payments_provider_migrated_by_service(struct payments_provider *p);
 void payments_provider_destroy(struct payments_provider *p); /* accepts NULL */
 
 /* Charges amount_cents to token once per key. SHOP_OK with the outcome

@@ -12,7 +12,9 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/ids.h"
+#include "core/sha256.h"
 #include "core/text.h"
+#include "core/xalloc.h"
 #include "core/status.h"
 
 static void uuid7_is_well_formed_versioned_and_unique(void **state)
@@ -184,9 +186,37 @@ static void config_str_treats_empty_as_unset(void **state)
 	unsetenv("SHOP_TEST_S");
 }
 
+/* FIPS 180-2's examples (one block, a tail that needs a second block, a
+ * million bytes that end on a block boundary) and the empty message. */
+static void sha256_matches_the_standards_examples(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *hex;
+	} cases[] = {
+		{ "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+		{ "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+		{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+		  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
+	};
+	char hex[SHA256_HEX_SIZE];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		sha256_hex(cases[i].text, strlen(cases[i].text), hex);
+		assert_string_equal(hex, cases[i].hex);
+	}
+	size_t million = 1000000;
+	char *a = xmalloc(million);
+	memset(a, 'a', million);
+	sha256_hex(a, million, hex);
+	free(a);
+	assert_string_equal(hex,
+			    "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(sha256_matches_the_standards_examples),
 		cmocka_unit_test(uuid7_is_well_formed_versioned_and_unique),
 		cmocka_unit_test(uuid7_sorts_by_creation_time),
 		cmocka_unit_test(uuid_validation_rejects_malformed_ids),

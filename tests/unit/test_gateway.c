@@ -457,6 +457,12 @@ static void a_key_reused_with_another_body_is_refused(void **state)
 	assert_int_equal(other.status, 422);
 	assert_int_equal(count(f, "SELECT COUNT(*) FROM orders_view"), 1);
 	assert_int_equal(harness_outbox_total(f->db), 1);
+	/* What the record keeps: a fingerprint of the request, not the request
+	 * with its card token. */
+	assert_int_equal(count(f, "SELECT COUNT(*) FROM idempotency_keys WHERE request LIKE "
+				  "'sha256:%' AND request NOT LIKE '%tok_visa%'"),
+			 1);
+	assert_int_equal(count(f, "SELECT COUNT(*) FROM idempotency_keys"), 1);
 	cJSON_Delete(first.json);
 	cJSON_Delete(again.json);
 	cJSON_Delete(other.json);
@@ -618,6 +624,57 @@ static void a_waiting_get_answers_at_its_deadline_when_nothing_changes(void **st
 	cJSON_Delete(p.reply.json);
 }
 
+static int long_polls(struct fixture *f)
+{
+	pthread_mutex_lock(&f->ctx.lock);
+	int n = f->ctx.long_polls;
+	pthread_mutex_unlock(&f->ctx.lock);
+	return n;
+}
+
+static void add_long_polls(struct fixture *f, int n)
+{
+	pthread_mutex_lock(&f->ctx.lock);
+	f->ctx.long_polls += n;
+	pthread_mutex_unlock(&f->ctx.lock);
+}
+
+/* A waiting GET takes one of GATEWAY_LONG_POLLS_MAX places for as long as
+ * it waits; with every place taken one more is answered at once, 503 with
+ * Retry-After, while a GET without ?wait= is still served. */
+static void a_waiting_get_over_the_cap_gets_503_with_retry_after_at_once(void **state)
+{
+	struct fixture *f = *state;
+	struct poller p = { .port = serve(f), .path = "/orders/" ORDER_ID "?wait=3" };
+	assert_int_equal(deliver_placed(f), SHOP_OK);
+	assert_int_equal(pthread_create(&p.thread, NULL, poller_main, &p), 0);
+	await_waiting_gets(f, 1);
+	assert_int_equal(long_polls(f), 1);
+	/* The other places, as if taken by as many more waiting GETs. */
+	add_long_polls(f, GATEWAY_LONG_POLLS_MAX - 1);
+
+	struct reply r;
+	int64_t t0 = clock_mono_ms();
+	get_path(p.port, "/orders/" ORDER_ID "?wait=30", &r);
+	int64_t took = clock_mono_ms() - t0;
+	assert_int_equal(r.status, 503);
+	assert_true(took < WAKE_WITHIN_MS);
+	assert_true(reply_has_header(&r, "Retry-After: " GATEWAY_LONG_POLL_RETRY_AFTER_S));
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(r.json, "error");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(error, "code")),
+			    "too_many_waiters");
+	cJSON_Delete(r.json);
+	get_path(p.port, "/orders/" ORDER_ID, &r);
+	assert_int_equal(r.status, 200);
+	cJSON_Delete(r.json);
+
+	add_long_polls(f, -(GATEWAY_LONG_POLLS_MAX - 1));
+	pthread_join(p.thread, NULL);
+	assert_int_equal(p.reply.status, 200);
+	cJSON_Delete(p.reply.json);
+	assert_int_equal(long_polls(f), 0); /* its place given back */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -638,6 +695,9 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(a_key_reused_with_another_body_is_refused, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			a_waiting_get_over_the_cap_gets_503_with_retry_after_at_once, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(two_concurrent_posts_with_one_key_place_one_order,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(

@@ -120,7 +120,7 @@ static void the_same_request_under_a_taken_key_replays_and_another_is_refused(vo
 {
 	(void)state;
 	static const struct {
-		const char *stored, *request;
+		const char *first, *request;
 		enum gateway_idempotency_verdict verdict;
 	} cases[] = {
 		{ "{\"customer_id\":\"c-1\"}", "{\"customer_id\":\"c-1\"}",
@@ -131,9 +131,32 @@ static void the_same_request_under_a_taken_key_replays_and_another_is_refused(vo
 		  GATEWAY_IDEMPOTENCY_REFUSE },
 		{ "{}", "", GATEWAY_IDEMPOTENCY_REFUSE },
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_int_equal(gateway_idempotency_decide(cases[i].stored, cases[i].request),
+	char stored[GATEWAY_FINGERPRINT_SIZE];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		/* As the record keeps it: the first request's fingerprint. */
+		gateway_idempotency_fingerprint(cases[i].first, stored);
+		assert_int_equal(gateway_idempotency_decide(stored, cases[i].request),
 				 cases[i].verdict);
+		/* A record written before fingerprints kept the JSON itself. */
+		assert_int_equal(gateway_idempotency_decide(cases[i].first, cases[i].request),
+				 cases[i].verdict);
+	}
+}
+
+/* A record keeps a digest of the request, which holds the card token, and
+ * never the request: the token is nowhere in it. */
+static void an_idempotency_record_keeps_a_fingerprint_not_the_card_token(void **state)
+{
+	(void)state;
+	static const char request[] = "{\"payment\":{\"card_token\":\"tok_visa\"}}";
+	char stored[GATEWAY_FINGERPRINT_SIZE];
+	gateway_idempotency_fingerprint(request, stored);
+	assert_int_equal(strlen(stored), GATEWAY_FINGERPRINT_SIZE - 1);
+	assert_int_equal(strncmp(stored, "sha256:", 7), 0);
+	assert_null(strstr(stored, "tok_visa"));
+	/* sha256 of the request, as sha256sum would print it. */
+	assert_string_equal(stored + 7,
+			    "f89efb14f12547e2e4d678386eeacded0c9c39157bd0817d168f50b94dbae6bd");
 }
 
 /* How the API answers each status a call can fail with (README.md). */
@@ -192,6 +215,7 @@ int main(void)
 		cmocka_unit_test(every_status_name_parses_back_and_unknown_names_do_not),
 		cmocka_unit_test(only_orders_status_events_decide_a_status),
 		cmocka_unit_test(the_same_request_under_a_taken_key_replays_and_another_is_refused),
+		cmocka_unit_test(an_idempotency_record_keeps_a_fingerprint_not_the_card_token),
 		cmocka_unit_test(every_failed_status_has_one_http_answer),
 		cmocka_unit_test(routes_are_templates_never_ids),
 	};

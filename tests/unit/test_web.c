@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -888,6 +889,166 @@ static void stream_replaced_by_another_response_is_released_unsent(void **state)
 	assert_int_equal(atomic_load(&f->released), 1);
 }
 
+/* ---- the front door: deadlines and the per-address limit ---- */
+
+/* Small limits, so the cases wait a fraction of a second, not the real 10 s. */
+#define TEST_PER_IP 4
+#define TEST_HEAD_DEADLINE_MS 400
+#define TEST_BODY_DEADLINE_MS 600
+/* A cut comes within a watcher round of the deadline, plus scheduling. */
+#define TEST_CUT_SLACK_MS (WEB_DEADLINE_CHECK_MS + 750)
+#define TEST_TRICKLE_MS 50 /* a byte this often: never idle, never done */
+
+static int limited_server_up(void **state)
+{
+	static const struct web_limits limits = {
+		.connections_per_ip = TEST_PER_IP,
+		.header_deadline_ms = TEST_HEAD_DEADLINE_MS,
+		.body_deadline_ms = TEST_BODY_DEADLINE_MS,
+	};
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	atomic_init(&f->calls, 0);
+	atomic_init(&f->released, 0);
+	if (web_server_start_limited("127.0.0.1", 0, test_handler, f, &limits, &f->server) !=
+	    SHOP_OK) {
+		free(f);
+		return -1;
+	}
+	f->port = web_server_port(f->server);
+	*state = f;
+	return f->port ? 0 : -1;
+}
+
+/* Sends one byte of PIECE every TEST_TRICKLE_MS (wrapping round) until the
+ * server closes the connection or LIMIT_MS pass; returns how long the
+ * connection lasted, or -1 if it outlived LIMIT_MS. Whatever came back
+ * lands in the fixture's reply. */
+static int64_t trickle_until_closed(struct fixture *f, int fd, const char *piece, int64_t limit_ms)
+{
+	int64_t t0 = clock_mono_ms();
+	size_t len = strlen(piece);
+	for (size_t i = 0; clock_mono_ms() - t0 < limit_ms; i++) {
+		if (!client_send(fd, piece + i % len, 1))
+			break;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, TEST_TRICKLE_MS) > 0)
+			break; /* an answer, or the close */
+	}
+	int64_t lasted = clock_mono_ms() - t0;
+	if (lasted >= limit_ms)
+		return -1;
+	client_read(fd, &f->reply);
+	return lasted;
+}
+
+static void a_trickled_request_head_is_cut_at_its_deadline(void **state)
+{
+	struct fixture *f = *state;
+	int fd = request_open(f, "GET /echo HTTP/1.1\r\nHost: test\r\n");
+	int64_t lasted = trickle_until_closed(f, fd, "X-Slow: aaaa\r\n", 5000);
+	close(fd);
+	print_message("# cut after %lld ms\n", (long long)lasted);
+	assert_true(lasted >= TEST_HEAD_DEADLINE_MS - TEST_TRICKLE_MS);
+	assert_true(lasted < TEST_HEAD_DEADLINE_MS + TEST_CUT_SLACK_MS);
+	assert_int_equal(f->reply.status, 0); /* cut, not answered */
+	assert_int_equal(atomic_load(&f->calls), 0);
+	assert_int_equal(web_server_cut_count(f->server), 1);
+}
+
+static void a_trickled_request_body_is_cut_at_its_deadline(void **state)
+{
+	struct fixture *f = *state;
+	int fd = request_open(f, POST_ECHO "Content-Length: 1000\r\n\r\n");
+	int64_t lasted = trickle_until_closed(f, fd, "x", 5000);
+	close(fd);
+	print_message("# cut after %lld ms\n", (long long)lasted);
+	assert_true(lasted >= TEST_BODY_DEADLINE_MS - TEST_TRICKLE_MS);
+	assert_true(lasted < TEST_BODY_DEADLINE_MS + TEST_CUT_SLACK_MS);
+	assert_int_equal(atomic_load(&f->calls), 0);
+	assert_int_equal(web_server_cut_count(f->server), 1);
+}
+
+/* Deadlines are for getting the request in: a handler that takes longer
+ * than both (a long-poll) is not cut. */
+static void a_slow_handler_is_not_cut_by_the_deadlines(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	http_get(f->port, "/sleep", r);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(web_server_cut_count(f->server), 0);
+}
+
+/* A kept-alive connection's next request head has the same deadline,
+ * counted from the previous response. */
+static void an_idle_kept_alive_connection_is_closed_at_the_head_deadline(void **state)
+{
+	struct fixture *f = *state;
+	int fd = request_open(f, "GET /echo HTTP/1.1\r\nHost: test\r\n\r\n");
+	int64_t t0 = clock_mono_ms();
+	struct reply *r = request_finish(f, fd); /* reads until the server closes */
+	int64_t lasted = clock_mono_ms() - t0;
+	assert_int_equal(r->status, 200);
+	assert_true(lasted >= TEST_HEAD_DEADLINE_MS - TEST_TRICKLE_MS);
+	assert_true(lasted < TEST_HEAD_DEADLINE_MS + TEST_CUT_SLACK_MS);
+}
+
+/* A connection from ADDR (a loopback address) to PORT, or -1. */
+static int client_connect_from(uint16_t port, const char *addr)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	struct timeval tv = { .tv_sec = 10 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	struct sockaddr_in me = { .sin_family = AF_INET };
+	inet_pton(AF_INET, addr, &me.sin_addr);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&me, sizeof(me)) != 0 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* True when the server closes FD within MS without a byte of answer. */
+static bool closed_within(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, ms) <= 0)
+		return false;
+	char c;
+	return recv(fd, &c, 1, 0) <= 0;
+}
+
+static void one_address_gets_its_share_of_connections_and_others_still_get_in(void **state)
+{
+	struct fixture *f = *state;
+	int held[TEST_PER_IP];
+	for (int i = 0; i < TEST_PER_IP; i++) {
+		held[i] = client_connect_from(f->port, "127.0.0.2");
+		assert_true(held[i] >= 0);
+		assert_false(closed_within(held[i], 50)); /* accepted and kept */
+	}
+	/* One more from the same address: accepted by the kernel, closed by
+	 * the server at once. */
+	int extra = client_connect_from(f->port, "127.0.0.2");
+	assert_true(extra >= 0);
+	assert_true(closed_within(extra, 2000));
+	close(extra);
+	/* Another address still gets in and is answered. */
+	int other = client_connect_from(f->port, "127.0.0.3");
+	assert_true(other >= 0);
+	assert_true(client_send_str(other, "GET /echo HTTP/1.1\r\nHost: test\r\n"
+					   "Connection: close\r\n\r\n"));
+	struct reply *r = request_finish(f, other);
+	assert_int_equal(r->status, 200);
+	for (int i = 0; i < TEST_PER_IP; i++)
+		close(held[i]);
+}
+
 static void server_start_rejects_a_malformed_address(void **state)
 {
 	struct web_server *s = NULL;
@@ -933,6 +1094,18 @@ int main(void)
 		WEB_TEST(stop_ends_a_stream_waiting_for_data_and_releases_it),
 		WEB_TEST(stream_replaced_by_another_response_is_released_unsent),
 		cmocka_unit_test(server_start_rejects_a_malformed_address),
+		cmocka_unit_test_setup_teardown(a_trickled_request_head_is_cut_at_its_deadline,
+						limited_server_up, server_down),
+		cmocka_unit_test_setup_teardown(a_trickled_request_body_is_cut_at_its_deadline,
+						limited_server_up, server_down),
+		cmocka_unit_test_setup_teardown(a_slow_handler_is_not_cut_by_the_deadlines,
+						limited_server_up, server_down),
+		cmocka_unit_test_setup_teardown(
+			an_idle_kept_alive_connection_is_closed_at_the_head_deadline,
+			limited_server_up, server_down),
+		cmocka_unit_test_setup_teardown(
+			one_address_gets_its_share_of_connections_and_others_still_get_in,
+			limited_server_up, server_down),
 	};
 	return cmocka_run_group_tests_name("web", tests, NULL, NULL);
 }
