@@ -8,8 +8,9 @@
 #   client.sh status ID...    prints each order's current status
 #   client.sh cancel ID...    asks to cancel each order; prints "id httpcode"
 #   client.sh deadletters     prints how many messages the dead-letter streams hold
-#   client.sh load SECONDS RATE  places tok_visa orders, RATE a second, for at
-#                             most SECONDS or until SIGTERM, one attempt each;
+#   client.sh load SECONDS RATE [CUSTOMER]  places tok_visa orders (customer_id
+#                             CUSTOMER, default "cluster"), RATE a second, for
+#                             at most SECONDS or until SIGTERM, one attempt each;
 #                             prints "epoch_ms httpcode order_id|-" per POST
 #   client.sh terminal ID...  waits (long-poll) for each order; prints "id status"
 #   client.sh streams         prints each stream "name replicas leader nodes",
@@ -105,8 +106,8 @@ deadletters() {
 LOAD_TIMEOUT_S=10
 
 load() {
-	local seconds=$1 rate=$2 body start now due i=0 code id
-	body=$(jq -cn '{customer_id: "cluster", email: "c@example.com",
+	local seconds=$1 rate=$2 customer=${3:-cluster} body start now due i=0 code id
+	body=$(jq -cn --arg c "$customer" '{customer_id: $c, email: "c@example.com",
 		items: [{sku: "SKU-CABLE", quantity: 1}], payment: {card_token: "tok_visa"},
 		shipping_address: {name: "C", line1: "1 Way", city: "Paris", postal_code: "75001", country: "FR"}}')
 	# Stopped from outside (docker stop): finish the request in hand, then end.
