@@ -6,7 +6,7 @@
 set -uo pipefail
 
 G=${GATEWAY:-http://gateway:8080}
-MON=${NATS_MONITOR:-http://nats:8222}
+MON=${NATS_MONITOR:-http://nats-1:8222}
 SHOPCTL=${SHOPCTL:-/src/build/bin/shopctl}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
