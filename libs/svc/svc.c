@@ -479,6 +479,21 @@ static void svc_join_workers(struct svc *svc)
 		pthread_join(svc->tasks[i].thread, NULL);
 }
 
+/* Every later log line also goes out on logs.<service>.<level> (libs/bus),
+ * named by the registry's instance id. Without it the service still logs to
+ * stderr. */
+static void svc_logs_on_bus(struct svc *svc)
+{
+	if (svc->registry)
+		log_set_instance(bus_service_id(svc->registry));
+	shop_status st = bus_log_start(svc->bus, svc->spec->name, &svc->bus_log);
+	if (st != SHOP_OK) {
+		log_warn(NULL, "log lines not published on NATS: %s", shop_status_name(st));
+		return;
+	}
+	log_set_sink(bus_log_sink, svc->bus_log);
+}
+
 int svc_main(const struct svc_spec *spec)
 {
 	int rc = 1;
@@ -532,6 +547,7 @@ int svc_main(const struct svc_spec *spec)
 			 shop_status_name(reg));
 	else
 		log_info(NULL, "registered as instance %s", bus_service_id(svc->registry));
+	svc_logs_on_bus(svc);
 	while (!svc_stopping(svc) && svc_declare_topology(svc) != SHOP_OK) {
 		log_warn(NULL, "streams not declared yet (is NATS up?); retrying");
 		svc_pause(svc, SVC_STARTUP_RETRY_MS);
@@ -556,6 +572,8 @@ out:
 	web_server_stop(svc->web);
 	/* Before the connection goes: a status request in flight uses svc. */
 	bus_service_unregister(svc->registry);
+	log_set_sink(NULL, NULL);
+	bus_log_stop(svc->bus_log);
 	bus_close(svc->bus);
 	/* The signal thread may still wait in sigwait(): wake it. */
 	pthread_kill(signal_thread, SIGTERM);

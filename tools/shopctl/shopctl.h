@@ -6,7 +6,11 @@
 #ifndef SHOP_TOOLS_SHOPCTL_H
 #define SHOP_TOOLS_SHOPCTL_H
 
+#include "bus/bus.h"
 #include "core/status.h"
+
+#include <stdbool.h>
+#include <stdint.h>
 
 #include <stddef.h>
 
@@ -65,5 +69,17 @@ char *shopctl_instances_json(const struct shopctl_instance *v, size_t n);
 
 /* shopctl services [--json]: exit status 0 when any instance answered. */
 int shopctl_services(int json);
+
+/* shopctl logs: the subject tailed when no pattern is given. */
+#define SHOPCTL_LOGS_DEFAULT_PATTERN BUS_LOG_SUBJECT_PREFIX ".>"
+/* One printed line for a log message: "TS LEVEL SERVICE/INSTANCE MESSAGE"
+ * then " order=ID" and " correlation=ID" when the line has them (the
+ * correlation id only when it is not the order id); a message that is not
+ * a JSON object is printed as "SUBJECT DATA". The caller frees it. */
+char *shopctl_log_line_text(const char *subject, const char *data, size_t len);
+/* shopctl logs [--json] [--max N] [--seconds S] [PATTERN]: prints each
+ * line until a signal, N lines (0: no limit) or S seconds (0: no limit).
+ * Exit status 0 unless it could not subscribe. */
+int shopctl_logs(const char *pattern, bool json, int64_t max, int64_t seconds);
 
 #endif
