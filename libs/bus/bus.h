@@ -213,7 +213,8 @@ shop_status bus_watch_stop(struct bus_watch *w);
  * and again after every reconnect), so a service registers at start and
  * never waits for the broker.
  */
-#define BUS_SERVICE_SUBJECT_PREFIX "shop" /* status subject: shop.<service>.<id>.status */
+#define BUS_SERVICE_SUBJECT_PREFIX "shop"    /* status subject: shop.<service>.<id>.status */
+#define BUS_SERVICE_PING_SUBJECT "$SRV.PING" /* every instance of every service answers */
 #define BUS_SERVICE_STATUS_ENDPOINT "status"
 #define BUS_SERVICE_STOP_WAIT_MS 2000 /* longest wait for the last request at unregister */
 #define BUS_SERVICE_SUBJECT_MAX 256   /* bytes of a status subject */

@@ -242,13 +242,29 @@ static bool svc_readiness(struct svc *svc, cJSON *body)
 	return ok;
 }
 
-/* The registry's status endpoint (libs/bus): the same JSON as /readyz. */
+/* The registry's status endpoint (libs/bus): the JSON of /readyz, plus
+ * what the console draws and can only learn from the instance: its
+ * database's kind ("db_backend": "postgres" or "sqlite") and its outbox
+ * backlog ("outbox_backlog", rows not yet published), both absent when the
+ * database cannot be asked. */
 static char *svc_registry_status(void *arg)
 {
 	struct svc *svc = arg;
+	struct db *db = NULL;
+	struct db_result *r = NULL;
 	cJSON *body = cJSON_CreateObject();
 	cJSON_AddStringToObject(body, "service", svc->spec->name);
 	svc_readiness(svc, body);
+	if (svc_db_acquire(svc, &db) == SHOP_OK) {
+		cJSON_AddStringToObject(body, "db_backend",
+					db_backend_of(db) == DB_POSTGRES ? "postgres" : "sqlite");
+		if (db_query(db, "SELECT count(*) FROM outbox " SVC_OUTBOX_PENDING_WHERE, DB_NOARGS,
+			     &r) == SHOP_OK)
+			cJSON_AddNumberToObject(body, "outbox_backlog",
+						(double)db_result_int(r, 0, 0));
+		db_result_free(r);
+		svc_db_release(svc, db);
+	}
 	char *json = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
 	return json;
