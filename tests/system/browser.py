@@ -199,8 +199,8 @@ def main():
 
         # 2. An order placed through the gateway, followed on the page.
         order = place_order()
-        link = ("[...document.querySelectorAll('#recent a')].find((a) => a.textContent.startsWith(%s))"
-                % js(order[:8]))
+        link = ("[...document.querySelectorAll('#recent a')].find((a) => a.dataset.order === %s)"
+                % js(order))
         listed = cdp.wait(link + " !== undefined", SHIPPED_S)
         if listed is not None:
             cdp.eval(link + ".click()")
@@ -211,8 +211,9 @@ def main():
         tap(listed is not None and shipped is not None,
             "an order placed through the gateway appears on the page and its saga reaches SHIPPED, live",
             "order %s, listed after %s s, SHIPPED after %s s more" % (order, listed, shipped))
-        lanes = cdp.eval("[...document.querySelectorAll('#timeline td[data-type]')]"
-                         ".map((td) => [td.dataset.type, td.cellIndex])") or []
+        lanes = cdp.eval("document.getElementById('timeline').dataset.order === %s ?"
+                         " [...document.querySelectorAll('#timeline td[data-type]')]"
+                         ".map((td) => [td.dataset.type, td.cellIndex]) : []" % js(order)) or []
         types = [t for t, _ in lanes]
         misplaced = [t for t, col in lanes
                      if col < 1 or col > len(LANES) or
