@@ -267,7 +267,7 @@ fuzz-check: fuzz-build
 # Any report fails its test (halt_on_error); tests/tsan.supp holds the
 # suppressions, only for third-party code, each with its reason.
 TSAN_BUILD := build/tsan
-TSAN_TESTS := $(addprefix $(TSAN_BUILD)/tests/,test_runtime test_bus test_svc test_web test_metrics test_gateway)
+TSAN_TESTS := $(addprefix $(TSAN_BUILD)/tests/,test_runtime test_bus test_bus_log test_svc test_web test_metrics test_gateway)
 tsan:
 	$(Q)CFLAGS="-O1 -g" $(MAKE) -s --no-print-directory BUILD=$(TSAN_BUILD) SANITIZE=thread $(TSAN_TESTS)
 	$(Q)TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \

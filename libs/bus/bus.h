@@ -16,6 +16,7 @@
 #ifndef SHOP_BUS_BUS_H
 #define SHOP_BUS_BUS_H
 
+#include "core/log.h"
 #include "core/status.h"
 
 #include <stdbool.h>
@@ -224,7 +225,8 @@ shop_status bus_watch_stop(struct bus_watch *w);
  * and again after every reconnect), so a service registers at start and
  * never waits for the broker.
  */
-#define BUS_SERVICE_SUBJECT_PREFIX "shop" /* status subject: shop.<service>.<id>.status */
+#define BUS_SERVICE_SUBJECT_PREFIX "shop"    /* status subject: shop.<service>.<id>.status */
+#define BUS_SERVICE_PING_SUBJECT "$SRV.PING" /* every instance of every service answers */
 #define BUS_SERVICE_STATUS_ENDPOINT "status"
 #define BUS_SERVICE_STOP_WAIT_MS 2000 /* longest wait for the last request at unregister */
 #define BUS_SERVICE_SUBJECT_MAX 256   /* bytes of a status subject */
@@ -263,5 +265,54 @@ shop_status bus_request(struct bus *bus, const char *subject, int64_t timeout_ms
 void bus_replies_free(char **replies, size_t n); /* accepts NULL */
 /* Waits up to timeout_ms for the connection to be up; true when it is. */
 bool bus_wait_connected(struct bus *bus, int64_t timeout_ms);
+
+/*
+ * The distributed logger (bus_log.c): every log line of a process also goes
+ * out on core NATS (not JetStream: nothing stored, no ack) on
+ * logs.<service>.<level>, so `shopctl logs 'logs.*.error'` or the console
+ * tails the whole shop with a wildcard. The subject is not an event
+ * contract: it has no schema in contracts/, only this prefix.
+ *
+ * A log call never waits for NATS: the sink copies the line into a bounded
+ * queue (BUS_LOG_QUEUE_MAX lines) and a thread of its own publishes from
+ * there. A full queue drops the line, and so does the thread while the
+ * connection is down (a line is worth little once late, and nats.c's
+ * reconnect buffer is kept for what matters). Lost lines are counted.
+ */
+#define BUS_LOG_SUBJECT_PREFIX "logs" /* logs.<service>.<level> */
+#define BUS_LOG_QUEUE_MAX 1024        /* lines waiting for the publisher thread */
+#define BUS_LOG_LINE_MAX 4096         /* a longer line is dropped, not cut (log.c cuts messages) */
+#define BUS_LOG_SUBJECT_MAX 128       /* bytes of logs.<service>.<level> */
+#define BUS_LOG_STOP_WAIT_MS 1000     /* longest flush of what is queued at stop */
+
+struct bus_log;
+
+/* Starts the publisher thread for service (letters, digits, '-', '_').
+ * SHOP_E_INVALID for a bad name. Set it as the log sink with
+ * log_set_sink(bus_log_sink, log). */
+shop_status bus_log_start(struct bus *bus, const char *service, struct bus_log **ret_log);
+/* The log sink (core/log.h's log_sink_fn; arg is the struct bus_log):
+ * copies the line into the queue or drops it; never waits for NATS. */
+void bus_log_sink(void *arg, enum log_level level, const char *line, size_t len);
+/* Lines published so far, and lines dropped (queue full, too long, or the
+ * connection down); either pointer may be NULL. */
+void bus_log_counts(struct bus_log *log, uint64_t *ret_published, uint64_t *ret_dropped);
+/* Publishes what is queued if it can (at most BUS_LOG_STOP_WAIT_MS), stops
+ * the thread and frees. Remove it as the sink first. Accepts NULL. */
+void bus_log_stop(struct bus_log *log);
+
+/* A core NATS subscription (no JetStream) with a callback, for tails of the
+ * logs subjects: shopctl logs and the console. */
+struct bus_sub;
+/* Called on a nats.c thread per message; must not block for long. */
+typedef void (*bus_sub_fn)(void *arg, const char *subject, const char *data, size_t len);
+/* Subscribes to subject (wildcards allowed). Works while disconnected (nats.c
+ * subscribes once connected). */
+shop_status bus_subscribe(struct bus *bus, const char *subject, bus_sub_fn fn, void *arg,
+			  struct bus_sub **ret_sub);
+/* Unsubscribes and waits (up to BUS_WATCH_STOP_WAIT_MS) until no callback
+ * runs or will run; past that the subscription is kept and arg must be kept
+ * until bus_close. Accepts NULL. */
+void bus_unsubscribe(struct bus_sub *sub);
 
 #endif

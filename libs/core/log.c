@@ -2,7 +2,9 @@
  * log.c - JSON-lines logger (see log.h).
  *
  * Lines are built whole in memory and written with one write(2) so that lines
- * from different threads never interleave.
+ * from different threads never interleave. The sink and the instance id are
+ * read under a read lock, so any number of threads log at once and setting
+ * either waits only for the lines being written.
  */
 #include "log.h"
 
@@ -10,6 +12,7 @@
 #include "xalloc.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,31 @@ static const char *log_service = "shop";
 static enum log_level log_min = LOG_LVL_INFO;
 
 static const char *const log_level_names[] = { "debug", "info", "warn", "error" };
+
+static pthread_rwlock_t log_lock = PTHREAD_RWLOCK_INITIALIZER; /* sink, arg, instance */
+static log_sink_fn log_sink;
+static void *log_sink_arg;
+static char log_instance[LOG_INSTANCE_MAX + 1];
+
+void log_set_sink(log_sink_fn fn, void *arg)
+{
+	pthread_rwlock_wrlock(&log_lock);
+	log_sink = fn;
+	log_sink_arg = arg;
+	pthread_rwlock_unlock(&log_lock);
+}
+
+void log_set_instance(const char *id)
+{
+	pthread_rwlock_wrlock(&log_lock);
+	snprintf(log_instance, sizeof(log_instance), "%s", id ? id : "");
+	pthread_rwlock_unlock(&log_lock);
+}
+
+const char *log_level_name(enum log_level level)
+{
+	return log_level_names[level];
+}
 
 void log_init(const char *service, enum log_level min_level)
 {
@@ -56,6 +84,9 @@ void log_write(enum log_level level, const struct log_ids *ids, const char *fmt,
 	cJSON_AddStringToObject(o, "ts", ts);
 	cJSON_AddStringToObject(o, "level", log_level_names[level]);
 	cJSON_AddStringToObject(o, "service", log_service);
+	pthread_rwlock_rdlock(&log_lock);
+	if (log_instance[0])
+		cJSON_AddStringToObject(o, "instance", log_instance);
 	cJSON_AddStringToObject(o, "msg", msg);
 	if (ids && ids->order_id && *ids->order_id)
 		cJSON_AddStringToObject(o, "order_id", ids->order_id);
@@ -67,6 +98,9 @@ void log_write(enum log_level level, const struct log_ids *ids, const char *fmt,
 	cJSON_Delete(o);
 
 	size_t len = strlen(line);
+	if (log_sink)
+		log_sink(log_sink_arg, level, line, len);
+	pthread_rwlock_unlock(&log_lock);
 	line = xrealloc(line, len + 2);
 	line[len] = '\n';
 	line[len + 1] = '\0';

@@ -251,13 +251,29 @@ static bool svc_readiness(struct svc *svc, cJSON *body)
 	return ok;
 }
 
-/* The registry's status endpoint (libs/bus): the same JSON as /readyz. */
+/* The registry's status endpoint (libs/bus): the JSON of /readyz, plus
+ * what the console draws and can only learn from the instance: its
+ * database's kind ("db_backend": "postgres" or "sqlite") and its outbox
+ * backlog ("outbox_backlog", rows not yet published), both absent when the
+ * database cannot be asked. */
 static char *svc_registry_status(void *arg)
 {
 	struct svc *svc = arg;
+	struct db *db = NULL;
+	struct db_result *r = NULL;
 	cJSON *body = cJSON_CreateObject();
 	cJSON_AddStringToObject(body, "service", svc->spec->name);
 	svc_readiness(svc, body);
+	if (svc_db_acquire(svc, &db) == SHOP_OK) {
+		cJSON_AddStringToObject(body, "db_backend",
+					db_backend_of(db) == DB_POSTGRES ? "postgres" : "sqlite");
+		if (db_query(db, "SELECT count(*) FROM outbox " SVC_OUTBOX_PENDING_WHERE, DB_NOARGS,
+			     &r) == SHOP_OK)
+			cJSON_AddNumberToObject(body, "outbox_backlog",
+						(double)db_result_int(r, 0, 0));
+		db_result_free(r);
+		svc_db_release(svc, db);
+	}
 	char *json = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
 	return json;
@@ -562,6 +578,21 @@ static void svc_join_workers(struct svc *svc)
 		pthread_join(svc->tasks[i].thread, NULL);
 }
 
+/* Every later log line also goes out on logs.<service>.<level> (libs/bus),
+ * named by the registry's instance id. Without it the service still logs to
+ * stderr. */
+static void svc_logs_on_bus(struct svc *svc)
+{
+	if (svc->registry)
+		log_set_instance(bus_service_id(svc->registry));
+	shop_status st = bus_log_start(svc->bus, svc->spec->name, &svc->bus_log);
+	if (st != SHOP_OK) {
+		log_warn(NULL, "log lines not published on NATS: %s", shop_status_name(st));
+		return;
+	}
+	log_set_sink(bus_log_sink, svc->bus_log);
+}
+
 int svc_main(const struct svc_spec *spec)
 {
 	int rc = 1;
@@ -639,6 +670,7 @@ int svc_main(const struct svc_spec *spec)
 			 shop_status_name(reg));
 	else
 		log_info(NULL, "registered as instance %s", bus_service_id(svc->registry));
+	svc_logs_on_bus(svc);
 	while (!svc_stopping(svc) && svc_declare_topology(svc) != SHOP_OK) {
 		log_warn(NULL, "streams not declared yet (is NATS up?); retrying");
 		svc_pause(svc, SVC_STARTUP_RETRY_MS);
@@ -663,6 +695,8 @@ out:
 	web_server_stop(svc->web);
 	/* Before the connection goes: a status request in flight uses svc. */
 	bus_service_unregister(svc->registry);
+	log_set_sink(NULL, NULL);
+	bus_log_stop(svc->bus_log);
 	bus_close(svc->bus);
 	/* The signal thread may still wait in sigwait(): wake it. */
 	pthread_kill(signal_thread, SIGTERM);

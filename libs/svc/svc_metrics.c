@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define SVC_OUTBOX_PENDING_WHERE "WHERE published_at_ms IS NULL AND parked_at_ms IS NULL"
-
 /* Registration of the runtime's own constant names cannot fail unless the
  * code is wrong: fail loudly at start-up, not with a half-wired service. */
 static void svc_metrics_must(shop_status st, const char *name)

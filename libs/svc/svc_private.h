@@ -46,6 +46,10 @@ struct svc_task_thread {
 	pthread_t thread;
 };
 
+/* The outbox rows the relay has still to publish (the backlog): neither
+ * published nor parked. */
+#define SVC_OUTBOX_PENDING_WHERE "WHERE published_at_ms IS NULL AND parked_at_ms IS NULL"
+
 struct svc {
 	const struct svc_spec *spec;
 	char *db_url;
@@ -53,6 +57,7 @@ struct svc {
 	struct db_claim *db_claim; /* SQLite: this process's claim on the file */
 	struct bus *bus;
 	struct bus_service *registry; /* $SRV.* answers; NULL if registering failed */
+	struct bus_log *bus_log;      /* the distributed logger; NULL if it did not start */
 	int replicas;
 	int consumer_threads; /* per durable (SHOP_CONSUMER_THREADS) */
 

@@ -3,6 +3,8 @@
  *
  *   GET  /          the page (services/console/page/index.html, embedded)
  *   GET  /stream    Server-Sent Events: ?order=<id>, ?since=<RFC 3339>
+ *   GET  /api/overview     what the page draws (console_view.c), as JSON
+ *   GET  /api/orders/<id>  one order's state and timeline, as JSON
  *   POST /orders    forwarded to the gateway (console_proxy.c)
  *   GET  /healthz   the process runs
  *   GET  /readyz    connected to NATS
@@ -11,6 +13,7 @@
  */
 #include "console.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 
@@ -128,10 +131,39 @@ static void console_metrics_serve(struct console *c, const struct web_request *r
 	web_respond_text(res, 200, METRICS_CONTENT_TYPE, text, len);
 }
 
+void console_overview_serve(struct console *c, const struct web_request *req,
+			    struct web_response *res)
+{
+	(void)req;
+	web_response_header(res, "Cache-Control", "no-store");
+	web_respond_json(res, 200, console_view_overview(&c->view, clock_now_ms()));
+}
+
+#define CONSOLE_ORDER_PATH "/api/orders/"
+
+void console_order_serve(struct console *c, const struct web_request *req, struct web_response *res)
+{
+	const char *id = web_request_path(req) + strlen(CONSOLE_ORDER_PATH);
+	cJSON *body = console_order_id_valid(id) ? console_view_order(&c->view, id) : NULL;
+	web_response_header(res, "Cache-Control", "no-store");
+	if (!body) {
+		web_respond_error(res, 404, "not_found",
+				  "no such order in the console's memory (the last 4096 orders "
+				  "seen on the bus)",
+				  NULL);
+		return;
+	}
+	web_respond_json(res, 200, body);
+}
+
 static const struct console_route console_routes[] = {
-	{ "/", "GET", console_page_serve },         { "/stream", "GET", console_stream_serve },
-	{ "/orders", "POST", console_proxy_serve }, { "/healthz", "GET", console_healthz_serve },
-	{ "/readyz", "GET", console_readyz_serve }, { "/metrics", "GET", console_metrics_serve },
+	{ "/", "GET", console_page_serve },
+	{ "/stream", "GET", console_stream_serve },
+	{ "/orders", "POST", console_proxy_serve },
+	{ "/healthz", "GET", console_healthz_serve },
+	{ "/readyz", "GET", console_readyz_serve },
+	{ "/metrics", "GET", console_metrics_serve },
+	{ "/api/overview", "GET", console_overview_serve },
 };
 
 void console_http(void *ctx, const struct web_request *req, struct web_response *res)
@@ -143,6 +175,11 @@ void console_http(void *ctx, const struct web_request *req, struct web_response 
 	for (size_t i = 0; i < sizeof(console_routes) / sizeof(console_routes[0]); i++)
 		if (strcmp(console_routes[i].path, path) == 0)
 			r = &console_routes[i];
+	/* The one route with a parameter; its label is the template. */
+	static const struct console_route order_route = { "/api/orders/{id}", "GET",
+							  console_order_serve };
+	if (!r && strncmp(path, CONSOLE_ORDER_PATH, strlen(CONSOLE_ORDER_PATH)) == 0)
+		r = &order_route;
 	if (!r) {
 		web_respond_error(res, 404, "not_found", "no such resource", NULL);
 	} else if (strcmp(web_request_method(req), r->method) != 0) {

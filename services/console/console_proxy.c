@@ -15,6 +15,7 @@
  */
 #include "console.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 
@@ -104,7 +105,7 @@ shop_status console_http_reply_parse(const char *raw, size_t len, int *ret_statu
 	return SHOP_OK;
 }
 
-static int console_proxy_connect(const char *host, uint16_t port)
+static int console_tcp_connect(const char *host, uint16_t port, int64_t timeout_ms)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *ai = NULL;
@@ -117,8 +118,8 @@ static int console_proxy_connect(const char *host, uint16_t port)
 		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
 		if (fd < 0)
 			continue;
-		struct timeval tv = { .tv_sec = CONSOLE_PROXY_TIMEOUT_MS / 1000,
-				      .tv_usec = (CONSOLE_PROXY_TIMEOUT_MS % 1000) * 1000 };
+		struct timeval tv = { .tv_sec = (time_t)(timeout_ms / 1000),
+				      .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000 };
 		/* On Linux the send timeout also bounds connect. */
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -156,7 +157,7 @@ static shop_status console_proxy_exchange(const struct console *c, const char *b
 	shop_status st = SHOP_E_UNAVAILABLE;
 	char *head = NULL, *raw = NULL;
 	size_t len = 0;
-	int fd = console_proxy_connect(c->gateway_host, c->gateway_port);
+	int fd = console_tcp_connect(c->gateway_host, c->gateway_port, CONSOLE_PROXY_TIMEOUT_MS);
 	if (fd < 0)
 		goto out;
 	head = xasprintf("POST /orders HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
@@ -194,6 +195,76 @@ out:
 	free(head);
 	free(raw);
 	return st;
+}
+
+/* ---- GET, for the NATS monitoring endpoints ----------------------------- */
+
+bool console_url_parse(const char *url, char *host, size_t host_size, uint16_t *ret_port,
+		       const char **ret_path)
+{
+	static const char scheme[] = "http://";
+	if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+		return false;
+	const char *h = url + sizeof(scheme) - 1;
+	const char *slash = strchr(h, '/');
+	const char *end = slash ? slash : h + strlen(h);
+	const char *colon = memchr(h, ':', (size_t)(end - h));
+	const char *host_end = colon ? colon : end;
+	unsigned long port = 80;
+	if (host_end == h || (size_t)(host_end - h) >= host_size)
+		return false;
+	if (colon) {
+		char *pe = NULL;
+		port = strtoul(colon + 1, &pe, 10);
+		if (pe != end || pe == colon + 1 || port == 0 || port > 65535)
+			return false;
+	}
+	memcpy(host, h, (size_t)(host_end - h));
+	host[host_end - h] = '\0';
+	*ret_port = (uint16_t)port;
+	*ret_path = slash ? slash : "";
+	return true;
+}
+
+char *console_http_get(const char *host, uint16_t port, const char *path, int64_t timeout_ms,
+		       size_t max)
+{
+	char *head = NULL, *raw = NULL, *body = NULL;
+	size_t len = 0, off = 0, body_len = 0;
+	int status = 0;
+	int fd = console_tcp_connect(host, port, timeout_ms);
+	if (fd < 0)
+		goto out;
+	head = xasprintf("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host);
+	if (!console_send_all(fd, head, strlen(head)))
+		goto out;
+	/* One wait bounds the whole answer: the socket's timeout is per call. */
+	int64_t deadline = clock_mono_ms() + timeout_ms;
+	raw = xmalloc(max + 1);
+	for (;;) {
+		if (clock_mono_ms() > deadline)
+			goto out;
+		ssize_t n = recv(fd, raw + len, max + 1 - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto out;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max)
+			goto out;
+	}
+	if (console_http_reply_parse(raw, len, &status, &off, &body_len) != SHOP_OK ||
+	    status != 200)
+		goto out;
+	body = xstrndup(raw + off, body_len);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(head);
+	free(raw);
+	return body;
 }
 
 /* A header value that is safe to put in a header line (no line break); the

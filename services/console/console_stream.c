@@ -197,7 +197,7 @@ static bool console_clients_enter(struct console *c)
 
 /* The watch's sources: every stream of the contracts index, each with each
  * of its subjects. */
-static size_t console_sources(struct bus_watch_source *src, size_t cap)
+size_t console_stream_sources(struct bus_watch_source *src, size_t cap)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < ct_n_streams; i++)
@@ -244,7 +244,7 @@ void console_stream_serve(struct console *c, const struct web_request *req,
 	console_queue_init(&cl->queue);
 	cl->last_write_mono_ms = clock_mono_ms();
 
-	size_t n = console_sources(sources, BUS_WATCH_SOURCES_MAX);
+	size_t n = console_stream_sources(sources, BUS_WATCH_SOURCES_MAX);
 	shop_status st = bus_watch_start(c->bus, sources, n, since_ms, console_client_on_msg, cl,
 					 &cl->watch);
 	if (st != SHOP_OK) {

@@ -12,9 +12,13 @@
  *   SHOP_LOG_LEVEL        default info
  *   SHOP_CONSOLE_GATEWAY  host:port the page's orders are forwarded to;
  *                         default gateway:8080
+ *   SHOP_CONSOLE_NATS_MONITOR  the NATS nodes' monitoring endpoints shown
+ *                         on the page, comma-separated http:// URLs;
+ *                         default http://nats:8222
  */
 #include "console.h"
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/version.h"
@@ -70,7 +74,17 @@ int main(void)
 	c.gateway_host = gateway_host;
 	if (config_int("SHOP_HTTP_PORT", 8080, 1, 65535, &port) != SHOP_OK)
 		return 2; /* config_int named the variable on stderr */
+	const char *monitor = config_str("SHOP_CONSOLE_NATS_MONITOR", CONSOLE_NATS_MONITOR_DEFAULT);
+	if (!console_monitor_urls_parse(&c, monitor)) {
+		log_error(NULL,
+			  "SHOP_CONSOLE_NATS_MONITOR must list 1 to %d http://host:port URLs, "
+			  "comma-separated, not %s",
+			  CONSOLE_NATS_NODES_MAX, monitor);
+		return 2;
+	}
 	pthread_mutex_init(&c.mu, NULL);
+	clock_cond_init(&c.stop_cond);
+	console_view_init(&c.view);
 	console_metrics_init(&c);
 
 	const char *nats_url = config_str("SHOP_NATS_URL", "nats://127.0.0.1:4222");
@@ -85,20 +99,31 @@ int main(void)
 	if (bus_service_register(c.bus, CONSOLE_SERVICE_NAME, SHOP_VERSION, console_registry_status,
 				 &c, &c.registry) != SHOP_OK)
 		log_warn(NULL, "not registered with the NATS service API");
+	else
+		log_set_instance(bus_service_id(c.registry));
+	/* Its own lines on logs.console.<level>, like every service's. */
+	if (bus_log_start(c.bus, CONSOLE_SERVICE_NAME, &c.bus_log) == SHOP_OK)
+		log_set_sink(bus_log_sink, c.bus_log);
+	else
+		log_warn(NULL, "log lines not published on NATS");
+	console_collect_start(&c);
 	if (web_server_start(config_str("SHOP_HTTP_BIND", "0.0.0.0"), (uint16_t)port, console_http,
 			     &c, &web) != SHOP_OK) {
 		log_error(NULL, "cannot listen on port %lld", (long long)port);
 		goto out;
 	}
-	log_info(NULL, "ready: http port %lld, nats %s, orders to %s", (long long)port, nats_url,
-		 gateway);
+	log_info(NULL, "ready: http port %lld, nats %s, orders to %s, nats monitoring %s",
+		 (long long)port, nats_url, gateway, monitor);
 	sigwait(&set, &sig);
 	log_info(NULL, "signal %d: stopping", sig);
 	rc = 0;
 out:
 	/* Streams end first and stop their watches; then the connection goes. */
 	web_server_stop(web);
+	console_collect_stop(&c);
 	bus_service_unregister(c.registry);
+	log_set_sink(NULL, NULL);
+	bus_log_stop(c.bus_log);
 	bus_close(c.bus);
 	metrics_registry_free(c.metrics);
 	log_info(NULL, "stopped");

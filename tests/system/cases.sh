@@ -414,6 +414,13 @@ timeline_count() { http GET "/orders/$1"; jq '.timeline | length' "$tmp/body"; }
 stream_caught_up() { [ "$(stream_events_count "$1")" -ge "$(timeline_count "$2")" ]; }
 notifications_done() { http GET "/orders/$1"; [ "$(count_type NotificationSent)" -ge 2 ]; }
 
+# Ephemeral consumers on the broker (the console's): every other is a durable.
+ephemeral_consumers() {
+	curl -s "$MON/jsz?consumers=true&config=true" |
+		jq '[.account_details[].stream_detail[].consumer_detail[]? | select((.config.durable_name // "") == "")] | length'
+}
+ephemeral_consumers_are() { [ "$(ephemeral_consumers)" = "$1" ]; }
+console_baseline=$(ephemeral_consumers)
 t0=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
 service_ctl pause orders
 place '[{"sku":"SKU-MOUSE","quantity":1}]'
@@ -457,22 +464,81 @@ check "a stream from a time before the order replays its command and every event
 	test "$(sse_json "$tmp/stream.since" | jq -s -c '[.[] | select(.type | startswith("shop.gateway.") | not) | .id] | sort')" = \
 	"$(jq -c '[.timeline[].event_id] | sort' "$tmp/stream.timeline")" \
 	-a "$(sse_json "$tmp/stream.since" | jq -s '[.[] | select(.type == "shop.gateway.place_order.v1")] | length')" = 1
+# Logs on the bus: every instance publishes its log lines on
+# logs.<service>.<level>. The console logs a line per stream client; the
+# tails run until they have their lines, while clients come and go.
+"$SHOPCTL" logs --max 1 --seconds 20 'logs.console.info' >"$tmp/logs.txt" 2>"$tmp/logs.err" &
+logs_pid=$!
+"$SHOPCTL" logs --json --max 2 --seconds 20 'logs.console.*' >"$tmp/logs.json" 2>>"$tmp/logs.err" &
+logs_json_pid=$!
+for _ in $(seq 1 40); do
+	kill -0 "$logs_pid" 2>/dev/null || kill -0 "$logs_json_pid" 2>/dev/null || break
+	curl -sN --max-time 0.5 "$C/stream" >/dev/null
+done
+wait "$logs_pid" "$logs_json_pid"
+console_id=$(jq -r '.instances[] | select(.service == "console") | .id' "$tmp/services.json")
+check "shopctl logs tails the console's lines on logs.console.info, one line each, with its instance" \
+	grep -qE "^[0-9T:.Z-]+ info  console/$console_id stream client (joined|left)" "$tmp/logs.txt"
+check "a log line on the bus is JSON with time, level, service, instance and message" \
+	test "$(jq -s --arg id "$console_id" '[.[] | (.ts | length > 0) and .service == "console" and .level == "info" and .instance == $id and (.msg | length > 0)] | length == 2 and all' "$tmp/logs.json")" = true
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$C/stream?since=yesterday")
 check "the console refuses a malformed since with 400" test "$code" = 400 -a "$(body .error.code)" = invalid_since
-# An idle console holds no consumer: every consumer left is a durable.
-ephemeral_consumers() {
-	curl -s "$MON/jsz?consumers=true&config=true" |
-		jq '[.account_details[].stream_detail[].consumer_detail[]? | select((.config.durable_name // "") == "")] | length'
-}
-no_ephemeral_consumers() { [ "$(ephemeral_consumers)" = 0 ]; }
-check "with no stream client the console holds no consumer on the broker" \
-	eventually no_ephemeral_consumers
+# With no stream client left, the console holds only its overview's
+# ordered consumers (one per stream of the contracts, one for the stock):
+# the count it had before the stream cases.
+check "with no stream client left the console holds only its overview's consumers" \
+	eventually ephemeral_consumers_are "$console_baseline"
+check "the console's overview holds one ordered consumer per stream and one for the stock" \
+	test "$console_baseline" = "$(($(curl -s "$MON/jsz?streams=true" | jq '[.account_details[].stream_detail[] | select(.name != "DEADLETTER")] | length') + 1))"
 via_code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' \
 	--data-binary "$(order_json '[{"sku":"SKU-CABLE","quantity":1}]')" "$C/orders")
 via_console=$(body .order_id)
 wait_final "$via_console"
 check "an order placed through the console is the gateway's, and ships" \
 	test "$via_code" = 202 -a "$(body .order_id)" = "$via_console" -a "$(body .status)" = SHIPPED
+
+# --- the console's overview: what the page draws, as JSON -------------------
+# Everything comes from NATS: the registry, the monitoring endpoint, consumer
+# info, the streams and the logs subjects.
+overview() { curl -s -o "$tmp/overview" -w '%{http_code}' "$C/api/overview"; }
+ov() { jq -r "$1" "$tmp/overview"; }
+all_up() { overview >/dev/null && [ "$(ov '[.services[] | select(.state == "up") | .service] | sort | join(" ")')" = "$want" ]; }
+check "the console's overview lists every service of docker-compose.yml up, from the registry" eventually all_up
+check "each service's instances on the overview are the registry's, each ready" \
+	test "$(ov '[.services[].instances[] | select(.state == "ready") | .id] | sort | join(" ")')" = \
+	"$(jq -r '[.instances[].id] | sort | join(" ")' "$tmp/services.json")"
+check "the overview shows the three NATS nodes up with their server names, and PostgreSQL up" \
+	test "$(ov '[.nats[] | select(.state == "up" and (.name | length > 0))] | length')" = 3 -a "$(ov .postgres.state)" = up
+check "the overview has a pending and an in-flight series for every durable of the contracts" \
+	test "$(ov '[.consumers[] | (.pending | length > 0) and (.ack_pending | length > 0) and (.pending[-1] | type == "number")] | (length >= 10 and all)')" = true
+check "the overview has an outbox backlog series for each of the six services" \
+	test "$(ov '[.services[] | select(.outbox_backlog[-1] | type == "number")] | length')" = 6
+check "the overview counts the orders accepted and shipped in the last two minutes" \
+	test "$(ov '.orders.accepted_per_s | add')" -ge 1 -a "$(ov '.orders.shipped_per_s | add')" -ge 1 -a \
+	"$(ov '.orders.accepted_per_s | length')" = 120
+stock_matches() {
+	overview >/dev/null
+	[ "$(ov '[.stock[] | {sku, available}] | sort_by(.sku)')" = \
+		"$(curl -s "$G/products" | jq '[.products[] | {sku, available}] | sort_by(.sku)')" ]
+}
+check "the overview's stock per SKU is the gateway's catalogue, from StockLevelChanged events" eventually stock_matches
+code=$(curl -s -o "$tmp/console.order" -w '%{http_code}' "$C/api/orders/$live")
+check "the console's order endpoint gives a SHIPPED order's saga: the gateway's timeline and its command" \
+	test "$code" = 200 -a "$(jq -r .status "$tmp/console.order")" = SHIPPED -a \
+	"$(jq -c '[.timeline[] | select(.type != "PlaceOrder") | .event_id] | sort' "$tmp/console.order")" = \
+	"$(jq -c '[.timeline[].event_id] | sort' "$tmp/stream.timeline")" -a \
+	"$(jq '[.timeline[] | select(.type == "PlaceOrder" and .source == "gateway")] | length' "$tmp/console.order")" = 1
+check "the console's order timeline is in time order" \
+	test "$(jq '[.timeline[].time] | . == sort' "$tmp/console.order")" = true
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$C/api/orders/no-such-order")
+check "the console answers 404 for an order it has not seen" test "$code" = 404 -a "$(body .error.code)" = not_found
+place '[{"sku":"SKU-MOUSE","quantity":1}]' tok_flaky
+flaky=$order_id
+warned() {
+	overview >/dev/null && [ "$(jq --arg id "$flaky" '[.logs[] | select(.level == "warn" and .service == "payments" and .order_id == $id)] | length' "$tmp/overview")" -ge 1 ]
+}
+check "a service's warning reaches the overview's latest warnings over logs.*.warn" eventually warned
+wait_final "$flaky"
 
 # --- dead letters: shopctl dlq ---------------------------------------------------
 # A poison event on a consumed subject (its amount is not a number, which the

@@ -68,6 +68,10 @@ tests/system/scale.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$l
 # instance per SQLite file, slowloris.
 tests/system/guard.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+# The console page in headless Chromium: an order followed live, a service
+# stopped and started (screenshots in build/screenshots).
+tests/system/browser.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 "${compose[@]}" logs --no-color >"$logs/services.log" 2>&1
 if [ "$rc" -ne 0 ]; then
 	echo "# service logs (last lines; all in $logs/services.log):"

@@ -2,8 +2,9 @@
 # The registry's scale case, run by tests/system/run.sh on the host (the
 # test runner container has no compose): payments scaled to two replicas
 # must show as two payments instances in `shopctl services`, both ready, each
-# with its own instance id; then it is scaled back to one, and the extra
-# instance leaves the registry. Numbering continues from $1.
+# with its own instance id, and on the console's overview (its page) too;
+# then it is scaled back to one, and the extra instance leaves the registry.
+# Numbering continues from $1.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-0}
@@ -28,16 +29,28 @@ payments_count() {
 	return 1
 }
 
+# console_count N: polls until the console's overview (what its page draws)
+# shows N ready payments instances: the registry's, found on its own.
+console_count() {
+	for _ in $(seq 1 "$SCALE_POLLS"); do
+		drawn=$(docker run --rm --network "${COMPOSE_PROJECT_NAME}_default" "shop-build:${SHOP_TAG:-latest}" \
+			bash -c 'curl -s http://console:8080/api/overview | jq -c "[.services[] | select(.service == \"payments\") | .instances[] | select(.state == \"ready\") | .id]"')
+		[ "$(echo "$drawn" | jq length 2>/dev/null)" = "$1" ] && return 0
+		sleep 1
+	done
+	return 1
+}
+
 # scale_case N NAME: scales payments to N replicas, then expects N listed.
 scale_case() {
 	if "${compose[@]}" up -d --wait --wait-timeout 120 --no-recreate --scale "payments=$1" payments \
-		>/dev/null 2>&1 && payments_count "$1"; then
+		>/dev/null 2>&1 && payments_count "$1" && console_count "$1"; then
 		pass "$2"
 	else
-		fail "$2" "listed: ${listed:-nothing}"
+		fail "$2" "listed: ${listed:-nothing}" "on the console's overview: ${drawn:-nothing}"
 	fi
 }
 
-scale_case 2 "with payments scaled to two replicas shopctl services lists two ready payments instances"
-scale_case 1 "scaled back to one replica, the stopped payments instance leaves the registry"
+scale_case 2 "with payments scaled to two replicas shopctl services and the console's overview list two ready payments instances"
+scale_case 1 "scaled back to one replica, the stopped payments instance leaves the registry and the console's ready ones"
 [ "$failed" -eq 0 ]

@@ -10,6 +10,10 @@
  *       $SRV.PING: service, instance id, version, endpoints, and whether
  *       its status endpoint says ready; one line per instance, sorted
  *       (shopctl_services.c). Exit status 0 when any answered.
+ *   shopctl logs [--json] [--max N] [--seconds S] [PATTERN]
+ *       tails the services' log lines from logs.<service>.<level>
+ *       (PATTERN, default logs.>; e.g. 'logs.*.error'), one line each
+ *       (shopctl_logs.c), until interrupted, N lines or S seconds.
  *
  *   shopctl audit [--json] [--details N] [--deadline-ms MS] [--allow-dead-letters]
  *       checks the shop's invariants across every service's database, the
@@ -56,6 +60,7 @@ static int shopctl_usage(void)
 {
 	fprintf(stderr, "usage: shopctl publish SUBJECT MSG_ID < payload\n"
 			"       shopctl services [--json]\n"
+			"       shopctl logs [--json] [--max N] [--seconds S] [PATTERN]\n"
 			"       shopctl audit [--json] [--details N] [--deadline-ms MS] "
 			"[--allow-dead-letters]\n"
 			"       shopctl dlq list [STREAM[.DURABLE]]\n"
@@ -244,6 +249,36 @@ static int shopctl_dlq(int argc, char **argv)
 						      : shop_status_name(st));
 	bus_close(bus);
 	return st == SHOP_OK ? 0 : 1;
+
+/* Longest --seconds of shopctl logs: a day. */
+#define SHOPCTL_LOGS_SECONDS_MAX 86400
+/* Largest --max of shopctl logs. */
+#define SHOPCTL_LOGS_MAX_MAX 1000000000
+
+static int shopctl_logs_cmd(int argc, char **argv)
+{
+	bool json = false;
+	int64_t max = 0, seconds = 0;
+	const char *pattern = SHOPCTL_LOGS_DEFAULT_PATTERN;
+	bool have_pattern = false;
+	for (int i = 2; i < argc; i++) {
+		bool has_value = i + 1 < argc;
+		if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (strcmp(argv[i], "--max") == 0 && has_value &&
+			   shopctl_parse_int(argv[i + 1], 1, SHOPCTL_LOGS_MAX_MAX, &max)) {
+			i++;
+		} else if (strcmp(argv[i], "--seconds") == 0 && has_value &&
+			   shopctl_parse_int(argv[i + 1], 1, SHOPCTL_LOGS_SECONDS_MAX, &seconds)) {
+			i++;
+		} else if (argv[i][0] != '-' && !have_pattern) {
+			pattern = argv[i];
+			have_pattern = true;
+		} else {
+			return shopctl_usage();
+		}
+	}
+	return shopctl_logs(pattern, json, max, seconds);
 }
 
 int main(int argc, char **argv)
@@ -251,6 +286,8 @@ int main(int argc, char **argv)
 	xalloc_init_cjson();
 	if (argc == 4 && strcmp(argv[1], "publish") == 0)
 		return shopctl_publish(argv[2], argv[3]);
+	if (argc >= 2 && strcmp(argv[1], "logs") == 0)
+		return shopctl_logs_cmd(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "audit") == 0)
 		return shopctl_audit(argc, argv);
 	if (argc >= 3 && strcmp(argv[1], "dlq") == 0)

@@ -6,13 +6,13 @@
 #ifndef SHOP_TOOLS_SHOPCTL_H
 #define SHOP_TOOLS_SHOPCTL_H
 
+#include "bus/bus.h"
 #include "core/status.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-
-struct bus;
 
 /* Longest wait for $SRV.PING replies: every instance on a working broker
  * answers within milliseconds, one that has not by then counts as gone. */
@@ -86,5 +86,17 @@ shop_status shopctl_dlq_replay(struct bus *bus, const char *stream, uint64_t seq
 shop_status shopctl_dlq_replay_all(struct bus *bus, const char *stream, const char *only, FILE *out,
 				   size_t *ret_n);
 shop_status shopctl_dlq_purge(struct bus *bus, const char *stream, const char *only);
+
+/* shopctl logs: the subject tailed when no pattern is given. */
+#define SHOPCTL_LOGS_DEFAULT_PATTERN BUS_LOG_SUBJECT_PREFIX ".>"
+/* One printed line for a log message: "TS LEVEL SERVICE/INSTANCE MESSAGE"
+ * then " order=ID" and " correlation=ID" when the line has them (the
+ * correlation id only when it is not the order id); a message that is not
+ * a JSON object is printed as "SUBJECT DATA". The caller frees it. */
+char *shopctl_log_line_text(const char *subject, const char *data, size_t len);
+/* shopctl logs [--json] [--max N] [--seconds S] [PATTERN]: prints each
+ * line until a signal, N lines (0: no limit) or S seconds (0: no limit).
+ * Exit status 0 unless it could not subscribe. */
+int shopctl_logs(const char *pattern, bool json, int64_t max, int64_t seconds);
 
 #endif
