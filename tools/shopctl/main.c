@@ -249,6 +249,7 @@ static int shopctl_dlq(int argc, char **argv)
 						      : shop_status_name(st));
 	bus_close(bus);
 	return st == SHOP_OK ? 0 : 1;
+}
 
 /* Longest --seconds of shopctl logs: a day. */
 #define SHOPCTL_LOGS_SECONDS_MAX 86400
