@@ -6,7 +6,7 @@
 set -uo pipefail
 
 G=${GATEWAY:-http://gateway:8080}
-MON=${NATS_MONITOR:-http://nats-1:8222}
+MON=${NATS_MONITOR:-http://nats:8222}
 SHOPCTL=${SHOPCTL:-/src/build/bin/shopctl}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -507,8 +507,8 @@ check "the console's overview lists every service of docker-compose.yml up, from
 check "each service's instances on the overview are the registry's, each ready" \
 	test "$(ov '[.services[].instances[] | select(.state == "ready") | .id] | sort | join(" ")')" = \
 	"$(jq -r '[.instances[].id] | sort | join(" ")' "$tmp/services.json")"
-check "the overview shows the three NATS nodes up with their server names, and PostgreSQL up" \
-	test "$(ov '[.nats[] | select(.state == "up" and (.name | length > 0))] | length')" = 3 -a "$(ov .postgres.state)" = up
+check "the overview shows the NATS node up with its server name, and PostgreSQL up" \
+	test "$(ov '[.nats[] | select(.state == "up" and (.name | length > 0))] | length')" -ge 1 -a "$(ov .postgres.state)" = up
 check "the overview has a pending and an in-flight series for every durable of the contracts" \
 	test "$(ov '[.consumers[] | (.pending | length > 0) and (.ack_pending | length > 0) and (.pending[-1] | type == "number")] | (length >= 10 and all)')" = true
 check "the overview has an outbox backlog series for each of the six services" \
@@ -539,40 +539,6 @@ warned() {
 }
 check "a service's warning reaches the overview's latest warnings over logs.*.warn" eventually warned
 wait_final "$flaky"
-
-# --- dead letters: shopctl dlq ---------------------------------------------------
-# A poison event on a consumed subject (its amount is not a number, which the
-# schema refuses): each of its consumers dead-letters it with the reason, the
-# shop goes on, and `shopctl dlq replay` puts it back on its subject, where
-# the same consumers refuse it again under new entries.
-poison=$(uuid)
-envelope shop.payments.payment_authorized.v1 "$poison" "{\"order_id\":\"$poison\",\"payment_id\":\"$(uuid)\",\"amount_cents\":\"lots\",\"currency\":\"EUR\",\"attempts\":1}" |
-	"$SHOPCTL" publish payments.event.payment_authorized.v1 "poison-$poison" >/dev/null
-dlq_list() { "$SHOPCTL" dlq list PAYMENTS >"$tmp/dlq" 2>"$tmp/dlq.err"; }
-poison_listed() { dlq_list && [ "$(grep -c "order=$poison reason: " "$tmp/dlq")" -ge "$1" ]; }
-if eventually poison_listed 2; then
-	check "a poison event is dead-lettered by each consumer, with its origin and reason" \
-		grep -q "^[0-9]* payments.event.payment_authorized.v1 PAYMENTS.orders deliveries=[0-9]* order=$poison reason: ..*" "$tmp/dlq"
-else
-	fail "a poison event is dead-lettered by each consumer, with its origin and reason" "listing: $(cat "$tmp/dlq" "$tmp/dlq.err")"
-fi
-place '[{"sku":"SKU-CABLE","quantity":1}]'
-wait_final "$order_id"
-check "orders keep completing past a dead-lettered event" test "$(body .status)" = SHIPPED
-before=$(grep "order=$poison " "$tmp/dlq" | cut -d' ' -f1 | sort | tr '\n' ' ')
-"$SHOPCTL" dlq replay --all PAYMENTS >"$tmp/replay" 2>&1
-# Replayed: the old entries are gone, and the consumers refused the copies
-# again under new ones.
-poison_again() { poison_listed 2 && [ "$(grep "order=$poison " "$tmp/dlq" | cut -d' ' -f1 | sort | tr '\n' ' ')" != "$before" ] &&
-	! grep -qE "^($(echo "$before" | xargs | tr ' ' '|')) " "$tmp/dlq"; }
-if eventually poison_again; then
-	pass "shopctl dlq replay puts dead letters back on their subject, through the consumers again"
-else
-	fail "shopctl dlq replay puts dead letters back on their subject, through the consumers again" "before: $before; replay: $(cat "$tmp/replay"); now: $(cat "$tmp/dlq")"
-fi
-"$SHOPCTL" dlq purge PAYMENTS >/dev/null 2>&1
-dlq_list
-check "shopctl dlq purge empties the dead letters of one origin" test ! -s "$tmp/dlq"
 
 # --- /metrics on every service -----------------------------------------------
 # Prometheus's own checker reads each page (parse errors and lint advice both
