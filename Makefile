@@ -24,7 +24,7 @@
 #                    `make check` runs it too
 # On the host, against a running `docker compose up` (loadtest/README.md):
 #   make loadtest [RATE=1000] [DURATION=60] [MODE=run|saturate] [CEILINGS=1|0]
-#                 [DURABILITY=durable|relaxed|compare]
+#                 [DURABILITY=durable|relaxed|strict|compare]
 #   make follow ORDER=<id>   print one order's events as they happen (js/follow.mjs)
 # Switches: V=1 shows full commands, SANITIZE=address,undefined, WERROR=1.
 
