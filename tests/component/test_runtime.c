@@ -691,9 +691,9 @@ static void placed_publish(const struct placed *p, const char *msg_id)
 		.data = p->json,
 		.len = strlen(p->json),
 	};
-	bool duplicate = true;
-	assert_int_equal(bus_publish(g.main.bus, &o, &duplicate), SHOP_OK);
-	assert_false(duplicate);
+	struct bus_ack ack = { .duplicate = true };
+	assert_int_equal(bus_publish(g.main.bus, &o, &ack), SHOP_OK);
+	assert_false(ack.duplicate);
 }
 
 static void placed_publish_all(struct bus *bus, const struct placed *ps, size_t n)
