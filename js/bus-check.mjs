@@ -9,6 +9,17 @@
 // one (its durable's ack floor passed one); the durables on the streams are
 // exactly those the index derives, with exactly its filter subjects; no
 // stream or subject outside the index holds anything. TAP numbered from START.
+//
+// The cases publish some messages themselves, and list each one, as
+// "STREAM SEQ KIND SUBJECT MSG_ID", in the file SHOP_INJECTED names
+// (tests/system/cases.sh; run.sh keeps it in build/system-logs/injected):
+//   injected  a duplicate or an early event, valid but for its Nats-Msg-Id:
+//             held to every other rule, and not counted as produced;
+//   bad       deliberately broken (poison, a forged source) to be
+//             dead-lettered: skipped, and the skip is counted and said.
+// Exactly those stream sequences are treated so, and each one listed must
+// be found: any other message is held to every rule.
+import { readFileSync } from "node:fs";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { loadContracts, messageProblems } from "./lib/contracts.mjs";
@@ -25,7 +36,18 @@ const nc = await connect({ servers: process.env.SHOP_NATS_URL || "nats://nats:42
 const jsm = await jetstreamManager(nc);
 const js = jetstream(nc);
 const DLQ = "DEADLETTER";
-const TEST_SOURCE = "/shop/system-test"; // tests/system/cases.sh
+const injections = new Map(); // "STREAM SEQ" -> kind
+const listing = process.env.SHOP_INJECTED;
+const listProblems = [];
+if (listing) {
+  let text = "";
+  try { text = readFileSync(listing, "utf8"); } catch (e) { if (e.code !== "ENOENT") listProblems.push(`${listing}: ${e.message}`); }
+  for (const line of text.split("\n").filter((l) => l.trim())) {
+    const [stream, seq, kind] = line.trim().split(/\s+/);
+    if (!/^[0-9]+$/.test(seq || "") || !["injected", "bad"].includes(kind)) listProblems.push(`${listing}: cannot read "${line}"`);
+    else injections.set(`${stream} ${seq}`, kind);
+  }
+}
 const known = new Set([...c.index.streams.map((s) => s.name), DLQ]);
 const streams = [];
 for await (const si of jsm.streams.list()) streams.push(si);
@@ -36,6 +58,8 @@ const seen = new Map();     // subject -> [stream seqs]
 const producedBy = new Map(); // type -> set of sources
 let total = 0;
 const bad = [], strays = [];
+const found = new Set();
+let skipped = 0;
 for (const s of c.index.streams) {
   const si = streams.find((x) => x.config.name === s.name);
   if (!si) { check(false, `stream ${s.name} exists`); continue; }
@@ -44,15 +68,18 @@ for (const s of c.index.streams) {
   const it = await oc.consume();
   for await (const m of it) {
     total++;
+    const kind = injections.get(`${s.name} ${m.seq}`);
+    if (kind) found.add(`${s.name} ${m.seq}`);
+    if (kind === "bad") {
+      skipped++;
+      if (m.info.pending === 0) break;
+      continue;
+    }
     const ev = (() => { try { return JSON.parse(m.string()); } catch { return undefined; } })();
     if (!c.bySubject.has(m.subject)) strays.push(`${s.name} #${m.seq}: subject ${m.subject}`);
-    // The cases publish some messages themselves (source TEST_SOURCE: a
-    // redelivered duplicate, a late event): held to every rule but who
-    // sends them and their Nats-Msg-Id, and not counted as produced.
-    const injected = ev?.source === TEST_SOURCE;
-    let problems = ev === undefined ? ["payload is not JSON"] : messageProblems(c, m.subject, ev);
-    if (injected) problems = problems.filter((x) => !x.startsWith("source "));
-    else if (m.headers?.get("Nats-Msg-Id") !== ev?.id) problems.push("Nats-Msg-Id is not the event id");
+    const injected = kind === "injected";
+    const problems = ev === undefined ? ["payload is not JSON"] : messageProblems(c, m.subject, ev);
+    if (!injected && m.headers?.get("Nats-Msg-Id") !== ev?.id) problems.push("Nats-Msg-Id is not the event id");
     if (problems.length) bad.push(`${s.name} #${m.seq} ${m.subject}: ${problems.join("; ")}`);
     if (!seen.has(m.subject)) seen.set(m.subject, []);
     seen.get(m.subject).push(m.seq);
@@ -63,7 +90,11 @@ for (const s of c.index.streams) {
     if (m.info.pending === 0) break;
   }
 }
-check(total > 0 && bad.length === 0, `all ${total} messages on the streams are CloudEvents 1.0 and valid against the contracts`, bad);
+for (const k of injections.keys()) if (!found.has(k)) listProblems.push(`listed as injected but not on the stream: ${k}`);
+const said = skipped ? ` (${skipped} deliberately bad ones the cases injected skipped)` : "";
+if (skipped) console.log(`# skipped, listed as bad by the cases: ${[...injections].filter(([q, k]) => k === "bad" && found.has(q)).map(([q]) => q.replace(" ", " #")).join(", ")}`);
+check(total > 0 && bad.length === 0, `all ${total - skipped} messages on the streams are CloudEvents 1.0 and valid against the contracts${said}`, bad);
+check(listProblems.length === 0, `every message the cases list as injected (${injections.size}) is on its stream`, listProblems);
 check(strays.length === 0, "every stored message's subject is in the index", strays);
 
 // The durables, as contractgen derives them: one per (service, stream).

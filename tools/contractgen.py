@@ -56,6 +56,11 @@ C_KEYWORDS = set("""auto break case char const continue default do double else e
     sizeof static struct switch typedef union unsigned void volatile while _Bool
     _Complex _Imaginary bool true false errno""".split())
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+# A message's CloudEvents source is its producer's, "/shop/<service>"
+# (contracts/envelope.v1.json): the generated table carries it, so the
+# services stamp it on what they emit and check it on what they consume
+# from this one place.
+SOURCE_PREFIX = "/shop/"
 
 
 class ContractError(Exception):
@@ -855,6 +860,7 @@ class Emitter:
             out.append(f"\t\t.version = {m['version']},")
             for key in ("type", "subject", "stream", "producer"):
                 out.append(f"\t\t.{key} = {c_string(m[key])},")
+            out.append(f"\t\t.source = {c_string(SOURCE_PREFIX + m['producer'])},")
             out.append(f"\t\t.consumers = ct_{obj.name}_consumers,")
             out.append(f"\t\t.n_consumers = {len(m['consumers'])},")
             out.append(f"\t\t.data_size = sizeof(struct ct_{obj.name}),")
@@ -1011,6 +1017,7 @@ struct ct_message {
 	const char *subject;  /* NATS subject: "orders.event.order_placed.v1" */
 	const char *stream;   /* JetStream stream that stores it */
 	const char *producer; /* the one service that publishes it */
+	const char *source;   /* its CloudEvents source, the producer's: "/shop/orders" */
 	const char *const *consumers;
 	size_t n_consumers;
 	size_t data_size;     /* sizeof the struct parse fills and encode reads */

@@ -34,6 +34,7 @@
 #define BUS_DEADLETTER_STREAM "DEADLETTER"
 #define BUS_DEADLETTER_PREFIX "deadletter" /* subject: deadletter.<stream>.<durable> */
 #define BUS_DLQ_REASON_MAX 1024            /* a longer dead-letter reason is cut */
+#define BUS_ACK_STREAM_MAX 64              /* stream name kept from a publish ack */
 
 /* Connection behaviour. A server that stops answering is noticed after
  * BUS_PING_INTERVAL_MS * BUS_MAX_PINGS_OUT (a killed one at once, by the
@@ -104,8 +105,15 @@ shop_status bus_ensure_consumer(struct bus *bus, const char *stream, const char 
  * one bus run one at a time. */
 shop_status bus_publish_batch(struct bus *bus, const struct bus_out *msgs, size_t n,
 			      shop_status *ret_status);
-/* One message, synchronously; *ret_duplicate (may be NULL) tells a dedup hit. */
-shop_status bus_publish(struct bus *bus, const struct bus_out *msg, bool *ret_duplicate);
+/* What the server answered to one stored message. */
+struct bus_ack {
+	bool duplicate; /* a message with its Nats-Msg-Id was stored before */
+	uint64_t seq;   /* its stream sequence (the earlier copy's, for a duplicate) */
+	char stream[BUS_ACK_STREAM_MAX + 1]; /* the stream that stores it */
+};
+/* One message, synchronously; *ret_ack (may be NULL) says where it is
+ * stored and whether it was a dedup hit. */
+shop_status bus_publish(struct bus *bus, const struct bus_out *msg, struct bus_ack *ret_ack);
 
 /* How many messages the durable has not delivered yet (JetStream's
  * num_pending) and how many it delivered and awaits acks for

@@ -51,8 +51,9 @@ shop_status bus_status_from_nats(natsStatus s, jsErrCode jerr);
 /* A message to subject with data and the Content-Type header. */
 shop_status bus_nats_msg_new(const char *subject, const char *data, size_t len, natsMsg **ret_msg);
 
-/* Publishes m with Nats-Msg-Id msg_id and waits for the store ack. */
+/* Publishes m with Nats-Msg-Id msg_id and waits for the store ack, which
+ * *ret_ack (may be NULL) receives. */
 shop_status bus_publish_msg_sync(struct bus *bus, natsMsg *m, const char *msg_id,
-				 bool *ret_duplicate);
+				 struct bus_ack *ret_ack);
 
 #endif

@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "core/xalloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,7 +64,7 @@ shop_status bus_nats_msg_new(const char *subject, const char *data, size_t len, 
 }
 
 shop_status bus_publish_msg_sync(struct bus *bus, natsMsg *m, const char *msg_id,
-				 bool *ret_duplicate)
+				 struct bus_ack *ret_ack)
 {
 	/* Fail fast while disconnected rather than filling the reconnect buffer
 	 * with messages the caller will retry anyway. */
@@ -79,8 +80,12 @@ shop_status bus_publish_msg_sync(struct bus *bus, natsMsg *m, const char *msg_id
 	natsStatus s = js_PublishMsg(&pa, bus->js, m, &po, &jerr);
 	if (s != NATS_OK)
 		return bus_status_from_nats(s, jerr);
-	if (ret_duplicate)
-		*ret_duplicate = pa->Duplicate;
+	if (ret_ack) {
+		ret_ack->duplicate = pa->Duplicate;
+		ret_ack->seq = pa->Sequence;
+		snprintf(ret_ack->stream, sizeof(ret_ack->stream), "%s",
+			 pa->Stream ? pa->Stream : "");
+	}
 	jsPubAck_Destroy(pa);
 	return SHOP_OK;
 }
@@ -90,14 +95,14 @@ static bool bus_out_valid(const struct bus_out *o)
 	return o && o->subject && *o->subject && o->msg_id && *o->msg_id && (o->data || !o->len);
 }
 
-shop_status bus_publish(struct bus *bus, const struct bus_out *msg, bool *ret_duplicate)
+shop_status bus_publish(struct bus *bus, const struct bus_out *msg, struct bus_ack *ret_ack)
 {
 	if (!bus || !bus_out_valid(msg))
 		return SHOP_E_INVALID;
 	natsMsg *m = NULL;
 	shop_status st = bus_nats_msg_new(msg->subject, msg->data, msg->len, &m);
 	if (st == SHOP_OK)
-		st = bus_publish_msg_sync(bus, m, msg->msg_id, ret_duplicate);
+		st = bus_publish_msg_sync(bus, m, msg->msg_id, ret_ack);
 	natsMsg_Destroy(m);
 	return st;
 }

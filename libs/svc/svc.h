@@ -106,6 +106,10 @@ struct svc_tx {
 	 * writes them with one statement before the commit (svc_outbox.c).
 	 * NULL everywhere else: each row is inserted at once. */
 	struct svc_outbox_rows *rows;
+	/* Set by the consumer loop: where svc_tx_reject writes why the message
+	 * is refused, the reason its dead letter carries. NULL elsewhere. */
+	char *reject_reason;
+	size_t reject_reason_size;
 };
 
 /* Handles one decoded message (data points to the generated struct of its
@@ -173,6 +177,14 @@ const char *svc_name(const struct svc *svc);
  * the order id for order events. */
 shop_status svc_emit(struct svc_tx *tx, enum ct_message_id message, const char *subject,
 		     const void *data);
+
+/* For a handler that finds a well-formed message it must refuse for good,
+ * because it contradicts what this service knows (a payment for another
+ * amount than the order's): says why, in the words of the dead letter, and
+ * returns SHOP_E_INVALID for the handler to return. Outside the consumer
+ * loop (no message, or a test's svc_tx) the reason is only logged. */
+shop_status svc_tx_reject(struct svc_tx *tx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* Runs fn inside a fresh transaction on db: begin, fn, commit (rollback when
  * fn fails), then wakes the relay if anything was emitted. */

@@ -137,6 +137,15 @@ static shop_status svc_item_decode(struct svc *svc, struct svc_item *it)
 			 it->env.type, it->bus_subject);
 		return SHOP_E_INVALID;
 	}
+	/* Who sent it: the producer the contracts name for its type, whose
+	 * source ("/shop/<service>") the runtime stamps on every event it
+	 * emits. Anything else is a forgery, or a bug in whoever sent it;
+	 * either way not the producer's word, so it is refused for good. */
+	if (strcmp(it->env.source, it->m->source) != 0) {
+		snprintf(it->reason, sizeof(it->reason), "source %s is not the producer of %s (%s)",
+			 it->env.source, it->env.type, it->m->source);
+		return SHOP_E_INVALID;
+	}
 	if (!svc_consumes(svc->spec, it->m)) {
 		snprintf(it->reason, sizeof(it->reason), "%s does not consume %s", svc->spec->name,
 			 it->m->name);
@@ -178,9 +187,13 @@ static enum svc_apply svc_item_apply(struct svc *svc, struct db *db, const char 
 				     struct svc_item *it, bool careful,
 				     struct svc_outbox_rows *rows, int *emitted)
 {
-	struct svc_tx tx = {
-		.svc = svc, .db = db, .cause = &it->env, .now_ms = clock_now_ms(), .rows = rows
-	};
+	struct svc_tx tx = { .svc = svc,
+			     .db = db,
+			     .cause = &it->env,
+			     .now_ms = clock_now_ms(),
+			     .rows = rows,
+			     .reject_reason = it->reason,
+			     .reject_reason_size = sizeof(it->reason) };
 	int64_t claimed = it->claimed;
 	shop_status st = careful ? db_savepoint(db) : SHOP_OK;
 	if (st != SHOP_OK) {

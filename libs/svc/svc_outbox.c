@@ -135,7 +135,9 @@ shop_status svc_emit(struct svc_tx *tx, enum ct_message_id message, const char *
 	}
 
 	ids_uuid7(env.id);
-	snprintf(env.source, sizeof(env.source), "/shop/%s", tx->svc->spec->name);
+	/* The producer's source, which its consumers check (svc_consume.c):
+	 * this service, since only the producer gets this far. */
+	snprintf(env.source, sizeof(env.source), "%s", m->source);
 	snprintf(env.type, sizeof(env.type), "%s", m->type);
 	clock_rfc3339(clock_now_ms(), env.time);
 	snprintf(env.subject, sizeof(env.subject), "%s", subject);

@@ -8,6 +8,8 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 shop_status svc_tx_run(struct svc *svc, struct db *db, const char *correlation_id,
@@ -32,6 +34,20 @@ shop_status svc_tx_run(struct svc *svc, struct db *db, const char *correlation_i
 	if (st == SHOP_OK && tx.emitted > 0)
 		svc_relay_wake(svc);
 	return st;
+}
+
+shop_status svc_tx_reject(struct svc_tx *tx, const char *fmt, ...)
+{
+	char reason[SVC_REASON_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	if (tx->reject_reason && tx->reject_reason_size > 0)
+		snprintf(tx->reject_reason, tx->reject_reason_size, "%s", reason);
+	else
+		log_warn(NULL, "refused: %s", reason);
+	return SHOP_E_INVALID;
 }
 
 /* ---- group commit ------------------------------------------------------- */

@@ -90,6 +90,17 @@ static struct orders_decision forward_from(const struct orders_state *current,
 	return decision_keep(ORDERS_IGNORE, current);
 }
 
+/* Whether IN, a payment, is for CURRENT's total; true while either side
+ * does not know its amount. */
+static bool orders_payment_matches(const struct orders_state *current,
+				   const struct orders_input *in)
+{
+	if (!in->has_amount || !current->has_total)
+		return true;
+	return in->amount_cents == current->total_cents && in->currency && current->currency &&
+	       strcmp(in->currency, current->currency) == 0;
+}
+
 struct orders_decision orders_decide(const struct orders_state *current,
 				     const struct orders_input *in)
 {
@@ -111,6 +122,11 @@ struct orders_decision orders_decide(const struct orders_state *current,
 		return forward_from(current, ORDERS_STATUS_PENDING, ORDERS_STATUS_CANCELLED,
 				    in->reason);
 	case ORDERS_INPUT_PAYMENT_AUTHORIZED:
+		/* Checked before the arrows, in every status: a payment that is
+		 * not for the order's total is no payment of this order. Before
+		 * the total is known it waits (DEFER) and is checked then. */
+		if (!orders_payment_matches(current, in))
+			return decision_keep(ORDERS_REJECT, current);
 		return forward_from(current, ORDERS_STATUS_RESERVED, ORDERS_STATUS_PAID,
 				    ORDERS_REASON_NONE);
 	case ORDERS_INPUT_PAYMENT_DECLINED:
@@ -226,6 +242,8 @@ const char *orders_verdict_name(enum orders_verdict verdict)
 		return "ignore";
 	case ORDERS_DEFER:
 		return "defer";
+	case ORDERS_REJECT:
+		return "reject";
 	}
 	return "unknown";
 }

@@ -41,6 +41,13 @@
  * only on a PAID order and never cleared; SHIPPED and CANCELLED are
  * terminal; the reason is set exactly when the status is CANCELLED.
  *
+ * One fact is checked against the order before any arrow: a payment
+ * authorized for another amount or currency than the order's total (once
+ * the reservation priced it) is not this order's payment. It is REJECTed,
+ * whatever the status, and changes nothing: a forged or mistaken
+ * PaymentAuthorized must never mark an order PAID, and the handler
+ * dead-letters it with the reason.
+ *
  * Everything else is one of two no-ops. IGNORE: the fact is stale (the
  * order has passed the state it follows), a duplicate, or illegal (anything
  * on a terminal order). DEFER: the fact follows a state the order has not
@@ -53,6 +60,7 @@
 #include "core/status.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Declared in saga order: the domain compares them to tell "not yet" from
  * "already passed". CANCELLED is last but is not "after" anything. */
@@ -105,6 +113,11 @@ struct orders_state {
 	bool cancel_requested;
 	enum orders_reason cancel_reason; /* customer_cancelled or timeout when requested */
 	int cancel_requests; /* OrderCancellationRequested sent; 0 when not requested */
+	/* The order's total, known once the reservation priced it (RESERVED
+	 * onwards, and a cancelled order that had been reserved). */
+	bool has_total;
+	int64_t total_cents;
+	const char *currency; /* when has_total */
 };
 
 struct orders_input {
@@ -114,12 +127,17 @@ struct orders_input {
 	 * sweeper found overdue. Its deadline runs from the order's last move;
 	 * a different count means the order moved since and is not overdue. */
 	int cancel_requests;
+	/* Only for PAYMENT_AUTHORIZED: what was authorized. */
+	bool has_amount;
+	int64_t amount_cents;
+	const char *currency; /* when has_amount */
 };
 
 enum orders_verdict {
 	ORDERS_APPLY,  /* move to decision.status (with decision.reason) */
 	ORDERS_IGNORE, /* stale, duplicate or illegal: done, nothing changes */
 	ORDERS_DEFER,  /* too early: retry once the preceding fact is handled */
+	ORDERS_REJECT, /* contradicts the order (a payment of another amount): refused */
 };
 
 struct orders_decision {
@@ -144,7 +162,7 @@ const char *orders_reason_name(enum orders_reason reason);
 shop_status orders_reason_parse(const char *name, enum orders_reason *ret_reason);
 /* "placed", "stock_reserved", ... for logs. */
 const char *orders_input_name(enum orders_input_kind kind);
-/* "apply", "ignore", "defer" for logs. */
+/* "apply", "ignore", "defer", "reject" for logs. */
 const char *orders_verdict_name(enum orders_verdict verdict);
 
 #endif

@@ -170,6 +170,22 @@ static void orders_log_asked(const struct svc_tx *tx, const struct log_ids *ids,
 			  (long long)waited, why, row->cancel_requests, ORDERS_CANCEL_REQUESTS_MAX);
 }
 
+/* A fact the domain refused (ORDERS_REJECT): nothing changes, and the
+ * message is dead-lettered with why. */
+static shop_status orders_reject(struct svc_tx *tx, const struct log_ids *ids,
+				 const struct orders_input *in, const struct orders_row *row)
+{
+	log_warn(ids, "%s refused: order is %s", orders_input_name(in->kind),
+		 orders_status_name(row->status));
+	if (in->kind == ORDERS_INPUT_PAYMENT_AUTHORIZED)
+		return svc_tx_reject(tx,
+				     "payment_authorized for %lld %s does not match the order's "
+				     "total of %lld %s: not this order's payment",
+				     (long long)in->amount_cents, in->currency ? in->currency : "",
+				     (long long)row->total_cents, row->currency);
+	return svc_tx_reject(tx, "%s contradicts the order", orders_input_name(in->kind));
+}
+
 shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct orders_input *in,
 			   const struct orders_change *facts)
 {
@@ -189,8 +205,13 @@ shop_status orders_advance(struct svc_tx *tx, const char *order_id, const struct
 		struct orders_state cur = { .status = row.status,
 					    .cancel_requested = row.cancel_requested,
 					    .cancel_reason = row.cancel_reason,
-					    .cancel_requests = row.cancel_requests };
+					    .cancel_requests = row.cancel_requests,
+					    .has_total = row.has_total,
+					    .total_cents = row.total_cents,
+					    .currency = row.currency };
 		struct orders_decision d = orders_decide(&cur, in);
+		if (d.verdict == ORDERS_REJECT)
+			return orders_reject(tx, &ids, in, &row);
 		if (d.verdict == ORDERS_IGNORE) {
 			log_debug(&ids, "%s ignored: order is %s", input,
 				  orders_status_name(row.status));
@@ -346,7 +367,11 @@ shop_status orders_handle_stock_rejected(struct svc_tx *tx, const void *data)
 shop_status orders_handle_payment_authorized(struct svc_tx *tx, const void *data)
 {
 	const struct ct_payment_authorized *ev = data;
-	struct orders_input in = { .kind = ORDERS_INPUT_PAYMENT_AUTHORIZED };
+	/* Its amount is checked against the order's total (orders_decide). */
+	struct orders_input in = { .kind = ORDERS_INPUT_PAYMENT_AUTHORIZED,
+				   .has_amount = true,
+				   .amount_cents = ev->amount_cents,
+				   .currency = ev->currency };
 	struct orders_change facts = { .payment_id = ev->payment_id };
 	return orders_advance(tx, ev->order_id, &in, &facts);
 }

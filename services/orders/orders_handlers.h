@@ -9,7 +9,11 @@
  *   SHOP_OK            done, or a no-op (duplicate, stale, illegal: ignored)
  *   SHOP_E_NOT_READY   the order, or the state this fact follows, is not
  *                      there yet: redelivered later, dead-lettered at last
- *   SHOP_E_INVALID     the message passed its schema but makes no sense here
+ *   SHOP_E_INVALID     the message passed its schema but makes no sense here,
+ *                      or contradicts the order (the domain's REJECT: a
+ *                      PaymentAuthorized for another amount or currency than
+ *                      the order's total); dead-lettered with the reason
+ *                      (svc_tx_reject), the order untouched
  *   SHOP_E_UNAVAILABLE the order kept moving under us: retry
  *   anything else      a database status, passed through
  *

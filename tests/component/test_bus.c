@@ -491,11 +491,16 @@ static void same_msg_id_twice_is_stored_once_and_reported_duplicate(void **state
 			     .msg_id = "0192f0c1-7d2a-7abc-8def-0123456789ab",
 			     .data = "{\"n\":1}",
 			     .len = 7 };
-	bool dup = true;
-	assert_int_equal(bus_publish(bus, &o, &dup), SHOP_OK);
-	assert_false(dup);
-	assert_int_equal(bus_publish(bus, &o, &dup), SHOP_OK);
-	assert_true(dup);
+	struct bus_ack first = { .duplicate = true }, again = { 0 };
+	assert_int_equal(bus_publish(bus, &o, &first), SHOP_OK);
+	assert_false(first.duplicate);
+	assert_string_equal(first.stream, n.stream);
+	assert_int_equal(first.seq, 1);
+	assert_int_equal(bus_publish(bus, &o, &again), SHOP_OK);
+	assert_true(again.duplicate);
+	/* The ack of a duplicate names the copy stored before. */
+	assert_string_equal(again.stream, n.stream);
+	assert_int_equal(again.seq, first.seq);
 	assert_int_equal(raw_stream_msgs(raw_js, n.stream), 1);
 
 	/* The message carries its id and content type. */

@@ -147,6 +147,79 @@ static void an_order_goes_from_placed_to_shipped_on_postgresql(void **state)
 	assert_int_equal(events_of(id, ""), 4);
 }
 
+/* Through the runtime (contract checks, inbox, the batch transaction) on
+ * PostgreSQL: a batch with a PaymentAuthorized for another amount, one
+ * from another source than payments, and the real one. The two forgeries
+ * are refused with their reasons and leave no trace; the real one pays. */
+static void forged_payments_are_refused_with_their_reasons_and_the_real_one_pays_on_postgresql(
+	void **state)
+{
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], forged_pay[IDS_UUID_SIZE];
+	new_order(id);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	assert_int_equal(run_on(g.db, orders_handle_stock_reserved, &reserved), SHOP_OK);
+
+	struct ct_payment_authorized cheap = payment_authorized(id, forged_pay);
+	cheap.amount_cents = 1;
+	struct ct_payment_authorized real = payment_authorized(id, pay);
+	struct harness_envelope attrs = { .subject = id, .correlation_id = id };
+	char *wrong_amount = harness_message_envelope(CT_MSG_PAYMENT_AUTHORIZED, attrs, &cheap);
+	attrs.source = "/shop/inventory";
+	char *wrong_source = harness_message_envelope(CT_MSG_PAYMENT_AUTHORIZED, attrs, &real);
+	attrs.source = NULL;
+	char *right = harness_message_envelope(CT_MSG_PAYMENT_AUTHORIZED, attrs, &real);
+	const char *batch[] = { wrong_amount, wrong_source, right };
+	shop_status st[3];
+	assert_int_equal(svc_handle_envelopes(g.svc, g.db, "orders", batch, 3, st), SHOP_OK);
+	assert_int_equal(st[0], SHOP_E_INVALID);
+	assert_int_equal(st[1], SHOP_E_INVALID);
+	assert_int_equal(st[2], SHOP_OK);
+
+	struct orders_row row = order(id);
+	assert_int_equal(row.status, ORDERS_STATUS_PAID);
+	assert_string_equal(row.payment_id, pay);
+	assert_int_equal(events_of(id, SUBJ_PAID), 1);
+
+	/* One at a time, for the reasons the dead letters carry. */
+	char reason[HARNESS_REASON_MAX];
+	assert_int_equal(harness_deliver(g.svc, g.db, "orders", wrong_amount, reason,
+					 sizeof(reason)),
+			 SHOP_E_INVALID);
+	assert_non_null(strstr(reason, "payment_authorized for 1 EUR does not match the order's "
+				       "total of 2599 EUR"));
+	assert_int_equal(harness_deliver(g.svc, g.db, "orders", wrong_source, reason,
+					 sizeof(reason)),
+			 SHOP_E_INVALID);
+	assert_string_equal(reason, "source /shop/inventory is not the producer of "
+				    "shop.payments.payment_authorized.v1 (/shop/payments)");
+	assert_int_equal(harness_deliver(g.svc, g.db, "orders", right, reason, sizeof(reason)),
+			 SHOP_E_DUPLICATE);
+	assert_int_equal(order(id).version, row.version);
+	assert_int_equal(events_of(id, ""), 3);
+	free(wrong_amount);
+	free(wrong_source);
+	free(right);
+}
+
+/* A wrong amount never pays a reserved order on PostgreSQL, and the order
+ * still takes the real payment afterwards. */
+static void a_payment_for_another_amount_leaves_the_order_reserved_on_postgresql(void **state)
+{
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
+	new_order(id);
+	struct ct_stock_reserved reserved = stock_reserved(id);
+	assert_int_equal(run_on(g.db, orders_handle_stock_reserved, &reserved), SHOP_OK);
+	struct ct_payment_authorized paid = payment_authorized(id, pay);
+	paid.amount_cents = ORDER_TOTAL_CENTS + 1;
+	assert_int_equal(run_on(g.db, orders_handle_payment_authorized, &paid), SHOP_E_INVALID);
+	assert_int_equal(order(id).status, ORDERS_STATUS_RESERVED);
+	assert_string_equal(order(id).payment_id, "");
+	assert_int_equal(events_of(id, SUBJ_PAID), 0);
+	paid.amount_cents = ORDER_TOTAL_CENTS;
+	assert_int_equal(run_on(g.db, orders_handle_payment_authorized, &paid), SHOP_OK);
+	assert_int_equal(order(id).status, ORDERS_STATUS_PAID);
+}
+
 static void the_sweeper_cancels_expired_orders_on_postgresql(void **state)
 {
 	char expired[IDS_UUID_SIZE], fresh[IDS_UUID_SIZE];
@@ -459,6 +532,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(migrations_apply_on_postgresql_and_again_change_nothing),
 		cmocka_unit_test(an_order_goes_from_placed_to_shipped_on_postgresql),
+		cmocka_unit_test(
+			forged_payments_are_refused_with_their_reasons_and_the_real_one_pays_on_postgresql),
+		cmocka_unit_test(
+			a_payment_for_another_amount_leaves_the_order_reserved_on_postgresql),
 		cmocka_unit_test(the_sweeper_cancels_expired_orders_on_postgresql),
 		cmocka_unit_test(a_paid_orders_cancellation_waits_for_shipping_on_postgresql),
 		cmocka_unit_test(

@@ -625,8 +625,10 @@ struct placed {
 	char *json;
 };
 
-/* quantity 0 breaks the contract (minimum 1). */
-static void placed_make(struct placed *p, const char *customer, int64_t quantity)
+/* quantity 0 breaks the contract (minimum 1). SOURCE is the envelope's
+ * CloudEvents source (the producer's, orders', when NULL). */
+static void placed_make_from(struct placed *p, const char *customer, int64_t quantity,
+			     const char *source)
 {
 	ids_uuid7(p->event_id);
 	ids_uuid7(p->order_id);
@@ -655,7 +657,8 @@ static void placed_make(struct placed *p, const char *customer, int64_t quantity
 
 	struct evt_envelope env = { 0 };
 	snprintf(env.id, sizeof(env.id), "%s", p->event_id);
-	snprintf(env.source, sizeof(env.source), "/shop/orders");
+	snprintf(env.source, sizeof(env.source), "%s",
+		 source ? source : ct_messages[CT_MSG_ORDER_PLACED].source);
 	snprintf(env.type, sizeof(env.type), "%s", ct_messages[CT_MSG_ORDER_PLACED].type);
 	clock_rfc3339(clock_now_ms(), env.time);
 	snprintf(env.subject, sizeof(env.subject), "%s", p->order_id);
@@ -666,6 +669,11 @@ static void placed_make(struct placed *p, const char *customer, int64_t quantity
 	assert_non_null(p->json);
 	cJSON_Delete(data);
 	free(op);
+}
+
+static void placed_make(struct placed *p, const char *customer, int64_t quantity)
+{
+	placed_make_from(p, customer, quantity, NULL);
 }
 
 static void placed_free(struct placed *p)
@@ -683,9 +691,9 @@ static void placed_publish(const struct placed *p, const char *msg_id)
 		.data = p->json,
 		.len = strlen(p->json),
 	};
-	bool duplicate = true;
-	assert_int_equal(bus_publish(g.main.bus, &o, &duplicate), SHOP_OK);
-	assert_false(duplicate);
+	struct bus_ack ack = { .duplicate = true };
+	assert_int_equal(bus_publish(g.main.bus, &o, &ack), SHOP_OK);
+	assert_false(ack.duplicate);
 }
 
 static void placed_publish_all(struct bus *bus, const struct placed *ps, size_t n)
@@ -1204,6 +1212,59 @@ static void data_breaking_the_contract_is_dead_lettered_with_its_reason_and_not_
 	idset_free(&orders);
 	placed_free(&bad);
 	placed_free(&sentinel);
+	case_done();
+}
+
+/* An OrderPlaced that says it comes from payments, in the same burst as
+ * two from orders: dead-lettered once with the reason, before any handler
+ * or inbox saw it, and acked; the others are handled. */
+static void an_event_from_another_source_than_its_producer_is_dead_lettered_and_the_rest_handled(
+	void **state)
+{
+	NEED_SERVERS();
+	child_start(&fx.child, fx.url, g.nats_url, 0, NULL);
+	struct placed before, forged, after;
+	placed_make(&before, fx.tag, 1);
+	placed_make_from(&forged, fx.tag, 1, "/shop/payments");
+	placed_make(&after, fx.tag, 1);
+	placed_publish(&before, NULL);
+	placed_publish(&forged, NULL);
+	placed_publish(&after, NULL);
+
+	struct dead d;
+	dead_collect(&d, forged.event_id, EFFECT_TIMEOUT_MS);
+	assert_int_equal(d.count, 1);
+	assert_string_equal(d.reason, "source /shop/payments is not the producer of "
+				      "shop.orders.order_placed.v1 (/shop/orders)");
+	assert_string_equal(d.stream, "ORDERS");
+	assert_string_equal(d.consumer, inventory_durable("ORDERS"));
+	assert_string_equal(d.subject, ct_messages[CT_MSG_ORDER_PLACED].subject);
+	assert_string_equal(d.deliveries, "1");
+
+	struct idset orders = { 0 };
+	idset_add(&orders, before.order_id);
+	idset_add(&orders, forged.order_id);
+	idset_add(&orders, after.order_id);
+	struct released_log seen = { 0 };
+	collect_released(&orders, 2, EFFECT_TIMEOUT_MS, &seen);
+	assert_int_equal(seen.len, 2);
+	assert_int_equal(released_count_order(&seen, before.order_id), 1);
+	assert_int_equal(released_count_order(&seen, after.order_id), 1);
+	assert_int_equal(released_count_order(&seen, forged.order_id), 0);
+
+	/* Settled for good, dead-lettered once, and nothing of it kept. */
+	wait_orders_settled(EFFECT_TIMEOUT_MS);
+	dead_collect(&d, forged.event_id, 2000);
+	assert_int_equal(d.count, 1);
+	assert_int_equal(effects_of(forged.order_id), 0);
+	assert_int_equal(inbox_claims(forged.event_id), 0);
+	child_stop(&fx.child);
+
+	released_log_free(&seen);
+	idset_free(&orders);
+	placed_free(&before);
+	placed_free(&forged);
+	placed_free(&after);
 	case_done();
 }
 
@@ -1857,6 +1918,7 @@ int main(int argc, char **argv)
 		CASE(an_event_is_handled_once_and_its_effect_is_published_once_with_its_causation),
 		CASE(the_same_event_id_under_two_msg_ids_is_stored_twice_and_handled_once),
 		CASE(data_breaking_the_contract_is_dead_lettered_with_its_reason_and_not_redelivered),
+		CASE(an_event_from_another_source_than_its_producer_is_dead_lettered_and_the_rest_handled),
 		CASE(a_handler_emitting_what_the_service_may_not_is_rolled_back_and_dead_lettered),
 		CASE(outbox_rows_are_marked_only_after_the_stream_stored_them_each_exactly_once),
 		CASE(several_threads_per_durable_handle_each_event_once),

@@ -297,15 +297,36 @@ elapsed=$((($(date +%s%N) - start) / 1000000))
 check "wait=1 on an order in flight answers within about a second" test "$code" = 200 -a "$elapsed" -ge 900 -a "$elapsed" -lt 5000
 
 # --- duplicated and out-of-order events ------------------------------------------
-envelope() { # envelope TYPE SUBJECT DATA [ID]
+# envelope TYPE SUBJECT DATA [ID] [SOURCE]: an event as its producer sends
+# it: the source is the producer's ("/shop/<domain>", the domain of its type
+# being its producer's, as contracts/index.json has it), which consumers
+# check; SOURCE forges another.
+envelope() {
 	local id=${4:-$(cat /proc/sys/kernel/random/uuid)}
-	jq -cn --arg id "$id" --arg type "$1" --arg subject "$2" --argjson data "$3" '{
-		specversion: "1.0", id: $id, source: "/shop/system-test", type: $type,
+	local source=${5:-/shop/$(cut -d. -f2 <<<"$1")}
+	jq -cn --arg id "$id" --arg type "$1" --arg subject "$2" --argjson data "$3" --arg source "$source" '{
+		specversion: "1.0", id: $id, source: $source, type: $type,
 		time: (now | todate), subject: $subject, datacontenttype: "application/json",
 		correlationid: $id, causationid: $id,
 		traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", data: $data}'
 }
 uuid() { cat /proc/sys/kernel/random/uuid; }
+# inject KIND SUBJECT MSG_ID < PAYLOAD: publishes with shopctl and lists the
+# stored message in $INJECTED as "STREAM SEQ KIND SUBJECT MSG_ID" for the bus
+# check (js/bus-check.mjs), which holds every other message to every rule.
+# KIND: injected (valid, but its Nats-Msg-Id is not its event id or it is
+# not its producer's own) or bad (deliberately broken, to be dead-lettered:
+# the bus check skips it and says so).
+INJECTED=${SHOP_INJECTED:-$tmp/injected}
+inject() {
+	local out
+	if ! out=$("$SHOPCTL" publish "$2" "$3"); then
+		echo "# shopctl publish $2 $3: not stored anew: $out"
+		return 1
+	fi
+	read -r _ stream seq <<<"$out" # "stored STREAM SEQ"
+	echo "$stream $seq $1 $2 $3" >>"$INJECTED"
+}
 addr='{"name":"Ada Lovelace","line1":"12 Analytical St","city":"London","postal_code":"N1 7AA","country":"GB"}'
 # place_order_data ORDER SKU: a PlaceOrder command's data for one item.
 place_order_data() {
@@ -322,7 +343,7 @@ dup_order=$(uuid)
 dup_copy=$(uuid)
 before=$(available SKU-MONITOR)
 cmd=$(envelope shop.gateway.place_order.v1 "$dup_order" "$(place_order_data "$dup_order" SKU-MONITOR)")
-echo "$cmd" | "$SHOPCTL" publish gateway.command.place_order.v1 "dup-a-$dup_order" >/dev/null
+echo "$cmd" | inject injected gateway.command.place_order.v1 "dup-a-$dup_order"
 wait_event "$dup_order" OrderPlaced # the gateway knows it only from then on
 wait_final "$dup_order"
 # The copy goes out once the first is handled: orders takes its commands on
@@ -338,7 +359,7 @@ place_order_duplicates() {
 dups_before=$(place_order_duplicates)
 more_duplicates() { [ "$(place_order_duplicates)" -gt "$dups_before" ]; }
 envelope shop.gateway.place_order.v1 "$dup_copy" "$(place_order_data "$dup_copy" SKU-MONITOR)" "$(jq -r .id <<<"$cmd")" |
-	"$SHOPCTL" publish gateway.command.place_order.v1 "dup-b-$dup_order" >/dev/null
+	inject injected gateway.command.place_order.v1 "dup-b-$dup_order"
 if eventually more_duplicates; then
 	http GET "/orders/$dup_order"
 	check "a command published twice with one CloudEvents id places one order" \
@@ -361,7 +382,7 @@ fi
 http GET "/orders/$happy"
 shipped_id=$(jq -r '.timeline[] | select(.type == "OrderShipped") | .event_id' "$tmp/body")
 envelope shop.orders.order_shipped.v1 "$declined" "{\"order_id\":\"$declined\",\"shipment_id\":\"$(uuid)\"}" "$shipped_id" |
-	"$SHOPCTL" publish orders.event.order_shipped.v1 "dup-event-$shipped_id" >/dev/null
+	inject injected orders.event.order_shipped.v1 "dup-event-$shipped_id"
 # The marker: notifications reads the ORDERS stream and the gateway the
 # NOTIFICATIONS stream in order, so once a later order's "shipped" e-mail is
 # in its timeline, any e-mail the copy caused is in the declined order's.
@@ -385,11 +406,11 @@ fake_ship=$(uuid)
 # stream: it schedules on the OrderPaid that orders emits once the order is
 # PAID, whichever PaymentAuthorized (the fake or the real one) got it there.
 envelope shop.shipping.shipment_dispatched.v1 "$ooo" "{\"order_id\":\"$ooo\",\"shipment_id\":\"$fake_ship\"}" |
-	"$SHOPCTL" publish shipping.event.shipment_dispatched.v1 "ooo-1-$ooo" >/dev/null
+	inject injected shipping.event.shipment_dispatched.v1 "ooo-1-$ooo"
 envelope shop.payments.payment_authorized.v1 "$ooo" "{\"order_id\":\"$ooo\",\"payment_id\":\"$fake_pay\",\"amount_cents\":2900,\"currency\":\"EUR\",\"attempts\":1}" |
-	"$SHOPCTL" publish payments.event.payment_authorized.v1 "ooo-2-$ooo" >/dev/null
+	inject injected payments.event.payment_authorized.v1 "ooo-2-$ooo"
 envelope shop.gateway.place_order.v1 "$ooo" "{\"order_id\":\"$ooo\",\"customer_id\":\"c\",\"email\":\"a@example.com\",\"items\":[{\"sku\":\"SKU-MOUSE\",\"quantity\":1}],\"payment\":{\"card_token\":\"tok_visa\"},\"shipping_address\":$addr}" |
-	"$SHOPCTL" publish gateway.command.place_order.v1 "ooo-3-$ooo" >/dev/null
+	inject injected gateway.command.place_order.v1 "ooo-3-$ooo"
 # The command went to the bus, not through the gateway, which knows the order
 # only once OrderPlaced reaches it (until then it answers 404 at once, long-poll
 # or not): wait for that, then for the end.
@@ -539,6 +560,130 @@ warned() {
 }
 check "a service's warning reaches the overview's latest warnings over logs.*.warn" eventually warned
 wait_final "$flaky"
+
+# --- dead letters: poison and forged events, shopctl dlq -------------------------
+# Everything here is published by hand on payments.event.payment_authorized.v1
+# (consumed by orders and the gateway) and listed in $INJECTED:
+#   - poison: data the schema refuses, and a payload that is not JSON;
+#   - forged: a PaymentAuthorized for a waiting order from another source
+#     than payments (both consumers refuse it), and one from payments' source
+#     for another amount than the order's total (orders refuses it; the
+#     gateway, which does not judge amounts, puts it in the timeline).
+# Payments is paused meanwhile, so nothing but a forgery could pay the order.
+# Each lands in the dead-letter stream with its reason; the order stays
+# RESERVED; replaying the amount forgery twice changes nothing (the gateway's
+# inbox has it, orders refuses it again); orders keep completing; the real
+# payment pays the order once payments is back; then the case purges the
+# payments dead letters it made.
+dlq_t0=$(date +%s%N)
+payauth=payments.event.payment_authorized.v1
+dlq_list() { "$SHOPCTL" dlq list PAYMENTS >"$tmp/dlq" 2>"$tmp/dlq.err"; }
+# dead_seen PATTERN N: at least N dead letters of PAYMENTS match PATTERN.
+dead_seen() { dlq_list && [ "$(grep -cE -- "$1" "$tmp/dlq")" -ge "$2" ]; }
+# dead_check NAME PATTERN N: waits for N dead letters matching PATTERN.
+dead_check() {
+	if eventually dead_seen "$2" "$3"; then pass "$1"
+	else fail "$1" "want $3 lines matching: $2" "listed: $(cat "$tmp/dlq" "$tmp/dlq.err")"; fi
+}
+# consumed SVC OUTCOME: SVC's count of PaymentAuthorized settled as OUTCOME.
+consumed() {
+	curl -s "http://$1:8080/metrics" | awk -v svc="$1" -v outcome="$2" -v subj="$payauth" '
+		$1 ~ /^shop_messages_consumed_total[{]/ && index($1, "service=\"" svc "\"") &&
+		index($1, "subject=\"" subj "\"") && index($1, "outcome=\"" outcome "\"") { n += $2 }
+		END { print n + 0 }'
+}
+line_start='^[0-9]+ payments[.]event[.]payment_authorized[.]v1 PAYMENTS'
+if dlq_list && [ ! -s "$tmp/dlq" ]; then pass "no payments event is dead-lettered before the injections"
+else fail "no payments event is dead-lettered before the injections" "listed: $(cat "$tmp/dlq" "$tmp/dlq.err")"; fi
+
+poison=$(uuid)
+envelope shop.payments.payment_authorized.v1 "$poison" \
+	"{\"order_id\":\"$poison\",\"payment_id\":\"$(uuid)\",\"amount_cents\":\"lots\",\"currency\":\"EUR\",\"attempts\":1}" |
+	inject bad "$payauth" "poison-$poison"
+printf '{"specversion": "1.0", "id": "%s", ' "$poison" | inject bad "$payauth" "poison-raw-$poison"
+for who in orders gateway; do
+	dead_check "a poison event (data against its schema) is dead-lettered by $who with the path that is wrong" \
+		"$line_start[.]$who deliveries=1 order=$poison reason: data violates the contract: /amount_cents " 1
+	dead_check "a payload that is not JSON is dead-lettered by $who as a malformed envelope" \
+		"$line_start[.]$who deliveries=1 order=- reason: malformed envelope" 1
+done
+place '[{"sku":"SKU-CABLE","quantity":1}]'
+wait_final "$order_id"
+check "orders keep completing past the dead-lettered poison" test "$(body .status)" = SHIPPED
+
+service_ctl pause payments
+place '[{"sku":"SKU-CABLE","quantity":1}]'
+held=$order_id
+priced() { http GET "/orders/$1"; [ "$(body .status)" = RESERVED ] && [ "$(body .total_cents)" != null ]; }
+eventually priced "$held"
+total=$(body .total_cents) currency=$(body .currency)
+paid_before=$(consumed orders ok)
+payment() { # payment CENTS: a PaymentAuthorized's data for the held order
+	echo "{\"order_id\":\"$held\",\"payment_id\":\"$(uuid)\",\"amount_cents\":$1,\"currency\":\"$currency\",\"attempts\":1}"
+}
+envelope shop.payments.payment_authorized.v1 "$held" "$(payment "$total")" "" /shop/inventory |
+	inject bad "$payauth" "forged-source-$held"
+wrong=$(envelope shop.payments.payment_authorized.v1 "$held" "$(payment 1)")
+wrong_id=$(jq -r .id <<<"$wrong")
+echo "$wrong" | inject injected "$payauth" "$wrong_id"
+for who in orders gateway; do
+	dead_check "a PaymentAuthorized from another source than payments is dead-lettered by $who, saying whose it is" \
+		"$line_start[.]$who deliveries=1 order=$held reason: source /shop/inventory is not the producer of shop[.]payments[.]payment_authorized[.]v1 [(]/shop/payments[)]$" 1
+done
+amount_reason="payment_authorized for 1 $currency does not match the order's total of $total $currency"
+dead_check "a PaymentAuthorized for another amount than the order's total is dead-lettered by orders with both amounts" \
+	"$line_start[.]orders deliveries=1 order=$held reason: $amount_reason" 1
+wrong_seq=$(grep -E "$line_start[.]orders .*order=$held reason: $amount_reason" "$tmp/dlq" | cut -d' ' -f1 | head -1)
+"$SHOPCTL" dlq show "$wrong_seq" >"$tmp/dlq.show" 2>&1
+check "shopctl dlq show prints the dead letter's line and the forged envelope unchanged" \
+	test "$(head -1 "$tmp/dlq.show" | cut -d' ' -f1)" = "$wrong_seq" -a "$(sed -n 2p "$tmp/dlq.show" | jq -c .)" = "$(jq -c . <<<"$wrong")"
+# Orders settled both forgeries (their dead letters are there) and applied
+# no payment: with payments paused none is real, and a forged one applied
+# would have counted as "ok" and paid the order.
+http GET "/orders/$held"
+check "no forged PaymentAuthorized was applied: the order stays RESERVED, unpaid" \
+	test "$(consumed orders ok)" = "$paid_before" -a "$(body .status)" = RESERVED -a "$(count_type OrderPaid)" = 0
+timeline_before=$(jq '.timeline | length' "$tmp/body")
+
+# Replaying goes through the inboxes: the gateway has the event (a
+# duplicate), orders refuses it again under a new dead letter. Twice.
+# replay SEQ: shopctl dlq replay; its copy on PAYMENTS listed as injected.
+replay() {
+	local out subject stream seq
+	if ! out=$("$SHOPCTL" dlq replay "$1" 2>&1); then
+		echo "# shopctl dlq replay $1: $out"
+		return 1
+	fi
+	read -r _ _ _ subject _ stream seq _ <<<"$out" # "SEQ replayed on SUBJECT as STREAM SEQ"
+	echo "$stream $seq injected $subject replay-of-$1" >>"$INJECTED"
+}
+for round in 1 2; do
+	dups_before=$(consumed gateway duplicate)
+	old_seq=$wrong_seq
+	replay "$old_seq"
+	refused_again() {
+		dead_seen "$line_start[.]orders deliveries=1 order=$held reason: $amount_reason" 1 &&
+			! grep -qE "^$old_seq " "$tmp/dlq" && [ "$(consumed gateway duplicate)" -gt "$dups_before" ]
+	}
+	if eventually refused_again; then
+		wrong_seq=$(grep -E "$line_start[.]orders .*order=$held reason: $amount_reason" "$tmp/dlq" | cut -d' ' -f1 | head -1)
+		http GET "/orders/$held"
+		check "shopctl dlq replay (round $round) goes through the inboxes and changes nothing: a duplicate for the gateway, refused again by orders" \
+			test "$wrong_seq" != "$old_seq" -a "$(body .status)" = RESERVED -a "$(jq '.timeline | length' "$tmp/body")" = "$timeline_before" \
+			-a "$(consumed orders ok)" = "$paid_before"
+	else
+		fail "shopctl dlq replay (round $round) goes through the inboxes and changes nothing" \
+			"replayed $old_seq; gateway duplicates $dups_before -> $(consumed gateway duplicate)" "listed: $(cat "$tmp/dlq")"
+	fi
+done
+service_ctl unpause payments
+wait_final "$held"
+check "the real PaymentAuthorized still pays the order once payments is back: SHIPPED, paid once" \
+	test "$(body .status)" = SHIPPED -a "$(count_type OrderPaid)" = 1
+"$SHOPCTL" dlq purge PAYMENTS >/dev/null 2>&1
+if dlq_list && [ ! -s "$tmp/dlq" ]; then pass "shopctl dlq purge removes the dead letters the case made"
+else fail "shopctl dlq purge removes the dead letters the case made" "listed: $(cat "$tmp/dlq" "$tmp/dlq.err")"; fi
+echo "# dead-letter cases: $((($(date +%s%N) - dlq_t0) / 1000000)) ms"
 
 # --- /metrics on every service -----------------------------------------------
 # Prometheus's own checker reads each page (parse errors and lint advice both

@@ -2,7 +2,9 @@
 # The live contract checks, after the other system cases, against the same
 # deployment (run.sh calls it with the number of TAP lines so far):
 #   1. js/bus-check.mjs reads every message the cases left on the streams and
-#      validates it (CloudEvents 1.0, envelope, data schema, index), checks
+#      validates it (CloudEvents 1.0, envelope, data schema, index; the
+#      poison and forged events the cases list in $logs/injected are
+#      skipped, and counted), checks
 #      every index message was produced and consumed, and that the durables
 #      are exactly the index's;
 #   2. the JavaScript follower (js/follow.mjs) follows an order placed now
@@ -12,7 +14,12 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-0}
 net="${COMPOSE_PROJECT_NAME:-shoptest}_default"
-node=(docker run --rm --network "$net" -e SHOP_NATS_URL=nats://nats:4222 "shop-node:${SHOP_TAG:-latest}")
+# The messages the cases injected themselves, listed by them (cases.sh):
+# the bus check skips the deliberately bad ones and says how many.
+logs=${SYSTEM_LOGS:-build/system-logs}
+mkdir -p "$logs"
+node=(docker run --rm --network "$net" -e SHOP_NATS_URL=nats://nats:4222
+	-v "$PWD/$logs:/logs:ro" -e SHOP_INJECTED=/logs/injected "shop-node:${SHOP_TAG:-latest}")
 
 if ! docker build -q -t "shop-node:${SHOP_TAG:-latest}" --target node -f infra/docker/Dockerfile . >/dev/null; then
 	echo "not ok $((n + 1)) - node image builds"

@@ -17,6 +17,9 @@ export SHOP_ORDER_DEADLINE_MS=${SHOP_ORDER_DEADLINE_MS:-60000}
 compose=(docker compose -f docker-compose.yml)
 logs=build/system-logs
 mkdir -p "$logs"
+# What the cases publish themselves (cases.sh writes it, the bus check in
+# contracts.sh reads it): a run's own list, never an older run's.
+rm -f "$logs/injected"
 
 down() { "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1; }
 down
@@ -44,7 +47,7 @@ SHOP_SERVICES=$("${compose[@]}" config --format json |
 export SHOP_SERVICES
 
 docker run --rm --network "${COMPOSE_PROJECT_NAME}_default" \
-	-v "$PWD/tests/system:/tests:ro" \
+	-v "$PWD/tests/system:/tests:ro" -v "$PWD/$logs:/logs" -e SHOP_INJECTED=/logs/injected \
 	-v /var/run/docker.sock:/var/run/docker.sock -e COMPOSE_PROJECT_NAME \
 	-e GATEWAY=http://gateway:8080 -e CONSOLE=http://console:8080 -e SHOP_NATS_URL=nats://nats:4222 -e NATS_MONITOR=http://nats:8222 \
 	-e SHOP_DISPATCH_DELAY_MS -e SHOP_SERVICES \

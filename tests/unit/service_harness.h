@@ -115,8 +115,10 @@ static inline shop_status harness_run(struct svc *svc, struct db *db, svc_handle
 
 /* The attributes of an envelope; NULL picks the default. */
 struct harness_envelope {
-	const char *id;     /* default: a fresh UUIDv7 */
-	const char *source; /* default: "/shop/test" */
+	const char *id; /* default: a fresh UUIDv7 */
+	/* Default: the type's producer's ("/shop/<producer>"), the only one
+	 * consumers take; "/shop/test" for a type the contracts lack. */
+	const char *source;
 	const char *type;
 	const char *subject;
 	const char *correlation_id; /* default: the event id */
@@ -132,7 +134,9 @@ static inline char *harness_envelope_encode(const struct harness_envelope *e, cJ
 		snprintf(env.id, sizeof(env.id), "%s", e->id);
 	else
 		ids_uuid7(env.id);
-	snprintf(env.source, sizeof(env.source), "%s", e->source ? e->source : "/shop/test");
+	const struct ct_message *m = ct_message_by_type(e->type);
+	const char *source = m ? m->source : "/shop/test";
+	snprintf(env.source, sizeof(env.source), "%s", e->source ? e->source : source);
 	snprintf(env.type, sizeof(env.type), "%s", e->type);
 	clock_rfc3339(clock_now_ms(), env.time);
 	snprintf(env.subject, sizeof(env.subject), "%s", e->subject);
@@ -153,10 +157,6 @@ static inline char *harness_message_envelope(enum ct_message_id id, struct harne
 					     const void *msg)
 {
 	const struct ct_message *m = &ct_messages[id];
-	char source[64];
-	snprintf(source, sizeof(source), "/shop/%s", m->producer);
-	if (!e.source)
-		e.source = source;
 	e.type = m->type;
 	return harness_envelope_encode(&e, m->encode(msg));
 }

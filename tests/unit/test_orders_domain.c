@@ -386,8 +386,10 @@ static void an_unanswered_request_is_asked_again_with_its_reason_up_to_the_last(
 		assert_int_equal(d.status, PAID);
 		assert_int_equal(d.cancel_reason, TIMEOUT);
 		assert_int_equal(d.cancel_requests, i);
-		cur = (struct orders_state){ d.status, d.cancel_requested, d.cancel_reason,
-					     d.cancel_requests };
+		cur = (struct orders_state){ .status = d.status,
+					     .cancel_requested = d.cancel_requested,
+					     .cancel_reason = d.cancel_reason,
+					     .cancel_requests = d.cancel_requests };
 		in.cancel_requests = cur.cancel_requests;
 	}
 	/* The last one was sent: only shipping's answer moves it now. */
@@ -481,6 +483,61 @@ static void an_applied_decision_moves_forward_and_has_a_reason_exactly_when_canc
 	}
 }
 
+/* A payment for another amount or currency than the order's total is no
+ * payment of this order: refused in every state that knows the total, and
+ * nothing moves. The same payment for the total is decided as the table
+ * says; before the total is known (PENDING) it waits, as the table says. */
+static void a_payment_for_another_amount_or_currency_is_rejected_wherever_the_total_is_known(
+	void **state)
+{
+	const struct {
+		int64_t cents;
+		const char *currency;
+	} wrong[] = { { 2598, "EUR" }, { 2600, "EUR" }, { 0, "EUR" }, { 2599, "USD" } };
+	for (int row = 0; row < ROWS; row++) {
+		struct orders_state cur = state_of(row);
+		cur.has_total = row != PENDING;
+		cur.total_cents = 2599;
+		cur.currency = "EUR";
+		struct orders_input right = input_of(ORDERS_INPUT_PAYMENT_AUTHORIZED, row);
+		right.has_amount = true;
+		right.amount_cents = 2599;
+		right.currency = "EUR";
+		struct orders_decision want = decide(row, &right);
+		struct orders_decision d = orders_decide(&cur, &right);
+		assert_int_equal(d.verdict, want.verdict);
+		assert_int_equal(d.status, want.status);
+		for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+			struct orders_input in = right;
+			in.amount_cents = wrong[i].cents;
+			in.currency = wrong[i].currency;
+			d = orders_decide(&cur, &in);
+			if (row == PENDING) {
+				assert_int_equal(d.verdict, ORDERS_DEFER);
+				continue;
+			}
+			if (d.verdict != ORDERS_REJECT)
+				fail_msg("%s, paid %lld %s for 2599 EUR: %s, not reject",
+					 row_name(row), (long long)wrong[i].cents,
+					 wrong[i].currency, orders_verdict_name(d.verdict));
+			assert_int_equal(d.status, cur.status);
+			assert_int_equal(d.cancel_requested, cur.cancel_requested);
+			assert_int_equal(d.cancel_requests, cur.cancel_requests);
+		}
+	}
+	/* Every other input carries no amount and is never rejected. */
+	for (int row = 0; row < ROWS; row++) {
+		struct orders_state cur = state_of(row);
+		cur.has_total = true;
+		cur.total_cents = 2599;
+		cur.currency = "EUR";
+		for (int kind = 0; kind < ORDERS_INPUT_COUNT; kind++) {
+			struct orders_input in = input_of((enum orders_input_kind)kind, row);
+			assert_int_not_equal(orders_decide(&cur, &in).verdict, ORDERS_REJECT);
+		}
+	}
+}
+
 static void status_and_reason_names_round_trip(void **state)
 {
 	for (int i = 0; i < ORDERS_STATUS_COUNT; i++) {
@@ -555,6 +612,8 @@ int main(void)
 		cmocka_unit_test(anything_on_shipped_is_ignored),
 		cmocka_unit_test(
 			an_applied_decision_moves_forward_and_has_a_reason_exactly_when_cancelled),
+		cmocka_unit_test(
+			a_payment_for_another_amount_or_currency_is_rejected_wherever_the_total_is_known),
 		cmocka_unit_test(status_and_reason_names_round_trip),
 		cmocka_unit_test(unknown_names_are_invalid_and_leave_the_output_alone),
 	};

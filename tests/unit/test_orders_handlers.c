@@ -916,6 +916,96 @@ static void a_not_ready_message_leaves_no_inbox_record_so_its_redelivery_applies
 	free(c);
 }
 
+/* PaymentAuthorized about ORDER_ID for CENTS in CURRENCY (a fresh payment
+ * id, copied to PAY), in its envelope from payments; free() it. */
+static char *payment_envelope(const char *order_id, int64_t cents, const char *currency,
+			      char pay[IDS_UUID_SIZE])
+{
+	struct ct_payment_authorized ev = payment_authorized(order_id, pay);
+	ev.amount_cents = cents;
+	snprintf(ev.currency, sizeof(ev.currency), "%s", currency);
+	return envelope(CT_MSG_PAYMENT_AUTHORIZED, order_id, &ev);
+}
+
+/* TEXT through the runtime as the bus delivers it; its answer's reason in
+ * REASON (HARNESS_REASON_MAX bytes). */
+static shop_status deliver_why(struct fixture *f, const char *text, char *reason)
+{
+	return harness_deliver(f->svc, f->db, "orders", text, reason, HARNESS_REASON_MAX);
+}
+
+static void reason_has(const char *reason, const char *want)
+{
+	if (!strstr(reason, want))
+		fail_msg("reason \"%s\" does not say \"%s\"", reason, want);
+}
+
+/* A PaymentAuthorized that is not for the order's total (a forged event, or
+ * a bug in payments) is refused for good with the reason, and the order is
+ * not paid: nothing changes, no event, no inbox record. The payment for
+ * the total still pays it afterwards. */
+static void a_payment_for_another_amount_is_dead_lettered_with_the_reason_and_pays_nothing(
+	void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], reason[HARNESS_REASON_MAX];
+	place(f, id);
+	reserve_stock(f, id);
+	int64_t events = harness_outbox_total(f->db);
+	int64_t inbox = count_rows(f, "SELECT count(*) FROM inbox", NULL);
+
+	char *less = payment_envelope(id, ORDER_TOTAL_CENTS - 1, "EUR", pay);
+	assert_int_equal(deliver_why(f, less, reason), SHOP_E_INVALID);
+	reason_has(reason,
+		   "payment_authorized for 2598 EUR does not match the order's total of 2599 EUR");
+	char *dollars = payment_envelope(id, ORDER_TOTAL_CENTS, "USD", pay);
+	assert_int_equal(deliver_why(f, dollars, reason), SHOP_E_INVALID);
+	reason_has(reason, "for 2599 USD does not match the order's total of 2599 EUR");
+	assert_int_equal(svc_settle_decide(SHOP_E_INVALID, 1), SVC_DEAD_LETTER);
+
+	struct orders_row row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_RESERVED);
+	assert_string_equal(row.payment_id, "");
+	assert_int_equal(row.version, 2);
+	assert_int_equal(harness_outbox_total(f->db), events);
+	assert_int_equal(outbox_count(f, SUBJ_PAID), 0);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM inbox", NULL), inbox);
+
+	/* A redelivery is refused again (nothing was recorded); the real one pays. */
+	assert_int_equal(deliver_why(f, less, reason), SHOP_E_INVALID);
+	char *right = payment_envelope(id, ORDER_TOTAL_CENTS, "EUR", pay);
+	assert_int_equal(deliver_why(f, right, reason), SHOP_OK);
+	row = order(f, id);
+	assert_int_equal(row.status, ORDERS_STATUS_PAID);
+	assert_string_equal(row.payment_id, pay);
+	assert_int_equal(outbox_count(f, SUBJ_PAID), 1);
+
+	/* Paid now, a payment of another amount is still no payment of it. */
+	assert_int_equal(deliver_why(f, less, reason), SHOP_E_INVALID);
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_PAID);
+	assert_int_equal(outbox_count(f, SUBJ_PAID), 1);
+	free(less);
+	free(dollars);
+	free(right);
+}
+
+/* Before the reservation priced the order there is nothing to compare
+ * with: the payment waits (NOT_READY, as any early payment) and is checked
+ * when it comes back. */
+static void a_payment_for_another_amount_before_the_reservation_is_refused_once_priced(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE], reason[HARNESS_REASON_MAX];
+	place(f, id);
+	char *wrong = payment_envelope(id, 1, "EUR", pay);
+	assert_int_equal(deliver_why(f, wrong, reason), SHOP_E_NOT_READY);
+	reserve_stock(f, id);
+	assert_int_equal(deliver_why(f, wrong, reason), SHOP_E_INVALID);
+	reason_has(reason, "payment_authorized for 1 EUR does not match");
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_RESERVED);
+	free(wrong);
+}
+
 int main(void)
 {
 	log_init("orders-test", LOG_LVL_ERROR);
@@ -954,6 +1044,8 @@ int main(void)
 		T(a_total_above_any_unit_price_is_reserved_and_paid_through_the_routes),
 		T(a_redelivered_message_is_a_duplicate_with_no_second_effect),
 		T(a_not_ready_message_leaves_no_inbox_record_so_its_redelivery_applies),
+		T(a_payment_for_another_amount_is_dead_lettered_with_the_reason_and_pays_nothing),
+		T(a_payment_for_another_amount_before_the_reservation_is_refused_once_priced),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

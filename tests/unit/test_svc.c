@@ -29,6 +29,8 @@ static shop_status test_result = SHOP_OK;
 static const char *test_statement;
 /* When set, only orders of this customer run test_statement / test_result. */
 static const char *test_only_customer;
+/* When set, the handler refuses the message with this reason. */
+static const char *test_reject;
 
 static shop_status test_on_order_placed(struct svc_tx *tx, const void *data)
 {
@@ -43,6 +45,8 @@ static shop_status test_on_order_placed(struct svc_tx *tx, const void *data)
 	}
 	if (test_result != SHOP_OK)
 		return test_result;
+	if (test_reject)
+		return svc_tx_reject(tx, "%s", test_reject);
 emit:;
 	struct ct_stock_released r = { 0 };
 	snprintf(r.order_id, sizeof(r.order_id), "%s", e->order_id);
@@ -88,6 +92,7 @@ static int setup(void **state)
 	test_result = SHOP_OK;
 	test_statement = NULL;
 	test_only_customer = NULL;
+	test_reject = NULL;
 	*state = f;
 	return 0;
 }
@@ -110,16 +115,23 @@ static const char order_placed_data[] =
 	"\"payment\":{\"card_token\":\"tok_visa\"},\"shipping_address\":{\"name\":\"Ada\","
 	"\"line1\":\"1 St\",\"city\":\"London\",\"postal_code\":\"N1\",\"country\":\"GB\"}}";
 
-/* An envelope for order_placed with the given id and data. */
-static char *test_envelope(const char *id, const char *type, const char *data)
+/* An envelope with the given id, type and data, from SOURCE. */
+static char *test_envelope_from(const char *id, const char *type, const char *data,
+				const char *source)
 {
-	return xasprintf("{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"/shop/orders\","
+	return xasprintf("{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"%s\","
 			 "\"type\":\"%s\",\"time\":\"2026-11-22T10:00:00.000Z\","
 			 "\"subject\":\"0192f0c1-7d2a-7abc-8def-0123456789ab\","
 			 "\"datacontenttype\":\"application/json\",\"correlationid\":\"corr-1\","
 			 "\"causationid\":\"cause-1\",\"traceparent\":"
 			 "\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\",\"data\":%s}",
-			 id, type, data);
+			 id, source, type, data);
+}
+
+/* ... from orders, the producer of order_placed (and order_paid). */
+static char *test_envelope(const char *id, const char *type, const char *data)
+{
+	return test_envelope_from(id, type, data, "/shop/orders");
 }
 
 static int64_t test_count(struct db *db, const char *sql)
@@ -666,6 +678,81 @@ static void unknown_type_and_unconsumed_messages_are_invalid(void **state)
 	assert_non_null(strstr(f->reason, "does not consume"));
 }
 
+/* The contracts name one producer per type, and its source is
+ * "/shop/<producer>": an event from anyone else is refused for good, with a
+ * reason that names both, before its handler or the inbox see it. */
+static void an_event_whose_source_is_not_its_producer_is_invalid_with_the_reason(void **state)
+{
+	struct fixture *f = *state;
+	const char *forged[] = {
+		"/shop/payments",    "/shop/orders/",      "/shop/ORDERS", "/shop", "orders", "/x",
+		"/shop/orders-evil", "https://shop/orders"
+	};
+	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+		free(f->json);
+		f->json = test_envelope_from("0192f0c1-0000-7000-8000-000000000071", ORDER_PLACED,
+					     order_placed_data, forged[i]);
+		assert_int_equal(redeliver(f), SHOP_E_INVALID);
+		char want[256];
+		snprintf(want, sizeof(want),
+			 "source %s is not the producer of shop.orders.order_placed.v1 "
+			 "(/shop/orders)",
+			 forged[i]);
+		assert_string_equal(f->reason, want);
+		assert_int_equal(svc_settle_decide(SHOP_E_INVALID, 1), SVC_DEAD_LETTER);
+	}
+	assert_int_equal(handled, 0);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 0);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 0);
+	/* The same event from its producer is handled. */
+	assert_int_equal(deliver(f, "0192f0c1-0000-7000-8000-000000000071", ORDER_PLACED,
+				 order_placed_data),
+			 SHOP_OK);
+	assert_int_equal(handled, 1);
+}
+
+/* A forged event in a batch is refused alone: the others are handled in
+ * the same transaction, and the batch is not tried again for it (it never
+ * reached a handler). */
+static void a_forged_event_in_a_batch_is_refused_alone(void **state)
+{
+	struct fixture *f = *state;
+	char *e[3];
+	envelopes_make(e, 3, 7, NULL);
+	char *forged = test_envelope_from("0192f0c1-0000-7000-8000-000000000799", ORDER_PLACED,
+					  order_placed_data, "/shop/payments");
+	const char *batch[] = { e[0], forged, e[1], e[2] };
+	shop_status st[4];
+	assert_int_equal(svc_handle_envelopes(f->svc, f->db, "inventory", batch, 4, st), SHOP_OK);
+	statuses_are(st, (const shop_status[]){ SHOP_OK, SHOP_E_INVALID, SHOP_OK, SHOP_OK }, 4);
+	assert_int_equal(handled, 3);
+	assert_int_equal(svc_batch_replays(f->svc), 0);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 3);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox WHERE event_id = "
+					   "'0192f0c1-0000-7000-8000-000000000799'"),
+			 0);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 3);
+	free(forged);
+	envelopes_free(e, 3);
+}
+
+/* A handler that refuses a message (svc_tx_reject) gives its dead letter
+ * its words; the message's writes are undone. */
+static void a_handler_refusal_is_invalid_with_the_handlers_reason(void **state)
+{
+	struct fixture *f = *state;
+	test_reject = "order c-1 is not ours";
+	assert_int_equal(deliver(f, "0192f0c1-0000-7000-8000-000000000072", ORDER_PLACED,
+				 order_placed_data),
+			 SHOP_E_INVALID);
+	assert_string_equal(f->reason, "order c-1 is not ours");
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 0);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 0);
+	/* Outside a consumer there is no dead letter: the call only says no. */
+	struct svc_tx tx = { .svc = f->svc, .db = f->db };
+	assert_int_equal(svc_tx_reject(&tx, "%s", "nowhere to write"), SHOP_E_INVALID);
+}
+
 static void emitted_event_carries_causation_correlation_and_trace(void **state)
 {
 	struct fixture *f = *state;
@@ -858,6 +945,9 @@ int main(void)
 		T(malformed_envelope_is_invalid_with_a_reason),
 		T(data_violating_the_contract_is_invalid_and_names_the_path),
 		T(unknown_type_and_unconsumed_messages_are_invalid),
+		T(an_event_whose_source_is_not_its_producer_is_invalid_with_the_reason),
+		T(a_forged_event_in_a_batch_is_refused_alone),
+		T(a_handler_refusal_is_invalid_with_the_handlers_reason),
 		T(emitted_event_carries_causation_correlation_and_trace),
 		T(emitting_data_that_breaks_the_contract_is_refused_and_rolled_back),
 		T(emitting_another_services_event_is_refused),

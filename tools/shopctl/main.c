@@ -3,8 +3,10 @@
  *
  *   shopctl publish SUBJECT MSG_ID < payload.json
  *       publishes one message with Nats-Msg-Id MSG_ID and waits for the
- *       JetStream ack (the system tests use it to inject duplicated and
- *       out-of-order events; operators to replay a dead letter by hand)
+ *       JetStream ack (the system tests use it to inject duplicated,
+ *       out-of-order, poison and forged events; operators to replay a dead
+ *       letter by hand); prints "stored STREAM SEQ", or "duplicate STREAM
+ *       SEQ" with the sequence of the copy stored before
  *   shopctl services [--json]
  *       lists every service instance that answers the NATS service API's
  *       $SRV.PING: service, instance id, version, endpoints, and whether
@@ -49,6 +51,7 @@
 #include "db/db.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,14 +90,14 @@ static int shopctl_publish(const char *subject, const char *msg_id)
 		goto out;
 	}
 	struct bus_out msg = { .subject = subject, .msg_id = msg_id, .data = payload, .len = len };
-	bool duplicate = false;
-	shop_status st = bus_publish(bus, &msg, &duplicate);
+	struct bus_ack ack = { 0 };
+	shop_status st = bus_publish(bus, &msg, &ack);
 	if (st != SHOP_OK) {
 		fprintf(stderr, "shopctl: publish failed: %s\n", shop_status_name(st));
 		goto out;
 	}
-	printf("%s\n", duplicate ? "duplicate" : "stored");
-	rc = duplicate ? 3 : 0;
+	printf("%s %s %" PRIu64 "\n", ack.duplicate ? "duplicate" : "stored", ack.stream, ack.seq);
+	rc = ack.duplicate ? 3 : 0;
 out:
 	bus_close(bus);
 	free(payload);

@@ -141,13 +141,13 @@ static shop_status shopctl_dlq_replay_one(struct bus *bus, const char *stream, u
 		return SHOP_E_INVALID;
 	char *msg_id = xasprintf(SHOPCTL_DLQ_REPLAY_PREFIX "%s:%s:%s", origin, durable, origin_seq);
 	struct bus_out msg = { .subject = subject, .msg_id = msg_id, .data = data, .len = len };
-	bool duplicate = false;
-	shop_status st = bus_publish(bus, &msg, &duplicate);
+	struct bus_ack ack = { 0 };
+	shop_status st = bus_publish(bus, &msg, &ack);
 	free(msg_id);
 	if (st != SHOP_OK)
 		return st;
-	fprintf(out, "%" PRIu64 " replayed on %s%s\n", seq, subject,
-		duplicate ? " (stored before: a duplicate)" : "");
+	fprintf(out, "%" PRIu64 " replayed on %s as %s %" PRIu64 "%s\n", seq, subject, ack.stream,
+		ack.seq, ack.duplicate ? " (stored before: a duplicate)" : "");
 	return bus_stream_delete(bus, stream, seq);
 }
 
