@@ -6,7 +6,7 @@
 set -uo pipefail
 
 G=${GATEWAY:-http://gateway:8080}
-MON=${NATS_MONITOR:-http://nats:8222}
+MON=${NATS_MONITOR:-http://nats-1:8222}
 SHOPCTL=${SHOPCTL:-/src/build/bin/shopctl}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -507,8 +507,8 @@ check "the console's overview lists every service of docker-compose.yml up, from
 check "each service's instances on the overview are the registry's, each ready" \
 	test "$(ov '[.services[].instances[] | select(.state == "ready") | .id] | sort | join(" ")')" = \
 	"$(jq -r '[.instances[].id] | sort | join(" ")' "$tmp/services.json")"
-check "the overview shows the NATS node up with its server name, and PostgreSQL up" \
-	test "$(ov '[.nats[] | select(.state == "up" and (.name | length > 0))] | length')" -ge 1 -a "$(ov .postgres.state)" = up
+check "the overview shows the three NATS nodes up with their server names, and PostgreSQL up" \
+	test "$(ov '[.nats[] | select(.state == "up" and (.name | length > 0))] | length')" = 3 -a "$(ov .postgres.state)" = up
 check "the overview has a pending and an in-flight series for every durable of the contracts" \
 	test "$(ov '[.consumers[] | (.pending | length > 0) and (.ack_pending | length > 0) and (.pending[-1] | type == "number")] | (length >= 10 and all)')" = true
 check "the overview has an outbox backlog series for each of the six services" \

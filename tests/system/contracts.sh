@@ -12,7 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-0}
 net="${COMPOSE_PROJECT_NAME:-shoptest}_default"
-node=(docker run --rm --network "$net" -e SHOP_NATS_URL=nats://nats:4222 "shop-node:${SHOP_TAG:-latest}")
+node=(docker run --rm --network "$net" -e SHOP_NATS_URL=nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 "shop-node:${SHOP_TAG:-latest}")
 
 if ! docker build -q -t "shop-node:${SHOP_TAG:-latest}" --target node -f infra/docker/Dockerfile . >/dev/null; then
 	echo "not ok $((n + 1)) - node image builds"
