@@ -7,6 +7,8 @@ set -uo pipefail
 
 G=${GATEWAY:-http://gateway:8080}
 MON=${NATS_MONITOR:-http://nats-1:8222}
+# Every node's monitoring endpoint (the cluster nats-1..3).
+NATS_MONITORS=${NATS_MONITORS:-http://nats-1:8222 http://nats-2:8222 http://nats-3:8222}
 SHOPCTL=${SHOPCTL:-/src/build/bin/shopctl}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -414,10 +416,17 @@ timeline_count() { http GET "/orders/$1"; jq '.timeline | length' "$tmp/body"; }
 stream_caught_up() { [ "$(stream_events_count "$1")" -ge "$(timeline_count "$2")" ]; }
 notifications_done() { http GET "/orders/$1"; [ "$(count_type NotificationSent)" -ge 2 ]; }
 
-# Ephemeral consumers on the broker (the console's): every other is a durable.
+# Ephemeral consumers on the cluster (the console's): every other is a
+# durable. A durable is on all three nodes, like its stream, but an ordered
+# consumer has one replica, on one node: every node is asked, and each
+# consumer counted once.
 ephemeral_consumers() {
-	curl -s "$MON/jsz?consumers=true&config=true" |
-		jq '[.account_details[].stream_detail[].consumer_detail[]? | select((.config.durable_name // "") == "")] | length'
+	local m
+	for m in $NATS_MONITORS; do
+		curl -s --max-time 5 "$m/jsz?consumers=true&config=true" |
+			jq -c '[.account_details[]?.stream_detail[]? | .name as $s | .consumer_detail[]?
+				| select((.config.durable_name // "") == "") | "\($s)/\(.name)"]'
+	done | jq -s 'add // [] | unique | length'
 }
 ephemeral_consumers_are() { [ "$(ephemeral_consumers)" = "$1" ]; }
 console_baseline=$(ephemeral_consumers)
