@@ -83,9 +83,9 @@ docker run -d --rm --name "$watch_name" --network "$network" \
 	"shop-build:${SHOP_TAG:-latest}" sleep infinity >/dev/null ||
 	{ echo "chaos: the watch container does not start" >&2; exit 2; }
 # progress: "completed lag": this run's finished orders in the orders
-# database ("?" while PostgreSQL is the one down), and "durable:n" for each
-# consumer with undelivered or unacknowledged messages, from the first NATS
-# node that answers ("none" when no consumer has any).
+# database ("?" while PostgreSQL is the one down), and "STREAM/durable:n" for each
+# durable with undelivered or unacknowledged messages, from the NATS
+# node that leads it ("none" when no durable has any).
 read -r -d '' progress_script <<'INNER'
 customer=$1
 counts=$(psql -h postgres -U orders -d orders -AtF ' ' -c "SELECT
@@ -93,11 +93,14 @@ counts=$(psql -h postgres -U orders -d orders -AtF ' ' -c "SELECT
 	count(*) FILTER (WHERE status NOT IN ('SHIPPED', 'CANCELLED'))
 	FROM orders WHERE customer_id = '$customer'" 2>/dev/null) || counts="? ?"
 # Every node's view, each consumer taken from its leader's (a follower's
-# numbers can be stale).
+# numbers can be stale). Durables only: the console's ordered consumers are
+# ephemeral, and one left behind on a killed node (its watch made again on
+# another) would count its stream's whole tail as lag.
 lag=$(for node in nats-1 nats-2 nats-3; do
-	curl -s --max-time 1 "http://$node:8222/jsz?consumers=true" |
+	curl -s --max-time 1 "http://$node:8222/jsz?consumers=true&config=true" |
 		jq --arg from "$node" '[.account_details[]?.stream_detail[]?.consumer_detail[]? | . + {from: $from}]' 2>/dev/null
-done | jq -rs 'add // [] | map(select(.cluster.leader == .from or .cluster == null))
+done | jq -rs 'add // [] | map(select((.config.durable_name // "") != ""))
+	| map(select(.cluster.leader == .from or .cluster == null))
 	| map(select(.num_pending + .num_ack_pending > 0)
 		| "\(.stream_name)/\(.name):\(.num_pending + .num_ack_pending)")
 	| if length == 0 then "none" else join(" ") end' 2>/dev/null)
