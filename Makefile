@@ -24,7 +24,7 @@
 #                    `make check` runs it too
 # On the host, against a running `docker compose up` (loadtest/README.md):
 #   make loadtest [RATE=1000] [DURATION=60] [MODE=run|saturate] [CEILINGS=1|0]
-#                 [DURABILITY=durable|relaxed|compare]
+#                 [DURABILITY=durable|relaxed|strict|compare]
 #   make follow ORDER=<id>   print one order's events as they happen (js/follow.mjs)
 #   make chaos [CHAOS_DURATION=60] [CHAOS_RATE=10] [CHAOS_INTERVAL=5] [CHAOS_SEED=n]
 #                 a bounded load while a random container is SIGKILLed every

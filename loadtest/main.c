@@ -48,7 +48,7 @@ static void lt_usage(FILE *out)
 		"  --p99-accept-ms N    saturate target for accept p99 (%d; 0 = none)\n"
 		"  --p99-paid-ms N      saturate target for POST->PAID p99 (%d; 0 = none)\n"
 		"  --results DIR        write DIR/<UTC stamp>/{summary.txt,report.json,report.svg}\n"
-		"  --durability NAME    how the deployment was started (durable, relaxed), for the report\n"
+		"  --durability NAME    how the deployment was started (durable, relaxed, strict), for the report\n"
 		"  --ceilings           measure the building blocks' ceilings before the load\n"
 		"  --ceil-seconds S     seconds per ceiling (%d)\n"
 		"  --ceil-pg URL        PostgreSQL scratch database for the commit ceiling\n"

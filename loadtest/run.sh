@@ -13,9 +13,11 @@
 #   CEILINGS=1|0               measure the building blocks' ceilings first (1)
 #   CEIL_SECONDS=3             seconds per ceiling
 #   DURABILITY=                (empty) the running deployment as it is;
-#                              durable | relaxed: (re)start it first with the
-#                              defaults, or with infra/compose.relaxed.yml
-#                              (fsync off), then run; compare: durable, then
+#                              durable | relaxed | strict: (re)start it first
+#                              with the defaults, with infra/compose.relaxed.yml
+#                              (fsync off) or with infra/compose.strict.yml
+#                              (JetStream fsyncs every write too), then run;
+#                              compare: durable, then
 #                              relaxed, then durable/relaxed throughput, and
 #                              the deployment is put back to durable
 #   SHOP_PG_PASSWORD_LOADTEST  the loadtest role's password, if not the
@@ -32,8 +34,8 @@ network=${project}_default
 compose=(docker compose -p "$project" -f docker-compose.yml)
 durability=${DURABILITY:-}
 case "$durability" in
-"" | durable | relaxed | compare) ;;
-*) echo "loadtest: DURABILITY must be durable, relaxed or compare" >&2; exit 2 ;;
+"" | durable | relaxed | strict | compare) ;;
+*) echo "loadtest: DURABILITY must be durable, relaxed, strict or compare" >&2; exit 2 ;;
 esac
 if [ -z "$durability" ] && ! docker network inspect "$network" >/dev/null 2>&1; then
 	echo "loadtest: no compose deployment '$project' is running (network $network);" \
@@ -78,6 +80,7 @@ fi
 deploy() {
 	local files=("${compose[@]}")
 	[ "$1" = relaxed ] && files+=(-f infra/compose.relaxed.yml)
+	[ "$1" = strict ] && files+=(-f infra/compose.strict.yml)
 	echo "# deployment '$project': $1 durability" >&2
 	# The PostgreSQL image from this tree: its init script creates the
 	# loadtest role and passes the relaxed override's -c on to the server;
@@ -86,15 +89,20 @@ deploy() {
 	"${files[@]}" up -d --wait >&2
 }
 
-# What the running deployment was started with, from the gateway's
-# environment: relaxed when its SQLite runs synchronous=NORMAL.
+# What the running deployment was started with, from its containers'
+# environment: relaxed when the gateway's SQLite runs synchronous=NORMAL,
+# strict when NATS fsyncs every write.
 detect() {
-	local id
+	local id nats
 	id=$("${compose[@]}" ps -q gateway 2>/dev/null | head -1)
 	if [ -z "$id" ]; then echo unknown; return; fi
+	nats=$("${compose[@]}" ps -q nats-1 2>/dev/null | head -1)
 	if docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$id" |
 		grep -qx 'SHOP_SQLITE_SYNCHRONOUS=NORMAL'; then
 		echo relaxed
+	elif [ -n "$nats" ] && docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$nats" |
+		grep -qx 'SHOP_NATS_SYNC_INTERVAL=always'; then
+		echo strict
 	else
 		echo durable
 	fi
@@ -126,7 +134,7 @@ case "$durability" in
 "")
 	run_once "$(detect)"
 	;;
-durable | relaxed)
+durable | relaxed | strict)
 	deploy "$durability"
 	run_once "$durability"
 	;;

@@ -68,6 +68,9 @@ tests/system/scale.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$l
 # instance per SQLite file, slowloris.
 tests/system/guard.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+# The durability modes' settings: JetStream's fsync as shipped and strict.
+tests/system/durability.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 # The console page in headless Chromium: an order followed live, a service
 # stopped and started (screenshots in build/screenshots).
 tests/system/browser.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
