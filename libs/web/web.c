@@ -441,9 +441,11 @@ static void *web_watcher_main(void *arg)
 								     : -1;
 			if (limit < 0 || c->cut || c->fd < 0 || now - c->since_ms < limit)
 				continue;
-			(void)shutdown(c->fd, SHUT_RDWR);
+			/* Counted before the shutdown: the client sees its
+			 * connection end at once, and may read the count then. */
 			c->cut = true;
 			atomic_fetch_add(&s->cut, 1);
+			(void)shutdown(c->fd, SHUT_RDWR);
 		}
 		struct timespec until = clock_mono_deadline(WEB_DEADLINE_CHECK_MS);
 		pthread_cond_timedwait(&s->watcher_wake, &s->conns_lock, &until);
