@@ -26,6 +26,9 @@
 #   make loadtest [RATE=1000] [DURATION=60] [MODE=run|saturate] [CEILINGS=1|0]
 #                 [DURABILITY=durable|relaxed|strict|compare]
 #   make follow ORDER=<id>   print one order's events as they happen (js/follow.mjs)
+#   make chaos [CHAOS_DURATION=60] [CHAOS_RATE=10] [CHAOS_INTERVAL=5] [CHAOS_SEED=n]
+#                 a bounded load while a random container is SIGKILLed every
+#                 few seconds, a line a second, then shopctl audit (tools/chaos.sh)
 # Switches: V=1 shows full commands, SANITIZE=address,undefined, WERROR=1.
 
 BUILD ?= build
@@ -109,7 +112,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 COMPONENT_TESTS := $(patsubst tests/component/%.c,$(BUILD)/tests/%,$(wildcard tests/component/test_*.c))
 
 .PHONY: all check unit component lint hardening test clean loadtest docs follow fuzz fuzz-build \
-	fuzz-check tsan
+	fuzz-check tsan chaos
 .SECONDARY:
 
 all: $(BINS)
@@ -303,6 +306,12 @@ test:
 loadtest:
 	$(Q)RATE=$(RATE) DURATION=$(DURATION) MODE=$(MODE) CEILINGS=$(CEILINGS) \
 		DURABILITY=$(DURABILITY) loadtest/run.sh
+
+# Host side, against a running `docker compose up`: kill containers under load
+# and watch the shop recover (tools/chaos.sh; the CHAOS_* settings pass through
+# the environment).
+chaos:
+	$(Q)tools/chaos.sh
 
 # Host side, against a running `docker compose up`: one order's journey, live,
 # from the JavaScript follower in the node image (infra/docker/Dockerfile).

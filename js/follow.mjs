@@ -23,7 +23,7 @@ if (!order || !/^[0-9a-f-]{36}$/.test(order)) {
   process.exit(2);
 }
 const c = loadContracts();
-const nc = await connect({ servers: process.env.SHOP_NATS_URL || "nats://nats:4222", name: `follow-${order}` });
+const nc = await connect({ servers: (process.env.SHOP_NATS_URL || "nats://nats-1:4222").split(","), name: `follow-${order}` });
 const jsm = await jetstreamManager(nc);
 const js = jetstream(nc);
 const durable = `follow-${order}`;

@@ -146,9 +146,12 @@ static void lt_ceil_js(const char *url, int64_t seconds, struct lt_ceilings *c)
 	struct lt_ceil_pub pub = { 0 };
 	jsErrCode jerr = 0;
 	bool created = false;
-	natsStatus s = natsOptions_Create(&no);
+	char **urls = NULL;
+	size_t n_urls = bus_url_list(url, &urls);
+	natsStatus s = n_urls == 0 || n_urls > INT32_MAX ? NATS_INVALID_ARG
+							 : natsOptions_Create(&no);
 	if (s == NATS_OK)
-		s = natsOptions_SetURL(no, url);
+		s = natsOptions_SetServers(no, (const char **)urls, (int)n_urls);
 	if (s == NATS_OK)
 		s = natsOptions_SetName(no, "shop-loadtest-ceilings");
 	if (s == NATS_OK)
@@ -203,6 +206,7 @@ out:
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
 	natsOptions_Destroy(no);
+	bus_url_list_free(urls, n_urls);
 }
 
 /* ---- the gateway: GET /healthz, closed loop ----------------------------- */

@@ -33,8 +33,8 @@
 
 struct lt_config {
 	const char *gateway; /* http://gateway:8080 */
-	const char *nats;    /* nats://nats:4222 */
-	const char *monitor; /* http://nats:8222 */
+	const char *nats;    /* nats://nats-1:4222,... (every node) */
+	const char *monitor; /* http://nats-1:8222 */
 	const char *mix;
 	double rate;
 	int64_t duration_s;

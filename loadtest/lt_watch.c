@@ -5,6 +5,7 @@
 #include "lt_watch.h"
 
 #include "lt_pace.h"
+#include "bus/bus.h"
 #include "core/xalloc.h"
 
 #include <cjson/cJSON.h>
@@ -93,12 +94,20 @@ shop_status lt_watch_start(const char *url, struct lt_watch **ret_watch)
 {
 	shop_status st;
 	natsOptions *opts = NULL;
+	char **urls = NULL;
+	size_t n_urls = bus_url_list(url, &urls);
 	struct lt_watch *w = xcalloc(1, sizeof(*w));
 	pthread_mutex_init(&w->lock, NULL);
 
-	st = lt_watch_status(natsOptions_Create(&opts));
+	/* Every node of a cluster: the watch moves to another when its own
+	 * goes away (events published meanwhile are not seen, and the orders
+	 * they end count as never terminal). */
+	st = n_urls == 0 || n_urls > INT32_MAX ? SHOP_E_INVALID : SHOP_OK;
 	if (st == SHOP_OK)
-		st = lt_watch_status(natsOptions_SetURL(opts, url));
+		st = lt_watch_status(natsOptions_Create(&opts));
+	if (st == SHOP_OK)
+		st = lt_watch_status(
+			natsOptions_SetServers(opts, (const char **)urls, (int)n_urls));
 	if (st == SHOP_OK)
 		st = lt_watch_status(natsOptions_SetName(opts, "shop-loadtest"));
 	if (st == SHOP_OK)
@@ -126,6 +135,7 @@ shop_status lt_watch_start(const char *url, struct lt_watch **ret_watch)
 	w = NULL;
 out:
 	natsOptions_Destroy(opts);
+	bus_url_list_free(urls, n_urls);
 	lt_watch_stop(w);
 	return st;
 }

@@ -32,8 +32,9 @@ static void lt_usage(FILE *out)
 	fprintf(out,
 		"usage: shop-loadtest [options]\n"
 		"  --gateway URL        gateway base URL (http://gateway:8080)\n"
-		"  --nats URL           NATS URL for the order events (nats://nats:4222)\n"
-		"  --monitor URL        NATS monitoring URL for consumer lag (http://nats:8222)\n"
+		"  --nats URLS          NATS servers for the order events, comma-separated\n"
+		"                       (nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222)\n"
+		"  --monitor URL        NATS monitoring URL for consumer lag (http://nats-1:8222)\n"
 		"  --rate N             orders per second offered (%d)\n"
 		"  --duration S         seconds of offered load (%d)\n"
 		"  --mix SPEC           kind=weight,... (%s)\n"
@@ -153,8 +154,8 @@ int main(int argc, char **argv)
 {
 	struct lt_config cfg = {
 		.gateway = "http://gateway:8080",
-		.nats = "nats://nats:4222",
-		.monitor = "http://nats:8222",
+		.nats = "nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222",
+		.monitor = "http://nats-1:8222",
 		.mix = LT_MIX_DEFAULT,
 		.rate = LT_DEFAULT_RATE,
 		.duration_s = LT_DEFAULT_DURATION_S,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # loadtest/run.sh - `make loadtest` on the host: runs shop-loadtest in a
 # container on the network of a running compose deployment, so it reaches
-# http://gateway:8080, nats://nats:4222 and http://nats:8222 by name, and
-# writes its report into loadtest/results/<UTC stamp>/ here.
+# http://gateway:8080, the NATS nodes nats-1..3:4222 and http://nats-1:8222 by
+# name, and writes its report into loadtest/results/<UTC stamp>/ here.
 #
 # Settings (environment; `make loadtest` passes RATE, DURATION, MODE):
 #   RATE=1000 DURATION=60      constant arrival rate and seconds of load
@@ -96,7 +96,7 @@ detect() {
 	local id nats
 	id=$("${compose[@]}" ps -q gateway 2>/dev/null | head -1)
 	if [ -z "$id" ]; then echo unknown; return; fi
-	nats=$("${compose[@]}" ps -q nats 2>/dev/null | head -1)
+	nats=$("${compose[@]}" ps -q nats-1 2>/dev/null | head -1)
 	if docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$id" |
 		grep -qx 'SHOP_SQLITE_SYNCHRONOUS=NORMAL'; then
 		echo relaxed

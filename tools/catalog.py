@@ -568,8 +568,9 @@ def asyncapi(model, service):
             + " Generated from contracts/ by tools/catalog.py.",
         },
         "defaultContentType": model.const("BUS_CONTENT_TYPE").strip('"'),
-        "servers": {"nats": {"host": "nats:4222", "protocol": "nats",
-                             "description": "NATS with JetStream (docker compose)."}},
+        "servers": {node: {"host": f"{node}:4222", "protocol": "nats",
+                           "description": "A node of the three-node NATS JetStream cluster (docker compose)."}
+                    for node in ("nats-1", "nats-2", "nats-3")},
         "channels": {}, "operations": {}, "components": {"messages": {}},
     }
     used = [m for m in model.messages if m["producer"] == service or service in m["consumers"]]

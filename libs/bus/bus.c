@@ -109,8 +109,7 @@ static void bus_on_connected(natsConnection *nc, void *closure)
 	(void)closure;
 }
 
-/* Splits "a, b,c" into trimmed, non-empty URLs. */
-static size_t bus_split_urls(const char *url, char ***ret_urls)
+size_t bus_url_list(const char *url, char ***ret_urls)
 {
 	size_t n = 0, cap = 4;
 	char **urls = xcalloc(cap, sizeof(*urls));
@@ -137,7 +136,7 @@ static size_t bus_split_urls(const char *url, char ***ret_urls)
 	return n;
 }
 
-static void bus_free_strings(char **v, size_t n)
+void bus_url_list_free(char **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
@@ -156,7 +155,7 @@ shop_status bus_connect(const char *url, const char *name, struct bus **ret_bus)
 
 	if (!url || !ret_bus)
 		return SHOP_E_INVALID;
-	n_urls = bus_split_urls(url, &urls);
+	n_urls = bus_url_list(url, &urls);
 	if (n_urls == 0 || n_urls > INT32_MAX) {
 		st = SHOP_E_INVALID;
 		goto out;
@@ -220,7 +219,7 @@ out:
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
 	natsOptions_Destroy(opts);
-	bus_free_strings(urls, n_urls);
+	bus_url_list_free(urls, n_urls);
 	return st;
 }
 
@@ -411,6 +410,11 @@ shop_status bus_ensure_consumer(struct bus *bus, const char *stream, const char 
 shop_status bus_consumer_pending(struct bus *bus, const char *stream, const char *durable,
 				 uint64_t *ret_pending, uint64_t *ret_ack_pending)
 {
+	/* A request made while disconnected would sit in the reconnect buffer
+	 * for the whole API timeout: /metrics asks once per durable, and took
+	 * half a minute to answer while the NATS cluster was stopped. */
+	if (!bus_is_connected(bus))
+		return SHOP_E_UNAVAILABLE;
 	jsConsumerInfo *ci = NULL;
 	jsErrCode jerr = 0;
 	natsStatus s = js_GetConsumerInfo(&ci, bus->js, stream, durable, NULL, &jerr);
@@ -427,6 +431,8 @@ shop_status bus_consumer_pending(struct bus *bus, const char *stream, const char
 shop_status bus_stream_state(struct bus *bus, const char *stream, uint64_t *ret_messages,
 			     uint64_t *ret_first_seq, uint64_t *ret_last_seq)
 {
+	if (!bus_is_connected(bus)) /* fail fast, as bus_consumer_pending */
+		return SHOP_E_UNAVAILABLE;
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
 	natsStatus s = js_GetStreamInfo(&si, bus->js, stream, NULL, &jerr);

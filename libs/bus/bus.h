@@ -78,9 +78,16 @@ struct bus_out {
 	size_t len;
 };
 
-/* url may list several servers separated by commas. name shows in the server's monitoring. */
+/* url may list several servers separated by commas (every node of a
+ * cluster: the connection moves to another when its server goes away). name
+ * shows in the server's monitoring. */
 shop_status bus_connect(const char *url, const char *name, struct bus **ret_bus);
 void bus_close(struct bus *bus); /* accepts NULL; close its consumers first */
+/* Splits "a, b,c" into its trimmed, non-empty URLs, for programs that set up
+ * their own nats.c connection (natsOptions_SetServers); returns how many.
+ * Free the list with bus_url_list_free. */
+size_t bus_url_list(const char *url, char ***ret_urls);
+void bus_url_list_free(char **urls, size_t n);
 bool bus_is_connected(struct bus *bus);
 
 /* Creates the stream, or updates it to this configuration: file storage,
@@ -118,13 +125,13 @@ shop_status bus_publish(struct bus *bus, const struct bus_out *msg, struct bus_a
 /* How many messages the durable has not delivered yet (JetStream's
  * num_pending) and how many it delivered and awaits acks for
  * (num_ack_pending); either pointer may be NULL. For metrics: one API
- * request to the server. */
+ * request to the server, or SHOP_E_UNAVAILABLE at once while disconnected. */
 shop_status bus_consumer_pending(struct bus *bus, const char *stream, const char *durable,
 				 uint64_t *ret_pending, uint64_t *ret_ack_pending);
 
 /* What STREAM holds: its message count and the sequences of its first and
  * last messages (any pointer may be NULL); SHOP_E_NOT_FOUND for no such
- * stream. One API request. */
+ * stream. One API request; SHOP_E_UNAVAILABLE at once while disconnected. */
 shop_status bus_stream_state(struct bus *bus, const char *stream, uint64_t *ret_messages,
 			     uint64_t *ret_first_seq, uint64_t *ret_last_seq);
 /* The message STREAM stores at SEQ, read directly (no consumer):

@@ -596,7 +596,7 @@ static void svc_logs_on_bus(struct svc *svc)
 int svc_main(const struct svc_spec *spec)
 {
 	int rc = 1;
-	int64_t port = 8080, replicas = 1, threads = 1;
+	int64_t port = 8080, replicas = SVC_STREAM_REPLICAS_DEFAULT, threads = 1;
 	struct svc *svc = svc_new(spec);
 	pthread_t signal_thread;
 
@@ -615,7 +615,8 @@ int svc_main(const struct svc_spec *spec)
 	pthread_create(&signal_thread, NULL, svc_signal_main, svc);
 
 	if (config_int("SHOP_HTTP_PORT", 8080, 1, 65535, &port) != SHOP_OK ||
-	    config_int("SHOP_STREAM_REPLICAS", 1, 1, 5, &replicas) != SHOP_OK ||
+	    config_int("SHOP_STREAM_REPLICAS", SVC_STREAM_REPLICAS_DEFAULT, 1,
+		       SVC_STREAM_REPLICAS_MAX, &replicas) != SHOP_OK ||
 	    config_int("SHOP_CONSUMER_THREADS", 1, 1, SVC_CONSUMER_THREADS_MAX, &threads) !=
 		    SHOP_OK)
 		goto out;

@@ -48,6 +48,13 @@
  * two messages of one stream run at once, as replicas already require. It
  * buys nothing on SQLite (one writer) and contention on hot rows. */
 #define SVC_CONSUMER_THREADS_MAX 8
+/* SHOP_STREAM_REPLICAS: how many NATS nodes hold each stream the service
+ * declares (its durables follow the stream). The default suits a single
+ * nats-server (tests, a bare binary); the compose cluster sets 3, so that
+ * any one of its three nodes can die (docs/configuration.md). JetStream
+ * allows at most 5. */
+#define SVC_STREAM_REPLICAS_DEFAULT 1
+#define SVC_STREAM_REPLICAS_MAX 5
 /* Outbox rows a consumer's transaction keeps in memory before it writes
  * them (one INSERT for all of them; svc_outbox.c). */
 #define SVC_OUTBOX_ROWS_MAX 256

@@ -314,10 +314,12 @@ void console_stream_serve(struct console *c, const struct web_request *req,
 /* POST /orders: forwards the request to the gateway and its answer back. */
 void console_proxy_serve(struct console *c, const struct web_request *req,
 			 struct web_response *res);
-/* Splits a raw HTTP/1.x answer into its status and body (Content-Length or
- * read to the end; a chunked answer is SHOP_E_INVALID). Exposed for tests. */
-shop_status console_http_reply_parse(const char *raw, size_t len, int *ret_status,
-				     size_t *ret_body_off, size_t *ret_body_len);
+/* Splits a raw HTTP/1.x answer into its status and body: sized by
+ * Content-Length, chunked (decoded in place: raw changes past the head), or
+ * read to the end; anything malformed or cut short is SHOP_E_INVALID.
+ * Exposed for tests. */
+shop_status console_http_reply_parse(char *raw, size_t len, int *ret_status, size_t *ret_body_off,
+				     size_t *ret_body_len);
 
 /* The web handler: routes every request of the console. ctx is the console. */
 void console_http(void *ctx, const struct web_request *req, struct web_response *res);

@@ -11,7 +11,10 @@
  *
  * The client is HTTP/1.1 with "Connection: close" over one socket with
  * timeouts; services link no HTTP client library, and this one request
- * shape needs none.
+ * shape needs none. It reads a body sized by Content-Length, one sent
+ * chunked, or one that runs to the close: the gateway sends the first, but
+ * NATS's monitoring sends any page past 2 KB chunked, as a cluster node's
+ * /varz is (console_http_get reads those).
  */
 #include "console.h"
 
@@ -31,6 +34,8 @@
 
 /* Headers of the gateway's answer, at most (a longer head is a 502). */
 #define CONSOLE_PROXY_HEAD_MAX 8192
+/* Hex digits of one chunk's size, at most: answers are far below 4 GB. */
+#define CONSOLE_CHUNK_DIGITS_MAX 8
 
 /* The value of header NAME in the head raw[0..head_len), or NULL; *ret_len
  * is its length. */
@@ -61,8 +66,67 @@ static const char *console_http_header(const char *raw, size_t head_len, const c
 	return NULL;
 }
 
-shop_status console_http_reply_parse(const char *raw, size_t len, int *ret_status,
-				     size_t *ret_body_off, size_t *ret_body_len)
+/* The value of hex digit c, or -1. */
+static int console_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes the chunked body buf[0..len) in place (the chunks' data moved to
+ * its start); *ret_len is the decoded length. Each chunk is a hex size, an
+ * extension (";...", ignored) or nothing, CRLF, the data and CRLF; the
+ * last has size 0 and is followed by trailer lines (ignored) and an empty
+ * line. Anything else, or an answer cut short, is SHOP_E_INVALID. */
+static shop_status console_http_dechunk(char *buf, size_t len, size_t *ret_len)
+{
+	size_t in = 0, out = 0;
+	for (;;) {
+		size_t size = 0, digits = 0;
+		int d;
+		while (in < len && (d = console_hex_digit(buf[in])) >= 0) {
+			if (++digits > CONSOLE_CHUNK_DIGITS_MAX)
+				return SHOP_E_INVALID;
+			size = size * 16 + (size_t)d;
+			in++;
+		}
+		if (digits == 0 || in == len || (buf[in] != '\r' && buf[in] != ';'))
+			return SHOP_E_INVALID;
+		const char *eol = memmem(buf + in, len - in, "\r\n", 2);
+		if (!eol)
+			return SHOP_E_INVALID;
+		in = (size_t)(eol - buf) + 2;
+		if (size == 0)
+			break;
+		if (size > len - in || len - in - size < 2)
+			return SHOP_E_INVALID; /* cut short */
+		memmove(buf + out, buf + in, size);
+		out += size;
+		in += size;
+		if (buf[in] != '\r' || buf[in + 1] != '\n')
+			return SHOP_E_INVALID;
+		in += 2;
+	}
+	for (;;) { /* trailer lines, up to an empty one */
+		const char *eol = memmem(buf + in, len - in, "\r\n", 2);
+		if (!eol)
+			return SHOP_E_INVALID;
+		bool empty = eol == buf + in;
+		in = (size_t)(eol - buf) + 2;
+		if (empty)
+			break;
+	}
+	*ret_len = out;
+	return SHOP_OK;
+}
+
+shop_status console_http_reply_parse(char *raw, size_t len, int *ret_status, size_t *ret_body_off,
+				     size_t *ret_body_len)
 {
 	const char *sep = memmem(raw, len, "\r\n\r\n", 4);
 	if (!sep || (size_t)(sep - raw) > CONSOLE_PROXY_HEAD_MAX)
@@ -81,12 +145,22 @@ shop_status console_http_reply_parse(const char *raw, size_t len, int *ret_statu
 		return SHOP_E_INVALID;
 
 	size_t vlen = 0;
-	const char *te = console_http_header(raw, head_len, "Transfer-Encoding", &vlen);
-	if (te && !(vlen == 8 && strncasecmp(te, "identity", 8) == 0))
-		return SHOP_E_INVALID; /* chunked: the gateway never sends it */
 	size_t body_len = len - body_off;
+	bool chunked = false;
+	const char *te = console_http_header(raw, head_len, "Transfer-Encoding", &vlen);
+	if (te) {
+		chunked = vlen == 7 && strncasecmp(te, "chunked", 7) == 0;
+		/* Any other coding (gzip, "gzip, chunked") is not read. */
+		if (!chunked && !(vlen == 8 && strncasecmp(te, "identity", 8) == 0))
+			return SHOP_E_INVALID;
+	}
 	const char *cl = console_http_header(raw, head_len, "Content-Length", &vlen);
-	if (cl) {
+	if (cl && chunked)
+		return SHOP_E_INVALID; /* both: which one frames the body is ambiguous */
+	if (chunked) {
+		if (console_http_dechunk(raw + body_off, len - body_off, &body_len) != SHOP_OK)
+			return SHOP_E_INVALID;
+	} else if (cl) {
 		size_t n = 0;
 		if (vlen == 0 || vlen > 9)
 			return SHOP_E_INVALID;

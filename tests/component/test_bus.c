@@ -320,6 +320,23 @@ static void raw_close(natsConnection *nc, jsCtx *js)
 
 /* ---- the cases ---------------------------------------------------------- */
 
+/* The compose deployment names its three NATS nodes in one SHOP_NATS_URL;
+ * the loadtest hands the same string to nats.c through this list. */
+static void url_list_splits_trims_and_skips_empty_entries(void **state)
+{
+	(void)state;
+	char **urls = NULL;
+	size_t n = bus_url_list(" nats://a:4222,nats://b:4222 ,, nats://c:4222\t,", &urls);
+	assert_int_equal(n, 3);
+	assert_string_equal(urls[0], "nats://a:4222");
+	assert_string_equal(urls[1], "nats://b:4222");
+	assert_string_equal(urls[2], "nats://c:4222");
+	bus_url_list_free(urls, n);
+	n = bus_url_list(" , ", &urls);
+	assert_int_equal(n, 0);
+	bus_url_list_free(urls, n);
+}
+
 static void connected_bus_reports_connected(void **state)
 {
 	NEED_SERVER();
@@ -805,6 +822,10 @@ static void connecting_where_no_server_runs_gives_a_handle_that_fails_fast(void 
 	assert_int_equal(bus_ensure_consumer(bus, "NOWHERE", "D", subjects, 1), SHOP_E_UNAVAILABLE);
 	struct bus_consumer *c = NULL;
 	assert_int_equal(bus_consumer_open(bus, "NOWHERE", "D", &c), SHOP_E_UNAVAILABLE);
+	/* What /metrics and shopctl ask: at once, not after BUS_API_TIMEOUT_MS. */
+	uint64_t a = 0, b = 0, z = 0;
+	assert_int_equal(bus_consumer_pending(bus, "NOWHERE", "D", &a, &b), SHOP_E_UNAVAILABLE);
+	assert_int_equal(bus_stream_state(bus, "NOWHERE", &a, &b, &z), SHOP_E_UNAVAILABLE);
 	assert_true(clock_mono_ms() - t0 < 1000);
 	bus_close(bus);
 }
@@ -1304,6 +1325,7 @@ static int group_teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(url_list_splits_trims_and_skips_empty_entries),
 		cmocka_unit_test(connected_bus_reports_connected),
 		cmocka_unit_test(ensure_stream_twice_is_idempotent_and_reads_back_as_declared),
 		cmocka_unit_test(three_replicas_declaring_at_once_all_succeed),

@@ -6,13 +6,17 @@ Debian's chromium and python3-websocket) on the compose network, with the
 Docker socket lent to it. One page load, then everything is watched live on
 that page, never reloaded:
 
-  1. every service of the deployment is drawn up, with NATS and PostgreSQL;
+  1. every service of the deployment is drawn up, with the three NATS nodes
+     (each by its server name) and PostgreSQL;
   2. an order placed through the gateway (not the page) shows up among the
      recent orders; clicking it draws its saga, which must reach SHIPPED
      with every event of a happy order, each in its service's lane;
   3. a service stopped through the Docker API (what `docker compose stop`
      does) turns red on the page within STOP_RED_S seconds of the stop
-     returning, and green again after a start, with a new instance.
+     returning, and green again after a start, with a new instance;
+  4. a NATS node killed through the Docker API (SIGKILL, what `docker
+     compose kill` does) turns red on the page within NODE_RED_S seconds
+     while the other two stay up, and up again after a start.
 
 Screenshots go to $OUT (build/screenshots on the host): the whole page
 and each of its sections (the README's pictures are copies of these). Prints TAP lines
@@ -36,6 +40,8 @@ OUT = os.environ.get("OUT", "/out")
 PROJECT = os.environ.get("COMPOSE_PROJECT_NAME", "shoptest")
 SERVICES = os.environ.get("SHOP_SERVICES", "").split()
 STOPPED = os.environ.get("BROWSER_STOP_SERVICE", "shipping")
+NATS_NODES = ["nats-1", "nats-2", "nats-3"]
+KILLED_NODE = os.environ.get("BROWSER_KILL_NODE", "nats-3")
 DEVTOOLS_PORT = 9222
 # Bounds of the waits. The page polls the console every 500 ms and the
 # console finds a gone instance within about 1.2 s (console.h); a stopped
@@ -44,6 +50,10 @@ STOP_RED_S = 3.0
 LOAD_S = 30.0      # the page drawn, every service up
 SHIPPED_S = 40.0   # the order placed to SHIPPED on the page (dispatch delay included)
 START_GREEN_S = 60.0  # a started service is up again on the page
+# The console reads each node's /varz every second (a dead node's name no
+# longer resolves, or its port refuses, at once) and the page polls every
+# 500 ms.
+NODE_RED_S = 5.0
 HAPPY = ["PlaceOrder", "OrderPlaced", "StockReserved", "OrderReserved", "PaymentAuthorized",
          "OrderPaid", "ShipmentScheduled", "ShipmentDispatched", "OrderShipped"]
 LANES = ["gateway", "orders", "inventory", "payments", "shipping", "notifications"]
@@ -126,7 +136,7 @@ class DockerSocket(http.client.HTTPConnection):
 
 
 def docker(action, service):
-    """Stops or starts the service's container as compose names it; true on success."""
+    """Stops, kills or starts the service's container as compose names it; true on success."""
     c = DockerSocket()
     c.request("POST", "/containers/%s-%s-1/%s" % (PROJECT, service, action))
     r = c.getresponse()
@@ -154,6 +164,16 @@ def js(value):
 
 def service_state(svc):
     return "(document.querySelector('.svc[data-service=%s]') || {dataset: {}}).dataset.state" % js(svc)
+
+
+def node_states():
+    """The NATS rows of the page as "name:state" (the name once /varz gave it)."""
+    return ("[...document.querySelectorAll('#nodes tr')].map((tr) =>"
+            " tr.cells[0].textContent + ':' + tr.dataset.state).join(' ')")
+
+
+def nodes_are(states):
+    return node_states() + " === " + js(" ".join("%s:%s" % (n, states.get(n, "up")) for n in NATS_NODES))
 
 
 def main():
@@ -190,12 +210,13 @@ def main():
         all_up = ("(() => { const want = %s; const s = [...document.querySelectorAll('.svc')];"
                   " return want.every((w) => s.some((e) => e.dataset.service === w && e.dataset.state === 'up')); })()"
                   % js(want))
-        took = cdp.wait(all_up + " && document.querySelector('#nodes tr[data-state=up]') !== null"
+        took = cdp.wait(all_up + " && " + nodes_are({}) +
                         " && document.getElementById('pg').dataset.state === 'up'", LOAD_S)
         drawn = cdp.eval("[...document.querySelectorAll('.svc')].map((e) => e.dataset.service + ':' + e.dataset.state).join(' ')")
         tap(took is not None and len(want) >= 7,
-            "the page draws every service of the registry up, with the NATS node and PostgreSQL up",
-            "wanted: %s" % " ".join(want), "drawn: %s" % drawn)
+            "the page draws every service of the registry up, with the three NATS nodes and PostgreSQL up",
+            "wanted: %s" % " ".join(want), "drawn: %s" % drawn,
+            "nodes: %s" % cdp.eval(node_states()))
 
         # 2. An order placed through the gateway, followed on the page.
         order = place_order()
@@ -245,6 +266,19 @@ def main():
             "started again, the service turns green on the page with a new instance",
             "green after %s s; instances before %s, ready now %s" % (green, before, after))
         cdp.screenshot("console.png", scale=0.6)
+
+        # 4. A NATS node killed turns red, the other two stay up; up again after a start.
+        ok_kill = docker("kill", KILLED_NODE)
+        red = cdp.wait(nodes_are({KILLED_NODE: "down"}), NODE_RED_S) if ok_kill else None
+        tap(red is not None,
+            "a killed NATS node turns red on the page within %g s, the other two stay up" % NODE_RED_S,
+            "%s killed: %s; red after %s s; nodes: %s" % (KILLED_NODE, ok_kill, red, cdp.eval(node_states())))
+        cdp.screenshot("console-infra-node-down.png", "sec-infra", 0.8)
+        ok_start = docker("start", KILLED_NODE)
+        up = cdp.wait(nodes_are({}), START_GREEN_S) if ok_start else None
+        tap(up is not None,
+            "started again, the NATS node is up on the page",
+            "up after %s s; nodes: %s" % (up, cdp.eval(node_states())))
     finally:
         browser.terminate()
         try:

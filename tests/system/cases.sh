@@ -6,7 +6,9 @@
 set -uo pipefail
 
 G=${GATEWAY:-http://gateway:8080}
-MON=${NATS_MONITOR:-http://nats:8222}
+MON=${NATS_MONITOR:-http://nats-1:8222}
+# Every node's monitoring endpoint (the cluster nats-1..3).
+NATS_MONITORS=${NATS_MONITORS:-http://nats-1:8222 http://nats-2:8222 http://nats-3:8222}
 SHOPCTL=${SHOPCTL:-/src/build/bin/shopctl}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -435,10 +437,17 @@ timeline_count() { http GET "/orders/$1"; jq '.timeline | length' "$tmp/body"; }
 stream_caught_up() { [ "$(stream_events_count "$1")" -ge "$(timeline_count "$2")" ]; }
 notifications_done() { http GET "/orders/$1"; [ "$(count_type NotificationSent)" -ge 2 ]; }
 
-# Ephemeral consumers on the broker (the console's): every other is a durable.
+# Ephemeral consumers on the cluster (the console's): every other is a
+# durable. A durable is on all three nodes, like its stream, but an ordered
+# consumer has one replica, on one node: every node is asked, and each
+# consumer counted once.
 ephemeral_consumers() {
-	curl -s "$MON/jsz?consumers=true&config=true" |
-		jq '[.account_details[].stream_detail[].consumer_detail[]? | select((.config.durable_name // "") == "")] | length'
+	local m
+	for m in $NATS_MONITORS; do
+		curl -s --max-time 5 "$m/jsz?consumers=true&config=true" |
+			jq -c '[.account_details[]?.stream_detail[]? | .name as $s | .consumer_detail[]?
+				| select((.config.durable_name // "") == "") | "\($s)/\(.name)"]'
+	done | jq -s 'add // [] | unique | length'
 }
 ephemeral_consumers_are() { [ "$(ephemeral_consumers)" = "$1" ]; }
 console_baseline=$(ephemeral_consumers)
@@ -528,8 +537,8 @@ check "the console's overview lists every service of docker-compose.yml up, from
 check "each service's instances on the overview are the registry's, each ready" \
 	test "$(ov '[.services[].instances[] | select(.state == "ready") | .id] | sort | join(" ")')" = \
 	"$(jq -r '[.instances[].id] | sort | join(" ")' "$tmp/services.json")"
-check "the overview shows the NATS node up with its server name, and PostgreSQL up" \
-	test "$(ov '[.nats[] | select(.state == "up" and (.name | length > 0))] | length')" -ge 1 -a "$(ov .postgres.state)" = up
+check "the overview shows the three NATS nodes up with their server names, and PostgreSQL up" \
+	test "$(ov '[.nats[] | select(.state == "up" and (.name | length > 0))] | length')" = 3 -a "$(ov .postgres.state)" = up
 check "the overview has a pending and an in-flight series for every durable of the contracts" \
 	test "$(ov '[.consumers[] | (.pending | length > 0) and (.ack_pending | length > 0) and (.pending[-1] | type == "number")] | (length >= 10 and all)')" = true
 check "the overview has an outbox backlog series for each of the six services" \

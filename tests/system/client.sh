@@ -8,9 +8,22 @@
 #   client.sh status ID...    prints each order's current status
 #   client.sh cancel ID...    asks to cancel each order; prints "id httpcode"
 #   client.sh deadletters     prints how many messages the dead-letter streams hold
+#   client.sh load SECONDS RATE [CUSTOMER]  places tok_visa orders (customer_id
+#                             CUSTOMER, default "cluster"), RATE a second, for
+#                             at most SECONDS or until SIGTERM, one attempt each;
+#                             prints "epoch_ms httpcode order_id|-" per POST
+#   client.sh terminal ID...  waits (long-poll) for each order; prints "id status"
+#   client.sh streams         prints each stream "name replicas leader nodes",
+#                             nodes: how many nodes report holding it
+#   client.sh metrics HOST    prints HOST:8080/metrics (a service's)
+#   client.sh caughtup NODE   succeeds when the restarted NODE is current:
+#                             its /healthz (every stream and consumer on it
+#                             current) and each stream leader's view of it
 set -uo pipefail
 G=${GATEWAY:-http://gateway:8080}
-MON=${NATS_MONITOR:-http://nats:8222}
+# The cluster's nodes, each with its monitoring port.
+NATS_NODES="nats-1 nats-2 nats-3"
+MON=${NATS_MONITOR:-http://nats-1:8222}
 # Placing an order is refused only by bad input; retry transport errors
 # (a gateway restarting) a few times rather than fail the whole case.
 CLIENT_ATTEMPTS=20
@@ -87,6 +100,71 @@ cancel() {
 deadletters() {
 	curl -s "$MON/jsz?streams=true" |
 		jq '[.account_details[].stream_detail[] | select(.name | startswith("DEADLETTER")) | .state.messages] | add // 0'
+}
+
+# One load POST gives up after this long (it counts as not accepted).
+LOAD_TIMEOUT_S=10
+
+load() {
+	local seconds=$1 rate=$2 customer=${3:-cluster} body start now due i=0 code id
+	body=$(jq -cn --arg c "$customer" '{customer_id: $c, email: "c@example.com",
+		items: [{sku: "SKU-CABLE", quantity: 1}], payment: {card_token: "tok_visa"},
+		shipping_address: {name: "C", line1: "1 Way", city: "Paris", postal_code: "75001", country: "FR"}}')
+	# Stopped from outside (docker stop): finish the request in hand, then end.
+	trap 'exit 0' TERM
+	start=${EPOCHREALTIME/./}
+	while :; do
+		now=${EPOCHREALTIME/./}
+		[ $((now - start)) -lt $((seconds * 1000000)) ] || break
+		# Open model: request i is due at start + i/rate, whatever the
+		# previous one took (a late one goes at once).
+		due=$((start + i * 1000000 / rate))
+		[ "$due" -gt "$now" ] && sleep "$(printf '%d.%06d' $(((due - now) / 1000000)) $(((due - now) % 1000000)))"
+		code=$(curl -s --max-time $LOAD_TIMEOUT_S -o /tmp/load.out -w '%{http_code}' \
+			-H 'Content-Type: application/json' -H "Idempotency-Key: cluster-$(cat /proc/sys/kernel/random/uuid)" \
+			--data-binary "$body" "$G/orders")
+		id=-
+		[ "$code" = 202 ] && id=$(jq -r '.order_id // "-"' /tmp/load.out)
+		now=${EPOCHREALTIME/./}
+		echo "$((now / 1000)) $code $id"
+		i=$((i + 1))
+	done
+}
+
+terminal() {
+	for id in "$@"; do
+		curl -s "$G/orders/$id?wait=30" | jq -r --arg id "$id" '"\($id) \(.status // "MISSING")"'
+	done
+}
+
+# Every node's /jsz stream details, each tagged with the node that answered
+# ("from"), as one JSON array; a node that is down adds nothing. Every node
+# reports a stream's peers, but only the leader's report is current.
+jsz_all() {
+	for node in $NATS_NODES; do
+		curl -s --max-time 2 "http://$node:8222/jsz?streams=true&config=true" |
+			jq --arg from "$node" '[.account_details[]?.stream_detail[]? | . + {from: $from}]'
+	done | jq -s 'add // []'
+}
+
+streams() {
+	jsz_all | jq -r 'group_by(.name)[] | .[0] as $s
+		| "\($s.name) \($s.config.num_replicas) \($s.cluster.leader // "none") \(map(.from) | unique | length)"'
+}
+
+metrics() {
+	curl -s --max-time 5 "http://$1:8080/metrics"
+}
+
+caughtup() {
+	local node=$1
+	curl -sf --max-time 2 "http://$node:8222/healthz" >/dev/null || return 1
+	# Each stream, in its leader's own report: the node is the leader, or a
+	# current, online peer.
+	jsz_all | jq -e --arg n "$node" 'group_by(.name) | length > 0 and all(
+		(map(select(.from == .cluster.leader)) | .[0]) as $l
+		| $l != null and ($l.cluster.leader == $n
+			or any($l.cluster.replicas[]?; .name == $n and .current and (.offline | not))))' >/dev/null
 }
 
 cmd=$1

@@ -18,7 +18,7 @@ net="${COMPOSE_PROJECT_NAME:-shoptest}_default"
 # the bus check skips the deliberately bad ones and says how many.
 logs=${SYSTEM_LOGS:-build/system-logs}
 mkdir -p "$logs"
-node=(docker run --rm --network "$net" -e SHOP_NATS_URL=nats://nats:4222
+node=(docker run --rm --network "$net" -e SHOP_NATS_URL=nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222
 	-v "$PWD/$logs:/logs:ro" -e SHOP_INJECTED=/logs/injected "shop-node:${SHOP_TAG:-latest}")
 
 if ! docker build -q -t "shop-node:${SHOP_TAG:-latest}" --target node -f infra/docker/Dockerfile . >/dev/null; then

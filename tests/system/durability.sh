@@ -16,8 +16,8 @@ failed=0
 DURABILITY_POLLS=100
 runner=("docker" "run" "--rm" "-i" "shop-build:${SHOP_TAG:-latest}")
 
-# nats_envs FILE...: one line per NATS service of that compose file set,
-# "name SHOP_NATS_SYNC_INTERVAL-or-empty".
+# nats_envs FILE...: one line per NATS service of that compose file set
+# (the cluster's three nodes), "name SHOP_NATS_SYNC_INTERVAL-or-empty".
 nats_envs() {
 	local files=()
 	for f in "$@"; do files+=(-f "$f"); done
@@ -26,12 +26,14 @@ nats_envs() {
 			| "\(.key) \(.value.environment.SHOP_NATS_SYNC_INTERVAL // "")"'
 }
 
-# jsz_config SYNC: what a server of the NATS image started with
-# SHOP_NATS_SYNC_INTERVAL=SYNC (empty: the image's own) reports.
+# jsz_config NAME SYNC: what a server of the NATS image started as node
+# NAME with SHOP_NATS_SYNC_INTERVAL=SYNC (empty: the image's own) reports.
+# Alone on no network, it cannot reach its routes (it keeps trying), but
+# it reads its configuration and answers on its monitoring port.
 jsz_config() {
 	local id out=
-	local env=()
-	[ -n "$1" ] && env=(-e "SHOP_NATS_SYNC_INTERVAL=$1")
+	local env=(-e "SHOP_NATS_NAME=$1")
+	[ -n "$2" ] && env+=(-e "SHOP_NATS_SYNC_INTERVAL=$2")
 	id=$(docker run -d --rm --network none "${env[@]}" "shop-nats:${SHOP_TAG:-latest}") || return 1
 	for _ in $(seq 1 "$DURABILITY_POLLS"); do
 		out=$(docker exec "$id" curl -sf 'http://127.0.0.1:8222/jsz?config=1' 2>/dev/null) && break
@@ -49,7 +51,7 @@ check() {
 	[ "${#lines[@]}" -gt 0 ] || bad+=("no NATS service in: $*")
 	for line in "${lines[@]}"; do
 		read -r svc sync <<<"$line"
-		got=$(jsz_config "$sync")
+		got=$(jsz_config "$svc" "$sync")
 		[ "$got" = "$want" ] || bad+=("$svc (SHOP_NATS_SYNC_INTERVAL='$sync'): $got, want $want")
 	done
 	if [ "${#bad[@]}" -eq 0 ]; then pass "$name"; else fail "$name" "${bad[@]}"; fi

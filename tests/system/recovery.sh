@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Recovery cases, run by tests/system/run.sh on the host against the running
-# deployment: kill a service, the broker, the database, payments; keep
+# deployment: kill a service, the whole NATS cluster, the database, payments; keep
 # placing (and cancelling) orders; start it again; every order accepted
 # meanwhile must end SHIPPED, charged once, shipped once, or CANCELLED with
 # its money back. Money is checked on the simulated provider's own ledger
@@ -103,9 +103,11 @@ wait_healthy shipping
 check_all_shipped "a restarted shipping service ships each waiting order once" $ids
 shipped_all="$ids"
 
-# --- the broker killed mid-flow ------------------------------------------------------
+# --- the whole broker killed mid-flow ------------------------------------------------
+# All three cluster nodes at once (tests/system/cluster.sh kills them one at a
+# time, and stops all three while posting).
 before=$(client place $RECOVERY_ORDERS SKU-MOUSE)
-"${compose[@]}" kill nats >/dev/null 2>&1
+"${compose[@]}" kill nats-1 nats-2 nats-3 >/dev/null 2>&1
 # The gateway keeps accepting: orders wait in its outbox.
 during=$(client place $RECOVERY_ORDERS SKU-MOUSE)
 if [ "$(echo "$during" | grep -c .)" -eq $RECOVERY_ORDERS ]; then
@@ -113,7 +115,7 @@ if [ "$(echo "$during" | grep -c .)" -eq $RECOVERY_ORDERS ]; then
 else
 	fail "the gateway accepts orders while NATS is down" "placed: $during"
 fi
-wait_healthy nats
+wait_healthy nats-1 nats-2 nats-3
 check_all_shipped "orders in flight when NATS died and orders placed while it was down all ship once" \
 	$before $during
 shipped_all="$shipped_all $before $during"

@@ -20,7 +20,7 @@ SCALE_POLLS=60
 payments_count() {
 	for _ in $(seq 1 "$SCALE_POLLS"); do
 		listed=$(docker run --rm --network "${COMPOSE_PROJECT_NAME}_default" \
-			-e SHOP_NATS_URL=nats://nats:4222 -e N="$1" "shop-build:${SHOP_TAG:-latest}" bash -c \
+			-e SHOP_NATS_URL=nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 -e N="$1" "shop-build:${SHOP_TAG:-latest}" bash -c \
 			'/src/build/bin/shopctl services --json 2>/dev/null | jq -c "[.instances[] | select(.service == \"payments\")]
 			 | {ok: (length == (env.N | tonumber) and all(.status == \"ready\") and ([.[].id] | unique | length) == length), payments: .}"')
 		case $listed in '{"ok":true'*) return 0 ;; esac

@@ -1,7 +1,9 @@
 /*
  * test_console.c - the console's pure parts: the per-client queue and its
  * bounds, SSE framing, the order filter, the ?since= parser and the parser
- * of the gateway's answers (services/console/console_sse.c, console_proxy.c).
+ * of the gateway's and NATS monitoring's answers, and the GET that reads a
+ * NATS node's /varz, against a local listener that answers as nats-server
+ * does (services/console/console_sse.c, console_proxy.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,9 +14,14 @@
 #include "../../services/console/console.h"
 #include "core/xalloc.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static struct console_frame frame_of(const char *s)
 {
@@ -194,9 +201,11 @@ static void malformed_times_are_invalid(void **state)
 static shop_status reply(const char *raw, int *status, char *body, size_t size)
 {
 	size_t off = 0, n = 0;
-	shop_status st = console_http_reply_parse(raw, strlen(raw), status, &off, &n);
+	char *copy = xstrdup(raw); /* a chunked body is decoded in place */
+	shop_status st = console_http_reply_parse(copy, strlen(copy), status, &off, &n);
 	if (st == SHOP_OK)
-		snprintf(body, size, "%.*s", (int)n, raw + off);
+		snprintf(body, size, "%.*s", (int)n, copy + off);
+	free(copy);
 	return st;
 }
 
@@ -230,7 +239,18 @@ static void gateway_answer_that_cannot_be_trusted_is_invalid(void **state)
 		"",
 		"HTTP/1.1 202 Accepted\r\nContent-Length: 7\r\n",       /* head not ended */
 		"HTTP/1.1 202 Accepted\r\nContent-Length: 7\r\n\r\n{}", /* cut short */
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+		/* chunked, but malformed or cut short */
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{}\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nx\r\n{}\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n{}\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\n{}\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000\r\n{}\r\n0\r\n\r\n",
+		/* both framings, or a coding that is not read */
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
 		"HTTP/1.1 2x0 OK\r\n\r\n",
 		"HTTP/1.1 999 No\r\n\r\n",
 		"SMTP/1.1 200 OK\r\n\r\n",
@@ -240,6 +260,125 @@ static void gateway_answer_that_cannot_be_trusted_is_invalid(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (reply(bad[i], &status, body, sizeof(body)) != SHOP_E_INVALID)
 			fail_msg("accepted answer %zu", i);
+}
+
+/* NATS's monitoring answers a page longer than 2 KB chunked, as a cluster
+ * node's /varz is (its routes and cluster block): the console read such an
+ * answer as invalid and showed every node of the three-node cluster down. */
+static void chunked_answer_is_decoded(void **state)
+{
+	int status = 0;
+	char body[128];
+	assert_int_equal(reply("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+			       "Transfer-Encoding: chunked\r\n\r\n"
+			       "5\r\n{\"a\":\r\nA;ext=1\r\n\"0123456\"}\r\n0\r\n\r\n",
+			       &status, body, sizeof(body)),
+			 SHOP_OK);
+	assert_int_equal(status, 200);
+	assert_string_equal(body, "{\"a\":\"0123456\"}");
+	/* Trailers after the last chunk are skipped; hex in either case. */
+	assert_int_equal(reply("HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n"
+			       "b\r\n{\"x\":[1,2]}\r\n0\r\nX-Trailer: y\r\n\r\n",
+			       &status, body, sizeof(body)),
+			 SHOP_OK);
+	assert_string_equal(body, "{\"x\":[1,2]}");
+	assert_int_equal(
+		reply("HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		      &status, body, sizeof(body)),
+		SHOP_OK);
+	assert_int_equal(status, 204);
+	assert_string_equal(body, "");
+}
+
+/* A one-shot HTTP server on 127.0.0.1: answers its one connection with
+ * `answer` after reading the request head, then closes. */
+struct one_shot {
+	int fd;
+	uint16_t port;
+	const char *answer;
+	char request[512];
+	pthread_t thread;
+};
+
+static void *one_shot_main(void *arg)
+{
+	struct one_shot *o = arg;
+	int c = accept(o->fd, NULL, NULL);
+	if (c < 0)
+		return NULL;
+	size_t len = 0;
+	while (len < sizeof(o->request) - 1 && !strstr(o->request, "\r\n\r\n")) {
+		ssize_t n = recv(c, o->request + len, sizeof(o->request) - 1 - len, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		o->request[len] = '\0';
+	}
+	/* Sent in pieces, as a server flushing its chunks would. */
+	size_t total = strlen(o->answer), sent = 0;
+	while (sent < total) {
+		size_t piece = total - sent < 700 ? total - sent : 700;
+		ssize_t n = send(c, o->answer + sent, piece, MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		sent += (size_t)n;
+	}
+	close(c);
+	return NULL;
+}
+
+static void one_shot_start(struct one_shot *o, const char *answer)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	memset(o->request, 0, sizeof(o->request));
+	o->answer = answer;
+	o->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(o->fd >= 0);
+	assert_int_equal(bind(o->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(o->fd, 1), 0);
+	assert_int_equal(getsockname(o->fd, (struct sockaddr *)&a, &alen), 0);
+	o->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&o->thread, NULL, one_shot_main, o), 0);
+}
+
+static void one_shot_stop(struct one_shot *o)
+{
+	pthread_join(o->thread, NULL);
+	close(o->fd);
+}
+
+/* A /varz of a cluster node, as long as the real one (about 2 KB), sent as
+ * nats-server sends it: chunked. */
+static void http_get_reads_a_chunked_varz(void **state)
+{
+	char json[3000], answer[3400];
+	int n = snprintf(json, sizeof(json),
+			 "{\"server_name\":\"nats-2\",\"version\":\"2.10.0\",\"routes\":3,"
+			 "\"cluster\":{\"name\":\"shop\",\"urls\":[\"nats-1:6222\",\"nats-3:6222\"]},"
+			 "\"pad\":\"");
+	while (n < 2100)
+		json[n++] = 'x';
+	n += snprintf(json + n, sizeof(json) - (size_t)n, "\"}");
+	/* Go's net/http: a first chunk of its 2 KB buffer, then the rest. */
+	snprintf(answer, sizeof(answer),
+		 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		 "Transfer-Encoding: chunked\r\n\r\n%x\r\n%.*s\r\n%x\r\n%s\r\n0\r\n\r\n",
+		 2048, 2048, json, n - 2048, json + 2048);
+	struct one_shot o;
+	one_shot_start(&o, answer);
+	char *body = console_http_get("127.0.0.1", o.port, "/varz", 2000, 256 * 1024);
+	one_shot_stop(&o);
+	assert_non_null(body);
+	assert_string_equal(body, json);
+	assert_non_null(strstr(o.request, "GET /varz HTTP/1.1\r\n"));
+	free(body);
+
+	/* A status other than 200 is no answer. */
+	one_shot_start(&o, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\n{}");
+	body = console_http_get("127.0.0.1", o.port, "/varz", 2000, 256 * 1024);
+	one_shot_stop(&o);
+	assert_null(body);
 }
 
 int main(void)
@@ -257,6 +396,8 @@ int main(void)
 		cmocka_unit_test(malformed_times_are_invalid),
 		cmocka_unit_test(gateway_answer_gives_status_and_body),
 		cmocka_unit_test(gateway_answer_that_cannot_be_trusted_is_invalid),
+		cmocka_unit_test(chunked_answer_is_decoded),
+		cmocka_unit_test(http_get_reads_a_chunked_varz),
 	};
 	return cmocka_run_group_tests_name("console", tests, NULL, NULL);
 }
