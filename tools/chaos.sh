@@ -5,8 +5,9 @@
 # places tok_visa orders at CHAOS_RATE a second for CHAOS_DURATION seconds
 # (tests/system/client.sh load, in the shop-build image: one attempt per
 # POST, never retried), and every CHAOS_INTERVAL seconds SIGKILLs one
-# container picked at random (any service, any NATS node, PostgreSQL) after
-# starting the one it killed before: one container is down at a time.
+# container (any service, any NATS node, PostgreSQL) after starting the one
+# it killed before: one container is down at a time. Victims come in a
+# random order in which every container dies once before any dies twice.
 # `docker compose kill` counts as a deliberate stop for Docker's restart
 # policy, so the script starts each victim again itself.
 #
@@ -18,8 +19,9 @@
 # message whose ack was lost with a node stays unacknowledged for the 30 s
 # ack wait) and the container down.
 # After the load it starts everything, waits up to CHAOS_DRAIN seconds for
-# every accepted order to complete, and ends with `shopctl audit`; its exit
-# status is the audit's (2: could not run).
+# every accepted order to complete, and ends with `shopctl audit`. It exits
+# 0 when every accepted order completed and the audit passed, 1 when either
+# did not, 2 when it could not run.
 #
 # Settings (environment; `make chaos` passes them on):
 #   CHAOS_DURATION=60 CHAOS_RATE=10 CHAOS_INTERVAL=5 CHAOS_DRAIN=180
@@ -124,6 +126,21 @@ line() {
 		"$1" "$acc" "$ref" "$done_n" "$inflight" "$lagv" "${down:-none}"
 }
 
+# deal [LAST]: deck becomes the victims in a random order (Fisher-Yates on
+# $RANDOM, so CHAOS_SEED replays it), LAST moved to the end.
+deck=()
+deal() {
+	local i j t
+	deck=("${victims[@]}")
+	for ((i = ${#deck[@]} - 1; i > 0; i--)); do
+		j=$((RANDOM % (i + 1)))
+		t=${deck[i]} deck[i]=${deck[j]} deck[j]=$t
+	done
+	if [ -n "${1:-}" ] && [ "${#deck[@]}" -gt 1 ] && [ "${deck[0]}" = "$1" ]; then
+		deck=("${deck[@]:1}" "$1")
+	fi
+}
+
 start=$(date +%s)
 next_kill=$((start + CHAOS_INTERVAL))
 while kill -0 "$load_pid" 2>/dev/null; do
@@ -131,11 +148,12 @@ while kill -0 "$load_pid" 2>/dev/null; do
 	if [ "$tick" -ge "$next_kill" ]; then
 		[ -n "$down" ] && "${compose[@]}" start "$down" >/dev/null 2>&1
 		prev=$down
-		# A new victim, not the one just started (it is still starting).
-		while :; do
-			down=${victims[$((RANDOM % ${#victims[@]}))]}
-			[ "$down" != "$prev" ] || [ "${#victims[@]}" -lt 2 ] && break
-		done
+		# The next card of a shuffled deck of every victim, so that each
+		# container dies once before any dies twice; a new deck whose first
+		# card is the one just started (still starting) puts it last.
+		[ "${#deck[@]}" -gt 0 ] || deal "$prev"
+		down=${deck[0]}
+		deck=("${deck[@]:1}")
 		"${compose[@]}" kill -s SIGKILL "$down" >/dev/null 2>&1
 		echo "# $((tick - start))s: SIGKILL $down${prev:+ (started $prev again)}"
 		next_kill=$((tick + CHAOS_INTERVAL))
@@ -152,11 +170,16 @@ down=""
 "${compose[@]}" up -d --wait --wait-timeout 180 >/dev/null 2>&1
 accepted=$(awk '$2 == 202' "$tmp/load" | wc -l)
 deadline=$(($(date +%s) + CHAOS_DRAIN))
+drained=1
 while :; do
 	tick=$(date +%s)
 	line $((tick - start))
 	[ "$inflight" = 0 ] && [ "$pending" = 0 ] && break
-	[ "$tick" -lt "$deadline" ] || { echo "# ${CHAOS_DRAIN}s after the load, $inflight orders still in flight"; break; }
+	[ "$tick" -lt "$deadline" ] || {
+		echo "# ${CHAOS_DRAIN}s after the load, $inflight orders still in flight"
+		drained=0
+		break
+	}
 	sleep 1
 done
 
@@ -167,4 +190,8 @@ for _ in $(seq 1 $CHAOS_AUDIT_ATTEMPTS); do
 done
 printf '%s\n' "$out"
 grep -qx PASSED <<<"$out" || exit 1
+if [ "$drained" = 0 ]; then
+	echo "# chaos: $accepted orders accepted, $inflight not completed within ${CHAOS_DRAIN}s; audit passed"
+	exit 1
+fi
 echo "# chaos: $accepted orders accepted, all completed, audit passed"

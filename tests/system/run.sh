@@ -78,6 +78,10 @@ tests/system/durability.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -
 # stopped and started (screenshots in build/screenshots).
 tests/system/browser.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+# Last, as it leaves every container restarted: a minute of SIGKILLs among
+# all of them under load, then every order completed and the audit.
+tests/system/chaos.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 "${compose[@]}" logs --no-color >"$logs/services.log" 2>&1
 if [ "$rc" -ne 0 ]; then
 	echo "# service logs (last lines; all in $logs/services.log):"
