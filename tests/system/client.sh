@@ -17,8 +17,10 @@
 #                             nodes: how many nodes report holding it
 #   client.sh metrics HOST    prints HOST:8080/metrics (a service's)
 #   client.sh caughtup NODE   succeeds when the restarted NODE is current:
-#                             its /healthz (every stream and consumer on it
-#                             current) and each stream leader's view of it
+#                             JetStream runs on it, and each stream's and
+#                             each durable's leader sees it current
+#   client.sh health NODE     prints NODE's /healthz?details=true (what it
+#                             says is not current yet)
 set -uo pipefail
 G=${GATEWAY:-http://gateway:8080}
 # The cluster's nodes, each with its monitoring port.
@@ -156,15 +158,36 @@ metrics() {
 	curl -s --max-time 5 "http://$1:8080/metrics"
 }
 
+# Each stream and each durable (with consumers=true: its details and
+# cluster view ride along), every node's report tagged with the node
+# ("from").
+jsz_consumers_all() {
+	for node in $NATS_NODES; do
+		curl -s --max-time 2 "http://$node:8222/jsz?consumers=true&config=true" |
+			jq --arg from "$node" '[.account_details[]?.stream_detail[]? | (. + {from: $from}),
+				(.consumer_detail[]? | select((.config.durable_name // "") != "") | . + {from: $from, name: "\(.stream_name)/\(.name)"})]'
+	done | jq -s 'add // []'
+}
+
+# Not the node's own /healthz: that one also waits for every ephemeral
+# consumer on the node (the console's and the load generator's ordered
+# consumers, one replica each), and after the whole cluster was stopped a
+# node was seen retrying the clean-up of a gone one ("Consumer assignment
+# ... not cleaned up, retrying") for minutes while every stream and durable
+# on it was current. The streams and durables are what the shop keeps.
 caughtup() {
 	local node=$1
-	curl -sf --max-time 2 "http://$node:8222/healthz" >/dev/null || return 1
-	# Each stream, in its leader's own report: the node is the leader, or a
-	# current, online peer.
-	jsz_all | jq -e --arg n "$node" 'group_by(.name) | length > 0 and all(
+	curl -sf --max-time 2 "http://$node:8222/healthz?js-enabled-only=true" >/dev/null || return 1
+	# Each stream and durable, in its leader's own report: the node is the
+	# leader, or a current, online peer.
+	jsz_consumers_all | jq -e --arg n "$node" 'group_by(.name) | length > 0 and all(
 		(map(select(.from == .cluster.leader)) | .[0]) as $l
 		| $l != null and ($l.cluster.leader == $n
 			or any($l.cluster.replicas[]?; .name == $n and .current and (.offline | not))))' >/dev/null
+}
+
+health() {
+	curl -s --max-time 2 "http://$1:8222/healthz?details=true"
 }
 
 cmd=$1

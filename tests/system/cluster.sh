@@ -126,7 +126,8 @@ kill_and_return() {
 	if wait_until $CLUSTER_DEADLINE_S caught_up "$node"; then
 		pass "$node restarted and caught up on every stream ($(($(date +%s) - t1)) s)"
 	else
-		fail "$node restarted and caught up on every stream" "$(client streams | tr '\n' ';')"
+		fail "$node restarted and caught up on every stream" "$(client streams | tr '\n' ';')" \
+			"$node /healthz: $(client health "$node")"
 	fi
 }
 
@@ -181,7 +182,8 @@ t1=$(date +%s)
 back=yes
 for node in $NODES; do wait_until $CLUSTER_DEADLINE_S caught_up "$node" || back="no: $node"; done
 if [ "$back" = yes ]; then pass "the three nodes restarted and are current ($(($(date +%s) - t1)) s)"
-else fail "the three nodes restarted and are current" "$back" "$(client streams | tr '\n' ';')"; fi
+else fail "the three nodes restarted and are current" "$back" "$(client streams | tr '\n' ';')" \
+	"$(for node in $NODES; do echo "$node /healthz: $(client health "$node")"; done)"; fi
 t_back=$(now_ms)
 wait_until $CLUSTER_DEADLINE_S have_posts_since "$t_back" $CLUSTER_PROGRESS
 load_stop
