@@ -6,9 +6,9 @@
 #     with its own instance id, and so does the console's overview;
 #   - under a short bounded load (shop-loadtest) every replica of the three
 #     services handles some of the messages of their shared durables (each
-#     instance's own /metrics), the outbox relays of the payments replicas
-#     publish each outbox row once between them, every accepted order ends,
-#     and `shopctl audit` passes;
+#     instance's own /metrics), the outbox relays of each service's
+#     replicas publish each outbox row once between them, every accepted
+#     order ends, and `shopctl audit` passes;
 # then they are scaled back to one, and the extra instances leave the
 # registry. Numbering continues from $1.
 set -uo pipefail
@@ -68,10 +68,22 @@ consumed() {
 			/^shop_messages_published_total\{/ { pub += \$NF } END { print c, ok + 0, pub + 0 }'"
 	done
 }
-# payments_outbox: the highest outbox id, and the rows not yet published.
-payments_outbox() {
-	"${compose[@]}" exec -T postgres psql -U postgres -d payments -At -c \
+# outbox_state SVC: the highest id in SVC's outbox, and its rows not yet
+# published (psql as the superuser inside the postgres container).
+outbox_state() {
+	"${compose[@]}" exec -T postgres psql -U postgres -d "$1" -At -c \
 		"SELECT COALESCE(max(id), 0) || ' ' || count(*) FILTER (WHERE published_at_ms IS NULL) FROM outbox"
+}
+# outbox_settled SVC: waits until SVC's relays have published every row;
+# prints outbox_state.
+outbox_settled() {
+	local top waiting
+	for _ in $(seq 1 60); do
+		read -r top waiting <<<"$(outbox_state "$1")"
+		[ "${waiting:-1}" = 0 ] && break
+		sleep 0.5
+	done
+	echo "${top:-0} ${waiting:-?}"
 }
 # The dead letters before the load (other cases inject poison on purpose).
 deadletters() {
@@ -94,10 +106,10 @@ fi
 
 # --- the bounded load on the scaled-out services -------------------------------------
 dead_before=$(deadletters)
-for _ in $(seq 1 60); do
-	read -r outbox_top outbox_waiting <<<"$(payments_outbox)"
-	[ "${outbox_waiting:-1}" = 0 ] && break
-	sleep 0.5
+declare -A outbox_top
+for svc in payments orders inventory; do
+	read -r top _ <<<"$(outbox_settled $svc)"
+	outbox_top[$svc]=$top
 done
 declare -A before
 for svc in payments orders inventory; do
@@ -120,14 +132,16 @@ else
 		"${result:-the generator printed no result}" "${lines[@]}"
 fi
 # Each replica's share: messages settled ok, and rows its relay published.
-idle="" replicas=0 published=0
+idle="" replicas=0
+declare -A published
 for svc in payments orders inventory; do
+	published[$svc]=0
 	while read -r c ok pub; do
 		read -r ok0 pub0 <<<"${before[$c]:-0 0}"
 		echo "# $c: $((ok - ok0)) messages handled, $((pub - pub0)) events published"
 		replicas=$((replicas + 1))
 		[ $((ok - ok0)) -gt 0 ] || idle="$idle $c"
-		[ "$svc" = payments ] && published=$((published + pub - pub0))
+		published[$svc]=$((published[$svc] + pub - pub0))
 	done < <(consumed $svc)
 done
 if [ "$replicas" -eq 7 ] && [ -z "$idle" ]; then
@@ -136,21 +150,22 @@ else
 	fail "every replica (three payments, two orders, two inventory) handled some of the load from its service's shared durables" \
 		"replicas found: $replicas of 7; idle:${idle:- none}"
 fi
-# The relays share payments' outbox (FOR UPDATE SKIP LOCKED): between them
+# A service's relays share its outbox (FOR UPDATE SKIP LOCKED): between them
 # they publish each row written during the load exactly once.
-rows=0
-for _ in $(seq 1 60); do
-	read -r top waiting <<<"$(payments_outbox)"
-	[ "$waiting" = 0 ] && break
-	sleep 0.5
+relay_report="" relay_ok=1
+for svc in payments orders inventory; do
+	read -r _ waiting <<<"$(outbox_settled $svc)"
+	rows=$("${compose[@]}" exec -T postgres psql -U postgres -d $svc -At -c \
+		"SELECT count(*) FROM outbox WHERE id > ${outbox_top[$svc]:-0}")
+	relay_report="$relay_report $svc: $rows rows, ${published[$svc]} publishes, $waiting unpublished;"
+	[ "${rows:-0}" -gt 0 ] && [ "${published[$svc]}" -eq "$rows" ] && [ "$waiting" = 0 ] || relay_ok=0
 done
-rows=$("${compose[@]}" exec -T postgres psql -U postgres -d payments -At -c \
-	"SELECT count(*) FROM outbox WHERE id > ${outbox_top:-0}")
-if [ "${rows:-0}" -gt 0 ] && [ "$published" -eq "$rows" ] && [ "$waiting" = 0 ]; then
-	pass "the three payments relays published each of the $rows outbox rows written during the load exactly once between them"
+echo "# relays:$relay_report"
+if [ $relay_ok = 1 ]; then
+	pass "the relays of each scaled-out service published each outbox row written during the load exactly once between them"
 else
-	fail "the three payments relays published each of the $rows outbox rows written during the load exactly once between them" \
-		"rows: ${rows:-?}, publishes counted by the replicas: $published, still unpublished: ${waiting:-?}"
+	fail "the relays of each scaled-out service published each outbox row written during the load exactly once between them" \
+		"$relay_report"
 fi
 audit_args=(audit --details 20)
 [ "$dead_before" = 0 ] || audit_args+=(--allow-dead-letters)
