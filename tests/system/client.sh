@@ -21,6 +21,11 @@
 #                             each durable's leader sees it current
 #   client.sh health NODE     prints NODE's /healthz?details=true (what it
 #                             says is not current yet)
+#   client.sh keyed W K TAG OUT  W workers each place K orders, each under its
+#                             own Idempotency-Key TAG-w-k and customer id, and
+#                             retry that key on any answer but 202 (a gateway
+#                             killed mid-request); one line per attempt in
+#                             OUT/w: key attempt httpcode order_id curl-exit
 set -uo pipefail
 G=${GATEWAY:-http://gateway:8080}
 # The cluster's nodes, each with its monitoring port.
@@ -188,6 +193,43 @@ caughtup() {
 
 health() {
 	curl -s --max-time 2 "http://$1:8222/healthz?details=true"
+}
+
+# keyed: how long one key may be retried, and the pause between tries.
+KEYED_DEADLINE_S=90
+KEYED_RETRY_PAUSE_S=0.2
+KEYED_PACE_S=0.05 # between two keys of a worker: keeps them posting for seconds
+
+keyed_worker() {
+	local w=$1 k=$2 tag=$3 out=$4 key body code rc id start attempt
+	for i in $(seq 1 "$k"); do
+		key="$tag-$w-$i"
+		# The key is the customer id too, so the orders service's own rows
+		# tell how many orders each key made.
+		body=$(jq -cn --arg c "$key" '{customer_id: $c, email: "k@example.com",
+			items: [{sku: "SKU-CABLE", quantity: 1}], payment: {card_token: "tok_visa"},
+			shipping_address: {name: "K", line1: "1 Way", city: "Paris", postal_code: "75001", country: "FR"}}')
+		start=$SECONDS attempt=0
+		while :; do
+			attempt=$((attempt + 1))
+			code=$(curl -s -m 10 -o "/tmp/keyed.$w" -w '%{http_code}' -H 'Content-Type: application/json' \
+				-H "Idempotency-Key: $key" --data-binary "$body" "$G/orders")
+			rc=$? id=-
+			[ "$code" = 202 ] && id=$(jq -r '.order_id // "-"' "/tmp/keyed.$w" 2>/dev/null)
+			echo "$key $attempt $code $id $rc" >>"$out/$w"
+			[ "$code" = 202 ] && break
+			[ $((SECONDS - start)) -ge $KEYED_DEADLINE_S ] && break
+			sleep $KEYED_RETRY_PAUSE_S
+		done
+		sleep $KEYED_PACE_S
+	done
+}
+
+keyed() {
+	local workers=$1 k=$2 tag=$3 out=$4
+	mkdir -p "$out"
+	for w in $(seq 1 "$workers"); do keyed_worker "$w" "$k" "$tag" "$out" & done
+	wait
 }
 
 cmd=$1

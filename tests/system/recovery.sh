@@ -3,7 +3,8 @@
 # deployment: kill a service, the whole NATS cluster, the database, payments; keep
 # placing (and cancelling) orders; start it again; every order accepted
 # meanwhile must end SHIPPED, charged once, shipped once, or CANCELLED with
-# its money back. Money is checked on the simulated provider's own ledger
+# its money back. Then the gateway is SIGKILLed mid-request while clients
+# retry their Idempotency-Keys: one order per key. Money is checked on the simulated provider's own ledger
 # (provider_charges, read with psql inside the postgres container), not on
 # the gateway's timeline: the ledger is what was really taken, and a charge
 # that payments never recorded shows up nowhere else. Numbering continues
@@ -165,6 +166,108 @@ else fail "the orders cancelled while payments was down end CANCELLED" $report; 
 check_ledger "the provider's ledger: every cancelled order's charge is refunded, every shipped order charged once" \
 	"$kept" "$cancelled"
 shipped_all="$shipped_all $kept"
+
+# --- the gateway SIGKILLed mid-request, clients retrying their keys ---------------------
+# GWKILL_WORKERS clients each place GWKILL_KEYS orders, each under its own
+# Idempotency-Key (also its customer id), and retry a key on any answer but
+# 202. Twice while they post, the gateway's process is frozen (SIGSTOP) for
+# GWKILL_HOLD_S, so that every client's next request is sent and waits, then
+# SIGKILLed: those requests are cut without an answer, and one being
+# committed at that moment may be on disk without its 202. The kill comes
+# from outside Docker's API, as a crash or an OOM kill would (`docker compose
+# kill` counts as a deliberate stop and would leave it down), so Docker's
+# restart policy (unless-stopped) brings it back. Afterwards every key has
+# exactly one order in the orders service, every 202 of a key (its retries,
+# and one more POST of every key at the end) names that order, and every
+# order ships once.
+GWKILL_WORKERS=4
+GWKILL_KEYS=25
+GWKILL_KILLS=2
+GWKILL_ACCEPTED_BEFORE_KILL=15 # 202s since the last kill before the next one
+GWKILL_HOLD_S=1                 # far above a client's pause between requests (50 ms)
+GWKILL_WAIT_S=120
+gw_dir=$(mktemp -d)
+gw_tag="gwkill-$(date +%s)"
+gw_container="${COMPOSE_PROJECT_NAME}-gateway-1"
+gw_accepted() { cat "$gw_dir"/first/* 2>/dev/null | awk '$3 == 202' | wc -l; }
+# gw_signal SIG: signals the gateway's process by its host pid, from a
+# container in the host's pid namespace (root there: no host root needed).
+gw_signal() {
+	docker run --rm --pid host --user 0 "shop-build:${SHOP_TAG:-latest}" \
+		kill "-$1" "$(docker inspect -f '{{.State.Pid}}' "$gw_container")" >/dev/null 2>&1
+}
+# gw_restarted COUNT: waits for Docker to have restarted the gateway past
+# COUNT and for its /readyz to answer 200.
+gw_restarted() {
+	for _ in $(seq 1 $((GWKILL_WAIT_S * 2))); do
+		[ "$(docker inspect -f '{{.RestartCount}} {{.State.Running}}' "$gw_container")" = "$(($1 + 1)) true" ] &&
+			docker exec "$gw_container" curl -sf http://127.0.0.1:8080/readyz >/dev/null 2>&1 && return 0
+		sleep 0.5
+	done
+	return 1
+}
+gw_keyed() {
+	docker run --rm --network "${COMPOSE_PROJECT_NAME}_default" --user "$(id -u):$(id -g)" \
+		-v "$PWD/tests/system:/tests:ro" -v "$gw_dir:/out" "shop-build:${SHOP_TAG:-latest}" \
+		bash /tests/client.sh keyed $GWKILL_WORKERS $GWKILL_KEYS "$gw_tag" "/out/$1"
+}
+gw_keyed first &
+gw_clients=$!
+gw_kills="" gw_restart_ok=1 mark=0
+for k in $(seq 1 $GWKILL_KILLS); do
+	for _ in $(seq 1 $((GWKILL_WAIT_S * 10))); do
+		[ "$(gw_accepted)" -ge $((mark + GWKILL_ACCEPTED_BEFORE_KILL)) ] && break
+		sleep 0.1
+	done
+	count=$(docker inspect -f '{{.RestartCount}}' "$gw_container")
+	gw_signal STOP
+	sleep $GWKILL_HOLD_S
+	gw_signal KILL
+	gw_kills="$gw_kills kill $k after $(gw_accepted) accepted;"
+	gw_restarted "$count" || { gw_restart_ok=0; break; }
+	mark=$(gw_accepted)
+done
+wait "$gw_clients"
+if [ $gw_restart_ok = 1 ]; then
+	pass "the gateway SIGKILLed $GWKILL_KILLS times under POSTs is brought back by its restart policy each time"
+else
+	fail "the gateway SIGKILLed $GWKILL_KILLS times under POSTs is brought back by its restart policy each time" \
+		"$gw_kills" "$(docker inspect -f 'restarts {{.RestartCount}} running {{.State.Running}}' "$gw_container")"
+	wait_healthy gateway
+fi
+# One more POST of every key, with the gateway up: each must replay its order.
+gw_keyed again >/dev/null 2>&1
+cat "$gw_dir"/first/* >"$gw_dir/first.all" 2>/dev/null
+cat "$gw_dir"/again/* >"$gw_dir/again.all" 2>/dev/null
+# Requests the kills cut: curl's "empty reply" (52) or "receive error" (56).
+cut=$(awk '$5 == 52 || $5 == 56' "$gw_dir/first.all" | wc -l)
+retried=$(awk '$2 > 1 { print $1 }' "$gw_dir/first.all" | sort -u | wc -l)
+gw_ids=$(awk '$3 == 202 { print $4 }' "$gw_dir/first.all" | sort -u)
+# Each key and the order ids its 202s named (it must be exactly one).
+awk '$3 == 202 { print $1, $4 }' "$gw_dir/first.all" "$gw_dir/again.all" | sort -u >"$gw_dir/named"
+named_keys=$(cut -d' ' -f1 "$gw_dir/named" | sort -u | wc -l)
+named_twice=$(cut -d' ' -f1 "$gw_dir/named" | uniq -d | head -5 | tr '\n' ' ')
+# The orders service's own rows: orders per key (its customer id).
+"${compose[@]}" exec -T postgres psql -U postgres -d orders -AtF ' ' -c \
+	"SELECT customer_id, count(*), min(order_id) FROM orders WHERE customer_id LIKE '$gw_tag-%' GROUP BY 1" |
+	sort >"$gw_dir/orders"
+want=$((GWKILL_WORKERS * GWKILL_KEYS))
+dup_keys=$(awk '$2 != 1' "$gw_dir/orders" | head -5 | tr '\n' ';')
+mismatch=$(join "$gw_dir/named" <(awk '{ print $1, $3 }' "$gw_dir/orders") | awk '$2 != $3' | head -5 | tr '\n' ';')
+echo "# gateway kills:$gw_kills $cut requests cut without an answer, $retried keys retried"
+if [ "$(grep -c . "$gw_dir/orders")" -eq $want ] && [ -z "$dup_keys" ] && [ -z "$mismatch" ] &&
+	[ "$named_keys" -eq $want ] && [ -z "$named_twice" ] && [ "$cut" -gt 0 ]; then
+	pass "with the gateway killed mid-request, each of $want retried Idempotency-Keys made exactly one order, and every 202 of a key names it"
+else
+	fail "with the gateway killed mid-request, each of $want retried Idempotency-Keys made exactly one order, and every 202 of a key names it" \
+		"keys answered 202: $named_keys of $want; keys whose 202s named two order ids (first 5): ${named_twice:-none}" \
+		"keys in the orders service: $(grep -c . "$gw_dir/orders"); with more than one order (first 5): ${dup_keys:-none}" \
+		"202s naming another order than the orders service's (first 5): ${mismatch:-none}" \
+		"requests cut without an answer: $cut (the kills must cut some)"
+fi
+check_all_shipped "the orders placed through the gateway kills all ship once" $gw_ids
+shipped_all="$shipped_all $gw_ids"
+rm -rf "$gw_dir"
 
 # --- and through all of it --------------------------------------------------------------
 check_ledger "the provider's ledger holds exactly one kept charge for each order shipped through the kills" \

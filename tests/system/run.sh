@@ -64,7 +64,8 @@ tests/system/cluster.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 tests/system/recovery.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
-# Scaling payments to two replicas: both are listed by the registry.
+# Scale-out: payments to three replicas, orders and inventory to two, under
+# a bounded load; every replica works, the audit passes; then back to one.
 tests/system/scale.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 # Least privilege and the front door (issue 7): database roles, one
