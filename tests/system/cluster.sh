@@ -196,18 +196,7 @@ check_all_shipped "stopping all NATS nodes for ${CLUSTER_OUTAGE_S}s: every accep
 dead=$(client deadletters)
 if [ "$dead" = "$dead_before" ]; then pass "no message was dead-lettered through the NATS kills"
 else fail "no message was dead-lettered through the NATS kills" "dead letters: $dead_before before, $dead after"; fi
-audit_args=(audit --details 20)
-[ "$dead_before" = 0 ] || audit_args+=(--allow-dead-letters)
-for _ in $(seq 1 $CLUSTER_AUDIT_ATTEMPTS); do
-	audit_out=$("${compose[@]}" run --rm --no-deps -T shopctl "${audit_args[@]}" 2>&1) && break
-	sleep 1
-done
-if grep -qx PASSED <<<"$audit_out"; then
-	pass "shopctl audit finds no violation after the NATS cluster cases"
-else
-	mapfile -t lines <<<"$audit_out"
-	fail "shopctl audit finds no violation after the NATS cluster cases" "${lines[@]}"
-fi
+audit_case "shopctl audit finds no violation after the NATS cluster cases" "$CLUSTER_AUDIT_ATTEMPTS" "$dead_before"
 
 echo "# cluster cases: $((n - ${1:-0} - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -283,18 +283,7 @@ else fail "no message was dead-lettered through the kills" "dead letters: $dead_
 # letters that were there before the kills belong to the cases that injected
 # them (the check above covers the kills), so they are allowed then.
 AUDIT_ATTEMPTS=20
-audit_args=(audit --details 20)
-[ "$dead_before" = 0 ] || audit_args+=(--allow-dead-letters)
-for _ in $(seq 1 $AUDIT_ATTEMPTS); do
-	audit_out=$("${compose[@]}" run --rm --no-deps -T shopctl "${audit_args[@]}" 2>&1) && break
-	sleep 1
-done
-if grep -qx PASSED <<<"$audit_out"; then
-	pass "shopctl audit finds no violation after the whole run"
-else
-	mapfile -t lines <<<"$audit_out"
-	fail "shopctl audit finds no violation after the whole run" "${lines[@]}"
-fi
+audit_case "shopctl audit finds no violation after the whole run" "$AUDIT_ATTEMPTS" "$dead_before"
 
 echo "# recovery cases: $((n - ${1:-0} - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -167,18 +167,7 @@ else
 	fail "the relays of each scaled-out service published each outbox row written during the load exactly once between them" \
 		"$relay_report"
 fi
-audit_args=(audit --details 20)
-[ "$dead_before" = 0 ] || audit_args+=(--allow-dead-letters)
-for _ in $(seq 1 $SCALE_AUDIT_ATTEMPTS); do
-	audit_out=$("${compose[@]}" run --rm --no-deps -T shopctl "${audit_args[@]}" 2>&1) && break
-	sleep 1
-done
-if grep -qx PASSED <<<"$audit_out"; then
-	pass "shopctl audit passes after the load on the scaled-out services"
-else
-	mapfile -t lines <<<"$audit_out"
-	fail "shopctl audit passes after the load on the scaled-out services" "${lines[@]}"
-fi
+audit_case "shopctl audit passes after the load on the scaled-out services" "$SCALE_AUDIT_ATTEMPTS" "$dead_before"
 
 if scale_out 1 1 && payments_count 1 && console_count 1; then
 	pass "scaled back to one replica each, the stopped payments instances leave the registry and the console's ready ones"
