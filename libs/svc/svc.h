@@ -117,6 +117,10 @@ struct svc_tx {
 	 * is refused, the reason its dead letter carries. NULL elsewhere. */
 	char *reject_reason;
 	size_t reject_reason_size;
+	/* Set by the consumer loop on a batch's first try when the spec's
+	 * batch hooks made a state for it (struct svc_batch_hooks); NULL
+	 * everywhere else, and on every retry. */
+	void *batch;
 };
 
 /* Handles one decoded message (data points to the generated struct of its
@@ -140,6 +144,32 @@ struct svc_task {
 	const char *name;
 	int64_t interval_ms;
 	svc_task_fn run;
+};
+
+/* One message of a consumed batch, as a service's batch hooks see it. */
+struct svc_batch_msg {
+	enum ct_message_id message;
+	const void *data; /* the generated struct of its type */
+};
+
+/*
+ * A service's batch hooks, for a consumer whose handlers would otherwise
+ * make the same round trips once per message (inventory: docs/performance.md).
+ * On a consumed batch's first try, begin runs inside the batch's
+ * transaction before any handler, with every message the inbox claimed, and
+ * may return a state (NULL: none, the handlers run as usual); every handler
+ * of that try then finds it in tx->batch, and end runs after the last
+ * handler, before the commit, to write what they left in it. release frees
+ * the state, whatever happened. When begin, end or any handler fails, the
+ * try is rolled back and the batch is tried again message by message,
+ * with tx->batch NULL: a handler must come to the same outcome with or
+ * without the state.
+ */
+struct svc_batch_hooks {
+	shop_status (*begin)(struct svc_tx *tx, const struct svc_batch_msg *msgs, size_t n,
+			     void **ret_state);
+	shop_status (*end)(struct svc_tx *tx, void *state);
+	void (*release)(void *state);
 };
 
 struct svc_spec {
@@ -169,6 +199,8 @@ struct svc_spec {
 	 * waking readers of what the handlers changed; it must not block.
 	 * NULL: none. */
 	void (*after_commit)(struct svc *svc);
+	/* NULL: every message is handled on its own (see svc_batch_hooks). */
+	const struct svc_batch_hooks *batch;
 };
 
 int svc_main(const struct svc_spec *spec);

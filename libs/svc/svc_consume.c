@@ -184,7 +184,7 @@ enum svc_apply {
  * FAILED message leaves the transaction holding part of its writes: the
  * caller must roll the whole batch back. */
 static enum svc_apply svc_item_apply(struct svc *svc, struct db *db, const char *consumer,
-				     struct svc_item *it, bool careful,
+				     struct svc_item *it, bool careful, void *batch,
 				     struct svc_outbox_rows *rows, int *emitted)
 {
 	struct svc_tx tx = { .svc = svc,
@@ -193,7 +193,8 @@ static enum svc_apply svc_item_apply(struct svc *svc, struct db *db, const char 
 			     .now_ms = clock_now_ms(),
 			     .rows = rows,
 			     .reject_reason = it->reason,
-			     .reject_reason_size = sizeof(it->reason) };
+			     .reject_reason_size = sizeof(it->reason),
+			     .batch = batch };
 	int64_t claimed = it->claimed;
 	shop_status st = careful ? db_savepoint(db) : SHOP_OK;
 	if (st != SHOP_OK) {
@@ -285,6 +286,41 @@ static shop_status svc_batch_claim(struct db *db, const char *consumer, struct s
 	return st;
 }
 
+/* The spec's batch hooks' state for the first try (svc_batch_hooks): begin
+ * sees every message the inbox claimed. *ret_state stays NULL when the spec
+ * has no hooks or begin made none. */
+static shop_status svc_batch_hooks_begin(struct svc *svc, struct db *db,
+					 struct svc_outbox_rows *rows, const struct svc_item *items,
+					 size_t n, void **ret_state)
+{
+	const struct svc_batch_hooks *hooks = svc->spec->batch;
+	*ret_state = NULL;
+	if (!hooks)
+		return SHOP_OK;
+	struct svc_batch_msg *msgs = xcalloc(n ? n : 1, sizeof(*msgs));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (items[i].st == SHOP_OK && items[i].claimed)
+			msgs[k++] = (struct svc_batch_msg){ items[i].m->id, items[i].data };
+	struct svc_tx tx = { .svc = svc, .db = db, .now_ms = clock_now_ms(), .rows = rows };
+	shop_status st = k > 0 ? hooks->begin(&tx, msgs, k, ret_state) : SHOP_OK;
+	free(msgs);
+	return st;
+}
+
+static shop_status svc_batch_hooks_end(struct svc *svc, struct db *db, struct svc_outbox_rows *rows,
+				       void *state)
+{
+	struct svc_tx tx = { .svc = svc, .db = db, .now_ms = clock_now_ms(), .rows = rows };
+	return state ? svc->spec->batch->end(&tx, state) : SHOP_OK;
+}
+
+static void svc_batch_hooks_release(struct svc *svc, void *state)
+{
+	if (state)
+		svc->spec->batch->release(state);
+}
+
 /* Opens the batch's transaction; when it cannot, every message still to
  * handle takes the reason and is retried. */
 static bool svc_batch_begin(struct db *db, struct svc_item *items, size_t n)
@@ -339,13 +375,22 @@ static void svc_handle_batch(struct svc *svc, struct db *db, const char *consume
 	struct svc_outbox_rows rows = { 0 };
 	enum svc_apply a = SVC_APPLY_DONE;
 	size_t blamed = n; /* the message that failed the first try; n: none */
-	if (svc_batch_claim(db, consumer, items, n) != SHOP_OK)
+	void *batch = NULL;
+	if (svc_batch_claim(db, consumer, items, n) != SHOP_OK ||
+	    svc_batch_hooks_begin(svc, db, &rows, items, n, &batch) != SHOP_OK)
 		a = SVC_APPLY_FAILED;
 	for (i = 0; i < n && a == SVC_APPLY_DONE; i++)
 		if (items[i].st == SHOP_OK) {
-			a = svc_item_apply(svc, db, consumer, &items[i], false, &rows, &emitted);
+			a = svc_item_apply(svc, db, consumer, &items[i], false, batch, &rows,
+					   &emitted);
 			blamed = a == SVC_APPLY_DONE ? n : i;
 		}
+	/* What the handlers left in the hooks' state is written before the
+	 * events and the commit; should that fail, no one message is to blame
+	 * (the careful try below, without the state, finds out). */
+	if (a == SVC_APPLY_DONE && svc_batch_hooks_end(svc, db, &rows, batch) != SHOP_OK)
+		a = SVC_APPLY_FAILED;
+	svc_batch_hooks_release(svc, batch);
 	/* The try's events, all with one statement, and the commit, in one
 	 * round trip. Should the events' statement fail, no one message is to
 	 * blame yet: the careful try below finds which. */
@@ -372,7 +417,7 @@ static void svc_handle_batch(struct svc *svc, struct db *db, const char *consume
 		a = SVC_APPLY_DONE;
 		for (i = 0; i < n && a != SVC_APPLY_LOST; i++)
 			if (items[i].st == SHOP_OK)
-				a = svc_item_apply(svc, db, consumer, &items[i], true, &rows,
+				a = svc_item_apply(svc, db, consumer, &items[i], true, NULL, &rows,
 						   &emitted);
 		svc_outbox_rows_clear(&rows); /* written item by item; empty unless lost */
 		st = SHOP_E_UNAVAILABLE;

@@ -122,12 +122,43 @@ struct inventory_result {
 	size_t n_levels;
 };
 
+/*
+ * Where reserving reads products and writes its decision: the database,
+ * statement by statement (inventory_stock_db, ctx the struct db), or a
+ * consumed batch's locked copy of its products, written once when the
+ * batch ends (inventory_batch.c, ctx the struct inventory_batch). Each
+ * function means what the store function of the same name does.
+ */
+struct inventory_stock_ops {
+	shop_status (*product_get)(void *ctx, const char *sku, struct inventory_product *ret);
+	shop_status (*reservation_insert)(void *ctx, const char *order_id,
+					  enum inventory_status status, const char *reason,
+					  int64_t total_cents, const char *currency, int64_t now_ms,
+					  bool *ret_inserted);
+	shop_status (*reservation_transition)(void *ctx, const char *order_id,
+					      enum inventory_status from, enum inventory_status to,
+					      const char *reason, int64_t now_ms,
+					      bool *ret_changed);
+	shop_status (*stock_take)(void *ctx, const char *sku, int64_t quantity, bool *ret_taken,
+				  struct inventory_product *ret_product);
+	shop_status (*stock_give)(void *ctx, const char *sku, int64_t quantity,
+				  struct inventory_product *ret_product);
+	shop_status (*line_insert)(void *ctx, const char *order_id,
+				   const struct inventory_priced_line *line);
+};
+
+extern const struct inventory_stock_ops inventory_stock_db;
+
 /* OrderPlaced: reserves every line or none. Unknown SKUs are rejected
  * before stock is looked at; then shortages. SHOP_E_INVALID for lines that
  * break the rules of inventory_lines_normalize or mix currencies. */
 shop_status inventory_reserve(struct db *db, int64_t now_ms, const char *order_id,
 			      const struct inventory_line *lines, size_t n_lines,
 			      struct inventory_result *ret_result);
+/* inventory_reserve on OPS and CTX (see struct inventory_stock_ops). */
+shop_status inventory_reserve_on(const struct inventory_stock_ops *ops, void *ctx, int64_t now_ms,
+				 const char *order_id, const struct inventory_line *lines,
+				 size_t n_lines, struct inventory_result *ret_result);
 /* OrderCancelled / PaymentDeclined: releases a held reservation exactly
  * once, or leaves a tombstone if the order has not been seen yet. */
 shop_status inventory_release(struct db *db, int64_t now_ms, const char *order_id,
@@ -135,6 +166,37 @@ shop_status inventory_release(struct db *db, int64_t now_ms, const char *order_i
 /* Inserts the catalogue's missing products; the levels are the new ones. */
 shop_status inventory_seed(struct db *db, const struct inventory_seed_product *catalogue, size_t n,
 			   struct inventory_result *ret_result);
+
+/* ---- a consumed batch's orders decided together (inventory_batch.c) ---- */
+
+/*
+ * The runtime's batch hooks (struct svc_batch_hooks) for the durable that
+ * receives OrderPlaced: when a batch holds OrderPlaced messages, begin locks
+ * every product they name (in SKU order, FOR UPDATE on PostgreSQL) and reads
+ * which of their orders already have a reservation, with two statements;
+ * each OrderPlaced is then decided on that copy (inventory_reserve_on with
+ * inventory_batch_stock), and end writes the reservations, their lines and
+ * the new levels with three statements, instead of four or more statements
+ * per order. A release in the same batch writes what is pending first
+ * (inventory_batch_flush), releases in the database, and tells the copy the
+ * new levels (inventory_batch_note_release).
+ */
+extern const struct svc_batch_hooks inventory_batch_hooks;
+extern const struct inventory_stock_ops inventory_batch_stock;
+
+struct inventory_batch;
+/* inventory_reserve on the batch's copy. */
+shop_status inventory_batch_reserve(struct inventory_batch *batch, int64_t now_ms,
+				    const char *order_id, const struct inventory_line *lines,
+				    size_t n_lines, struct inventory_result *ret_result);
+/* Writes what the batch has decided so far (end does the same). */
+shop_status inventory_batch_flush(struct inventory_batch *batch);
+/* After inventory_release on ORDER_ID: the order now has a reservation row,
+ * and the levels RES carries are the products' new ones. */
+shop_status inventory_batch_note_release(struct inventory_batch *batch, const char *order_id,
+					 const struct inventory_result *res);
+/* For tests: orders decided on a batch's copy since the process started. */
+uint64_t inventory_batch_orders_decided(void);
 
 /* ---- handlers (inventory_handlers.c) ---- */
 

@@ -176,7 +176,13 @@ shop_status inventory_handle_order_placed(struct svc_tx *tx, const void *data)
 		lines[i].quantity = msg->items[i].quantity;
 	}
 
-	st = inventory_reserve(tx->db, tx->now_ms, msg->order_id, lines, msg->items_len, res);
+	/* On a batch's first try the runtime hands us its copy of the products
+	 * (inventory_batch.c); on a retry, and outside the consumer, the
+	 * database is asked statement by statement. Same decisions either way. */
+	st = tx->batch ? inventory_batch_reserve(tx->batch, tx->now_ms, msg->order_id, lines,
+						 msg->items_len, res)
+		       : inventory_reserve(tx->db, tx->now_ms, msg->order_id, lines, msg->items_len,
+					   res);
 	if (st == SHOP_E_LIMIT) {
 		/* Not reachable from a valid order at valid prices (see the
 		 * assertions at the top): only a catalogue price above the
@@ -223,7 +229,13 @@ static shop_status release(struct svc_tx *tx, const char *order_id, const char *
 	shop_status st;
 
 	ids_of(tx, order_id, &ids);
-	st = inventory_release(tx->db, tx->now_ms, order_id, reason, res);
+	/* In a batch, what it has decided is written first, so the release
+	 * sees it, and its copy then learns what the release changed. */
+	st = tx->batch ? inventory_batch_flush(tx->batch) : SHOP_OK;
+	if (st == SHOP_OK)
+		st = inventory_release(tx->db, tx->now_ms, order_id, reason, res);
+	if (st == SHOP_OK && tx->batch)
+		st = inventory_batch_note_release(tx->batch, order_id, res);
 	if (st != SHOP_OK) {
 		log_warn(&ids, "releasing failed: %s (%s)", shop_status_name(st), db_why(tx, st));
 		goto out;

@@ -18,6 +18,11 @@
  * finds its row and this one does nothing. That, plus the status guard on
  * release, is what makes "reserved once, released at most once" hold with
  * several replicas and redeliveries.
+ *
+ * Reserving reads and writes through struct inventory_stock_ops: here the
+ * database, statement by statement; in a consumed batch the batch's locked
+ * copy of its products (inventory_batch.c). The decisions are this file's
+ * either way.
  */
 #include "inventory.h"
 
@@ -31,13 +36,66 @@ static void result_reset(struct inventory_result *r, enum inventory_outcome outc
 	r->outcome = outcome;
 }
 
+/* ---- the database as struct inventory_stock_ops ---- */
+
+static shop_status db_product_get(void *ctx, const char *sku, struct inventory_product *ret)
+{
+	return inventory_store_product_get(ctx, sku, ret);
+}
+
+static shop_status db_reservation_insert(void *ctx, const char *order_id,
+					 enum inventory_status status, const char *reason,
+					 int64_t total_cents, const char *currency, int64_t now_ms,
+					 bool *ret_inserted)
+{
+	return inventory_store_reservation_insert(ctx, order_id, status, reason, total_cents,
+						  currency, now_ms, ret_inserted);
+}
+
+static shop_status db_reservation_transition(void *ctx, const char *order_id,
+					     enum inventory_status from, enum inventory_status to,
+					     const char *reason, int64_t now_ms, bool *ret_changed)
+{
+	return inventory_store_reservation_transition(ctx, order_id, from, to, reason, now_ms,
+						      ret_changed);
+}
+
+static shop_status db_stock_take(void *ctx, const char *sku, int64_t quantity, bool *ret_taken,
+				 struct inventory_product *ret_product)
+{
+	return inventory_store_stock_take(ctx, sku, quantity, ret_taken, ret_product);
+}
+
+static shop_status db_stock_give(void *ctx, const char *sku, int64_t quantity,
+				 struct inventory_product *ret_product)
+{
+	return inventory_store_stock_give(ctx, sku, quantity, ret_product);
+}
+
+static shop_status db_line_insert(void *ctx, const char *order_id,
+				  const struct inventory_priced_line *line)
+{
+	return inventory_store_line_insert(ctx, order_id, line);
+}
+
+const struct inventory_stock_ops inventory_stock_db = {
+	.product_get = db_product_get,
+	.reservation_insert = db_reservation_insert,
+	.reservation_transition = db_reservation_transition,
+	.stock_take = db_stock_take,
+	.stock_give = db_stock_give,
+	.line_insert = db_line_insert,
+};
+
+/* ---- reserving ---- */
+
 /* Records a rejection decided before any stock was taken. */
-static shop_status reject(struct db *db, int64_t now_ms, const char *order_id, const char *reason,
-			  struct inventory_result *res)
+static shop_status reject(const struct inventory_stock_ops *ops, void *ctx, int64_t now_ms,
+			  const char *order_id, const char *reason, struct inventory_result *res)
 {
 	bool inserted = false;
-	shop_status st = inventory_store_reservation_insert(db, order_id, INVENTORY_STATUS_REJECTED,
-							    reason, 0, NULL, now_ms, &inserted);
+	shop_status st = ops->reservation_insert(ctx, order_id, INVENTORY_STATUS_REJECTED, reason,
+						 0, NULL, now_ms, &inserted);
 	if (st != SHOP_OK)
 		return st;
 	if (!inserted) {
@@ -60,15 +118,15 @@ static void add_sku(struct inventory_result *res, const char *sku)
 /* Takes stock for every line or, on the first miss, gives back what was
  * taken. *ret_missed is the index of the line that missed, or n when all
  * were taken (levels then hold the new level of each line). */
-static shop_status take_all(struct db *db, const struct inventory_priced_line *lines, size_t n,
+static shop_status take_all(const struct inventory_stock_ops *ops, void *ctx,
+			    const struct inventory_priced_line *lines, size_t n,
 			    struct inventory_product *levels, size_t *ret_missed)
 {
 	shop_status st = SHOP_OK;
 	size_t i;
 	for (i = 0; i < n; i++) {
 		bool taken = false;
-		st = inventory_store_stock_take(db, lines[i].sku, lines[i].quantity, &taken,
-						&levels[i]);
+		st = ops->stock_take(ctx, lines[i].sku, lines[i].quantity, &taken, &levels[i]);
 		if (st != SHOP_OK)
 			return st;
 		if (!taken)
@@ -80,7 +138,7 @@ static shop_status take_all(struct db *db, const struct inventory_priced_line *l
 	 * was, so no StockLevelChanged is owed for it. */
 	if (i < n) {
 		for (size_t j = 0; j < i; j++) {
-			st = inventory_store_stock_give(db, lines[j].sku, lines[j].quantity, NULL);
+			st = ops->stock_give(ctx, lines[j].sku, lines[j].quantity, NULL);
 			if (st != SHOP_OK)
 				return st;
 		}
@@ -92,6 +150,14 @@ static shop_status take_all(struct db *db, const struct inventory_priced_line *l
 shop_status inventory_reserve(struct db *db, int64_t now_ms, const char *order_id,
 			      const struct inventory_line *lines, size_t n_lines,
 			      struct inventory_result *ret_result)
+{
+	return inventory_reserve_on(&inventory_stock_db, db, now_ms, order_id, lines, n_lines,
+				    ret_result);
+}
+
+shop_status inventory_reserve_on(const struct inventory_stock_ops *ops, void *ctx, int64_t now_ms,
+				 const char *order_id, const struct inventory_line *lines,
+				 size_t n_lines, struct inventory_result *ret_result)
 {
 	struct inventory_line merged[INVENTORY_LINES_MAX];
 	struct inventory_product products[INVENTORY_LINES_MAX];
@@ -115,7 +181,7 @@ shop_status inventory_reserve(struct db *db, int64_t now_ms, const char *order_i
 
 	/* Unknown SKUs first, over all lines, before stock is looked at. */
 	for (size_t i = 0; i < n; i++) {
-		st = inventory_store_product_get(db, merged[i].sku, &products[i]);
+		st = ops->product_get(ctx, merged[i].sku, &products[i]);
 		if (st == SHOP_E_NOT_FOUND) {
 			add_sku(res, merged[i].sku);
 			continue;
@@ -124,7 +190,7 @@ shop_status inventory_reserve(struct db *db, int64_t now_ms, const char *order_i
 			return st;
 	}
 	if (res->n_skus > 0)
-		return reject(db, now_ms, order_id, INVENTORY_REASON_UNKNOWN_SKU, res);
+		return reject(ops, ctx, now_ms, order_id, INVENTORY_REASON_UNKNOWN_SKU, res);
 
 	/* One order is charged in one currency. The catalogue has only EUR, so
 	 * a mix means the data is not what this code was written for. */
@@ -150,11 +216,11 @@ shop_status inventory_reserve(struct db *db, int64_t now_ms, const char *order_i
 			add_sku(res, merged[i].sku);
 	}
 	if (res->n_skus > 0)
-		return reject(db, now_ms, order_id, INVENTORY_REASON_OUT_OF_STOCK, res);
+		return reject(ops, ctx, now_ms, order_id, INVENTORY_REASON_OUT_OF_STOCK, res);
 
 	bool inserted = false;
-	st = inventory_store_reservation_insert(db, order_id, INVENTORY_STATUS_RESERVED, NULL,
-						res->total_cents, res->currency, now_ms, &inserted);
+	st = ops->reservation_insert(ctx, order_id, INVENTORY_STATUS_RESERVED, NULL,
+				     res->total_cents, res->currency, now_ms, &inserted);
 	if (st != SHOP_OK)
 		return st;
 	if (!inserted) {
@@ -163,15 +229,14 @@ shop_status inventory_reserve(struct db *db, int64_t now_ms, const char *order_i
 	}
 
 	size_t missed = n;
-	st = take_all(db, res->lines, n, res->levels, &missed);
+	st = take_all(ops, ctx, res->lines, n, res->levels, &missed);
 	if (st != SHOP_OK)
 		return st;
 	if (missed < n) {
 		bool changed = false;
-		st = inventory_store_reservation_transition(db, order_id, INVENTORY_STATUS_RESERVED,
-							    INVENTORY_STATUS_REJECTED,
-							    INVENTORY_REASON_OUT_OF_STOCK, now_ms,
-							    &changed);
+		st = ops->reservation_transition(ctx, order_id, INVENTORY_STATUS_RESERVED,
+						 INVENTORY_STATUS_REJECTED,
+						 INVENTORY_REASON_OUT_OF_STOCK, now_ms, &changed);
 		if (st != SHOP_OK)
 			return st;
 		/* This transaction inserted the row a moment ago. */
@@ -186,7 +251,7 @@ shop_status inventory_reserve(struct db *db, int64_t now_ms, const char *order_i
 	}
 
 	for (size_t i = 0; i < n; i++) {
-		st = inventory_store_line_insert(db, order_id, &res->lines[i]);
+		st = ops->line_insert(ctx, order_id, &res->lines[i]);
 		if (st != SHOP_OK)
 			return st;
 	}

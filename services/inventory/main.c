@@ -33,6 +33,7 @@ int main(void)
 		.routes = inventory_routes,
 		.n_routes = inventory_n_routes,
 		.init = inventory_init,
+		.batch = &inventory_batch_hooks,
 	};
 	return svc_main(&spec);
 }

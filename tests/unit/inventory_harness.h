@@ -37,6 +37,7 @@ static inline void inventory_harness_spec_fill(struct svc_spec *spec)
 	spec->routes = inventory_routes;
 	spec->n_routes = inventory_n_routes;
 	spec->init = inventory_init;
+	spec->batch = &inventory_batch_hooks;
 }
 
 /* The init hook as svc_tx_run runs it at start-up. */

@@ -405,6 +405,95 @@ static void order_placed_breaking_its_contract_is_refused_before_the_handler(voi
 	assert_int_equal(inventory_harness_status(f->db, f->order_id), INVENTORY_STATUS_NONE);
 }
 
+/* An order id of our own and the envelope of a message about it. */
+static char *batch_msg(char *order_id, const char *type, cJSON *data)
+{
+	return envelope(type, order_id, NULL, data);
+}
+
+static cJSON *placed(const char *order_id, const char *sku, int quantity)
+{
+	return harness_order_placed_json(order_id, 1, (const char *const[]){ sku },
+					 (const int[]){ quantity });
+}
+
+/* One fetched batch with reservations, a rejection for want of stock, a
+ * release whose stock a later order of the same batch takes, an unknown
+ * SKU, a cancellation that overtakes its order, and an order decided
+ * already: the batch hooks decide them on one copy of the products, and
+ * the outcome is the one-at-a-time outcome, written out below. */
+static void a_batch_is_decided_on_one_copy_as_one_at_a_time(void **state)
+{
+	struct fixture *f = *state;
+	char a[IDS_UUID_SIZE], b[IDS_UUID_SIZE], c[IDS_UUID_SIZE], d[IDS_UUID_SIZE];
+	char e[IDS_UUID_SIZE], g[IDS_UUID_SIZE];
+	ids_uuid7(a), ids_uuid7(b), ids_uuid7(c), ids_uuid7(d), ids_uuid7(e), ids_uuid7(g);
+	const char *placed_type = "shop.orders.order_placed.v1";
+	const char *cancelled_type = "shop.orders.order_cancelled.v1";
+	cJSON *two_lines = harness_order_placed_json(a, 2,
+						     (const char *const[]){ "SKU-LIMITED",
+									    "SKU-MONITOR" },
+						     (const int[]){ 1, 2 });
+	char *batch[] = {
+		batch_msg(a, placed_type, two_lines),                   /* reserved */
+		batch_msg(b, placed_type, placed(b, "SKU-LIMITED", 2)), /* reserved: 0 left */
+		batch_msg(c, placed_type, placed(c, "SKU-LIMITED", 1)), /* out of stock */
+		batch_msg(a, cancelled_type, order_cancelled(a, "customer_cancelled")),
+		batch_msg(d, placed_type, placed(d, "SKU-LIMITED", 1)),      /* A's lamp */
+		batch_msg(e, placed_type, placed(e, "SKU-NOPE", 1)),         /* unknown SKU */
+		batch_msg(g, cancelled_type, order_cancelled(g, "timeout")), /* tombstone */
+		batch_msg(g, placed_type, placed(g, "SKU-HEADSET", 1)),      /* too late */
+		batch_msg(b, placed_type, placed(b, "SKU-LIMITED", 2)),      /* decided already */
+	};
+	const size_t n = sizeof(batch) / sizeof(batch[0]);
+	shop_status st[sizeof(batch) / sizeof(batch[0])];
+	int64_t before = harness_outbox_total(f->db);
+	uint64_t decided = inventory_batch_orders_decided();
+
+	assert_int_equal(svc_handle_envelopes(f->svc, f->db, CONSUMER, (const char *const *)batch,
+					      n, st),
+			 SHOP_OK);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(st[i], SHOP_OK);
+		free(batch[i]);
+	}
+	/* On the copy, in the first try: every OrderPlaced, no replay. */
+	assert_int_equal(inventory_batch_orders_decided() - decided, 7);
+	assert_int_equal(svc_batch_replays(f->svc), 0);
+
+	assert_int_equal(inventory_harness_status(f->db, a), INVENTORY_STATUS_RELEASED);
+	assert_int_equal(inventory_harness_status(f->db, b), INVENTORY_STATUS_RESERVED);
+	assert_int_equal(inventory_harness_status(f->db, c), INVENTORY_STATUS_REJECTED);
+	assert_int_equal(inventory_harness_status(f->db, d), INVENTORY_STATUS_RESERVED);
+	assert_int_equal(inventory_harness_status(f->db, e), INVENTORY_STATUS_REJECTED);
+	assert_int_equal(inventory_harness_status(f->db, g),
+			 INVENTORY_STATUS_CANCELLED_BEFORE_PLACED);
+	/* Seeded at revision 1; the lamp moved four times, the monitor twice. */
+	struct inventory_product lamp = inventory_harness_product(f->db, "SKU-LIMITED");
+	struct inventory_product monitor = inventory_harness_product(f->db, "SKU-MONITOR");
+	assert_int_equal(lamp.available, 0);
+	assert_int_equal(lamp.revision, 5);
+	assert_int_equal(monitor.available, 40);
+	assert_int_equal(monitor.revision, 3);
+	assert_int_equal(inventory_harness_available(f->db, "SKU-HEADSET"), 60);
+
+	/* Reserved A, B, D; rejected C, E; released A; levels: A's two, B's,
+	 * the release's two, D's. */
+	assert_int_equal(harness_outbox_count(f->db, SUBJECT_RESERVED), 3);
+	assert_int_equal(harness_outbox_count(f->db, SUBJECT_REJECTED), 2);
+	assert_int_equal(harness_outbox_count(f->db, SUBJECT_RELEASED), 1);
+	assert_int_equal(harness_outbox_total(f->db), before + 12);
+	cJSON *doc = harness_outbox_last(f->db, SUBJECT_LEVEL);
+	assert_string_equal(data_of(doc, "sku")->valuestring, "SKU-LIMITED");
+	assert_int_equal(data_of(doc, "available")->valueint, 0);
+	assert_int_equal(data_of(doc, "revision")->valueint, 5);
+	cJSON_Delete(doc);
+	doc = harness_outbox_last(f->db, SUBJECT_REJECTED);
+	assert_string_equal(data_of(doc, "reason")->valuestring, INVENTORY_REASON_UNKNOWN_SKU);
+	cJSON_Delete(doc);
+	inventory_harness_assert_invariant(f->db);
+}
+
 int main(void)
 {
 	/* Keep the TAP output readable: handlers log every decision. */
@@ -423,6 +512,7 @@ int main(void)
 		T(the_largest_order_is_reserved_with_a_total_above_any_unit_price),
 		T(an_order_priced_beyond_the_contract_is_dead_lettered_and_holds_nothing),
 		T(order_placed_breaking_its_contract_is_refused_before_the_handler),
+		T(a_batch_is_decided_on_one_copy_as_one_at_a_time),
 		TEST_EXTRA_CASES
 	};
 #undef T
