@@ -32,6 +32,8 @@
 
 #define LT_POLL_MAX_MS 10             /* longest sleep of the loop between events */
 #define LT_MONITOR_FIRST_WAIT_MS 3000 /* for the monitoring baseline before the load */
+#define LT_MONITORS_MAX 8             /* NATS nodes whose monitoring is read (--monitor) */
+#define LT_SERVER_NAME_MAX 128        /* a node's server_name from its /varz */
 #define LT_NS_PER_US 1000LL
 #define LT_NS_PER_MS 1000000LL
 
@@ -39,6 +41,7 @@ enum lt_req_type { LT_REQ_PLACE, LT_REQ_CANCEL, LT_REQ_MONITOR };
 
 struct lt_req {
 	enum lt_req_type type;
+	size_t node; /* LT_REQ_MONITOR: which of the monitors it asks */
 	enum lt_kind kind;
 	int phase;
 	int64_t intended_ns;
@@ -66,7 +69,13 @@ struct lt_gen {
 	int64_t run_start_ns, next_tick_ns;
 	struct lt_second cur; /* the second being counted */
 	struct lt_hist *sec_accept, *sec_paid, *sec_end;
-	bool monitor_busy;
+	/* The NATS nodes' monitoring (--monitor, comma-separated) and each
+	 * node's server name; one /jsz per node per second, a round. */
+	char *monitor_url[LT_MONITORS_MAX];
+	char monitor_name[LT_MONITORS_MAX][LT_SERVER_NAME_MAX];
+	size_t n_monitors;
+	size_t monitors_busy;        /* requests of the round still out */
+	int64_t round_gw_seq;        /* highest GATEWAY last_seq of the round */
 	int64_t lag_now, outbox_now; /* last monitoring sample, -1 unknown */
 	int64_t gw_seq_base;         /* GATEWAY last_seq before the load, -1 unknown */
 	int64_t commands_accepted; /* 202s to POST /orders and /cancel: commands the gateway owes */
@@ -111,9 +120,11 @@ static void lt_gen_error(struct lt_gen *g, const char *kind)
 	g->cur.errors++;
 }
 
-/* Starts a transfer; body NULL is a GET. */
-static void lt_gen_submit(struct lt_gen *g, enum lt_req_type type, const char *url,
-			  const char *body, enum lt_kind kind, int64_t intended_ns)
+/* Starts a transfer; body NULL is a GET. Returns the request (NULL when it
+ * could not be started), which stays the caller's to look at only until the
+ * loop next collects. */
+static struct lt_req *lt_gen_submit(struct lt_gen *g, enum lt_req_type type, const char *url,
+				    const char *body, enum lt_kind kind, int64_t intended_ns)
 {
 	struct lt_req *r = xcalloc(1, sizeof(*r));
 	r->type = type;
@@ -125,7 +136,7 @@ static void lt_gen_submit(struct lt_gen *g, enum lt_req_type type, const char *u
 	if (!r->easy) {
 		lt_gen_error(g, "client");
 		lt_req_free(r);
-		return;
+		return NULL;
 	}
 	curl_easy_setopt(r->easy, CURLOPT_URL, url);
 	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
@@ -142,12 +153,13 @@ static void lt_gen_submit(struct lt_gen *g, enum lt_req_type type, const char *u
 	if (curl_multi_add_handle(g->multi, r->easy) != CURLM_OK) {
 		lt_gen_error(g, "client");
 		lt_req_free(r);
-		return;
+		return NULL;
 	}
 	if (type == LT_REQ_MONITOR)
-		g->monitor_busy = true;
+		g->monitors_busy++;
 	else
 		g->inflight++;
+	return r;
 }
 
 static void lt_gen_place(struct lt_gen *g, int64_t intended_ns)
@@ -218,19 +230,82 @@ out:
 	cJSON_Delete(body);
 }
 
-static void lt_gen_on_monitor(struct lt_gen *g, struct lt_req *r)
+/* One node's answer; the round's figures once every node has answered. */
+static void lt_gen_on_monitor(struct lt_gen *g, struct lt_req *r, bool ok)
 {
-	int64_t lag = -1, gw_seq = -1;
-	if (!r->buf || lt_watch_parse_jsz(r->buf, r->len, g->report->lag, &g->report->n_lag, &lag,
-					  &gw_seq) != SHOP_OK)
+	int64_t gw_seq = -1;
+	const char *self = g->monitor_name[r->node][0] ? g->monitor_name[r->node] : NULL;
+	if (ok && r->buf &&
+	    lt_watch_parse_jsz(r->buf, r->len, self, g->report->lag, &g->report->n_lag, &gw_seq) ==
+		    SHOP_OK &&
+	    gw_seq > g->round_gw_seq)
+		g->round_gw_seq = gw_seq;
+	if (g->monitors_busy > 0)
 		return;
-	g->lag_now = lag;
-	if (gw_seq < 0)
+	g->lag_now = g->report->n_lag ? lt_watch_lag_total(g->report->lag, g->report->n_lag) : -1;
+	if (g->round_gw_seq < 0)
 		return;
 	if (g->gw_seq_base < 0)
-		g->gw_seq_base = gw_seq;
-	int64_t owed = g->commands_accepted - (gw_seq - g->gw_seq_base);
+		g->gw_seq_base = g->round_gw_seq;
+	int64_t owed = g->commands_accepted - (g->round_gw_seq - g->gw_seq_base);
 	g->outbox_now = owed < 0 ? 0 : owed;
+}
+
+/* Asks every node's /jsz, unless the last round is still out. */
+static void lt_gen_monitor_round(struct lt_gen *g, int64_t now)
+{
+	if (g->monitors_busy > 0)
+		return;
+	g->round_gw_seq = -1;
+	for (size_t i = 0; i < g->n_monitors; i++) {
+		char *url = xasprintf("%s/jsz?consumers=true", g->monitor_url[i]);
+		struct lt_req *r = lt_gen_submit(g, LT_REQ_MONITOR, url, NULL, LT_KIND_APPROVED,
+						 now);
+		free(url);
+		if (r)
+			r->node = i;
+	}
+}
+
+/* The server name a node's /varz gives, or "" when it does not answer:
+ * that node's consumers are then taken only without cluster information. */
+static void lt_monitor_name(const char *url, int64_t timeout_ms, char name[LT_SERVER_NAME_MAX])
+{
+	struct lt_req r = { .limit = LT_MONITOR_RESPONSE_MAX };
+	name[0] = '\0';
+	char *varz = xasprintf("%s/varz", url);
+	r.easy = curl_easy_init();
+	if (r.easy) {
+		curl_easy_setopt(r.easy, CURLOPT_URL, varz);
+		curl_easy_setopt(r.easy, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(r.easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+		curl_easy_setopt(r.easy, CURLOPT_WRITEFUNCTION, lt_req_write);
+		curl_easy_setopt(r.easy, CURLOPT_WRITEDATA, &r);
+		if (curl_easy_perform(r.easy) == CURLE_OK && r.buf) {
+			cJSON *root = cJSON_ParseWithLength(r.buf, r.len);
+			const char *n = cJSON_GetStringValue(
+				cJSON_GetObjectItemCaseSensitive(root, "server_name"));
+			if (n)
+				snprintf(name, LT_SERVER_NAME_MAX, "%s", n);
+			cJSON_Delete(root);
+		}
+		curl_easy_cleanup(r.easy);
+	}
+	free(r.buf);
+	free(varz);
+}
+
+/* Splits --monitor into the nodes' URLs and learns each node's name. */
+static void lt_gen_monitors(struct lt_gen *g)
+{
+	char *list = xstrdup(g->cfg->monitor), *save = NULL;
+	for (char *u = strtok_r(list, ",", &save); u && g->n_monitors < LT_MONITORS_MAX;
+	     u = strtok_r(NULL, ",", &save)) {
+		g->monitor_url[g->n_monitors] = xstrdup(u);
+		lt_monitor_name(u, g->cfg->timeout_ms, g->monitor_name[g->n_monitors]);
+		g->n_monitors++;
+	}
+	free(list);
 }
 
 /* Names a failed transfer's error kind. */
@@ -265,9 +340,8 @@ static void lt_gen_collect(struct lt_gen *g, int64_t now)
 		CURLcode rc = m->data.result;
 		curl_multi_remove_handle(g->multi, m->easy_handle);
 		if (r->type == LT_REQ_MONITOR) {
-			g->monitor_busy = false;
-			if (rc == CURLE_OK && code == 200)
-				lt_gen_on_monitor(g, r);
+			g->monitors_busy--;
+			lt_gen_on_monitor(g, r, rc == CURLE_OK && code == 200);
 		} else {
 			g->inflight--;
 			/* An answer to a request of an earlier step still counts against it. */
@@ -339,11 +413,7 @@ static void lt_gen_tick(struct lt_gen *g, int64_t now)
 	lt_hist_reset(g->sec_accept);
 	lt_hist_reset(g->sec_paid);
 	lt_hist_reset(g->sec_end);
-	if (!g->monitor_busy) {
-		char *url = xasprintf("%s/jsz?consumers=true", g->cfg->monitor);
-		lt_gen_submit(g, LT_REQ_MONITOR, url, NULL, LT_KIND_APPROVED, now);
-		free(url);
-	}
+	lt_gen_monitor_round(g, now);
 	g->next_tick_ns += LT_NS_PER_S;
 }
 
@@ -452,11 +522,10 @@ shop_status lt_run(const struct lt_config *cfg, struct lt_report *report)
 	g.phase = &report->phase[0];
 	g.run_start_ns = lt_pace_now_ns();
 	g.next_tick_ns = g.run_start_ns + LT_NS_PER_S;
-	char *url = xasprintf("%s/jsz?consumers=true", cfg->monitor);
-	lt_gen_submit(&g, LT_REQ_MONITOR, url, NULL, LT_KIND_APPROVED, g.run_start_ns);
-	free(url);
+	lt_gen_monitors(&g);
+	lt_gen_monitor_round(&g, g.run_start_ns);
 	int64_t wait_until = g.run_start_ns + LT_MONITOR_FIRST_WAIT_MS * LT_NS_PER_MS;
-	while (g.monitor_busy && lt_pace_now_ns() < wait_until)
+	while (g.monitors_busy > 0 && lt_pace_now_ns() < wait_until)
 		lt_gen_pump(&g, LT_POLL_MAX_MS);
 	memset(&report->phase[0], 0, sizeof(report->phase[0]));
 	memset(&g.cur, 0, sizeof(g.cur));
@@ -507,6 +576,8 @@ out:
 	free(g.sec_accept);
 	free(g.sec_paid);
 	free(g.sec_end);
+	for (size_t i = 0; i < g.n_monitors; i++)
+		free(g.monitor_url[i]);
 	return st;
 }
 

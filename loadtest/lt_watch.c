@@ -179,11 +179,28 @@ static int64_t lt_json_int(const cJSON *o, const char *name)
 	return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
 }
 
-shop_status lt_watch_parse_jsz(const char *body, size_t len, struct lt_lag *lag, size_t *n_lag,
-			       int64_t *ret_total_lag, int64_t *ret_gateway_seq)
+/* Whether SELF is the leader of the consumer C describes (see the header). */
+static bool lt_watch_leads(const cJSON *c, const char *self)
+{
+	const char *leader = cJSON_GetStringValue(
+		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "cluster"),
+						 "leader"));
+	return !self || !leader || strcmp(leader, self) == 0;
+}
+
+int64_t lt_watch_lag_total(const struct lt_lag *lag, size_t n)
+{
+	int64_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += lag[i].pending + lag[i].ack_pending;
+	return total;
+}
+
+shop_status lt_watch_parse_jsz(const char *body, size_t len, const char *self, struct lt_lag *lag,
+			       size_t *n_lag, int64_t *ret_gateway_seq)
 {
 	shop_status st = SHOP_E_INVALID;
-	int64_t total = 0, gw_seq = -1;
+	int64_t gw_seq = -1;
 	cJSON *root = cJSON_ParseWithLength(body, len);
 	const cJSON *accounts = cJSON_GetObjectItemCaseSensitive(root, "account_details");
 	if (!cJSON_IsArray(accounts))
@@ -208,13 +225,12 @@ shop_status lt_watch_parse_jsz(const char *body, size_t len, struct lt_lag *lag,
 			{
 				const char *cname = cJSON_GetStringValue(
 					cJSON_GetObjectItemCaseSensitive(c, "name"));
-				if (!cname)
+				if (!cname || !lt_watch_leads(c, self))
 					continue;
 				char key[LT_DURABLE_NAME_MAX];
 				snprintf(key, sizeof(key), "%s/%s", sname, cname);
 				int64_t pending = lt_json_int(c, "num_pending");
 				int64_t ack_pending = lt_json_int(c, "num_ack_pending");
-				total += pending + ack_pending;
 				size_t i = 0;
 				while (i < *n_lag && strcmp(lag[i].durable, key) != 0)
 					i++;
@@ -232,7 +248,6 @@ shop_status lt_watch_parse_jsz(const char *body, size_t len, struct lt_lag *lag,
 			}
 		}
 	}
-	*ret_total_lag = total;
 	*ret_gateway_seq = gw_seq;
 	st = SHOP_OK;
 out:

@@ -53,10 +53,16 @@ int64_t lt_watch_dropped(struct lt_watch *w);
 shop_status lt_watch_parse(const char *subject, const char *data, size_t len,
 			   enum lt_event_kind *ret_kind, char ret_order_id[LT_ORDER_ID_SIZE]);
 
-/* Parses /jsz?consumers=true: updates lag (adding durables as seen, up to
- * LT_DURABLES_MAX), and returns the total lag and the GATEWAY stream's last
- * sequence (-1 when absent). */
-shop_status lt_watch_parse_jsz(const char *body, size_t len, struct lt_lag *lag, size_t *n_lag,
-			       int64_t *ret_total_lag, int64_t *ret_gateway_seq);
+/* Parses one node's /jsz?consumers=true: updates lag (adding durables as
+ * seen, up to LT_DURABLES_MAX) and returns the GATEWAY stream's last
+ * sequence (-1 when absent). SELF is the answering node's server name: on
+ * a cluster every node lists every replicated consumer, but only its
+ * leader knows how much is pending (a follower says 0), so a consumer is
+ * taken only from the node that leads it. A consumer without cluster
+ * information (a single server), or SELF NULL, is taken as it is. */
+shop_status lt_watch_parse_jsz(const char *body, size_t len, const char *self, struct lt_lag *lag,
+			       size_t *n_lag, int64_t *ret_gateway_seq);
+/* The total lag over lag[0..n). */
+int64_t lt_watch_lag_total(const struct lt_lag *lag, size_t n);
 
 #endif

@@ -34,7 +34,9 @@ static void lt_usage(FILE *out)
 		"  --gateway URL        gateway base URL (http://gateway:8080)\n"
 		"  --nats URLS          NATS servers for the order events, comma-separated\n"
 		"                       (nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222)\n"
-		"  --monitor URL        NATS monitoring URL for consumer lag (http://nats-1:8222)\n"
+		"  --monitor URLS       NATS monitoring URLs for consumer lag, comma-separated, every\n"
+		"                       node of a cluster: only a consumer's leader knows its lag\n"
+		"                       (http://nats-1:8222,http://nats-2:8222,http://nats-3:8222)\n"
 		"  --rate N             orders per second offered (%d)\n"
 		"  --duration S         seconds of offered load (%d)\n"
 		"  --mix SPEC           kind=weight,... (%s)\n"
@@ -155,7 +157,7 @@ int main(int argc, char **argv)
 	struct lt_config cfg = {
 		.gateway = "http://gateway:8080",
 		.nats = "nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222",
-		.monitor = "http://nats-1:8222",
+		.monitor = "http://nats-1:8222,http://nats-2:8222,http://nats-3:8222",
 		.mix = LT_MIX_DEFAULT,
 		.rate = LT_DEFAULT_RATE,
 		.duration_s = LT_DEFAULT_DURATION_S,
@@ -351,11 +353,14 @@ int main(int argc, char **argv)
 	/* The ceilings first, on the idle deployment, then the counters the
 	 * ratios need, sampled around the load. */
 	struct lt_usage before = { -1, -1 }, after = { -1, -1 };
+	/* Messages stored are the same on every node of a cluster: the first
+	 * monitor is asked. */
+	char *first_monitor = xstrndup(cfg.monitor, strcspn(cfg.monitor, ","));
 	if (ceilings) {
 		ceil_cfg.nats = cfg.nats;
 		ceil_cfg.gateway = cfg.gateway;
 		lt_ceil_measure(&ceil_cfg, &report.ceil);
-		lt_ceil_usage_sample(cfg.monitor, ceil_cfg.pg_url, &before);
+		lt_ceil_usage_sample(first_monitor, ceil_cfg.pg_url, &before);
 	}
 	fprintf(stderr, "shop-loadtest: %s, %s\n", report.mode,
 		cfg.saturate ? "stepping the rate up" : "constant rate");
@@ -364,7 +369,7 @@ int main(int argc, char **argv)
 	if (st != SHOP_OK)
 		goto out;
 	if (ceilings)
-		lt_ceil_usage_sample(cfg.monitor, ceil_cfg.pg_url, &after);
+		lt_ceil_usage_sample(first_monitor, ceil_cfg.pg_url, &after);
 	lt_report_summarise(&report, &before, &after);
 	lt_report_text(&report, stdout);
 	if (dir[0]) {
@@ -389,6 +394,7 @@ int main(int argc, char **argv)
 		rc = errors == 0 && never == 0 && accepted > 0 && report.events_dropped == 0 ? 0
 											     : 1;
 out:
+	free(first_monitor);
 	lt_run_report_release(&report);
 	curl_global_cleanup();
 	return rc;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # loadtest/run.sh - `make loadtest` on the host: runs shop-loadtest in a
 # container on the network of a running compose deployment, so it reaches
-# http://gateway:8080, the NATS nodes nats-1..3:4222 and http://nats-1:8222 by
+# http://gateway:8080, the NATS nodes nats-1..3:4222 and their monitoring (:8222) by
 # name, and writes its report into loadtest/results/<UTC stamp>/ here.
 #
 # Settings (environment; `make loadtest` passes RATE, DURATION, MODE):

@@ -218,14 +218,45 @@ static void monitoring_gives_lag_per_durable_and_the_gateway_sequence(void **sta
 			  "{\"name\":\"payments\",\"num_pending\":10,\"num_ack_pending\":0}]}]}]}";
 	struct lt_lag lag[LT_DURABLES_MAX];
 	size_t n = 0;
-	int64_t total = 0, seq = 0;
-	assert_int_equal(lt_watch_parse_jsz(jsz, strlen(jsz), lag, &n, &total, &seq), SHOP_OK);
+	int64_t seq = 0;
+	assert_int_equal(lt_watch_parse_jsz(jsz, strlen(jsz), NULL, lag, &n, &seq), SHOP_OK);
 	assert_int_equal(n, 2);
-	assert_int_equal(total, 20);
+	assert_int_equal(lt_watch_lag_total(lag, n), 20);
 	assert_int_equal(seq, 120);
 	assert_string_equal(lag[0].durable, "GATEWAY/orders");
 	assert_int_equal(lag[0].max_total, 10);
-	assert_int_equal(lt_watch_parse_jsz("nope", 4, lag, &n, &total, &seq), SHOP_E_INVALID);
+	assert_int_equal(lt_watch_parse_jsz("nope", 4, NULL, lag, &n, &seq), SHOP_E_INVALID);
+}
+
+/* On a cluster every node lists every consumer, and a follower says nothing
+ * is pending: a consumer's figures are taken from its leader only. */
+static void on_a_cluster_a_consumers_lag_comes_from_its_leader(void **state)
+{
+	(void)state;
+	const char *on_n1 = "{\"account_details\":[{\"stream_detail\":["
+			    "{\"name\":\"ORDERS\",\"state\":{\"last_seq\":50},\"consumer_detail\":["
+			    "{\"name\":\"inventory\",\"num_pending\":0,\"num_ack_pending\":4,"
+			    "\"cluster\":{\"leader\":\"n2\"}},"
+			    "{\"name\":\"payments\",\"num_pending\":9,\"num_ack_pending\":1,"
+			    "\"cluster\":{\"leader\":\"n1\"}}]}]}]}";
+	const char *on_n2 = "{\"account_details\":[{\"stream_detail\":["
+			    "{\"name\":\"ORDERS\",\"state\":{\"last_seq\":50},\"consumer_detail\":["
+			    "{\"name\":\"inventory\",\"num_pending\":3000,\"num_ack_pending\":64,"
+			    "\"cluster\":{\"leader\":\"n2\"}},"
+			    "{\"name\":\"payments\",\"num_pending\":0,\"num_ack_pending\":0,"
+			    "\"cluster\":{\"leader\":\"n1\"}}]}]}]}";
+	struct lt_lag lag[LT_DURABLES_MAX];
+	size_t n = 0;
+	int64_t seq = 0;
+	assert_int_equal(lt_watch_parse_jsz(on_n1, strlen(on_n1), "n1", lag, &n, &seq), SHOP_OK);
+	assert_int_equal(lt_watch_parse_jsz(on_n2, strlen(on_n2), "n2", lag, &n, &seq), SHOP_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(lag[0].durable, "ORDERS/payments");
+	assert_int_equal(lag[0].pending, 9);
+	assert_string_equal(lag[1].durable, "ORDERS/inventory");
+	assert_int_equal(lag[1].pending, 3000);
+	assert_int_equal(lag[1].ack_pending, 64);
+	assert_int_equal(lt_watch_lag_total(lag, n), 9 + 1 + 3000 + 64);
 }
 
 int main(void)
@@ -236,6 +267,7 @@ int main(void)
 		cmocka_unit_test(an_empty_run_still_draws_a_well_formed_svg),
 		cmocka_unit_test(order_events_give_their_kind_and_order_id),
 		cmocka_unit_test(monitoring_gives_lag_per_durable_and_the_gateway_sequence),
+		cmocka_unit_test(on_a_cluster_a_consumers_lag_comes_from_its_leader),
 	};
 	return cmocka_run_group_tests_name("loadtest_report", tests, NULL, NULL);
 }
