@@ -217,6 +217,7 @@ component: $(COMPONENT_TESTS) all
 check: all $(UNIT_TESTS) $(COMPONENT_TESTS) $(METRICS_SAMPLE)
 	$(Q)tests/run-binaries.sh $(UNIT_TESTS)
 	$(Q)tests/metrics/check_promtool.sh $(METRICS_SAMPLE)
+	$(Q)tests/infra/nats_start.sh
 	$(Q)if [ -f tests/contracts/check_examples.py ]; then python3 tests/contracts/check_examples.py contracts; fi
 	$(Q)python3 tools/catalog.py check docs/catalog
 	$(Q)BUILD=$(BUILD) tools/lint.sh
