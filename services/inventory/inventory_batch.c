@@ -258,11 +258,14 @@ static shop_status batch_lock_products(struct inventory_batch *b, const char *sk
 	struct db_result *r = NULL;
 	/* ORDER BY before FOR UPDATE: PostgreSQL locks the rows in the order
 	 * it returns them, so every batch takes its locks in SKU order and two
-	 * batches never wait for each other in a circle. */
+	 * batches never wait for each other in a circle. Byte order (COLLATE
+	 * "C"), the order one order's lines are taken in (strcmp), whatever the
+	 * database's collation. */
+	bool pg = db_backend_of(b->db) == DB_POSTGRES;
 	snprintf(sql, sizeof(sql),
 		 "SELECT sku, name, price_cents, currency, available, initial_stock, revision "
 		 "FROM products WHERE sku IN (%s) ORDER BY sku%s",
-		 json_values(b->db), db_backend_of(b->db) == DB_POSTGRES ? " FOR UPDATE" : "");
+		 json_values(b->db), pg ? " COLLATE \"C\" FOR UPDATE" : "");
 	shop_status st = db_query(b->db, sql, DB_ARGS(skus_json), &r);
 	if (st != SHOP_OK)
 		goto out;
