@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The NATS least-privilege cases (issue 7), run by tests/system/run.sh on the
+# host against the running deployment; numbering continues from $1.
+# js/authz-check.mjs connects with each service's own NATS user (and the
+# observer's, and none) and proves what infra/nats/auth.conf, generated
+# from contracts/index.json, allows and refuses: a service publishes its own
+# events but not another domain's (which never reach the stream), cannot
+# fetch from or read another service's durable, cannot delete, purge or
+# create a stream; the observer only reads; a connection without
+# credentials or with a wrong password is refused. The passwords are those
+# compose gives the NATS nodes (tools/nats-env.sh). Then the services'
+# own connections: no NATS node logged a permissions violation by them in
+# the whole run (what the services do is all allowed), the checks' own
+# refusals aside.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+n=${1:-0}
+net="${COMPOSE_PROJECT_NAME:-shoptest}_default"
+compose=(docker compose -f docker-compose.yml)
+eval "$(tools/nats-env.sh)"
+env=(-e SHOP_NATS_URL=nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222)
+for v in $(compgen -e | grep '^SHOP_NATS_PASSWORD_'); do env+=(-e "$v"); done
+
+if ! docker build -q -t "shop-node:${SHOP_TAG:-latest}" --target node -f infra/docker/Dockerfile . >/dev/null; then
+	echo "not ok $((n + 1)) - node image builds"
+	exit 1
+fi
+# What the services' own users were refused before the checks ran: the
+# nodes log every violation with the user's name.
+violations() {
+	"${compose[@]}" logs --no-color nats-1 nats-2 nats-3 2>/dev/null | grep -E 'Violation' |
+		grep -vE 'authz-check' || true
+}
+before=$(violations)
+rc=0
+out=$(docker run --rm --network "$net" "${env[@]}" "shop-node:${SHOP_TAG:-latest}" authz-check.mjs "$n")
+[ $? -eq 0 ] || rc=1
+printf '%s\n' "$out"
+n=$(grep -cE '^(not )?ok ' <<<"$out" | awk -v n="$n" '{print n + $1}')
+n=$((n + 1))
+if [ -z "$before" ]; then
+	echo "ok $n - nats authz: no service, console or tool was refused anything by a NATS node in the whole run"
+else
+	echo "not ok $n - nats authz: no service, console or tool was refused anything by a NATS node in the whole run"
+	sed 's/^/#   /' <<<"$before" | head -20
+	rc=1
+fi
+exit $rc
