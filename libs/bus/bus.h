@@ -1,7 +1,8 @@
 /*
  * bus.h - the JetStream layer: connect, declare, publish, fetch, settle.
  *
- * The caller (libs/svc) declares what the generated contracts index says:
+ * The caller (libs/svc, or shopctl declare as the NATS admin) declares what
+ * the generated contracts index says:
  * one stream per owning domain, the dead-letter stream, and one durable pull
  * consumer per (consuming service, stream) with the subjects that service
  * consumes as filters; this layer knows nothing about particular messages. Every replica of a service binds to the same durable,
