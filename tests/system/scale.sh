@@ -117,7 +117,8 @@ declare -A before
 for svc in payments orders inventory; do
 	while read -r c ok pub; do before[$c]="$ok $pub"; done < <(consumed $svc)
 done
-load=$(docker run --rm --network "${project}_default" "$runner" /src/build/bin/shop-loadtest \
+load=$(docker run --rm --network "${project}_default" -e SHOP_NATS_USER=admin \
+	-e SHOP_NATS_PASSWORD="$SHOP_NATS_PASSWORD_ADMIN" "$runner" /src/build/bin/shop-loadtest \
 	--rate $SCALE_RATE --duration $SCALE_LOAD_S --drain $SCALE_DRAIN_S 2>/dev/null)
 result=$(grep '^result:' <<<"$load")
 echo "# scaled-out load: ${result:-no result}"
