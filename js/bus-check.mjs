@@ -22,6 +22,7 @@
 import { readFileSync } from "node:fs";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { natsOptions } from "./lib/connect.mjs";
 import { loadContracts, messageProblems } from "./lib/contracts.mjs";
 
 const c = loadContracts();
@@ -32,7 +33,7 @@ const check = (ok, desc, diag = []) => {
   if (!ok) { failed++; for (const d of diag.slice(0, 20)) console.log(`#   ${d}`); if (diag.length > 20) console.log(`#   (${diag.length - 20} more)`); }
 };
 
-const nc = await connect({ servers: (process.env.SHOP_NATS_URL || "nats://nats-1:4222").split(","), name: "bus-check" });
+const nc = await connect(natsOptions("bus-check"));
 const jsm = await jetstreamManager(nc);
 const js = jetstream(nc);
 const DLQ = "DEADLETTER";

@@ -1,9 +1,10 @@
 // follow.mjs ORDER_ID [--until-done] - one order's journey, live.
 //
 // The shop's inter-language demo: a consumer written from contracts/ alone
-// (no C). It binds durables of its own, follow-<order>, one per stream of
-// the index (they delete themselves after INACTIVE_S idle), reads from the
-// start of each stream, validates every message against the same schemas
+// (no C). It reads each stream of the index from its start through an
+// ordered consumer (ephemeral: the server deletes it when the follower
+// goes; the follower's NATS user, observer, may read but not create a
+// durable), validates every message against the same schemas
 // the C services use, and prints those about ORDER_ID as they arrive:
 //   time  producer  Title  subject  (the data's interesting fields)
 // With --until-done it exits 0 once the order is SHIPPED or CANCELLED and
@@ -12,10 +13,11 @@
 //   make follow ORDER=<id>
 //   docker compose run --rm follow <id>
 import { connect } from "@nats-io/transport-node";
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import { natsOptions } from "./lib/connect.mjs";
 import { loadContracts, messageProblems } from "./lib/contracts.mjs";
 
-const INACTIVE_S = 300, QUIET_MS = 1500, TIMEOUT_MS = Number(process.env.FOLLOW_TIMEOUT_MS || 60000);
+const QUIET_MS = 1500, TIMEOUT_MS = Number(process.env.FOLLOW_TIMEOUT_MS || 60000);
 const order = process.argv[2];
 const untilDone = process.argv.includes("--until-done");
 if (!order || !/^[0-9a-f-]{36}$/.test(order)) {
@@ -23,10 +25,8 @@ if (!order || !/^[0-9a-f-]{36}$/.test(order)) {
   process.exit(2);
 }
 const c = loadContracts();
-const nc = await connect({ servers: (process.env.SHOP_NATS_URL || "nats://nats-1:4222").split(","), name: `follow-${order}` });
-const jsm = await jetstreamManager(nc);
+const nc = await connect(natsOptions(`follow-${order}`));
 const js = jetstream(nc);
-const durable = `follow-${order}`;
 let done = false, last = Date.now(), invalid = 0;
 const SHOW = ["reason", "total_cents", "currency", "status", "kind", "payment_id", "shipment_id"];
 
@@ -39,11 +39,9 @@ function show(m, ev) {
 }
 
 async function follow(stream) {
-  await jsm.consumers.add(stream, {
-    durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All,
-    inactive_threshold: INACTIVE_S * 1e9,
-  });
-  const consumer = await js.consumers.get(stream, durable);
+  // An ordered consumer: ephemeral, no acks, recreated by the client after a
+  // gap; the follower's NATS user (observer) may create no durable.
+  const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.All });
   const it = await consumer.consume();
   for await (const m of it) {
     let ev;
@@ -55,11 +53,10 @@ async function follow(stream) {
       if (problems.length) { invalid++; console.log(`INVALID ${m.subject}: ${problems.join("; ")}`); }
       else show(m, ev);
     }
-    m.ack();
   }
 }
 
-console.log(`following order ${order} (durables ${durable}; Ctrl-C to stop)`);
+console.log(`following order ${order} (ordered consumers; Ctrl-C to stop)`);
 const loops = c.index.streams.map((s) => follow(s.name).catch((e) => { console.error(`${s.name}: ${e.message}`); process.exit(1); }));
 if (untilDone) {
   const start = Date.now();
@@ -68,7 +65,6 @@ if (untilDone) {
     if (done && Date.now() - last >= QUIET_MS) break;
     if (Date.now() - start > TIMEOUT_MS) { console.log("timed out before the order was SHIPPED or CANCELLED"); process.exit(1); }
   }
-  for (const s of c.index.streams) await jsm.consumers.delete(s.name, durable).catch(() => {});
   await nc.close();
   process.exit(invalid ? 1 : 0);
 }

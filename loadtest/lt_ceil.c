@@ -10,6 +10,7 @@
 #include "lt_ceil.h"
 
 #include "bus/bus.h"
+#include "bus/bus_nats.h"
 #include "core/clock.h"
 #include "core/xalloc.h"
 #include "db/db.h"
@@ -154,6 +155,10 @@ static void lt_ceil_js(const char *url, int64_t seconds, struct lt_ceilings *c)
 		s = natsOptions_SetServers(no, (const char **)urls, (int)n_urls);
 	if (s == NATS_OK)
 		s = natsOptions_SetName(no, "shop-loadtest-ceilings");
+	/* The admin user's credentials in compose: the scratch stream is made
+	 * and deleted here. */
+	if (s == NATS_OK && bus_nats_options_auth(no, NULL) != SHOP_OK)
+		s = NATS_INVALID_ARG;
 	if (s == NATS_OK)
 		s = natsConnection_Connect(&nc, no);
 	if (s != NATS_OK) {

@@ -6,6 +6,7 @@
 
 #include "lt_pace.h"
 #include "bus/bus.h"
+#include "bus/bus_nats.h"
 #include "core/xalloc.h"
 
 #include <cjson/cJSON.h>
@@ -112,6 +113,8 @@ shop_status lt_watch_start(const char *url, struct lt_watch **ret_watch)
 		st = lt_watch_status(natsOptions_SetName(opts, "shop-loadtest"));
 	if (st == SHOP_OK)
 		st = lt_watch_status(natsOptions_SetTimeout(opts, LT_WATCH_CONNECT_TIMEOUT_MS));
+	if (st == SHOP_OK)
+		st = bus_nats_options_auth(opts, NULL);
 	/* A run lasts minutes: keep reconnecting rather than lose the events. */
 	if (st == SHOP_OK)
 		st = lt_watch_status(natsOptions_SetMaxReconnect(opts, -1));

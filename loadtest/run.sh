@@ -32,6 +32,9 @@ cd "$(dirname "$0")/.."
 project=${COMPOSE_PROJECT_NAME:-$(docker compose config 2>/dev/null | sed -n 's/^name: //p' | head -1)}
 network=${project}_default
 compose=(docker compose -p "$project" -f docker-compose.yml)
+# The generator connects to NATS as the admin user (it makes a scratch
+# stream for the ceilings): its password as compose gives it the nodes.
+[ -n "${SHOP_NATS_PASSWORD_ADMIN:-}" ] || eval "$(tools/nats-env.sh)"
 durability=${DURABILITY:-}
 case "$durability" in
 "" | durable | relaxed | strict | compare) ;;
@@ -122,6 +125,7 @@ run_once() {
 	out=$(mktemp)
 	docker run --rm --network "$network" --user "$(id -u):$(id -g)" \
 		-v "$PWD/loadtest/results:/results" -v "$scratch:/scratch" \
+		-e SHOP_NATS_USER=admin -e SHOP_NATS_PASSWORD="$SHOP_NATS_PASSWORD_ADMIN" \
 		-e SHOP_SQLITE_SYNCHRONOUS="$([ "$mode" = relaxed ] && echo NORMAL || echo FULL)" \
 		"shop-loadtest:${SHOP_TAG:-latest}" shop-loadtest --durability "$mode" "${args[@]}" | tee "$out" || rc=$?
 	last=$(sed -n 's|^report: /results/\([^/]*\)/.*|loadtest/results/\1|p' "$out")

@@ -5,7 +5,8 @@
 #   3. cppcheck over libs/, services/, tools/, loadtest/ and the generated
 #      C in $BUILD/gen (warnings are errors);
 #   4. clang-format: every C file is formatted as .clang-format says;
-#   5. no subject literal in the services' C (subjects come from the index).
+#   5. no subject literal in the services' C (subjects come from the index);
+#   6. infra/nats/auth.conf is what tools/natsauth.py generates from the index.
 # The generated files are C the compiler sees like any other, so the grep and
 # cppcheck see them too (make generates them before it calls this).
 # Prints one TAP line per check.
@@ -61,6 +62,13 @@ if hits=$(grep -nE "$subject_re" $(find libs services -name '*.c' -o -name '*.h'
 else
 	echo "ok - no subject literals in the services' C (they come from the contracts index)"
 fi
+# The NATS users and permissions are generated from the contracts index
+# and checked in (infra/nats/auth.conf): stale means the index changed
+# without them.
+if ! out=$(python3 tools/natsauth.py check contracts infra/nats/auth.conf); then
+	status=1
+fi
+echo "$out"
 # Project sources only: the generated files follow the generator's layout.
 if ! command -v clang-format >/dev/null; then
 	echo "not ok - clang-format is installed (the dev image has it)"

@@ -16,11 +16,14 @@
  * js_AddConsumer and js_UpdateConsumer both create or update a durable.)
  * Nothing here ever deletes a stream or a consumer.
  */
+#include "bus_nats.h"
 #include "bus_private.h"
 
 #include "core/clock.h"
+#include "core/config.h"
 #include "core/xalloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -143,8 +146,65 @@ void bus_url_list_free(char **v, size_t n)
 	free(v);
 }
 
+/* A user name is used as a subject token (its inbox, its permissions). */
+static bool bus_user_valid(const char *user)
+{
+	size_t n = strlen(user);
+	if (n == 0 || n > BUS_USER_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = user[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+shop_status bus_nats_options_auth(natsOptions *opts, const char **ret_user)
+{
+	const char *user = config_str(BUS_ENV_USER, NULL);
+	const char *password = config_str(BUS_ENV_PASSWORD, NULL);
+	char prefix[BUS_INBOX_MAX];
+
+	if (ret_user)
+		*ret_user = NULL;
+	if (!user || !*user)
+		return password && *password ? SHOP_E_INVALID : SHOP_OK;
+	if (!bus_user_valid(user) || !password || !*password)
+		return SHOP_E_INVALID;
+	snprintf(prefix, sizeof(prefix), "%s.%s", BUS_INBOX_PREFIX, user);
+	natsStatus s = natsOptions_SetUserInfo(opts, user, password);
+	if (s == NATS_OK)
+		s = natsOptions_SetCustomInboxPrefix(opts, prefix);
+	if (s != NATS_OK)
+		return bus_status_from_nats(s, 0);
+	if (ret_user)
+		*ret_user = user;
+	return SHOP_OK;
+}
+
+const char *bus_user(const struct bus *bus)
+{
+	return bus ? bus->user : NULL;
+}
+
+shop_status bus_inbox_new(const struct bus *bus, char *buf, size_t cap)
+{
+	natsInbox *inbox = NULL;
+	natsStatus s = natsInbox_Create(&inbox);
+	if (s != NATS_OK)
+		return bus_status_from_nats(s, 0);
+	/* nats.c's inbox is _INBOX.<nuid>: keep the NUID, under our prefix. */
+	const char *nuid = strchr(inbox, '.');
+	int n = bus->inbox_prefix ? snprintf(buf, cap, "%s%s", bus->inbox_prefix, nuid ? nuid : "")
+				  : snprintf(buf, cap, "%s", inbox);
+	natsInbox_Destroy(inbox);
+	return n < 0 || (size_t)n >= cap ? SHOP_E_LIMIT : SHOP_OK;
+}
+
 shop_status bus_connect(const char *url, const char *name, struct bus **ret_bus)
 {
+	const char *user = NULL;
 	shop_status st = SHOP_E_INTERNAL;
 	natsOptions *opts = NULL;
 	natsConnection *nc = NULL;
@@ -189,6 +249,10 @@ shop_status bus_connect(const char *url, const char *name, struct bus **ret_bus)
 		st = bus_status_from_nats(s, 0);
 		goto out;
 	}
+	st = bus_nats_options_auth(opts, &user);
+	if (st != SHOP_OK)
+		goto out;
+	st = SHOP_E_INTERNAL;
 
 	s = natsConnection_Connect(&nc, opts);
 	if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
@@ -211,6 +275,12 @@ shop_status bus_connect(const char *url, const char *name, struct bus **ret_bus)
 	pthread_mutex_init(&bus->batch_mu, NULL);
 	pthread_mutex_init(&bus->ack_mu, NULL);
 	clock_cond_init(&bus->ack_cond);
+	if (user) {
+		char prefix[BUS_INBOX_MAX];
+		snprintf(prefix, sizeof(prefix), "%s.%s", BUS_INBOX_PREFIX, user);
+		bus->user = xstrdup(user);
+		bus->inbox_prefix = xstrdup(prefix);
+	}
 	nc = NULL;
 	js = NULL;
 	*ret_bus = bus;
@@ -233,6 +303,8 @@ void bus_close(struct bus *bus)
 	pthread_mutex_destroy(&bus->batch_mu);
 	pthread_mutex_destroy(&bus->ack_mu);
 	pthread_cond_destroy(&bus->ack_cond);
+	free(bus->user);
+	free(bus->inbox_prefix);
 	free(bus);
 }
 

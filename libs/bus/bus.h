@@ -1,7 +1,8 @@
 /*
  * bus.h - the JetStream layer: connect, declare, publish, fetch, settle.
  *
- * The caller (libs/svc) declares what the generated contracts index says:
+ * The caller (libs/svc, or shopctl declare as the NATS admin) declares what
+ * the generated contracts index says:
  * one stream per owning domain, the dead-letter stream, and one durable pull
  * consumer per (consuming service, stream) with the subjects that service
  * consumes as filters; this layer knows nothing about particular messages. Every replica of a service binds to the same durable,
@@ -78,10 +79,31 @@ struct bus_out {
 	size_t len;
 };
 
+/* Credentials. bus_connect reads them from the environment, so every
+ * program on libs/bus (the services, the console, shopctl) is configured the
+ * same way: SHOP_NATS_USER and SHOP_NATS_PASSWORD, both or neither. With a
+ * user, the connection authenticates as it and takes its replies on
+ * _INBOX.<user>.>, the only inbox the server lets that user subscribe to
+ * (infra/nats/auth.conf, docs/security.md); without one it connects
+ * anonymously, as to a bare nats-server (the component tests). */
+#define BUS_ENV_USER "SHOP_NATS_USER"
+#define BUS_ENV_PASSWORD "SHOP_NATS_PASSWORD"
+#define BUS_INBOX_PREFIX "_INBOX"
+/* A user name is one subject token of the inbox prefix and of the
+ * permissions: [a-z0-9_-], at most this long. */
+#define BUS_USER_MAX 64
+/* Bytes of an inbox subject: the prefix, the user, a 22-character NUID. */
+#define BUS_INBOX_MAX (sizeof(BUS_INBOX_PREFIX) + BUS_USER_MAX + 32)
+
 /* url may list several servers separated by commas (every node of a
  * cluster: the connection moves to another when its server goes away). name
- * shows in the server's monitoring. */
+ * shows in the server's monitoring. SHOP_E_INVALID when the credentials in
+ * the environment are malformed (a user without a password, or a user that
+ * is not a subject token). A wrong password is not noticed here: the
+ * connection keeps retrying, and the server logs the refusal. */
 shop_status bus_connect(const char *url, const char *name, struct bus **ret_bus);
+/* The user the connection authenticates as, or NULL when anonymous. */
+const char *bus_user(const struct bus *bus);
 void bus_close(struct bus *bus); /* accepts NULL; close its consumers first */
 /* Splits "a, b,c" into its trimmed, non-empty URLs, for programs that set up
  * their own nats.c connection (natsOptions_SetServers); returns how many.

@@ -30,6 +30,8 @@ struct bus {
 	pthread_mutex_t ack_mu;
 	pthread_cond_t ack_cond; /* a batch message was settled; CLOCK_MONOTONIC */
 	struct bus_batch *current;
+	char *user;         /* SHOP_NATS_USER, or NULL: anonymous */
+	char *inbox_prefix; /* _INBOX.<user>, or NULL: nats.c's own _INBOX */
 };
 
 struct bus_consumer {
@@ -44,6 +46,10 @@ struct bus_msg {
 	uint64_t deliveries;
 	uint64_t stream_seq;
 };
+
+/* A fresh inbox subject for this connection's replies, in buf (at least
+ * BUS_INBOX_MAX bytes): under the user's own prefix when it has one. */
+shop_status bus_inbox_new(const struct bus *bus, char *buf, size_t cap);
 
 /* The one place natsStatus (and a JetStream error code, 0 if none) becomes a shop_status. */
 shop_status bus_status_from_nats(natsStatus s, jsErrCode jerr);

@@ -188,7 +188,7 @@ shop_status bus_request_gather(struct bus *bus, const char *subject, int64_t wai
 			       char ***ret_replies, size_t *ret_n)
 {
 	shop_status st = SHOP_E_INTERNAL;
-	natsInbox *inbox = NULL;
+	char inbox[BUS_INBOX_MAX];
 	natsSubscription *sub = NULL;
 	char **replies = xcalloc(max ? max : 1, sizeof(*replies));
 	size_t n = 0;
@@ -198,9 +198,12 @@ shop_status bus_request_gather(struct bus *bus, const char *subject, int64_t wai
 		st = SHOP_E_UNAVAILABLE;
 		goto out;
 	}
-	s = natsInbox_Create(&inbox);
-	if (s == NATS_OK)
-		s = natsConnection_SubscribeSync(&sub, bus->nc, inbox);
+	/* The connection's own inbox prefix: a user may subscribe to no other. */
+	st = bus_inbox_new(bus, inbox, sizeof(inbox));
+	if (st != SHOP_OK)
+		goto out;
+	st = SHOP_E_INTERNAL;
+	s = natsConnection_SubscribeSync(&sub, bus->nc, inbox);
 	if (s == NATS_OK)
 		s = natsConnection_PublishRequest(bus->nc, subject, inbox, NULL, 0);
 	if (s != NATS_OK) {
@@ -233,7 +236,6 @@ shop_status bus_request_gather(struct bus *bus, const char *subject, int64_t wai
 	st = SHOP_OK;
 out:
 	natsSubscription_Destroy(sub);
-	natsInbox_Destroy(inbox);
 	bus_replies_free(replies, n);
 	return st;
 }

@@ -492,23 +492,70 @@ static shop_status svc_prepare_database(struct svc *svc)
 	return st;
 }
 
-/* Every stream of the contracts index plus the dead-letter stream, then
- * this service's durables. Each service declares all streams so that any
- * start order works; the calls are idempotent. */
-static shop_status svc_declare_topology(struct svc *svc)
+shop_status svc_topology_declare(struct bus *bus, int replicas, const char *service)
 {
 	static const char *const dlq_subjects[] = { BUS_DEADLETTER_PREFIX ".>" };
-	shop_status st = bus_ensure_stream(svc->bus, BUS_DEADLETTER_STREAM, dlq_subjects, 1,
-					   svc->replicas);
+	shop_status st = bus_ensure_stream(bus, BUS_DEADLETTER_STREAM, dlq_subjects, 1, replicas);
 	for (size_t i = 0; i < ct_n_streams && st == SHOP_OK; i++)
-		st = bus_ensure_stream(svc->bus, ct_streams[i].name, ct_streams[i].subjects,
-				       ct_streams[i].n_subjects, svc->replicas);
+		st = bus_ensure_stream(bus, ct_streams[i].name, ct_streams[i].subjects,
+				       ct_streams[i].n_subjects, replicas);
 	for (size_t i = 0; i < ct_n_consumers && st == SHOP_OK; i++) {
 		const struct ct_consumer *c = &ct_consumers[i];
-		if (strcmp(c->service, svc->spec->name) == 0)
-			st = bus_ensure_consumer(svc->bus, c->stream, c->durable,
-						 c->filter_subjects, c->n_filter_subjects);
+		if (!service || strcmp(c->service, service) == 0)
+			st = bus_ensure_consumer(bus, c->stream, c->durable, c->filter_subjects,
+						 c->n_filter_subjects);
 	}
+	return st;
+}
+
+/* Whether `service` publishes to or consumes from stream s. */
+static bool svc_uses_stream(const char *service, const struct ct_stream *s)
+{
+	if (strcmp(s->owner, service) == 0)
+		return true;
+	for (size_t i = 0; i < ct_n_consumers; i++)
+		if (strcmp(ct_consumers[i].service, service) == 0 &&
+		    strcmp(ct_consumers[i].stream, s->name) == 0)
+			return true;
+	return false;
+}
+
+shop_status svc_topology_check(struct bus *bus, const char *service, const char **ret_missing)
+{
+	const char *missing = BUS_DEADLETTER_STREAM;
+	shop_status st = bus_stream_state(bus, BUS_DEADLETTER_STREAM, NULL, NULL, NULL);
+	for (size_t i = 0; i < ct_n_streams && st == SHOP_OK; i++) {
+		if (!svc_uses_stream(service, &ct_streams[i]))
+			continue;
+		missing = ct_streams[i].name;
+		st = bus_stream_state(bus, ct_streams[i].name, NULL, NULL, NULL);
+	}
+	for (size_t i = 0; i < ct_n_consumers && st == SHOP_OK; i++) {
+		if (strcmp(ct_consumers[i].service, service) != 0)
+			continue;
+		missing = ct_consumers[i].stream;
+		st = bus_consumer_pending(bus, ct_consumers[i].stream, ct_consumers[i].durable,
+					  NULL, NULL);
+	}
+	if (st == SHOP_E_NOT_FOUND && ret_missing)
+		*ret_missing = missing;
+	return st;
+}
+
+/* A service with NATS credentials may not declare (its user has no right
+ * to: infra/nats/auth.conf); it checks that the admin did. Without them it
+ * is its own admin, on a broker without users. */
+static shop_status svc_declare_topology(struct svc *svc)
+{
+	if (!bus_user(svc->bus))
+		return svc_topology_declare(svc->bus, svc->replicas, svc->spec->name);
+	const char *missing = NULL;
+	shop_status st = svc_topology_check(svc->bus, svc->spec->name, &missing);
+	if (st == SHOP_E_NOT_FOUND)
+		log_warn(NULL,
+			 "stream %s or a durable of %s on it is not declared: the admin declares "
+			 "them (shopctl declare, the nats-init container in compose)",
+			 missing, svc->spec->name);
 	return st;
 }
 

@@ -10,8 +10,11 @@
  *     inbox) and then the service's, as the schema's owner when
  *     SHOP_DB_OWNER_URL names one (svc_migrate_owned), and from then on
  *     works only as SHOP_DB_URL's role;
- *   - connects to NATS (forever retrying) and declares every stream in the
- *     contracts index and this service's durable consumers;
+ *   - connects to NATS (forever retrying); with credentials
+ *     (SHOP_NATS_USER) it waits until the admin has declared the streams it
+ *     uses and its durables (svc_topology_check: it may not declare them),
+ *     without them it declares every stream of the contracts index and its
+ *     own durables itself (svc_topology_declare);
  *   - runs one consumer thread per durable: each message is decoded, checked
  *     against its contract, claimed in the inbox and handled in ONE database
  *     transaction, then settled by the decision table in svc.c;
@@ -55,6 +58,20 @@
  * allows at most 5. */
 #define SVC_STREAM_REPLICAS_DEFAULT 1
 #define SVC_STREAM_REPLICAS_MAX 5
+/* The topology of the contracts index on the broker: the dead-letter
+ * stream and every stream of ct_streams with `replicas` replicas, and the
+ * durables of ct_consumers (only `service`'s, or every one when it is
+ * NULL). Idempotent and safe from several processes at once. The admin's
+ * job (shopctl declare); a service does it itself only when it connects
+ * without credentials (a bare nats-server without users). */
+shop_status svc_topology_declare(struct bus *bus, int replicas, const char *service);
+/* Whether what `service` needs is declared: the dead-letter stream, the
+ * streams it publishes to and consumes from, and its durables; read only
+ * (the stream and consumer info its NATS user may ask for). SHOP_E_NOT_FOUND
+ * names the first missing one in *ret_missing (a static string, or the
+ * table's name). */
+shop_status svc_topology_check(struct bus *bus, const char *service, const char **ret_missing);
+
 /* Outbox rows a consumer's transaction keeps in memory before it writes
  * them (one INSERT for all of them; svc_outbox.c). */
 #define SVC_OUTBOX_ROWS_MAX 256

@@ -574,10 +574,16 @@ void *svc_consumer_main(void *arg)
 		if (!bc) {
 			/* Re-declare before binding: a broker that lost its state
 			 * (a new node, a wiped volume) gets the durable back, and
-			 * the streams too when it lost those. */
-			shop_status bst = bus_ensure_consumer(svc->bus, cons->stream, cons->durable,
-							      cons->filter_subjects,
-							      cons->n_filter_subjects);
+			 * the streams too when it lost those.
+			 * A service with NATS credentials may not declare: it
+			 * binds, and waits for the admin while the durable is
+			 * missing. */
+			shop_status bst = bus_user(svc->bus)
+						  ? SHOP_OK
+						  : bus_ensure_consumer(svc->bus, cons->stream,
+									cons->durable,
+									cons->filter_subjects,
+									cons->n_filter_subjects);
 			if (bst == SHOP_OK)
 				bst = bus_consumer_open(svc->bus, cons->stream, cons->durable, &bc);
 			if (bst != SHOP_OK) {

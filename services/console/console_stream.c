@@ -256,7 +256,7 @@ void console_stream_serve(struct console *c, const struct web_request *req,
 		web_response_header(res, "Retry-After", "2");
 		web_respond_error(res, 503, "unavailable",
 				  st == SHOP_E_NOT_FOUND
-					  ? "the streams do not exist yet: the services declare them"
+					  ? "the streams do not exist yet: the admin declares them"
 					  : "the bus is not reachable now",
 				  NULL);
 		return;

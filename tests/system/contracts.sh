@@ -18,7 +18,10 @@ net="${COMPOSE_PROJECT_NAME:-shoptest}_default"
 # the bus check skips the deliberately bad ones and says how many.
 logs=${SYSTEM_LOGS:-build/system-logs}
 mkdir -p "$logs"
+# The JavaScript clients connect as the read-only observer (docs/security.md).
+[ -n "${SHOP_NATS_PASSWORD_OBSERVER:-}" ] || eval "$(tools/nats-env.sh)"
 node=(docker run --rm --network "$net" -e SHOP_NATS_URL=nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222
+	-e SHOP_NATS_USER=observer -e SHOP_NATS_PASSWORD="$SHOP_NATS_PASSWORD_OBSERVER"
 	-v "$PWD/$logs:/logs:ro" -e SHOP_INJECTED=/logs/injected "shop-node:${SHOP_TAG:-latest}")
 
 if ! docker build -q -t "shop-node:${SHOP_TAG:-latest}" --target node -f infra/docker/Dockerfile . >/dev/null; then

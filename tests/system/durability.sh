@@ -15,6 +15,9 @@ failed=0
 # Polls of a throwaway server's monitoring port (a tenth of a second each).
 DURABILITY_POLLS=100
 runner=("docker" "run" "--rm" "-i" "shop-build:${SHOP_TAG:-latest}")
+# The NATS passwords (the image refuses to start without them), unless
+# run.sh exported them.
+[ -n "${SHOP_NATS_PASSWORD_ADMIN:-}" ] || eval "$(tools/nats-env.sh)"
 
 # nats_envs FILE...: one line per NATS service of that compose file set
 # (the cluster's three nodes), "name SHOP_NATS_SYNC_INTERVAL-or-empty".
@@ -33,6 +36,8 @@ nats_envs() {
 jsz_config() {
 	local id out=
 	local env=(-e "SHOP_NATS_NAME=$1")
+	# The node refuses to start without its users' passwords (auth.conf).
+	for v in $(compgen -e | grep '^SHOP_NATS_PASSWORD_'); do env+=(-e "$v"); done
 	[ -n "$2" ] && env+=(-e "SHOP_NATS_SYNC_INTERVAL=$2")
 	id=$(docker run -d --rm --network none "${env[@]}" "shop-nats:${SHOP_TAG:-latest}") || return 1
 	for _ in $(seq 1 "$DURABILITY_POLLS"); do

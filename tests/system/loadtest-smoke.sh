@@ -13,7 +13,10 @@ SMOKE_RATE=50
 SMOKE_DURATION_S=10
 SMOKE_DRAIN_S=60
 
-out=$(docker run --rm --network "${COMPOSE_PROJECT_NAME:?}_default" "shop-build:${SHOP_TAG:-latest}" \
+# The generator watches the order events on NATS as the admin user.
+[ -n "${SHOP_NATS_PASSWORD_ADMIN:-}" ] || eval "$(tools/nats-env.sh)"
+out=$(docker run --rm --network "${COMPOSE_PROJECT_NAME:?}_default" \
+	-e SHOP_NATS_USER=admin -e SHOP_NATS_PASSWORD="$SHOP_NATS_PASSWORD_ADMIN" "shop-build:${SHOP_TAG:-latest}" \
 	/src/build/bin/shop-loadtest --rate $SMOKE_RATE --duration $SMOKE_DURATION_S \
 	--drain $SMOKE_DRAIN_S 2>/dev/null)
 result=$(grep '^result:' <<<"$out")

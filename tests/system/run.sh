@@ -15,6 +15,10 @@ export SHOP_HTTP_PUBLISH=127.0.0.1:0 SHOP_CONSOLE_PUBLISH=127.0.0.1:0 SHOP_NATS_
 export SHOP_DISPATCH_DELAY_MS=${SHOP_DISPATCH_DELAY_MS:-4000}
 export SHOP_ORDER_DEADLINE_MS=${SHOP_ORDER_DEADLINE_MS:-60000}
 compose=(docker compose -f docker-compose.yml)
+# The NATS passwords compose gives the nodes (SHOP_NATS_PASSWORD_<USER>):
+# the cases' own clients connect as admin, the JavaScript ones as observer,
+# the permission cases as each user (docs/security.md).
+eval "$(tools/nats-env.sh)"
 logs=build/system-logs
 mkdir -p "$logs"
 # What the cases publish themselves (cases.sh writes it, the bus check in
@@ -50,6 +54,7 @@ docker run --rm --network "${COMPOSE_PROJECT_NAME}_default" \
 	-v "$PWD/tests/system:/tests:ro" -v "$PWD/$logs:/logs" -e SHOP_INJECTED=/logs/injected \
 	-v /var/run/docker.sock:/var/run/docker.sock -e COMPOSE_PROJECT_NAME \
 	-e GATEWAY=http://gateway:8080 -e CONSOLE=http://console:8080 -e SHOP_NATS_URL=nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 -e NATS_MONITOR=http://nats-1:8222 \
+	-e SHOP_NATS_USER=admin -e SHOP_NATS_PASSWORD="$SHOP_NATS_PASSWORD_ADMIN" \
 	-e SHOP_DISPATCH_DELAY_MS -e SHOP_SERVICES \
 	"shop-build:${SHOP_TAG:-latest}" bash /tests/cases.sh | tee "$logs/cases.tap"
 rc=${PIPESTATUS[0]}
@@ -82,6 +87,11 @@ tests/system/browser.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "
 # Last, as it leaves every container restarted: a minute of SIGKILLs among
 # all of them under load, then every order completed and the audit.
 tests/system/chaos.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+# NATS least privilege, after everything else: each user's permissions
+# (generated from the contracts index), and no refusal of any client in the
+# whole run above.
+tests/system/authz.sh "$(grep -cE '^(not )?ok ' "$logs/cases.tap")" | tee -a "$logs/cases.tap"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 "${compose[@]}" logs --no-color >"$logs/services.log" 2>&1
 if [ "$rc" -ne 0 ]; then

@@ -27,6 +27,7 @@ SCALE_LOAD_S=10
 SCALE_DRAIN_S=90
 SCALE_AUDIT_ATTEMPTS=20
 runner="shop-build:${SHOP_TAG:-latest}"
+[ -n "${SHOP_NATS_PASSWORD_ADMIN:-}" ] || eval "$(tools/nats-env.sh)"
 project=${COMPOSE_PROJECT_NAME:-shoptest}
 
 # payments_count N: polls until the registry lists N payments instances,
@@ -35,7 +36,8 @@ project=${COMPOSE_PROJECT_NAME:-shoptest}
 payments_count() {
 	for _ in $(seq 1 "$SCALE_POLLS"); do
 		listed=$(docker run --rm --network "${COMPOSE_PROJECT_NAME}_default" \
-			-e SHOP_NATS_URL=nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 -e N="$1" "shop-build:${SHOP_TAG:-latest}" bash -c \
+			-e SHOP_NATS_URL=nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 -e N="$1" \
+			-e SHOP_NATS_USER=admin -e SHOP_NATS_PASSWORD="$SHOP_NATS_PASSWORD_ADMIN" "shop-build:${SHOP_TAG:-latest}" bash -c \
 			'/src/build/bin/shopctl services --json 2>/dev/null | jq -c "[.instances[] | select(.service == \"payments\")]
 			 | {ok: (length == (env.N | tonumber) and all(.status == \"ready\") and ([.[].id] | unique | length) == length), payments: .}"')
 		case $listed in '{"ok":true'*) return 0 ;; esac
@@ -115,7 +117,8 @@ declare -A before
 for svc in payments orders inventory; do
 	while read -r c ok pub; do before[$c]="$ok $pub"; done < <(consumed $svc)
 done
-load=$(docker run --rm --network "${project}_default" "$runner" /src/build/bin/shop-loadtest \
+load=$(docker run --rm --network "${project}_default" -e SHOP_NATS_USER=admin \
+	-e SHOP_NATS_PASSWORD="$SHOP_NATS_PASSWORD_ADMIN" "$runner" /src/build/bin/shop-loadtest \
 	--rate $SCALE_RATE --duration $SCALE_LOAD_S --drain $SCALE_DRAIN_S 2>/dev/null)
 result=$(grep '^result:' <<<"$load")
 echo "# scaled-out load: ${result:-no result}"

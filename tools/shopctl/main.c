@@ -17,6 +17,15 @@
  *       (PATTERN, default logs.>; e.g. 'logs.*.error'), one line each
  *       (shopctl_logs.c), until interrupted, N lines or S seconds.
  *
+ *   shopctl declare
+ *       declares what the contracts index says: the dead-letter stream and
+ *       every stream (SHOP_STREAM_REPLICAS replicas, default 1) and every
+ *       service's durables, creating or updating each; run as the admin
+ *       user by the compose service nats-init before the services start
+ *       (their own NATS users may not declare: docs/security.md). Retries
+ *       for up to SHOPCTL_DECLARE_WAIT_MS while the cluster elects its
+ *       leaders. Exit status 0 when everything is declared.
+ *
  *   shopctl audit [--json] [--details N] [--deadline-ms MS] [--allow-dead-letters]
  *       checks the shop's invariants across every service's database, the
  *       provider's ledger and the dead-letter stream (audit.h); prints one
@@ -36,7 +45,8 @@
  *       from, through every consumer's inbox, then deleted; or removed.
  *       STREAM[.DURABLE] keeps to the dead letters of that origin.
  *
- * SHOP_NATS_URL names the servers (default nats://127.0.0.1:4222).
+ * SHOP_NATS_URL names the servers (default nats://127.0.0.1:4222);
+ * SHOP_NATS_USER and SHOP_NATS_PASSWORD the NATS user (compose: admin).
  * Exit status: publish: 0 stored, 3 stored earlier (duplicate), 1 error;
  * audit: 0 passed, 1 a violation or a check that could not run; dlq: 0
  * done, 1 error (no such dead letter included); 2 usage.
@@ -49,6 +59,7 @@
 #include "core/config.h"
 #include "core/xalloc.h"
 #include "db/db.h"
+#include "svc/svc.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -64,6 +75,7 @@ static int shopctl_usage(void)
 	fprintf(stderr, "usage: shopctl publish SUBJECT MSG_ID < payload\n"
 			"       shopctl services [--json]\n"
 			"       shopctl logs [--json] [--max N] [--seconds S] [PATTERN]\n"
+			"       shopctl declare\n"
 			"       shopctl audit [--json] [--details N] [--deadline-ms MS] "
 			"[--allow-dead-letters]\n"
 			"       shopctl dlq list [STREAM[.DURABLE]]\n"
@@ -101,6 +113,50 @@ static int shopctl_publish(const char *subject, const char *msg_id)
 out:
 	bus_close(bus);
 	free(payload);
+	return rc;
+}
+
+static int shopctl_declare(void)
+{
+	int rc = 1;
+	struct bus *bus = NULL;
+	int64_t replicas = 0;
+	if (config_int("SHOP_STREAM_REPLICAS", SVC_STREAM_REPLICAS_DEFAULT, 1,
+		       SVC_STREAM_REPLICAS_MAX, &replicas) != SHOP_OK) {
+		fprintf(stderr, "shopctl declare: SHOP_STREAM_REPLICAS must be 1..%d\n",
+			SVC_STREAM_REPLICAS_MAX);
+		return 2;
+	}
+	const char *url = config_str("SHOP_NATS_URL", "nats://127.0.0.1:4222");
+	if (bus_connect(url, "shopctl-declare", &bus) != SHOP_OK) {
+		fprintf(stderr,
+			"shopctl declare: cannot connect to %s (check SHOP_NATS_USER "
+			"and SHOP_NATS_PASSWORD)\n",
+			url);
+		goto out;
+	}
+	/* A cluster that just started may take a while to elect the leaders
+	 * that answer stream requests: retry, as the services used to. */
+	int64_t deadline = clock_mono_ms() + SHOPCTL_DECLARE_WAIT_MS;
+	shop_status st = SHOP_E_UNAVAILABLE;
+	for (;;) {
+		st = bus_is_connected(bus) ? svc_topology_declare(bus, (int)replicas, NULL)
+					   : SHOP_E_UNAVAILABLE;
+		if (st == SHOP_OK || clock_mono_ms() >= deadline)
+			break;
+		clock_sleep_ms(SHOPCTL_DECLARE_RETRY_MS);
+	}
+	if (st != SHOP_OK) {
+		fprintf(stderr, "shopctl declare: %s after %d s (is this the admin user?)\n",
+			shop_status_name(st), SHOPCTL_DECLARE_WAIT_MS / 1000);
+		goto out;
+	}
+	printf("declared %s and %zu streams with %lld replica%s, and %zu durables\n",
+	       BUS_DEADLETTER_STREAM, ct_n_streams, (long long)replicas, replicas == 1 ? "" : "s",
+	       ct_n_consumers);
+	rc = 0;
+out:
+	bus_close(bus);
 	return rc;
 }
 
@@ -290,6 +346,8 @@ int main(int argc, char **argv)
 	xalloc_init_cjson();
 	if (argc == 4 && strcmp(argv[1], "publish") == 0)
 		return shopctl_publish(argv[2], argv[3]);
+	if (argc == 2 && strcmp(argv[1], "declare") == 0)
+		return shopctl_declare();
 	if (argc >= 2 && strcmp(argv[1], "logs") == 0)
 		return shopctl_logs_cmd(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "audit") == 0)

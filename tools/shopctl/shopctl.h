@@ -24,6 +24,11 @@
 #define SHOPCTL_STATUS_TIMEOUT_MS 3000
 /* Waiting for the first connection to NATS. */
 #define SHOPCTL_CONNECT_WAIT_MS 3000
+/* shopctl declare: how long it keeps trying (a cluster that has just
+ * started elects its JetStream leaders first; compose starts nothing that
+ * needs the streams before it succeeds), and how often. */
+#define SHOPCTL_DECLARE_WAIT_MS 120000
+#define SHOPCTL_DECLARE_RETRY_MS 1000
 /* Instances listed at most; replies past it are ignored. */
 #define SHOPCTL_INSTANCES_MAX 256
 /* Endpoints kept per instance (the shop's have one). */
