@@ -92,6 +92,24 @@ shop_status inventory_store_line_insert(struct db *db, const char *order_id,
 /* The reservation's lines in SKU order; out has room for INVENTORY_LINES_MAX. */
 shop_status inventory_store_lines_get(struct db *db, const char *order_id,
 				      struct inventory_priced_line *out, size_t *ret_n);
+/* A consumed batch's statements (inventory_batch.c), each one round trip
+ * with a JSON array as its parameter. products_lock reads the products
+ * SKUS_JSON names, sorted by byte order and, on PostgreSQL, locked until
+ * the commit (*ret_products is malloc'd); reservations_known calls EACH for
+ * every order of IDS_JSON that has a reservation row; the others write
+ * rows of objects with the columns' names (reservations with `now_ms` for
+ * both times) and report how many rows they inserted or updated. */
+shop_status inventory_store_products_lock(struct db *db, const char *skus_json,
+					  struct inventory_product **ret_products, size_t *ret_n);
+shop_status inventory_store_reservations_known(struct db *db, const char *ids_json,
+					       shop_status (*each)(void *arg, const char *order_id),
+					       void *arg);
+shop_status inventory_store_reservations_insert_json(struct db *db, const char *rows_json,
+						     int64_t *ret_inserted);
+shop_status inventory_store_lines_insert_json(struct db *db, const char *rows_json);
+shop_status inventory_store_products_set_json(struct db *db, const char *rows_json,
+					      int64_t *ret_updated);
+
 /* Counts products that break initial_stock = available + held quantities. */
 shop_status inventory_store_audit(struct db *db, int64_t *ret_violations);
 

@@ -39,7 +39,6 @@
 
 #include <cjson/cJSON.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -243,76 +242,22 @@ const struct inventory_stock_ops inventory_batch_stock = {
 
 /* ---- reading: begin ---- */
 
-/* A JSON array parameter's rows: PostgreSQL and SQLite name the function
- * that unpacks it differently. */
-static const char *json_values(struct db *db)
-{
-	return db_backend_of(db) == DB_POSTGRES
-		       ? "SELECT json_array_elements_text(CAST($1 AS JSON))"
-		       : "SELECT value FROM json_each($1)";
-}
-
 static shop_status batch_lock_products(struct inventory_batch *b, const char *skus_json)
 {
-	char sql[512];
-	struct db_result *r = NULL;
-	/* ORDER BY before FOR UPDATE: PostgreSQL locks the rows in the order
-	 * it returns them, so every batch takes its locks in SKU order and two
-	 * batches never wait for each other in a circle. Byte order (COLLATE
-	 * "C"), the order one order's lines are taken in (strcmp), whatever the
-	 * database's collation. */
-	bool pg = db_backend_of(b->db) == DB_POSTGRES;
-	snprintf(sql, sizeof(sql),
-		 "SELECT sku, name, price_cents, currency, available, initial_stock, revision "
-		 "FROM products WHERE sku IN (%s) ORDER BY sku%s",
-		 json_values(b->db), pg ? " COLLATE \"C\" FOR UPDATE" : "");
-	shop_status st = db_query(b->db, sql, DB_ARGS(skus_json), &r);
+	shop_status st = inventory_store_products_lock(b->db, skus_json, &b->products,
+						       &b->n_products);
 	if (st != SHOP_OK)
-		goto out;
-	int rows = db_result_rows(r);
-	b->products = xcalloc(rows > 0 ? (size_t)rows : 1, sizeof(*b->products));
-	b->stored_revision = xcalloc(rows > 0 ? (size_t)rows : 1, sizeof(*b->stored_revision));
-	for (int i = 0; i < rows; i++) {
-		struct inventory_product *p = &b->products[i];
-		const char *sku = db_result_text(r, i, 0);
-		const char *name = db_result_text(r, i, 1);
-		const char *currency = db_result_text(r, i, 3);
-		if (!sku || !name || !currency || !TEXT_COPY(p->sku, sku) ||
-		    !TEXT_COPY(p->name, name) || !TEXT_COPY(p->currency, currency)) {
-			st = SHOP_E_INTERNAL;
-			goto out;
-		}
-		p->price_cents = db_result_int(r, i, 2);
-		p->available = db_result_int(r, i, 4);
-		p->initial_stock = db_result_int(r, i, 5);
-		p->revision = db_result_int(r, i, 6);
-		b->stored_revision[i] = p->revision;
-		/* bsearch needs byte order; so does the lock order. A database
-		 * whose collation sorts otherwise is refused, not guessed at. */
-		if (i > 0 && strcmp(b->products[i - 1].sku, p->sku) >= 0) {
-			st = SHOP_E_INTERNAL;
-			goto out;
-		}
-		b->n_products++;
-	}
-out:
-	db_result_free(r);
-	return st;
+		return st;
+	b->stored_revision = xcalloc(b->n_products ? b->n_products : 1,
+				     sizeof(*b->stored_revision));
+	for (size_t i = 0; i < b->n_products; i++)
+		b->stored_revision[i] = b->products[i].revision;
+	return SHOP_OK;
 }
 
-static shop_status batch_read_orders(struct inventory_batch *b, const char *ids_json)
+static shop_status batch_order_known(void *arg, const char *order_id)
 {
-	char sql[256];
-	struct db_result *r = NULL;
-	snprintf(sql, sizeof(sql), "SELECT order_id FROM reservations WHERE order_id IN (%s)",
-		 json_values(b->db));
-	shop_status st = db_query(b->db, sql, DB_ARGS(ids_json), &r);
-	for (int i = 0; st == SHOP_OK && i < db_result_rows(r); i++) {
-		const char *id = db_result_text(r, i, 0);
-		st = id ? batch_order_add(b, id, NULL) : SHOP_E_INTERNAL;
-	}
-	db_result_free(r);
-	return st;
+	return batch_order_add(arg, order_id, NULL);
 }
 
 static void batch_free(struct inventory_batch *b)
@@ -354,7 +299,7 @@ static shop_status batch_begin(struct svc_tx *tx, const struct svc_batch_msg *ms
 	b->db = tx->db;
 	st = batch_lock_products(b, skus_json);
 	if (st == SHOP_OK)
-		st = batch_read_orders(b, ids_json);
+		st = inventory_store_reservations_known(b->db, ids_json, batch_order_known, b);
 out:
 	if (st == SHOP_OK) {
 		*ret_state = b;
@@ -374,7 +319,7 @@ static shop_status batch_write_orders(struct inventory_batch *b)
 {
 	cJSON *rows = cJSON_CreateArray();
 	size_t pending = 0;
-	struct db_result *r = NULL;
+	int64_t inserted = 0;
 	char *json = NULL;
 	shop_status st = SHOP_OK;
 
@@ -399,34 +344,18 @@ static shop_status batch_write_orders(struct inventory_batch *b)
 	if (pending == 0)
 		goto out;
 	json = cJSON_PrintUnformatted(rows);
-	st = db_query(
-		b->db,
-		db_backend_of(b->db) == DB_POSTGRES
-			? "INSERT INTO reservations (order_id, status, reason, total_cents, currency, "
-			  "created_at_ms, updated_at_ms) "
-			  "SELECT order_id, status, reason, total_cents, currency, now_ms, now_ms "
-			  "FROM json_to_recordset(CAST($1 AS JSON)) AS r(order_id TEXT, status TEXT, "
-			  "reason TEXT, total_cents BIGINT, currency TEXT, now_ms BIGINT) "
-			  "ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
-			: "INSERT INTO reservations (order_id, status, reason, total_cents, currency, "
-			  "created_at_ms, updated_at_ms) "
-			  "SELECT value ->> 'order_id', value ->> 'status', value ->> 'reason', "
-			  "value ->> 'total_cents', value ->> 'currency', value ->> 'now_ms', "
-			  "value ->> 'now_ms' FROM json_each($1) WHERE true "
-			  "ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
-		DB_ARGS(json), &r);
+	st = inventory_store_reservations_insert_json(b->db, json, &inserted);
 	if (st != SHOP_OK)
 		goto out;
 	/* A row another transaction wrote since begin (a tombstone: see the
 	 * file comment): this batch's decision for that order is void. */
-	if ((size_t)db_result_rows(r) != pending) {
+	if ((size_t)inserted != pending) {
 		st = SHOP_E_CONFLICT;
 		goto out;
 	}
 	for (size_t i = 0; i < b->n_orders; i++)
 		b->orders[i].pending = false;
 out:
-	db_result_free(r);
 	free(json);
 	cJSON_Delete(rows);
 	return st;
@@ -447,17 +376,7 @@ static shop_status batch_write_lines(struct inventory_batch *b)
 		cJSON_AddItemToArray(rows, row);
 	}
 	char *json = cJSON_PrintUnformatted(rows);
-	shop_status st = db_exec(
-		b->db,
-		db_backend_of(b->db) == DB_POSTGRES
-			? "INSERT INTO reservation_lines (order_id, sku, quantity, unit_price_cents) "
-			  "SELECT order_id, sku, quantity, unit_price_cents "
-			  "FROM json_to_recordset(CAST($1 AS JSON)) AS l(order_id TEXT, sku TEXT, "
-			  "quantity BIGINT, unit_price_cents BIGINT)"
-			: "INSERT INTO reservation_lines (order_id, sku, quantity, unit_price_cents) "
-			  "SELECT value ->> 'order_id', value ->> 'sku', value ->> 'quantity', "
-			  "value ->> 'unit_price_cents' FROM json_each($1)",
-		DB_ARGS(json), NULL);
+	shop_status st = inventory_store_lines_insert_json(b->db, json);
 	if (st == SHOP_OK)
 		b->n_lines = 0;
 	free(json);
@@ -487,20 +406,7 @@ static shop_status batch_write_products(struct inventory_batch *b)
 	if (changed == 0)
 		goto out;
 	json = cJSON_PrintUnformatted(rows);
-	/* Absolute values, not increments: the rows are locked (begin), so
-	 * the copy is what the database would hold after the same takes. */
-	st = db_exec(
-		b->db,
-		db_backend_of(b->db) == DB_POSTGRES
-			? "UPDATE products SET available = d.available, revision = d.revision "
-			  "FROM json_to_recordset(CAST($1 AS JSON)) "
-			  "AS d(sku TEXT, available BIGINT, revision BIGINT) "
-			  "WHERE products.sku = d.sku"
-			: "UPDATE products SET available = d.available, revision = d.revision "
-			  "FROM (SELECT value ->> 'sku' AS sku, value ->> 'available' AS available, "
-			  "value ->> 'revision' AS revision FROM json_each($1)) AS d "
-			  "WHERE products.sku = d.sku",
-		DB_ARGS(json), &updated);
+	st = inventory_store_products_set_json(b->db, json, &updated);
 	if (st != SHOP_OK)
 		goto out;
 	if ((size_t)updated != changed) {

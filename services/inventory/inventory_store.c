@@ -3,7 +3,9 @@
  *
  * The same statements run on SQLite and PostgreSQL: $n parameters, integers
  * passed as decimal text, ON CONFLICT DO NOTHING, RETURNING, no row locks
- * taken by SELECT. What prevents overselling is not a lock taken up front
+ * taken by SELECT, except a consumed batch's (at the end of this file),
+ * which unpack a JSON array each backend's own way and lock the batch's
+ * products on PostgreSQL. What prevents overselling is not a lock taken up front
  * but the condition inside the UPDATE that takes stock (`available >= q`):
  * on PostgreSQL a concurrent update of the same row waits for the other
  * transaction and then re-checks the condition against the committed row;
@@ -16,7 +18,10 @@
 #include "inventory.h"
 
 #include "core/text.h"
+#include "core/xalloc.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PRODUCT_COLUMNS "sku, name, price_cents, currency, available, initial_stock, revision"
@@ -271,4 +276,138 @@ shop_status inventory_store_audit(struct db *db, int64_t *ret_violations)
 out:
 	db_result_free(r);
 	return st;
+}
+
+/* ---- a consumed batch's statements (inventory_batch.c) ----
+ *
+ * Each takes a JSON array as its one parameter, unpacked by the backend's
+ * own function (json_array_elements_text / json_to_recordset on
+ * PostgreSQL, json_each on SQLite): one round trip, whatever the batch's
+ * size. */
+
+/* The rows of a JSON array of strings, as a subquery. */
+static const char *json_strings(struct db *db)
+{
+	return db_backend_of(db) == DB_POSTGRES
+		       ? "SELECT json_array_elements_text(CAST($1 AS JSON))"
+		       : "SELECT value FROM json_each($1)";
+}
+
+shop_status inventory_store_products_lock(struct db *db, const char *skus_json,
+					  struct inventory_product **ret_products, size_t *ret_n)
+{
+	char sql[512];
+	struct db_result *r = NULL;
+	struct inventory_product *products = NULL;
+	bool pg = db_backend_of(db) == DB_POSTGRES;
+	/* ORDER BY before FOR UPDATE: PostgreSQL locks the rows in the order
+	 * it returns them, so every batch takes its locks in SKU order and two
+	 * batches never wait for each other in a circle. Byte order (COLLATE
+	 * "C"), the order one order's lines are taken in (strcmp), whatever the
+	 * database's collation. SQLite's writers are serialised anyway. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT " PRODUCT_COLUMNS " FROM products WHERE sku IN (%s) "
+		 "ORDER BY sku%s",
+		 json_strings(db), pg ? " COLLATE \"C\" FOR UPDATE" : "");
+	shop_status st = db_query(db, sql, DB_ARGS(skus_json), &r);
+	if (st != SHOP_OK)
+		goto out;
+	int rows = db_result_rows(r);
+	products = xcalloc(rows > 0 ? (size_t)rows : 1, sizeof(*products));
+	for (int i = 0; i < rows; i++) {
+		st = product_from_row(r, i, &products[i]);
+		if (st != SHOP_OK)
+			goto out;
+		/* Callers search the rows by byte order; a database whose
+		 * collation sorts otherwise is refused, not guessed at. */
+		if (i > 0 && strcmp(products[i - 1].sku, products[i].sku) >= 0) {
+			st = SHOP_E_INTERNAL;
+			goto out;
+		}
+	}
+	*ret_products = products;
+	*ret_n = (size_t)(rows > 0 ? rows : 0);
+	products = NULL;
+out:
+	free(products);
+	db_result_free(r);
+	return st;
+}
+
+shop_status inventory_store_reservations_known(struct db *db, const char *ids_json,
+					       shop_status (*each)(void *arg, const char *order_id),
+					       void *arg)
+{
+	char sql[256];
+	struct db_result *r = NULL;
+	snprintf(sql, sizeof(sql), "SELECT order_id FROM reservations WHERE order_id IN (%s)",
+		 json_strings(db));
+	shop_status st = db_query(db, sql, DB_ARGS(ids_json), &r);
+	for (int i = 0; st == SHOP_OK && i < db_result_rows(r); i++) {
+		const char *id = db_result_text(r, i, 0);
+		st = id ? each(arg, id) : SHOP_E_INTERNAL;
+	}
+	db_result_free(r);
+	return st;
+}
+
+shop_status inventory_store_reservations_insert_json(struct db *db, const char *rows_json,
+						     int64_t *ret_inserted)
+{
+	struct db_result *r = NULL;
+	shop_status st = db_query(
+		db,
+		db_backend_of(db) == DB_POSTGRES
+			? "INSERT INTO reservations (order_id, status, reason, total_cents, currency, "
+			  "created_at_ms, updated_at_ms) "
+			  "SELECT order_id, status, reason, total_cents, currency, now_ms, now_ms "
+			  "FROM json_to_recordset(CAST($1 AS JSON)) AS r(order_id TEXT, status TEXT, "
+			  "reason TEXT, total_cents BIGINT, currency TEXT, now_ms BIGINT) "
+			  "ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
+			: "INSERT INTO reservations (order_id, status, reason, total_cents, currency, "
+			  "created_at_ms, updated_at_ms) "
+			  "SELECT value ->> 'order_id', value ->> 'status', value ->> 'reason', "
+			  "value ->> 'total_cents', value ->> 'currency', value ->> 'now_ms', "
+			  "value ->> 'now_ms' FROM json_each($1) WHERE true "
+			  "ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
+		DB_ARGS(rows_json), &r);
+	if (st == SHOP_OK)
+		*ret_inserted = db_result_rows(r);
+	db_result_free(r);
+	return st;
+}
+
+shop_status inventory_store_lines_insert_json(struct db *db, const char *rows_json)
+{
+	return db_exec(db,
+		       db_backend_of(db) == DB_POSTGRES
+			       ? "INSERT INTO reservation_lines (order_id, sku, quantity, "
+				 "unit_price_cents) SELECT order_id, sku, quantity, unit_price_cents "
+				 "FROM json_to_recordset(CAST($1 AS JSON)) AS l(order_id TEXT, "
+				 "sku TEXT, quantity BIGINT, unit_price_cents BIGINT)"
+			       : "INSERT INTO reservation_lines (order_id, sku, quantity, "
+				 "unit_price_cents) SELECT value ->> 'order_id', value ->> 'sku', "
+				 "value ->> 'quantity', value ->> 'unit_price_cents' "
+				 "FROM json_each($1)",
+		       DB_ARGS(rows_json), NULL);
+}
+
+shop_status inventory_store_products_set_json(struct db *db, const char *rows_json,
+					      int64_t *ret_updated)
+{
+	/* Absolute values, not increments: the caller holds the rows' locks
+	 * (inventory_store_products_lock), so its copy is what the database
+	 * would hold after the same takes. */
+	return db_exec(
+		db,
+		db_backend_of(db) == DB_POSTGRES
+			? "UPDATE products SET available = d.available, revision = d.revision "
+			  "FROM json_to_recordset(CAST($1 AS JSON)) "
+			  "AS d(sku TEXT, available BIGINT, revision BIGINT) "
+			  "WHERE products.sku = d.sku"
+			: "UPDATE products SET available = d.available, revision = d.revision "
+			  "FROM (SELECT value ->> 'sku' AS sku, value ->> 'available' AS "
+			  "available, value ->> 'revision' AS revision FROM json_each($1)) AS d "
+			  "WHERE products.sku = d.sku",
+		DB_ARGS(rows_json), ret_updated);
 }
