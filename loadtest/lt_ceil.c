@@ -467,24 +467,31 @@ static size_t lt_ceil_collect(char *data, size_t size, size_t n, void *closure)
 	return add;
 }
 
+cJSON *lt_http_get_json(const char *url, int64_t timeout_ms)
+{
+	struct lt_ceil_body b = { 0 };
+	cJSON *root = NULL;
+	CURL *e = lt_ceil_http_easy(url);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, lt_ceil_collect);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+	if (curl_easy_perform(e) == CURLE_OK && b.buf)
+		root = cJSON_Parse(b.buf);
+	curl_easy_cleanup(e);
+	free(b.buf);
+	return root;
+}
+
 static int64_t lt_ceil_jsz_messages(const char *monitor)
 {
 	int64_t v = -1;
-	struct lt_ceil_body b = { 0 };
 	char *url = xasprintf("%s/jsz", monitor);
-	CURL *e = lt_ceil_http_easy(url);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, lt_ceil_collect);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-	if (curl_easy_perform(e) == CURLE_OK && b.buf) {
-		cJSON *root = cJSON_Parse(b.buf);
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "messages");
-		if (cJSON_IsNumber(m))
-			v = (int64_t)m->valuedouble;
-		cJSON_Delete(root);
-	}
-	curl_easy_cleanup(e);
+	cJSON *root = lt_http_get_json(url, LT_CEIL_HTTP_TIMEOUT_MS);
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "messages");
+	if (cJSON_IsNumber(m))
+		v = (int64_t)m->valuedouble;
+	cJSON_Delete(root);
 	free(url);
-	free(b.buf);
 	return v;
 }
 

@@ -24,6 +24,8 @@
 
 #include "core/status.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -94,6 +96,11 @@ shop_status lt_ceil_measure(const struct lt_ceil_config *cfg, struct lt_ceilings
 
 /* Counters for lt_usage: each leaves its field at -1 when unreachable. */
 void lt_ceil_usage_sample(const char *monitor, const char *pg_url, struct lt_usage *ret);
+
+/* GETs URL and parses its body as JSON (at most LT_CEIL_BODY_MAX, 1 MiB);
+ * NULL when it does not answer in timeout_ms or answers something else.
+ * cJSON_Delete the result. */
+cJSON *lt_http_get_json(const char *url, int64_t timeout_ms);
 
 /* Pure. before/after: usage sampled around the load; terminal and accepted:
  * orders over all phases; active_s, offer_s: seconds of offered load plus

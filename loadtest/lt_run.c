@@ -17,6 +17,7 @@
 #include "lt_run.h"
 
 #include "core/xalloc.h"
+#include "lt_ceil.h"
 #include "lt_mix.h"
 #include "lt_orders.h"
 #include "lt_pace.h"
@@ -271,27 +272,11 @@ static void lt_gen_monitor_round(struct lt_gen *g, int64_t now)
  * that node's consumers are then taken only without cluster information. */
 static void lt_monitor_name(const char *url, int64_t timeout_ms, char name[LT_SERVER_NAME_MAX])
 {
-	struct lt_req r = { .limit = LT_MONITOR_RESPONSE_MAX };
-	name[0] = '\0';
 	char *varz = xasprintf("%s/varz", url);
-	r.easy = curl_easy_init();
-	if (r.easy) {
-		curl_easy_setopt(r.easy, CURLOPT_URL, varz);
-		curl_easy_setopt(r.easy, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(r.easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-		curl_easy_setopt(r.easy, CURLOPT_WRITEFUNCTION, lt_req_write);
-		curl_easy_setopt(r.easy, CURLOPT_WRITEDATA, &r);
-		if (curl_easy_perform(r.easy) == CURLE_OK && r.buf) {
-			cJSON *root = cJSON_ParseWithLength(r.buf, r.len);
-			const char *n = cJSON_GetStringValue(
-				cJSON_GetObjectItemCaseSensitive(root, "server_name"));
-			if (n)
-				snprintf(name, LT_SERVER_NAME_MAX, "%s", n);
-			cJSON_Delete(root);
-		}
-		curl_easy_cleanup(r.easy);
-	}
-	free(r.buf);
+	cJSON *root = lt_http_get_json(varz, timeout_ms);
+	const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "server_name"));
+	snprintf(name, LT_SERVER_NAME_MAX, "%s", n ? n : "");
+	cJSON_Delete(root);
 	free(varz);
 }
 
