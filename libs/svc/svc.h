@@ -176,7 +176,10 @@ struct svc_batch_msg {
  * transaction before any handler, with every message the inbox claimed, and
  * may return a state (NULL: none, the handlers run as usual); every handler
  * of that try then finds it in tx->batch, and end runs after the last
- * handler, before the commit, to write what they left in it. release frees
+ * handler, before the commit, to write what they left in it (end may emit:
+ * its tx has no cause of its own, so an event it emits on a message's
+ * behalf is emitted with a copy of the tx whose cause is that message's
+ * envelope, alive until release). release frees
  * the state, whatever happened. When begin, end or any handler fails, the
  * try is rolled back and the batch is tried again message by message,
  * with tx->batch NULL: a handler must come to the same outcome with or

@@ -308,11 +308,15 @@ static shop_status svc_batch_hooks_begin(struct svc *svc, struct db *db,
 	return st;
 }
 
+/* End may emit too (inventory announces a batch's levels there): its
+ * events count with the handlers' in *EMITTED. */
 static shop_status svc_batch_hooks_end(struct svc *svc, struct db *db, struct svc_outbox_rows *rows,
-				       void *state)
+				       void *state, int *emitted)
 {
 	struct svc_tx tx = { .svc = svc, .db = db, .now_ms = clock_now_ms(), .rows = rows };
-	return state ? svc->spec->batch->end(&tx, state) : SHOP_OK;
+	shop_status st = state ? svc->spec->batch->end(&tx, state) : SHOP_OK;
+	*emitted += tx.emitted;
+	return st;
 }
 
 static void svc_batch_hooks_release(struct svc *svc, void *state)
@@ -388,7 +392,7 @@ static void svc_handle_batch(struct svc *svc, struct db *db, const char *consume
 	/* What the handlers left in the hooks' state is written before the
 	 * events and the commit; should that fail, no one message is to blame
 	 * (the careful try below, without the state, finds out). */
-	if (a == SVC_APPLY_DONE && svc_batch_hooks_end(svc, db, &rows, batch) != SHOP_OK)
+	if (a == SVC_APPLY_DONE && svc_batch_hooks_end(svc, db, &rows, batch, &emitted) != SHOP_OK)
 		a = SVC_APPLY_FAILED;
 	svc_batch_hooks_release(svc, batch);
 	/* The try's events, all with one statement, and the commit, in one

@@ -197,7 +197,10 @@ shop_status inventory_seed(struct db *db, const struct inventory_seed_product *c
  * the new levels with three statements, instead of four or more statements
  * per order. A release in the same batch writes what is pending first
  * (inventory_batch_flush), releases in the database, and tells the copy the
- * new levels (inventory_batch_note_release).
+ * new levels (inventory_batch_note_release). The handlers do not announce
+ * a level a batch changed: they record it (inventory_batch_level_changed),
+ * and end emits one StockLevelChanged per product the batch changed, with
+ * its latest level, instead of one per reservation and release.
  */
 extern const struct svc_batch_hooks inventory_batch_hooks;
 extern const struct inventory_stock_ops inventory_batch_stock;
@@ -213,6 +216,11 @@ shop_status inventory_batch_flush(struct inventory_batch *batch);
  * and the levels RES carries are the products' new ones. */
 shop_status inventory_batch_note_release(struct inventory_batch *batch, const char *order_id,
 					 const struct inventory_result *res);
+/* Records that the message CAUSE changed SKU's level, for end to announce
+ * once. Returns false when SKU is not in the batch's copy (a release of
+ * products no OrderPlaced of the batch names): the caller announces it. */
+bool inventory_batch_level_changed(struct inventory_batch *batch, const char *sku,
+				   const struct evt_envelope *cause);
 /* For tests: orders decided on a batch's copy since the process started. */
 uint64_t inventory_batch_orders_decided(void);
 
@@ -228,5 +236,7 @@ shop_status inventory_handle_payment_declined(struct svc_tx *tx, const void *dat
 /* The spec's init hook: seeds the catalogue, emitting one StockLevelChanged
  * per product the first time it is inserted. */
 shop_status inventory_init(struct svc_tx *tx);
+/* Emits P's StockLevelChanged inside TX (its subject is the SKU). */
+shop_status inventory_emit_level(struct svc_tx *tx, const struct inventory_product *p);
 
 #endif

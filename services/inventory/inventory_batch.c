@@ -21,7 +21,13 @@
  *          orders see what earlier ones took, exactly as one at a time.
  *   end    writes the new reservations (one INSERT that must insert every
  *          one of them), their lines (one INSERT) and the products whose
- *          level changed (one UPDATE).
+ *          level changed (one UPDATE), and announces each of those products
+ *          once, with its latest level: one StockLevelChanged per product
+ *          per batch instead of one per reservation and release. Its cause
+ *          (correlation and causation ids) is the last message of the batch
+ *          that changed the product. A reader sees the product's revision
+ *          jump over the batch's intermediate ones, which the contract
+ *          allows: readers keep the highest revision.
  *
  * A reservation row can still appear without the product locks: a
  * cancellation that overtook its order writes a tombstone. Should one
@@ -67,6 +73,10 @@ struct inventory_batch {
 	 * the database: a product whose revision moved is written by end. */
 	struct inventory_product *products;
 	int64_t *stored_revision;
+	/* Per product: the last message that changed its level, for end to
+	 * announce it with; NULL while unchanged. The envelopes are the
+	 * runtime's, alive until the batch is released. */
+	const struct evt_envelope **level_cause;
 	size_t n_products;
 	struct batch_order *orders;
 	size_t n_orders, cap_orders;
@@ -250,6 +260,7 @@ static shop_status batch_lock_products(struct inventory_batch *b, const char *sk
 		return st;
 	b->stored_revision = xcalloc(b->n_products ? b->n_products : 1,
 				     sizeof(*b->stored_revision));
+	b->level_cause = xcalloc(b->n_products ? b->n_products : 1, sizeof(*b->level_cause));
 	for (size_t i = 0; i < b->n_products; i++)
 		b->stored_revision[i] = b->products[i].revision;
 	return SHOP_OK;
@@ -266,6 +277,7 @@ static void batch_free(struct inventory_batch *b)
 		return;
 	free(b->products);
 	free(b->stored_revision);
+	free(b->level_cause);
 	free(b->orders);
 	free(b->lines);
 	free(b);
@@ -449,10 +461,38 @@ shop_status inventory_batch_note_release(struct inventory_batch *b, const char *
 
 /* ---- the hooks ---- */
 
+bool inventory_batch_level_changed(struct inventory_batch *b, const char *sku,
+				   const struct evt_envelope *cause)
+{
+	size_t at = 0;
+	if (!batch_product(b, sku, &at))
+		return false;
+	b->level_cause[at] = cause;
+	return true;
+}
+
+/* One StockLevelChanged per product the batch changed, each as if emitted
+ * by the last message that changed it. */
+static shop_status batch_emit_levels(struct svc_tx *tx, struct inventory_batch *b)
+{
+	for (size_t i = 0; i < b->n_products; i++) {
+		if (!b->level_cause[i])
+			continue;
+		struct svc_tx by = *tx;
+		by.cause = b->level_cause[i];
+		by.emitted = 0;
+		shop_status st = inventory_emit_level(&by, &b->products[i]);
+		tx->emitted += by.emitted;
+		if (st != SHOP_OK)
+			return st;
+	}
+	return SHOP_OK;
+}
+
 static shop_status batch_end(struct svc_tx *tx, void *state)
 {
-	(void)tx;
-	return inventory_batch_flush(state);
+	shop_status st = inventory_batch_flush(state);
+	return st == SHOP_OK ? batch_emit_levels(tx, state) : st;
 }
 
 static void batch_release(void *state)

@@ -5,8 +5,9 @@
  * operation (inventory_ops.c) inside the message's transaction and turns its
  * result into events through the outbox: StockReserved or StockRejected for
  * OrderPlaced, StockReleased for a release, and one StockLevelChanged per
- * product whose availability changed. Nothing is emitted for a no-op, so a
- * redelivered or stale message leaves no trace.
+ * product whose availability changed (in a consumed batch, one per product
+ * for the whole batch, emitted when it ends). Nothing is emitted for a
+ * no-op, so a redelivered or stale message leaves no trace.
  *
  * Statuses the runtime would ack after rolling back (SHOP_E_DUPLICATE,
  * SHOP_E_CONFLICT) or dead-letter as a bad message (SHOP_E_NOT_FOUND) never
@@ -70,20 +71,30 @@ static shop_status for_runtime(shop_status st)
 	}
 }
 
+shop_status inventory_emit_level(struct svc_tx *tx, const struct inventory_product *p)
+{
+	struct ct_stock_level_changed ev;
+	memset(&ev, 0, sizeof(ev));
+	if (!TEXT_COPY(ev.sku, p->sku) || !TEXT_COPY(ev.name, p->name) ||
+	    !TEXT_COPY(ev.currency, p->currency))
+		return SHOP_E_INTERNAL;
+	ev.price_cents = p->price_cents;
+	ev.available = p->available;
+	ev.revision = p->revision;
+	/* The subject of a stock level is its SKU. */
+	return svc_emit(tx, CT_MSG_STOCK_LEVEL_CHANGED, p->sku, &ev);
+}
+
+/* In a batch, a level is recorded and announced once when the batch ends
+ * (inventory_batch.c): a popular product reserved forty times in a batch
+ * costs one event, not forty, and its readers only want the latest. */
 static shop_status emit_levels(struct svc_tx *tx, const struct inventory_result *res)
 {
 	for (size_t i = 0; i < res->n_levels; i++) {
 		const struct inventory_product *p = &res->levels[i];
-		struct ct_stock_level_changed ev;
-		memset(&ev, 0, sizeof(ev));
-		if (!TEXT_COPY(ev.sku, p->sku) || !TEXT_COPY(ev.name, p->name) ||
-		    !TEXT_COPY(ev.currency, p->currency))
-			return SHOP_E_INTERNAL;
-		ev.price_cents = p->price_cents;
-		ev.available = p->available;
-		ev.revision = p->revision;
-		/* The subject of a stock level is its SKU. */
-		shop_status st = svc_emit(tx, CT_MSG_STOCK_LEVEL_CHANGED, p->sku, &ev);
+		if (tx->batch && inventory_batch_level_changed(tx->batch, p->sku, tx->cause))
+			continue;
+		shop_status st = inventory_emit_level(tx, p);
 		if (st != SHOP_OK)
 			return st;
 	}

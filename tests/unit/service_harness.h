@@ -233,24 +233,46 @@ static inline int64_t harness_outbox_count_for(struct db *db, const char *order_
 	return n;
 }
 
-/* The newest envelope in the outbox on SUBJECT, parsed; cJSON_Delete it. */
-/* The one event about ORDER_ID (its envelope's subject) on SUBJECT. */
-static inline cJSON *harness_outbox_for(struct db *db, const char *order_id, const char *subject)
+/* The events about KEY (their envelope's subject: an order id, a SKU) on
+ * SUBJECT, newest first, parsed; LIMIT 0 for all. */
+static inline struct db_result *harness_outbox_about(struct db *db, const char *key,
+						     const char *subject)
 {
 	struct db_result *r = NULL;
-	char *pattern = xasprintf("%%\"subject\":\"%s\"%%", order_id);
-	assert_int_equal(
-		db_query(db, "SELECT payload FROM outbox WHERE payload LIKE $1 AND subject = $2",
-			 DB_ARGS(pattern, subject), &r),
-		SHOP_OK);
+	char *pattern = xasprintf("%%\"subject\":\"%s\"%%", key);
+	assert_int_equal(db_query(db,
+				  "SELECT payload FROM outbox WHERE payload LIKE $1 AND subject = $2"
+				  " ORDER BY id DESC",
+				  DB_ARGS(pattern, subject), &r),
+			 SHOP_OK);
+	free(pattern);
+	return r;
+}
+
+/* The one event about ORDER_ID (its envelope's subject) on SUBJECT, parsed;
+ * cJSON_Delete it. */
+static inline cJSON *harness_outbox_for(struct db *db, const char *order_id, const char *subject)
+{
+	struct db_result *r = harness_outbox_about(db, order_id, subject);
 	assert_int_equal(db_result_rows(r), 1);
 	cJSON *root = cJSON_Parse(db_result_text(r, 0, 0));
 	db_result_free(r);
-	free(pattern);
 	assert_non_null(root);
 	return root;
 }
 
+/* The newest event about KEY on SUBJECT, parsed; cJSON_Delete it. */
+static inline cJSON *harness_outbox_last_for(struct db *db, const char *key, const char *subject)
+{
+	struct db_result *r = harness_outbox_about(db, key, subject);
+	assert_true(db_result_rows(r) >= 1);
+	cJSON *root = cJSON_Parse(db_result_text(r, 0, 0));
+	db_result_free(r);
+	assert_non_null(root);
+	return root;
+}
+
+/* The newest envelope in the outbox on SUBJECT, parsed; cJSON_Delete it. */
 static inline cJSON *harness_outbox_last(struct db *db, const char *subject)
 {
 	struct db_result *r = NULL;

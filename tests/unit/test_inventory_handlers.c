@@ -477,16 +477,31 @@ static void a_batch_is_decided_on_one_copy_as_one_at_a_time(void **state)
 	assert_int_equal(monitor.revision, 3);
 	assert_int_equal(inventory_harness_available(f->db, "SKU-HEADSET"), 60);
 
-	/* Reserved A, B, D; rejected C, E; released A; levels: A's two, B's,
-	 * the release's two, D's. */
+	/* Reserved A, B, D; rejected C, E; released A; and each product the
+	 * batch moved announced once, at the end, with its latest level: the
+	 * lamp and the monitor, not the six levels of one at a time. */
 	assert_int_equal(harness_outbox_count(f->db, SUBJECT_RESERVED), 3);
 	assert_int_equal(harness_outbox_count(f->db, SUBJECT_REJECTED), 2);
 	assert_int_equal(harness_outbox_count(f->db, SUBJECT_RELEASED), 1);
-	assert_int_equal(harness_outbox_total(f->db), before + 12);
-	cJSON *doc = harness_outbox_last(f->db, SUBJECT_LEVEL);
-	assert_string_equal(data_of(doc, "sku")->valuestring, "SKU-LIMITED");
+	assert_int_equal(harness_outbox_total(f->db), before + 8);
+	/* Each has its seeding's event and the batch's. */
+	assert_int_equal(harness_outbox_count_for(f->db, "SKU-LIMITED", SUBJECT_LEVEL), 2);
+	assert_int_equal(harness_outbox_count_for(f->db, "SKU-MONITOR", SUBJECT_LEVEL), 2);
+	assert_int_equal(harness_outbox_count_for(f->db, "SKU-HEADSET", SUBJECT_LEVEL), 1);
+	/* Caused by the last message that moved each: D took the lamp A gave
+	 * back; A's release was the monitor's last move. */
+	char corr[IDS_UUID_SIZE + 8];
+	cJSON *doc = harness_outbox_last_for(f->db, "SKU-LIMITED", SUBJECT_LEVEL);
 	assert_int_equal(data_of(doc, "available")->valueint, 0);
 	assert_int_equal(data_of(doc, "revision")->valueint, 5);
+	snprintf(corr, sizeof(corr), "corr-%s", d);
+	assert_string_equal(cJSON_GetObjectItem(doc, "correlationid")->valuestring, corr);
+	cJSON_Delete(doc);
+	doc = harness_outbox_last_for(f->db, "SKU-MONITOR", SUBJECT_LEVEL);
+	assert_int_equal(data_of(doc, "available")->valueint, 40);
+	assert_int_equal(data_of(doc, "revision")->valueint, 3);
+	snprintf(corr, sizeof(corr), "corr-%s", a);
+	assert_string_equal(cJSON_GetObjectItem(doc, "correlationid")->valuestring, corr);
 	cJSON_Delete(doc);
 	doc = harness_outbox_last(f->db, SUBJECT_REJECTED);
 	assert_string_equal(data_of(doc, "reason")->valuestring, INVENTORY_REASON_UNKNOWN_SKU);
