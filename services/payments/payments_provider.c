@@ -53,18 +53,31 @@ const struct db_migration payments_provider_migrations[] = {
 const size_t payments_provider_n_migrations = sizeof(payments_provider_migrations) /
 					      sizeof(payments_provider_migrations[0]);
 
+/* One ledger connection of the pool. */
+struct provider_conn {
+	struct db *db; /* NULL until first used, and after a failed connect */
+	bool busy;     /* taken by a call (provider_take) */
+};
+
 struct payments_provider {
-	pthread_mutex_t mu; /* guards db: one connection, shared by consumer threads */
+	pthread_mutex_t mu;  /* guards the busy flags, never held during I/O */
+	pthread_cond_t free; /* signalled when a connection is given back */
 	char *url;
-	struct db *db;        /* NULL until first use, and after a failed connect */
 	bool migrated_by_svc; /* the service's migrations hold the ledger's */
+	size_t n_conns;       /* the pool's size: 1 on SQLite, see create */
+	struct provider_conn conns[PAYMENTS_PROVIDER_CONNS_MAX];
 };
 
 struct payments_provider *payments_provider_create(const char *url)
 {
 	struct payments_provider *p = xcalloc(1, sizeof(*p));
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->free, NULL);
 	p->url = xstrdup(url);
+	/* A SQLite ledger has one writer per file, so more connections would
+	 * only wait for each other's lock; and ":memory:" is a database per
+	 * connection, so there must be exactly one. */
+	p->n_conns = strncmp(url, "sqlite:", 7) == 0 ? 1 : PAYMENTS_PROVIDER_CONNS_MAX;
 	return p;
 }
 
@@ -77,7 +90,9 @@ void payments_provider_destroy(struct payments_provider *p)
 {
 	if (!p)
 		return;
-	db_close(p->db);
+	for (size_t i = 0; i < p->n_conns; i++)
+		db_close(p->conns[i].db);
+	pthread_cond_destroy(&p->free);
 	pthread_mutex_destroy(&p->mu);
 	free(p->url);
 	free(p);
@@ -145,7 +160,7 @@ shop_status payments_provider_url_check(const char *service_url, const char *pro
  * a session that libpq resets after a lost connection keeps them. */
 #define PROVIDER_PG_OPTIONS "options=-csynchronous_commit%3Doff"
 
-/* Opens the connection and the ledger on first use; the caller holds p->mu.
+/* Opens connection C and the ledger on first use; the caller has taken C.
  *
  * On PostgreSQL the ledger shares the service's database, so its commit
  * records go into the same write-ahead log, before those of the service
@@ -156,13 +171,13 @@ shop_status payments_provider_url_check(const char *service_url, const char *pro
  * sessions do not wait for their own flush (synchronous_commit off), which
  * serialised every charge behind one fsync on this one connection. On
  * SQLite the ledger is a file of its own and keeps its commits durable. */
-static shop_status provider_connect(struct payments_provider *p)
+static shop_status provider_connect(const struct payments_provider *p, struct provider_conn *c)
 {
 	struct db *db = NULL;
 	char *url = NULL;
 	shop_status st;
 
-	if (p->db)
+	if (c->db)
 		return SHOP_OK;
 	if (strncmp(p->url, "postgresql://", 13) == 0 || strncmp(p->url, "postgres://", 11) == 0)
 		url = xasprintf("%s%c%s", p->url, strchr(p->url, '?') ? '&' : '?',
@@ -174,7 +189,7 @@ static shop_status provider_connect(struct payments_provider *p)
 		st = db_migrate(db, payments_provider_migrations, payments_provider_n_migrations);
 	if (st != SHOP_OK)
 		goto out;
-	p->db = db;
+	c->db = db;
 	db = NULL;
 out:
 	db_close(db);
@@ -182,24 +197,54 @@ out:
 	return st;
 }
 
-/* Takes the provider for one ledger transaction: its mutex (one connection,
- * one transaction at a time), then a connection and BEGIN. *ret_began says
- * whether provider_end must roll back. The mutex is held even on failure. */
-static shop_status provider_begin(struct payments_provider *p, bool *ret_began)
+/* Takes a free connection for one call, waiting while all are in use, and
+ * opens it if it is not yet. The lowest free one is taken, so a quiet
+ * provider keeps using the same connection and a busy one opens more, up to
+ * n_conns. *RET_CONN is set even on failure: give it back. */
+static shop_status provider_take(struct payments_provider *p, struct provider_conn **ret_conn)
+{
+	struct provider_conn *c = NULL;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		for (size_t i = 0; i < p->n_conns && !c; i++)
+			if (!p->conns[i].busy)
+				c = &p->conns[i];
+		if (c)
+			break;
+		pthread_cond_wait(&p->free, &p->mu);
+	}
+	c->busy = true;
+	pthread_mutex_unlock(&p->mu);
+	*ret_conn = c;
+	return provider_connect(p, c);
+}
+
+static void provider_give(struct payments_provider *p, struct provider_conn *c)
 {
 	pthread_mutex_lock(&p->mu);
-	shop_status st = provider_connect(p);
+	c->busy = false;
+	pthread_cond_signal(&p->free);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Takes a connection for one ledger transaction and BEGINs it. *ret_began
+ * says whether provider_end must roll back. The connection is taken even
+ * on failure: provider_end gives it back. */
+static shop_status provider_begin(struct payments_provider *p, struct provider_conn **ret_conn,
+				  bool *ret_began)
+{
+	shop_status st = provider_take(p, ret_conn);
 	if (st == SHOP_OK)
-		st = db_begin(p->db);
+		st = db_begin((*ret_conn)->db);
 	*ret_began = st == SHOP_OK;
 	return st;
 }
 
-static void provider_end(struct payments_provider *p, bool rollback)
+static void provider_end(struct payments_provider *p, struct provider_conn *c, bool rollback)
 {
 	if (rollback)
-		db_rollback(p->db);
-	pthread_mutex_unlock(&p->mu);
+		db_rollback(c->db);
+	provider_give(p, c);
 }
 
 static void provider_id_new(const char *prefix, char out[PAYMENTS_PROVIDER_ID_SIZE])
@@ -230,6 +275,7 @@ shop_status payments_provider_charge(struct payments_provider *p, const char *ke
 {
 	struct payments_provider_charge_result res = { 0 };
 	struct db_result *row = NULL;
+	struct provider_conn *c = NULL;
 	/* ended: the transaction is over, committed or (by db_exec_commit)
 	 * rolled back, so provider_end must not roll it back. */
 	bool began = false, ended = false, over = false;
@@ -242,7 +288,7 @@ shop_status payments_provider_charge(struct payments_provider *p, const char *ke
 	    !provider_text_fits(currency, PAYMENTS_PROVIDER_CURRENCY_MAX))
 		return SHOP_E_LIMIT;
 
-	st = provider_begin(p, &began);
+	st = provider_begin(p, &c, &began);
 	if (st != SHOP_OK)
 		goto out;
 
@@ -250,7 +296,7 @@ shop_status payments_provider_charge(struct payments_provider *p, const char *ke
 	/* Insert-or-touch: either way the row is ours (locked) until commit,
 	 * and RETURNING reads it back in the same round trip (the new row, or
 	 * the one a request with this key left). */
-	st = db_query(p->db,
+	st = db_query(c->db,
 		      "INSERT INTO provider_charges (idempotency_key, card_token, amount_cents,"
 		      " currency, attempts, refunded, created_at_ms, updated_at_ms)"
 		      " VALUES ($1, $2, $3, $4, 0, 0, $5, $5)"
@@ -285,7 +331,7 @@ shop_status payments_provider_charge(struct payments_provider *p, const char *ke
 			res.outcome = PAYMENTS_PROVIDER_DECLINED;
 			res.decline_reason = PAYMENTS_PROVIDER_DECLINE_REASON;
 		}
-		st = db_commit(p->db);
+		st = db_commit(c->db);
 		ended = true;
 		goto out;
 	}
@@ -298,20 +344,20 @@ shop_status payments_provider_charge(struct payments_provider *p, const char *ke
 	case PAYMENTS_PROVIDER_APPROVED:
 		provider_id_new("ch_", res.charge_id);
 		st = db_exec_commit(
-			p->db,
+			c->db,
 			"UPDATE provider_charges SET attempts = $2, outcome = 'APPROVED',"
 			" charge_id = $3, updated_at_ms = $4 WHERE idempotency_key = $1",
 			DB_ARGS(key, DB_I64(attempt), res.charge_id, now), NULL, &over);
 		break;
 	case PAYMENTS_PROVIDER_DECLINED:
 		res.decline_reason = PAYMENTS_PROVIDER_DECLINE_REASON;
-		st = db_exec_commit(p->db,
+		st = db_exec_commit(c->db,
 				    "UPDATE provider_charges SET attempts = $2, outcome = 'DECLINED',"
 				    " updated_at_ms = $3 WHERE idempotency_key = $1",
 				    DB_ARGS(key, DB_I64(attempt), now), NULL, &over);
 		break;
 	case PAYMENTS_PROVIDER_TRANSIENT:
-		st = db_exec_commit(p->db,
+		st = db_exec_commit(c->db,
 				    "UPDATE provider_charges SET attempts = $2, updated_at_ms = $3"
 				    " WHERE idempotency_key = $1",
 				    DB_ARGS(key, DB_I64(attempt), now), NULL, &over);
@@ -324,7 +370,7 @@ shop_status payments_provider_charge(struct payments_provider *p, const char *ke
 	if (res.outcome == PAYMENTS_PROVIDER_TRANSIENT)
 		st = SHOP_E_UNAVAILABLE;
 out:
-	provider_end(p, began && !ended);
+	provider_end(p, c, began && !ended);
 	db_result_free(row);
 	if (st == SHOP_OK)
 		*ret_result = res;
@@ -336,6 +382,7 @@ shop_status payments_provider_refund(struct payments_provider *p, const char *ke
 {
 	char refund_id[PAYMENTS_PROVIDER_ID_SIZE] = { 0 };
 	struct db_result *row = NULL;
+	struct provider_conn *c = NULL;
 	bool began = false, committed = false;
 	int64_t changes = 0;
 	shop_status st;
@@ -345,13 +392,13 @@ shop_status payments_provider_refund(struct payments_provider *p, const char *ke
 	if (!provider_text_fits(key, PAYMENTS_PROVIDER_KEY_MAX))
 		return SHOP_E_LIMIT;
 
-	st = provider_begin(p, &began);
+	st = provider_begin(p, &c, &began);
 	if (st != SHOP_OK)
 		goto out;
 
 	const char *now = DB_I64(clock_now_ms());
 	/* Touch first: the row lock serialises concurrent refunds of one key. */
-	st = db_exec(p->db,
+	st = db_exec(c->db,
 		     "UPDATE provider_charges SET updated_at_ms = $2 WHERE idempotency_key = $1",
 		     DB_ARGS(key, now), &changes);
 	if (st != SHOP_OK)
@@ -360,7 +407,7 @@ shop_status payments_provider_refund(struct payments_provider *p, const char *ke
 		st = SHOP_E_NOT_FOUND;
 		goto out;
 	}
-	st = db_query(p->db,
+	st = db_query(c->db,
 		      "SELECT outcome, refunded, refund_id FROM provider_charges"
 		      " WHERE idempotency_key = $1",
 		      DB_ARGS(key), &row);
@@ -381,7 +428,7 @@ shop_status payments_provider_refund(struct payments_provider *p, const char *ke
 			goto out;
 	} else {
 		provider_id_new("re_", refund_id);
-		st = db_exec(p->db,
+		st = db_exec(c->db,
 			     "UPDATE provider_charges SET refunded = 1, refund_id = $2,"
 			     " updated_at_ms = $3 WHERE idempotency_key = $1 AND refunded = 0",
 			     DB_ARGS(key, refund_id, now), &changes);
@@ -392,10 +439,10 @@ shop_status payments_provider_refund(struct payments_provider *p, const char *ke
 			goto out;
 		}
 	}
-	st = db_commit(p->db);
+	st = db_commit(c->db);
 	committed = st == SHOP_OK;
 out:
-	provider_end(p, began && !committed);
+	provider_end(p, c, began && !committed);
 	db_result_free(row);
 	if (st == SHOP_OK)
 		memcpy(ret_refund_id, refund_id, PAYMENTS_PROVIDER_ID_SIZE);
@@ -417,23 +464,23 @@ static shop_status provider_info_read(const struct db_result *r, int i,
 	return SHOP_OK;
 }
 
-/* Reads are single statements: no BEGIN, just the connection and its mutex. */
+/* Reads are single statements: no BEGIN, just a connection of the pool. */
 shop_status payments_provider_charge_find(struct payments_provider *p, const char *key,
 					  struct payments_provider_charge_info *ret_info)
 {
 	struct payments_provider_charge_info info;
 	struct db_result *r = NULL;
+	struct provider_conn *c = NULL;
 	shop_status st;
 
 	if (!key || !*key)
 		return SHOP_E_INVALID;
 	if (!provider_text_fits(key, PAYMENTS_PROVIDER_KEY_MAX))
 		return SHOP_E_LIMIT;
-	pthread_mutex_lock(&p->mu);
-	st = provider_connect(p);
+	st = provider_take(p, &c);
 	if (st != SHOP_OK)
 		goto out;
-	st = db_query(p->db,
+	st = db_query(c->db,
 		      "SELECT idempotency_key, charge_id, amount_cents, currency, refunded"
 		      " FROM provider_charges WHERE idempotency_key = $1 AND outcome = 'APPROVED'",
 		      DB_ARGS(key), &r);
@@ -445,7 +492,7 @@ shop_status payments_provider_charge_find(struct payments_provider *p, const cha
 	}
 	st = provider_info_read(r, 0, &info);
 out:
-	pthread_mutex_unlock(&p->mu);
+	provider_give(p, c);
 	db_result_free(r);
 	if (st == SHOP_OK)
 		*ret_info = info;
@@ -458,6 +505,7 @@ shop_status payments_provider_open_charges(struct payments_provider *p, const ch
 					   size_t *ret_n)
 {
 	struct db_result *r = NULL;
+	struct provider_conn *c = NULL;
 	size_t n = 0;
 	shop_status st;
 
@@ -465,11 +513,10 @@ shop_status payments_provider_open_charges(struct payments_provider *p, const ch
 		return SHOP_E_INVALID;
 	if (!provider_text_fits(after_key, PAYMENTS_PROVIDER_KEY_MAX))
 		return SHOP_E_LIMIT;
-	pthread_mutex_lock(&p->mu);
-	st = provider_connect(p);
+	st = provider_take(p, &c);
 	if (st != SHOP_OK)
 		goto out;
-	st = db_query(p->db,
+	st = db_query(c->db,
 		      "SELECT idempotency_key, charge_id, amount_cents, currency, refunded"
 		      " FROM provider_charges WHERE outcome = 'APPROVED' AND refunded = 0"
 		      " AND idempotency_key > $1 ORDER BY idempotency_key LIMIT $2",
@@ -483,7 +530,7 @@ shop_status payments_provider_open_charges(struct payments_provider *p, const ch
 		n++;
 	}
 out:
-	pthread_mutex_unlock(&p->mu);
+	provider_give(p, c);
 	db_result_free(r);
 	if (st == SHOP_OK)
 		*ret_n = n;
@@ -494,15 +541,15 @@ shop_status payments_provider_session_text(struct payments_provider *p, const ch
 					   size_t out_size)
 {
 	struct db_result *r = NULL;
-	pthread_mutex_lock(&p->mu);
-	shop_status st = provider_connect(p);
+	struct provider_conn *c = NULL;
+	shop_status st = provider_take(p, &c);
 	if (st == SHOP_OK)
-		st = db_query(p->db, sql, DB_NOARGS, &r);
+		st = db_query(c->db, sql, DB_NOARGS, &r);
 	if (st == SHOP_OK && (db_result_rows(r) != 1 || !db_result_text(r, 0, 0)))
 		st = SHOP_E_NOT_FOUND;
 	if (st == SHOP_OK && !text_copy(out, out_size, db_result_text(r, 0, 0)))
 		st = SHOP_E_LIMIT;
-	pthread_mutex_unlock(&p->mu);
+	provider_give(p, c);
 	db_result_free(r);
 	return st;
 }

@@ -27,11 +27,14 @@
  * and walks its open charges (payments_provider_open_charges, the simulated
  * settlement report) to refund any that belong to a cancelled order.
  *
- * Thread safety: one struct payments_provider holds one connection guarded by
- * a mutex, so the service's consumer threads can share it (calls are a few
- * short statements; serialising them costs little and keeps the number of
- * database connections fixed). The connection is opened lazily on first use,
- * so a database that is down at startup is just a retryable failure.
+ * Thread safety: one struct payments_provider is shared by the service's
+ * consumer threads and tasks. It holds a pool of up to
+ * PAYMENTS_PROVIDER_CONNS_MAX connections, each used by one call at a time;
+ * a call waits only when all are in use. One connection behind a mutex made
+ * every charge wait for the one before it, and a charge waiting for a key's
+ * row lock (another replica charging the same order) held up every other
+ * order. Connections are opened lazily, as calls need them, so a database
+ * that is down at startup is just a retryable failure.
  */
 #ifndef SHOP_PAYMENTS_PROVIDER_H
 #define SHOP_PAYMENTS_PROVIDER_H
@@ -56,6 +59,13 @@
 #define PAYMENTS_PROVIDER_FLAKY_FAILURES 2
 /* The reason every decline carries. */
 #define PAYMENTS_PROVIDER_DECLINE_REASON "card_declined"
+/* Most ledger connections one provider opens (PostgreSQL; a SQLite ledger
+ * has one, its writers being serialised by the file anyway). As many as
+ * the consumer threads compose gives each durable (SHOP_CONSUMER_THREADS=4),
+ * so the threads charging StockReserved never wait for each other; refunds
+ * and the reconciliation are rare and wait at most for one short call. The
+ * bound keeps a replica's share of PostgreSQL's connections fixed. */
+#define PAYMENTS_PROVIDER_CONNS_MAX 4
 /* Longest database URL accepted, and the suffix of a derived SQLite file. */
 #define PAYMENTS_PROVIDER_URL_MAX 1024
 #define PAYMENTS_PROVIDER_SQLITE_SUFFIX "-provider"

@@ -27,6 +27,7 @@
 #include "svc/svc.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,12 @@
 #define CURRENCY PAYMENTS_HARNESS_CURRENCY
 #define RACE_ROUNDS 25
 #define REPLICAS 4
+/* Threads sharing one provider: more than its pool has connections, so
+ * some wait for one. */
+#define PROVIDER_THREADS (2 * PAYMENTS_PROVIDER_CONNS_MAX)
+/* How long a charge that waits for nothing may take before the case calls
+ * it held up. */
+#define UNBLOCKED_CHARGE_MAX_MS 5000
 
 struct group {
 	struct pg_scratch pg; /* this run's database */
@@ -465,6 +472,108 @@ static void providers_of_several_replicas_charge_and_refund_a_key_once(void **st
 	}
 }
 
+/* One provider shared by consumer threads, as in one payments process:
+ * more threads than connections charge and refund one key at once. The
+ * pool hands each call a connection of its own, and the ledger's row lock
+ * still lets the key be charged and refunded once. */
+static void threads_of_one_provider_charge_and_refund_a_key_once(void **state)
+{
+	struct replica reps[PROVIDER_THREADS];
+	pthread_t threads[PROVIDER_THREADS];
+	pthread_barrier_t start;
+	char key[IDS_UUID_SIZE];
+	ids_uuid7(key);
+	pthread_barrier_init(&start, NULL, PROVIDER_THREADS);
+	for (int i = 0; i < PROVIDER_THREADS; i++) {
+		reps[i] = (struct replica){ .start = &start, .provider = g.provider, .key = key };
+		assert_int_equal(pthread_create(&threads[i], NULL, replica_run, &reps[i]), 0);
+	}
+	for (int i = 0; i < PROVIDER_THREADS; i++)
+		pthread_join(threads[i], NULL);
+	pthread_barrier_destroy(&start);
+	for (int i = 0; i < PROVIDER_THREADS; i++) {
+		assert_int_equal(reps[i].st, SHOP_OK);
+		assert_int_equal(reps[i].refund_st, SHOP_OK);
+		assert_int_equal(reps[i].r.attempts, 1);
+		assert_string_equal(reps[i].r.charge_id, reps[0].r.charge_id);
+		assert_string_equal(reps[i].refund_id, reps[0].refund_id);
+	}
+}
+
+struct charger {
+	const char *key;
+	const char *card;
+	shop_status st;
+	struct payments_provider_charge_result r;
+	atomic_bool done;
+};
+
+static void *charger_run(void *arg)
+{
+	struct charger *c = arg;
+	c->st = payments_provider_charge(g.provider, c->key, c->card, TOTAL, CURRENCY, &c->r);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/* A charge that waits for its key's row lock (another replica charging the
+ * same order) holds one connection of the pool, not the provider: another
+ * order's charge goes through meanwhile. With one connection behind a
+ * mutex, it waited for the lock to be let go. */
+static void a_charge_waiting_for_its_key_holds_up_no_other_charge(void **state)
+{
+	char held[IDS_UUID_SIZE], other[IDS_UUID_SIZE];
+	struct payments_provider_charge_result r;
+	ids_uuid7(held);
+	ids_uuid7(other);
+	/* A first, failed attempt gives the held key its ledger row. */
+	assert_int_equal(payments_provider_charge(g.provider, held, PAYMENTS_CARD_FLAKY, TOTAL,
+						  CURRENCY, &r),
+			 SHOP_E_UNAVAILABLE);
+	/* "Another replica" holds the row. */
+	struct db_result *lock = NULL;
+	assert_int_equal(db_begin(g.other[0]), SHOP_OK);
+	assert_int_equal(db_query(g.other[0],
+				  "SELECT attempts FROM provider_charges"
+				  " WHERE idempotency_key = $1 FOR UPDATE",
+				  DB_ARGS(held), &lock),
+			 SHOP_OK);
+	assert_int_equal(db_result_rows(lock), 1);
+	db_result_free(lock);
+
+	pthread_t waiting, free_one;
+	struct charger w = { .key = held, .card = PAYMENTS_CARD_FLAKY };
+	struct charger f = { .key = other, .card = PAYMENTS_CARD_VISA };
+	atomic_init(&w.done, false);
+	atomic_init(&f.done, false);
+	assert_int_equal(pthread_create(&waiting, NULL, charger_run, &w), 0);
+	bool seen_waiting = pg_race_lock_wait_seen(g.other[1]);
+	assert_int_equal(pthread_create(&free_one, NULL, charger_run, &f), 0);
+	int64_t waited = 0;
+	while (!atomic_load(&f.done) && waited < UNBLOCKED_CHARGE_MAX_MS) {
+		clock_sleep_ms(PG_RACE_LOCK_WAIT_POLL_MS);
+		waited += PG_RACE_LOCK_WAIT_POLL_MS;
+	}
+	bool went_through = atomic_load(&f.done);
+	bool first_still_waiting = !atomic_load(&w.done);
+	/* Let go before asserting, so a failure leaves no thread blocked. */
+	db_rollback(g.other[0]);
+	pthread_join(waiting, NULL);
+	pthread_join(free_one, NULL);
+
+	assert_true(seen_waiting);
+	assert_true(went_through);
+	assert_true(first_still_waiting);
+	assert_int_equal(f.st, SHOP_OK);
+	assert_int_equal(f.r.outcome, PAYMENTS_PROVIDER_APPROVED);
+	/* The waiting one then made its (second, again failing) attempt. */
+	assert_int_equal(w.st, SHOP_E_UNAVAILABLE);
+	assert_int_equal(payments_provider_charge(g.provider, held, PAYMENTS_CARD_FLAKY, TOTAL,
+						  CURRENCY, &r),
+			 SHOP_OK);
+	assert_int_equal(r.attempts, PAYMENTS_PROVIDER_FLAKY_FAILURES + 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -474,6 +583,8 @@ int main(void)
 		cmocka_unit_test(a_cancellation_racing_the_charge_never_leaves_money_taken),
 		cmocka_unit_test(duplicate_reservations_on_two_replicas_charge_once),
 		cmocka_unit_test(providers_of_several_replicas_charge_and_refund_a_key_once),
+		cmocka_unit_test(threads_of_one_provider_charge_and_refund_a_key_once),
+		cmocka_unit_test(a_charge_waiting_for_its_key_holds_up_no_other_charge),
 		cmocka_unit_test(
 			a_charge_whose_handler_commit_failed_is_refunded_when_the_order_is_cancelled),
 		cmocka_unit_test(reconciliations_on_two_replicas_refund_each_late_charge_once),
