@@ -16,8 +16,13 @@
 //     and the streams are still there with their messages afterwards;
 //   - it cannot subscribe to every inbox (other users' replies).
 // Then the read-only observer (the JavaScript clients) may read a stream
-// but not publish an event, fetch from or delete a durable; and a connection
-// without credentials, or with a wrong password, is refused.
+// but not publish an event, fetch from or delete a durable; neither it nor
+// the console may read a confidential stream (CARDS, the card tokens) in any
+// way: subscribe to its subjects, create a consumer of any kind on it, fetch
+// from its durable, read a message directly or by sequence; while the same
+// requests on ORDERS are answered, so the refusals are the permissions'.
+// Only the gateway may send SubmitCard. And a connection without
+// credentials, or with a wrong password, is refused.
 // Passwords: SHOP_NATS_PASSWORD_<USER>, which tests/system/authz.sh takes
 // from the compose configuration. TAP, numbered from START.
 import { connect } from "@nats-io/transport-node";
@@ -87,7 +92,8 @@ const jsm = await jetstreamManager(admin.nc);
   }
 }
 const durables = []; // [service, stream], as contractgen.py derives them
-for (const svc of c.index.streams.map((s) => s.owner))
+const services = [...new Set(c.index.streams.map((s) => s.owner))]; // the gateway owns two
+for (const svc of services)
   for (const s of c.index.streams)
     if (c.index.messages.some((m) => m.stream === s.name && m.consumers.includes(svc))) durables.push([svc, s.name]);
 
@@ -201,6 +207,80 @@ async function observerCases() {
   await conn.nc.close();
 }
 
+// Every way a reader could get at what a confidential stream holds.
+async function confidentialCases(user) {
+  const conn = await open(user);
+  const js = jetstream(conn.nc);
+  const problems = [];
+  for (const s of c.index.streams.filter((x) => x.confidential)) {
+    const subject = c.index.messages.find((m) => m.stream === s.name).subject;
+    const [durable] = c.index.messages.find((m) => m.stream === s.name).consumers;
+    const requests = [
+      [`$JS.API.CONSUMER.CREATE.${s.name}`, { stream_name: s.name, config: { ack_policy: "none", deliver_policy: "all" } }],
+      [`$JS.API.CONSUMER.CREATE.${s.name}.${run}-peek`, { stream_name: s.name, config: { name: `${run}-peek`, ack_policy: "none", deliver_policy: "all" } }],
+      [`$JS.API.CONSUMER.CREATE.${s.name}.${run}-peek.${subject}`, { stream_name: s.name, config: { name: `${run}-peek`, ack_policy: "none", filter_subject: subject } }],
+      [`$JS.API.CONSUMER.DURABLE.CREATE.${s.name}.${run}-peek`, { stream_name: s.name, config: { durable_name: `${run}-peek`, ack_policy: "explicit" } }],
+      [`$JS.API.CONSUMER.MSG.NEXT.${s.name}.${durable}`, { batch: 1, expires: 1e9 }],
+      [`$JS.API.DIRECT.GET.${s.name}`, { seq: 1 }],
+      [`$JS.API.DIRECT.GET.${s.name}.${subject}`, ""],
+      [`$JS.API.STREAM.MSG.GET.${s.name}`, { last_by_subj: subject }],
+    ];
+    for (const [subj, body] of requests) {
+      const x = await refused(conn, "Publish", subj, () => api(conn, subj, typeof body === "string" ? body : JSON.stringify(body)));
+      if (!x.violation || x.answer) problems.push(`${subj}: violation ${x.violation}, answer ${x.answer ? new TextDecoder().decode(x.answer.data).slice(0, 120) : "none"}`);
+    }
+    for (const subj of [subject, `${s.subjects[0]}`]) {
+      const x = await refused(conn, "Subscription", subj, async () => { conn.nc.subscribe(subj); await conn.nc.flush(); });
+      if (!x.violation) problems.push(`subscribe ${subj}: not refused`);
+    }
+    // The client library's own ordered consumer: refused too.
+    let got = null;
+    try {
+      const attempt = (async () => {
+        const oc = await js.consumers.get(s.name);
+        const m = await oc.next({ expires: WAIT_MS });
+        await oc.delete().catch(() => {});
+        return m ? `read ${m.subject}` : null;
+      })();
+      got = await Promise.race([attempt, sleep(3 * WAIT_MS).then(() => null)]);
+    } catch (e) { got = null; }
+    if (got) problems.push(`ordered consumer on ${s.name}: ${got}`);
+  }
+  // The control: the same kinds of request on ORDERS get an answer (a
+  // message, or "no message found"), not a violation.
+  const control = [];
+  for (const subj of ["$JS.API.STREAM.MSG.GET.ORDERS", "$JS.API.DIRECT.GET.ORDERS"]) {
+    const x = await refused(conn, "Publish", subj, () => api(conn, subj, JSON.stringify(subj.includes("DIRECT") ? { seq: 1 } : { seq: 1 })));
+    if (x.violation) control.push(`${subj} refused: the denials are not specific to the confidential stream`);
+  }
+  const names = c.index.streams.filter((x) => x.confidential).map((x) => x.name).join(", ");
+  check(problems.length === 0 && control.length === 0,
+    `${user} may not read confidential ${names} in any way (subscribe, any consumer create, fetch, direct get, msg get), while ORDERS answers the same reads`,
+    [...problems, ...control]);
+  await conn.nc.close();
+}
+
+// Only the producer named in the index may send to a confidential stream.
+async function confidentialProducerCases() {
+  for (const m of c.index.messages.filter((x) => c.index.streams.find((s) => s.name === x.stream).confidential)) {
+    const conn = await open(m.producer);
+    let err = null;
+    try { await jetstream(conn.nc).publish(m.subject, "{}", { msgID: `${run}-card`, expect: { streamName: `${run}-no-such-stream` }, timeout: WAIT_MS }); } catch (e) { err = e; }
+    const passed = /expected stream/i.test(String(err?.message ?? "")) && !conn.errors.some((e) => e.includes(m.subject));
+    await conn.nc.close();
+    const other = services.find((svc) => svc !== m.producer && !m.consumers.includes(svc));
+    const oc = await open(other);
+    const r = await refused(oc, "Publish", m.subject, () => jetstream(oc.nc).publish(m.subject, "{}", { msgID: `${run}-forged-card`, timeout: WAIT_MS }));
+    await oc.nc.close();
+    const reader = await open(m.consumers[0]);
+    const r2 = await refused(reader, "Publish", m.subject, () => jetstream(reader.nc).publish(m.subject, "{}", { msgID: `${run}-forged-card-2`, timeout: WAIT_MS }));
+    await reader.nc.close();
+    check(passed && r.violation && r2.violation,
+      `only ${m.producer} may send ${m.title} (${m.subject}): ${other} and ${m.consumers[0]} are refused`,
+      [`${m.producer}: ${err?.message}`, `${other} refused: ${r.violation}`, `${m.consumers[0]} refused: ${r2.violation}`]);
+  }
+}
+
 async function refusedConnection(desc, env) {
   let nc = null, err = null;
   try { nc = await connect({ ...natsOptions("authz-check-anonymous", env), maxReconnectAttempts: 0, reconnect: false, timeout: WAIT_MS }); } catch (e) { err = e; }
@@ -208,9 +288,12 @@ async function refusedConnection(desc, env) {
   if (nc) await nc.close();
 }
 
-for (const s of c.index.streams) group(s.owner);
-await Promise.all(c.index.streams.map((s) => serviceCases(s.owner).catch((e) => checkIn(s.owner, false, `${s.owner}: the cases ran`, [e.stack]))));
+for (const svc of services) group(svc);
+await Promise.all(services.map((svc) => serviceCases(svc).catch((e) => checkIn(svc, false, `${svc}: the cases ran`, [e.stack]))));
 await observerCases().catch((e) => check(false, "observer: the cases ran", [e.stack]));
+for (const user of ["console", "observer"])
+  await confidentialCases(user).catch((e) => check(false, `${user}: the confidential-stream cases ran`, [e.stack]));
+await confidentialProducerCases().catch((e) => check(false, "the confidential producer cases ran", [e.stack]));
 const anon = { ...process.env };
 delete anon.SHOP_NATS_USER;
 delete anon.SHOP_NATS_PASSWORD;

@@ -10,6 +10,11 @@
 // exactly those the index derives, with exactly its filter subjects; no
 // stream or subject outside the index holds anything. TAP numbered from START.
 //
+// A confidential stream (CARDS: the card tokens) is not read: this user may
+// not, and the check proves only what its counts say (stream and durable
+// info): cards were sent, and its one consumer took every one. A message
+// superseded by a newer major version must not have been sent at all.
+//
 // The cases publish some messages themselves, and list each one, as
 // "STREAM SEQ KIND SUBJECT MSG_ID", in the file SHOP_INJECTED names
 // (tests/system/cases.sh; run.sh keeps it in build/system-logs/injected):
@@ -55,6 +60,11 @@ for await (const si of jsm.streams.list()) streams.push(si);
 check(streams.every((s) => known.has(s.config.name)), "every stream is an index stream or the dead-letter stream",
   streams.filter((s) => !known.has(s.config.name)).map((s) => `unknown stream ${s.config.name}`));
 
+// Issue 7: no message outside a confidential stream carries a card token.
+// The only ones allowed are the PlaceOrder v1 commands the cases inject as
+// stored before the upgrade (listed as injected, on GATEWAY).
+const tokenHolders = [];
+const cardRe = /card_token|tok_visa|tok_flaky|tok_declined/;
 const seen = new Map();     // subject -> [stream seqs]
 const producedBy = new Map(); // type -> set of sources
 let total = 0;
@@ -64,6 +74,7 @@ let skipped = 0;
 for (const s of c.index.streams) {
   const si = streams.find((x) => x.config.name === s.name);
   if (!si) { check(false, `stream ${s.name} exists`); continue; }
+  if (s.confidential) continue; // not ours to read: counted below
   if (si.state.messages === 0) continue;
   const oc = await js.consumers.get(s.name); // ordered, ephemeral: reads without a durable
   const it = await oc.consume();
@@ -76,6 +87,8 @@ for (const s of c.index.streams) {
       if (m.info.pending === 0) break;
       continue;
     }
+    if (cardRe.test(m.string()) && !(kind === "injected" && s.name === "GATEWAY" && m.subject.endsWith(".v1")))
+      tokenHolders.push(`${s.name} #${m.seq} ${m.subject}`);
     const ev = (() => { try { return JSON.parse(m.string()); } catch { return undefined; } })();
     if (!c.bySubject.has(m.subject)) strays.push(`${s.name} #${m.seq}: subject ${m.subject}`);
     const injected = kind === "injected";
@@ -97,6 +110,22 @@ if (skipped) console.log(`# skipped, listed as bad by the cases: ${[...injection
 check(total > 0 && bad.length === 0, `all ${total - skipped} messages on the streams are CloudEvents 1.0 and valid against the contracts${said}`, bad);
 check(listProblems.length === 0, `every message the cases list as injected (${injections.size}) is on its stream`, listProblems);
 check(strays.length === 0, "every stored message's subject is in the index", strays);
+// The dead letters too: a confidential stream's keep no body.
+let dead = 0;
+const dlqInfo = streams.find((x) => x.config.name === DLQ);
+if (dlqInfo && dlqInfo.state.messages > 0) {
+  const oc = await js.consumers.get(DLQ);
+  for await (const m of await oc.consume()) {
+    dead++;
+    if (cardRe.test(m.string()) && !m.headers?.get("Shop-Dead-Letter-Subject")?.startsWith("gateway.command.place_order.v1"))
+      tokenHolders.push(`${DLQ} #${m.seq} ${m.subject}`);
+    if (m.info.pending === 0) break;
+  }
+}
+const readStreams = c.index.streams.filter((s) => !s.confidential).map((s) => s.name).join(", ");
+check(tokenHolders.length === 0 && total > 0,
+  `no card token in any of the ${total} messages on ${readStreams} nor in the ${dead} dead letters (the cards travel only on CARDS)`,
+  tokenHolders);
 
 // The durables, as contractgen derives them: one per (service, stream).
 const want = new Map();
@@ -123,7 +152,28 @@ for (const [k, subjects] of want) {
 for (const k of have.keys()) if (!want.has(k)) durableDiag.push(`durable ${k} is not derived from the index`);
 check(durableDiag.length === 0, `the ${want.size} durables are exactly the index's, with its filter subjects`, durableDiag);
 
+const newest = new Map();
+for (const m of c.index.messages) if (m.version > (newest.get(m.name)?.version ?? 0)) newest.set(m.name, m);
 for (const m of c.index.messages) {
+  const stream = c.index.streams.find((s) => s.name === m.stream);
+  if (newest.get(m.name) !== m) {
+    const sources = producedBy.get(m.type) || new Set();
+    check(sources.size === 0, `${m.title} v${m.version} was never sent (superseded by v${newest.get(m.name).version}; stored ones are still read)`,
+      [`sources: ${[...sources].join(", ")}`]);
+    continue;
+  }
+  if (stream.confidential) {
+    const si = streams.find((x) => x.config.name === stream.name);
+    const sent = si ? si.state.last_seq : 0;
+    const lagging = m.consumers.filter((svc) => {
+      const ci = have.get(`${m.stream}/${svc}`);
+      return !ci || ci.ack_floor.stream_seq === 0 || ci.num_pending > 0;
+    });
+    check(sent > 0 && lagging.length === 0 && si.state.messages === 0,
+      `${m.title} was sent on confidential ${stream.name} (${sent} in all, unread here) and ${m.consumers.join(", ")} took every one (the work queue holds ${si?.state.messages})`,
+      [`last seq ${sent}`, ...lagging.map((svc) => `${svc} has not consumed them all`)]);
+    continue;
+  }
   const sources = producedBy.get(m.type) || new Set();
   check(sources.size === 1 && sources.has(`/shop/${m.producer}`), `${m.title} was produced by ${m.producer} in the system tests`,
     [sources.size ? `sources: ${[...sources].join(", ")}` : "never produced"]);

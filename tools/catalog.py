@@ -198,6 +198,23 @@ def field_table(model, rel):
     return out
 
 
+def message_key(m):
+    """A message's page, example directory and C name: its name for v1,
+    <name>_v<N> for later majors (tools/contractgen.py's rule)."""
+    return m["name"] if m["version"] == 1 else f"{m['name']}_v{m['version']}"
+
+
+def message_label(m):
+    """A message's name in tables and diagrams: its title, and its major
+    version when it is not the first."""
+    return m["title"] if m["version"] == 1 else f"{m['title']} v{m['version']}"
+
+
+def message_id(m):
+    """A message's id among AsyncAPI components and operations."""
+    return m["title"] if m["version"] == 1 else f"{m['title']}V{m['version']}"
+
+
 def first_example(name):
     d = os.path.join(ROOT, CONTRACTS, "examples", name, "valid")
     files = sorted(f for f in os.listdir(d) if f.endswith(".json"))
@@ -321,7 +338,7 @@ def mermaid_flow(model, scenario):
 # Pages
 
 def link_msg(m, rel=""):
-    return f"[{m['title']}]({rel}messages/{m['name']}.md)"
+    return f"[{message_label(m)}]({rel}messages/{message_key(m)}.md)"
 
 
 def page_index(model):
@@ -358,9 +375,20 @@ def page_index(model):
 def retention(model):
     days = int(eval(model.const("BUS_STREAM_MAX_AGE_MS").replace("LL", ""))) // (24 * 3600 * 1000)
     dup = int(model.const("BUS_DUPLICATE_WINDOW_MS")) // 1000
-    return (f"Every stream keeps messages by limits (not work-queue): {days} days "
-            f"(`BUS_STREAM_MAX_AGE_MS`), with a {dup} s `Nats-Msg-Id` duplicate window "
-            "(`BUS_DUPLICATE_WINDOW_MS`), so a republished event is stored once.")
+    queues = [s["name"] for s in model.index["streams"] if s.get("retention") == "workqueue"]
+    secret = [s["name"] for s in model.index["streams"] if s.get("confidential")]
+    text = (f"Every stream keeps messages for {days} days (`BUS_STREAM_MAX_AGE_MS`), with a {dup} s "
+            "`Nats-Msg-Id` duplicate window (`BUS_DUPLICATE_WINDOW_MS`), so a republished event is "
+            "stored once. They keep them by limits, so every durable reads them")
+    if queues:
+        text += (f", except {', '.join(queues)}: a work queue, which deletes each message once its "
+                 "one consumer acknowledges it")
+    text += "."
+    if secret:
+        text += (f" Confidential: {', '.join(secret)}. Only its producer and its consumers' "
+                 "durables can touch it (the console and the observer are denied every way of reading "
+                 "it, docs/security.md), and its dead letters keep their headers but no body.")
+    return text
 
 
 def page_message(model, m):
@@ -383,6 +411,13 @@ def page_message(model, m):
     emitted_on = [k for k, v in model.saga["emits"].items() if v == m["name"]]
     reactions = [r for r in model.saga["reactions"] if m["name"] in r["emits"]]
     out += ["", "## When", ""]
+    if model.by_name[m["name"]] is not m:
+        # The saga names messages, not versions: it is about the newest.
+        newest = model.by_name[m["name"]]
+        out.append(f"- Never sent any more: {m['producer']} sends {link_msg(newest, '../')} instead. "
+                   f"Those stored before the change are still delivered, and each consumer reads them as "
+                   f"v{newest['version']} (libs/evt/ct_versions.c).")
+        emitted_on, reactions = [], []
     for r in reactions:
         when = f" (when {r['when'].replace('_', ' ')})" if r.get("when") else ""
         note = f": {r['note']}" if r.get("note") else ""
@@ -401,14 +436,18 @@ def page_message(model, m):
             to += f", cancellation requested ({t['request']})" if t.get("request") else ""
             out.append(f"| {frm} | {to} |")
     out += ["", "## Fields (`data`)", ""] + field_table(model, rel)
-    fname, ex = first_example(m["name"])
+    key = message_key(m)
+    fname, ex = first_example(key)
     out += ["", "## Example", "",
-            f"`data` of [`contracts/examples/{m['name']}/valid/{fname}`](../../../contracts/examples/{m['name']}/valid/{fname}),"
+            f"`data` of [`contracts/examples/{key}/valid/{fname}`](../../../contracts/examples/{key}/valid/{fname}),"
             " inside the [CloudEvents envelope](../envelope.md):", "",
             "```json", json.dumps(ex, indent=2, ensure_ascii=False), "```", "",
             "## Versions", "", "| version | type | status |", "|---|---|---|"]
-    for v in sorted((x for x in model.messages if x["name"] == m["name"]), key=lambda x: x["version"]):
-        out.append(f"| v{v['version']} | `{v['type']}` | current |")
+    versions = sorted((x for x in model.messages if x["name"] == m["name"]), key=lambda x: x["version"])
+    for v in versions:
+        status = ("current" if v is versions[-1] else
+                  f"superseded by v{versions[-1]['version']}: no longer sent; stored ones are still read")
+        out.append(f"| [v{v['version']}]({message_key(v)}.md) | `{v['type']}` | {status} |")
     out += ["", "A compatible change keeps the version; a breaking one is a new major version "
             "(new `type` and subject), and the old one stays listed here until it is retired "
             "(checked by `tests/contracts/check_compat.py`).", ""]
@@ -533,7 +572,7 @@ def page_flows(model):
     edges = {}
     for m in model.messages:
         for c in m["consumers"]:
-            edges.setdefault((m["producer"], c), []).append(m["title"])
+            edges.setdefault((m["producer"], c), []).append(message_label(m))
     for (p, c), titles in sorted(edges.items()):
         out.append(f"    {p} -- \"{', '.join(titles)}\" --> {c}")
     out += ["```", ""]
@@ -580,8 +619,9 @@ def asyncapi(model, service):
         payload["properties"] = dict(env["properties"])
         payload["properties"]["data"] = model.inline(m["schema"], model.schemas[m["schema"]])
         payload["properties"]["type"] = dict(env["properties"]["type"], const=m["type"])
-        _, ex = first_example(m["name"])
-        doc["components"]["messages"][m["title"]] = {
+        _, ex = first_example(message_key(m))
+        mid = message_id(m)
+        doc["components"]["messages"][mid] = {
             "name": m["title"], "title": m["title"], "summary": m["description"],
             "contentType": model.const("BUS_CONTENT_TYPE").strip('"'),
             "headers": {"type": "object", "properties": {
@@ -593,18 +633,18 @@ def asyncapi(model, service):
         doc["channels"][cid] = {
             "address": m["subject"],
             "description": f"{m['kind'].capitalize()} {m['title']} v{m['version']} on stream {m['stream']}.",
-            "messages": {m["title"]: {"$ref": f"#/components/messages/{m['title']}"}},
+            "messages": {mid: {"$ref": f"#/components/messages/{mid}"}},
             "x-stream": m["stream"],
         }
         ref = {"$ref": f"#/channels/{cid}"}
-        msg_ref = [{"$ref": f"#/channels/{cid}/messages/{m['title']}"}]
+        msg_ref = [{"$ref": f"#/channels/{cid}/messages/{mid}"}]
         if m["producer"] == service:
-            doc["operations"][f"send{m['title']}"] = {
+            doc["operations"][f"send{mid}"] = {
                 "action": "send", "channel": ref, "messages": msg_ref,
                 "summary": f"Published through the outbox relay to stream {m['stream']}.",
                 "x-outbox": True}
         if service in m["consumers"]:
-            doc["operations"][f"receive{m['title']}"] = {
+            doc["operations"][f"receive{mid}"] = {
                 "action": "receive", "channel": ref, "messages": msg_ref,
                 "summary": f"Pulled by durable {service} on stream {m['stream']}.",
                 "bindings": {"nats": {"queue": service, "bindingVersion": "0.1.0"}},
@@ -624,7 +664,7 @@ def asyncapi(model, service):
 def generate(model):
     files = {"README.md": page_index(model), "flows.md": page_flows(model), "envelope.md": page_envelope(model)}
     for m in model.messages:
-        files[f"messages/{m['name']}.md"] = page_message(model, m)
+        files[f"messages/{message_key(m)}.md"] = page_message(model, m)
     for s in model.services:
         files[f"services/{s['name']}.md"] = page_service(model, s)
         files[f"asyncapi/{s['name']}.json"] = json.dumps(asyncapi(model, s["name"]), indent=2,
@@ -659,8 +699,15 @@ def code_check(model):
                        if f.endswith(".c"))
         emitted = {x.lower() for x in re.findall(r"svc_emit\(\s*\w+,\s*CT_MSG_(\w+)", srcs)}
         handled = {x.lower() for x in re.findall(r"\{\s*CT_MSG_(\w+),\s*\w+\s*\}", srcs)}
-        want_e = {m["name"] for m in model.messages if m["producer"] == s}
-        want_h = {m["name"] for m in model.messages if s in m["consumers"]}
+        # Only the newest major of a message is sent; an older one a
+        # service also consumes reaches the handler of the newest
+        # (libs/evt/ct_versions.c), so only the newest has a route.
+        newest = {}
+        for m in model.messages:
+            newest[m["name"]] = max(newest.get(m["name"], 0), m["version"])
+        current = [m for m in model.messages if m["version"] == newest[m["name"]]]
+        want_e = {message_key(m) for m in current if m["producer"] == s}
+        want_h = {message_key(m) for m in current if s in m["consumers"]}
         for what, got, want in (("sends", emitted, want_e), ("handles", handled, want_h)):
             diag = [f"the code {what} {x}, the index does not say so" for x in sorted(got - want)]
             if what == "handles" and not handled:

@@ -415,6 +415,25 @@ def member_names(field):
 # The index.
 
 
+# Stream retention policies the bus layer declares (bus_ensure_stream):
+# limits keeps messages for their age; workqueue deletes each one once its
+# (single) consumer acknowledges it.
+RETENTIONS = {"limits", "workqueue"}
+
+
+def message_key(m):
+    """The C name of a message (struct ct_<key>, CT_MSG_<KEY>) and its
+    examples directory: its name for v1, <name>_v<N> for later majors, so
+    adding v2 changes nothing that was written for v1."""
+    return m["name"] if m["version"] == 1 else f"{m['name']}_v{m['version']}"
+
+
+def stream_owners(streams):
+    """The services, in stream order, each once (a service may own several
+    streams: the gateway owns GATEWAY and CARDS)."""
+    return list(dict.fromkeys(s["owner"] for s in streams))
+
+
 def pascal(name):
     return "".join(part.capitalize() for part in name.split("_"))
 
@@ -449,13 +468,17 @@ def load_index(root):
     by_stream, domains = {}, {}
     for i, s in enumerate(streams):
         where = f"{rel}#/streams/{i}"
-        check_keys(s, where, ("name", "subjects", "owner"), ("description",))
+        check_keys(s, where, ("name", "subjects", "owner"), ("description", "retention", "confidential"))
         if not isinstance(s["name"], str) or not re.match(r"^[A-Z][A-Z0-9_]*$", s["name"]):
             fail(where, "stream names are UPPER_CASE")
         if s["name"] in by_stream:
             fail(where, f"stream {s['name']} is declared twice")
         if not isinstance(s["owner"], str) or not NAME_RE.match(s["owner"]):
             fail(where, "owner must be a service name")
+        if s.get("retention", "limits") not in RETENTIONS:
+            fail(where, f'retention must be one of {", ".join(sorted(RETENTIONS))}')
+        if not isinstance(s.get("confidential", False), bool):
+            fail(where, "confidential must be true or false")
         subjects = s["subjects"]
         if not isinstance(subjects, list) or not subjects:
             fail(where, '"subjects" must be a non-empty list')
@@ -467,12 +490,12 @@ def load_index(root):
                 fail(where, f"domain {m.group(1)} is already captured by stream {domains[m.group(1)]}")
             domains[m.group(1)] = s["name"]
         by_stream[s["name"]] = s
-    services = [s["owner"] for s in streams]
+    services = stream_owners(streams)
 
     messages = index["messages"]
     if not isinstance(messages, list) or not messages:
         fail(rel, '"messages" must be a non-empty list')
-    seen = {"name": set(), "subject": set(), "type": set()}
+    seen = {"key": set(), "subject": set(), "type": set()}
     for i, m in enumerate(messages):
         where = f"{rel}#/messages/{i}"
         check_keys(m, where, ("name", "title", "kind", "version", "type", "subject", "stream",
@@ -510,10 +533,14 @@ def load_index(root):
         for c in consumers:
             if c not in services:
                 fail(where, f"consumer {json.dumps(c)} is not a service (services are the stream owners)")
+        # A name may come in several major versions; name and version
+        # together (the key) name one message.
+        values = {"key": message_key(m), "subject": m["subject"], "type": m["type"]}
         for key in seen:
-            if m[key] in seen[key]:
-                fail(where, f"{key} {m[key]} is used twice")
-            seen[key].add(m[key])
+            if values[key] in seen[key]:
+                what = f"{name} v{v}" if key == "key" else values[key]
+                fail(where, f"{key.replace('key', 'message')} {what} is used twice")
+            seen[key].add(values[key])
 
     types = index.get("types", [])
     if not isinstance(types, list):
@@ -666,7 +693,7 @@ class Emitter:
         out.append("/* Messages, in index order. */")
         out.append("enum ct_message_id {")
         for m, _ in self.message_objs:
-            out.append(f"\t{macro_name('MSG', m['name'])},")
+            out.append(f"\t{macro_name('MSG', message_key(m))},")
         out.append("\tCT_MSG__COUNT")
         out.append("};")
         out.append(HEADER_BOTTOM.rstrip("\n"))
@@ -853,9 +880,10 @@ class Emitter:
         out.append("const struct ct_message ct_messages[CT_MSG__COUNT] = {")
         for m, obj in self.message_objs:
             out.append("\t{")
-            out.append(f"\t\t.id = {macro_name('MSG', m['name'])},")
+            out.append(f"\t\t.id = {macro_name('MSG', message_key(m))},")
             for key in ("name", "title"):
                 out.append(f"\t\t.{key} = {c_string(m[key])},")
+            out.append(f"\t\t.key = {c_string(message_key(m))},")
             out.append(f"\t\t.kind = {'CT_KIND_EVENT' if m['kind'] == 'event' else 'CT_KIND_COMMAND'},")
             out.append(f"\t\t.version = {m['version']},")
             for key in ("type", "subject", "stream", "producer"):
@@ -878,7 +906,9 @@ class Emitter:
         out.append("const struct ct_stream ct_streams[] = {")
         for s in streams:
             out.append(f"\t{{ {c_string(s['name'])}, ct_stream_{s['name'].lower()}_subjects, "
-                       f"{len(s['subjects'])}, {c_string(s['owner'])} }},")
+                       f"{len(s['subjects'])}, {c_string(s['owner'])}, "
+                       f"{'true' if s.get('retention') == 'workqueue' else 'false'}, "
+                       f"{'true' if s.get('confidential') else 'false'} }},")
         out.append("};")
         out.append("const size_t ct_n_streams = sizeof ct_streams / sizeof ct_streams[0];")
         out.append("")
@@ -887,7 +917,7 @@ class Emitter:
         # and filtered to exactly the subjects that service consumes there.
         # Services in stream-owner order, streams in index order.
         consumers = []
-        for service in [s["owner"] for s in streams]:
+        for service in stream_owners(streams):
             for s in streams:
                 subjects = [m["subject"] for m, _ in self.message_objs
                             if m["stream"] == s["name"] and service in m["consumers"]]
@@ -1011,6 +1041,7 @@ struct ct_message {
 	enum ct_message_id id;
 	const char *name;     /* "order_placed" */
 	const char *title;    /* "OrderPlaced" */
+	const char *key;      /* name and major: "order_placed" (v1), "order_placed_v2" */
 	enum ct_kind kind;
 	int version;          /* major version, part of subject and type */
 	const char *type;     /* CloudEvents type: "shop.orders.order_placed.v1" */
@@ -1036,6 +1067,9 @@ struct ct_stream {
 	const char *const *subjects;
 	size_t n_subjects;
 	const char *owner; /* the service that publishes into it */
+	bool workqueue;    /* retention: each message is deleted once acknowledged */
+	bool confidential; /* only its producer and consumers may read it; its
+			    * dead letters keep no body (docs/security.md) */
 };
 
 extern const struct ct_stream ct_streams[];
@@ -1091,8 +1125,9 @@ def generate(root):
         doc = loader.doc(rel)
         if "title" in entry and doc["title"] != entry["title"]:
             fail(rel, f'title "{doc["title"]}" differs from the index ("{entry["title"]}")')
-        node = loader.node(doc, rel, rel, entry["name"], root=True)
-        if not isinstance(node, Obj) or node.name != entry["name"]:
+        key = message_key(entry) if out is message_objs else entry["name"]
+        node = loader.node(doc, rel, rel, key, root=True)
+        if not isinstance(node, Obj) or node.name != key:
             fail(rel, "a message or type schema must be an object written in place, not a $ref")
         out.append((entry, node))
     # Check every $def of every document read, used or not: an unsupported

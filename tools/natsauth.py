@@ -8,7 +8,8 @@ Writes the `authorization` block that infra/nats/nats.conf includes: one user
 per service, allowed to publish only the subjects the index says it
 produces and to use only the JetStream API of its own durables; a `console`
 and an `observer` user that may read every stream through ephemeral
-(ordered) consumers but never touch a durable or a stream; and `admin`,
+(ordered) consumers but never touch a durable or a stream, and may not read
+a stream the index marks confidential (CARDS) in any way; and `admin`,
 which may do everything (it declares the streams and durables: `shopctl
 declare`, the compose service nats-init). docs/security.md says why each
 permission is there.
@@ -55,12 +56,17 @@ def load(contracts_dir):
         return json.load(f)
 
 
+def services(index):
+    """The services, each once, in stream order (the gateway owns two)."""
+    return list(dict.fromkeys(s["owner"] for s in index["streams"]))
+
+
 def durables(index):
     """(service, stream) for each durable, as contractgen.py derives them:
     one per consuming service and stream, named after the service."""
     streams = [s["name"] for s in index["streams"]]
     out = []
-    for service in [s["owner"] for s in index["streams"]]:
+    for service in services(index):
         for stream in streams:
             if any(m["stream"] == stream and service in m["consumers"] for m in index["messages"]):
                 out.append((service, stream))
@@ -91,6 +97,30 @@ def service_user(index, service, all_durables):
     subscribe = [f"{INBOX_PREFIX}.{service}.>"] + registry_subscribe(service)
     return {"publish": {"allow": publish}, "subscribe": {"allow": subscribe},
             "allow_responses": True}
+
+
+def confidential_streams(index):
+    """The streams the index marks confidential (CARDS): only their
+    producer and their consumers' durables may touch what they hold."""
+    return [s for s in index["streams"] if s.get("confidential")]
+
+
+def reader_denials(index):
+    """(publish deny, subscribe deny) that keep a reader (the console, the
+    observer) out of every confidential stream, whatever the allow list
+    grants: no consumer of any kind on it (named, unnamed, durable), no
+    fetch, no direct or stored-message read, and no subscription to its
+    subjects. Stream and consumer info stay allowed: they hold counts, not
+    messages."""
+    publish, subscribe = [], []
+    for s in confidential_streams(index):
+        n = s["name"]
+        publish += [f"$JS.API.CONSUMER.CREATE.{n}", f"$JS.API.CONSUMER.CREATE.{n}.>",
+                    f"$JS.API.CONSUMER.DURABLE.CREATE.{n}.>", f"$JS.API.CONSUMER.MSG.NEXT.{n}.>",
+                    f"$JS.API.DIRECT.GET.{n}", f"$JS.API.DIRECT.GET.{n}.>",
+                    f"$JS.API.STREAM.MSG.GET.{n}"]
+        subscribe += list(s["subjects"])
+    return publish, subscribe
 
 
 def reader_publish(durable_names, legacy_create):
@@ -126,20 +156,21 @@ def users(index):
     out = [(ADMIN, "declares the streams and durables (shopctl declare, nats-init), shopctl, "
                    "the load test and the test harness: everything",
             {"publish": ">", "subscribe": ">"})]
+    secret_publish, secret_subscribe = reader_denials(index)
     allow, deny = reader_publish(durable_names, legacy_create=True)
-    out.append((CONSOLE, "the console: reads every stream through ordered consumers, the "
-                         "registry and the warnings; registers and logs as itself",
+    out.append((CONSOLE, "the console: reads every stream but the confidential ones through "
+                         "ordered consumers, the registry and the warnings; registers and logs as itself",
                 {"publish": {"allow": allow + ["$SRV.PING", "$SRV.INFO.>", f"{STATUS_PREFIX}.*.*.status",
-                                               f"{LOG_PREFIX}.{CONSOLE}.*"], "deny": deny},
+                                               f"{LOG_PREFIX}.{CONSOLE}.*"], "deny": deny + secret_publish},
                  "subscribe": {"allow": [f"{INBOX_PREFIX}.{CONSOLE}.>", f"{LOG_PREFIX}.>"]
-                               + registry_subscribe(CONSOLE)},
+                               + registry_subscribe(CONSOLE), "deny": secret_subscribe},
                  "allow_responses": True}))
     allow, deny = reader_publish(durable_names, legacy_create=False)
-    out.append((OBSERVER, "read-only: the JavaScript follower and the live contract check",
-                {"publish": {"allow": allow, "deny": deny},
-                 "subscribe": {"allow": [f"{INBOX_PREFIX}.{OBSERVER}.>"]}}))
-    for s in index["streams"]:
-        service = s["owner"]
+    out.append((OBSERVER, "read-only, and never a confidential stream: the JavaScript follower "
+                          "and the live contract check",
+                {"publish": {"allow": allow, "deny": deny + secret_publish},
+                 "subscribe": {"allow": [f"{INBOX_PREFIX}.{OBSERVER}.>"], "deny": secret_subscribe}}))
+    for service in services(index):
         out.append((service, f"the {service} service: publishes what the index says it produces, "
                              "fetches from its own durables only",
                     service_user(index, service, all_durables)))

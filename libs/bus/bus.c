@@ -338,8 +338,9 @@ static bool bus_stream_matches(const jsStreamConfig *have, const jsStreamConfig 
 	       have->Replicas == want->Replicas;
 }
 
-shop_status bus_ensure_stream(struct bus *bus, const char *name, const char *const *subjects,
-			      size_t n_subjects, int replicas)
+static shop_status bus_ensure_stream_with(struct bus *bus, const char *name,
+					  const char *const *subjects, size_t n_subjects,
+					  int replicas, jsRetentionPolicy retention)
 {
 	if (!bus || !name || !*name || !subjects || n_subjects == 0 || n_subjects > INT32_MAX ||
 	    replicas < 1)
@@ -355,7 +356,7 @@ shop_status bus_ensure_stream(struct bus *bus, const char *name, const char *con
 	cfg.Name = name;
 	cfg.Subjects = (const char **)subjects;
 	cfg.SubjectsLen = (int)n_subjects;
-	cfg.Retention = js_LimitsPolicy;
+	cfg.Retention = retention;
 	cfg.Storage = js_FileStorage;
 	cfg.Discard = js_DiscardOld;
 	cfg.MaxAge = BUS_STREAM_MAX_AGE_MS * BUS_NS_PER_MS;
@@ -394,6 +395,19 @@ shop_status bus_ensure_stream(struct bus *bus, const char *name, const char *con
 		st = SHOP_E_CONFLICT;
 	}
 	return st;
+}
+
+shop_status bus_ensure_stream(struct bus *bus, const char *name, const char *const *subjects,
+			      size_t n_subjects, int replicas)
+{
+	return bus_ensure_stream_with(bus, name, subjects, n_subjects, replicas, js_LimitsPolicy);
+}
+
+shop_status bus_ensure_work_queue(struct bus *bus, const char *name, const char *const *subjects,
+				  size_t n_subjects, int replicas)
+{
+	return bus_ensure_stream_with(bus, name, subjects, n_subjects, replicas,
+				      js_WorkQueuePolicy);
 }
 
 static bool bus_consumer_matches(const jsConsumerConfig *have, const jsConsumerConfig *want,

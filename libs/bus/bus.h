@@ -66,6 +66,9 @@
 #define BUS_HDR_DLQ_SEQ "Shop-Dead-Letter-Stream-Seq"
 #define BUS_HDR_DLQ_SUBJECT "Shop-Dead-Letter-Subject"
 #define BUS_HDR_DLQ_DELIVERIES "Shop-Dead-Letter-Deliveries"
+/* On a dead letter of a confidential consumer: its body was not copied. */
+#define BUS_HDR_DLQ_BODY "Shop-Dead-Letter-Body"
+#define BUS_DLQ_BODY_WITHHELD "withheld"
 
 struct bus;
 struct bus_consumer;
@@ -119,6 +122,12 @@ bool bus_is_connected(struct bus *bus);
  * while disconnected. */
 shop_status bus_ensure_stream(struct bus *bus, const char *name, const char *const *subjects,
 			      size_t n_subjects, int replicas);
+/* The same for a work-queue stream: a message is deleted once a consumer
+ * acknowledges (or terms) it, and its consumers' filters may not overlap.
+ * A stream's retention cannot be changed once it exists; declaring an
+ * existing limits stream as a work queue fails. */
+shop_status bus_ensure_work_queue(struct bus *bus, const char *name, const char *const *subjects,
+				  size_t n_subjects, int replicas);
 /* Creates or updates a durable pull consumer: explicit ack, deliver all,
  * BUS_ACK_WAIT_MS, BUS_MAX_DELIVER, BUS_MAX_ACK_PENDING, and the filters. */
 shop_status bus_ensure_consumer(struct bus *bus, const char *stream, const char *durable,
@@ -200,6 +209,12 @@ shop_status bus_msg_term(struct bus_msg *m);
  * waits for the store ack, then terms m. */
 shop_status bus_msg_dead_letter(struct bus *bus, struct bus_consumer *c, struct bus_msg *m,
 				const char *reason);
+/* Marks C as reading a confidential stream: its dead letters then carry the
+ * headers above, the reason and the original subject, but no body, and
+ * BUS_HDR_DLQ_BODY: BUS_DLQ_BODY_WITHHELD, so what the stream keeps from
+ * everyone else (a card token) never lands in the dead-letter stream, which
+ * operators and the console read. Such a letter cannot be replayed. */
+void bus_consumer_set_confidential(struct bus_consumer *c, bool confidential);
 
 /*
  * Watching streams without touching anyone's durable (the console): one

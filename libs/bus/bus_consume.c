@@ -248,6 +248,12 @@ static char *bus_header_value(const char *s)
 	return v;
 }
 
+void bus_consumer_set_confidential(struct bus_consumer *c, bool confidential)
+{
+	if (c)
+		c->confidential = confidential;
+}
+
 shop_status bus_msg_dead_letter(struct bus *bus, struct bus_consumer *c, struct bus_msg *m,
 				const char *reason)
 {
@@ -267,14 +273,18 @@ shop_status bus_msg_dead_letter(struct bus *bus, struct bus_consumer *c, struct 
 	snprintf(deliveries, sizeof(deliveries), "%" PRIu64, m->deliveries);
 
 	size_t len = 0;
-	const char *data = bus_msg_data(m, &len);
+	const char *data = c->confidential ? NULL : bus_msg_data(m, &len);
 	st = bus_nats_msg_new(subject, data, len, &copy);
 	if (st != SHOP_OK)
 		goto out;
 	const char *orig_subject = natsMsg_GetSubject(m->msg);
 	const char *content_type = bus_msg_header(m, BUS_HDR_CONTENT_TYPE);
 	natsStatus s = NATS_OK;
-	if (content_type)
+	if (c->confidential) {
+		s = natsMsgHeader_Delete(copy, BUS_HDR_CONTENT_TYPE); /* there is no content */
+		if (s == NATS_OK)
+			s = natsMsgHeader_Set(copy, BUS_HDR_DLQ_BODY, BUS_DLQ_BODY_WITHHELD);
+	} else if (content_type)
 		s = natsMsgHeader_Set(copy, BUS_HDR_CONTENT_TYPE, content_type);
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(copy, BUS_HDR_DLQ_REASON, why);

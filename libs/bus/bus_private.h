@@ -39,6 +39,7 @@ struct bus_consumer {
 	natsSubscription *sub;
 	char *stream;
 	char *durable;
+	bool confidential; /* dead letters keep no body */
 };
 
 struct bus_msg {

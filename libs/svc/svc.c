@@ -497,8 +497,10 @@ shop_status svc_topology_declare(struct bus *bus, int replicas, const char *serv
 	static const char *const dlq_subjects[] = { BUS_DEADLETTER_PREFIX ".>" };
 	shop_status st = bus_ensure_stream(bus, BUS_DEADLETTER_STREAM, dlq_subjects, 1, replicas);
 	for (size_t i = 0; i < ct_n_streams && st == SHOP_OK; i++)
-		st = bus_ensure_stream(bus, ct_streams[i].name, ct_streams[i].subjects,
-				       ct_streams[i].n_subjects, replicas);
+		st = (ct_streams[i].workqueue
+			      ? bus_ensure_work_queue
+			      : bus_ensure_stream)(bus, ct_streams[i].name, ct_streams[i].subjects,
+						   ct_streams[i].n_subjects, replicas);
 	for (size_t i = 0; i < ct_n_consumers && st == SHOP_OK; i++) {
 		const struct ct_consumer *c = &ct_consumers[i];
 		if (!service || strcmp(c->service, service) == 0)

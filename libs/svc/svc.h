@@ -122,10 +122,14 @@ struct svc_tx {
 	struct svc *svc;
 	struct db *db;                    /* inside BEGIN ... COMMIT */
 	const struct evt_envelope *cause; /* the message being handled, or NULL */
-	const char *correlation_id;       /* when cause is NULL (HTTP, timers); may be NULL */
-	const char *traceparent;          /* when cause is NULL; may be NULL */
-	int64_t now_ms;                   /* wall clock at the start of the transaction */
-	int emitted;                      /* events written to the outbox so far */
+	/* What the handler's data is: cause's message, or the newer major
+	 * version it was read as (libs/evt/ct_versions.h); NULL without a
+	 * cause. */
+	const struct ct_message *message;
+	const char *correlation_id; /* when cause is NULL (HTTP, timers); may be NULL */
+	const char *traceparent;    /* when cause is NULL; may be NULL */
+	int64_t now_ms;             /* wall clock at the start of the transaction */
+	int emitted;                /* events written to the outbox so far */
 	/* Set by the consumer loop: svc_emit keeps the rows here and the loop
 	 * writes them with one statement before the commit (svc_outbox.c).
 	 * NULL everywhere else: each row is inserted at once. */

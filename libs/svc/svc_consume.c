@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "evt/ct_versions.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,16 @@ static const struct svc_route *svc_route_find(const struct svc_spec *spec, enum 
 		if (spec->routes[i].message == id)
 			return &spec->routes[i];
 	return NULL;
+}
+
+/* Whether the index marks STREAM confidential (its dead letters keep no
+ * body: bus_consumer_set_confidential). */
+static bool svc_stream_confidential(const char *stream)
+{
+	for (size_t i = 0; i < ct_n_streams; i++)
+		if (strcmp(ct_streams[i].name, stream) == 0)
+			return ct_streams[i].confidential;
+	return false;
 }
 
 static bool svc_consumes(const struct svc_spec *spec, const struct ct_message *m)
@@ -115,6 +126,27 @@ struct svc_item {
 	char reason[SVC_REASON_MAX];
 };
 
+/* An older major version the service has no route for is read as the
+ * newest it can be upgraded to (libs/evt/ct_versions.h): the handler of
+ * OrderPlaced v2 also gets the stored v1s, without their card token. What
+ * the old struct held is wiped before it is freed, so a dropped field (the
+ * token) does not linger in freed memory. it->m becomes the message the
+ * data now is; the checks above (subject, source, consumer) were made on
+ * the one that arrived. */
+static void svc_item_upgrade(const struct svc_spec *spec, struct svc_item *it)
+{
+	const struct ct_upgrade *up;
+	while (!svc_route_find(spec, it->m->id) && (up = ct_upgrade_find(it->m->id)) != NULL) {
+		const struct ct_message *to = &ct_messages[up->to];
+		void *newer = xcalloc(1, to->data_size);
+		up->upgrade(it->data, newer);
+		explicit_bzero(it->data, it->m->data_size);
+		free(it->data);
+		it->data = newer;
+		it->m = to;
+	}
+}
+
 /* Decodes and checks one message against the contracts, outside any
  * transaction; a message that fails here is SHOP_E_INVALID with a reason. */
 static shop_status svc_item_decode(struct svc *svc, struct svc_item *it)
@@ -151,17 +183,18 @@ static shop_status svc_item_decode(struct svc *svc, struct svc_item *it)
 			 it->m->name);
 		return SHOP_E_INVALID;
 	}
-	const struct svc_route *route = svc_route_find(svc->spec, it->m->id);
-	it->handle = route ? route->handle : svc->spec->any_route;
-	if (!it->handle) {
-		snprintf(it->reason, sizeof(it->reason), "no handler for %s in %s", it->m->name,
-			 svc->spec->name);
-		return SHOP_E_INVALID;
-	}
 	it->data = xcalloc(1, it->m->data_size);
 	if (it->m->parse(it->env.data, it->data, &errs) != SHOP_OK) {
 		svc_reason_from_errors(&errs, "data violates the contract", it->reason,
 				       sizeof(it->reason));
+		return SHOP_E_INVALID;
+	}
+	svc_item_upgrade(svc->spec, it);
+	const struct svc_route *route = svc_route_find(svc->spec, it->m->id);
+	it->handle = route ? route->handle : svc->spec->any_route;
+	if (!it->handle) {
+		snprintf(it->reason, sizeof(it->reason), "no handler for %s v%d in %s", it->m->name,
+			 it->m->version, svc->spec->name);
 		return SHOP_E_INVALID;
 	}
 	return SHOP_OK;
@@ -190,6 +223,7 @@ static enum svc_apply svc_item_apply(struct svc *svc, struct db *db, const char 
 	struct svc_tx tx = { .svc = svc,
 			     .db = db,
 			     .cause = &it->env,
+			     .message = it->m,
 			     .now_ms = clock_now_ms(),
 			     .rows = rows,
 			     .reject_reason = it->reason,
@@ -590,6 +624,9 @@ void *svc_consumer_main(void *arg)
 									cons->n_filter_subjects);
 			if (bst == SHOP_OK)
 				bst = bus_consumer_open(svc->bus, cons->stream, cons->durable, &bc);
+			if (bst == SHOP_OK)
+				bus_consumer_set_confidential(bc, svc_stream_confidential(
+									  cons->stream));
 			if (bst != SHOP_OK) {
 				if (bst == SHOP_E_NOT_FOUND)
 					svc_topology_lost(svc);

@@ -196,14 +196,16 @@ static bool console_clients_enter(struct console *c)
 }
 
 /* The watch's sources: every stream of the contracts index, each with each
- * of its subjects. */
+ * of its subjects, but the confidential ones (CARDS), which the console
+ * user may not read at all (docs/security.md). */
 size_t console_stream_sources(struct bus_watch_source *src, size_t cap)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < ct_n_streams; i++)
-		for (size_t k = 0; k < ct_streams[i].n_subjects && n < cap; k++)
-			src[n++] = (struct bus_watch_source){ ct_streams[i].name,
-							      ct_streams[i].subjects[k] };
+		if (!ct_streams[i].confidential)
+			for (size_t k = 0; k < ct_streams[i].n_subjects && n < cap; k++)
+				src[n++] = (struct bus_watch_source){ ct_streams[i].name,
+								      ct_streams[i].subjects[k] };
 	return n;
 }
 

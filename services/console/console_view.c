@@ -345,8 +345,10 @@ static int console_status_of(enum ct_message_id m)
 {
 	switch (m) {
 	case CT_MSG_PLACE_ORDER:
+	case CT_MSG_PLACE_ORDER_V2:
 		return CONSOLE_ORDER_ACCEPTED;
 	case CT_MSG_ORDER_PLACED:
+	case CT_MSG_ORDER_PLACED_V2:
 		return CONSOLE_ORDER_PENDING;
 	case CT_MSG_ORDER_RESERVED:
 		return CONSOLE_ORDER_RESERVED;
@@ -442,7 +444,7 @@ void console_view_event(struct console_view *v, const char *data, size_t len)
 			o->tracked = o->tracked || s >= 0;
 			if (at_ms > o->last_ms)
 				o->last_ms = at_ms;
-			if (m->id == CT_MSG_PLACE_ORDER)
+			if (m->id == CT_MSG_PLACE_ORDER || m->id == CT_MSG_PLACE_ORDER_V2)
 				console_rate_add(&v->accepted, at_ms / 1000);
 			else if (m->id == CT_MSG_ORDER_SHIPPED)
 				console_rate_add(&v->shipped, at_ms / 1000);

@@ -173,7 +173,8 @@ static shop_status gateway_create_replay(struct svc_tx *tx, struct gateway_creat
 static shop_status gateway_create_tx(struct svc_tx *tx, void *arg)
 {
 	struct gateway_create *c = arg;
-	struct ct_place_order *cmd = xcalloc(1, sizeof(*cmd));
+	struct ct_place_order_v2 *cmd = xcalloc(1, sizeof(*cmd));
+	struct ct_submit_card *card = xcalloc(1, sizeof(*card));
 	cJSON *items = NULL, *body = NULL;
 	char *items_text = NULL;
 	shop_status st;
@@ -210,9 +211,17 @@ static shop_status gateway_create_tx(struct svc_tx *tx, void *arg)
 	memcpy(cmd->email, q->email, sizeof(cmd->email));
 	memcpy(cmd->items, q->items, sizeof(cmd->items));
 	cmd->items_len = q->items_len;
-	cmd->payment = q->payment;
 	cmd->shipping_address = q->shipping_address;
-	st = svc_emit(tx, CT_MSG_PLACE_ORDER, c->order_id, cmd);
+	st = svc_emit(tx, CT_MSG_PLACE_ORDER_V2, c->order_id, cmd);
+	if (st != SHOP_OK)
+		goto out;
+	/* The card goes to payments alone, on the confidential stream CARDS,
+	 * never in the order that every other service reads (issue 7). Same
+	 * transaction: both commands or neither. */
+	snprintf(card->order_id, sizeof(card->order_id), "%s", c->order_id);
+	memcpy(card->customer_id, q->customer_id, sizeof(card->customer_id));
+	card->payment = q->payment;
+	st = svc_emit(tx, CT_MSG_SUBMIT_CARD, c->order_id, card);
 	if (st != SHOP_OK)
 		goto out;
 
@@ -230,6 +239,8 @@ out:
 	cJSON_Delete(items);
 	free(items_text);
 	free(cmd);
+	explicit_bzero(card, sizeof(*card));
+	free(card);
 	return st;
 }
 

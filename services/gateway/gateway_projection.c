@@ -87,7 +87,7 @@ static const char *gateway_source_service(const char *source)
 	return slash ? slash + 1 : source;
 }
 
-static shop_status gateway_view_create(struct svc_tx *tx, const struct ct_order_placed *e)
+static shop_status gateway_view_create(struct svc_tx *tx, const struct ct_order_placed_v2 *e)
 {
 	cJSON *items = cJSON_CreateArray();
 	for (size_t i = 0; i < e->items_len; i++)
@@ -158,7 +158,8 @@ static const char *gateway_detail(const struct ct_message *m, const void *data)
 shop_status gateway_project(struct svc_tx *tx, const void *data)
 {
 	const struct evt_envelope *ev = tx->cause;
-	const struct ct_message *m = ct_message_by_type(ev->type);
+	/* What data is: an OrderPlaced v1 arrives read as v2 (tx->message). */
+	const struct ct_message *m = tx->message ? tx->message : ct_message_by_type(ev->type);
 	shop_status st;
 
 	if (m->id == CT_MSG_STOCK_LEVEL_CHANGED) {
@@ -179,7 +180,7 @@ shop_status gateway_project(struct svc_tx *tx, const void *data)
 		return st;
 
 	switch (m->id) {
-	case CT_MSG_ORDER_PLACED:
+	case CT_MSG_ORDER_PLACED_V2:
 		return gateway_view_create(tx, data);
 	case CT_MSG_STOCK_RESERVED:
 		return gateway_view_price(tx, data);

@@ -294,9 +294,9 @@ static shop_status batch_begin(struct svc_tx *tx, const struct svc_batch_msg *ms
 	shop_status st = SHOP_OK;
 
 	for (size_t i = 0; i < n; i++) {
-		if (msgs[i].message != CT_MSG_ORDER_PLACED)
+		if (msgs[i].message != CT_MSG_ORDER_PLACED_V2)
 			continue;
-		const struct ct_order_placed *m = msgs[i].data;
+		const struct ct_order_placed_v2 *m = msgs[i].data;
 		cJSON_AddItemToArray(ids, cJSON_CreateString(m->order_id));
 		for (size_t j = 0; j < m->items_len; j++)
 			cJSON_AddItemToArray(skus, cJSON_CreateString(m->items[j].sku));

@@ -28,7 +28,7 @@
  * pattern, so characters are bytes), and events have room for every line
  * and SKU of an order. */
 _Static_assert(CT_ORDER_LINE_SKU_MAX <= INVENTORY_SKU_MAX, "a contract SKU fits");
-_Static_assert(CT_ORDER_PLACED_ITEMS_MAX <= INVENTORY_LINES_MAX, "an order's lines fit");
+_Static_assert(CT_ORDER_PLACED_V2_ITEMS_MAX <= INVENTORY_LINES_MAX, "an order's lines fit");
 _Static_assert(CT_STOCK_RESERVED_LINES_MAX >= INVENTORY_LINES_MAX, "StockReserved has room");
 _Static_assert(CT_STOCK_RELEASED_LINES_MAX >= INVENTORY_LINES_MAX, "StockReleased has room");
 _Static_assert(CT_STOCK_REJECTED_SKUS_MAX >= INVENTORY_LINES_MAX, "StockRejected has room");
@@ -38,7 +38,7 @@ _Static_assert(CT_STOCK_LEVEL_CHANGED_NAME_MAX >= INVENTORY_NAME_MAX, "a product
 _Static_assert(INVENTORY_TOTAL_MAX_CENTS == CT_AMOUNT_CENTS_MAX, "the contract's total ceiling");
 _Static_assert(CT_STOCK_RESERVED_TOTAL_CENTS_MAX >= INVENTORY_TOTAL_MAX_CENTS,
 	       "StockReserved carries any total");
-_Static_assert(INVENTORY_TOTAL_MAX_CENTS >= (int64_t)CT_ORDER_PLACED_ITEMS_MAX *
+_Static_assert(INVENTORY_TOTAL_MAX_CENTS >= (int64_t)CT_ORDER_PLACED_V2_ITEMS_MAX *
 						    CT_ORDER_LINE_QUANTITY_MAX * CT_CENTS_MAX,
 	       "the largest valid order at the highest valid price is not too large");
 
@@ -172,7 +172,7 @@ static shop_status emit_released(struct svc_tx *tx, const char *order_id,
 
 shop_status inventory_handle_order_placed(struct svc_tx *tx, const void *data)
 {
-	const struct ct_order_placed *msg = data;
+	const struct ct_order_placed_v2 *msg = data;
 	struct inventory_line lines[INVENTORY_LINES_MAX];
 	struct inventory_result *res = xcalloc(1, sizeof(*res));
 	struct log_ids ids;
@@ -299,7 +299,7 @@ out:
 }
 
 const struct svc_route inventory_routes[] = {
-	{ CT_MSG_ORDER_PLACED, inventory_handle_order_placed },
+	{ CT_MSG_ORDER_PLACED_V2, inventory_handle_order_placed },
 	{ CT_MSG_ORDER_CANCELLED, inventory_handle_order_cancelled },
 	{ CT_MSG_PAYMENT_DECLINED, inventory_handle_payment_declined },
 };

@@ -101,7 +101,7 @@ static shop_status notifications_recipient(struct svc_tx *tx, const char *order_
 
 shop_status notifications_handle_order_placed(struct svc_tx *tx, const void *data)
 {
-	const struct ct_order_placed *msg = data;
+	const struct ct_order_placed_v2 *msg = data;
 	shop_status st = notifications_store_recipient_put(tx->db, msg->order_id, msg->email,
 							   msg->customer_id, tx->now_ms);
 	if (st != SHOP_OK)
@@ -155,7 +155,7 @@ shop_status notifications_handle_order_cancelled(struct svc_tx *tx, const void *
 }
 
 const struct svc_route notifications_routes[] = {
-	{ CT_MSG_ORDER_PLACED, notifications_handle_order_placed },
+	{ CT_MSG_ORDER_PLACED_V2, notifications_handle_order_placed },
 	{ CT_MSG_ORDER_SHIPPED, notifications_handle_order_shipped },
 	{ CT_MSG_ORDER_CANCELLED, notifications_handle_order_cancelled },
 };

@@ -41,10 +41,10 @@
 /* The row holds whatever a valid PlaceOrder carries. */
 #define ORDERS_FIELD_SIZE(type, field) sizeof(((type *)0)->field)
 _Static_assert(ORDERS_FIELD_SIZE(struct orders_row, customer_id) >=
-		       ORDERS_FIELD_SIZE(struct ct_place_order, customer_id),
+		       ORDERS_FIELD_SIZE(struct ct_place_order_v2, customer_id),
 	       "orders_row.customer_id is smaller than the contract allows");
 _Static_assert(ORDERS_FIELD_SIZE(struct orders_row, email) >=
-		       ORDERS_FIELD_SIZE(struct ct_place_order, email),
+		       ORDERS_FIELD_SIZE(struct ct_place_order_v2, email),
 	       "orders_row.email is smaller than the contract allows");
 _Static_assert(ORDERS_FIELD_SIZE(struct orders_row, correlation_id) >=
 		       ORDERS_FIELD_SIZE(struct evt_envelope, correlationid),
@@ -276,11 +276,24 @@ static char *orders_items_json(const struct ct_order_line *items, size_t n)
 	return text;
 }
 
+/*
+ * PlaceOrder v2, and v1: a PlaceOrder v1 still on the gateway stream from
+ * before the upgrade reaches this handler read as v2 (libs/evt/ct_versions.c
+ * drops its card token), so orders emits OrderPlaced v2 for it too and
+ * never OrderPlaced v1. Emitting v1 would have kept that order payable the
+ * old way, but only by putting its card token on the orders stream again,
+ * where inventory, shipping, notifications, the gateway, the console and
+ * the observer all read it: the hole issue 7 closes. Such an order gets no
+ * SubmitCard (the gateway sent its card inside PlaceOrder v1), so payments
+ * never charges it and the deadline sweeper cancels it (timeout), releasing
+ * its stock and telling the customer. Draining the gateway stream before
+ * upgrading avoids even that (docs/runbook.md).
+ */
 shop_status orders_handle_place_order(struct svc_tx *tx, const void *data)
 {
-	const struct ct_place_order *cmd = data;
+	const struct ct_place_order_v2 *cmd = data;
 	struct log_ids ids = orders_log_ids(tx, cmd->order_id);
-	struct ct_order_placed *ev = NULL;
+	struct ct_order_placed_v2 *ev = NULL;
 	bool inserted = false;
 	char *items = orders_items_json(cmd->items, cmd->items_len);
 	struct orders_new o = {
@@ -314,9 +327,8 @@ shop_status orders_handle_place_order(struct svc_tx *tx, const void *data)
 	for (size_t i = 0; i < cmd->items_len; i++)
 		ev->items[i] = cmd->items[i];
 	ev->items_len = cmd->items_len;
-	ev->payment = cmd->payment;
 	ev->shipping_address = cmd->shipping_address;
-	st = svc_emit(tx, CT_MSG_ORDER_PLACED, cmd->order_id, ev);
+	st = svc_emit(tx, CT_MSG_ORDER_PLACED_V2, cmd->order_id, ev);
 	if (st == SHOP_OK)
 		log_debug(&ids, "order placed: PENDING until %lld", (long long)o.deadline_at_ms);
 out:
@@ -458,7 +470,7 @@ shop_status orders_sweep(struct svc *svc, struct db *db)
 /* ---- wiring ------------------------------------------------------------ */
 
 const struct svc_route orders_routes[] = {
-	{ CT_MSG_PLACE_ORDER, orders_handle_place_order },
+	{ CT_MSG_PLACE_ORDER_V2, orders_handle_place_order },
 	{ CT_MSG_CANCEL_ORDER, orders_handle_cancel_order },
 	{ CT_MSG_STOCK_RESERVED, orders_handle_stock_reserved },
 	{ CT_MSG_STOCK_REJECTED, orders_handle_stock_rejected },

@@ -2,9 +2,10 @@
  * payments - charges the reserved total of an order through the simulated
  * card provider, and refunds it when the order is cancelled after payment.
  *
- * Consumes OrderPlaced (records the payment intent with the card token),
- * StockReserved (charges what the reservation carries) and OrderCancelled
- * (refunds a charge, or cancels an uncharged intent); emits
+ * Consumes SubmitCard (the card token, from the confidential stream CARDS:
+ * no other service ever sees it), StockReserved (the total to charge;
+ * whichever of the two arrives second charges) and OrderCancelled (refunds
+ * a charge, or cancels an uncharged payment); emits
  * PaymentAuthorized, PaymentDeclined and PaymentRefunded. A periodic
  * reconciliation refunds any charge the provider's ledger holds for a
  * cancelled payment.

@@ -36,17 +36,34 @@ shop_status payments_status_parse(const char *s, enum payments_status *ret_statu
 	return SHOP_E_INVALID;
 }
 
-enum payments_action payments_decide(enum payments_event ev, bool exists, enum payments_status st)
+/* SubmitCard or StockReserved: each brings one of the two facts a charge
+ * needs. Whichever makes them two charges; the first is recorded; one that
+ * is already there (a redelivery) changes nothing. A row that is no longer
+ * NEW (charged, declined, a cancellation's tombstone) is left alone. */
+static enum payments_action payments_decide_arrival(bool brings_card,
+						    const struct payments_facts *f)
 {
+	if (!f->exists)
+		return PAYMENTS_ACT_CREATE;
+	if (f->status != PAYMENTS_NEW)
+		return PAYMENTS_ACT_NONE;
+	bool card = f->has_card || brings_card;
+	bool reservation = f->has_reservation || !brings_card;
+	if (card && reservation)
+		return PAYMENTS_ACT_CHARGE;
+	bool already = brings_card ? f->has_card : f->has_reservation;
+	return already ? PAYMENTS_ACT_NONE : PAYMENTS_ACT_RECORD;
+}
+
+enum payments_action payments_decide(enum payments_event ev, const struct payments_facts *f)
+{
+	bool exists = f->exists;
+	enum payments_status st = f->status;
 	switch (ev) {
-	case PAYMENTS_EV_ORDER_PLACED:
-		/* An existing row (a duplicate intent, or a tombstone left by an
-		 * earlier cancellation) is kept as it is. */
-		return exists ? PAYMENTS_ACT_NONE : PAYMENTS_ACT_CREATE;
+	case PAYMENTS_EV_CARD_SUBMITTED:
+		return payments_decide_arrival(true, f);
 	case PAYMENTS_EV_STOCK_RESERVED:
-		if (!exists)
-			return PAYMENTS_ACT_WAIT; /* the card token comes with OrderPlaced */
-		return st == PAYMENTS_NEW ? PAYMENTS_ACT_CHARGE : PAYMENTS_ACT_NONE;
+		return payments_decide_arrival(false, f);
 	case PAYMENTS_EV_ORDER_CANCELLED:
 		if (!exists)
 			return PAYMENTS_ACT_TOMBSTONE;

@@ -1,21 +1,28 @@
 /*
  * payments_domain.h - what payments decides, without I/O.
  *
- * A payment moves through a small state machine, one row per order:
+ * A payment moves through a small state machine, one row per order. A
+ * charge needs two facts from two streams: the card (SubmitCard, on the
+ * confidential stream CARDS: the only place the token travels) and the
+ * reserved total (StockReserved, on INVENTORY). NEW holds whichever came
+ * first; the second one charges:
  *
- *   (none) --OrderPlaced--> NEW --StockReserved--> CHARGED --OrderCancelled--> REFUNDED
- *                            |                 \-> DECLINED
- *                            |--OrderCancelled, provider has no charge--> CANCELLED
- *                            \--OrderCancelled, provider has a charge--> REFUNDED
- *   (none) --OrderCancelled--> CANCELLED (a tombstone: a late OrderPlaced
- *                                         finds the row and leaves it alone)
+ *   (none) --SubmitCard | StockReserved--> NEW (card, or total)
+ *   NEW (card) --StockReserved--> CHARGED | DECLINED
+ *   NEW (total) --SubmitCard--> CHARGED | DECLINED
+ *   CHARGED --OrderCancelled--> REFUNDED
+ *   NEW --OrderCancelled, provider has no charge--> CANCELLED
+ *   NEW --OrderCancelled, provider has a charge--> REFUNDED
+ *   (none) --OrderCancelled--> CANCELLED (a tombstone: a late SubmitCard or
+ *                                         StockReserved finds it and does nothing)
  *   CANCELLED --ledger holds an open charge (reconciliation)--> REFUNDED
  *
  * Messages arrive twice, late or out of order; every (state, message) pair
- * that is not a legal transition is a no-op, except StockReserved before
- * OrderPlaced, which waits (the intent carries the card token the charge
- * needs). Only NEW is ever charged, so a charged payment is never charged
- * again.
+ * that is not a legal transition is a no-op: a second SubmitCard or
+ * StockReserved for a NEW row that has that fact already changes nothing.
+ * Only NEW is ever charged, and a charge leaves NEW in the transaction
+ * that made it, so a payment is charged at most once. The token is kept
+ * only while NEW waits for the total: leaving NEW clears it.
  *
  * A NEW row does not prove that nothing was charged: the provider commits a
  * charge on its own connection before the handler's transaction records it,
@@ -44,8 +51,8 @@ enum payments_status {
 
 /* The messages payments consumes. */
 enum payments_event {
-	PAYMENTS_EV_ORDER_PLACED,
-	PAYMENTS_EV_STOCK_RESERVED,
+	PAYMENTS_EV_CARD_SUBMITTED, /* SubmitCard: the card */
+	PAYMENTS_EV_STOCK_RESERVED, /* the reserved total */
 	PAYMENTS_EV_ORDER_CANCELLED,
 	/* Not a message: the reconciliation found an approved, unrefunded
 	 * charge for the order on the provider's ledger. */
@@ -55,9 +62,10 @@ enum payments_event {
 
 enum payments_action {
 	PAYMENTS_ACT_NONE,         /* duplicate, stale or illegal: nothing to do */
-	PAYMENTS_ACT_WAIT,         /* an earlier fact is missing: SHOP_E_NOT_READY */
-	PAYMENTS_ACT_CREATE,       /* record the intent (NEW) with the card token */
-	PAYMENTS_ACT_CHARGE,       /* charge the reserved total through the provider */
+	PAYMENTS_ACT_CREATE,       /* no row: insert NEW with the event's fact */
+	PAYMENTS_ACT_RECORD,       /* NEW without the event's fact: add it, wait */
+	PAYMENTS_ACT_CHARGE,       /* NEW, and with this event both facts are
+				    * there: charge the reserved total to the card */
 	PAYMENTS_ACT_CANCEL,       /* NEW: ask the provider by key; REFUNDED when it
 				 * holds a charge, else CANCELLED */
 	PAYMENTS_ACT_TOMBSTONE,    /* no intent yet: remember the cancellation */
@@ -78,9 +86,16 @@ const char *payments_status_name(enum payments_status st);
 /* SHOP_E_INVALID for a string that is not a status. */
 shop_status payments_status_parse(const char *s, enum payments_status *ret_status);
 
-/* The decision table: what event ev does to a payment that exists with
- * status st, or does not exist (exists false; st is then ignored). */
-enum payments_action payments_decide(enum payments_event ev, bool exists, enum payments_status st);
+/* What is known of an order's payment when a message arrives. */
+struct payments_facts {
+	bool exists; /* a row; the rest is ignored without one */
+	enum payments_status status;
+	bool has_card;        /* NEW: SubmitCard was recorded */
+	bool has_reservation; /* NEW: StockReserved's total was recorded */
+};
+
+/* The decision table: what event ev does to the payment F describes. */
+enum payments_action payments_decide(enum payments_event ev, const struct payments_facts *f);
 
 /* What a charge outcome makes of a NEW payment: SHOP_OK with CHARGED or
  * DECLINED, or SHOP_E_UNAVAILABLE for a transient failure (the message is

@@ -1,14 +1,18 @@
 /*
- * payments_handlers.c - turns OrderPlaced, StockReserved and OrderCancelled
+ * payments_handlers.c - turns SubmitCard, StockReserved and OrderCancelled
  * into payment decisions.
  *
- * StockReserved and OrderCancelled lock and read the order's payment row
- * (payments_store.c), ask payments_domain.c what to do, and carry it out: the
- * lock means the decision still holds when it is written, so a cancellation
- * can never slip between "the intent is NEW" and "it is CHARGED" (it waits
- * for the charge to commit, then refunds it). OrderPlaced is one insert whose
- * conflict clause is the decision. Events go through svc_emit (outbox), in
- * the transaction of the transition they report, so each is emitted once.
+ * Each handler locks and reads the order's payment row (payments_store.c),
+ * asks payments_domain.c what to do, and carries it out: the lock means the
+ * decision still holds when it is written, so a cancellation can never slip
+ * between "the intent is NEW" and "it is CHARGED" (it waits for the charge
+ * to commit, then refunds it), and SubmitCard and StockReserved, which come
+ * on two streams in either order, charge once: whichever finds the other's
+ * fact under the lock charges, the other only records its own. When there
+ * is no row to lock, the insert's conflict clause is the tie-break: the
+ * loser decides again and finds the winner's row. Events go through
+ * svc_emit (outbox), in the transaction of the transition they report, so
+ * each is emitted once.
  *
  * The provider call is the one effect outside the transaction. It is keyed
  * by the order id, so a handler that is retried after the provider answered
@@ -36,7 +40,7 @@
 /* What arrives must fit what the table and the provider keep. Order ids and
  * currencies are ASCII by their patterns, so their character limits are
  * byte limits; a card token may be any UTF-8, so its whole buffer must fit. */
-_Static_assert(CT_ORDER_PLACED_ORDER_ID_MAX <= PAYMENTS_ORDER_ID_MAX &&
+_Static_assert(CT_SUBMIT_CARD_ORDER_ID_MAX <= PAYMENTS_ORDER_ID_MAX &&
 		       CT_STOCK_RESERVED_ORDER_ID_MAX <= PAYMENTS_ORDER_ID_MAX &&
 		       CT_ORDER_CANCELLED_ORDER_ID_MAX <= PAYMENTS_ORDER_ID_MAX,
 	       "order ids fit the payments row");
@@ -130,32 +134,12 @@ static shop_status payments_load(struct svc_tx *tx, const char *order_id,
 	return st;
 }
 
-shop_status payments_handle_order_placed(struct svc_tx *tx, const void *data)
-{
-	const struct ct_order_placed *msg = data;
-	struct log_ids ids = payments_log_ids(tx, msg->order_id);
-	bool inserted = false;
-
-	/* The insert's conflict clause is the decision (payments_decide:
-	 * CREATE when no row, NONE otherwise), taken atomically: a row that
-	 * exists, even a cancellation's tombstone, is left as it is. */
-	shop_status st = payments_store_insert_intent(tx->db, msg->order_id,
-						      msg->payment.card_token, tx->now_ms,
-						      &inserted);
-	if (st != SHOP_OK) {
-		log_warn(&ids, "recording the payment intent failed: %s", shop_status_name(st));
-		return st;
-	}
-	if (inserted)
-		log_debug(&ids, "payment intent recorded");
-	else
-		log_debug(&ids, "payment already known; intent left as it is");
-	return SHOP_OK;
-}
-
-/* Charges a NEW payment (locked by the caller) the reserved total. */
+/* Charges a NEW payment (locked by the caller) the reserved total to the
+ * card: one of the two comes from the row, the other from the message that
+ * just arrived. */
 static shop_status payments_charge(struct svc_tx *tx, const struct payments_row *row,
-				   const struct ct_stock_reserved *msg, const struct log_ids *ids)
+				   const char *card_token, int64_t total_cents,
+				   const char *currency, const struct log_ids *ids)
 {
 	struct payments_provider *provider = payments_ctx_provider(tx);
 	struct payments_provider_charge_result res;
@@ -166,13 +150,12 @@ static shop_status payments_charge(struct svc_tx *tx, const struct payments_row 
 		log_error(ids, "no card provider configured");
 		return SHOP_E_INTERNAL;
 	}
-	if (!payments_amount_valid(msg->total_cents)) {
-		log_error(ids, "reserved total %lld cannot be charged",
-			  (long long)msg->total_cents);
+	if (!payments_amount_valid(total_cents)) {
+		log_error(ids, "reserved total %lld cannot be charged", (long long)total_cents);
 		return SHOP_E_INVALID;
 	}
-	st = payments_provider_charge(provider, row->order_id, row->card_token, msg->total_cents,
-				      msg->currency, &res);
+	st = payments_provider_charge(provider, row->order_id, card_token, total_cents, currency,
+				      &res);
 	if (st == SHOP_E_UNAVAILABLE) {
 		/* The attempt is on the provider's ledger; the redelivery asks
 		 * again with the same key. */
@@ -201,24 +184,21 @@ static shop_status payments_charge(struct svc_tx *tx, const struct payments_row 
 		char payment_id[IDS_UUID_SIZE];
 		ids_uuid7(payment_id);
 		st = payments_store_mark_charged(tx->db, row->order_id, payment_id, res.charge_id,
-						 msg->total_cents, msg->currency, res.attempts,
-						 tx->now_ms);
+						 total_cents, currency, res.attempts, tx->now_ms);
 		if (st == SHOP_OK)
-			st = payments_emit_authorized(tx, row->order_id, payment_id,
-						      msg->total_cents, msg->currency,
-						      res.attempts);
+			st = payments_emit_authorized(tx, row->order_id, payment_id, total_cents,
+						      currency, res.attempts);
 		if (st == SHOP_OK)
 			log_debug(ids,
 				  "payment %s authorized: %lld %s, charge %s after %lld attempt(s)",
-				  payment_id, (long long)msg->total_cents, msg->currency,
-				  res.charge_id, (long long)res.attempts);
+				  payment_id, (long long)total_cents, currency, res.charge_id,
+				  (long long)res.attempts);
 	} else {
 		st = payments_store_mark_declined(tx->db, row->order_id, res.decline_reason,
-						  msg->total_cents, msg->currency, res.attempts,
-						  tx->now_ms);
+						  total_cents, currency, res.attempts, tx->now_ms);
 		if (st == SHOP_OK)
 			st = payments_emit_declined(tx, row->order_id, res.decline_reason,
-						    msg->total_cents, msg->currency);
+						    total_cents, currency);
 		if (st == SHOP_OK)
 			log_debug(ids, "payment declined: %s", res.decline_reason);
 	}
@@ -226,35 +206,96 @@ static shop_status payments_charge(struct svc_tx *tx, const struct payments_row 
 	return st == SHOP_E_CONFLICT ? SHOP_E_INTERNAL : st;
 }
 
+static struct payments_facts payments_facts_of(const struct payments_row *row, bool exists)
+{
+	return (struct payments_facts){
+		.exists = exists,
+		.status = row->status,
+		.has_card = row->card_token[0] != '\0',
+		.has_reservation = row->has_reservation,
+	};
+}
+
+/* One of the two facts a charge needs has arrived: the card (SubmitCard,
+ * card_token set) or the reserved total (StockReserved, card_token NULL).
+ * The first one is recorded and waits; the second charges. Each is
+ * idempotent: a redelivery finds its fact recorded (or the row past NEW)
+ * and does nothing. */
+static shop_status payments_arrival(struct svc_tx *tx, const char *order_id, const char *card_token,
+				    int64_t total_cents, const char *currency)
+{
+	bool brings_card = card_token != NULL;
+	enum payments_event ev = brings_card ? PAYMENTS_EV_CARD_SUBMITTED
+					     : PAYMENTS_EV_STOCK_RESERVED;
+	const char *what = brings_card ? "card" : "reserved total";
+	struct log_ids ids = payments_log_ids(tx, order_id);
+	shop_status st = SHOP_E_INTERNAL;
+
+	for (int attempt = 0; attempt < PAYMENTS_DECIDE_ATTEMPTS; attempt++) {
+		struct payments_row row;
+		bool exists = false, inserted = false;
+		st = payments_load(tx, order_id, &row, &exists);
+		if (st != SHOP_OK)
+			goto out;
+		struct payments_facts facts = payments_facts_of(&row, exists);
+		switch (payments_decide(ev, &facts)) {
+		case PAYMENTS_ACT_CREATE:
+			st = brings_card
+				     ? payments_store_insert_intent(tx->db, order_id, card_token,
+								    tx->now_ms, &inserted)
+				     : payments_store_insert_reserved(tx->db, order_id, total_cents,
+								      currency, tx->now_ms,
+								      &inserted);
+			if (st != SHOP_OK)
+				goto out;
+			if (!inserted)
+				continue; /* a concurrent arrival or cancellation won: decide again */
+			log_debug(&ids, "%s recorded; waiting for the %s", what,
+				  brings_card ? "reserved total" : "card");
+			goto out;
+		case PAYMENTS_ACT_RECORD:
+			st = brings_card
+				     ? payments_store_set_card(tx->db, order_id, card_token,
+							       tx->now_ms)
+				     : payments_store_set_reserved(tx->db, order_id, total_cents,
+								   currency, tx->now_ms);
+			if (st == SHOP_E_CONFLICT)
+				st = SHOP_E_INTERNAL; /* impossible under the row lock */
+			if (st == SHOP_OK)
+				log_debug(&ids, "%s recorded; waiting for the other fact", what);
+			goto out;
+		case PAYMENTS_ACT_CHARGE:
+			if (brings_card)
+				st = payments_charge(tx, &row, card_token, row.reserved_cents,
+						     row.reserved_currency, &ids);
+			else
+				st = payments_charge(tx, &row, row.card_token, total_cents,
+						     currency, &ids);
+			goto out;
+		default:
+			log_debug(&ids, "payment %s%s; the %s changes nothing",
+				  payments_status_name(row.status),
+				  row.status == PAYMENTS_NEW ? " with it already" : "", what);
+			st = SHOP_OK;
+			goto out;
+		}
+	}
+	log_error(&ids, "payment row kept changing while recording the %s", what);
+	st = SHOP_E_INTERNAL;
+out:
+	return st;
+}
+
+shop_status payments_handle_submit_card(struct svc_tx *tx, const void *data)
+{
+	const struct ct_submit_card *msg = data;
+	return payments_arrival(tx, msg->order_id, msg->payment.card_token, 0, NULL);
+}
+
 shop_status payments_handle_stock_reserved(struct svc_tx *tx, const void *data)
 {
 	const struct ct_stock_reserved *msg = data;
-	struct log_ids ids = payments_log_ids(tx, msg->order_id);
-	struct payments_row row;
-	bool exists = false;
-
-	shop_status st = payments_load(tx, msg->order_id, &row, &exists);
-	if (st != SHOP_OK)
-		goto out;
-	switch (payments_decide(PAYMENTS_EV_STOCK_RESERVED, exists, row.status)) {
-	case PAYMENTS_ACT_WAIT:
-		/* StockReserved comes from the inventory stream and
-		 * OrderPlaced (with the card token) from the orders stream:
-		 * the intent may simply not be here yet. */
-		log_debug(&ids, "stock reserved before the payment intent arrived; retrying later");
-		st = SHOP_E_NOT_READY;
-		goto out;
-	case PAYMENTS_ACT_CHARGE:
-		st = payments_charge(tx, &row, msg, &ids);
-		goto out;
-	default:
-		log_debug(&ids, "payment already %s; nothing to charge",
-			  payments_status_name(row.status));
-		st = SHOP_OK;
-		goto out;
-	}
-out:
-	return st;
+	return payments_arrival(tx, msg->order_id, NULL, msg->total_cents, msg->currency);
 }
 
 /* Has the provider refund the order's charge, which the caller knows of (a
@@ -375,17 +416,18 @@ shop_status payments_handle_order_cancelled(struct svc_tx *tx, const void *data)
 		st = payments_load(tx, order_id, &row, &exists);
 		if (st != SHOP_OK)
 			goto out;
-		switch (payments_decide(PAYMENTS_EV_ORDER_CANCELLED, exists, row.status)) {
+		struct payments_facts facts = payments_facts_of(&row, exists);
+		switch (payments_decide(PAYMENTS_EV_ORDER_CANCELLED, &facts)) {
 		case PAYMENTS_ACT_TOMBSTONE: {
-			/* No intent yet: the tombstone makes a later OrderPlaced
-			 * keep it and a later StockReserved charge nothing. */
+			/* No row yet: the tombstone makes a later SubmitCard
+			 * or StockReserved find it and charge nothing. */
 			bool inserted = false;
 			st = payments_store_insert_tombstone(tx->db, order_id, tx->now_ms,
 							     &inserted);
 			if (st != SHOP_OK)
 				goto out;
 			if (!inserted)
-				continue; /* a concurrent OrderPlaced won: decide again */
+				continue; /* a concurrent arrival won: decide again */
 			log_debug(&ids, "order cancelled before its payment intent; remembered");
 			goto out;
 		}
@@ -422,8 +464,8 @@ static shop_status payments_reconcile_one(struct svc_tx *tx, void *arg)
 	shop_status st = payments_load(tx, charge->key, &row, &exists);
 	if (st != SHOP_OK)
 		return st;
-	if (payments_decide(PAYMENTS_EV_CHARGE_FOUND, exists, row.status) !=
-	    PAYMENTS_ACT_REFUND_FOUND)
+	struct payments_facts facts = payments_facts_of(&row, exists);
+	if (payments_decide(PAYMENTS_EV_CHARGE_FOUND, &facts) != PAYMENTS_ACT_REFUND_FOUND)
 		return SHOP_OK; /* changed since the read: nothing owed any more */
 	return payments_refund_found(tx, &row, charge, &ids);
 }
@@ -452,8 +494,9 @@ shop_status payments_reconcile(struct svc *svc, struct db *db)
 				 open[i].charge_id);
 			continue;
 		}
-		if (st == SHOP_OK && payments_decide(PAYMENTS_EV_CHARGE_FOUND, true, row.status) !=
-					     PAYMENTS_ACT_REFUND_FOUND)
+		struct payments_facts facts = payments_facts_of(&row, true);
+		if (st == SHOP_OK &&
+		    payments_decide(PAYMENTS_EV_CHARGE_FOUND, &facts) != PAYMENTS_ACT_REFUND_FOUND)
 			continue;
 		if (st == SHOP_OK)
 			st = svc_tx_run(svc, db, NULL, NULL, payments_reconcile_one, &open[i]);
@@ -477,7 +520,7 @@ shop_status payments_reconcile(struct svc *svc, struct db *db)
 /* ---- wiring ------------------------------------------------------------ */
 
 const struct svc_route payments_routes[] = {
-	{ CT_MSG_ORDER_PLACED, payments_handle_order_placed },
+	{ CT_MSG_SUBMIT_CARD, payments_handle_submit_card },
 	{ CT_MSG_STOCK_RESERVED, payments_handle_stock_reserved },
 	{ CT_MSG_ORDER_CANCELLED, payments_handle_order_cancelled },
 };

@@ -18,9 +18,10 @@
 
 #define PAYMENTS_SERVICE_NAME "payments"
 #define PAYMENTS_DEFAULT_DB_URL "sqlite:/var/lib/shop/payments.db"
-/* Read-decide-write rounds one message may take. Only the tombstone insert
- * can lose a race (to a concurrent OrderPlaced: the row then exists and the
- * next round sees it under its lock), so two rounds always end. */
+/* Read-decide-write rounds one message may take. Only an insert can lose a
+ * race (the first SubmitCard, StockReserved or OrderCancelled of an order,
+ * to another of them: the row then exists and the next round sees it under
+ * its lock), so two rounds always end. */
 #define PAYMENTS_DECIDE_ATTEMPTS 2
 /* How often the reconciliation reads the provider's open charges, and how
  * many one tick reads: it walks the whole ledger a page per tick, so a charge
@@ -37,7 +38,7 @@ struct payments_ctx {
 	char reconcile_after[PAYMENTS_PROVIDER_KEY_MAX + 1];
 };
 
-shop_status payments_handle_order_placed(struct svc_tx *tx, const void *data);
+shop_status payments_handle_submit_card(struct svc_tx *tx, const void *data);
 shop_status payments_handle_stock_reserved(struct svc_tx *tx, const void *data);
 shop_status payments_handle_order_cancelled(struct svc_tx *tx, const void *data);
 

@@ -15,7 +15,8 @@
 
 #define PAYMENTS_COLUMNS                                                                           \
 	"order_id, card_token, status, amount_cents, currency, payment_id, charge_id,"             \
-	" refund_id, decline_reason, attempts, created_at_ms, updated_at_ms"
+	" refund_id, decline_reason, attempts, created_at_ms, updated_at_ms,"                      \
+	" reserved_cents, reserved_currency"
 
 shop_status payments_store_insert_intent(struct db *db, const char *order_id,
 					 const char *card_token, int64_t now_ms, bool *ret_inserted)
@@ -26,6 +27,24 @@ shop_status payments_store_insert_intent(struct db *db, const char *order_id,
 				 " created_at_ms, updated_at_ms) VALUES ($1, $2, 'NEW', 0, $3, $3)"
 				 " ON CONFLICT (order_id) DO NOTHING",
 				 DB_ARGS(order_id, card_token, DB_I64(now_ms)), &changes);
+	if (st == SHOP_OK)
+		*ret_inserted = changes > 0;
+	return st;
+}
+
+shop_status payments_store_insert_reserved(struct db *db, const char *order_id,
+					   int64_t reserved_cents, const char *currency,
+					   int64_t now_ms, bool *ret_inserted)
+{
+	int64_t changes = 0;
+	shop_status st = db_exec(db,
+				 "INSERT INTO payments (order_id, card_token, status, attempts,"
+				 " reserved_cents, reserved_currency, created_at_ms, updated_at_ms)"
+				 " VALUES ($1, '', 'NEW', 0, $2, $3, $4, $4)"
+				 " ON CONFLICT (order_id) DO NOTHING",
+				 DB_ARGS(order_id, DB_I64(reserved_cents), currency,
+					 DB_I64(now_ms)),
+				 &changes);
 	if (st == SHOP_OK)
 		*ret_inserted = changes > 0;
 	return st;
@@ -57,8 +76,11 @@ static shop_status store_row_read(const struct db_result *r, struct payments_row
 	    !TEXT_COPY(row->payment_id, db_result_text(r, 0, 5)) ||
 	    !TEXT_COPY(row->charge_id, db_result_text(r, 0, 6)) ||
 	    !TEXT_COPY(row->refund_id, db_result_text(r, 0, 7)) ||
-	    !TEXT_COPY(row->decline_reason, db_result_text(r, 0, 8)))
+	    !TEXT_COPY(row->decline_reason, db_result_text(r, 0, 8)) ||
+	    !TEXT_COPY(row->reserved_currency, db_result_text(r, 0, 13)))
 		return SHOP_E_INTERNAL;
+	row->has_reservation = db_result_text(r, 0, 12) != NULL;
+	row->reserved_cents = db_result_int(r, 0, 12);
 	row->amount_cents = db_result_int(r, 0, 3);
 	row->attempts = db_result_int(r, 0, 9);
 	row->created_at_ms = db_result_int(r, 0, 10);
@@ -112,36 +134,59 @@ static shop_status store_transition(struct db *db, const char *sql, int nparams,
 	return changes == 1 ? SHOP_OK : SHOP_E_CONFLICT;
 }
 
+shop_status payments_store_set_card(struct db *db, const char *order_id, const char *card_token,
+				    int64_t now_ms)
+{
+	return store_transition(db,
+				"UPDATE payments SET card_token = $2, updated_at_ms = $3"
+				" WHERE order_id = $1 AND status = 'NEW' AND card_token = ''",
+				DB_ARGS(order_id, card_token, DB_I64(now_ms)));
+}
+
+shop_status payments_store_set_reserved(struct db *db, const char *order_id, int64_t reserved_cents,
+					const char *currency, int64_t now_ms)
+{
+	return store_transition(db,
+				"UPDATE payments SET reserved_cents = $2, reserved_currency = $3,"
+				" updated_at_ms = $4"
+				" WHERE order_id = $1 AND status = 'NEW' AND reserved_cents IS NULL",
+				DB_ARGS(order_id, DB_I64(reserved_cents), currency,
+					DB_I64(now_ms)));
+}
+
 shop_status payments_store_mark_charged(struct db *db, const char *order_id, const char *payment_id,
 					const char *charge_id, int64_t amount_cents,
 					const char *currency, int64_t attempts, int64_t now_ms)
 {
-	return store_transition(db,
-				"UPDATE payments SET status = 'CHARGED', payment_id = $2,"
-				" charge_id = $3, amount_cents = $4, currency = $5, attempts = $6,"
-				" updated_at_ms = $7 WHERE order_id = $1 AND status = 'NEW'",
-				DB_ARGS(order_id, payment_id, charge_id, DB_I64(amount_cents),
-					currency, DB_I64(attempts), DB_I64(now_ms)));
+	return store_transition(
+		db,
+		"UPDATE payments SET status = 'CHARGED', card_token = '', payment_id = $2,"
+		" charge_id = $3, amount_cents = $4, currency = $5, attempts = $6,"
+		" updated_at_ms = $7 WHERE order_id = $1 AND status = 'NEW'",
+		DB_ARGS(order_id, payment_id, charge_id, DB_I64(amount_cents), currency,
+			DB_I64(attempts), DB_I64(now_ms)));
 }
 
 shop_status payments_store_mark_declined(struct db *db, const char *order_id, const char *reason,
 					 int64_t amount_cents, const char *currency,
 					 int64_t attempts, int64_t now_ms)
 {
-	return store_transition(db,
-				"UPDATE payments SET status = 'DECLINED', decline_reason = $2,"
-				" amount_cents = $3, currency = $4, attempts = $5, updated_at_ms = $6"
-				" WHERE order_id = $1 AND status = 'NEW'",
-				DB_ARGS(order_id, reason, DB_I64(amount_cents), currency,
-					DB_I64(attempts), DB_I64(now_ms)));
+	return store_transition(
+		db,
+		"UPDATE payments SET status = 'DECLINED', card_token = '', decline_reason = $2,"
+		" amount_cents = $3, currency = $4, attempts = $5, updated_at_ms = $6"
+		" WHERE order_id = $1 AND status = 'NEW'",
+		DB_ARGS(order_id, reason, DB_I64(amount_cents), currency, DB_I64(attempts),
+			DB_I64(now_ms)));
 }
 
 shop_status payments_store_mark_cancelled(struct db *db, const char *order_id, int64_t now_ms)
 {
-	return store_transition(db,
-				"UPDATE payments SET status = 'CANCELLED', updated_at_ms = $2"
-				" WHERE order_id = $1 AND status = 'NEW'",
-				DB_ARGS(order_id, DB_I64(now_ms)));
+	return store_transition(
+		db,
+		"UPDATE payments SET status = 'CANCELLED', card_token = '', updated_at_ms = $2"
+		" WHERE order_id = $1 AND status = 'NEW'",
+		DB_ARGS(order_id, DB_I64(now_ms)));
 }
 
 shop_status payments_store_mark_refunded_found(struct db *db, const char *order_id,
@@ -150,12 +195,13 @@ shop_status payments_store_mark_refunded_found(struct db *db, const char *order_
 					       const char *currency, const char *refund_id,
 					       int64_t now_ms)
 {
-	return store_transition(db,
-				"UPDATE payments SET status = 'REFUNDED', payment_id = $3,"
-				" charge_id = $4, amount_cents = $5, currency = $6, refund_id = $7,"
-				" updated_at_ms = $8 WHERE order_id = $1 AND status = $2",
-				DB_ARGS(order_id, payments_status_name(from), payment_id, charge_id,
-					DB_I64(amount_cents), currency, refund_id, DB_I64(now_ms)));
+	return store_transition(
+		db,
+		"UPDATE payments SET status = 'REFUNDED', card_token = '', payment_id = $3,"
+		" charge_id = $4, amount_cents = $5, currency = $6, refund_id = $7,"
+		" updated_at_ms = $8 WHERE order_id = $1 AND status = $2",
+		DB_ARGS(order_id, payments_status_name(from), payment_id, charge_id,
+			DB_I64(amount_cents), currency, refund_id, DB_I64(now_ms)));
 }
 
 shop_status payments_store_mark_refunded(struct db *db, const char *order_id, const char *refund_id,

@@ -1,5 +1,6 @@
 /*
- * payments_store.h - the payments table (migrations/001_init.sql).
+ * payments_store.h - the payments table (migrations/001_init.sql,
+ * 002_card_submitted.sql).
  *
  * All SQL of the service is here and runs unchanged on SQLite and
  * PostgreSQL. Every call runs inside the caller's transaction (the handler's).
@@ -47,13 +48,28 @@ struct payments_row {
 	int64_t attempts;
 	int64_t created_at_ms;
 	int64_t updated_at_ms;
+	/* NEW: what StockReserved carried, when it has arrived. */
+	bool has_reservation;
+	int64_t reserved_cents;
+	char reserved_currency[PAYMENTS_CURRENCY_MAX + 1];
 };
 
-/* Inserts a NEW intent unless a row for the order exists (then leaves it:
- * *ret_inserted false). */
+/* Inserts a NEW payment with its card (SubmitCard came first) unless a row
+ * for the order exists (then leaves it: *ret_inserted false). */
 shop_status payments_store_insert_intent(struct db *db, const char *order_id,
 					 const char *card_token, int64_t now_ms,
 					 bool *ret_inserted);
+/* Inserts a NEW payment with its reserved total and no card (StockReserved
+ * came first) unless a row exists (*ret_inserted false). */
+shop_status payments_store_insert_reserved(struct db *db, const char *order_id,
+					   int64_t reserved_cents, const char *currency,
+					   int64_t now_ms, bool *ret_inserted);
+/* A NEW payment without a card gets one. */
+shop_status payments_store_set_card(struct db *db, const char *order_id, const char *card_token,
+				    int64_t now_ms);
+/* A NEW payment without a reserved total gets one. */
+shop_status payments_store_set_reserved(struct db *db, const char *order_id, int64_t reserved_cents,
+					const char *currency, int64_t now_ms);
 /* Inserts a CANCELLED row with no card token unless a row exists. */
 shop_status payments_store_insert_tombstone(struct db *db, const char *order_id, int64_t now_ms,
 					    bool *ret_inserted);
@@ -68,6 +84,7 @@ shop_status payments_store_get(struct db *db, const char *order_id, struct payme
 shop_status payments_store_lock_get(struct db *db, const char *order_id,
 				    struct payments_row *ret_row);
 
+/* Every transition out of NEW clears the card token. */
 /* NEW -> CHARGED with what was charged. */
 shop_status payments_store_mark_charged(struct db *db, const char *order_id, const char *payment_id,
 					const char *charge_id, int64_t amount_cents,

@@ -133,7 +133,7 @@ static shop_status shipping_emit_cancelled(struct svc_tx *tx, const struct shipp
 
 shop_status shipping_handle_order_placed(struct svc_tx *tx, const void *data)
 {
-	const struct ct_order_placed *msg = data;
+	const struct ct_order_placed_v2 *msg = data;
 	struct log_ids ids = shipping_log_ids(tx, msg->order_id);
 	shop_status st = shipping_store_address_put(tx->db, msg->order_id, &msg->shipping_address,
 						    tx->now_ms);
@@ -405,7 +405,7 @@ shop_status shipping_dispatcher_run(struct svc *svc, struct db *db)
 }
 
 const struct svc_route shipping_routes[] = {
-	{ CT_MSG_ORDER_PLACED, shipping_handle_order_placed },
+	{ CT_MSG_ORDER_PLACED_V2, shipping_handle_order_placed },
 	{ CT_MSG_ORDER_PAID, shipping_handle_order_paid },
 	{ CT_MSG_ORDER_CANCELLATION_REQUESTED, shipping_handle_order_cancellation_requested },
 	{ CT_MSG_ORDER_CANCELLED, shipping_handle_order_cancelled },

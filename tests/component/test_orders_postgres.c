@@ -70,7 +70,7 @@ static shop_status run_on(struct db *db, svc_handler_fn fn, const void *data)
 /* Places an order at NOW (in the past for the sweeper's cases). */
 static void place_at(const char *order_id, int64_t now)
 {
-	struct ct_place_order *c = xcalloc(1, sizeof(*c));
+	struct ct_place_order_v2 *c = xcalloc(1, sizeof(*c));
 	orders_harness_place_fill(c, order_id);
 	assert_int_equal(harness_handle(g.svc, g.db, orders_handle_place_order, c, now,
 					"corr-test"),
@@ -145,6 +145,51 @@ static void an_order_goes_from_placed_to_shipped_on_postgresql(void **state)
 	assert_int_equal(events_of(id, SUBJ_PAID), 1);
 	assert_int_equal(events_of(id, SUBJ_SHIPPED), 1);
 	assert_int_equal(events_of(id, ""), 4);
+}
+
+/* Issue 7 on PostgreSQL, through the runtime: a PlaceOrder v1 stored before
+ * the upgrade and a v2 of another order in one batch; both are placed, each
+ * with one OrderPlaced v2, and no row orders wrote holds the v1's token. */
+static void place_order_v1_and_v2_in_one_batch_emit_order_placed_v2_only_on_postgresql(void **state)
+{
+	char old_id[IDS_UUID_SIZE], new_id[IDS_UUID_SIZE];
+	ids_uuid7(old_id);
+	ids_uuid7(new_id);
+	struct ct_place_order *v1 = xcalloc(1, sizeof(*v1));
+	struct ct_place_order_v2 *v2 = xcalloc(1, sizeof(*v2));
+	orders_harness_place_v1_fill(v1, old_id);
+	orders_harness_place_fill(v2, new_id);
+	char *batch[2] = {
+		harness_message_envelope(CT_MSG_PLACE_ORDER,
+					 (struct harness_envelope){ .subject = old_id }, v1),
+		harness_message_envelope(CT_MSG_PLACE_ORDER_V2,
+					 (struct harness_envelope){ .subject = new_id }, v2),
+	};
+	shop_status st[2];
+	assert_int_equal(svc_handle_envelopes(g.svc, g.db, "orders", (const char *const *)batch, 2,
+					      st),
+			 SHOP_OK);
+	assert_int_equal(st[0], SHOP_OK);
+	assert_int_equal(st[1], SHOP_OK);
+	assert_int_equal(order(old_id).status, ORDERS_STATUS_PENDING);
+	assert_int_equal(order(new_id).status, ORDERS_STATUS_PENDING);
+	assert_int_equal(events_of(old_id, SUBJ_PLACED), 1);
+	assert_int_equal(events_of(new_id, SUBJ_PLACED), 1);
+	assert_int_equal(events_of(old_id, "orders.event.order_placed.v1"), 0);
+	assert_int_equal(
+		harness_query_int(g.db,
+				  "SELECT COUNT(*) FROM outbox WHERE payload LIKE '%' || $1 || '%'",
+				  ORDERS_HARNESS_V1_TOKEN),
+		0);
+	assert_int_equal(
+		harness_query_int(g.db,
+				  "SELECT COUNT(*) FROM orders WHERE items LIKE '%' || $1 || '%'",
+				  ORDERS_HARNESS_V1_TOKEN),
+		0);
+	free(batch[0]);
+	free(batch[1]);
+	free(v2);
+	free(v1);
 }
 
 /* Through the runtime (contract checks, inbox, the batch transaction) on
@@ -532,6 +577,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(migrations_apply_on_postgresql_and_again_change_nothing),
 		cmocka_unit_test(an_order_goes_from_placed_to_shipped_on_postgresql),
+		cmocka_unit_test(
+			place_order_v1_and_v2_in_one_batch_emit_order_placed_v2_only_on_postgresql),
 		cmocka_unit_test(
 			forged_payments_are_refused_with_their_reasons_and_the_real_one_pays_on_postgresql),
 		cmocka_unit_test(

@@ -87,7 +87,12 @@ static int group_teardown(void **state)
 
 static shop_status order_placed_on(struct db *db, const char *order_id, const char *token)
 {
-	return payments_harness_order_placed(g.svc, db, order_id, token);
+	return payments_harness_submit_card(g.svc, db, order_id, token);
+}
+
+static shop_status visa_submitted_on(struct db *db, const char *order_id)
+{
+	return payments_harness_submit_card(g.svc, db, order_id, PAYMENTS_CARD_VISA);
 }
 
 static shop_status stock_reserved_on(struct db *db, const char *order_id)
@@ -139,7 +144,9 @@ static void a_charged_order_is_refunded_once_on_postgresql(void **state)
 {
 	char order_id[IDS_UUID_SIZE];
 	ids_uuid7(order_id);
-	assert_int_equal(stock_reserved_on(g.db, order_id), SHOP_E_NOT_READY);
+	/* The reservation first: recorded, waiting for the card. */
+	assert_int_equal(stock_reserved_on(g.db, order_id), SHOP_OK);
+	assert_int_equal(status_of(order_id), PAYMENTS_NEW);
 	assert_int_equal(order_placed_on(g.db, order_id, PAYMENTS_CARD_VISA), SHOP_OK);
 	assert_int_equal(order_placed_on(g.db, order_id, PAYMENTS_CARD_VISA), SHOP_OK);
 	assert_int_equal(stock_reserved_on(g.db, order_id), SHOP_OK);
@@ -254,6 +261,39 @@ static void a_cancellation_racing_the_charge_never_leaves_money_taken(void **sta
 	}
 	print_message("# %d rounds: %d charged then refunded, %d cancelled first\n", RACE_ROUNDS,
 		      refunded, cancelled);
+}
+
+/* Issue 7: SubmitCard (CARDS) and StockReserved (INVENTORY) come on two
+ * durables, so two consumer threads or replicas may take them at the same
+ * moment for an order payments has never seen. Whichever inserts the row
+ * waits; the other finds it under the lock and charges: once, always. */
+static void the_card_and_the_reservation_racing_on_a_new_order_charge_once(void **state)
+{
+	for (int round = 0; round < RACE_ROUNDS; round++) {
+		char order_id[IDS_UUID_SIZE];
+		pthread_barrier_t start;
+		ids_uuid7(order_id);
+		struct racer a = { .start = &start,
+				   .db = g.other[0],
+				   .order_id = order_id,
+				   .fn = visa_submitted_on };
+		struct racer b = { .start = &start,
+				   .db = g.other[1],
+				   .order_id = order_id,
+				   .fn = stock_reserved_on };
+		pg_race_together(&start, racer_run, &a, &b);
+		assert_int_equal(a.st, SHOP_OK);
+		assert_int_equal(b.st, SHOP_OK);
+		assert_int_equal(status_of(order_id), PAYMENTS_CHARGED);
+		/* Redelivered afterwards, each changes nothing. */
+		assert_int_equal(visa_submitted_on(g.db, order_id), SHOP_OK);
+		assert_int_equal(stock_reserved_on(g.db, order_id), SHOP_OK);
+		assert_int_equal(events_of(order_id, ""), 1);
+		assert_int_equal(events_of(order_id, "payments.event.payment_authorized.v1"), 1);
+		struct payments_row row;
+		assert_int_equal(payments_store_get(g.db, order_id, &row), SHOP_OK);
+		assert_string_equal(row.card_token, "");
+	}
 }
 
 static void duplicate_reservations_on_two_replicas_charge_once(void **state)
@@ -582,6 +622,7 @@ int main(void)
 		cmocka_unit_test(declined_cards_and_early_cancellations_charge_nothing),
 		cmocka_unit_test(a_cancellation_racing_the_charge_never_leaves_money_taken),
 		cmocka_unit_test(duplicate_reservations_on_two_replicas_charge_once),
+		cmocka_unit_test(the_card_and_the_reservation_racing_on_a_new_order_charge_once),
 		cmocka_unit_test(providers_of_several_replicas_charge_and_refund_a_key_once),
 		cmocka_unit_test(threads_of_one_provider_charge_and_refund_a_key_once),
 		cmocka_unit_test(a_charge_waiting_for_its_key_holds_up_no_other_charge),

@@ -200,6 +200,60 @@ static void a_replay_goes_back_to_its_subject_once_and_leaves_the_list(void **st
 	assert_int_equal(n, 0);
 }
 
+/* A consumer of a confidential stream (CARDS) dead-letters without the
+ * body: the token stays out of the dead-letter stream, show says so, and a
+ * replay is refused, the letter kept. */
+static void a_confidential_dead_letter_keeps_no_body_and_is_not_replayed(void **state)
+{
+	struct fixture *f = *state;
+	static const char secret[] = "{\"id\":\"c-1\",\"subject\":\"order-9\","
+				     "\"data\":{\"payment\":{\"card_token\":\"tok_secret\"}}}";
+	bus_consumer_set_confidential(f->c, true);
+	dead_letter(f, "c-1", secret, "data violates the contract");
+	char *text = NULL;
+	size_t n = 0;
+	CAPTURE(text, shopctl_dlq_list(f->bus, BUS_DEADLETTER_STREAM, f->stream, out, &n));
+	assert_int_equal(n, 1);
+	char want[256];
+	snprintf(want, sizeof(want),
+		 "%s %s.worker deliveries=1 order=- reason: data violates the contract\n",
+		 f->subject, f->stream);
+	assert_non_null(strstr(text, want)); /* reason and subject are kept */
+	uint64_t seq = first_seq(text);
+	free(text);
+
+	struct bus_msg *m = NULL;
+	assert_int_equal(bus_stream_get(f->bus, BUS_DEADLETTER_STREAM, seq, &m), SHOP_OK);
+	size_t len = 0;
+	bus_msg_data(m, &len);
+	assert_int_equal(len, 0);
+	assert_true(shopctl_dlq_withheld(m));
+	assert_string_equal(bus_msg_header(m, BUS_HDR_DLQ_BODY), BUS_DLQ_BODY_WITHHELD);
+	assert_string_equal(bus_msg_header(m, BUS_HDR_DLQ_SUBJECT), f->subject);
+	bus_msg_free(m);
+
+	CAPTURE(text, shopctl_dlq_show(f->bus, BUS_DEADLETTER_STREAM, seq, out));
+	assert_null(strstr(text, "tok_secret"));
+	assert_non_null(strstr(text, "no body"));
+	free(text);
+
+	size_t cap = 0;
+	char *replayed = NULL;
+	FILE *out = open_memstream(&replayed, &cap);
+	assert_int_equal(shopctl_dlq_replay(f->bus, BUS_DEADLETTER_STREAM, seq, out),
+			 SHOP_E_INVALID);
+	fclose(out);
+	assert_string_equal(replayed, "");
+	free(replayed);
+	/* Still there, and nothing went back to the stream. */
+	assert_int_equal(bus_stream_get(f->bus, BUS_DEADLETTER_STREAM, seq, &m), SHOP_OK);
+	bus_msg_free(m);
+	uint64_t msgs = 0;
+	assert_int_equal(bus_stream_state(f->bus, f->stream, &msgs, NULL, NULL), SHOP_OK);
+	assert_int_equal(msgs, 1); /* the original, termed but kept by a limits stream */
+	assert_int_equal(shopctl_dlq_purge(f->bus, BUS_DEADLETTER_STREAM, f->stream), SHOP_OK);
+}
+
 static void replay_all_and_purge_keep_to_their_origin(void **state)
 {
 	struct fixture *f = *state;
@@ -238,6 +292,9 @@ int main(void)
 						fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(
 			a_replay_goes_back_to_its_subject_once_and_leaves_the_list, fixture_setup,
+			fixture_teardown),
+		cmocka_unit_test_setup_teardown(
+			a_confidential_dead_letter_keeps_no_body_and_is_not_replayed, fixture_setup,
 			fixture_teardown),
 		cmocka_unit_test_setup_teardown(replay_all_and_purge_keep_to_their_origin,
 						fixture_setup, fixture_teardown),

@@ -134,6 +134,10 @@ def walk(schema, where=""):
                     yield from walk(sub, f"{where}/{key}/{i}")
 
 
+def message_key(m):
+    return m["name"] if m["version"] == 1 else f"{m['name']}_v{m['version']}"
+
+
 def load_json(path):
     with open(path, encoding="utf-8") as f:
         return json.load(f)
@@ -170,7 +174,9 @@ class Contracts:
             for rel, doc in self.docs.items())
         self.formats = format_checker()
         # Example directory name -> schema file.
-        self.subjects = {m["name"]: m["schema"] for m in self.index["messages"]}
+        # A message's key is its name for v1 and <name>_v<N> for later
+        # majors, as tools/contractgen.py names its C type.
+        self.subjects = {message_key(m): m["schema"] for m in self.index["messages"]}
         self.subjects.update({t["name"]: t["schema"] for t in self.index.get("types", [])})
         if "envelope" in self.index:
             self.subjects["envelope"] = self.index["envelope"]["schema"]
@@ -235,7 +241,7 @@ def check_index(tap, c):
             problems.append(f"schema {m['schema']} does not exist")
         elif doc.get("title") != m["title"]:
             problems.append(f"schema title {doc.get('title')} is not the index title {m['title']}")
-        tap.check(not problems, f"message {name} follows the naming rules of stream {m['stream']}", problems)
+        tap.check(not problems, f"message {message_key(m)} follows the naming rules of stream {m['stream']}", problems)
     for t in c.index.get("types", []):
         tap.check(t["schema"] in c.docs, f"type {t['name']} names an existing schema ({t['schema']})")
 
@@ -348,6 +354,10 @@ def generator_cases():
         ("a subject off the naming rules", "naming rules", index(first_message(subject="gateway.command.order.v1"))),
         ("a consumer that is not a service", "not a service", index(first_message(consumers=["ordres"]))),
         ("a producer that does not own the stream", "owner", index(first_message(producer="orders"))),
+        ("one message name and major version twice", "used twice",
+         index(lambda d: d["messages"].append(copy.deepcopy(d["messages"][0])))),
+        ("a stream retention the bus layer does not declare", "retention",
+         index(lambda d: d["streams"][0].update(retention="interest"))),
         ("a property that is not a C identifier", "identifier", schema(name, lambda d: d["properties"].update(
             {"default": d["properties"]["name"]}))),
     ]

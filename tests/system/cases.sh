@@ -330,9 +330,18 @@ inject() {
 	echo "$stream $seq $1 $2 $3" >>"$INJECTED"
 }
 addr='{"name":"Ada Lovelace","line1":"12 Analytical St","city":"London","postal_code":"N1 7AA","country":"GB"}'
-# place_order_data ORDER SKU: a PlaceOrder command's data for one item.
+# place_order_data ORDER SKU: a PlaceOrder (v2: no card) command's data for one item.
 place_order_data() {
-	echo "{\"order_id\":\"$1\",\"customer_id\":\"c\",\"email\":\"a@example.com\",\"items\":[{\"sku\":\"$2\",\"quantity\":1}],\"payment\":{\"card_token\":\"tok_visa\"},\"shipping_address\":$addr}"
+	echo "{\"order_id\":\"$1\",\"customer_id\":\"c\",\"email\":\"a@example.com\",\"items\":[{\"sku\":\"$2\",\"quantity\":1}],\"shipping_address\":$addr}"
+}
+# submit_card ORDER [TOKEN]: the order's card, as the gateway sends it with
+# the PlaceOrder above (SubmitCard on CARDS, which only payments reads). Not
+# listed for the bus check: it may not read CARDS, a work queue whose
+# messages are gone once payments took them.
+submit_card() {
+	envelope shop.cards.submit_card.v1 "$1" \
+		"{\"order_id\":\"$1\",\"customer_id\":\"c\",\"payment\":{\"card_token\":\"${2:-tok_visa}\"}}" "" /shop/gateway |
+		"$SHOPCTL" publish cards.command.submit_card.v1 "card-$1" >/dev/null
 }
 # A copy that repeated the first message word for word would also be stopped
 # by the orders table (insert if absent), the state machines and the
@@ -344,8 +353,9 @@ place_order_data() {
 dup_order=$(uuid)
 dup_copy=$(uuid)
 before=$(available SKU-MONITOR)
-cmd=$(envelope shop.gateway.place_order.v1 "$dup_order" "$(place_order_data "$dup_order" SKU-MONITOR)")
-echo "$cmd" | inject injected gateway.command.place_order.v1 "dup-a-$dup_order"
+cmd=$(envelope shop.gateway.place_order.v2 "$dup_order" "$(place_order_data "$dup_order" SKU-MONITOR)")
+echo "$cmd" | inject injected gateway.command.place_order.v2 "dup-a-$dup_order"
+submit_card "$dup_order"
 wait_event "$dup_order" OrderPlaced # the gateway knows it only from then on
 wait_final "$dup_order"
 # The copy goes out once the first is handled: orders takes its commands on
@@ -355,13 +365,13 @@ wait_final "$dup_order"
 # "ok", place a second order and take a second monitor, and the wait fails.
 place_order_duplicates() {
 	curl -s http://orders:8080/metrics | awk '
-		/^shop_messages_consumed_total[{]service="orders",durable="orders",subject="gateway.command.place_order.v1",outcome="duplicate"[}]/ { n = $2 }
+		/^shop_messages_consumed_total[{]service="orders",durable="orders",subject="gateway.command.place_order.v2",outcome="duplicate"[}]/ { n = $2 }
 		END { print n + 0 }'
 }
 dups_before=$(place_order_duplicates)
 more_duplicates() { [ "$(place_order_duplicates)" -gt "$dups_before" ]; }
-envelope shop.gateway.place_order.v1 "$dup_copy" "$(place_order_data "$dup_copy" SKU-MONITOR)" "$(jq -r .id <<<"$cmd")" |
-	inject injected gateway.command.place_order.v1 "dup-b-$dup_order"
+envelope shop.gateway.place_order.v2 "$dup_copy" "$(place_order_data "$dup_copy" SKU-MONITOR)" "$(jq -r .id <<<"$cmd")" |
+	inject injected gateway.command.place_order.v2 "dup-b-$dup_order"
 if eventually more_duplicates; then
 	http GET "/orders/$dup_order"
 	check "a command published twice with one CloudEvents id places one order" \
@@ -411,8 +421,9 @@ envelope shop.shipping.shipment_dispatched.v1 "$ooo" "{\"order_id\":\"$ooo\",\"s
 	inject injected shipping.event.shipment_dispatched.v1 "ooo-1-$ooo"
 envelope shop.payments.payment_authorized.v1 "$ooo" "{\"order_id\":\"$ooo\",\"payment_id\":\"$fake_pay\",\"amount_cents\":2900,\"currency\":\"EUR\",\"attempts\":1}" |
 	inject injected payments.event.payment_authorized.v1 "ooo-2-$ooo"
-envelope shop.gateway.place_order.v1 "$ooo" "{\"order_id\":\"$ooo\",\"customer_id\":\"c\",\"email\":\"a@example.com\",\"items\":[{\"sku\":\"SKU-MOUSE\",\"quantity\":1}],\"payment\":{\"card_token\":\"tok_visa\"},\"shipping_address\":$addr}" |
-	inject injected gateway.command.place_order.v1 "ooo-3-$ooo"
+envelope shop.gateway.place_order.v2 "$ooo" "$(place_order_data "$ooo" SKU-MOUSE)" |
+	inject injected gateway.command.place_order.v2 "ooo-3-$ooo"
+submit_card "$ooo"
 # The command went to the bus, not through the gateway, which knows the order
 # only once OrderPlaced reaches it (until then it answers 404 at once, long-poll
 # or not): wait for that, then for the end.
@@ -422,6 +433,34 @@ check "events delivered before the ones they follow still end in a legal final s
 	test "$(body .status)" = SHIPPED
 check "an out-of-order order passed through its states in order" \
 	test "$(jq -r '[.timeline[] | select(.source == "orders") | .type] | join(",")' "$tmp/body")" = "OrderPlaced,OrderReserved,OrderPaid,OrderShipped"
+
+# --- the card token goes only to payments (issue 7) ------------------------------
+# An order placed with curl is paid with the card it carried: the gateway
+# sent the order to orders without it (PlaceOrder v2) and the card to
+# payments alone (SubmitCard on CARDS); payments charged once it had both the
+# card and the reservation. contracts.sh then reads every message of every
+# stream but CARDS and finds no card token in any (js/bus-check.mjs).
+place '[{"sku":"SKU-CABLE","quantity":1}]'
+card_order=$order_id
+wait_final "$card_order"
+check "an order placed with curl is paid with its card (SubmitCard to payments) and ships" \
+	test "$(body .status)" = SHIPPED -a "$(count_type PaymentAuthorized)" = 1 -a "$(count_type OrderPaid)" = 1
+check "its OrderPlaced is v2: the timeline's OrderPlaced came from orders, with no card in the read model" \
+	test "$(count_type OrderPlaced)" = 1 -a "$(grep -c card_token "$tmp/body")" = 0
+# A PlaceOrder v1, as one stored on the gateway stream before the upgrade
+# (with its card token): orders still places the order, but emits OrderPlaced
+# v2 without the token; no SubmitCard ever comes for it, so payments never
+# charges it and the deadline cancels it (checked at the end of the cases).
+v1_order=$(uuid)
+v1_token="tok_v1_$(uuid | cut -c1-8)"
+envelope shop.gateway.place_order.v1 "$v1_order" \
+	"$(place_order_data "$v1_order" SKU-CABLE | jq -c --arg t "$v1_token" '.payment = {card_token: $t}')" |
+	inject injected gateway.command.place_order.v1 "v1-$v1_order"
+if wait_event "$v1_order" OrderPlaced; then
+	check "a stored PlaceOrder v1 is still placed, as OrderPlaced v2" test "$(count_type OrderPlaced)" = 1
+else
+	fail "a stored PlaceOrder v1 is still placed, as OrderPlaced v2" "no OrderPlaced: $(cat "$tmp/body")"
+fi
 
 # --- the console: GET /stream -------------------------------------------------
 # An order's events read live with curl from the console's SSE stream, while
@@ -493,7 +532,7 @@ curl -sN --max-time 4 "$C/stream?order=$live&since=$t0" >"$tmp/stream.since"
 check "a stream from a time before the order replays its command and every event" \
 	test "$(sse_json "$tmp/stream.since" | jq -s -c '[.[] | select(.type | startswith("shop.gateway.") | not) | .id] | sort')" = \
 	"$(jq -c '[.timeline[].event_id] | sort' "$tmp/stream.timeline")" \
-	-a "$(sse_json "$tmp/stream.since" | jq -s '[.[] | select(.type == "shop.gateway.place_order.v1")] | length')" = 1
+	-a "$(sse_json "$tmp/stream.since" | jq -s '[.[] | select(.type == "shop.gateway.place_order.v2")] | length')" = 1
 # Logs on the bus: every instance publishes its log lines on
 # logs.<service>.<level>. The console logs a line per stream client; the
 # tails run until they have their lines, while clients come and go.
@@ -514,12 +553,13 @@ check "a log line on the bus is JSON with time, level, service, instance and mes
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$C/stream?since=yesterday")
 check "the console refuses a malformed since with 400" test "$code" = 400 -a "$(body .error.code)" = invalid_since
 # With no stream client left, the console holds only its overview's
-# ordered consumers (one per stream of the contracts, one for the stock):
-# the count it had before the stream cases.
+# ordered consumers (one per stream of the contracts but the confidential
+# CARDS, which it may not read, and one for the stock): the count it had
+# before the stream cases.
 check "with no stream client left the console holds only its overview's consumers" \
 	eventually ephemeral_consumers_are "$console_baseline"
 check "the console's overview holds one ordered consumer per stream and one for the stock" \
-	test "$console_baseline" = "$(($(curl -s "$MON/jsz?streams=true" | jq '[.account_details[].stream_detail[] | select(.name != "DEADLETTER")] | length') + 1))"
+	test "$console_baseline" = "$(($(curl -s "$MON/jsz?streams=true" | jq '[.account_details[].stream_detail[] | select(.name != "DEADLETTER" and .name != "CARDS")] | length') + 1))"
 via_code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' \
 	--data-binary "$(order_json '[{"sku":"SKU-CABLE","quantity":1}]')" "$C/orders")
 via_console=$(body .order_id)
@@ -693,6 +733,14 @@ check "the real PaymentAuthorized still pays the order once payments is back: SH
 if dlq_list && [ ! -s "$tmp/dlq" ]; then pass "shopctl dlq purge removes the dead letters the case made"
 else fail "shopctl dlq purge removes the dead letters the case made" "listed: $(cat "$tmp/dlq" "$tmp/dlq.err")"; fi
 echo "# dead-letter cases: $((($(date +%s%N) - dlq_t0) / 1000000)) ms"
+
+# --- the stored PlaceOrder v1, a deadline later -----------------------------------
+# SHOP_ORDER_DEADLINE_MS (60 s in compose) after it was placed: cancelled as
+# timeout, its stock given back, never charged.
+v1_done() { http GET "/orders/$v1_order"; [ "$(body .status)" = CANCELLED ]; }
+for _ in 1 2 3 4; do v1_done && break; wait_final "$v1_order"; done
+check "the order of a stored PlaceOrder v1 (its card never sent to payments) is cancelled at the deadline, never charged" \
+	test "$(body .status)" = CANCELLED -a "$(body .reason)" = timeout -a "$(count_type PaymentAuthorized)" = 0
 
 # --- /metrics on every service -----------------------------------------------
 # Prometheus's own checker reads each page (parse errors and lint advice both

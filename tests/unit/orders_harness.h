@@ -17,7 +17,7 @@
 #include "../../services/orders/orders_handlers.h"
 #include "service_harness.h"
 
-#define SUBJ_PLACED "orders.event.order_placed.v1"
+#define SUBJ_PLACED "orders.event.order_placed.v2"
 #define SUBJ_RESERVED "orders.event.order_reserved.v1"
 #define SUBJ_PAID "orders.event.order_paid.v1"
 #define SUBJ_SHIPPED "orders.event.order_shipped.v1"
@@ -48,8 +48,9 @@ static inline void orders_harness_spec_fill(struct svc_spec *spec, struct orders
 	};
 }
 
-/* PlaceOrder for ORDER_ID: SKU-1 x 2 and SKU-2 x 1 for ada@example.com. */
-static inline void orders_harness_place_fill(struct ct_place_order *c, const char *order_id)
+/* PlaceOrder (v2: no card) for ORDER_ID: SKU-1 x 2 and SKU-2 x 1 for
+ * ada@example.com. */
+static inline void orders_harness_place_fill(struct ct_place_order_v2 *c, const char *order_id)
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->order_id, sizeof(c->order_id), "%s", order_id);
@@ -60,8 +61,24 @@ static inline void orders_harness_place_fill(struct ct_place_order *c, const cha
 	snprintf(c->items[1].sku, sizeof(c->items[1].sku), "SKU-2");
 	c->items[1].quantity = 1;
 	c->items_len = 2;
-	snprintf(c->payment.card_token, sizeof(c->payment.card_token), "tok_visa");
 	harness_address_fill(&c->shipping_address);
+}
+
+/* The same order as a PlaceOrder v1, as stored before the upgrade: with
+ * the card token ORDERS_HARNESS_V1_TOKEN. */
+#define ORDERS_HARNESS_V1_TOKEN "tok_visa_from_v1"
+static inline void orders_harness_place_v1_fill(struct ct_place_order *c, const char *order_id)
+{
+	struct ct_place_order_v2 v2;
+	orders_harness_place_fill(&v2, order_id);
+	memset(c, 0, sizeof(*c));
+	memcpy(c->order_id, v2.order_id, sizeof(c->order_id));
+	memcpy(c->customer_id, v2.customer_id, sizeof(c->customer_id));
+	memcpy(c->email, v2.email, sizeof(c->email));
+	memcpy(c->items, v2.items, sizeof(c->items));
+	c->items_len = v2.items_len;
+	c->shipping_address = v2.shipping_address;
+	snprintf(c->payment.card_token, sizeof(c->payment.card_token), ORDERS_HARNESS_V1_TOKEN);
 }
 
 static inline struct ct_stock_reserved stock_reserved(const char *order_id)

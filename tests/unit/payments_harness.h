@@ -36,17 +36,16 @@ static inline void payments_harness_spec_fill(struct svc_spec *spec, struct paym
 	};
 }
 
-/* OrderPlaced for ORDER_ID (one SKU-1), paid with CARD_TOKEN, handled on DB. */
-static inline shop_status payments_harness_order_placed(struct svc *svc, struct db *db,
-							const char *order_id,
-							const char *card_token)
+/* SubmitCard for ORDER_ID with CARD_TOKEN, handled on DB. */
+static inline shop_status payments_harness_submit_card(struct svc *svc, struct db *db,
+						       const char *order_id, const char *card_token)
 {
-	static const char *const skus[] = { "SKU-1" };
-	static const int quantities[] = { 1 };
-	struct ct_order_placed m;
-	harness_order_placed_fill(&m, order_id, "ada@example.com", 1, skus, quantities);
+	struct ct_submit_card m;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.order_id, sizeof(m.order_id), "%s", order_id);
+	snprintf(m.customer_id, sizeof(m.customer_id), "cust-1");
 	snprintf(m.payment.card_token, sizeof(m.payment.card_token), "%s", card_token);
-	return harness_run(svc, db, payments_handle_order_placed, &m);
+	return harness_run(svc, db, payments_handle_submit_card, &m);
 }
 
 /* StockReserved for ORDER_ID: one SKU-1 at TOTAL. */

@@ -26,6 +26,7 @@
 #include "contracts_gen.h"
 #include "core/status.h"
 #include "core/xalloc.h"
+#include "evt/ct_versions.h"
 #include "evt/envelope.h"
 
 #define EXAMPLES_DIR "contracts/examples"
@@ -161,8 +162,8 @@ static bool codec_find(const char *name, struct codec *ret)
 {
 	for (size_t i = 0; i < CT_MSG__COUNT; i++) {
 		const struct ct_message *m = &ct_messages[i];
-		if (strcmp(m->name, name) == 0) {
-			*ret = (struct codec){ m->name, m->data_size, m->parse, m->encode };
+		if (strcmp(m->key, name) == 0) { /* examples/<key>: order_placed_v2 */
+			*ret = (struct codec){ m->key, m->data_size, m->parse, m->encode };
 			return true;
 		}
 	}
@@ -271,7 +272,7 @@ static void every_message_and_type_has_valid_and_invalid_examples(void **state)
 {
 	const char *kinds[] = { "valid", "invalid" };
 	for (size_t i = 0; i < CT_MSG__COUNT + sizeof type_codecs / sizeof type_codecs[0]; i++) {
-		const char *name = i < CT_MSG__COUNT ? ct_messages[i].name
+		const char *name = i < CT_MSG__COUNT ? ct_messages[i].key
 						     : type_codecs[i - CT_MSG__COUNT].name;
 		for (size_t k = 0; k < 2; k++) {
 			char path[512];
@@ -713,6 +714,14 @@ static void message_table_follows_the_index_in_order(void **state)
 		assert_int_equal(c->id, i);
 		assert_string_equal(c->name, str(m, "name"));
 		assert_string_equal(c->title, str(m, "title"));
+		/* The key is the name for v1, <name>_v<N> for a later major. */
+		if (c->version == 1) {
+			assert_string_equal(c->key, c->name);
+		} else {
+			char want[128];
+			snprintf(want, sizeof want, "%s_v%d", c->name, c->version);
+			assert_string_equal(c->key, want);
+		}
 		assert_int_equal(c->kind, strcmp(str(m, "kind"), "event") == 0 ? CT_KIND_EVENT
 									       : CT_KIND_COMMAND);
 		assert_int_equal(c->version,
@@ -745,11 +754,16 @@ static void every_message_is_found_by_subject_and_by_type(void **state)
 			 &ct_messages[CT_MSG_ORDER_PLACED]);
 	assert_ptr_equal(ct_message_by_type("shop.gateway.place_order.v1"),
 			 &ct_messages[CT_MSG_PLACE_ORDER]);
+	/* Two majors of one message are two messages. */
+	assert_ptr_equal(ct_message_by_subject("orders.event.order_placed.v2"),
+			 &ct_messages[CT_MSG_ORDER_PLACED_V2]);
+	assert_ptr_equal(ct_message_by_type("shop.gateway.place_order.v2"),
+			 &ct_messages[CT_MSG_PLACE_ORDER_V2]);
 }
 
 static void unknown_subjects_and_types_find_nothing(void **state)
 {
-	assert_null(ct_message_by_subject("orders.event.order_placed.v2"));
+	assert_null(ct_message_by_subject("orders.event.order_placed.v3"));
 	assert_null(ct_message_by_subject("orders.event.order_placed"));
 	assert_null(
 		ct_message_by_subject("shop.orders.order_placed.v1")); /* a type, not a subject */
@@ -774,8 +788,85 @@ static void streams_follow_the_index(void **state)
 		for (size_t k = 0; k < ct_streams[i].n_subjects; k++)
 			assert_string_equal(ct_streams[i].subjects[k],
 					    cJSON_GetArrayItem(subjects, (int)k)->valuestring);
+		const cJSON *retention = cJSON_GetObjectItemCaseSensitive(s, "retention");
+		assert_int_equal(ct_streams[i].workqueue,
+				 cJSON_IsString(retention) &&
+					 strcmp(retention->valuestring, "workqueue") == 0);
+		assert_int_equal(ct_streams[i].confidential,
+				 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "confidential")));
 	}
 	cJSON_Delete(index);
+}
+
+/* The card token travels only on CARDS: a confidential work queue that
+ * payments alone reads. */
+static void the_card_goes_only_to_payments_on_a_confidential_work_queue(void **state)
+{
+	const struct ct_message *card = &ct_messages[CT_MSG_SUBMIT_CARD];
+	assert_string_equal(card->stream, "CARDS");
+	assert_int_equal(card->n_consumers, 1);
+	assert_string_equal(card->consumers[0], "payments");
+	bool found = false;
+	for (size_t i = 0; i < ct_n_streams; i++) {
+		if (strcmp(ct_streams[i].name, "CARDS") != 0) {
+			assert_false(ct_streams[i].confidential);
+			continue;
+		}
+		found = true;
+		assert_true(ct_streams[i].workqueue);
+		assert_true(ct_streams[i].confidential);
+	}
+	assert_true(found);
+	/* No message meant to be sent carries it: the v2 structs have no
+	 * payment member, which the upgrades below rely on. */
+	assert_int_equal(sizeof(struct ct_order_placed_v2) < sizeof(struct ct_order_placed), true);
+}
+
+/* A stored v1 is read as v2: every kept field copied, the token gone. */
+static void an_order_placed_v1_upgrades_to_v2_without_its_card_token(void **state)
+{
+	const struct ct_upgrade *up = ct_upgrade_find(CT_MSG_ORDER_PLACED);
+	assert_non_null(up);
+	assert_int_equal(up->to, CT_MSG_ORDER_PLACED_V2);
+	assert_null(ct_upgrade_find(CT_MSG_ORDER_PLACED_V2));
+	assert_null(ct_upgrade_find(CT_MSG_STOCK_RESERVED));
+
+	cJSON *json = load_json(EXAMPLES_DIR "/order_placed/valid/two_lines.json");
+	struct ct_order_placed *v1 = xcalloc(1, sizeof(*v1));
+	struct ct_order_placed_v2 *v2 = xcalloc(1, sizeof(*v2));
+	assert_int_equal(ct_order_placed_parse(json, v1, NULL), SHOP_OK);
+	assert_true(v1->payment.card_token[0] != '\0');
+	up->upgrade(v1, v2);
+	cJSON *out = ct_order_placed_v2_encode(v2);
+	/* What v2 says is exactly v1 without "payment". */
+	cJSON_DeleteItemFromObjectCaseSensitive(json, "payment");
+	assert_true(cJSON_Compare(json, out, true));
+	char *text = cJSON_PrintUnformatted(out);
+	assert_null(strstr(text, v1->payment.card_token));
+	free(text);
+	cJSON_Delete(out);
+	cJSON_Delete(json);
+	free(v2);
+	free(v1);
+}
+
+static void a_place_order_v1_upgrades_to_v2_without_its_card_token(void **state)
+{
+	const struct ct_upgrade *up = ct_upgrade_find(CT_MSG_PLACE_ORDER);
+	assert_non_null(up);
+	assert_int_equal(up->to, CT_MSG_PLACE_ORDER_V2);
+	cJSON *json = load_json(EXAMPLES_DIR "/place_order/valid/two_lines.json");
+	struct ct_place_order *v1 = xcalloc(1, sizeof(*v1));
+	struct ct_place_order_v2 *v2 = xcalloc(1, sizeof(*v2));
+	assert_int_equal(ct_place_order_parse(json, v1, NULL), SHOP_OK);
+	up->upgrade(v1, v2);
+	cJSON *out = ct_place_order_v2_encode(v2);
+	cJSON_DeleteItemFromObjectCaseSensitive(json, "payment");
+	assert_true(cJSON_Compare(json, out, true));
+	cJSON_Delete(out);
+	cJSON_Delete(json);
+	free(v2);
+	free(v1);
 }
 
 static const struct ct_consumer *consumer_find(const char *service, const char *stream)
@@ -1018,6 +1109,9 @@ static const struct CMUnitTest focused[] = {
 	cmocka_unit_test(unknown_subjects_and_types_find_nothing),
 	cmocka_unit_test(streams_follow_the_index),
 	cmocka_unit_test(consumers_are_exactly_the_durables_the_index_implies),
+	cmocka_unit_test(the_card_goes_only_to_payments_on_a_confidential_work_queue),
+	cmocka_unit_test(an_order_placed_v1_upgrades_to_v2_without_its_card_token),
+	cmocka_unit_test(a_place_order_v1_upgrades_to_v2_without_its_card_token),
 	cmocka_unit_test(limits_are_named_after_the_schemas),
 };
 

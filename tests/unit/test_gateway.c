@@ -422,21 +422,59 @@ static void an_invalid_traceparent_starts_a_new_trace_and_the_command_is_valid(v
 
 	struct db_result *q = NULL;
 	assert_int_equal(db_query(f->db, "SELECT payload FROM outbox", DB_NOARGS, &q), SHOP_OK);
-	assert_int_equal(db_result_rows(q), 1);
-	const char *payload = db_result_text(q, 0, 0);
+	assert_int_equal(db_result_rows(q), 2); /* PlaceOrder v2 and SubmitCard */
+	for (int i = 0; i < 2; i++) {
+		const char *payload = db_result_text(q, i, 0);
+		cJSON *root = NULL;
+		struct evt_envelope env;
+		struct ct_errors errs = { 0 };
+		assert_int_equal(evt_envelope_parse(payload, strlen(payload), &root, &env, &errs),
+				 SHOP_OK);
+		assert_true(ids_traceparent_valid(env.traceparent));
+		assert_null(strstr(env.traceparent, "4bf92f3577b34da6a3ce929d0e0e4736"));
+		const struct ct_message *m = ct_message_by_type(env.type);
+		assert_non_null(m);
+		void *cmd = xcalloc(1, m->data_size);
+		assert_int_equal(m->parse(env.data, cmd, &errs), SHOP_OK);
+		free(cmd);
+		cJSON_Delete(root);
+	}
+	db_result_free(q);
+}
+
+/* Issue 7: the order goes to orders without the card, and the card goes to
+ * payments alone on CARDS, both in the POST's one transaction. */
+static void a_post_sends_the_order_without_its_card_and_the_card_alone_on_cards(void **state)
+{
+	struct fixture *f = *state;
+	uint16_t port = serve(f);
+	struct reply r;
+	post_order(port, "", valid_order, &r);
+	assert_int_equal(r.status, 202);
+	const char *order_id = reply_str(&r, "order_id");
+
+	struct db_result *q = NULL;
+	assert_int_equal(db_query(f->db, "SELECT subject, payload FROM outbox ORDER BY id",
+				  DB_NOARGS, &q),
+			 SHOP_OK);
+	assert_int_equal(db_result_rows(q), 2);
+	assert_string_equal(db_result_text(q, 0, 0), "gateway.command.place_order.v2");
+	assert_null(strstr(db_result_text(q, 0, 1), "tok_visa"));
+	assert_null(strstr(db_result_text(q, 0, 1), "card_token"));
+	assert_string_equal(db_result_text(q, 1, 0), "cards.command.submit_card.v1");
+	const char *payload = db_result_text(q, 1, 1);
 	cJSON *root = NULL;
 	struct evt_envelope env;
 	struct ct_errors errs = { 0 };
 	assert_int_equal(evt_envelope_parse(payload, strlen(payload), &root, &env, &errs), SHOP_OK);
-	assert_true(ids_traceparent_valid(env.traceparent));
-	assert_null(strstr(env.traceparent, "4bf92f3577b34da6a3ce929d0e0e4736"));
-	const struct ct_message *m = ct_message_by_type(env.type);
-	assert_non_null(m);
-	void *cmd = xcalloc(1, m->data_size);
-	assert_int_equal(m->parse(env.data, cmd, &errs), SHOP_OK);
-	free(cmd);
+	struct ct_submit_card card;
+	assert_int_equal(ct_submit_card_parse(env.data, &card, &errs), SHOP_OK);
+	assert_string_equal(card.order_id, order_id);
+	assert_string_equal(card.payment.card_token, "tok_visa");
+	assert_string_equal(env.subject, order_id);
 	cJSON_Delete(root);
 	db_result_free(q);
+	cJSON_Delete(r.json);
 }
 
 static void a_key_reused_with_another_body_is_refused(void **state)
@@ -456,7 +494,7 @@ static void a_key_reused_with_another_body_is_refused(void **state)
 	post_order(port, "Idempotency-Key: k-1\r\n", body, &other);
 	assert_int_equal(other.status, 422);
 	assert_int_equal(count(f, "SELECT COUNT(*) FROM orders_view"), 1);
-	assert_int_equal(harness_outbox_total(f->db), 1);
+	assert_int_equal(harness_outbox_total(f->db), 2); /* one order: PlaceOrder, SubmitCard */
 	/* What the record keeps: a fingerprint of the request, not the request
 	 * with its card token. */
 	assert_int_equal(count(f, "SELECT COUNT(*) FROM idempotency_keys WHERE request LIKE "
@@ -526,7 +564,7 @@ static void two_concurrent_posts_with_one_key_place_one_order(void **state)
 		    reply_has_header(&b.reply, "Idempotent-Replayed: true"));
 	assert_int_equal(count(f, "SELECT COUNT(*) FROM orders_view"), 1);
 	assert_int_equal(count(f, "SELECT COUNT(*) FROM idempotency_keys"), 1);
-	assert_int_equal(harness_outbox_total(f->db), 1);
+	assert_int_equal(harness_outbox_total(f->db), 2); /* one order: PlaceOrder, SubmitCard */
 	cJSON_Delete(a.reply.json);
 	cJSON_Delete(b.reply.json);
 }
@@ -692,6 +730,9 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			an_invalid_traceparent_starts_a_new_trace_and_the_command_is_valid, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			a_post_sends_the_order_without_its_card_and_the_card_alone_on_cards, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(a_key_reused_with_another_body_is_refused, setup,
 						teardown),

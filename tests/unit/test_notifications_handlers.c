@@ -83,8 +83,8 @@ static shop_status place(struct fixture *f, const char *email)
 {
 	static const char *const skus[] = { "SKU-1", "SKU-2" };
 	static const int quantities[] = { 2, 3 };
-	struct ct_order_placed m;
-	harness_order_placed_fill(&m, f->order, email, 2, skus, quantities);
+	struct ct_order_placed_v2 m;
+	harness_order_placed_v2_fill(&m, f->order, email, 2, skus, quantities);
 	return handle(f, notifications_handle_order_placed, &m);
 }
 

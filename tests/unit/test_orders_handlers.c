@@ -68,9 +68,9 @@ static shop_status run(struct fixture *f, svc_handler_fn handle, const void *dat
 }
 
 /* A PlaceOrder for a new order; returns its id in order_id. */
-static struct ct_place_order *place_cmd(char order_id[IDS_UUID_SIZE])
+static struct ct_place_order_v2 *place_cmd(char order_id[IDS_UUID_SIZE])
 {
-	struct ct_place_order *c = xcalloc(1, sizeof(*c));
+	struct ct_place_order_v2 *c = xcalloc(1, sizeof(*c));
 	ids_uuid7(order_id);
 	orders_harness_place_fill(c, order_id);
 	return c;
@@ -80,7 +80,7 @@ static struct ct_place_order *place_cmd(char order_id[IDS_UUID_SIZE])
 static void place_at(struct fixture *f, char order_id[IDS_UUID_SIZE], int64_t now,
 		     const char *correlation_id)
 {
-	struct ct_place_order *c = place_cmd(order_id);
+	struct ct_place_order_v2 *c = place_cmd(order_id);
 	assert_int_equal(run_at(f, orders_handle_place_order, c, now, correlation_id), SHOP_OK);
 	free(c);
 }
@@ -204,19 +204,18 @@ static void place_order_creates_a_pending_order_and_emits_order_placed_with_its_
 	cJSON *ev = harness_outbox_last(f->db, SUBJ_PLACED);
 	assert_string_equal(attr(ev, "subject"), id);
 	assert_string_equal(attr(ev, "correlationid"), "corr-place");
-	struct ct_order_placed placed;
+	struct ct_order_placed_v2 placed;
 	struct ct_errors errs = { 0 };
-	assert_int_equal(ct_order_placed_parse(cJSON_GetObjectItemCaseSensitive(ev, "data"),
-					       &placed, &errs),
+	assert_int_equal(ct_order_placed_v2_parse(cJSON_GetObjectItemCaseSensitive(ev, "data"),
+						  &placed, &errs),
 			 SHOP_OK);
-	struct ct_place_order *want = place_cmd((char[IDS_UUID_SIZE]){ 0 });
+	struct ct_place_order_v2 *want = place_cmd((char[IDS_UUID_SIZE]){ 0 });
 	assert_string_equal(placed.order_id, id);
 	assert_string_equal(placed.customer_id, want->customer_id);
 	assert_string_equal(placed.email, want->email);
 	assert_int_equal(placed.items_len, 2);
 	assert_string_equal(placed.items[1].sku, "SKU-2");
 	assert_int_equal(placed.items[1].quantity, 1);
-	assert_string_equal(placed.payment.card_token, "tok_visa");
 	assert_string_equal(placed.shipping_address.postal_code, "N1 9GU");
 	assert_string_equal(placed.shipping_address.country, "GB");
 	free(want);
@@ -227,7 +226,7 @@ static void place_order_again_changes_nothing_and_emits_nothing(void **state)
 {
 	struct fixture *f = *state;
 	char id[IDS_UUID_SIZE];
-	struct ct_place_order *c = place_cmd(id);
+	struct ct_place_order_v2 *c = place_cmd(id);
 	int64_t now = clock_now_ms();
 	assert_int_equal(run_at(f, orders_handle_place_order, c, now, NULL), SHOP_OK);
 	snprintf(c->email, sizeof(c->email), "someone.else@example.com");
@@ -794,13 +793,65 @@ static void the_sweeper_task_is_wired_every_second(void **state)
 
 /* ---- through the runtime ----------------------------------------------- */
 
+/* A PlaceOrder v1 stored before the upgrade (with the card token) is read
+ * as v2: orders emits OrderPlaced v2, never v1, and the token appears in
+ * nothing it writes. */
+static void a_place_order_v1_emits_order_placed_v2_without_the_card_token(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	ids_uuid7(id);
+	struct ct_place_order *v1 = xcalloc(1, sizeof(*v1));
+	orders_harness_place_v1_fill(v1, id);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, id, v1), SHOP_OK);
+	free(v1);
+
+	assert_int_equal(order(f, id).status, ORDERS_STATUS_PENDING);
+	assert_int_equal(harness_outbox_total(f->db), 1);
+	assert_int_equal(outbox_count(f, SUBJ_PLACED), 1);
+	assert_int_equal(outbox_count(f, "orders.event.order_placed.v1"), 0);
+	assert_int_equal(
+		count_rows(f, "SELECT count(*) FROM outbox WHERE payload LIKE '%' || $1 || '%'",
+			   ORDERS_HARNESS_V1_TOKEN),
+		0);
+	cJSON *ev = harness_outbox_last(f->db, SUBJ_PLACED);
+	struct ct_order_placed_v2 placed;
+	assert_int_equal(ct_order_placed_v2_parse(cJSON_GetObjectItemCaseSensitive(ev, "data"),
+						  &placed, NULL),
+			 SHOP_OK);
+	assert_string_equal(placed.order_id, id);
+	assert_int_equal(placed.items_len, 2);
+	assert_string_equal(placed.shipping_address.country, "GB");
+	cJSON_Delete(ev);
+}
+
+/* The same order as v1 and as v2 (a gateway retry across the upgrade): one
+ * order, one OrderPlaced, whichever comes first. */
+static void place_order_v1_then_v2_of_one_order_places_it_once(void **state)
+{
+	struct fixture *f = *state;
+	char id[IDS_UUID_SIZE];
+	ids_uuid7(id);
+	struct ct_place_order *v1 = xcalloc(1, sizeof(*v1));
+	struct ct_place_order_v2 *v2 = xcalloc(1, sizeof(*v2));
+	orders_harness_place_v1_fill(v1, id);
+	orders_harness_place_fill(v2, id);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, id, v1), SHOP_OK);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER_V2, id, v2), SHOP_OK);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, id, v1), SHOP_OK);
+	assert_int_equal(outbox_count(f, SUBJ_PLACED), 1);
+	assert_int_equal(harness_outbox_total(f->db), 1);
+	free(v2);
+	free(v1);
+}
+
 static void every_consumed_message_reaches_its_handler_through_the_routes(void **state)
 {
 	struct fixture *f = *state;
 	char id[IDS_UUID_SIZE], other[IDS_UUID_SIZE], third[IDS_UUID_SIZE];
 	char pay[IDS_UUID_SIZE], ship[IDS_UUID_SIZE];
-	struct ct_place_order *c = place_cmd(id);
-	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, id, c), SHOP_OK);
+	struct ct_place_order_v2 *c = place_cmd(id);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER_V2, id, c), SHOP_OK);
 	struct ct_stock_reserved reserved = stock_reserved(id);
 	assert_int_equal(deliver(f, CT_MSG_STOCK_RESERVED, id, &reserved), SHOP_OK);
 	struct ct_payment_authorized paid = payment_authorized(id, pay);
@@ -814,14 +865,14 @@ static void every_consumed_message_reaches_its_handler_through_the_routes(void *
 	free(c);
 
 	c = place_cmd(other);
-	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, other, c), SHOP_OK);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER_V2, other, c), SHOP_OK);
 	struct ct_stock_rejected rejected = stock_rejected(other, "out_of_stock");
 	assert_int_equal(deliver(f, CT_MSG_STOCK_REJECTED, other, &rejected), SHOP_OK);
 	assert_int_equal(order(f, other).reason, ORDERS_REASON_OUT_OF_STOCK);
 	free(c);
 
 	c = place_cmd(third);
-	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, third, c), SHOP_OK);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER_V2, third, c), SHOP_OK);
 	reserved = stock_reserved(third);
 	assert_int_equal(deliver(f, CT_MSG_STOCK_RESERVED, third, &reserved), SHOP_OK);
 	struct ct_payment_declined declined = payment_declined(third);
@@ -830,7 +881,7 @@ static void every_consumed_message_reaches_its_handler_through_the_routes(void *
 	free(c);
 
 	c = place_cmd(third);
-	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, third, c), SHOP_OK);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER_V2, third, c), SHOP_OK);
 	struct ct_cancel_order cancel = cancel_order(third);
 	assert_int_equal(deliver(f, CT_MSG_CANCEL_ORDER, third, &cancel), SHOP_OK);
 	assert_int_equal(order(f, third).reason, ORDERS_REASON_CUSTOMER_CANCELLED);
@@ -838,7 +889,7 @@ static void every_consumed_message_reaches_its_handler_through_the_routes(void *
 
 	char fourth[IDS_UUID_SIZE];
 	c = place_cmd(fourth);
-	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, fourth, c), SHOP_OK);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER_V2, fourth, c), SHOP_OK);
 	reserved = stock_reserved(fourth);
 	assert_int_equal(deliver(f, CT_MSG_STOCK_RESERVED, fourth, &reserved), SHOP_OK);
 	paid = payment_authorized(fourth, pay);
@@ -860,8 +911,8 @@ static void a_total_above_any_unit_price_is_reserved_and_paid_through_the_routes
 	 * total above the unit price ceiling of the contracts. */
 	const int64_t total = INT64_C(50) * 1000 * 8900;
 	char id[IDS_UUID_SIZE], pay[IDS_UUID_SIZE];
-	struct ct_place_order *c = place_cmd(id);
-	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, id, c), SHOP_OK);
+	struct ct_place_order_v2 *c = place_cmd(id);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER_V2, id, c), SHOP_OK);
 	free(c);
 
 	struct ct_stock_reserved reserved = { 0 };
@@ -892,8 +943,8 @@ static void a_redelivered_message_is_a_duplicate_with_no_second_effect(void **st
 {
 	struct fixture *f = *state;
 	char id[IDS_UUID_SIZE];
-	struct ct_place_order *c = place_cmd(id);
-	char *text = envelope(CT_MSG_PLACE_ORDER, id, c);
+	struct ct_place_order_v2 *c = place_cmd(id);
+	char *text = envelope(CT_MSG_PLACE_ORDER_V2, id, c);
 	assert_int_equal(deliver_text(f, text), SHOP_OK);
 	assert_int_equal(deliver_text(f, text), SHOP_E_DUPLICATE);
 	assert_int_equal(outbox_count(f, SUBJ_PLACED), 1);
@@ -905,11 +956,11 @@ static void a_not_ready_message_leaves_no_inbox_record_so_its_redelivery_applies
 {
 	struct fixture *f = *state;
 	char id[IDS_UUID_SIZE];
-	struct ct_place_order *c = place_cmd(id);
+	struct ct_place_order_v2 *c = place_cmd(id);
 	struct ct_stock_reserved reserved = stock_reserved(id);
 	char *early = envelope(CT_MSG_STOCK_RESERVED, id, &reserved);
 	assert_int_equal(deliver_text(f, early), SHOP_E_NOT_READY);
-	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER, id, c), SHOP_OK);
+	assert_int_equal(deliver(f, CT_MSG_PLACE_ORDER_V2, id, c), SHOP_OK);
 	assert_int_equal(deliver_text(f, early), SHOP_OK);
 	assert_int_equal(order(f, id).status, ORDERS_STATUS_RESERVED);
 	free(early);
@@ -1040,6 +1091,8 @@ int main(void)
 		T(a_customers_unanswered_request_is_repeated_as_customer_cancelled),
 		T(the_paid_deadline_defaults_to_an_hour_without_a_context),
 		T(the_sweeper_task_is_wired_every_second),
+		T(a_place_order_v1_emits_order_placed_v2_without_the_card_token),
+		T(place_order_v1_then_v2_of_one_order_places_it_once),
 		T(every_consumed_message_reaches_its_handler_through_the_routes),
 		T(a_total_above_any_unit_price_is_reserved_and_paid_through_the_routes),
 		T(a_redelivered_message_is_a_duplicate_with_no_second_effect),

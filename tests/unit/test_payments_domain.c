@@ -10,58 +10,84 @@
 
 #include <stdbool.h>
 
-/* The whole table, written out: one row per (message, row exists, status). */
+/* The whole table, written out: one row per (message, row exists, status,
+ * and for NEW which of the two facts it holds: the card, the total). */
 struct decision_case {
 	enum payments_event ev;
 	bool exists;
 	enum payments_status st;
+	bool card, reservation;
 	enum payments_action want;
 };
 
+#define NEW_WITH(card, res) PAYMENTS_NEW, card, res
+#define NOT_NEW(st) st, false, false
+
 static const struct decision_case decision_table[] = {
-	/* OrderPlaced creates the intent only when there is no row. */
-	{ PAYMENTS_EV_ORDER_PLACED, false, PAYMENTS_NEW, PAYMENTS_ACT_CREATE },
-	{ PAYMENTS_EV_ORDER_PLACED, true, PAYMENTS_NEW, PAYMENTS_ACT_NONE },
-	{ PAYMENTS_EV_ORDER_PLACED, true, PAYMENTS_CHARGED, PAYMENTS_ACT_NONE },
-	{ PAYMENTS_EV_ORDER_PLACED, true, PAYMENTS_DECLINED, PAYMENTS_ACT_NONE },
-	{ PAYMENTS_EV_ORDER_PLACED, true, PAYMENTS_CANCELLED, PAYMENTS_ACT_NONE },
-	{ PAYMENTS_EV_ORDER_PLACED, true, PAYMENTS_REFUNDED, PAYMENTS_ACT_NONE },
-	/* StockReserved charges only NEW, waits for a missing intent. */
-	{ PAYMENTS_EV_STOCK_RESERVED, false, PAYMENTS_NEW, PAYMENTS_ACT_WAIT },
-	{ PAYMENTS_EV_STOCK_RESERVED, true, PAYMENTS_NEW, PAYMENTS_ACT_CHARGE },
-	{ PAYMENTS_EV_STOCK_RESERVED, true, PAYMENTS_CHARGED, PAYMENTS_ACT_NONE },
-	{ PAYMENTS_EV_STOCK_RESERVED, true, PAYMENTS_DECLINED, PAYMENTS_ACT_NONE },
-	{ PAYMENTS_EV_STOCK_RESERVED, true, PAYMENTS_CANCELLED, PAYMENTS_ACT_NONE },
-	{ PAYMENTS_EV_STOCK_RESERVED, true, PAYMENTS_REFUNDED, PAYMENTS_ACT_NONE },
-	/* OrderCancelled refunds a charge, cancels an intent, remembers an
-	 * unknown order, and leaves final states alone. */
-	{ PAYMENTS_EV_ORDER_CANCELLED, false, PAYMENTS_NEW, PAYMENTS_ACT_TOMBSTONE },
-	{ PAYMENTS_EV_ORDER_CANCELLED, true, PAYMENTS_NEW, PAYMENTS_ACT_CANCEL },
-	{ PAYMENTS_EV_ORDER_CANCELLED, true, PAYMENTS_CHARGED, PAYMENTS_ACT_REFUND },
-	{ PAYMENTS_EV_ORDER_CANCELLED, true, PAYMENTS_DECLINED, PAYMENTS_ACT_NONE },
-	{ PAYMENTS_EV_ORDER_CANCELLED, true, PAYMENTS_CANCELLED, PAYMENTS_ACT_NONE },
-	{ PAYMENTS_EV_ORDER_CANCELLED, true, PAYMENTS_REFUNDED, PAYMENTS_ACT_NONE },
+	/* SubmitCard: recorded first, charges second, a redelivery is a no-op. */
+	{ PAYMENTS_EV_CARD_SUBMITTED, false, NEW_WITH(false, false), PAYMENTS_ACT_CREATE },
+	{ PAYMENTS_EV_CARD_SUBMITTED, true, NEW_WITH(false, false), PAYMENTS_ACT_RECORD },
+	{ PAYMENTS_EV_CARD_SUBMITTED, true, NEW_WITH(false, true), PAYMENTS_ACT_CHARGE },
+	{ PAYMENTS_EV_CARD_SUBMITTED, true, NEW_WITH(true, false), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_CARD_SUBMITTED, true, NEW_WITH(true, true), PAYMENTS_ACT_CHARGE },
+	{ PAYMENTS_EV_CARD_SUBMITTED, true, NOT_NEW(PAYMENTS_CHARGED), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_CARD_SUBMITTED, true, NOT_NEW(PAYMENTS_DECLINED), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_CARD_SUBMITTED, true, NOT_NEW(PAYMENTS_CANCELLED), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_CARD_SUBMITTED, true, NOT_NEW(PAYMENTS_REFUNDED), PAYMENTS_ACT_NONE },
+	/* StockReserved: the same, with the total as its fact. */
+	{ PAYMENTS_EV_STOCK_RESERVED, false, NEW_WITH(false, false), PAYMENTS_ACT_CREATE },
+	{ PAYMENTS_EV_STOCK_RESERVED, true, NEW_WITH(false, false), PAYMENTS_ACT_RECORD },
+	{ PAYMENTS_EV_STOCK_RESERVED, true, NEW_WITH(false, true), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_STOCK_RESERVED, true, NEW_WITH(true, false), PAYMENTS_ACT_CHARGE },
+	{ PAYMENTS_EV_STOCK_RESERVED, true, NEW_WITH(true, true), PAYMENTS_ACT_CHARGE },
+	{ PAYMENTS_EV_STOCK_RESERVED, true, NOT_NEW(PAYMENTS_CHARGED), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_STOCK_RESERVED, true, NOT_NEW(PAYMENTS_DECLINED), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_STOCK_RESERVED, true, NOT_NEW(PAYMENTS_CANCELLED), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_STOCK_RESERVED, true, NOT_NEW(PAYMENTS_REFUNDED), PAYMENTS_ACT_NONE },
+	/* OrderCancelled refunds a charge, cancels a NEW payment whatever it
+	 * holds, remembers an unknown order, and leaves final states alone. */
+	{ PAYMENTS_EV_ORDER_CANCELLED, false, NEW_WITH(false, false), PAYMENTS_ACT_TOMBSTONE },
+	{ PAYMENTS_EV_ORDER_CANCELLED, true, NEW_WITH(false, false), PAYMENTS_ACT_CANCEL },
+	{ PAYMENTS_EV_ORDER_CANCELLED, true, NEW_WITH(false, true), PAYMENTS_ACT_CANCEL },
+	{ PAYMENTS_EV_ORDER_CANCELLED, true, NEW_WITH(true, false), PAYMENTS_ACT_CANCEL },
+	{ PAYMENTS_EV_ORDER_CANCELLED, true, NEW_WITH(true, true), PAYMENTS_ACT_CANCEL },
+	{ PAYMENTS_EV_ORDER_CANCELLED, true, NOT_NEW(PAYMENTS_CHARGED), PAYMENTS_ACT_REFUND },
+	{ PAYMENTS_EV_ORDER_CANCELLED, true, NOT_NEW(PAYMENTS_DECLINED), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_ORDER_CANCELLED, true, NOT_NEW(PAYMENTS_CANCELLED), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_ORDER_CANCELLED, true, NOT_NEW(PAYMENTS_REFUNDED), PAYMENTS_ACT_NONE },
 	/* An open ledger charge is given back only for a cancelled payment. */
-	{ PAYMENTS_EV_CHARGE_FOUND, false, PAYMENTS_NEW, PAYMENTS_ACT_NONE },
-	{ PAYMENTS_EV_CHARGE_FOUND, true, PAYMENTS_NEW, PAYMENTS_ACT_NONE },
-	{ PAYMENTS_EV_CHARGE_FOUND, true, PAYMENTS_CHARGED, PAYMENTS_ACT_NONE },
-	{ PAYMENTS_EV_CHARGE_FOUND, true, PAYMENTS_DECLINED, PAYMENTS_ACT_NONE },
-	{ PAYMENTS_EV_CHARGE_FOUND, true, PAYMENTS_CANCELLED, PAYMENTS_ACT_REFUND_FOUND },
-	{ PAYMENTS_EV_CHARGE_FOUND, true, PAYMENTS_REFUNDED, PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_CHARGE_FOUND, false, NEW_WITH(false, false), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_CHARGE_FOUND, true, NEW_WITH(false, false), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_CHARGE_FOUND, true, NEW_WITH(false, true), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_CHARGE_FOUND, true, NEW_WITH(true, false), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_CHARGE_FOUND, true, NEW_WITH(true, true), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_CHARGE_FOUND, true, NOT_NEW(PAYMENTS_CHARGED), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_CHARGE_FOUND, true, NOT_NEW(PAYMENTS_DECLINED), PAYMENTS_ACT_NONE },
+	{ PAYMENTS_EV_CHARGE_FOUND, true, NOT_NEW(PAYMENTS_CANCELLED), PAYMENTS_ACT_REFUND_FOUND },
+	{ PAYMENTS_EV_CHARGE_FOUND, true, NOT_NEW(PAYMENTS_REFUNDED), PAYMENTS_ACT_NONE },
 };
+
+static enum payments_action decide(enum payments_event ev, bool exists, enum payments_status st,
+				   bool card, bool reservation)
+{
+	struct payments_facts f = { exists, st, card, reservation };
+	return payments_decide(ev, &f);
+}
 
 static void every_status_and_message_pair_has_the_designed_decision(void **state)
 {
 	size_t n = sizeof(decision_table) / sizeof(decision_table[0]);
-	/* Every message once without a row, and once per status with one. */
-	assert_int_equal(n, PAYMENTS_EVENT_COUNT * (1 + PAYMENTS_STATUS_COUNT));
+	/* Every message once without a row, once per status with one, and NEW
+	 * with each of the four combinations of the two facts. */
+	assert_int_equal(n, PAYMENTS_EVENT_COUNT * (1 + PAYMENTS_STATUS_COUNT - 1 + 4));
 	for (size_t i = 0; i < n; i++) {
 		const struct decision_case *c = &decision_table[i];
-		enum payments_action got = payments_decide(c->ev, c->exists, c->st);
+		enum payments_action got = decide(c->ev, c->exists, c->st, c->card, c->reservation);
 		if (got != c->want)
-			fail_msg("case %zu (event %d, exists %d, %s): got action %d, want %d", i,
-				 (int)c->ev, (int)c->exists, payments_status_name(c->st), (int)got,
-				 (int)c->want);
+			fail_msg("case %zu (event %d, exists %d, %s, card %d, total %d): got action "
+				 "%d, want %d",
+				 i, (int)c->ev, (int)c->exists, payments_status_name(c->st),
+				 (int)c->card, (int)c->reservation, (int)got, (int)c->want);
 	}
 }
 
@@ -69,11 +95,11 @@ static void a_missing_row_ignores_whatever_status_is_passed(void **state)
 {
 	for (int s = 0; s < PAYMENTS_STATUS_COUNT; s++) {
 		enum payments_status st = (enum payments_status)s;
-		assert_int_equal(payments_decide(PAYMENTS_EV_ORDER_PLACED, false, st),
+		assert_int_equal(decide(PAYMENTS_EV_CARD_SUBMITTED, false, st, true, true),
 				 PAYMENTS_ACT_CREATE);
-		assert_int_equal(payments_decide(PAYMENTS_EV_STOCK_RESERVED, false, st),
-				 PAYMENTS_ACT_WAIT);
-		assert_int_equal(payments_decide(PAYMENTS_EV_ORDER_CANCELLED, false, st),
+		assert_int_equal(decide(PAYMENTS_EV_STOCK_RESERVED, false, st, true, true),
+				 PAYMENTS_ACT_CREATE);
+		assert_int_equal(decide(PAYMENTS_EV_ORDER_CANCELLED, false, st, true, true),
 				 PAYMENTS_ACT_TOMBSTONE);
 	}
 }
@@ -83,11 +109,14 @@ static void only_a_new_payment_is_ever_charged(void **state)
 	for (int s = 0; s < PAYMENTS_STATUS_COUNT; s++) {
 		enum payments_status st = (enum payments_status)s;
 		for (int e = 0; e < PAYMENTS_EVENT_COUNT; e++) {
-			enum payments_action a = payments_decide((enum payments_event)e, true, st);
-			if (a == PAYMENTS_ACT_CHARGE)
-				assert_int_equal(st, PAYMENTS_NEW);
-			if (a == PAYMENTS_ACT_REFUND)
-				assert_int_equal(st, PAYMENTS_CHARGED);
+			for (int facts = 0; facts < 4; facts++) {
+				enum payments_action a = decide((enum payments_event)e, true, st,
+								facts & 1, facts & 2);
+				if (a == PAYMENTS_ACT_CHARGE)
+					assert_int_equal(st, PAYMENTS_NEW);
+				if (a == PAYMENTS_ACT_REFUND)
+					assert_int_equal(st, PAYMENTS_CHARGED);
+			}
 		}
 	}
 }

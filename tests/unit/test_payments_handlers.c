@@ -105,9 +105,9 @@ static int teardown(void **state)
 
 /* ---- driving handlers ------------------------------------------------- */
 
-static shop_status order_placed(struct fixture *f, const char *card_token)
+static shop_status submit_card(struct fixture *f, const char *card_token)
 {
-	return payments_harness_order_placed(f->svc, f->db, f->order_id, card_token);
+	return payments_harness_submit_card(f->svc, f->db, f->order_id, card_token);
 }
 
 static shop_status stock_reserved(struct fixture *f, int64_t total)
@@ -120,20 +120,20 @@ static shop_status order_cancelled(struct fixture *f)
 	return payments_harness_order_cancelled(f->svc, f->db, f->order_id);
 }
 
-/* The order placed with CARD_TOKEN and its stock reserved at TOTAL, both
- * handled without error: the charge has been decided. */
+/* The card CARD_TOKEN submitted and the order's stock reserved at TOTAL,
+ * both handled without error: the charge has been decided. */
 static void place_and_reserve(struct fixture *f, const char *card_token)
 {
-	assert_int_equal(order_placed(f, card_token), SHOP_OK);
+	assert_int_equal(submit_card(f, card_token), SHOP_OK);
 	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
 }
 
-/* The order placed with the visa card, and charged at TOTAL by an earlier
+/* The visa card submitted, and charged at TOTAL by an earlier
  * delivery that reached the provider and then died before its commit. */
 static void place_and_charge_at_the_provider(struct fixture *f,
 					     struct payments_provider_charge_result *earlier)
 {
-	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
 	assert_int_equal(payments_provider_charge(f->provider, f->order_id, PAYMENTS_CARD_VISA,
 						  TOTAL, CURRENCY, earlier),
 			 SHOP_OK);
@@ -146,12 +146,6 @@ static struct payments_row row_of(struct fixture *f)
 	struct payments_row row;
 	assert_int_equal(payments_store_get(f->db, f->order_id, &row), SHOP_OK);
 	return row;
-}
-
-static bool row_exists(struct fixture *f)
-{
-	struct payments_row row;
-	return payments_store_get(f->db, f->order_id, &row) == SHOP_OK;
 }
 
 struct emitted {
@@ -242,35 +236,139 @@ static size_t outbox_count(struct fixture *f)
 
 /* ---- cases ------------------------------------------------------------ */
 
-static void order_placed_records_a_new_intent_with_the_card_token(void **state)
+static void submit_card_records_a_new_payment_with_the_card_token(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
 	struct payments_row row = row_of(f);
 	assert_int_equal(row.status, PAYMENTS_NEW);
 	assert_string_equal(row.card_token, PAYMENTS_CARD_VISA);
+	assert_false(row.has_reservation);
 	assert_int_equal(row.attempts, 0);
 	assert_string_equal(row.payment_id, "");
 	assert_int_equal(outbox_count(f), 0);
 }
 
-static void order_placed_twice_keeps_the_first_intent(void **state)
+static void submit_card_twice_keeps_the_first_card(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
-	assert_int_equal(order_placed(f, PAYMENTS_CARD_DECLINED), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_DECLINED), SHOP_OK);
 	assert_string_equal(row_of(f).card_token, PAYMENTS_CARD_VISA);
+	assert_int_equal(outbox_count(f), 0);
 }
 
-static void stock_reserved_before_order_placed_is_not_ready(void **state)
+/* The two facts of a charge come on two streams, in either order. */
+static void stock_reserved_first_waits_and_the_card_charges_once(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(stock_reserved(f, TOTAL), SHOP_E_NOT_READY);
-	assert_false(row_exists(f));
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_NEW);
+	assert_string_equal(row.card_token, "");
+	assert_true(row.has_reservation);
+	assert_int_equal(row.reserved_cents, TOTAL);
+	assert_string_equal(row.reserved_currency, CURRENCY);
 	assert_int_equal(outbox_count(f), 0);
-	/* Once the intent arrives, the redelivered reservation charges. */
-	place_and_reserve(f, PAYMENTS_CARD_VISA);
+
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_CHARGED);
+	assert_int_equal(row.amount_cents, TOTAL);
+	assert_string_equal(row.card_token, ""); /* kept only while waiting */
+	static const char *const authorized[] = { "payments.event.payment_authorized.v1" };
+	assert_events_for(f, authorized, 1, TOTAL);
+}
+
+static void the_card_first_waits_and_the_reservation_charges_once(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(outbox_count(f), 0);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_CHARGED);
+	assert_int_equal(row.attempts, 1);
+	assert_string_equal(row.card_token, "");
+	static const char *const authorized[] = { "payments.event.payment_authorized.v1" };
+	assert_events_for(f, authorized, 1, TOTAL);
+}
+
+/* Every message of the pair redelivered, before and after the charge, in
+ * both orders: one charge at the provider, one PaymentAuthorized. */
+static void redelivered_cards_and_reservations_in_either_order_charge_once(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const authorized[] = { "payments.event.payment_authorized.v1" };
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_NEW);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_events_for(f, authorized, 1, TOTAL);
+
+	/* The other order on a second order id of the same fixture. */
+	ids_uuid7(f->order_id);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_CHARGED);
+	assert_int_equal(row.attempts, 1);
+	assert_int_equal(outbox_count(f), 2); /* one PaymentAuthorized per order */
+}
+
+/* The card arrives second and the provider fails for a while: each try is
+ * rolled back (the card is not kept), the redelivered SubmitCard tries
+ * again, and the approval is recorded once. */
+static void a_card_arriving_second_is_retried_through_a_flaky_provider(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	for (int i = 0; i < PAYMENTS_PROVIDER_FLAKY_FAILURES; i++) {
+		assert_int_equal(submit_card(f, PAYMENTS_CARD_FLAKY), SHOP_E_UNAVAILABLE);
+		struct payments_row row = row_of(f);
+		assert_int_equal(row.status, PAYMENTS_NEW);
+		assert_string_equal(row.card_token, "");
+		assert_int_equal(outbox_count(f), 0);
+	}
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_FLAKY), SHOP_OK);
 	assert_int_equal(row_of(f).status, PAYMENTS_CHARGED);
+	assert_int_equal(row_of(f).attempts, 3);
+	assert_int_equal(outbox_count(f), 1);
+}
+
+static void order_cancelled_while_waiting_for_the_card_cancels_and_the_card_charges_nothing(
+	void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_int_equal(order_cancelled(f), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_CANCELLED);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_CANCELLED);
+	assert_string_equal(row.card_token, "");
+	assert_int_equal(outbox_count(f), 0);
+	struct payments_provider_charge_info charge;
+	assert_int_equal(payments_provider_charge_find(f->provider, f->order_id, &charge),
+			 SHOP_E_NOT_FOUND);
+}
+
+static void order_cancelled_while_waiting_for_the_reservation_forgets_the_card(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(order_cancelled(f), SHOP_OK);
+	struct payments_row row = row_of(f);
+	assert_int_equal(row.status, PAYMENTS_CANCELLED);
+	assert_string_equal(row.card_token, "");
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
+	assert_int_equal(row_of(f).status, PAYMENTS_CANCELLED);
+	assert_int_equal(outbox_count(f), 0);
 }
 
 static void visa_charges_the_reserved_total_and_emits_payment_authorized(void **state)
@@ -326,7 +424,7 @@ static void unknown_card_is_declined(void **state)
 static void flaky_card_is_retried_until_the_third_attempt_authorizes_once(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(order_placed(f, PAYMENTS_CARD_FLAKY), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_FLAKY), SHOP_OK);
 	for (int i = 0; i < PAYMENTS_PROVIDER_FLAKY_FAILURES; i++) {
 		/* The runtime rolls back and redelivers later; nothing changed
 		 * here, but the provider counted the attempt. */
@@ -420,7 +518,7 @@ static void order_cancelled_before_the_charge_cancels_and_a_late_reservation_cha
 	void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
 	assert_int_equal(order_cancelled(f), SHOP_OK);
 	assert_int_equal(row_of(f).status, PAYMENTS_CANCELLED);
 	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
@@ -467,7 +565,7 @@ static void reconciliation_refunds_a_charge_that_landed_after_the_cancellation(v
 	struct fixture *f = *state;
 	struct payments_provider_charge_result late;
 	struct payments_provider_charge_info ledger;
-	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
 	assert_int_equal(order_cancelled(f), SHOP_OK);
 	assert_int_equal(row_of(f).status, PAYMENTS_CANCELLED);
 	/* A charge still in flight when the cancellation asked lands now. */
@@ -513,7 +611,7 @@ static void reconciliation_leaves_paid_and_undecided_payments_alone(void **state
 	assert_int_equal(outbox_count(f), 1); /* only the paid order's PaymentAuthorized */
 }
 
-static void order_cancelled_before_order_placed_leaves_a_tombstone_order_placed_keeps(void **state)
+static void order_cancelled_before_anything_leaves_a_tombstone_the_card_keeps(void **state)
 {
 	struct fixture *f = *state;
 	assert_int_equal(order_cancelled(f), SHOP_OK);
@@ -540,7 +638,7 @@ static void order_cancelled_after_a_decline_changes_nothing(void **state)
 static void a_failing_provider_rolls_back_and_leaves_the_intent_new(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
 	struct payments_provider *good = f->ctx.provider;
 	f->ctx.provider = payments_provider_create("sqlite:/nonexistent-dir/for/sure/ledger.db");
 	assert_int_not_equal(stock_reserved(f, TOTAL), SHOP_OK);
@@ -572,7 +670,7 @@ static shop_status deliver_reservation(struct fixture *f, const struct ct_stock_
 static void a_redelivered_reservation_through_the_runtime_charges_once(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
 
 	struct ct_stock_reserved m;
 	payments_harness_stock_reserved_fill(&m, f->order_id, TOTAL);
@@ -581,6 +679,28 @@ static void a_redelivered_reservation_through_the_runtime_charges_once(void **st
 	assert_int_equal(harness_deliver(f->svc, f->db, "payments", json, NULL, 0),
 			 SHOP_E_DUPLICATE);
 	free(json);
+	assert_int_equal(row_of(f).status, PAYMENTS_CHARGED);
+	assert_int_equal(outbox_count(f), 1);
+}
+
+/* SubmitCard through the runtime (CARDS is a work queue, but a redelivery
+ * before the ack still happens): decoded, routed, and the inbox drops the
+ * second copy; the reservation then charges once. */
+static void a_redelivered_card_through_the_runtime_charges_once(void **state)
+{
+	struct fixture *f = *state;
+	struct ct_submit_card m;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.order_id, sizeof(m.order_id), "%s", f->order_id);
+	snprintf(m.customer_id, sizeof(m.customer_id), "cust-1");
+	snprintf(m.payment.card_token, sizeof(m.payment.card_token), PAYMENTS_CARD_VISA);
+	struct harness_envelope attrs = { .subject = f->order_id };
+	char *json = harness_message_envelope(CT_MSG_SUBMIT_CARD, attrs, &m);
+	assert_int_equal(harness_deliver(f->svc, f->db, "payments", json, NULL, 0), SHOP_OK);
+	assert_int_equal(harness_deliver(f->svc, f->db, "payments", json, NULL, 0),
+			 SHOP_E_DUPLICATE);
+	free(json);
+	assert_int_equal(stock_reserved(f, TOTAL), SHOP_OK);
 	assert_int_equal(row_of(f).status, PAYMENTS_CHARGED);
 	assert_int_equal(outbox_count(f), 1);
 }
@@ -608,7 +728,7 @@ static shop_status deliver_large_reservation(struct fixture *f)
 static void a_total_above_any_unit_price_is_authorized_and_refunded_in_full(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(order_placed(f, PAYMENTS_CARD_VISA), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_VISA), SHOP_OK);
 	assert_int_equal(deliver_large_reservation(f), SHOP_OK);
 	struct payments_row row = row_of(f);
 	assert_int_equal(row.status, PAYMENTS_CHARGED);
@@ -625,7 +745,7 @@ static void a_total_above_any_unit_price_is_authorized_and_refunded_in_full(void
 static void a_total_above_any_unit_price_is_declined_with_its_amount(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(order_placed(f, PAYMENTS_CARD_DECLINED), SHOP_OK);
+	assert_int_equal(submit_card(f, PAYMENTS_CARD_DECLINED), SHOP_OK);
 	assert_int_equal(deliver_large_reservation(f), SHOP_OK);
 	assert_int_equal(row_of(f).status, PAYMENTS_DECLINED);
 
@@ -655,9 +775,15 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(order_placed_records_a_new_intent_with_the_card_token),
-		T(order_placed_twice_keeps_the_first_intent),
-		T(stock_reserved_before_order_placed_is_not_ready),
+		T(submit_card_records_a_new_payment_with_the_card_token),
+		T(submit_card_twice_keeps_the_first_card),
+		T(stock_reserved_first_waits_and_the_card_charges_once),
+		T(the_card_first_waits_and_the_reservation_charges_once),
+		T(redelivered_cards_and_reservations_in_either_order_charge_once),
+		T(a_card_arriving_second_is_retried_through_a_flaky_provider),
+		T(order_cancelled_while_waiting_for_the_card_cancels_and_the_card_charges_nothing),
+		T(order_cancelled_while_waiting_for_the_reservation_forgets_the_card),
+		T(a_redelivered_card_through_the_runtime_charges_once),
 		T(visa_charges_the_reserved_total_and_emits_payment_authorized),
 		T(declined_card_declines_and_emits_payment_declined),
 		T(unknown_card_is_declined),
@@ -670,7 +796,7 @@ int main(void)
 		T(order_cancelled_after_an_unrecorded_charge_refunds_it),
 		T(reconciliation_refunds_a_charge_that_landed_after_the_cancellation),
 		T(reconciliation_leaves_paid_and_undecided_payments_alone),
-		T(order_cancelled_before_order_placed_leaves_a_tombstone_order_placed_keeps),
+		T(order_cancelled_before_anything_leaves_a_tombstone_the_card_keeps),
 		T(order_cancelled_after_a_decline_changes_nothing),
 		T(a_failing_provider_rolls_back_and_leaves_the_intent_new),
 		T(a_redelivered_reservation_through_the_runtime_charges_once),

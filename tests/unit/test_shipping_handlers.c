@@ -119,11 +119,11 @@ static shop_status handle(struct fixture *f, svc_handler_fn fn, const void *msg,
 }
 
 /* An order of SKU-1 x 2, shipping to London. */
-static void order_placed(struct ct_order_placed *m, const char *order_id)
+static void order_placed(struct ct_order_placed_v2 *m, const char *order_id)
 {
 	static const char *const skus[] = { "SKU-1" };
 	static const int quantities[] = { 2 };
-	harness_order_placed_fill(m, order_id, "ada@example.com", 1, skus, quantities);
+	harness_order_placed_v2_fill(m, order_id, "ada@example.com", 1, skus, quantities);
 }
 
 static void order_paid(struct ct_order_paid *m, const char *order_id)
@@ -149,7 +149,7 @@ static void order_cancelled(struct ct_order_cancelled *m, const char *order_id)
 
 static shop_status place(struct fixture *f, const char *order_id, int64_t now_ms)
 {
-	struct ct_order_placed m;
+	struct ct_order_placed_v2 m;
 	order_placed(&m, order_id);
 	return handle(f, shipping_handle_order_placed, &m, now_ms);
 }
@@ -299,7 +299,7 @@ static void a_second_order_placed_keeps_the_first_address(void **state)
 	struct fixture *f = *state;
 	char order[IDS_UUID_SIZE];
 	new_placed_order(f, order);
-	struct ct_order_placed m;
+	struct ct_order_placed_v2 m;
 	order_placed(&m, order);
 	snprintf(m.shipping_address.city, sizeof(m.shipping_address.city), "Paris");
 	assert_int_equal(handle(f, shipping_handle_order_placed, &m, f->t0 + 1), SHOP_OK);

@@ -84,9 +84,14 @@ shop_status shopctl_dlq_list(struct bus *bus, const char *stream, const char *on
 			     size_t *ret_n);
 /* The line of the one at SEQ, then its envelope. */
 shop_status shopctl_dlq_show(struct bus *bus, const char *stream, uint64_t seq, FILE *out);
+/* Whether dead letter M was stored without its body (a confidential
+ * stream's: BUS_HDR_DLQ_BODY). */
+bool shopctl_dlq_withheld(const struct bus_msg *m);
 /* Publishes the one at SEQ on the subject it came from, then deletes it;
  * SHOP_E_NOT_FOUND when there is none, SHOP_E_INVALID when it does not say
- * where it came from. */
+ * where it came from, or has no body to replay (a confidential stream's:
+ * said on stderr, and the letter is kept). --all stops at the first it
+ * cannot replay. */
 shop_status shopctl_dlq_replay(struct bus *bus, const char *stream, uint64_t seq, FILE *out);
 shop_status shopctl_dlq_replay_all(struct bus *bus, const char *stream, const char *only, FILE *out,
 				   size_t *ret_n);

@@ -59,6 +59,12 @@ static void shopctl_dlq_order(const struct bus_msg *m, char *out, size_t size)
 	cJSON_Delete(env);
 }
 
+bool shopctl_dlq_withheld(const struct bus_msg *m)
+{
+	const char *body = bus_msg_header(m, BUS_HDR_DLQ_BODY);
+	return body && strcmp(body, BUS_DLQ_BODY_WITHHELD) == 0;
+}
+
 static void shopctl_dlq_line(const struct bus_msg *m, uint64_t seq, FILE *out)
 {
 	char order[SHOPCTL_DLQ_ORDER_MAX];
@@ -122,7 +128,10 @@ shop_status shopctl_dlq_show(struct bus *bus, const char *stream, uint64_t seq, 
 	size_t len = 0;
 	const char *data = bus_msg_data(m, &len);
 	shopctl_dlq_line(m, seq, out);
-	fprintf(out, "%.*s\n", (int)len, data ? data : "");
+	if (shopctl_dlq_withheld(m))
+		fprintf(out, "(no body: a dead letter of a confidential stream)\n");
+	else
+		fprintf(out, "%.*s\n", (int)len, data ? data : "");
 	bus_msg_free(m);
 	return SHOP_OK;
 }
@@ -136,6 +145,18 @@ static shop_status shopctl_dlq_replay_one(struct bus *bus, const char *stream, u
 	const char *origin_seq = bus_msg_header(m, BUS_HDR_DLQ_SEQ);
 	size_t len = 0;
 	const char *data = bus_msg_data(m, &len);
+	/* A dead letter of a confidential stream (CARDS) was stored without
+	 * its body, so that the card token stays out of this stream: there is
+	 * nothing to send again. Its producer has to send a new message. */
+	if (shopctl_dlq_withheld(m)) {
+		fprintf(stderr,
+			"shopctl dlq replay: dead letter %" PRIu64
+			" (%s, from confidential stream %s) "
+			"has no body to replay: a confidential stream's dead letters keep only "
+			"their headers; the message must be sent again by its producer\n",
+			seq, subject && *subject ? subject : "?", origin && *origin ? origin : "?");
+		return SHOP_E_INVALID;
+	}
 	/* Not one of libs/bus's copies: nothing says where it belongs. */
 	if (!subject || !*subject || !origin || !durable || !origin_seq || !data)
 		return SHOP_E_INVALID;
