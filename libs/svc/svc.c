@@ -8,7 +8,8 @@
  *   consumer x  one per durable this service consumes (fetch, handle, settle)
  *   relay       publishes the outbox
  *   task x      one per periodic task
- *   HTTP        libmicrohttpd's, one per connection
+ *   HTTP        libmicrohttpd's: one per connection, or a pool of
+ *               WEB_POOL_THREADS for a service that asks (svc_spec.http_pool)
  * Every thread that touches the database owns its connection (struct db is
  * not thread-safe); HTTP threads borrow one from a small pool. The consumer
  * threads are in svc_consume.c, the relay in svc_outbox.c.
@@ -338,10 +339,17 @@ static void svc_http(void *ctx, const struct web_request *req, struct web_respon
 	int64_t started = clock_mono_us();
 	const char *path = web_request_path(req);
 	svc_http_dispatch(svc, req, res);
+	if (web_response_is_pending(res))
+		return; /* counted when answered: svc_http_observe */
 	const char *route = svc_http_own(path)      ? path
 			    : svc->spec->http_route ? svc->spec->http_route(path)
 						    : SVC_HTTP_ROUTE_OTHER;
 	svc_metrics_http(svc, route, res->status, started);
+}
+
+void svc_http_observe(struct svc *svc, const char *route, int status, int64_t started_mono_us)
+{
+	svc_metrics_http(svc, route, status, started_mono_us);
 }
 
 /* ---- startup and shutdown ---------------------------------------------- */
@@ -697,8 +705,11 @@ int svc_main(const struct svc_spec *spec)
 	}
 	const char *nats_url = config_str("SHOP_NATS_URL", "nats://127.0.0.1:4222");
 
-	if (web_server_start(config_str("SHOP_HTTP_BIND", "0.0.0.0"), (uint16_t)port, svc_http, svc,
-			     &svc->web) != SHOP_OK) {
+	shop_status (*start)(const char *, uint16_t, web_handler_fn, void *,
+			     struct web_server **) = spec->http_pool ? web_server_start_pool
+								     : web_server_start;
+	if (start(config_str("SHOP_HTTP_BIND", "0.0.0.0"), (uint16_t)port, svc_http, svc,
+		  &svc->web) != SHOP_OK) {
 		log_error(NULL, "cannot listen on port %lld", (long long)port);
 		goto out;
 	}
@@ -742,6 +753,8 @@ out:
 	pthread_mutex_unlock(&svc->lock);
 	svc_join_workers(svc);
 	web_server_stop(svc->web);
+	if (spec->stop)
+		spec->stop(svc);
 	/* Before the connection goes: a status request in flight uses svc. */
 	bus_service_unregister(svc->registry);
 	log_set_sink(NULL, NULL);

@@ -211,6 +211,15 @@ struct svc_spec {
 	/* Extra HTTP routes; NULL: only /healthz, /readyz and /metrics. ctx is
 	 * the struct svc. */
 	web_handler_fn http;
+	/* Serve HTTP in the web server's pool mode (web_server_start_pool), so
+	 * that http may answer web_respond_pending; false: a thread per
+	 * connection. A pending answer is not in the HTTP metrics until the
+	 * service reports it (svc_http_observe). */
+	bool http_pool;
+	/* Called once when the service stops, after its HTTP server has
+	 * stopped and before the runtime lets go of its database pool: stops
+	 * the service's own threads (the gateway's long-polls). NULL: none. */
+	void (*stop)(struct svc *svc);
 	/* The route template of a path, for metrics labels ("/orders/{id}");
 	 * it must return one of a few constant strings, never the path itself.
 	 * NULL: every path of the service is SVC_HTTP_ROUTE_OTHER. */
@@ -228,6 +237,10 @@ struct svc_spec {
 };
 
 int svc_main(const struct svc_spec *spec);
+/* Counts one HTTP response in the metrics, as the runtime does for every
+ * response its handler gives at once: for a service that answers a pending
+ * request later. started_mono_us: clock_mono_us() when the request came. */
+void svc_http_observe(struct svc *svc, const char *route, int status, int64_t started_mono_us);
 
 void *svc_ctx(const struct svc *svc);
 const char *svc_name(const struct svc *svc);

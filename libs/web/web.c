@@ -23,8 +23,20 @@
  *     shuts the socket down through a duplicate of its descriptor that
  *     this file owns, so it can never hit a descriptor MHD has closed and
  *     the kernel given to someone else.
+ *   - pool mode only: a pending request (web_respond_pending) is suspended
+ *     in MHD until exactly one of three things resumes it: its answer
+ *     (web_pending_complete, any thread), the watcher finding its client
+ *     gone, or web_server_stop answering it 503. Whoever moves it out of
+ *     WEB_PENDING_WAITING (under the registry's lock) is the one that
+ *     resumes it, and no lock is held while MHD is called. A suspended
+ *     connection is never freed by MHD until resumed (or the daemon
+ *     stops, after web_server_stop has waited for every resume in flight),
+ *     so the MHD_Connection a resumer holds stays valid until its
+ *     MHD_resume_connection returns.
  * The shared state is struct web_server: immutable but for the atomic
- * stopping flag and the connection list, which conns_lock guards.
+ * stopping flag and the connection list, which conns_lock guards, and
+ * the pending registry (struct web_pendings), which has a lock of its own
+ * and outlives the server while a handle is held.
  */
 #include "web.h"
 
@@ -64,6 +76,40 @@ enum web_phase {
 	WEB_PHASE_HANDLER, /* request complete: the handler and the response, no deadline */
 };
 
+/* Where a pending request is. Only the move out of WAITING resumes it. */
+enum web_pending_state {
+	WEB_PENDING_WAITING,  /* suspended (or about to be), no answer yet */
+	WEB_PENDING_ANSWERED, /* res holds the answer: queue it on resume */
+	WEB_PENDING_GONE,     /* client gone or request done: close on resume */
+};
+
+/* The pending requests of one server. Reference-counted (the server's
+ * reference, and one per pending request) so that a handle completed after
+ * web_server_stop still finds the lock it needs. Every field, and every
+ * field of each struct web_pending, is guarded by lock. */
+struct web_pendings {
+	pthread_mutex_t lock;
+	pthread_cond_t changed; /* monotonic clock: n or resuming fell */
+	unsigned int refs;
+	unsigned int max;      /* WEB_PENDING_MAX or the test's limit */
+	unsigned int n;        /* listed: pending and the server's still */
+	unsigned int resuming; /* threads inside MHD_resume_connection */
+	bool closed;           /* the server is stopping: no new ones */
+	struct web_pending *head;
+};
+
+struct web_pending {
+	struct web_pendings *reg;
+	struct web_pending *prev, *next; /* in reg's list while listed */
+	bool listed;
+	unsigned int refs; /* the server's and the holder's */
+	enum web_pending_state state;
+	bool suspended; /* MHD_suspend_connection has been called */
+	struct MHD_Connection *conn;
+	int fd;                  /* the connection's duplicate socket (struct web_conn), or -1 */
+	struct web_response res; /* the answer, once ANSWERED */
+};
+
 /* One open connection, MHD's socket context for it. */
 struct web_conn {
 	struct web_conn *prev, *next;
@@ -75,6 +121,8 @@ struct web_conn {
 
 struct web_server {
 	struct MHD_Daemon *daemon;
+	bool pool;                     /* WEB_MODE_POOL */
+	struct web_pendings *pendings; /* pool mode; NULL otherwise */
 	web_handler_fn handler;
 	void *ctx;
 	uint16_t port;
@@ -100,8 +148,10 @@ struct web_stream {
 };
 
 struct web_request {
+	struct web_server *server;
 	struct MHD_Connection *conn;
-	const char *method; /* MHD's, valid for the whole request */
+	struct web_pending *pending; /* the server's reference, once suspended */
+	const char *method;          /* MHD's, valid for the whole request */
 	const char *path;
 	char *body; /* body_len bytes and a NUL; NULL until data arrives */
 	size_t body_len;
@@ -125,10 +175,11 @@ bool web_request_id_valid(const char *s)
 	return true;
 }
 
-static struct web_request *web_request_new(struct MHD_Connection *conn, const char *url,
-					   const char *method)
+static struct web_request *web_request_new(struct web_server *s, struct MHD_Connection *conn,
+					   const char *url, const char *method)
 {
 	struct web_request *req = xcalloc(1, sizeof(*req));
+	req->server = s;
 	req->conn = conn;
 	req->method = method;
 	req->path = url;
@@ -295,6 +346,13 @@ static struct MHD_Response *web_stream_response(const struct web_server *s,
 static enum MHD_Result web_queue(const struct web_server *s, struct web_request *req,
 				 struct web_response *res)
 {
+	if (res->stream.read && s->pool) {
+		/* A stream's read function would hold a pool thread for as long
+		 * as it waits for data: streams need the other mode. */
+		web_response_drop_body(res);
+		web_respond_error(res, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+				  "streams need a thread-per-connection server", NULL);
+	}
 	int status = res->status;
 	struct MHD_Response *mr;
 	bool has_body = true;
@@ -350,6 +408,290 @@ static enum MHD_Result web_queue_too_large(const struct web_server *s, struct we
 	return r;
 }
 
+/* ---- pending requests (pool mode) --------------------------------------- */
+
+static struct web_pendings *web_pendings_new(unsigned int max)
+{
+	struct web_pendings *reg = xcalloc(1, sizeof(*reg));
+	pthread_mutex_init(&reg->lock, NULL);
+	clock_cond_init(&reg->changed);
+	reg->refs = 1; /* the server's */
+	reg->max = max;
+	return reg;
+}
+
+static void web_pendings_unref(struct web_pendings *reg)
+{
+	if (!reg)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	bool last = --reg->refs == 0;
+	pthread_mutex_unlock(&reg->lock);
+	if (!last)
+		return;
+	pthread_cond_destroy(&reg->changed);
+	pthread_mutex_destroy(&reg->lock);
+	free(reg);
+}
+
+static void web_pending_unref(struct web_pending *p)
+{
+	struct web_pendings *reg = p->reg;
+	pthread_mutex_lock(&reg->lock);
+	bool last = --p->refs == 0;
+	pthread_mutex_unlock(&reg->lock);
+	if (!last)
+		return;
+	web_response_clear(&p->res);
+	free(p);
+	web_pendings_unref(reg);
+}
+
+/* Takes P off the list (it no longer counts against the cap). Under lock. */
+static void web_pending_unlist(struct web_pending *p)
+{
+	struct web_pendings *reg = p->reg;
+	if (!p->listed)
+		return;
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		reg->head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	p->prev = p->next = NULL;
+	p->listed = false;
+	reg->n--;
+	pthread_cond_broadcast(&reg->changed);
+}
+
+/* Resumes CONN, whose pending request the caller has just moved out of
+ * WAITING and counted in reg->resuming (both under the lock). Called
+ * without the lock: MHD takes its own. */
+static void web_pending_resume(struct web_pendings *reg, struct MHD_Connection *conn)
+{
+	MHD_resume_connection(conn);
+	pthread_mutex_lock(&reg->lock);
+	reg->resuming--;
+	pthread_cond_broadcast(&reg->changed);
+	pthread_mutex_unlock(&reg->lock);
+}
+
+/* A response P is answered with when it cannot be answered as it should:
+ * the server is stopping. Under lock (it only allocates). */
+static void web_pending_answer_stopping(struct web_pending *p)
+{
+	web_response_clear(&p->res);
+	web_response_header(&p->res, "Retry-After", WEB_PENDING_RETRY_AFTER_S);
+	web_respond_error(&p->res, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping",
+			  "the server is stopping; retry", NULL);
+	p->state = WEB_PENDING_ANSWERED;
+}
+
+shop_status web_respond_pending(struct web_response *res, const struct web_request *req,
+				struct web_pending **ret_pending)
+{
+	struct web_server *s = req->server;
+	assert(!res->pending);
+	if (!s->pool || res->pending) {
+		web_respond_error(res, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+				  "a pending response needs a pool-mode server", NULL);
+		return SHOP_E_INVALID;
+	}
+	const union MHD_ConnectionInfo
+		*info = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	const struct web_conn *c = info ? info->socket_context : NULL;
+	struct web_pendings *reg = s->pendings;
+	pthread_mutex_lock(&reg->lock);
+	if (reg->closed || reg->n >= reg->max) {
+		pthread_mutex_unlock(&reg->lock);
+		web_response_header(res, "Retry-After", WEB_PENDING_RETRY_AFTER_S);
+		web_respond_error(res, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
+				  "too many requests are waiting; retry", NULL);
+		return SHOP_E_LIMIT;
+	}
+	struct web_pending *p = xcalloc(1, sizeof(*p));
+	p->reg = reg;
+	reg->refs++;
+	p->refs = 2;
+	p->state = WEB_PENDING_WAITING;
+	p->conn = req->conn;
+	p->fd = c ? c->fd : -1;
+	p->next = reg->head;
+	if (reg->head)
+		reg->head->prev = p;
+	reg->head = p;
+	p->listed = true;
+	reg->n++;
+	pthread_mutex_unlock(&reg->lock);
+	web_response_drop_body(res);
+	res->status = 0;
+	res->pending = p;
+	*ret_pending = p;
+	return SHOP_OK;
+}
+
+bool web_pending_complete(struct web_pending *p, struct web_response *res)
+{
+	struct web_pendings *reg = p->reg;
+	assert(!res->pending);
+	if (res->status < 100 || res->status > 599) {
+		web_response_clear(res);
+		web_respond_error(res, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+				  "the handler produced no response", NULL);
+	}
+	pthread_mutex_lock(&reg->lock);
+	bool taken = p->state == WEB_PENDING_WAITING;
+	bool resume = false;
+	if (taken) {
+		p->res = *res;
+		memset(res, 0, sizeof(*res));
+		p->state = WEB_PENDING_ANSWERED;
+		/* Not suspended yet: web_dispatch will see the answer and resume. */
+		resume = p->suspended;
+		if (resume)
+			reg->resuming++;
+	}
+	struct MHD_Connection *conn = p->conn;
+	pthread_mutex_unlock(&reg->lock);
+	if (!taken)
+		web_response_clear(res);
+	if (resume)
+		web_pending_resume(reg, conn);
+	web_pending_unref(p);
+	return taken;
+}
+
+bool web_pending_waiting(struct web_pending *p)
+{
+	pthread_mutex_lock(&p->reg->lock);
+	bool waiting = p->state == WEB_PENDING_WAITING;
+	pthread_mutex_unlock(&p->reg->lock);
+	return waiting;
+}
+
+bool web_response_is_pending(const struct web_response *res)
+{
+	return res->pending != NULL;
+}
+
+unsigned int web_server_pending_count(const struct web_server *s)
+{
+	if (!s->pendings)
+		return 0;
+	pthread_mutex_lock(&s->pendings->lock);
+	unsigned int n = s->pendings->n;
+	pthread_mutex_unlock(&s->pendings->lock);
+	return n;
+}
+
+/* The handler answered web_respond_pending: suspend the connection, unless
+ * the answer is already there (another thread was quick), in which case it
+ * is resumed at once and MHD calls web_access again to send it. */
+static enum MHD_Result web_suspend(struct web_request *req, struct web_pending *p)
+{
+	struct web_pendings *reg = p->reg;
+	req->pending = p; /* the server's reference, dropped in web_completed */
+	MHD_suspend_connection(req->conn);
+	pthread_mutex_lock(&reg->lock);
+	p->suspended = true;
+	bool resume = p->state != WEB_PENDING_WAITING;
+	if (resume)
+		reg->resuming++;
+	pthread_mutex_unlock(&reg->lock);
+	if (resume)
+		web_pending_resume(reg, req->conn);
+	return MHD_YES;
+}
+
+/* MHD calls web_access again for a resumed request: send its answer, or
+ * close the connection when its client is gone. */
+static enum MHD_Result web_resumed(const struct web_server *s, struct web_request *req)
+{
+	struct web_pending *p = req->pending;
+	pthread_mutex_lock(&p->reg->lock);
+	enum web_pending_state state = p->state;
+	pthread_mutex_unlock(&p->reg->lock);
+	if (state != WEB_PENDING_ANSWERED)
+		return MHD_NO;
+	/* Nobody else touches p->res once it is ANSWERED. */
+	enum MHD_Result r = web_queue(s, req, &p->res);
+	web_response_clear(&p->res);
+	return r;
+}
+
+/* MHD is done with a request that was pending: the server's reference goes. */
+static void web_pending_release_server(struct web_pending *p)
+{
+	pthread_mutex_lock(&p->reg->lock);
+	web_pending_unlist(p);
+	if (p->state == WEB_PENDING_WAITING)
+		p->state = WEB_PENDING_GONE; /* no resume of a closed connection */
+	pthread_mutex_unlock(&p->reg->lock);
+	web_pending_unref(p);
+}
+
+/* The watcher's round over pending requests: a client that closed its side
+ * gets its connection closed now (resumed to be closed), not when the
+ * holder answers. A poll per pending request, without waiting. */
+static void web_pendings_prune(struct web_pendings *reg)
+{
+	for (;;) {
+		struct MHD_Connection *conn = NULL;
+		pthread_mutex_lock(&reg->lock);
+		for (struct web_pending *p = reg->head; p; p = p->next) {
+			if (p->state != WEB_PENDING_WAITING || !p->suspended || p->fd < 0)
+				continue;
+			struct pollfd pfd = { .fd = p->fd, .events = POLLRDHUP };
+			if (poll(&pfd, 1, 0) <= 0 ||
+			    !(pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+				continue;
+			p->state = WEB_PENDING_GONE;
+			reg->resuming++;
+			conn = p->conn;
+			break;
+		}
+		pthread_mutex_unlock(&reg->lock);
+		if (!conn)
+			return;
+		web_pending_resume(reg, conn);
+	}
+}
+
+/* web_server_stop's part: no new pending requests, every waiting one
+ * answered 503 and resumed, then up to WEB_STOP_GRACE_MS for the answers
+ * to go out. Returns with no resume in flight, so MHD may stop. */
+static void web_pendings_close(struct web_pendings *reg)
+{
+	pthread_mutex_lock(&reg->lock);
+	reg->closed = true;
+	struct MHD_Connection **conns = xcalloc(reg->n + 1, sizeof(*conns));
+	size_t n = 0;
+	for (struct web_pending *p = reg->head; p; p = p->next) {
+		if (p->state != WEB_PENDING_WAITING)
+			continue;
+		web_pending_answer_stopping(p);
+		if (p->suspended) {
+			conns[n++] = p->conn;
+			reg->resuming++;
+		}
+	}
+	pthread_mutex_unlock(&reg->lock);
+	for (size_t i = 0; i < n; i++)
+		web_pending_resume(reg, conns[i]);
+	free(conns);
+	struct timespec until = clock_mono_deadline(WEB_STOP_GRACE_MS);
+	pthread_mutex_lock(&reg->lock);
+	int rc = 0;
+	while (reg->resuming > 0 || (reg->n > 0 && rc == 0)) {
+		if (reg->resuming > 0)
+			pthread_cond_wait(&reg->changed, &reg->lock);
+		else
+			rc = pthread_cond_timedwait(&reg->changed, &reg->lock, &until);
+	}
+	pthread_mutex_unlock(&reg->lock);
+}
+
 /* Runs the handler and queues what it produced; a handler that set no
  * status, or one HTTP cannot carry, becomes a clean 500. */
 static enum MHD_Result web_dispatch(const struct web_server *s, struct web_request *req)
@@ -361,6 +703,12 @@ static enum MHD_Result web_dispatch(const struct web_server *s, struct web_reque
 		req->body_cap = 1;
 	}
 	s->handler(s->ctx, req, &res);
+	if (res.pending) {
+		struct web_pending *p = res.pending;
+		res.pending = NULL;
+		web_response_clear(&res); /* headers a handler set before */
+		return web_suspend(req, p);
+	}
 	if (res.status < 100 || res.status > 599) {
 		web_response_clear(&res);
 		web_respond_error(&res, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
@@ -447,6 +795,13 @@ static void *web_watcher_main(void *arg)
 			atomic_fetch_add(&s->cut, 1);
 			(void)shutdown(c->fd, SHUT_RDWR);
 		}
+		if (s->pendings) {
+			pthread_mutex_unlock(&s->conns_lock);
+			web_pendings_prune(s->pendings);
+			pthread_mutex_lock(&s->conns_lock);
+			if (atomic_load(&s->stopping))
+				break;
+		}
 		struct timespec until = clock_mono_deadline(WEB_DEADLINE_CHECK_MS);
 		pthread_cond_timedwait(&s->watcher_wake, &s->conns_lock, &until);
 	}
@@ -471,7 +826,7 @@ static enum MHD_Result web_access(void *cls, struct MHD_Connection *conn, const 
 		 * announced oversized body off the wire (no 100 Continue either);
 		 * MHD then closes the connection after the 413. */
 		web_conn_enter(s, conn, WEB_PHASE_BODY);
-		req = web_request_new(conn, url, method);
+		req = web_request_new(s, conn, url, method);
 		*req_cls = req;
 		if (web_announced_too_large(conn)) {
 			req->too_large = true;
@@ -479,6 +834,8 @@ static enum MHD_Result web_access(void *cls, struct MHD_Connection *conn, const 
 		}
 		return MHD_YES;
 	}
+	if (req->pending)
+		return web_resumed(s, req);
 	if (*upload_data_size > 0) {
 		/* MHD cannot take a response while body is streaming in, so an
 		 * oversized body is consumed without being kept and the 413 goes
@@ -498,7 +855,10 @@ static void web_completed(void *cls, struct MHD_Connection *conn, void **req_cls
 {
 	/* A kept-alive connection now waits for its next request's head. */
 	web_conn_enter(cls, conn, WEB_PHASE_HEAD);
-	web_request_free(*req_cls);
+	struct web_request *req = *req_cls;
+	if (req && req->pending)
+		web_pending_release_server(req->pending);
+	web_request_free(req);
 	*req_cls = NULL;
 }
 
@@ -509,12 +869,27 @@ shop_status web_server_start(const char *bind_addr, uint16_t port, web_handler_f
 		.connections_per_ip = WEB_CONNECTIONS_PER_IP_MAX,
 		.header_deadline_ms = WEB_HEADER_DEADLINE_MS,
 		.body_deadline_ms = WEB_BODY_DEADLINE_MS,
+		.mode = WEB_MODE_THREADS,
+	};
+	return web_server_start_limited(bind_addr, port, handler, ctx, &defaults, ret_server);
+}
+
+shop_status web_server_start_pool(const char *bind_addr, uint16_t port, web_handler_fn handler,
+				  void *ctx, struct web_server **ret_server)
+{
+	static const struct web_limits defaults = {
+		.connections_per_ip = WEB_CONNECTIONS_PER_IP_MAX,
+		.header_deadline_ms = WEB_HEADER_DEADLINE_MS,
+		.body_deadline_ms = WEB_BODY_DEADLINE_MS,
+		.mode = WEB_MODE_POOL,
+		.pending_max = WEB_PENDING_MAX,
 	};
 	return web_server_start_limited(bind_addr, port, handler, ctx, &defaults, ret_server);
 }
 
 static void web_server_free(struct web_server *s)
 {
+	web_pendings_unref(s->pendings);
 	pthread_cond_destroy(&s->watcher_wake);
 	pthread_mutex_destroy(&s->conns_lock);
 	free(s);
@@ -530,12 +905,21 @@ shop_status web_server_start_limited(const char *bind_addr, uint16_t port, web_h
 		struct sockaddr_in6 v6;
 	} addr;
 	socklen_t addr_len;
-	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-			     MHD_USE_ERROR_LOG;
-
 	if (!handler || !ret_server || !limits || limits->connections_per_ip == 0 ||
-	    limits->header_deadline_ms <= 0 || limits->body_deadline_ms <= 0)
+	    limits->header_deadline_ms <= 0 || limits->body_deadline_ms <= 0 ||
+	    (limits->mode != WEB_MODE_THREADS && limits->mode != WEB_MODE_POOL))
 		return SHOP_E_INVALID;
+	bool pool = limits->mode == WEB_MODE_POOL;
+	/* Pool: MHD's epoll loop on a pool of threads, and suspend/resume for
+	 * pending requests. Threads: MHD's own thread per connection. */
+	unsigned int flags = pool ? MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+					     MHD_USE_ERROR_LOG
+				  : MHD_USE_THREAD_PER_CONNECTION |
+					     MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem pool_options[] = {
+		{ MHD_OPTION_THREAD_POOL_SIZE, WEB_POOL_THREADS, NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
 	if (!bind_addr)
 		bind_addr = "0.0.0.0";
 	memset(&addr, 0, sizeof(addr));
@@ -556,6 +940,10 @@ shop_status web_server_start_limited(const char *bind_addr, uint16_t port, web_h
 	s->handler = handler;
 	s->ctx = ctx;
 	s->limits = *limits;
+	s->pool = pool;
+	if (pool)
+		s->pendings = web_pendings_new(limits->pending_max ? limits->pending_max
+								   : WEB_PENDING_MAX);
 	atomic_init(&s->stopping, false);
 	atomic_init(&s->cut, 0);
 	pthread_mutex_init(&s->conns_lock, NULL);
@@ -568,6 +956,7 @@ shop_status web_server_start_limited(const char *bind_addr, uint16_t port, web_h
 				     (unsigned int)WEB_CONNECTION_TIMEOUT_S,
 				     MHD_OPTION_NOTIFY_COMPLETED, web_completed, s,
 				     MHD_OPTION_NOTIFY_CONNECTION, web_conn_notify, s,
+				     MHD_OPTION_ARRAY, pool ? pool_options : pool_options + 1,
 				     MHD_OPTION_END);
 	if (!s->daemon) {
 		/* Address in use or not ours, or out of threads/sockets: all things
@@ -592,15 +981,19 @@ void web_server_stop(struct web_server *s)
 {
 	if (!s)
 		return;
-	/* Streams end first (within WEB_STREAM_WAIT_MAX_MS), then MHD closes
-	 * every connection and joins its thread; the completion callback
-	 * frees each request still in flight. */
+	/* Streams end first (within WEB_STREAM_WAIT_MAX_MS), pending requests
+	 * are answered 503 (within WEB_STOP_GRACE_MS; the watcher, which
+	 * resumes some, has stopped), then MHD closes every connection and
+	 * joins its threads; the completion callback frees each request still
+	 * in flight. */
 	atomic_store(&s->stopping, true);
 	pthread_mutex_lock(&s->conns_lock);
 	pthread_cond_broadcast(&s->watcher_wake);
 	pthread_mutex_unlock(&s->conns_lock);
 	if (s->watcher_started)
 		pthread_join(s->watcher, NULL);
+	if (s->pendings)
+		web_pendings_close(s->pendings);
 	MHD_stop_daemon(s->daemon);
 	web_server_free(s);
 }

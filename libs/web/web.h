@@ -5,14 +5,23 @@
  * are capped while they stream in (413 before the handler runs), every
  * response is JSON with an X-Request-Id, and errors share one shape:
  *   {"error":{"code":"...","message":"...","details":[{"field","problem"}]}}
- * It runs one thread per connection, so a handler may block (the gateway's
- * long-poll GET does) without stalling other clients; WEB_CONNECTIONS_MAX
- * bounds the threads.
- *
- * A response may also be a stream of unknown length (Server-Sent Events):
- * web_respond_stream hands the server a read function that the
- * connection's own thread calls whenever the client can take more, until
- * the stream ends, the client goes away or the server stops.
+ * It runs in one of two modes (enum web_mode):
+ *   - thread per connection (web_server_start): a handler may block
+ *     without stalling other clients, and a response may be a stream of
+ *     unknown length (Server-Sent Events: the console), whose read function
+ *     the connection's own thread calls whenever the client can take more,
+ *     until the stream ends, the client goes away or the server stops;
+ *     WEB_CONNECTIONS_MAX bounds the threads;
+ *   - pool (web_server_start_pool): an epoll event loop on WEB_POOL_THREADS
+ *     threads serves every connection. A handler that blocks holds one of
+ *     them, and with it the other connections that thread serves (a POST's
+ *     group commit does, for a few milliseconds; that is expected), so a
+ *     request that must wait for something (the gateway's long-poll GET)
+ *     answers web_respond_pending instead: its connection is suspended, it
+ *     holds no thread, and any thread answers it later with
+ *     web_pending_complete. Streams are for the other mode (a stream in
+ *     pool mode is answered 500).
+ * Both keep the same front door (the limits below) and the same shapes.
  */
 #ifndef SHOP_WEB_WEB_H
 #define SHOP_WEB_WEB_H
@@ -54,12 +63,35 @@
  * stopping (so web_server_stop waits at most about this long for a stream)
  * and whether the client has gone (so its producer is released soon). */
 #define WEB_STREAM_WAIT_MAX_MS 1000
+/* Pool mode: the event loop's threads. Handlers there only compute and
+ * read or commit a database (milliseconds), so a few threads keep two
+ * cores busy; 8 leaves room for as many POSTs waiting on one group commit
+ * (which groups at most as many requests as there are threads) while the
+ * others keep answering. */
+#define WEB_POOL_THREADS 8
+/* Pool mode: requests answered web_respond_pending and not yet sent, at
+ * most. Each holds only its connection and a few hundred bytes, so the cap
+ * is about connections: above the gateway's GATEWAY_LONG_POLLS_MAX (256)
+ * with room for a service's other waits, and under WEB_CONNECTIONS_MAX so
+ * pending requests never take every connection. One more is refused at
+ * once: 503 "busy" with Retry-After: WEB_PENDING_RETRY_AFTER_S. */
+#define WEB_PENDING_MAX 384
+#define WEB_PENDING_RETRY_AFTER_S "1"
+/* web_server_stop answers every pending request 503 "stopping" and gives
+ * the answers this long to go out before it closes what is left. */
+#define WEB_STOP_GRACE_MS 1000
 
 /* What a stream's read function returns when the stream is over. */
 #define WEB_STREAM_END ((ssize_t) - 1)
 
 struct web_server;
 struct web_request;
+struct web_pending;
+
+enum web_mode {
+	WEB_MODE_THREADS, /* one thread per connection (the default) */
+	WEB_MODE_POOL,    /* WEB_POOL_THREADS threads on epoll; pending requests */
+};
 
 /* A streamed body. read copies up to max bytes into buf and returns how many,
  * or 0 when nothing came within about WEB_STREAM_WAIT_MAX_MS (it is called
@@ -85,26 +117,37 @@ struct web_response {
 		char *value; /* owned */
 	} headers[WEB_HEADERS_MAX];
 	size_t n_headers;
+	struct web_pending *pending; /* set by web_respond_pending; see there */
 };
 
 /* Called once per request with the complete body. The handler fills res;
  * a handler that leaves res->status at 0 produces a 500. */
 typedef void (*web_handler_fn)(void *ctx, const struct web_request *req, struct web_response *res);
 
+/* Thread per connection. */
 shop_status web_server_start(const char *bind_addr, uint16_t port, web_handler_fn handler,
 			     void *ctx, struct web_server **ret_server);
-/* The front door's limits, for tests that cannot wait the real ones out:
- * web_server_start uses the constants above. */
+/* Pool mode (see the top of this file). */
+shop_status web_server_start_pool(const char *bind_addr, uint16_t port, web_handler_fn handler,
+				  void *ctx, struct web_server **ret_server);
+/* The mode and the front door's limits, for tests that cannot wait the real
+ * ones out: web_server_start and web_server_start_pool use the constants
+ * above. pending_max 0 means WEB_PENDING_MAX. */
 struct web_limits {
 	unsigned int connections_per_ip;
 	int64_t header_deadline_ms;
 	int64_t body_deadline_ms;
+	enum web_mode mode;
+	unsigned int pending_max;
 };
 shop_status web_server_start_limited(const char *bind_addr, uint16_t port, web_handler_fn handler,
 				     void *ctx, const struct web_limits *limits,
 				     struct web_server **ret_server);
 /* Connections cut so far for missing a deadline. */
 uint64_t web_server_cut_count(const struct web_server *s);
+/* Pool mode: requests pending now (answered web_respond_pending, their
+ * connection still open and not yet done with). */
+unsigned int web_server_pending_count(const struct web_server *s);
 void web_server_stop(struct web_server *s); /* accepts NULL */
 /* The port the server listens on: the one asked for, or the one the kernel
  * chose when web_server_start was given port 0. */
@@ -140,5 +183,49 @@ void web_respond_error(struct web_response *res, int status, const char *code, c
  * X-Request-Id belongs to the server and a handler's one is ignored.
  * More than WEB_HEADERS_MAX is a programming error: asserted, then dropped. */
 void web_response_header(struct web_response *res, const char *name, const char *value);
+
+/*
+ * Pending requests (pool mode). A handler that cannot answer yet calls
+ * web_respond_pending and returns: the server suspends the connection (it
+ * holds no thread, and has no deadline but the client's patience and
+ * WEB_CONNECTION_TIMEOUT_S once resumed), and *ret_pending is the handle.
+ * Later, any thread builds a response in a struct web_response of its own
+ * (web_respond_json and friends) and hands it to web_pending_complete,
+ * which queues it and resumes the connection; MHD sends it from its own
+ * thread.
+ *
+ * Ownership: a pending request is reference-counted, with exactly two
+ * references. One is the server's, dropped when MHD is done with the
+ * request (sent, client gone, server stopped). The other is the caller's,
+ * dropped by web_pending_complete, which must be called exactly once per
+ * handle, whatever happened meanwhile: after the client went away or the
+ * server stopped (even after web_server_stop returned) it only frees the
+ * response and returns false. So neither side can use the other's memory
+ * after it is gone.
+ *
+ * A client that closes its connection while pending is noticed within
+ * WEB_DEADLINE_CHECK_MS: its connection is closed and freed, and
+ * web_pending_waiting turns false, so the holder may answer it early.
+ * web_server_stop answers every request still pending 503 "stopping".
+ *
+ * web_respond_pending returns SHOP_OK, or refuses with res already set:
+ * SHOP_E_LIMIT (503 "busy", Retry-After: WEB_PENDING_RETRY_AFTER_S) when
+ * WEB_PENDING_MAX requests are pending or the server is stopping,
+ * SHOP_E_INVALID (500) in thread-per-connection mode. After SHOP_OK the
+ * handler must leave res alone.
+ */
+shop_status web_respond_pending(struct web_response *res, const struct web_request *req,
+				struct web_pending **ret_pending);
+/* Answers with RES (its parts are taken; RES is left empty) and lets go of
+ * the handle. True when the answer will be sent; false when the request is
+ * no longer waiting (client gone, server stopped): RES is freed. A status
+ * outside 100..599 becomes a 500, as a handler's would. */
+bool web_pending_complete(struct web_pending *p, struct web_response *res);
+/* False once the request can no longer be answered (client gone, server
+ * stopping): the holder should web_pending_complete it soon. */
+bool web_pending_waiting(struct web_pending *p);
+/* True when the handler answered web_respond_pending (for its caller, such
+ * as a runtime that counts responses by status). */
+bool web_response_is_pending(const struct web_response *res);
 
 #endif

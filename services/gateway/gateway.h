@@ -1,7 +1,8 @@
 /*
  * gateway.h - the gateway's wiring: the HTTP API (gateway_api.c), the
  * projection of events into its read models (gateway_projection.c), its
- * periodic task, and the state they share (struct gateway_ctx).
+ * periodic task, the long-polls (gateway_long_polls.c), and the state they
+ * share (struct gateway_ctx).
  *
  * The decisions are in gateway_domain.h and the SQL in gateway_store.h;
  * main.c and the tests wire these exactly as declared here.
@@ -20,12 +21,19 @@
 #include <time.h>
 
 #define GATEWAY_WAIT_MAX_S 30 /* largest ?wait= on GET /orders/{id} */
-/* GETs with ?wait= above 0 held at once: each holds a connection and its
- * thread for up to GATEWAY_WAIT_MAX_S, so without a cap long-polls alone
- * could take every one of WEB_CONNECTIONS_MAX. One more is answered at once
- * with 503 too_many_waiters and Retry-After: GATEWAY_LONG_POLL_RETRY_AFTER_S
- * (a plain GET, without ?wait=, is never refused for it). */
-#define GATEWAY_LONG_POLLS_MAX 128
+/* GETs with ?wait= above 0 held at once. A waiting GET holds no thread
+ * (its connection is suspended: the pool mode of libs/web), but it holds a
+ * connection for up to GATEWAY_WAIT_MAX_S, so without a cap long-polls
+ * alone could take every one of WEB_CONNECTIONS_MAX (512). 256 is half of
+ * them, under WEB_PENDING_MAX (384), and over the 200 a system case holds
+ * at once. One more is answered at once with 503 too_many_waiters and
+ * Retry-After: GATEWAY_LONG_POLL_RETRY_AFTER_S (a plain GET, without
+ * ?wait=, is never refused for it). */
+#define GATEWAY_LONG_POLLS_MAX 256
+/* The long-poll thread looks at its waiters at least this often, even
+ * when nothing commits and no deadline falls: a waiter whose client has
+ * gone is dropped (and its place given back) within this long. */
+#define GATEWAY_LONG_POLL_CHECK_MS 1000
 #define GATEWAY_LONG_POLL_RETRY_AFTER_S "1"
 #define GATEWAY_IDEMPOTENCY_KEY_MAX 255
 /* How long a replay by Idempotency-Key is possible: records older than this
@@ -36,28 +44,52 @@
 
 /*
  * The gateway's state behind svc_ctx(), required by gateway_http and
- * gateway_after_commit: what wakes a long-poll. Every commit of the
- * projection bumps generation and wakes every waiting GET, which re-reads
- * its order once; a GET notes the generation before it reads, so a change
- * committed between its read and its wait is never missed.
+ * gateway_after_commit: the long-polls and what wakes them. A waiting GET
+ * is a waiter (its order, its deadline, its pending response) registered
+ * with one thread, the long-poll thread (gateway_long_polls.c), which
+ * answers it when its order is final or its deadline passes. Every commit
+ * of the projection bumps generation and wakes that thread, which re-reads
+ * each waiter's order once; a GET notes the generation before its own
+ * read, so a change committed between that read and its registration is
+ * never missed. Every field is guarded by lock.
  */
+struct gateway_waiter;
 struct gateway_ctx {
 	pthread_mutex_t lock;
-	pthread_cond_t changed; /* monotonic clock: clock_cond_init */
-	uint64_t generation;    /* projection commits so far */
-	int waiting;            /* GETs waiting on changed now */
-	int long_polls;         /* GETs with ?wait= admitted and not yet answered */
+	pthread_cond_t changed;       /* monotonic clock: wakes the long-poll thread */
+	uint64_t generation;          /* projection commits so far */
+	int waiting;                  /* waiters registered and not yet answered */
+	int long_polls;               /* GETs with ?wait= admitted and not yet answered */
+	struct gateway_waiter *fresh; /* registered, not yet taken by the thread */
+	bool stopping;
+	bool thread_started;
+	pthread_t thread;
 };
 
 void gateway_ctx_init(struct gateway_ctx *ctx);
-void gateway_ctx_release(struct gateway_ctx *ctx);
+void gateway_ctx_release(struct gateway_ctx *ctx); /* stops the long-polls too */
 /* The svc_spec after_commit hook: a projection batch committed. */
 void gateway_after_commit(struct svc *svc);
 /* The generation now: read it before reading the view. */
 uint64_t gateway_changes_seen(struct gateway_ctx *ctx);
-/* Waits until the generation differs from SEEN (true) or the monotonic
- * DEADLINE (clock_mono_deadline) passes (false). */
-bool gateway_changes_wait(struct gateway_ctx *ctx, uint64_t seen, const struct timespec *deadline);
+
+/* Long-polls (gateway_long_polls.c). enter takes one of
+ * GATEWAY_LONG_POLLS_MAX places (false: none left), leave gives it back
+ * for a GET answered at once. gateway_long_poll_wait hands the thread a
+ * waiter: the order ORDER_ID, read at generation SEEN and not final then,
+ * answered through PENDING by DEADLINE_MS (clock_mono_ms) at the latest;
+ * the place is given back when it is answered. The thread starts with the
+ * first waiter. */
+bool gateway_long_poll_enter(struct gateway_ctx *ctx);
+void gateway_long_poll_leave(struct gateway_ctx *ctx);
+void gateway_long_poll_wait(struct svc *svc, const char *order_id, uint64_t seen,
+			    int64_t deadline_ms, int64_t started_us, struct web_pending *pending);
+/* Stops the long-poll thread and lets go of every waiter left, answering
+ * each 503 (after web_server_stop, the server has already answered them
+ * and this only frees). Idempotent. gateway_stop is it as the svc_spec
+ * stop hook. */
+void gateway_long_polls_stop(struct gateway_ctx *ctx);
+void gateway_stop(struct svc *svc);
 
 /* HTTP: ctx is the struct svc, whose svc_ctx() is a struct gateway_ctx. */
 void gateway_http(void *ctx, const struct web_request *req, struct web_response *res);
@@ -67,6 +99,13 @@ const char *gateway_route_of(const char *path);
  * row is damaged: items not a JSON array, or a text that is not UTF-8
  * (the API answers 500 and logs it). tests/fuzz/fuzz_rows.c feeds it. */
 shop_status gateway_view_json(const char *order_id, const struct gateway_view *v, cJSON **ret_json);
+/* The answer to GET /orders/{id} for a read of the view: ST the read's
+ * status, V the view when ST is SHOP_OK. */
+void gateway_order_respond(const char *order_id, shop_status st, const struct gateway_view *v,
+			   struct web_response *res);
+/* Reads the view on a pooled connection, given back at once. */
+shop_status gateway_order_read(struct svc *svc, const char *order_id,
+			       struct gateway_view *ret_view);
 
 /* How the API answers a failed call: the one table from status to HTTP. */
 struct gateway_http_status {

@@ -446,8 +446,7 @@ shop_status gateway_view_json(const char *order_id, const struct gateway_view *v
 
 /* Reads the view on a pooled connection, given back at once so that a
  * waiting GET holds none. */
-static shop_status gateway_order_read(struct svc *svc, const char *order_id,
-				      struct gateway_view *ret_view)
+shop_status gateway_order_read(struct svc *svc, const char *order_id, struct gateway_view *ret_view)
 {
 	struct db *db = NULL;
 	shop_status st = svc_db_acquire(svc, &db);
@@ -457,65 +456,34 @@ static shop_status gateway_order_read(struct svc *svc, const char *order_id,
 	return st;
 }
 
-/* Answers the order's view, once it is final or WAIT_S have passed. */
-static void gateway_order_poll(struct svc *svc, const char *order_id, int64_t wait_s,
-			       struct web_response *res)
+void gateway_order_respond(const char *order_id, shop_status st, const struct gateway_view *v,
+			   struct web_response *res)
 {
-	struct gateway_ctx *ctx = svc_ctx(svc);
-	/* Long-poll: read, and until the order is final or the time is up,
-	 * sleep until the projection commits a change and read again. The
-	 * generation is taken before each read, so a commit between the read
-	 * and the wait ends the wait at once instead of being missed. */
-	int64_t deadline = clock_mono_ms() + wait_s * 1000;
-	struct timespec until = clock_mono_deadline(wait_s * 1000);
-	for (;;) {
-		struct gateway_view view = { 0 };
-		uint64_t seen = gateway_changes_seen(ctx);
-		shop_status st = gateway_order_read(svc, order_id, &view);
-		if (st != SHOP_OK) {
-			gateway_fail(res, st, NULL);
-			return;
-		}
-		if (gateway_status_final(view.status) || clock_mono_ms() >= deadline) {
-			cJSON *json = NULL;
-			if (gateway_view_json(order_id, &view, &json) == SHOP_OK) {
-				web_respond_json(res, 200, json);
-			} else {
-				struct log_ids ids = { .order_id = order_id };
-				log_error(&ids, "the stored view of this order is damaged "
-						"(items not a JSON array, or text not UTF-8)");
-				gateway_fail(res, SHOP_E_INTERNAL, NULL);
-			}
-			gateway_store_view_release(&view);
-			return;
-		}
-		gateway_store_view_release(&view);
-		gateway_changes_wait(ctx, seen, &until);
+	if (st != SHOP_OK) {
+		gateway_fail(res, st, NULL);
+		return;
 	}
+	cJSON *json = NULL;
+	if (gateway_view_json(order_id, v, &json) == SHOP_OK) {
+		web_respond_json(res, 200, json);
+		return;
+	}
+	struct log_ids ids = { .order_id = order_id };
+	log_error(&ids, "the stored view of this order is damaged "
+			"(items not a JSON array, or text not UTF-8)");
+	gateway_fail(res, SHOP_E_INTERNAL, NULL);
 }
 
-/* Takes one of GATEWAY_LONG_POLLS_MAX places for a waiting GET. */
-static bool gateway_long_poll_enter(struct gateway_ctx *ctx)
-{
-	pthread_mutex_lock(&ctx->lock);
-	bool admitted = ctx->long_polls < GATEWAY_LONG_POLLS_MAX;
-	if (admitted)
-		ctx->long_polls++;
-	pthread_mutex_unlock(&ctx->lock);
-	return admitted;
-}
-
-static void gateway_long_poll_leave(struct gateway_ctx *ctx)
-{
-	pthread_mutex_lock(&ctx->lock);
-	ctx->long_polls--;
-	pthread_mutex_unlock(&ctx->lock);
-}
-
+/* GET /orders/{id}[?wait=N]. Without wait, or when the order is final
+ * already, it answers at once. Otherwise the request is left pending (it
+ * holds no thread: libs/web's pool mode) and handed to the long-poll thread
+ * (gateway_long_polls.c), which answers it when the order is final or the
+ * time is up. */
 static void gateway_order_get(struct svc *svc, const struct web_request *req, const char *order_id,
 			      struct web_response *res)
 {
 	struct gateway_ctx *ctx = svc_ctx(svc);
+	int64_t started_us = clock_mono_us();
 	int64_t wait_s = 0;
 	if (!gateway_wait_read(web_request_query(req, "wait"), &wait_s)) {
 		web_respond_error(res, 400, "invalid_wait",
@@ -526,19 +494,32 @@ static void gateway_order_get(struct svc *svc, const struct web_request *req, co
 		gateway_fail(res, SHOP_E_NOT_FOUND, NULL);
 		return;
 	}
-	if (wait_s == 0) {
-		gateway_order_poll(svc, order_id, 0, res);
-		return;
-	}
-	if (!gateway_long_poll_enter(ctx)) {
+	if (wait_s > 0 && !gateway_long_poll_enter(ctx)) {
 		web_response_header(res, "Retry-After", GATEWAY_LONG_POLL_RETRY_AFTER_S);
 		web_respond_error(res, 503, "too_many_waiters",
 				  "too many GETs are waiting (?wait=); retry, or ask without wait",
 				  NULL);
 		return;
 	}
-	gateway_order_poll(svc, order_id, wait_s, res);
-	gateway_long_poll_leave(ctx);
+	/* The generation before the read: a commit after it wakes the
+	 * long-poll thread to read again, so none is missed in between. */
+	uint64_t seen = gateway_changes_seen(ctx);
+	struct gateway_view view = { 0 };
+	shop_status st = gateway_order_read(svc, order_id, &view);
+	bool wait = wait_s > 0 && st == SHOP_OK && !gateway_status_final(view.status);
+	if (!wait)
+		gateway_order_respond(order_id, st, &view, res);
+	gateway_store_view_release(&view);
+	if (wait_s == 0)
+		return;
+	struct web_pending *pending = NULL;
+	if (!wait || web_respond_pending(res, req, &pending) != SHOP_OK) {
+		/* Answered now: by the read, or refused by the server (503 busy). */
+		gateway_long_poll_leave(ctx);
+		return;
+	}
+	gateway_long_poll_wait(svc, order_id, seen, clock_mono_ms() + wait_s * 1000, started_us,
+			       pending);
 }
 
 /* ---- POST /orders/{id}/cancel ----------------------------------------- */

@@ -1,6 +1,6 @@
 /*
  * gateway_projection.c - projects events into the gateway's read models,
- * and wakes the long-polls waiting on them.
+ * and wakes the long-poll thread (gateway_long_polls.c) waiting on them.
  *
  * The gateway consumes every event in the contracts index. Each one lands in
  * its order's timeline (deduplicated by event id: a redelivery adds nothing).
@@ -13,7 +13,7 @@
  * The projection runs inside the consumer's batch transaction, so what it
  * wrote is visible only after that commits: the runtime calls
  * gateway_after_commit then (svc_spec.after_commit), never from inside the
- * handler, or a GET woken early would re-read the old row and sleep on.
+ * handler, or a waiter re-read early would find the old row and sleep on.
  *
  * The gateway's one periodic task, the purge of old idempotency records,
  * is here too: like the projection, it is work the gateway does on its own
@@ -41,6 +41,7 @@ void gateway_ctx_release(struct gateway_ctx *ctx)
 {
 	if (!ctx)
 		return;
+	gateway_long_polls_stop(ctx);
 	pthread_cond_destroy(&ctx->changed);
 	pthread_mutex_destroy(&ctx->lock);
 }
@@ -52,7 +53,7 @@ void gateway_after_commit(struct svc *svc)
 		return;
 	pthread_mutex_lock(&ctx->lock);
 	ctx->generation++;
-	if (ctx->waiting > 0)
+	if (ctx->waiting > 0) /* the long-poll thread re-reads its waiters */
 		pthread_cond_broadcast(&ctx->changed);
 	pthread_mutex_unlock(&ctx->lock);
 }
@@ -63,19 +64,6 @@ uint64_t gateway_changes_seen(struct gateway_ctx *ctx)
 	uint64_t g = ctx->generation;
 	pthread_mutex_unlock(&ctx->lock);
 	return g;
-}
-
-bool gateway_changes_wait(struct gateway_ctx *ctx, uint64_t seen, const struct timespec *deadline)
-{
-	int rc = 0;
-	pthread_mutex_lock(&ctx->lock);
-	ctx->waiting++;
-	while (ctx->generation == seen && rc == 0) /* 0: woken, maybe spuriously */
-		rc = pthread_cond_timedwait(&ctx->changed, &ctx->lock, deadline);
-	ctx->waiting--;
-	bool changed = ctx->generation != seen;
-	pthread_mutex_unlock(&ctx->lock);
-	return changed;
 }
 
 /* ---- the projection --------------------------------------------------- */

@@ -22,7 +22,12 @@ int main(void)
 		.tasks = gateway_tasks,
 		.n_tasks = gateway_n_tasks,
 		.http = gateway_http,
+		/* A waiting GET is a pending request, holding no thread
+		 * (gateway_long_polls.c); a POST holds a pool thread during its
+		 * group commit. */
+		.http_pool = true,
 		.http_route = gateway_route_of,
+		.stop = gateway_stop,
 		.after_commit = gateway_after_commit,
 		.ctx = &ctx,
 	};

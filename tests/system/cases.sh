@@ -212,6 +212,64 @@ check "cancelling a CANCELLED order is refused with 409" test "$code" = 409
 http POST "/orders/00000000-0000-7000-8000-000000000000/cancel" ""
 check "cancelling an unknown order is 404" test "$code" = 404
 
+# --- long-polls hold no thread ------------------------------------------------------
+# 200 GETs wait at once (?wait=30), each on an order of its own that cannot
+# finish while shipping is paused (it stops at PAID). Meanwhile POST /orders
+# and /readyz still answer promptly: the gateway serves HTTP on 8 threads,
+# so were a waiting GET to hold one, they would queue behind the waits.
+# Then shipping resumes, and each GET is answered SHIPPED once its order
+# ships, well before its deadline.
+LP_N=200 LP_PROMPT_S=2 LP_WAIT_S=30
+lp_ok=1 lp_why=()
+mkdir -p "$tmp/lp"
+service_ctl pause shipping || { lp_ok=0; lp_why+=("shipping could not be paused"); }
+for i in $(seq 1 $LP_N); do
+	curl -s -m 10 -H 'Content-Type: application/json' \
+		--data-binary "$(order_json '[{"sku":"SKU-CABLE","quantity":1}]')" "$G/orders" | jq -r '.order_id // empty'
+done >"$tmp/lp.ids"
+[ "$(grep -c . "$tmp/lp.ids")" -eq $LP_N ] || { lp_ok=0; lp_why+=("only $(grep -c . "$tmp/lp.ids") of $LP_N orders placed"); }
+lp_pids=()
+i=0
+while read -r id; do
+	i=$((i + 1))
+	curl -s -m $((LP_WAIT_S + 10)) -o "$tmp/lp/$i.body" -w '%{http_code} %{time_total}\n' \
+		"$G/orders/$id?wait=$LP_WAIT_S" >"$tmp/lp/$i.code" &
+	lp_pids+=($!)
+done <"$tmp/lp.ids"
+sleep 3 # every GET connected and waiting
+lp_answered() { cat "$tmp"/lp/*.code 2>/dev/null | grep -c . ; }
+early=$(lp_answered)
+: >"$tmp/lp.probes"
+for _ in $(seq 1 5); do
+	curl -s -o /dev/null -m 10 -w "readyz %{http_code} %{time_total}\n" "$G/readyz" >>"$tmp/lp.probes"
+	curl -s -o /dev/null -m 10 -w "post %{http_code} %{time_total}\n" -H 'Content-Type: application/json' \
+		--data-binary "$(order_json '[{"sku":"SKU-CABLE","quantity":1}]')" "$G/orders" >>"$tmp/lp.probes"
+	sleep 0.2
+done
+held=$((LP_N - $(lp_answered)))
+service_ctl unpause shipping
+resumed=$(date +%s%N)
+wait "${lp_pids[@]}"
+last_ms=$((($(date +%s%N) - resumed) / 1000000))
+bad_probes=$(awk -v max=$LP_PROMPT_S '($1 == "readyz" && $2 != 200) || ($1 == "post" && $2 != 202) || $3 > max' "$tmp/lp.probes" | wc -l)
+slowest_probe=$(awk 'BEGIN { m = 0 } $3 > m { m = $3 } END { print m }' "$tmp/lp.probes")
+[ "$early" -eq 0 ] && [ "$held" -eq $LP_N ] || { lp_ok=0; lp_why+=("answered before the probes: $early; still waiting after them: $held of $LP_N"); }
+if [ $lp_ok = 1 ] && [ "$bad_probes" -eq 0 ] && [ "$(grep -c . "$tmp/lp.probes")" -eq 10 ]; then
+	pass "with $LP_N GETs waiting at once, 5 POST /orders and 5 /readyz answer promptly (slowest ${slowest_probe} s)"
+else
+	fail "with $LP_N GETs waiting at once, 5 POST /orders and 5 /readyz answer promptly (slowest ${slowest_probe} s)" \
+		"${lp_why[@]}" "probes: $(tr '\n' ';' <"$tmp/lp.probes")"
+fi
+codes=$(cat "$tmp"/lp/*.code | awk '{ print $1 }' | sort | uniq -c | tr -s ' \n' ' ')
+statuses=$(jq -rs 'map(.status // "none") | group_by(.) | map("\(.[0]) \(length)") | join(", ")' "$tmp"/lp/*.body 2>/dev/null)
+late=$(awk -v max=$((LP_WAIT_S - 1)) '$2 > max' "$tmp"/lp/*.code | wc -l)
+if [ "$statuses" = "SHIPPED $LP_N" ] && [ "$late" -eq 0 ] && [ "$held" -eq $LP_N ]; then
+	pass "each of the $LP_N waiting GETs is answered SHIPPED when its order ships, before its deadline (the last ${last_ms} ms after shipping resumed)"
+else
+	fail "each of the $LP_N waiting GETs is answered SHIPPED when its order ships, before its deadline (the last ${last_ms} ms after shipping resumed)" \
+		"HTTP codes: $codes" "statuses: $statuses" "answered at or after the deadline: $late"
+fi
+
 # --- idempotency -----------------------------------------------------------------
 key="key-$(date +%s%N)"
 body1=$(order_json '[{"sku":"SKU-CABLE","quantity":2}]')

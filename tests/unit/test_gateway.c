@@ -31,7 +31,10 @@
 
 #define TEST_URL_MAX 1024
 #define TEST_REPLY_MAX (64 * 1024) /* every answer of POST /orders is far smaller */
-#define TEST_POOL 4                /* connections handed to the runtime's pool */
+/* Connections handed to the runtime's pool: one for each HTTP pool thread
+ * and one for the long-poll thread, all of which may read at once (a
+ * detached runtime cannot open more: a request finding none would fail). */
+#define TEST_POOL (WEB_POOL_THREADS + 1)
 
 #define CONSUMER "gateway"
 #define ORDER_ID "0192f0c1-7d2a-7abc-8def-0123456789ab"
@@ -76,6 +79,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	web_server_stop(f->server);
 	web_server_stop(f->replica_server);
+	gateway_long_polls_stop(&f->ctx); /* before the svc it reads through goes */
 	svc_destroy(f->svc);
 	svc_destroy(f->replica);
 	db_close(f->db);
@@ -102,7 +106,8 @@ static uint16_t serve_on(struct fixture *f, struct svc *svc, struct web_server *
 		assert_int_equal(db_open(f->url, &db), SHOP_OK);
 		svc_db_release(svc, db);
 	}
-	assert_int_equal(web_server_start("127.0.0.1", 0, gateway_http, svc, ret_server), SHOP_OK);
+	assert_int_equal(web_server_start_pool("127.0.0.1", 0, gateway_http, svc, ret_server),
+			 SHOP_OK);
 	return web_server_port(*ret_server);
 }
 
@@ -598,7 +603,7 @@ static int waiting_gets(struct fixture *f)
 	return n;
 }
 
-/* Until N GETs sleep on the projection's condition (not in a read). */
+/* Until N GETs are waiters of the long-poll thread. */
 static void await_waiting_gets(struct fixture *f, int n)
 {
 	int64_t deadline = clock_mono_ms() + WAITER_TIMEOUT_MS;
@@ -713,6 +718,90 @@ static void a_waiting_get_over_the_cap_gets_503_with_retry_after_at_once(void **
 	assert_int_equal(long_polls(f), 0); /* its place given back */
 }
 
+/* Three times as many waiting GETs as the server has threads: none holds
+ * one, so a POST and a plain GET are still answered at once, and each
+ * waiting GET is answered when the order is final. */
+#define MANY_WAITERS (3 * WEB_POOL_THREADS)
+static void many_waiting_gets_hold_no_thread_and_each_is_answered_when_the_order_is_final(
+	void **state)
+{
+	struct fixture *f = *state;
+	uint16_t port = serve(f);
+	assert_int_equal(deliver_placed(f), SHOP_OK);
+	struct poller *p = xcalloc(MANY_WAITERS, sizeof(*p));
+	for (int i = 0; i < MANY_WAITERS; i++) {
+		p[i].port = port;
+		p[i].path = "/orders/" ORDER_ID "?wait=20";
+		assert_int_equal(pthread_create(&p[i].thread, NULL, poller_main, &p[i]), 0);
+	}
+	await_waiting_gets(f, MANY_WAITERS);
+	assert_int_equal(long_polls(f), MANY_WAITERS);
+
+	struct reply *r = xcalloc(1, sizeof(*r));
+	int64_t t0 = clock_mono_ms();
+	post_order(port, "", valid_order, r);
+	int64_t post_ms = clock_mono_ms() - t0;
+	assert_int_equal(r->status, 202);
+	cJSON_Delete(r->json);
+	t0 = clock_mono_ms();
+	get_path(port, "/orders/" ORDER_ID, r);
+	int64_t get_ms = clock_mono_ms() - t0;
+	assert_int_equal(r->status, 200);
+	assert_string_equal(reply_str(r, "status"), "PENDING");
+	cJSON_Delete(r->json);
+	free(r);
+	print_message("# with %d waiting: POST %lld ms, GET %lld ms\n", MANY_WAITERS,
+		      (long long)post_ms, (long long)get_ms);
+	assert_true(post_ms < WAKE_WITHIN_MS && get_ms < WAKE_WITHIN_MS);
+
+	struct ct_order_cancelled cancelled = { 0 };
+	snprintf(cancelled.order_id, sizeof(cancelled.order_id), ORDER_ID);
+	snprintf(cancelled.reason, sizeof(cancelled.reason), "customer_cancelled");
+	assert_int_equal(deliver(f, CT_MSG_ORDER_CANCELLED, NULL, &cancelled), SHOP_OK);
+	int64_t committed_ms = clock_mono_ms();
+	int64_t slowest = 0;
+	for (int i = 0; i < MANY_WAITERS; i++) {
+		pthread_join(p[i].thread, NULL);
+		assert_int_equal(p[i].reply.status, 200);
+		assert_string_equal(reply_str(&p[i].reply, "status"), "CANCELLED");
+		if (p[i].done_ms - committed_ms > slowest)
+			slowest = p[i].done_ms - committed_ms;
+		cJSON_Delete(p[i].reply.json);
+	}
+	free(p);
+	print_message("# the last answered %lld ms after the commit\n", (long long)slowest);
+	assert_true(slowest < 2 * WAKE_WITHIN_MS);
+	assert_int_equal(waiting_gets(f), 0);
+	assert_int_equal(long_polls(f), 0);
+}
+
+/* A client that hangs up while waiting gives its place back soon (the
+ * server notices, then the long-poll thread's next look), not at its
+ * deadline. */
+static void a_waiting_get_whose_client_hangs_up_gives_its_place_back(void **state)
+{
+	struct fixture *f = *state;
+	uint16_t port = serve(f);
+	assert_int_equal(deliver_placed(f), SHOP_OK);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	static const char req[] = "GET /orders/" ORDER_ID "?wait=30 HTTP/1.1\r\nHost: test\r\n\r\n";
+	assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(req) - 1));
+	await_waiting_gets(f, 1);
+	assert_int_equal(long_polls(f), 1);
+	int64_t t0 = clock_mono_ms();
+	close(fd);
+	while (long_polls(f) != 0 && clock_mono_ms() - t0 < WAITER_TIMEOUT_MS)
+		clock_sleep_ms(10);
+	print_message("# place given back %lld ms after the hang-up\n",
+		      (long long)(clock_mono_ms() - t0));
+	assert_int_equal(long_polls(f), 0);
+	assert_int_equal(waiting_gets(f), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -747,6 +836,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			a_waiting_get_answers_at_its_deadline_when_nothing_changes, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			many_waiting_gets_hold_no_thread_and_each_is_answered_when_the_order_is_final,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			a_waiting_get_whose_client_hangs_up_gives_its_place_back, setup, teardown),
 	};
 	log_init("gateway-test", LOG_LVL_ERROR);
 	return cmocka_run_group_tests_name("gateway", tests, backend_group_setup,

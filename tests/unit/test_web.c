@@ -7,6 +7,10 @@
  * lying headers) and reads until the server closes (every request says
  * Connection: close). Client threads never call cmocka asserts (they are not
  * thread-safe); they record what they saw and the main thread checks it.
+ *
+ * Most cases run on both modes (thread per connection and pool); the
+ * pending-request cases (suspend, answer from another thread, a client
+ * that leaves, the cap, stop) only on the pool.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,6 +43,7 @@
 #endif
 
 #define CLIENTS 50
+#define HELD_MAX 64 /* pending requests a fixture keeps handles of */
 
 /* ---- the server side: a handler whose behaviour is picked by path ---- */
 
@@ -61,7 +66,60 @@ struct fixture {
 	atomic_int released; /* stream producers released */
 	struct reply reply;
 	char *scratch;
+	/* Handles of requests the handler left pending, for the case to answer. */
+	pthread_mutex_t held_lock;
+	struct web_pending *held[HELD_MAX];
+	int n_held;
 };
+
+/* Keeps a pending request's handle for the case. */
+static void hold(struct fixture *f, struct web_pending *p)
+{
+	pthread_mutex_lock(&f->held_lock);
+	if (f->n_held < HELD_MAX) {
+		f->held[f->n_held++] = p;
+		p = NULL;
+	}
+	pthread_mutex_unlock(&f->held_lock);
+	if (p) { /* more than a case asks for: answered at once */
+		struct web_response res = { 0 };
+		web_respond_json(&res, 500, NULL);
+		web_pending_complete(p, &res);
+	}
+}
+
+/* The oldest held handle (taken from the fixture), or NULL. */
+static struct web_pending *take_held(struct fixture *f)
+{
+	pthread_mutex_lock(&f->held_lock);
+	struct web_pending *p = NULL;
+	if (f->n_held > 0) {
+		p = f->held[0];
+		memmove(f->held, f->held + 1, (size_t)(f->n_held - 1) * sizeof(f->held[0]));
+		f->n_held--;
+	}
+	pthread_mutex_unlock(&f->held_lock);
+	return p;
+}
+
+static int held_count(struct fixture *f)
+{
+	pthread_mutex_lock(&f->held_lock);
+	int n = f->n_held;
+	pthread_mutex_unlock(&f->held_lock);
+	return n;
+}
+
+/* Answers P with 200 {"answer":N}; returns web_pending_complete's verdict. */
+static bool answer(struct web_pending *p, int n)
+{
+	struct web_response res = { 0 };
+	cJSON *body = cJSON_CreateObject();
+	cJSON_AddNumberToObject(body, "answer", n);
+	web_response_header(&res, "X-Answered", "later");
+	web_respond_json(&res, 200, body);
+	return web_pending_complete(p, &res);
+}
 
 static cJSON *json_string_or_null(const char *s)
 {
@@ -179,6 +237,17 @@ static void test_handler(void *ctx, const struct web_request *req, struct web_re
 		/* A handler that changes its mind: the producer must be let go. */
 		respond_producer(f, res, PRODUCER_THREE);
 		web_respond_error(res, 409, "conflict", "changed its mind", NULL);
+	} else if (strcmp(path, "/pending") == 0) {
+		/* Answered later by the case, from its own thread. */
+		struct web_pending *p = NULL;
+		web_response_header(res, "X-Dropped", "1"); /* not sent: the answer is */
+		if (web_respond_pending(res, req, &p) == SHOP_OK)
+			hold(f, p);
+	} else if (strcmp(path, "/pending-quick") == 0) {
+		/* Answered before the handler even returns. */
+		struct web_pending *p = NULL;
+		if (web_respond_pending(res, req, &p) == SHOP_OK)
+			answer(p, 7);
 	} else if (strcmp(path, "/sleep") == 0) {
 		clock_sleep_ms(1000);
 		echo(req, res);
@@ -187,13 +256,38 @@ static void test_handler(void *ctx, const struct web_request *req, struct web_re
 	}
 }
 
-static int server_up(void **state)
+static struct fixture *fixture_new(void)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
 	atomic_init(&f->calls, 0);
 	atomic_init(&f->released, 0);
+	pthread_mutex_init(&f->held_lock, NULL);
+	return f;
+}
+
+static void fixture_free(struct fixture *f)
+{
+	pthread_mutex_destroy(&f->held_lock);
+	free(f);
+}
+
+static int server_up(void **state)
+{
+	struct fixture *f = fixture_new();
 	if (web_server_start("127.0.0.1", 0, test_handler, f, &f->server) != SHOP_OK) {
-		free(f);
+		fixture_free(f);
+		return -1;
+	}
+	f->port = web_server_port(f->server);
+	*state = f;
+	return f->port ? 0 : -1;
+}
+
+static int pool_server_up(void **state)
+{
+	struct fixture *f = fixture_new();
+	if (web_server_start_pool("127.0.0.1", 0, test_handler, f, &f->server) != SHOP_OK) {
+		fixture_free(f);
 		return -1;
 	}
 	f->port = web_server_port(f->server);
@@ -212,9 +306,12 @@ static int server_down(void **state)
 {
 	struct fixture *f = *state;
 	web_server_stop(f->server);
+	/* Handles a failed case left: completing after the stop only frees. */
+	for (struct web_pending *p; (p = take_held(f));)
+		answer(p, -1);
 	reply_free(&f->reply);
 	free(f->scratch);
-	free(f);
+	fixture_free(f);
 	return 0;
 }
 
@@ -906,12 +1003,32 @@ static int limited_server_up(void **state)
 		.header_deadline_ms = TEST_HEAD_DEADLINE_MS,
 		.body_deadline_ms = TEST_BODY_DEADLINE_MS,
 	};
-	struct fixture *f = xcalloc(1, sizeof(*f));
-	atomic_init(&f->calls, 0);
-	atomic_init(&f->released, 0);
+	struct fixture *f = fixture_new();
 	if (web_server_start_limited("127.0.0.1", 0, test_handler, f, &limits, &f->server) !=
 	    SHOP_OK) {
-		free(f);
+		fixture_free(f);
+		return -1;
+	}
+	f->port = web_server_port(f->server);
+	*state = f;
+	return f->port ? 0 : -1;
+}
+
+/* The same front door on the pool, and at most TEST_PENDING_MAX pending. */
+#define TEST_PENDING_MAX 3
+static int limited_pool_server_up(void **state)
+{
+	static const struct web_limits limits = {
+		.connections_per_ip = TEST_PER_IP,
+		.header_deadline_ms = TEST_HEAD_DEADLINE_MS,
+		.body_deadline_ms = TEST_BODY_DEADLINE_MS,
+		.mode = WEB_MODE_POOL,
+		.pending_max = TEST_PENDING_MAX,
+	};
+	struct fixture *f = fixture_new();
+	if (web_server_start_limited("127.0.0.1", 0, test_handler, f, &limits, &f->server) !=
+	    SHOP_OK) {
+		fixture_free(f);
 		return -1;
 	}
 	f->port = web_server_port(f->server);
@@ -1049,6 +1166,237 @@ static void one_address_gets_its_share_of_connections_and_others_still_get_in(vo
 		close(held[i]);
 }
 
+/* ---- pending requests (pool mode) ---- */
+
+/* A client on its own thread: GET PATH, the reply kept. */
+struct waiting_client {
+	uint16_t port;
+	const char *path;
+	struct reply reply;
+	atomic_bool done;
+	pthread_t thread;
+};
+
+static void *waiting_client_main(void *arg)
+{
+	struct waiting_client *w = arg;
+	int fd = client_connect(w->port);
+	if (fd >= 0) {
+		char request[256];
+		snprintf(request, sizeof(request),
+			 "GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", w->path);
+		client_send_str(fd, request);
+		client_read(fd, &w->reply);
+		close(fd);
+	}
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+static void waiting_clients_start(struct waiting_client *w, int n, uint16_t port, const char *path)
+{
+	for (int i = 0; i < n; i++) {
+		w[i] = (struct waiting_client){ .port = port, .path = path };
+		atomic_init(&w[i].done, false);
+		assert_int_equal(pthread_create(&w[i].thread, NULL, waiting_client_main, &w[i]), 0);
+	}
+}
+
+static void waiting_clients_join(struct waiting_client *w, int n)
+{
+	for (int i = 0; i < n; i++)
+		pthread_join(w[i].thread, NULL);
+}
+
+static void waiting_clients_free(struct waiting_client *w, int n)
+{
+	for (int i = 0; i < n; i++)
+		reply_free(&w[i].reply);
+}
+
+/* Polls (up to 5 s) until the handler holds N pending requests. */
+static bool held_becomes(struct fixture *f, int n)
+{
+	for (int i = 0; i < 500 && held_count(f) != n; i++)
+		clock_sleep_ms(10);
+	return held_count(f) == n;
+}
+
+/* Polls (up to 5 s) until the server counts N pending requests. */
+static bool pending_becomes(struct fixture *f, unsigned int n)
+{
+	for (int i = 0; i < 500 && web_server_pending_count(f->server) != n; i++)
+		clock_sleep_ms(10);
+	return web_server_pending_count(f->server) == n;
+}
+
+static void a_pending_request_is_answered_when_another_thread_completes_it(void **state)
+{
+	struct fixture *f = *state;
+	struct waiting_client w;
+	char buf[128];
+	waiting_clients_start(&w, 1, f->port, "/pending");
+	assert_true(held_becomes(f, 1));
+	assert_int_equal(web_server_pending_count(f->server), 1);
+	clock_sleep_ms(200);
+	assert_false(atomic_load(&w.done)); /* suspended, not answered */
+
+	assert_true(answer(take_held(f), 42));
+	waiting_clients_join(&w, 1);
+	assert_int_equal(w.reply.status, 200);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(w.reply.json, "answer")->valueint, 42);
+	assert_string_equal(reply_header(&w.reply, "X-Answered", buf, sizeof(buf)), "later");
+	assert_null(reply_header(&w.reply, "X-Dropped", buf, sizeof(buf)));
+	assert_non_null(reply_header(&w.reply, "X-Request-Id", buf, sizeof(buf)));
+	assert_string_equal(reply_header(&w.reply, "Content-Type", buf, sizeof(buf)),
+			    "application/json");
+	assert_true(pending_becomes(f, 0));
+	waiting_clients_free(&w, 1);
+}
+
+static void a_pending_request_answered_before_its_handler_returns_is_sent(void **state)
+{
+	struct fixture *f = *state;
+	struct reply *r = &f->reply;
+	http_get(f->port, "/pending-quick", r);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(r->json, "answer")->valueint, 7);
+	assert_true(pending_becomes(f, 0));
+}
+
+/* Many more pending requests than pool threads: none holds a thread, so
+ * another request is answered at once, and each gets its own answer. */
+#define HELD_MANY (4 * WEB_POOL_THREADS)
+static void pending_requests_hold_no_thread(void **state)
+{
+	struct fixture *f = *state;
+	struct waiting_client w[HELD_MANY];
+	waiting_clients_start(w, HELD_MANY, f->port, "/pending");
+	assert_true(held_becomes(f, HELD_MANY));
+
+	struct reply *r = &f->reply;
+	int64_t t0 = clock_mono_ms();
+	http_get(f->port, "/echo", r);
+	int64_t took = clock_mono_ms() - t0;
+	assert_int_equal(r->status, 200);
+	assert_true(took < 500);
+
+	/* Answered from this thread, in the order they came: each client
+	 * finds its own number. */
+	struct web_pending *order[HELD_MANY];
+	for (int i = 0; i < HELD_MANY; i++)
+		order[i] = take_held(f);
+	for (int i = 0; i < HELD_MANY; i++)
+		assert_true(answer(order[i], 1000 + i));
+	waiting_clients_join(w, HELD_MANY);
+	int sum = 0;
+	for (int i = 0; i < HELD_MANY; i++) {
+		assert_int_equal(w[i].reply.status, 200);
+		sum += cJSON_GetObjectItemCaseSensitive(w[i].reply.json, "answer")->valueint;
+	}
+	assert_int_equal(sum, HELD_MANY * 1000 + HELD_MANY * (HELD_MANY - 1) / 2);
+	assert_true(pending_becomes(f, 0));
+	waiting_clients_free(w, HELD_MANY);
+}
+
+/* The client closes while its request is pending: the server closes its
+ * side soon (the pending count falls), the handle says so, and completing
+ * it afterwards only frees the answer (ASan would see a use after free). */
+static void a_client_that_leaves_while_pending_is_let_go_and_completing_it_later_is_safe(
+	void **state)
+{
+	struct fixture *f = *state;
+	int fd = request_open(f, "GET /pending HTTP/1.1\r\nHost: test\r\n\r\n");
+	assert_true(held_becomes(f, 1));
+	assert_int_equal(web_server_pending_count(f->server), 1);
+	close(fd);
+	assert_true(pending_becomes(f, 0));
+	struct web_pending *p = take_held(f);
+	assert_false(web_pending_waiting(p));
+	assert_false(answer(p, 1));
+
+	/* The server goes on serving. */
+	http_get(f->port, "/echo", &f->reply);
+	assert_int_equal(f->reply.status, 200);
+#ifdef __SANITIZE_ADDRESS__
+	assert_int_equal(__lsan_do_recoverable_leak_check(), 0);
+#endif
+}
+
+/* With the cap's worth pending, one more is refused at once, 503 busy with
+ * Retry-After, and the held ones are still answered. */
+static void a_pending_request_over_the_cap_gets_503_busy_with_retry_after(void **state)
+{
+	struct fixture *f = *state;
+	struct waiting_client w[TEST_PENDING_MAX];
+	char buf[32];
+	waiting_clients_start(w, TEST_PENDING_MAX, f->port, "/pending");
+	assert_true(held_becomes(f, TEST_PENDING_MAX));
+	assert_int_equal(web_server_pending_count(f->server), TEST_PENDING_MAX);
+
+	int64_t t0 = clock_mono_ms();
+	get_error(f, "/pending", 503, "busy");
+	assert_true(clock_mono_ms() - t0 < 500);
+	assert_string_equal(reply_header(&f->reply, "Retry-After", buf, sizeof(buf)),
+			    WEB_PENDING_RETRY_AFTER_S);
+	assert_int_equal(held_count(f), TEST_PENDING_MAX);
+
+	for (int i = 0; i < TEST_PENDING_MAX; i++)
+		assert_true(answer(take_held(f), i));
+	waiting_clients_join(w, TEST_PENDING_MAX);
+	for (int i = 0; i < TEST_PENDING_MAX; i++)
+		assert_int_equal(w[i].reply.status, 200);
+	/* Places given back: a new one is held again. */
+	assert_true(pending_becomes(f, 0));
+	waiting_clients_free(w, TEST_PENDING_MAX);
+	waiting_clients_start(w, 1, f->port, "/pending");
+	assert_true(held_becomes(f, 1));
+	assert_true(answer(take_held(f), 0));
+	waiting_clients_join(w, 1);
+	assert_int_equal(w[0].reply.status, 200);
+	waiting_clients_free(w, 1);
+}
+
+/* Stop answers every pending request 503 "stopping" and returns promptly;
+ * the handles completed after it only free their answers. */
+static void stop_answers_pending_requests_and_later_completions_are_safe(void **state)
+{
+	struct fixture *f = *state;
+	struct waiting_client w[3];
+	waiting_clients_start(w, 3, f->port, "/pending");
+	assert_true(held_becomes(f, 3));
+	int64_t t0 = clock_mono_ms();
+	web_server_stop(f->server);
+	f->server = NULL;
+	int64_t took = clock_mono_ms() - t0;
+	waiting_clients_join(w, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(w[i].reply.status, 503);
+		assert_error_shape(&w[i].reply, "stopping");
+	}
+	assert_true(took < WEB_STOP_GRACE_MS + 1000);
+	for (struct web_pending *p; (p = take_held(f));)
+		assert_false(answer(p, 0));
+	waiting_clients_free(w, 3);
+#ifdef __SANITIZE_ADDRESS__
+	assert_int_equal(__lsan_do_recoverable_leak_check(), 0);
+#endif
+}
+
+static void a_pending_response_on_a_thread_per_connection_server_is_a_500(void **state)
+{
+	struct fixture *f = *state;
+	get_error(f, "/pending", 500, "internal");
+	assert_int_equal(held_count(f), 0);
+}
+
+static void a_stream_on_a_pool_server_is_a_500_and_its_producer_released(void **state)
+{
+	struct fixture *f = *state;
+	get_error(f, "/stream", 500, "internal");
+	assert_true(released_becomes(f, 1));
+}
+
 static void server_start_rejects_a_malformed_address(void **state)
 {
 	struct web_server *s = NULL;
@@ -1061,6 +1409,10 @@ static void server_start_rejects_a_malformed_address(void **state)
 }
 
 #define WEB_TEST(name) cmocka_unit_test_setup_teardown(name, server_up, server_down)
+#define POOL_TEST(name) cmocka_unit_test_setup_teardown(name, pool_server_up, server_down)
+#define LIMITED_TEST(name) cmocka_unit_test_setup_teardown(name, limited_server_up, server_down)
+#define LIMITED_POOL_TEST(name)                                                                    \
+	cmocka_unit_test_setup_teardown(name, limited_pool_server_up, server_down)
 
 int main(void)
 {
@@ -1094,18 +1446,37 @@ int main(void)
 		WEB_TEST(stop_ends_a_stream_waiting_for_data_and_releases_it),
 		WEB_TEST(stream_replaced_by_another_response_is_released_unsent),
 		cmocka_unit_test(server_start_rejects_a_malformed_address),
-		cmocka_unit_test_setup_teardown(a_trickled_request_head_is_cut_at_its_deadline,
-						limited_server_up, server_down),
-		cmocka_unit_test_setup_teardown(a_trickled_request_body_is_cut_at_its_deadline,
-						limited_server_up, server_down),
-		cmocka_unit_test_setup_teardown(a_slow_handler_is_not_cut_by_the_deadlines,
-						limited_server_up, server_down),
-		cmocka_unit_test_setup_teardown(
-			an_idle_kept_alive_connection_is_closed_at_the_head_deadline,
-			limited_server_up, server_down),
-		cmocka_unit_test_setup_teardown(
-			one_address_gets_its_share_of_connections_and_others_still_get_in,
-			limited_server_up, server_down),
+		LIMITED_TEST(a_trickled_request_head_is_cut_at_its_deadline),
+		LIMITED_TEST(a_trickled_request_body_is_cut_at_its_deadline),
+		LIMITED_TEST(a_slow_handler_is_not_cut_by_the_deadlines),
+		LIMITED_TEST(an_idle_kept_alive_connection_is_closed_at_the_head_deadline),
+		LIMITED_TEST(one_address_gets_its_share_of_connections_and_others_still_get_in),
+		WEB_TEST(a_pending_response_on_a_thread_per_connection_server_is_a_500),
+		/* The pool: the same transport rules and front door ... */
+		POOL_TEST(get_returns_the_handlers_json_with_a_request_id),
+		POOL_TEST(post_body_reaches_the_handler_intact),
+		POOL_TEST(body_sent_in_pieces_with_pauses_reaches_the_handler_whole),
+		POOL_TEST(chunked_body_sent_with_pauses_reaches_the_handler_whole),
+		POOL_TEST(body_of_exactly_the_limit_is_accepted),
+		POOL_TEST(announced_body_over_the_limit_gets_413_and_the_handler_is_not_called),
+		POOL_TEST(chunked_body_over_the_limit_gets_413_and_the_handler_is_not_called),
+		POOL_TEST(handler_leaving_status_zero_gives_500_internal),
+		POOL_TEST(fifty_concurrent_clients_all_get_their_own_responses),
+		POOL_TEST(stop_frees_requests_still_in_flight),
+		POOL_TEST(a_stream_on_a_pool_server_is_a_500_and_its_producer_released),
+		LIMITED_POOL_TEST(a_trickled_request_head_is_cut_at_its_deadline),
+		LIMITED_POOL_TEST(a_trickled_request_body_is_cut_at_its_deadline),
+		LIMITED_POOL_TEST(an_idle_kept_alive_connection_is_closed_at_the_head_deadline),
+		LIMITED_POOL_TEST(
+			one_address_gets_its_share_of_connections_and_others_still_get_in),
+		/* ... and pending requests. */
+		POOL_TEST(a_pending_request_is_answered_when_another_thread_completes_it),
+		POOL_TEST(a_pending_request_answered_before_its_handler_returns_is_sent),
+		POOL_TEST(pending_requests_hold_no_thread),
+		POOL_TEST(
+			a_client_that_leaves_while_pending_is_let_go_and_completing_it_later_is_safe),
+		LIMITED_POOL_TEST(a_pending_request_over_the_cap_gets_503_busy_with_retry_after),
+		POOL_TEST(stop_answers_pending_requests_and_later_completions_are_safe),
 	};
 	return cmocka_run_group_tests_name("web", tests, NULL, NULL);
 }
