@@ -8,7 +8,7 @@ Writes the `authorization` block that infra/nats/nats.conf includes: one user
 per service, allowed to publish only the subjects the index says it
 produces and to use only the JetStream API of its own durables; a `console`
 and an `observer` user that may read every stream through ephemeral
-(ordered) consumers but never touch a durable or a stream; and `admin`,
+consumers they name but never touch a durable or a stream; and `admin`,
 which may do everything (it declares the streams and durables: `shopctl
 declare`, the compose service nats-init). docs/security.md says why each
 permission is there.
@@ -93,27 +93,24 @@ def service_user(index, service, all_durables):
             "allow_responses": True}
 
 
-def reader_publish(durable_names, legacy_create):
+def reader_publish(durable_names):
     """Read-only JetStream: stream and consumer info, direct reads, and
-    ephemeral consumers (the console's and the JavaScript clients' ordered
-    ones), which it may create, pull from and delete; never a durable of a
-    service (denied by name), never a stream."""
+    ephemeral consumers (the console's watches and the JavaScript clients'
+    ordered consumers), which it may create, pull from and delete; never a
+    durable of a service (denied by name), never a stream."""
     allow = ["$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST",
              "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.>",
              "$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*", "$JS.API.CONSUMER.INFO.*.*",
              "$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DELETE.*.*",
              "$JS.API.CONSUMER.MSG.NEXT.*.*", "$JS.FC.>"]
-    deny = ["$JS.API.CONSUMER.DURABLE.CREATE.>"]
-    # The legacy create subject, $JS.API.CONSUMER.CREATE.<stream>, carries
-    # no consumer name: a name in the request body then replaces the
-    # consumer of that name, a durable included (nats-server 2.10 turns it
-    # into an ephemeral one). The named form, .CREATE.<stream>.<name>[.<filter>],
-    # is what the denials below can see. nats.js names its ordered
-    # consumers; nats.c 3.10.1 does not (its ordered consumers use only the
-    # legacy subject), so the console keeps it: docs/security.md, "What
-    # is not prevented".
-    if not legacy_create:
-        deny.append("$JS.API.CONSUMER.CREATE.*")
+    # The create subject without a consumer name, $JS.API.CONSUMER.CREATE.<stream>,
+    # is denied: a name in the request body would replace the consumer of
+    # that name, a durable included (nats-server 2.10 turns it into an
+    # ephemeral one), and the permissions cannot see the body. The named
+    # form, .CREATE.<stream>.<name>[.<filter>], is what the denials below
+    # can see; the console's watches (libs/bus/bus_watch.c) and nats.js's
+    # ordered consumers use only that one.
+    deny = ["$JS.API.CONSUMER.DURABLE.CREATE.>", "$JS.API.CONSUMER.CREATE.*"]
     for d in durable_names:
         deny += [f"$JS.API.CONSUMER.CREATE.*.{d}", f"$JS.API.CONSUMER.CREATE.*.{d}.>",
                  f"$JS.API.CONSUMER.DELETE.*.{d}", f"$JS.API.CONSUMER.MSG.NEXT.*.{d}"]
@@ -126,15 +123,14 @@ def users(index):
     out = [(ADMIN, "declares the streams and durables (shopctl declare, nats-init), shopctl, "
                    "the load test and the test harness: everything",
             {"publish": ">", "subscribe": ">"})]
-    allow, deny = reader_publish(durable_names, legacy_create=True)
-    out.append((CONSOLE, "the console: reads every stream through ordered consumers, the "
+    allow, deny = reader_publish(durable_names)
+    out.append((CONSOLE, "the console: reads every stream through named ephemeral consumers, the "
                          "registry and the warnings; registers and logs as itself",
                 {"publish": {"allow": allow + ["$SRV.PING", "$SRV.INFO.>", f"{STATUS_PREFIX}.*.*.status",
                                                f"{LOG_PREFIX}.{CONSOLE}.*"], "deny": deny},
                  "subscribe": {"allow": [f"{INBOX_PREFIX}.{CONSOLE}.>", f"{LOG_PREFIX}.>"]
                                + registry_subscribe(CONSOLE)},
                  "allow_responses": True}))
-    allow, deny = reader_publish(durable_names, legacy_create=False)
     out.append((OBSERVER, "read-only: the JavaScript follower and the live contract check",
                 {"publish": {"allow": allow, "deny": deny},
                  "subscribe": {"allow": [f"{INBOX_PREFIX}.{OBSERVER}.>"]}}))
