@@ -245,6 +245,10 @@ static shop_status bus_watch_src_make(struct bus_watch_src *ws)
 	bus_watch_api_options(&o);
 	natsStatus s = js_AddConsumer(NULL, bus->js, ws->stream, &cc, &o, &jerr);
 	if (s != NATS_OK) {
+		/* A request that timed out may have made it: delete it now
+		 * rather than leave it to the inactivity threshold. */
+		if (s == NATS_TIMEOUT)
+			bus_watch_consumer_delete(ws);
 		ws->name[0] = '\0';
 		return bus_status_from_nats(s, jerr);
 	}
