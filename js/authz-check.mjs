@@ -16,8 +16,10 @@
 //     and the streams are still there with their messages afterwards;
 //   - it cannot subscribe to every inbox (other users' replies).
 // Then the read-only observer (the JavaScript clients) may read a stream
-// but not publish an event, fetch from or delete a durable; neither it nor
-// the console may read a confidential stream (CARDS, the card tokens) in any
+// but not publish an event, fetch from or delete a durable; the console may
+// create a consumer it names, but not send a create request without a name
+// in the subject (its body could replace a durable); neither it nor the
+// observer may read a confidential stream (CARDS, the card tokens) in any
 // way: subscribe to its subjects, create a consumer of any kind on it, fetch
 // from its durable, read a message directly or by sequence; while the same
 // requests on ORDERS are answered, so the refusals are the permissions'.
@@ -281,6 +283,38 @@ async function confidentialProducerCases() {
   }
 }
 
+// The console creates its watches' consumers itself, each named in the
+// create subject (libs/bus/bus_watch.c); the subject without a name, whose
+// body could name a durable and replace it, is refused to it as to the
+// observer (docs/security.md).
+async function consoleCases() {
+  const conn = await open("console");
+  const legacy = "$JS.API.CONSUMER.CREATE.ORDERS";
+  const l = await refused(conn, "Publish", legacy, () => api(conn, legacy, JSON.stringify({ stream_name: "ORDERS", config: { name: "payments", ack_policy: "none", deliver_policy: "new", filter_subject: "orders.>" } })));
+  // A consumer it names: created (the answer has no error), then deleted.
+  const name = `watch_authz${process.pid}`;
+  const named = `$JS.API.CONSUMER.CREATE.ORDERS.${name}`;
+  let made = null;
+  for (const until = Date.now() + SETTLE_MAX_MS; ;) {
+    try {
+      const r = JSON.parse(new TextDecoder().decode((await api(conn, named, JSON.stringify({ stream_name: "ORDERS", config: { name, ack_policy: "none", deliver_policy: "new", mem_storage: true, num_replicas: 1, inactive_threshold: 30e9 } }))).data));
+      made = r.error ? `error: ${JSON.stringify(r.error)}` : r.name;
+    } catch (e) { made = `error: ${e.message}`; }
+    if (!made.startsWith("error") || Date.now() > until) break;
+    await sleep(500);
+  }
+  if (made === name) await api(conn, `$JS.API.CONSUMER.DELETE.ORDERS.${name}`).catch(() => {});
+  let durable = null;
+  try {
+    const ci = await jsm.consumers.info("ORDERS", "payments");
+    durable = ci.config.durable_name === "payments" && ci.config.ack_policy === "explicit" ? "payments" : JSON.stringify(ci.config);
+  } catch (e) { durable = `gone: ${e.message}`; }
+  check(l.violation && !l.answer && made === name && durable === "payments",
+    "the console may create a consumer it names in the subject, but not one on the create subject without a name ($JS.API.CONSUMER.CREATE.ORDERS), which leaves the durable it names as it was",
+    [`unnamed create refused ${l.violation}, answer ${l.answer ? new TextDecoder().decode(l.answer.data) : "none"}`, `named create: ${made}`, `durable payments: ${durable}`, ...conn.errors]);
+  await conn.nc.close();
+}
+
 async function refusedConnection(desc, env) {
   let nc = null, err = null;
   try { nc = await connect({ ...natsOptions("authz-check-anonymous", env), maxReconnectAttempts: 0, reconnect: false, timeout: WAIT_MS }); } catch (e) { err = e; }
@@ -294,6 +328,7 @@ await observerCases().catch((e) => check(false, "observer: the cases ran", [e.st
 for (const user of ["console", "observer"])
   await confidentialCases(user).catch((e) => check(false, `${user}: the confidential-stream cases ran`, [e.stack]));
 await confidentialProducerCases().catch((e) => check(false, "the confidential producer cases ran", [e.stack]));
+await consoleCases().catch((e) => check(false, "console: the cases ran", [e.stack]));
 const anon = { ...process.env };
 delete anon.SHOP_NATS_USER;
 delete anon.SHOP_NATS_PASSWORD;

@@ -95,7 +95,7 @@ counts=$(psql -h postgres -U orders -d orders -AtF ' ' -c "SELECT
 	count(*) FILTER (WHERE status NOT IN ('SHIPPED', 'CANCELLED'))
 	FROM orders WHERE customer_id = '$customer'" 2>/dev/null) || counts="? ?"
 # Every node's view, each consumer taken from its leader's (a follower's
-# numbers can be stale). Durables only: the console's ordered consumers are
+# numbers can be stale). Durables only: the console's watches' consumers are
 # ephemeral, and one left behind on a killed node (its watch made again on
 # another) would count its stream's whole tail as lag.
 lag=$(for node in nats-1 nats-2 nats-3; do

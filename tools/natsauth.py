@@ -8,8 +8,8 @@ Writes the `authorization` block that infra/nats/nats.conf includes: one user
 per service, allowed to publish only the subjects the index says it
 produces and to use only the JetStream API of its own durables; a `console`
 and an `observer` user that may read every stream through ephemeral
-(ordered) consumers but never touch a durable or a stream, and may not read
-a stream the index marks confidential (CARDS) in any way; and `admin`,
+consumers they name, but never touch a durable or a stream, and may not read a
+stream the index marks confidential (CARDS) in any way; and `admin`,
 which may do everything (it declares the streams and durables: `shopctl
 declare`, the compose service nats-init). docs/security.md says why each
 permission is there.
@@ -123,27 +123,24 @@ def reader_denials(index):
     return publish, subscribe
 
 
-def reader_publish(durable_names, legacy_create):
+def reader_publish(durable_names):
     """Read-only JetStream: stream and consumer info, direct reads, and
-    ephemeral consumers (the console's and the JavaScript clients' ordered
-    ones), which it may create, pull from and delete; never a durable of a
-    service (denied by name), never a stream."""
+    ephemeral consumers (the console's watches and the JavaScript clients'
+    ordered consumers), which it may create, pull from and delete; never a
+    durable of a service (denied by name), never a stream."""
     allow = ["$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST",
              "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.>",
              "$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*", "$JS.API.CONSUMER.INFO.*.*",
              "$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DELETE.*.*",
              "$JS.API.CONSUMER.MSG.NEXT.*.*", "$JS.FC.>"]
-    deny = ["$JS.API.CONSUMER.DURABLE.CREATE.>"]
-    # The legacy create subject, $JS.API.CONSUMER.CREATE.<stream>, carries
-    # no consumer name: a name in the request body then replaces the
-    # consumer of that name, a durable included (nats-server 2.10 turns it
-    # into an ephemeral one). The named form, .CREATE.<stream>.<name>[.<filter>],
-    # is what the denials below can see. nats.js names its ordered
-    # consumers; nats.c 3.10.1 does not (its ordered consumers use only the
-    # legacy subject), so the console keeps it: docs/security.md, "What
-    # is not prevented".
-    if not legacy_create:
-        deny.append("$JS.API.CONSUMER.CREATE.*")
+    # The create subject without a consumer name, $JS.API.CONSUMER.CREATE.<stream>,
+    # is denied: a name in the request body would replace the consumer of
+    # that name, a durable included (nats-server 2.10 turns it into an
+    # ephemeral one), and the permissions cannot see the body. The named
+    # form, .CREATE.<stream>.<name>[.<filter>], is what the denials below
+    # can see; the console's watches (libs/bus/bus_watch.c) and nats.js's
+    # ordered consumers use only that one.
+    deny = ["$JS.API.CONSUMER.DURABLE.CREATE.>", "$JS.API.CONSUMER.CREATE.*"]
     for d in durable_names:
         deny += [f"$JS.API.CONSUMER.CREATE.*.{d}", f"$JS.API.CONSUMER.CREATE.*.{d}.>",
                  f"$JS.API.CONSUMER.DELETE.*.{d}", f"$JS.API.CONSUMER.MSG.NEXT.*.{d}"]
@@ -157,15 +154,16 @@ def users(index):
                    "the load test and the test harness: everything",
             {"publish": ">", "subscribe": ">"})]
     secret_publish, secret_subscribe = reader_denials(index)
-    allow, deny = reader_publish(durable_names, legacy_create=True)
+    allow, deny = reader_publish(durable_names)
     out.append((CONSOLE, "the console: reads every stream but the confidential ones through "
-                         "ordered consumers, the registry and the warnings; registers and logs as itself",
+                         "named ephemeral consumers, the registry and the warnings; registers and "
+                         "logs as itself",
                 {"publish": {"allow": allow + ["$SRV.PING", "$SRV.INFO.>", f"{STATUS_PREFIX}.*.*.status",
                                                f"{LOG_PREFIX}.{CONSOLE}.*"], "deny": deny + secret_publish},
                  "subscribe": {"allow": [f"{INBOX_PREFIX}.{CONSOLE}.>", f"{LOG_PREFIX}.>"]
                                + registry_subscribe(CONSOLE), "deny": secret_subscribe},
                  "allow_responses": True}))
-    allow, deny = reader_publish(durable_names, legacy_create=False)
+    allow, deny = reader_publish(durable_names)
     out.append((OBSERVER, "read-only, and never a confidential stream: the JavaScript follower "
                           "and the live contract check",
                 {"publish": {"allow": allow, "deny": deny + secret_publish},

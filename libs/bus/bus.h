@@ -218,31 +218,43 @@ void bus_consumer_set_confidential(struct bus_consumer *c, bool confidential);
 
 /*
  * Watching streams without touching anyone's durable (the console): one
- * ordered ephemeral push consumer per source, created by bus_watch_start and
- * deleted by bus_watch_stop (or by the server after its inactivity
- * threshold, if the process dies). Within one source messages arrive once
- * each and in stream order: nats.c recreates an ordered consumer at the next
- * sequence after a gap, a missed heartbeat or a reconnect. Each source is
- * delivered on its own nats.c thread, so across sources there is no order.
+ * ephemeral pull consumer per source, named by the watch itself
+ * (BUS_WATCH_NAME_PREFIX and a random id, so it is created on the named
+ * create subject that the NATS permissions can tell from a durable's),
+ * created by bus_watch_start and deleted by bus_watch_stop (or by the
+ * server BUS_WATCH_INACTIVE_MS after the process died). Within one source
+ * messages arrive once each and in stream order: after a gap, a lost
+ * consumer, a missed heartbeat or a reconnect the watch makes a new
+ * consumer from the message after the last it delivered. Each source is
+ * read and delivered on a thread of its own, so across sources there is no
+ * order.
  */
-#define BUS_WATCH_SOURCES_MAX 16    /* ordered consumers in one watch */
-#define BUS_WATCH_STOP_WAIT_MS 5000 /* longest wait for the last callback at stop */
+#define BUS_WATCH_SOURCES_MAX 16       /* consumers (and threads) in one watch */
+#define BUS_WATCH_STOP_WAIT_MS 5000    /* longest wait for the last callback at stop */
+#define BUS_WATCH_NAME_PREFIX "watch_" /* consumer name: the prefix and a NUID */
+#define BUS_WATCH_NAME_MAX 64          /* bytes of a consumer name */
+#define BUS_WATCH_FETCH_MAX 256        /* messages one pull request may bring */
+#define BUS_WATCH_WAIT_MS 5000         /* an idle pull request waits this long */
+#define BUS_WATCH_HEARTBEAT_MS 1000    /* idle heartbeats while it waits; two missed: made again */
+#define BUS_WATCH_INACTIVE_MS 30000    /* the server deletes a consumer nobody pulls from */
+#define BUS_WATCH_RETRY_MS 500         /* pause before making a consumer again after an error */
+#define BUS_WATCH_API_TIMEOUT_MS 1500  /* consumer create, bind and delete requests */
 
 struct bus_watch;
 
-/* One stream to watch, and the subject filter of its ordered consumer. */
+/* One stream to watch, and the subject filter of its consumer. */
 struct bus_watch_source {
 	const char *stream;
 	const char *subject;
 };
 
-/* Called on a nats.c thread for each message; it must not block (a slow
- * callback stalls that source for every watcher of the connection's
- * dispatcher). data is valid only during the call. */
+/* Called on the source's thread for each message, one call at a time per
+ * source; it must not block (a slow callback holds that source back).
+ * data is valid only during the call. */
 typedef void (*bus_watch_fn)(void *arg, const char *stream, const char *subject, const char *data,
 			     size_t len);
 
-/* Starts one ordered consumer per source, delivering messages stored from
+/* Starts one consumer per source, delivering messages stored from
  * now on (since_ms < 0) or from wall-clock time since_ms (milliseconds since
  * the epoch). On failure nothing is left behind and fn will not be called
  * again: SHOP_E_UNAVAILABLE while disconnected, SHOP_E_NOT_FOUND for a
@@ -250,7 +262,9 @@ typedef void (*bus_watch_fn)(void *arg, const char *stream, const char *subject,
 shop_status bus_watch_start(struct bus *bus, const struct bus_watch_source *sources, size_t n,
 			    int64_t since_ms, bus_watch_fn fn, void *arg,
 			    struct bus_watch **ret_watch);
-/* Deletes the consumers and waits until no callback runs or will run, so
+/* Stops the threads, deletes the consumers (the server deletes them later
+ * if it cannot be reached now) and waits until no callback runs or will
+ * run, so
  * the caller may free arg once it returns SHOP_OK. SHOP_E_TIMEOUT after
  * BUS_WATCH_STOP_WAIT_MS: a callback may still come, so arg must be kept
  * (the watch itself is then kept too). Never call it from fn. Accepts NULL. */

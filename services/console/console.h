@@ -3,10 +3,10 @@
  * stream of everything on the bus (issue 9).
  *
  * The console owns no data and no database. Each client of GET /stream gets
- * its own watch (libs/bus: one ordered ephemeral consumer per stream of the
+ * its own watch (libs/bus: one named ephemeral consumer per stream of the
  * contracts index), created when it connects and deleted when it leaves, so
  * an idle console holds only its overview's watches (console_collect.c) and
- * never touches the services' durables. Messages go from the nats.c callback into the client's bounded
+ * never touches the services' durables. Messages go from the watch's callback into the client's bounded
  * queue and from there, on the client's own HTTP thread, to its socket: a
  * slow client fills its own queue and is dropped, and slows no one else.
  */
@@ -27,8 +27,8 @@
 
 #define CONSOLE_SERVICE_NAME "console"
 
-/* Concurrent /stream clients. Each costs one ordered consumer per stream on
- * the server and a thread here, and each reads every message of the bus
+/* Concurrent /stream clients. Each costs one consumer per stream on the
+ * server and a thread per stream here (the watch's), and each reads every message of the bus
  * (1000 orders/s is about 11,500 messages/s): a handful of browsers is the
  * use, more is refused with 503. */
 #define CONSOLE_CLIENTS_MAX 8

@@ -14,7 +14,7 @@
  *     timelines, rates), and one of the stock events from the start of the
  *     inventory stream (so every SKU's latest level is known);
  *   - subscriptions to logs.*.warn and logs.*.error.
- * Callbacks run on nats.c threads and only take the view's lock briefly;
+ * Callbacks run on the watches' threads and only take the view's lock briefly;
  * the threads hold no lock while they wait on NATS or HTTP.
  */
 #include "console.h"

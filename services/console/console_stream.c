@@ -2,11 +2,11 @@
  * console_stream.c - GET /stream: one Server-Sent Events client.
  *
  * A client lives from its request until MHD releases its stream. Its watch
- * (one ordered ephemeral consumer per stream) is started before the answer
+ * (one named ephemeral consumer per stream) is started before the answer
  * is queued, so the first bytes a client reads (the "retry:" line and a
  * comment) mean that every message stored from then on will reach it.
  * Threads and invariants:
- *   - nats.c threads (one per stream) call console_client_on_msg: filter,
+ *   - the watch's threads (one per stream) call console_client_on_msg: filter,
  *     frame, push under the client's lock; they never wait for the client.
  *     A full queue marks the client overflowed and stops queueing for it;
  *   - the client's HTTP thread (console_client_read) pops frames and copies

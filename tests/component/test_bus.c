@@ -1121,11 +1121,11 @@ static void batch_cut_by_a_server_kill_reports_ok_only_for_stored_messages(void 
 	free(present);
 }
 
-/* ---- watching: ordered ephemeral consumers ------------------------------ */
+/* ---- watching: named ephemeral consumers -------------------------------- */
 
 #define WATCH_SEEN_MAX 64
 
-/* What a watch delivered, filled on nats.c threads. */
+/* What a watch delivered, filled on the watch's threads. */
 struct watch_seen {
 	pthread_mutex_t mu;
 	size_t n;
@@ -1290,6 +1290,256 @@ static void watch_of_a_missing_stream_fails_and_leaves_no_consumer(void **state)
 	bus_close(bus);
 }
 
+/* How many consumers of STREAM a watch made (named BUS_WATCH_NAME_PREFIX...);
+ * the last one's name in ret_name (may be NULL). */
+static int watch_consumers(jsCtx *js, const char *stream, char *ret_name, size_t cap)
+{
+	jsConsumerNamesList *list = NULL;
+	int n = 0;
+	natsStatus s = js_ConsumerNames(&list, js, stream, NULL, NULL);
+	if (s == NATS_NOT_FOUND)
+		return 0;
+	assert_int_equal(s, NATS_OK);
+	for (int i = 0; i < list->Count; i++)
+		if (strncmp(list->List[i], BUS_WATCH_NAME_PREFIX, strlen(BUS_WATCH_NAME_PREFIX)) ==
+		    0) {
+			if (ret_name)
+				snprintf(ret_name, cap, "%s", list->List[i]);
+			n++;
+		}
+	jsConsumerNamesList_Destroy(list);
+	return n;
+}
+
+/* Waits until STREAM has exactly one watch consumer, other than AVOID (may
+ * be NULL), and puts its name in ret_name. */
+static bool watch_consumer_wait(jsCtx *js, const char *stream, const char *avoid, char *ret_name,
+				size_t cap)
+{
+	for (int64_t deadline = clock_mono_ms() + 10000; clock_mono_ms() < deadline;
+	     clock_sleep_ms(20))
+		if (watch_consumers(js, stream, ret_name, cap) == 1 &&
+		    (!avoid || strcmp(avoid, ret_name) != 0))
+			return true;
+	return false;
+}
+
+/* The watch delivered exactly tag0-0 .. tag0-(n0-1), then tag1-0 ..
+ * tag1-(n1-1), in this order, each once. */
+static void watch_seen_exactly(struct watch_seen *seen, const char *tag0, int n0, const char *tag1,
+			       int n1)
+{
+	pthread_mutex_lock(&seen->mu);
+	size_t got = seen->n;
+	pthread_mutex_unlock(&seen->mu);
+	assert_int_equal(got, (size_t)(n0 + n1));
+	for (int i = 0; i < n0 + n1; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "%s-%d", i < n0 ? tag0 : tag1, i < n0 ? i : i - n0);
+		assert_string_equal(seen->data[i], want);
+	}
+}
+
+/* The console's user may not use the create subject without a name (a name
+ * in its body could replace a durable): a watch names its consumers, so
+ * they are created on $JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>, and
+ * the server lists them by that name. */
+static void watch_consumers_are_named_and_made_on_the_named_create_subject(void **state)
+{
+	NEED_SERVER();
+	struct names n;
+	struct bus *bus = stream_open(&n);
+	struct watch_seen seen;
+	watch_seen_init(&seen);
+	char legacy_subj[NAME_SIZE * 2], named_subj[NAME_SIZE * 2];
+	snprintf(legacy_subj, sizeof(legacy_subj), "$JS.API.CONSUMER.CREATE.%s", n.stream);
+	snprintf(named_subj, sizeof(named_subj), "$JS.API.CONSUMER.CREATE.%s.>", n.stream);
+	natsSubscription *legacy = NULL, *named = NULL;
+	assert_int_equal(natsConnection_SubscribeSync(&legacy, raw_nc, legacy_subj), NATS_OK);
+	assert_int_equal(natsConnection_SubscribeSync(&named, raw_nc, named_subj), NATS_OK);
+	assert_int_equal(natsConnection_Flush(raw_nc), NATS_OK);
+
+	const struct bus_watch_source src = { n.stream, n.wildcard };
+	struct bus_watch *w = NULL;
+	assert_int_equal(bus_watch_start(bus, &src, 1, -1, watch_record, &seen, &w), SHOP_OK);
+	char name[BUS_WATCH_NAME_MAX + 1];
+	assert_int_equal(watch_consumers(raw_js, n.stream, name, sizeof(name)), 1);
+	jsConsumerInfo *ci = NULL;
+	assert_int_equal(js_GetConsumerInfo(&ci, raw_js, n.stream, name, NULL, NULL), NATS_OK);
+	assert_true(ci->Config->Durable == NULL || ci->Config->Durable[0] == '\0');
+	assert_int_equal(ci->Config->AckPolicy, js_AckNone);
+	assert_true(ci->Config->MemoryStorage);
+	assert_int_equal(ci->Config->InactiveThreshold, BUS_WATCH_INACTIVE_MS * NS_PER_MS);
+	assert_string_equal(ci->Config->FilterSubject, n.wildcard);
+	assert_true(ci->Config->DeliverSubject == NULL || ci->Config->DeliverSubject[0] == '\0');
+	jsConsumerInfo_Destroy(ci);
+
+	natsMsg *req = NULL;
+	assert_int_equal(natsSubscription_NextMsg(&req, named, 2000), NATS_OK);
+	char want[NAME_SIZE * 4 + BUS_WATCH_NAME_MAX];
+	snprintf(want, sizeof(want), "$JS.API.CONSUMER.CREATE.%s.%s.%s", n.stream, name,
+		 n.wildcard);
+	assert_string_equal(natsMsg_GetSubject(req), want);
+	natsMsg_Destroy(req);
+	req = NULL;
+	assert_int_equal(natsSubscription_NextMsg(&req, legacy, 200), NATS_TIMEOUT);
+
+	publish_numbered(bus, &n, "named", 3);
+	assert_int_equal(watch_wait(&seen, 3, 5000), 3);
+	assert_int_equal(bus_watch_stop(w), SHOP_OK);
+	watch_seen_exactly(&seen, "named", 3, "", 0);
+	assert_true(stream_has_consumers(raw_js, n.stream, 0));
+	natsSubscription_Destroy(legacy);
+	natsSubscription_Destroy(named);
+	watch_seen_free(&seen);
+	bus_close(bus);
+}
+
+/* An idle watch keeps its consumer: its pull requests expire and its idle
+ * heartbeats come, and neither makes it start over. */
+static void idle_watch_keeps_its_consumer(void **state)
+{
+	NEED_SERVER();
+	struct names n;
+	struct bus *bus = stream_open(&n);
+	struct watch_seen seen;
+	watch_seen_init(&seen);
+	const struct bus_watch_source src = { n.stream, n.wildcard };
+	struct bus_watch *w = NULL;
+	assert_int_equal(bus_watch_start(bus, &src, 1, -1, watch_record, &seen, &w), SHOP_OK);
+	char first[BUS_WATCH_NAME_MAX + 1], later[BUS_WATCH_NAME_MAX + 1];
+	assert_true(watch_consumer_wait(raw_js, n.stream, NULL, first, sizeof(first)));
+	clock_sleep_ms(2 * BUS_WATCH_WAIT_MS + 1000);
+	assert_true(watch_consumer_wait(raw_js, n.stream, NULL, later, sizeof(later)));
+	assert_string_equal(first, later);
+	publish_numbered(bus, &n, "idle", 2);
+	assert_int_equal(watch_wait(&seen, 2, 5000), 2);
+	assert_int_equal(bus_watch_stop(w), SHOP_OK);
+	watch_seen_exactly(&seen, "idle", 2, "", 0);
+	watch_seen_free(&seen);
+	bus_close(bus);
+}
+
+/* The server deletes the watch's consumer (an operator, a node that died):
+ * the watch makes another from the message after the last it delivered,
+ * so what was stored meanwhile still comes, in order and once. */
+static void watch_delivers_everything_in_order_when_its_consumer_is_deleted(void **state)
+{
+	NEED_SERVER();
+	struct names n;
+	struct bus *bus = stream_open(&n);
+	struct watch_seen seen;
+	watch_seen_init(&seen);
+	const struct bus_watch_source src = { n.stream, n.wildcard };
+	struct bus_watch *w = NULL;
+	assert_int_equal(bus_watch_start(bus, &src, 1, -1, watch_record, &seen, &w), SHOP_OK);
+	publish_numbered(bus, &n, "before", 5);
+	assert_int_equal(watch_wait(&seen, 5, 5000), 5);
+
+	char first[BUS_WATCH_NAME_MAX + 1], second[BUS_WATCH_NAME_MAX + 1];
+	assert_true(watch_consumer_wait(raw_js, n.stream, NULL, first, sizeof(first)));
+	assert_int_equal(js_DeleteConsumer(raw_js, n.stream, first, NULL, NULL), NATS_OK);
+	publish_numbered(bus, &n, "after", 5);
+	assert_int_equal(watch_wait(&seen, 10, 10000), 10);
+	assert_true(watch_consumer_wait(raw_js, n.stream, first, second, sizeof(second)));
+	clock_sleep_ms(300); /* nothing more comes */
+	assert_int_equal(bus_watch_stop(w), SHOP_OK);
+	watch_seen_exactly(&seen, "before", 5, "after", 5);
+	assert_true(stream_has_consumers(raw_js, n.stream, 0));
+	watch_seen_free(&seen);
+	bus_close(bus);
+}
+
+/* Another client's pull request takes messages from the watch's consumer:
+ * the consumer sequences the watch then sees skip, and it makes a new
+ * consumer from its last message, so it still delivers each once, in
+ * order. */
+static void watch_fills_a_gap_in_its_consumer_sequence(void **state)
+{
+	NEED_SERVER();
+	struct names n;
+	struct bus *bus = stream_open(&n);
+	struct watch_seen seen;
+	watch_seen_init(&seen);
+	const struct bus_watch_source src = { n.stream, n.wildcard };
+	struct bus_watch *w = NULL;
+	assert_int_equal(bus_watch_start(bus, &src, 1, -1, watch_record, &seen, &w), SHOP_OK);
+	char name[BUS_WATCH_NAME_MAX + 1];
+	assert_true(watch_consumer_wait(raw_js, n.stream, NULL, name, sizeof(name)));
+	clock_sleep_ms(200); /* its pull request waits at the server first */
+
+	natsInbox *inbox = NULL;
+	assert_int_equal(natsInbox_Create(&inbox), NATS_OK);
+	natsSubscription *thief = NULL;
+	assert_int_equal(natsConnection_SubscribeSync(&thief, raw_nc, inbox), NATS_OK);
+	char next[NAME_SIZE * 2 + BUS_WATCH_NAME_MAX];
+	snprintf(next, sizeof(next), "$JS.API.CONSUMER.MSG.NEXT.%s.%s", n.stream, name);
+	const char *pull = "{\"batch\":3,\"expires\":5000000000}";
+	assert_int_equal(natsConnection_PublishRequestString(raw_nc, next, inbox, pull), NATS_OK);
+	assert_int_equal(natsConnection_Flush(raw_nc), NATS_OK);
+	clock_sleep_ms(100);
+
+	publish_numbered(bus, &n, "gap", 10);
+	assert_int_equal(watch_wait(&seen, 10, 10000), 10);
+	clock_sleep_ms(300);
+	assert_int_equal(bus_watch_stop(w), SHOP_OK);
+	int stolen = 0;
+	assert_int_equal(natsSubscription_GetPending(thief, &stolen, NULL), NATS_OK);
+	assert_true(stolen >= 1); /* the gap was there */
+	watch_seen_exactly(&seen, "gap", 10, "", 0);
+	natsSubscription_Destroy(thief);
+	natsInbox_Destroy(inbox);
+	watch_seen_free(&seen);
+	bus_close(bus);
+}
+
+/* The server is killed and restarted (its memory consumers are gone): once
+ * reconnected, the watch goes on from the message after the last it
+ * delivered. */
+static void watch_goes_on_in_order_after_a_server_kill_and_restart(void **state)
+{
+	NEED_SERVER();
+	struct nats_box ps;
+	struct names n;
+	struct bus *bus = private_bus_open(&ps, &n);
+	struct watch_seen seen;
+	watch_seen_init(&seen);
+	const struct bus_watch_source src = { n.stream, n.wildcard };
+	struct bus_watch *w = NULL;
+	assert_int_equal(bus_watch_start(bus, &src, 1, -1, watch_record, &seen, &w), SHOP_OK);
+	publish_numbered(bus, &n, "up", 5);
+	assert_int_equal(watch_wait(&seen, 5, 5000), 5);
+
+	nats_box_kill(&ps);
+	int64_t deadline = clock_mono_ms() + 5000;
+	while (bus_is_connected(bus) && clock_mono_ms() < deadline)
+		clock_sleep_ms(20);
+	assert_false(bus_is_connected(bus));
+	private_server_restart(&ps, bus);
+	char subject[NAME_SIZE + 8], id[NAME_SIZE * 2], data[32];
+	snprintf(subject, sizeof(subject), "%s.w", n.prefix);
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "%s-again-%d", n.stream, i);
+		snprintf(data, sizeof(data), "again-%d", i);
+		struct bus_out o = {
+			.subject = subject, .msg_id = id, .data = data, .len = strlen(data)
+		};
+		shop_status st = SHOP_E_INTERNAL;
+		for (deadline = clock_mono_ms() + 10000; clock_mono_ms() < deadline;
+		     clock_sleep_ms(200))
+			if ((st = bus_publish(bus, &o, NULL)) == SHOP_OK)
+				break; /* JetStream may still be starting */
+		assert_int_equal(st, SHOP_OK);
+	}
+	assert_int_equal(watch_wait(&seen, 10, 15000), 10);
+	clock_sleep_ms(300);
+	assert_int_equal(bus_watch_stop(w), SHOP_OK);
+	watch_seen_exactly(&seen, "up", 5, "again", 5);
+	watch_seen_free(&seen);
+	bus_close(bus);
+	nats_box_remove(&ps);
+}
+
 /* ---- runner ------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -1348,6 +1598,11 @@ int main(void)
 			watch_delivers_new_messages_in_order_and_leaves_no_consumer_behind),
 		cmocka_unit_test(watch_from_a_time_replays_what_was_stored_since),
 		cmocka_unit_test(watch_of_a_missing_stream_fails_and_leaves_no_consumer),
+		cmocka_unit_test(watch_consumers_are_named_and_made_on_the_named_create_subject),
+		cmocka_unit_test(idle_watch_keeps_its_consumer),
+		cmocka_unit_test(watch_delivers_everything_in_order_when_its_consumer_is_deleted),
+		cmocka_unit_test(watch_fills_a_gap_in_its_consumer_sequence),
+		cmocka_unit_test(watch_goes_on_in_order_after_a_server_kill_and_restart),
 	};
 	if (getenv("BUS_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("BUS_TEST_FILTER"));

@@ -8,6 +8,9 @@
  * durable through its own inbox prefix; another domain's event, another
  * service's durable and purging a stream are refused and change nothing.
  * The registry works across users (allow_responses, the console's inbox).
+ * The console watches a stream through consumers it names, and may not send
+ * a create request on the subject without a name (whose body could replace
+ * a durable).
  * Needs the component harness (SHOP_TEST_NATS_URL, for the skip rule only)
  * and runs from the source tree's root, where infra/nats/auth.conf is.
  */
@@ -23,6 +26,8 @@
 #include "nats_box.h"
 #include "svc/svc.h"
 
+#include <nats/nats.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,6 +296,145 @@ static void the_registry_works_across_users(void **state)
 	nats_box_remove(&box);
 }
 
+/* What a watch delivered: a count. */
+struct watch_count {
+	pthread_mutex_t mu;
+	size_t n;
+};
+
+static void watch_count_one(void *arg, const char *stream, const char *subject, const char *data,
+			    size_t len)
+{
+	(void)stream;
+	(void)subject;
+	(void)data;
+	(void)len;
+	struct watch_count *c = arg;
+	pthread_mutex_lock(&c->mu);
+	c->n++;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static size_t watch_count_wait(struct watch_count *c, size_t want, int64_t timeout_ms)
+{
+	size_t n = 0;
+	for (int64_t deadline = clock_mono_ms() + timeout_ms;; clock_sleep_ms(20)) {
+		pthread_mutex_lock(&c->mu);
+		n = c->n;
+		pthread_mutex_unlock(&c->mu);
+		if (n >= want || clock_mono_ms() >= deadline)
+			return n;
+	}
+}
+
+/* The asynchronous errors of a raw connection: was a permission refused? */
+static pthread_mutex_t refused_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool refused;
+
+static void note_refusal(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+	(void)nc;
+	(void)sub;
+	(void)closure;
+	pthread_mutex_lock(&refused_mu);
+	if (err == NATS_NOT_PERMITTED)
+		refused = true;
+	pthread_mutex_unlock(&refused_mu);
+}
+
+static bool was_refused(int64_t timeout_ms)
+{
+	bool r = false;
+	for (int64_t deadline = clock_mono_ms() + timeout_ms;; clock_sleep_ms(20)) {
+		pthread_mutex_lock(&refused_mu);
+		r = refused;
+		pthread_mutex_unlock(&refused_mu);
+		if (r || clock_mono_ms() >= deadline)
+			return r;
+	}
+}
+
+/* The console reads a stream through its watch (consumers it names
+ * itself), while a create request on the subject without a consumer name,
+ * whose body names a service's durable, is refused by the server and leaves
+ * that durable as it was. */
+static void the_console_watches_but_may_not_create_a_consumer_without_a_name(void **state)
+{
+	(void)state;
+	REQUIRE_SERVER();
+	struct nats_box box;
+	auth_box_start(&box);
+	struct bus *admin = connect_as(&box, "admin");
+	struct bus *console = connect_as(&box, "console");
+	assert_true(bus_wait_connected(admin, WAIT_MS));
+	assert_true(bus_wait_connected(console, WAIT_MS));
+	assert_int_equal(svc_topology_declare(admin, 1, NULL), SHOP_OK);
+
+	const struct ct_message *placed = &ct_messages[CT_MSG_ORDER_PLACED];
+	struct watch_count seen = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	const struct bus_watch_source src = { placed->stream, placed->subject };
+	struct bus_watch *w = NULL;
+	assert_int_equal(bus_watch_start(console, &src, 1, -1, watch_count_one, &seen, &w),
+			 SHOP_OK);
+	struct bus_out out = {
+		.subject = placed->subject, .msg_id = "auth-watched", .data = "{}", .len = 2
+	};
+	assert_int_equal(bus_publish(admin, &out, NULL), SHOP_OK);
+	assert_int_equal(watch_count_wait(&seen, 1, WAIT_MS), 1);
+	assert_int_equal(bus_watch_stop(w), SHOP_OK);
+
+	/* The console's credentials on a raw connection, with its inbox. */
+	natsOptions *opts = NULL;
+	natsConnection *nc = NULL;
+	assert_int_equal(natsOptions_Create(&opts), NATS_OK);
+	assert_int_equal(natsOptions_SetURL(opts, box.url), NATS_OK);
+	assert_int_equal(natsOptions_SetUserInfo(opts, "console", "console-test-password"),
+			 NATS_OK);
+	assert_int_equal(natsOptions_SetCustomInboxPrefix(opts, BUS_INBOX_PREFIX ".console"),
+			 NATS_OK);
+	assert_int_equal(natsOptions_SetErrorHandler(opts, note_refusal, NULL), NATS_OK);
+	assert_int_equal(natsConnection_Connect(&nc, opts), NATS_OK);
+	char subject[128], body[256];
+	snprintf(subject, sizeof(subject), "$JS.API.CONSUMER.CREATE.%s", placed->stream);
+	snprintf(body, sizeof(body),
+		 "{\"stream_name\":\"%s\",\"config\":{\"name\":\"inventory\","
+		 "\"ack_policy\":\"none\",\"deliver_policy\":\"new\",\"filter_subject\":\"%s\"}}",
+		 placed->stream, placed->subject);
+	natsMsg *reply = NULL;
+	assert_int_not_equal(natsConnection_RequestString(&reply, nc, subject, body, FETCH_WAIT_MS),
+			     NATS_OK);
+	assert_null(reply);
+	assert_true(was_refused(WAIT_MS));
+	natsConnection_Destroy(nc);
+	natsOptions_Destroy(opts);
+
+	/* inventory's durable is the one the admin declared, message and all. */
+	uint64_t pending = 0;
+	assert_int_equal(bus_consumer_pending(admin, placed->stream, "inventory", &pending, NULL),
+			 SHOP_OK);
+	assert_int_equal(pending, 1);
+	natsConnection *anc = NULL;
+	jsCtx *ajs = NULL;
+	jsConsumerInfo *ci = NULL;
+	assert_int_equal(natsOptions_Create(&opts), NATS_OK);
+	assert_int_equal(natsOptions_SetURL(opts, box.url), NATS_OK);
+	assert_int_equal(natsOptions_SetUserInfo(opts, "admin", "admin-test-password"), NATS_OK);
+	assert_int_equal(natsConnection_Connect(&anc, opts), NATS_OK);
+	assert_int_equal(natsConnection_JetStream(&ajs, anc, NULL), NATS_OK);
+	assert_int_equal(js_GetConsumerInfo(&ci, ajs, placed->stream, "inventory", NULL, NULL),
+			 NATS_OK);
+	assert_string_equal(ci->Config->Durable, "inventory");
+	assert_int_equal(ci->Config->AckPolicy, js_AckExplicit);
+	jsConsumerInfo_Destroy(ci);
+	jsCtx_Destroy(ajs);
+	natsConnection_Destroy(anc);
+	natsOptions_Destroy(opts);
+
+	bus_close(console);
+	bus_close(admin);
+	nats_box_remove(&box);
+}
+
 int main(void)
 {
 	test_url = getenv("SHOP_TEST_NATS_URL");
@@ -299,6 +443,7 @@ int main(void)
 		cmocka_unit_test(a_connection_without_credentials_is_refused),
 		cmocka_unit_test(a_service_waits_for_the_admin_then_uses_only_what_is_its_own),
 		cmocka_unit_test(the_registry_works_across_users),
+		cmocka_unit_test(the_console_watches_but_may_not_create_a_consumer_without_a_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

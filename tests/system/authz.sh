@@ -6,7 +6,9 @@
 # from contracts/index.json, allows and refuses: a service publishes its own
 # events but not another domain's (which never reach the stream), cannot
 # fetch from or read another service's durable, cannot delete, purge or
-# create a stream; the observer only reads; a connection without
+# create a stream; the observer only reads; the console creates only
+# consumers it names (never on the create subject without a name, whose
+# body could replace a durable); a connection without
 # credentials or with a wrong password is refused. The passwords are those
 # compose gives the NATS nodes (tools/nats-env.sh). Then the services'
 # own connections: no NATS node logged a permissions violation by them in

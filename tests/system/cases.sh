@@ -535,7 +535,7 @@ stream_caught_up() { [ "$(stream_events_count "$1")" -ge "$(timeline_count "$2")
 notifications_done() { http GET "/orders/$1"; [ "$(count_type NotificationSent)" -ge 2 ]; }
 
 # Ephemeral consumers on the cluster (the console's): every other is a
-# durable. A durable is on all three nodes, like its stream, but an ordered
+# durable. A durable is on all three nodes, like its stream, but a watch's
 # consumer has one replica, on one node: every node is asked, and each
 # consumer counted once.
 ephemeral_consumers() {
@@ -573,7 +573,7 @@ check "the console's order stream holds nothing but that order's messages" \
 	test "$(sse_json "$tmp/stream.live" | jq -s --arg id "$live" '[.[] | select(.subject != $id)] | length')" = 0
 # In order: every event after the one that caused it (within the order), and
 # the order's own state changes (one stream) as in the timeline.
-# Streams are read side by side (one ordered consumer each), so the order
+# Streams are read side by side (one consumer each), so the order
 # holds within a stream: an event and its cause of another stream can come
 # either way round when they were stored milliseconds apart.
 check "the console streams every event after the event of its stream that caused it" \
@@ -611,12 +611,12 @@ check "a log line on the bus is JSON with time, level, service, instance and mes
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$C/stream?since=yesterday")
 check "the console refuses a malformed since with 400" test "$code" = 400 -a "$(body .error.code)" = invalid_since
 # With no stream client left, the console holds only its overview's
-# ordered consumers (one per stream of the contracts but the confidential
+# consumers (one per stream of the contracts but the confidential
 # CARDS, which it may not read, and one for the stock): the count it had
 # before the stream cases.
 check "with no stream client left the console holds only its overview's consumers" \
 	eventually ephemeral_consumers_are "$console_baseline"
-check "the console's overview holds one ordered consumer per stream and one for the stock" \
+check "the console's overview holds one consumer per stream and one for the stock" \
 	test "$console_baseline" = "$(($(curl -s "$MON/jsz?streams=true" | jq '[.account_details[].stream_detail[] | select(.name != "DEADLETTER" and .name != "CARDS")] | length') + 1))"
 via_code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' \
 	--data-binary "$(order_json '[{"sku":"SKU-CABLE","quantity":1}]')" "$C/orders")
