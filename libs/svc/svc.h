@@ -318,8 +318,9 @@ shop_status svc_handle_envelope(struct svc *svc, struct db *db, const char *cons
 shop_status svc_handle_envelopes(struct svc *svc, struct db *db, const char *consumer,
 				 const char *const *jsons, size_t n, shop_status *ret_statuses);
 
-/* Deletes outbox rows published before now_ms - outbox_retention_ms (never
- * an unpublished one, however old) and inbox records received before
+/* Deletes outbox rows published before now_ms - outbox_retention_ms, and
+ * every published row of a confidential stream's message however recent
+ * (never an unpublished one, however old), and inbox records received before
  * now_ms - SVC_INBOX_RETENTION_MS. The relay calls it every
  * SVC_PURGE_INTERVAL_MS; the counts may be NULL. */
 shop_status svc_purge(struct db *db, int64_t now_ms, int64_t outbox_retention_ms,

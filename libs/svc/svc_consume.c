@@ -62,16 +62,6 @@ static const struct svc_route *svc_route_find(const struct svc_spec *spec, enum 
 	return NULL;
 }
 
-/* Whether the index marks STREAM confidential (its dead letters keep no
- * body: bus_consumer_set_confidential). */
-static bool svc_stream_confidential(const char *stream)
-{
-	for (size_t i = 0; i < ct_n_streams; i++)
-		if (strcmp(ct_streams[i].name, stream) == 0)
-			return ct_streams[i].confidential;
-	return false;
-}
-
 static bool svc_consumes(const struct svc_spec *spec, const struct ct_message *m)
 {
 	for (size_t i = 0; i < m->n_consumers; i++)

@@ -343,14 +343,52 @@ out:
 	return st;
 }
 
+bool svc_stream_confidential(const char *stream)
+{
+	for (size_t i = 0; i < ct_n_streams; i++)
+		if (strcmp(ct_streams[i].name, stream) == 0)
+			return ct_streams[i].confidential;
+	return false;
+}
+
+/* Deletes every published row of a message whose stream is confidential,
+ * however recent: a SubmitCard row holds a card token, which has no
+ * business staying in the gateway's database once JetStream has it (for
+ * up to SVC_OUTBOX_RETENTION_MS otherwise). *ret_purged counts them. */
+static shop_status svc_purge_confidential(struct db *db, int64_t *ret_purged)
+{
+	cJSON *subjects = cJSON_CreateArray();
+	for (size_t i = 0; i < CT_MSG__COUNT; i++)
+		if (svc_stream_confidential(ct_messages[i].stream))
+			cJSON_AddItemToArray(subjects, cJSON_CreateString(ct_messages[i].subject));
+	shop_status st = SHOP_OK;
+	*ret_purged = 0;
+	if (cJSON_GetArraySize(subjects) > 0) {
+		char *json = cJSON_PrintUnformatted(subjects);
+		st = db_exec(db,
+			     db_backend_of(db) == DB_POSTGRES
+				     ? "DELETE FROM outbox WHERE published_at_ms IS NOT NULL AND subject"
+				       " IN (SELECT json_array_elements_text(CAST($1 AS JSON)))"
+				     : "DELETE FROM outbox WHERE published_at_ms IS NOT NULL AND subject"
+				       " IN (SELECT value FROM json_each($1))",
+			     DB_ARGS(json), ret_purged);
+		free(json);
+	}
+	cJSON_Delete(subjects);
+	return st;
+}
+
 shop_status svc_purge(struct db *db, int64_t now_ms, int64_t outbox_retention_ms,
 		      int64_t *ret_outbox_purged, int64_t *ret_inbox_purged)
 {
-	int64_t outbox_purged = 0, inbox_purged = 0;
+	int64_t outbox_purged = 0, inbox_purged = 0, confidential_purged = 0;
 	shop_status st = db_exec(db,
 				 "DELETE FROM outbox WHERE published_at_ms IS NOT NULL "
 				 "AND published_at_ms < $1",
 				 DB_ARGS(DB_I64(now_ms - outbox_retention_ms)), &outbox_purged);
+	if (st == SHOP_OK)
+		st = svc_purge_confidential(db, &confidential_purged);
+	outbox_purged += confidential_purged;
 	if (st == SHOP_OK)
 		st = db_exec(db, "DELETE FROM inbox WHERE received_at_ms < $1",
 			     DB_ARGS(DB_I64(now_ms - SVC_INBOX_RETENTION_MS)), &inbox_purged);

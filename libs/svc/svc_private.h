@@ -99,6 +99,10 @@ struct svc {
 
 /* svc.c */
 bool svc_stopping(struct svc *svc);
+/* Whether the index marks STREAM confidential: its dead letters keep no
+ * body (bus_consumer_set_confidential) and its published outbox rows are
+ * not kept (svc_purge). */
+bool svc_stream_confidential(const char *stream);
 /* Sleeps up to ms, waking early when the service stops. */
 void svc_pause(struct svc *svc, int64_t ms);
 /* Opens a connection, retrying until it works or the service stops (NULL). */

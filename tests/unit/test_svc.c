@@ -846,6 +846,37 @@ static void purge_drops_old_published_rows_and_old_inbox_records_only(void **sta
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM inbox"), 1);
 }
 
+/* A published card (SubmitCard, on the confidential CARDS stream) is not
+ * kept for the retention period like other rows: the next purge deletes
+ * it, however recent. One not yet published stays until it is. */
+static void purge_drops_a_confidential_row_once_published_however_recent(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t now = 1000000000000, keep = 3600000;
+	const char *card = ct_messages[CT_MSG_SUBMIT_CARD].subject;
+	const char *plain = ct_messages[CT_MSG_ORDER_PLACED_V2].subject;
+	/* The premise: the index marks CARDS confidential, and only it. */
+	for (size_t i = 0; i < ct_n_streams; i++)
+		assert_int_equal(ct_streams[i].confidential,
+				 strcmp(ct_streams[i].name, ct_messages[CT_MSG_SUBMIT_CARD].stream) == 0);
+	const char *rows =
+		"INSERT INTO outbox (event_id, subject, payload, created_at_ms, published_at_ms) VALUES "
+		"('card-sent', $1, '{}', $3, $3), ('card-unsent', $1, '{}', $3, NULL),"
+		" ('plain-sent', $2, '{}', $3, $3)";
+	assert_int_equal(db_exec(f->db, rows, DB_ARGS(card, plain, DB_I64(now - 1)), NULL),
+			 SHOP_OK);
+
+	int64_t outbox_purged = -1;
+	assert_int_equal(svc_purge(f->db, now, keep, &outbox_purged, NULL), SHOP_OK);
+	assert_int_equal(outbox_purged, 1);
+	assert_int_equal(
+		test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE event_id = 'card-sent'"), 0);
+	assert_int_equal(
+		test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE event_id IN "
+				  "('card-unsent', 'plain-sent')"),
+		2);
+}
+
 static void settle_table_acks_retries_and_dead_letters(void **state)
 {
 	assert_int_equal(svc_settle_decide(SHOP_OK, 1), SVC_ACK);
@@ -952,6 +983,7 @@ int main(void)
 		T(emitting_data_that_breaks_the_contract_is_refused_and_rolled_back),
 		T(emitting_another_services_event_is_refused),
 		T(purge_drops_old_published_rows_and_old_inbox_records_only),
+		T(purge_drops_a_confidential_row_once_published_however_recent),
 		cmocka_unit_test(settle_table_acks_retries_and_dead_letters),
 		cmocka_unit_test(retried_failures_are_dead_lettered_before_the_last_delivery),
 		cmocka_unit_test(retry_delay_doubles_from_the_base_up_to_the_cap),
