@@ -103,10 +103,14 @@ async function lastOn(stream, subject) {
   try { return await jsm.streams.getMessage(stream, { last_by_subj: subject }); } catch { return null; }
 }
 
+// A message the index also holds in a newer major version: kept to read
+// what is stored of it, no longer sent (tools/natsauth.py, superseded).
+const superseded = (m) => c.index.messages.some((x) => x.name === m.name && x.version > m.version);
+
 async function serviceCases(svc) {
   const conn = await open(svc);
   const js = jetstream(conn.nc);
-  const own = c.index.messages.find((m) => m.producer === svc);
+  const own = c.index.messages.find((m) => m.producer === svc && !superseded(m));
   const other = c.index.messages.find((m) => m.producer !== svc && m.stream !== own.stream);
 
   // 1. Its own subject passes the permissions: the stream itself answers.
@@ -262,6 +266,19 @@ async function confidentialCases(user) {
   await conn.nc.close();
 }
 
+// The producer of a superseded version may no longer publish it (the card
+// token must not travel on ORDERS or GATEWAY again); only the newest.
+async function supersededCases() {
+  for (const m of c.index.messages.filter(superseded)) {
+    const conn = await open(m.producer);
+    const r = await refused(conn, "Publish", m.subject, () => jetstream(conn.nc).publish(m.subject, "{}", { msgID: `${run}-${m.key ?? m.name}-old`, timeout: WAIT_MS }));
+    await conn.nc.close();
+    check(r.violation && !r.answer,
+      `${m.producer} may no longer publish ${m.title} v${m.version} (${m.subject}), which a newer version replaces`,
+      [`violation seen: ${r.violation}`, `answer: ${JSON.stringify(r.answer?.seq ?? r.answer)}`, `error: ${r.err?.message}`]);
+  }
+}
+
 // Only the producer named in the index may send to a confidential stream.
 async function confidentialProducerCases() {
   for (const m of c.index.messages.filter((x) => c.index.streams.find((s) => s.name === x.stream).confidential)) {
@@ -328,6 +345,7 @@ await observerCases().catch((e) => check(false, "observer: the cases ran", [e.st
 for (const user of ["console", "observer"])
   await confidentialCases(user).catch((e) => check(false, `${user}: the confidential-stream cases ran`, [e.stack]));
 await confidentialProducerCases().catch((e) => check(false, "the confidential producer cases ran", [e.stack]));
+await supersededCases().catch((e) => check(false, "the superseded-version cases ran", [e.stack]));
 await consoleCases().catch((e) => check(false, "console: the cases ran", [e.stack]));
 const anon = { ...process.env };
 delete anon.SHOP_NATS_USER;

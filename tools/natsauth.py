@@ -81,10 +81,20 @@ def registry_subscribe(service):
     return subs + [f"{STATUS_PREFIX}.{service}.>"]
 
 
+def superseded(index, message):
+    """Whether the index holds a newer major version of MESSAGE: it stays
+    listed so that what is stored of it can be read, but its producer has
+    moved on (libs/evt/ct_versions.h) and may no longer publish it; the
+    runtime refuses to emit it too (svc_emit)."""
+    return any(m["name"] == message["name"] and m["version"] > message["version"]
+               for m in index["messages"])
+
+
 def service_user(index, service, all_durables):
     mine = [stream for s, stream in all_durables if s == service]
     owned = [s["name"] for s in index["streams"] if s["owner"] == service]
-    produced = [m["subject"] for m in index["messages"] if m["producer"] == service]
+    produced = [m["subject"] for m in index["messages"]
+                if m["producer"] == service and not superseded(index, m)]
     info = sorted(set([DEADLETTER_STREAM] + owned + mine))
     publish = list(produced)
     publish += [f"{DEADLETTER_PREFIX}.{stream}.{service}" for stream in mine]

@@ -247,7 +247,8 @@ const char *svc_name(const struct svc *svc);
 
 /* Writes one event to the outbox inside tx. data is the generated struct of
  * the message's type; only the message's producer in the contracts index may
- * emit it. It is encoded and validated against the contract (a
+ * emit it, and only in its newest major version (an older one is in the
+ * index to be read, not sent: SHOP_E_INVALID). It is encoded and validated against the contract (a
  * producer never publishes what its consumers would reject: SHOP_E_INVALID
  * and a log line name the violation). subject is the CloudEvents subject:
  * the order id for order events. */

@@ -105,6 +105,18 @@ static shop_status svc_outbox_rows_add(struct db *db, struct svc_outbox_rows *r,
 	return SHOP_OK;
 }
 
+/* Whether the index holds a newer major version of M: its producer has
+ * moved on (ct_versions.h), and M stays in the index only so that what is
+ * stored of it can still be read. NATS refuses its subject to the producer
+ * too (tools/natsauth.py). */
+static bool svc_message_superseded(const struct ct_message *m)
+{
+	for (size_t i = 0; i < CT_MSG__COUNT; i++)
+		if (strcmp(ct_messages[i].name, m->name) == 0 && ct_messages[i].version > m->version)
+			return true;
+	return false;
+}
+
 shop_status svc_emit(struct svc_tx *tx, enum ct_message_id message, const char *subject,
 		     const void *data)
 {
@@ -120,6 +132,11 @@ shop_status svc_emit(struct svc_tx *tx, enum ct_message_id message, const char *
 	if (strcmp(m->producer, tx->svc->spec->name) != 0) {
 		log_error(NULL, "refusing to emit %s: the contracts name %s as its producer",
 			  m->name, m->producer);
+		goto out;
+	}
+	if (svc_message_superseded(m)) {
+		log_error(NULL, "refusing to emit %s v%d: a newer major version replaces it",
+			  m->name, m->version);
 		goto out;
 	}
 	/* A producer never writes what its consumers would reject. */

@@ -803,6 +803,42 @@ static void emitting_another_services_event_is_refused(void **state)
 	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 0);
 }
 
+/* OrderPlaced as orders would emit it: VERSION 1 (with the card) or 2. */
+static shop_status test_emit_order_placed(struct svc_tx *tx, void *arg)
+{
+	enum ct_message_id id = *(const int *)arg == 1 ? CT_MSG_ORDER_PLACED
+						       : CT_MSG_ORDER_PLACED_V2;
+	const struct ct_message *m = &ct_messages[id];
+	cJSON *json = cJSON_Parse(order_placed_data);
+	if (id == CT_MSG_ORDER_PLACED_V2)
+		cJSON_DeleteItemFromObject(json, "payment");
+	void *data = xcalloc(1, m->data_size);
+	struct ct_errors errs = { 0 };
+	assert_int_equal(m->parse(json, data, &errs), SHOP_OK);
+	shop_status st = svc_emit(tx, id, "0192f0c1-7d2a-7abc-8def-0123456789ab", data);
+	free(data);
+	cJSON_Delete(json);
+	return st;
+}
+
+/* A producer sends only the newest major version of its message: OrderPlaced
+ * v1 stays in the index so that stored ones can be read, but orders may not
+ * write it (the card token is not to travel on ORDERS again). */
+static void emitting_a_superseded_version_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	const struct svc_spec orders = { .name = "orders" };
+	struct svc *svc = svc_create_detached(&orders);
+	const int v1 = 1, v2 = 2;
+	assert_int_equal(svc_tx_run(svc, f->db, NULL, NULL, test_emit_order_placed, (void *)&v1),
+			 SHOP_E_INVALID);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 0);
+	assert_int_equal(svc_tx_run(svc, f->db, NULL, NULL, test_emit_order_placed, (void *)&v2),
+			 SHOP_OK);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox"), 1);
+	svc_destroy(svc);
+}
+
 static void emitting_data_that_breaks_the_contract_is_refused_and_rolled_back(void **state)
 {
 	struct fixture *f = *state;
@@ -981,6 +1017,7 @@ int main(void)
 		T(a_handler_refusal_is_invalid_with_the_handlers_reason),
 		T(emitted_event_carries_causation_correlation_and_trace),
 		T(emitting_data_that_breaks_the_contract_is_refused_and_rolled_back),
+		T(emitting_a_superseded_version_is_refused),
 		T(emitting_another_services_event_is_refused),
 		T(purge_drops_old_published_rows_and_old_inbox_records_only),
 		T(purge_drops_a_confidential_row_once_published_however_recent),
