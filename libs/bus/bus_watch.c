@@ -25,13 +25,19 @@
  * (BUS_WATCH_INACTIVE_MS), so the server removes it if this process dies.
  * The thread remembers the stream sequence of the last message it delivered
  * and the consumer sequence it came with. It makes a new consumer (a new
- * name, starting at that stream sequence + 1) and deletes the old one when
- * the next message's consumer sequence is not the last + 1 (a gap: something
- * was delivered to a pull request that was lost), when a pull request ends
- * in an error (the consumer deleted, no responders, a missed idle heartbeat:
- * its node died) and when the connection reconnected since the consumer was
- * made (whatever was in flight may be lost). So within a source messages
- * come once each and in stream order, whatever happens to the consumer.
+ * name, starting at that stream sequence + 1) when the next message's
+ * consumer sequence is not the last + 1 (a gap: something was delivered to
+ * a pull request that was lost), when a pull request ends in an error (the
+ * consumer deleted, no responders, a missed idle heartbeat: its node died)
+ * and when the connection reconnected since the consumer was made (whatever
+ * was in flight may be lost). So within a source messages come once each
+ * and in stream order, whatever happens to the consumer. The old consumer is
+ * deleted after a gap; after an error or a reconnect it is only forgotten,
+ * and the inactivity threshold removes it: its node may be away, and on
+ * nats-server 2.10 a consumer deleted while its node is away can keep that
+ * node from catching up with the cluster's metadata when it returns (seen
+ * in the cluster cases: the node stayed "not current with the meta leader";
+ * nats.c's ordered consumers never deleted the consumers they replaced).
  *
  * A watch starts at a stream sequence, never at a time or "new": the first
  * sequence after the stream's last (from now on), or the first message
@@ -201,15 +207,18 @@ static void bus_watch_consumer_delete(struct bus_watch_src *ws)
 }
 
 /* Drops the subscription (the thread's, or bus_watch_start's before the
- * threads run) and deletes the consumer. */
-static void bus_watch_src_drop(struct bus_watch_src *ws)
+ * threads run) and, with DELETE, deletes the consumer; without, forgets it
+ * and leaves it to the server's inactivity threshold. */
+static void bus_watch_src_drop(struct bus_watch_src *ws, bool delete)
 {
 	pthread_mutex_lock(&ws->watch->mu);
 	natsSubscription *sub = ws->sub;
 	ws->sub = NULL;
 	pthread_mutex_unlock(&ws->watch->mu);
 	natsSubscription_Destroy(sub); /* bound, not created by it: the consumer stays */
-	bus_watch_consumer_delete(ws);
+	if (delete)
+		bus_watch_consumer_delete(ws);
+	ws->name[0] = '\0';
 }
 
 /* Makes a consumer under a new name that delivers from last_sseq + 1, and
@@ -245,10 +254,11 @@ static shop_status bus_watch_src_make(struct bus_watch_src *ws)
 	bus_watch_api_options(&o);
 	natsStatus s = js_AddConsumer(NULL, bus->js, ws->stream, &cc, &o, &jerr);
 	if (s != NATS_OK) {
-		/* A request that timed out may have made it: delete it now
-		 * rather than leave it to the inactivity threshold. */
-		if (s == NATS_TIMEOUT)
-			bus_watch_consumer_delete(ws);
+		/* A request that timed out may have made it; it is left to the
+		 * inactivity threshold, not deleted: a timeout says a node may be
+		 * away, and a consumer deleted while its node is away can keep
+		 * that node from catching up with the metadata when it returns
+		 * (nats-server 2.10, fixed in 2.12; docs/runbook.md). */
 		ws->name[0] = '\0';
 		return bus_status_from_nats(s, jerr);
 	}
@@ -348,14 +358,23 @@ static void *bus_watch_run(void *closure)
 		natsMsgList_Destroy(&list);
 		if (fresh && bus_watch_reconnects(w->bus) == ws->reconnects)
 			continue;
+		/* Stopping closed the subscription under the fetch: not a fault,
+		 * the consumer is deleted below. */
+		if (bus_watch_stopping(w))
+			break;
 		/* A gap, an error or a reconnect: a new consumer from the last
 		 * message delivered. Pause after an error, which may last
-		 * (the stream's node is gone until the cluster elects another). */
-		bus_watch_src_drop(ws);
+		 * (the stream's node is gone until the cluster elects another).
+		 * The old consumer is deleted only after a gap, when it answered
+		 * and nothing reconnected: after an error or a reconnect its node
+		 * may be away, and it is left to the inactivity threshold (see
+		 * bus_watch_src_make). */
+		bus_watch_src_drop(ws,
+				   s == NATS_OK && bus_watch_reconnects(w->bus) == ws->reconnects);
 		if (s != NATS_OK)
 			bus_watch_pause(w, BUS_WATCH_RETRY_MS);
 	}
-	bus_watch_src_drop(ws);
+	bus_watch_src_drop(ws, true);
 	pthread_mutex_lock(&w->mu);
 	w->running--;
 	pthread_cond_broadcast(&w->cond);
@@ -434,7 +453,7 @@ shop_status bus_watch_start(struct bus *bus, const struct bus_watch_source *sour
 	/* The sources without a thread are dropped here, the others by their
 	 * threads as they stop. */
 	for (size_t k = w->n_threads; k < w->n_srcs; k++)
-		bus_watch_src_drop(&w->srcs[k]);
+		bus_watch_src_drop(&w->srcs[k], true);
 	if (bus_watch_stop(w) != SHOP_OK)
 		st = SHOP_E_TIMEOUT; /* a callback may still come: w and arg stay */
 	return st;

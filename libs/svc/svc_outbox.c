@@ -112,7 +112,8 @@ static shop_status svc_outbox_rows_add(struct db *db, struct svc_outbox_rows *r,
 static bool svc_message_superseded(const struct ct_message *m)
 {
 	for (size_t i = 0; i < CT_MSG__COUNT; i++)
-		if (strcmp(ct_messages[i].name, m->name) == 0 && ct_messages[i].version > m->version)
+		if (strcmp(ct_messages[i].name, m->name) == 0 &&
+		    ct_messages[i].version > m->version)
 			return true;
 	return false;
 }
@@ -382,13 +383,14 @@ static shop_status svc_purge_confidential(struct db *db, int64_t *ret_purged)
 	*ret_purged = 0;
 	if (cJSON_GetArraySize(subjects) > 0) {
 		char *json = cJSON_PrintUnformatted(subjects);
-		st = db_exec(db,
-			     db_backend_of(db) == DB_POSTGRES
-				     ? "DELETE FROM outbox WHERE published_at_ms IS NOT NULL AND subject"
-				       " IN (SELECT json_array_elements_text(CAST($1 AS JSON)))"
-				     : "DELETE FROM outbox WHERE published_at_ms IS NOT NULL AND subject"
-				       " IN (SELECT value FROM json_each($1))",
-			     DB_ARGS(json), ret_purged);
+		st = db_exec(
+			db,
+			db_backend_of(db) == DB_POSTGRES
+				? "DELETE FROM outbox WHERE published_at_ms IS NOT NULL AND subject"
+				  " IN (SELECT json_array_elements_text(CAST($1 AS JSON)))"
+				: "DELETE FROM outbox WHERE published_at_ms IS NOT NULL AND subject"
+				  " IN (SELECT value FROM json_each($1))",
+			DB_ARGS(json), ret_purged);
 		free(json);
 	}
 	cJSON_Delete(subjects);

@@ -894,7 +894,8 @@ static void purge_drops_a_confidential_row_once_published_however_recent(void **
 	/* The premise: the index marks CARDS confidential, and only it. */
 	for (size_t i = 0; i < ct_n_streams; i++)
 		assert_int_equal(ct_streams[i].confidential,
-				 strcmp(ct_streams[i].name, ct_messages[CT_MSG_SUBMIT_CARD].stream) == 0);
+				 strcmp(ct_streams[i].name,
+					ct_messages[CT_MSG_SUBMIT_CARD].stream) == 0);
 	const char *rows =
 		"INSERT INTO outbox (event_id, subject, payload, created_at_ms, published_at_ms) VALUES "
 		"('card-sent', $1, '{}', $3, $3), ('card-unsent', $1, '{}', $3, NULL),"
@@ -905,12 +906,12 @@ static void purge_drops_a_confidential_row_once_published_however_recent(void **
 	int64_t outbox_purged = -1;
 	assert_int_equal(svc_purge(f->db, now, keep, &outbox_purged, NULL), SHOP_OK);
 	assert_int_equal(outbox_purged, 1);
-	assert_int_equal(
-		test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE event_id = 'card-sent'"), 0);
-	assert_int_equal(
-		test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE event_id IN "
-				  "('card-unsent', 'plain-sent')"),
-		2);
+	assert_int_equal(test_count(f->db,
+				    "SELECT COUNT(*) FROM outbox WHERE event_id = 'card-sent'"),
+			 0);
+	assert_int_equal(test_count(f->db, "SELECT COUNT(*) FROM outbox WHERE event_id IN "
+					   "('card-unsent', 'plain-sent')"),
+			 2);
 }
 
 static void settle_table_acks_retries_and_dead_letters(void **state)
