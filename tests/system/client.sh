@@ -58,8 +58,12 @@ place() {
 }
 
 # How many times (a quarter second apart) final re-reads a SHIPPED order
-# whose timeline lacks one of its four events.
-FINAL_SETTLE_TRIES=80
+# whose timeline lacks one of its four events: 40 s, longer than
+# BUS_ACK_WAIT_MS (30 s), since an event a killed gateway had fetched and not
+# acknowledged comes back only then, while later ones (fetched after its
+# restart) are already projected (seen once in the gateway-kill case: a
+# SHIPPED order without its ShipmentScheduled 20 s on).
+FINAL_SETTLE_TRIES=160
 
 final() {
 	local whole='.status != "SHIPPED" or ([.timeline[]?.type] as $t
