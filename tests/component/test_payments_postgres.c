@@ -483,33 +483,44 @@ static void *replica_run(void *arg)
 	return NULL;
 }
 
-static void providers_of_several_replicas_charge_and_refund_a_key_once(void **state)
+/* N threads charge and refund one key at once, each with a provider of its
+ * own (SHARED NULL: as separate processes have, one connection each) or all
+ * with SHARED (as one process's consumer threads): the key is charged and
+ * refunded once, every thread seeing the same charge and refund ids. */
+static void threads_charge_and_refund_a_key_once(int n, struct payments_provider *shared)
 {
-	struct replica reps[REPLICAS];
-	pthread_t threads[REPLICAS];
+	struct replica *reps = xcalloc((size_t)n, sizeof(*reps));
+	pthread_t *threads = xcalloc((size_t)n, sizeof(*threads));
 	pthread_barrier_t start;
 	char key[IDS_UUID_SIZE];
 	ids_uuid7(key);
-	pthread_barrier_init(&start, NULL, REPLICAS);
-	for (int i = 0; i < REPLICAS; i++) {
-		/* One provider (one connection) each, as separate processes have. */
+	pthread_barrier_init(&start, NULL, (unsigned)n);
+	for (int i = 0; i < n; i++) {
 		reps[i] = (struct replica){ .start = &start,
-					    .provider = payments_provider_create(g.pg.url),
+					    .provider = shared ? shared
+							       : payments_provider_create(g.pg.url),
 					    .key = key };
 		assert_int_equal(pthread_create(&threads[i], NULL, replica_run, &reps[i]), 0);
 	}
-	for (int i = 0; i < REPLICAS; i++)
+	for (int i = 0; i < n; i++)
 		pthread_join(threads[i], NULL);
 	pthread_barrier_destroy(&start);
-	for (int i = 0; i < REPLICAS; i++)
+	for (int i = 0; i < n && !shared; i++)
 		payments_provider_destroy(reps[i].provider);
-	for (int i = 0; i < REPLICAS; i++) {
+	for (int i = 0; i < n; i++) {
 		assert_int_equal(reps[i].st, SHOP_OK);
 		assert_int_equal(reps[i].refund_st, SHOP_OK);
 		assert_int_equal(reps[i].r.attempts, 1);
 		assert_string_equal(reps[i].r.charge_id, reps[0].r.charge_id);
 		assert_string_equal(reps[i].refund_id, reps[0].refund_id);
 	}
+	free(threads);
+	free(reps);
+}
+
+static void providers_of_several_replicas_charge_and_refund_a_key_once(void **state)
+{
+	threads_charge_and_refund_a_key_once(REPLICAS, NULL);
 }
 
 /* One provider shared by consumer threads, as in one payments process:
@@ -518,26 +529,7 @@ static void providers_of_several_replicas_charge_and_refund_a_key_once(void **st
  * still lets the key be charged and refunded once. */
 static void threads_of_one_provider_charge_and_refund_a_key_once(void **state)
 {
-	struct replica reps[PROVIDER_THREADS];
-	pthread_t threads[PROVIDER_THREADS];
-	pthread_barrier_t start;
-	char key[IDS_UUID_SIZE];
-	ids_uuid7(key);
-	pthread_barrier_init(&start, NULL, PROVIDER_THREADS);
-	for (int i = 0; i < PROVIDER_THREADS; i++) {
-		reps[i] = (struct replica){ .start = &start, .provider = g.provider, .key = key };
-		assert_int_equal(pthread_create(&threads[i], NULL, replica_run, &reps[i]), 0);
-	}
-	for (int i = 0; i < PROVIDER_THREADS; i++)
-		pthread_join(threads[i], NULL);
-	pthread_barrier_destroy(&start);
-	for (int i = 0; i < PROVIDER_THREADS; i++) {
-		assert_int_equal(reps[i].st, SHOP_OK);
-		assert_int_equal(reps[i].refund_st, SHOP_OK);
-		assert_int_equal(reps[i].r.attempts, 1);
-		assert_string_equal(reps[i].r.charge_id, reps[0].r.charge_id);
-		assert_string_equal(reps[i].refund_id, reps[0].refund_id);
-	}
+	threads_charge_and_refund_a_key_once(PROVIDER_THREADS, g.provider);
 }
 
 struct charger {

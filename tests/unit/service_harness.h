@@ -216,13 +216,20 @@ static inline int64_t harness_outbox_total(struct db *db)
 	return harness_query_int(db, "SELECT COUNT(*) FROM outbox", NULL);
 }
 
+/* A LIKE pattern for an outbox payload whose envelope's subject is KEY;
+ * free it. */
+static inline char *harness_subject_pattern(const char *key)
+{
+	return xasprintf("%%\"subject\":\"%s\"%%", key);
+}
+
 /* Events about ORDER_ID (their envelope's subject) on SUBJECT, or on any
  * subject when SUBJECT is "". */
 static inline int64_t harness_outbox_count_for(struct db *db, const char *order_id,
 					       const char *subject)
 {
 	struct db_result *r = NULL;
-	char *pattern = xasprintf("%%\"subject\":\"%s\"%%", order_id);
+	char *pattern = harness_subject_pattern(order_id);
 	assert_int_equal(db_query(db,
 				  "SELECT COUNT(*) FROM outbox WHERE payload LIKE $1"
 				  " AND ($2 = '' OR subject = $2)",
@@ -235,12 +242,12 @@ static inline int64_t harness_outbox_count_for(struct db *db, const char *order_
 }
 
 /* The events about KEY (their envelope's subject: an order id, a SKU) on
- * SUBJECT, newest first, parsed; LIMIT 0 for all. */
+ * SUBJECT, newest first: their payloads in column 0. */
 static inline struct db_result *harness_outbox_about(struct db *db, const char *key,
 						     const char *subject)
 {
 	struct db_result *r = NULL;
-	char *pattern = xasprintf("%%\"subject\":\"%s\"%%", key);
+	char *pattern = harness_subject_pattern(key);
 	assert_int_equal(db_query(db,
 				  "SELECT payload FROM outbox WHERE payload LIKE $1 AND subject = $2"
 				  " ORDER BY id DESC",
